@@ -1,0 +1,19 @@
+"""aopcore: RLHF with on-policy prompt curricula (Always-On-Policy prompts).
+
+The public API: the protocols, the records, the hook marker and the Experiment.
+"""
+from aopcore.errors import AopcoreError, InputError, RuntimeFailure
+from aopcore.experiment import Budget, Experiment, ExperimentResult, JudgingPlan, stage_seed
+from aopcore.hookspecs import hookimpl
+from aopcore.ledger import record_usage
+from aopcore.protocols import CurriculumContext, Embedder, FeedbackLLM, Judge, PolicyTrainer, PromptCurriculum, RewardModel
+from aopcore.records import EvalRecord, JudgeItem, Prompt, Provenance, Question, TrainStats, Verdict
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AopcoreError", "Budget", "CurriculumContext", "Embedder", "EvalRecord", "Experiment", "ExperimentResult",
+    "FeedbackLLM", "InputError", "Judge", "JudgeItem", "JudgingPlan", "PolicyTrainer", "Prompt", "PromptCurriculum",
+    "Provenance", "Question", "RewardModel", "RuntimeFailure", "TrainStats", "Verdict", "hookimpl", "record_usage",
+    "stage_seed",
+]

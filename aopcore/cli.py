@@ -1,0 +1,109 @@
+"""``aopcore`` command line: run, validate, plugins, report.
+
+Exit status: 0 success; 2 bad input (one line per problem, no traceback); 1 runtime failure.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from aopcore.errors import AopcoreError, InputError
+
+
+def _cmd_validate(args: argparse.Namespace) -> int:
+    from aopcore.build import resolve
+
+    plan = resolve(args.config)
+    arms = ", ".join(f"{a} ({impl.name})" for a, (impl, _) in plan.arms.items())
+    print(f"{args.config}: OK — arms: {arms}; trainer: {plan.components['trainer'][0].name}")
+    return 0
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from aopcore.build import resolve
+    from aopcore.experiment import configure_logging
+
+    configure_logging(args.verbose)
+    plan = resolve(args.config)  # preflight before anything expensive
+    experiment = plan.build()
+    result = experiment.run()
+    print(f"run finished: {result.run_dir}")
+    report = result.run_dir / "report.html"
+    print(f"report: {report if report.exists() else result.run_dir / 'report.md'}")
+    return 0
+
+
+def _cmd_plugins(args: argparse.Namespace) -> int:
+    from aopcore.registry import load_registry
+
+    registry = load_registry(args.load or [])
+    current = None
+    for impl in registry.all():
+        if impl.kind != current:
+            current = impl.kind
+            print(f"{impl.kind}:")
+        origin = f"{impl.distribution} {impl.version}".strip()
+        desc = f" — {impl.description}" if impl.description else ""
+        print(f"  {impl.name:<16} {origin} ({impl.plugin}){desc}")
+    for problem in registry.problems:
+        print(f"plugin {problem.plugin!r} from {problem.distribution} failed to load: {problem.error}", file=sys.stderr)
+    return 0
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from aopcore.report import write_markdown_report
+
+    run_dir = Path(args.run_dir)
+    if not (run_dir / "config.json").exists():
+        raise InputError(f"{run_dir}: not an aopcore run directory (no config.json)")
+    files = write_markdown_report(run_dir)
+    try:
+        from aopcore_eval.html_report import write_html_report  # type: ignore[import-not-found]
+    except ImportError:
+        pass
+    else:
+        files += write_html_report(run_dir)
+    for f in files:
+        print(run_dir / f)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="aopcore", description="RLHF with on-policy prompt curricula.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("run", help="run (or resume) an experiment")
+    p.add_argument("config", type=Path)
+    p.add_argument("-v", "--verbose", action="store_true")
+    p.set_defaults(func=_cmd_run)
+    p = sub.add_parser("validate", help="check a config without running it")
+    p.add_argument("config", type=Path)
+    p.set_defaults(func=_cmd_validate)
+    p = sub.add_parser("plugins", help="list every registered implementation and where it comes from")
+    p.add_argument("--load", action="append", metavar="MODULE", help="also load this plugin module")
+    p.set_defaults(func=_cmd_plugins)
+    p = sub.add_parser("report", help="(re)write the report of a run directory")
+    p.add_argument("run_dir", type=Path)
+    p.set_defaults(func=_cmd_report)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except InputError as exc:
+        for problem in exc.problems:
+            print(f"error: {problem}", file=sys.stderr)
+        return 2
+    except AopcoreError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_status
+    except KeyboardInterrupt:
+        print("interrupted; rerun the same command to resume", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,302 @@
+"""The AOP experiment: arms x iterations under one budget, resumable stage by stage.
+
+Library first: build an :class:`Experiment` from any objects that satisfy the
+protocols. The CLI only turns a config file into such objects.
+"""
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import logging
+import shutil
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from aopcore import tables
+from aopcore.errors import InputError, RuntimeFailure
+from aopcore.judging import PairVerdict, judge_pair, tally
+from aopcore.ledger import StageMeter, record_usage
+from aopcore.protocols import CurriculumContext, Embedder, FeedbackLLM, Judge, PolicyTrainer, PromptCurriculum, RewardModel
+from aopcore.records import EvalRecord, Prompt, Question, TrainStats, iter_jsonl, read_jsonl, to_dict, write_jsonl
+from aopcore.stats import WinRate
+from aopcore.store import RunStore, atomic_directory, atomic_write_json, clean_temporaries
+
+log = logging.getLogger("aopcore")
+
+
+def stage_seed(seed: int, stage_id: str) -> int:
+    """A seed that depends only on the base seed and the stage, so a resumed stage draws the same numbers."""
+    digest = hashlib.sha256(f"{seed}:{stage_id}".encode()).digest()
+    return int.from_bytes(digest[:4], "big") & 0x7FFFFFFF
+
+
+@dataclass
+class Budget:
+    """Identical for every arm: that is what makes the comparison fair."""
+
+    iterations: int = 4
+    records_per_iteration: int = 2000
+    passes: int = 2
+
+
+@dataclass
+class JudgingPlan:
+    pairs: list[tuple[str, str]] | None = None  # default: every pair of arms
+    iterations: list[int] | None = None  # default: all
+    both_orders: bool = True
+
+
+@dataclass
+class ExperimentResult:
+    run_dir: Path
+    winrates: list[WinRate]
+    ledger: list[dict[str, Any]]
+
+
+@dataclass
+class Experiment:
+    """Everything one run needs, as plain objects.
+
+    ``arms`` maps an arm name to its curriculum. ``snapshot`` is stored as the
+    run's resolved config; a rerun with a different snapshot refuses to touch
+    the existing run directory.
+    """
+
+    name: str
+    output_dir: Path
+    trainer: PolicyTrainer
+    reward: RewardModel
+    arms: dict[str, PromptCurriculum]
+    heldout: list[Question]
+    test_prompts: list[Question]
+    judge: Judge | None = None
+    feedback: FeedbackLLM | None = None
+    embedder: Embedder | None = None
+    budget: Budget = field(default_factory=Budget)
+    judging: JudgingPlan = field(default_factory=JudgingPlan)
+    categories: list[str] | None = None
+    seed: int = 0
+    keep_checkpoints: str = "all"  # "all" | "last"
+    snapshot: dict[str, Any] | None = None
+    after_stage: Callable[[str], None] | None = None  # hook for progress UIs and tests
+
+    def __post_init__(self) -> None:
+        self.store = RunStore(Path(self.output_dir) / self.name)
+        self._order = 0
+        if self.categories is None:
+            self.categories = sorted({q.category for q in self.heldout})
+        self._check()
+
+    # ---- checks -------------------------------------------------------------------------
+    def _check(self) -> None:
+        problems = []
+        if not self.arms:
+            problems.append("experiment has no arms")
+        for arm in self.arms:
+            if not arm or "/" in arm or arm.startswith("."):
+                problems.append(f"arms.{arm}: arm names must be plain folder names")
+        for arm, curriculum in self.arms.items():
+            needs = set(getattr(curriculum, "requires", ()))
+            if "feedback" in needs and self.feedback is None:
+                problems.append(f"arms.{arm}: curriculum needs a [feedback] LLM and none is configured")
+            if "embedder" in needs and self.embedder is None:
+                problems.append(f"arms.{arm}: curriculum needs an [embedder] and none is configured")
+        if self.judging.pairs:
+            for a, b in self.judging.pairs:
+                for arm in (a, b):
+                    if arm not in self.arms:
+                        problems.append(f"evaluation.pairs: unknown arm {arm!r} (arms: {', '.join(self.arms)})")
+        for i in self.judging.iterations or []:
+            if not 1 <= i <= self.budget.iterations:
+                problems.append(f"evaluation.iterations: {i} is outside 1..{self.budget.iterations}")
+        if not self.heldout:
+            problems.append("data.heldout: no held-out questions")
+        if problems:
+            raise InputError(*problems)
+
+    def _check_snapshot(self) -> None:
+        if self.snapshot is None:
+            return
+        path = self.store.path("config.json")
+        if path.exists():
+            old = json.loads(path.read_text())
+            if old != json.loads(json.dumps(self.snapshot, sort_keys=True)):
+                raise InputError(
+                    f"{self.store.root}: this run directory holds a run with a different config; "
+                    "choose another experiment.name (finished work is never overwritten)"
+                )
+        else:
+            atomic_write_json(path, self.snapshot)
+
+    # ---- stage machinery ----------------------------------------------------------------
+    def _stage(self, stage_id: str, kind: str, work: Callable[[], dict[str, Any] | None], *, arm: str | None = None) -> bool:
+        """Run ``work`` unless the stage is done; returns True if it ran."""
+        self._order += 1
+        if self.store.is_done(stage_id):
+            log.info("skip  %-40s (done)", stage_id)
+            return False
+        log.info("start %s", stage_id)
+        with StageMeter(kind) as meter:
+            extra = work() or {}
+        record = {"order": self._order, "arm": arm, **meter.as_record(), **extra}
+        self.store.mark_done(stage_id, record)
+        log.info("done  %-40s %.1fs", stage_id, meter.wall_s)
+        if self.after_stage:
+            self.after_stage(stage_id)
+        return True
+
+    def _policy_dir(self, arm: str | None, iteration: int) -> Path:
+        if iteration == 0:
+            return self.store.path("sft", "policy")
+        return self.store.path("arms", arm or "", f"iter-{iteration:02d}", "policy")
+
+    def _iter_dir(self, arm: str, iteration: int) -> Path:
+        return self.store.path("arms", arm, f"iter-{iteration:02d}")
+
+    def _evaluation_path(self, arm: str, iteration: int) -> Path:
+        if iteration == 0:
+            return self.store.path("sft", "evaluation.jsonl")
+        return self._iter_dir(arm, iteration) / "evaluation.jsonl"
+
+    def _evaluate(self, policy: Path, out: Path, seed: int) -> dict[str, Any]:
+        texts = [q.text for q in self.heldout]
+        answers = self.trainer.generate(policy, texts, seed=seed)
+        rewards = self.reward.score(texts, answers)
+        record_usage(reward_calls=len(texts))
+        records = [EvalRecord(q.id, q.text, q.category, a, float(r)) for q, a, r in zip(self.heldout, answers, rewards)]
+        write_jsonl(out, records)
+        return {"mean_reward": sum(r.reward for r in records) / len(records)}
+
+    def _judged_iterations(self) -> list[int]:
+        return self.judging.iterations or list(range(1, self.budget.iterations + 1))
+
+    def _pairs(self) -> list[tuple[str, str]]:
+        return self.judging.pairs or list(itertools.combinations(self.arms, 2))
+
+    # ---- the loop -------------------------------------------------------------------------
+    def run(self) -> ExperimentResult:
+        self.store.root.mkdir(parents=True, exist_ok=True)
+        self._check_snapshot()
+        removed = clean_temporaries(self.store.root)
+        if removed:
+            log.info("removed %d partial writes left by an interrupted run", removed)
+        self._order = 0
+
+        def make_policy_0() -> None:
+            with atomic_directory(self._policy_dir(None, 0)) as tmp:
+                self.trainer.initial_policy(tmp, seed=stage_seed(self.seed, "sft/policy"))
+
+        self._stage("sft/policy", "sft", make_policy_0)
+        self._stage("sft/evaluation", "evaluate",
+                    lambda: self._evaluate(self._policy_dir(None, 0), self._evaluation_path("", 0), stage_seed(self.seed, "sft/evaluation")))
+
+        for arm, curriculum in self.arms.items():
+            for i in range(1, self.budget.iterations + 1):
+                self._run_iteration(arm, curriculum, i)
+
+        winrates = self._judge_all()
+        self._stage("tables", "report", lambda: self._write_tables(winrates))
+        from aopcore.report import write_markdown_report
+
+        self._stage("report", "report", lambda: {"files": write_markdown_report(self.store.root)})
+        return ExperimentResult(self.store.root, winrates, self.store.stage_records())
+
+    def _run_iteration(self, arm: str, curriculum: PromptCurriculum, i: int) -> None:
+        base = f"arms/{arm}/iter-{i:02d}"
+        prev_policy = self._policy_dir(arm, i - 1)
+        prompts_path = self._iter_dir(arm, i) / "prompts.jsonl"
+
+        def choose_prompts() -> dict[str, Any]:
+            seed = stage_seed(self.seed, f"{base}/prompts")
+            ctx = CurriculumContext(
+                arm=arm, iteration=i, iterations=self.budget.iterations, budget=self.budget.records_per_iteration,
+                seed=seed, categories=list(self.categories or []),
+                evaluation=read_jsonl(self._evaluation_path(arm, i - 1), EvalRecord),
+                history=[p for j in range(1, i) for p in read_jsonl(self._iter_dir(arm, j) / "prompts.jsonl", Prompt)],
+                workdir=self.store.path("arms", arm, "curriculum"),
+                feedback=self.feedback, embedder=self.embedder, reward=self.reward,
+                generate=lambda texts: self.trainer.generate(prev_policy, texts, seed=seed),
+            )
+            ctx.workdir.mkdir(parents=True, exist_ok=True)
+            prompts = list(curriculum.prompts(ctx))
+            self._check_prompts(arm, i, prompts)
+            write_jsonl(prompts_path, prompts)
+            return {"n_prompts": len(prompts), "categories": _count(p.category for p in prompts)}
+
+        def train() -> dict[str, Any]:
+            prompts = read_jsonl(prompts_path, Prompt)
+            out = self._policy_dir(arm, i)
+            with atomic_directory(out) as tmp:
+                stats = self.trainer.train(prev_policy, prompts, self.reward, passes=self.budget.passes,
+                                           out=tmp, seed=stage_seed(self.seed, f"{base}/train"))
+            record_usage(tokens_generated=stats.tokens_generated)
+            atomic_write_json(self._iter_dir(arm, i) / "train.json", to_dict(stats))
+            return {"steps": stats.steps, "episodes": stats.episodes}
+
+        self._stage(f"{base}/prompts", "prompts", choose_prompts, arm=arm)
+        self._stage(f"{base}/train", "train", train, arm=arm)
+        self._stage(f"{base}/evaluation", "evaluate",
+                    lambda: self._evaluate(self._policy_dir(arm, i), self._evaluation_path(arm, i), stage_seed(self.seed, f"{base}/evaluation")),
+                    arm=arm)
+        if i in self._judged_iterations() and self.judge is not None:
+            def answer_tests() -> dict[str, Any]:
+                texts = [q.text for q in self.test_prompts]
+                answers = self.trainer.generate(self._policy_dir(arm, i), texts, seed=stage_seed(self.seed, f"{base}/answers"))
+                write_jsonl(self._iter_dir(arm, i) / "test_answers.jsonl",
+                            [{"id": q.id, "question": q.text, "answer": a} for q, a in zip(self.test_prompts, answers)])
+                return {"n_answers": len(answers)}
+
+            self._stage(f"{base}/answers", "answers", answer_tests, arm=arm)
+        if self.keep_checkpoints == "last" and i > 1:
+            shutil.rmtree(self._policy_dir(arm, i - 1), ignore_errors=True)
+
+    def _check_prompts(self, arm: str, i: int, prompts: Sequence[Prompt]) -> None:
+        want = self.budget.records_per_iteration
+        if len(prompts) != want:
+            raise RuntimeFailure(f"arms.{arm}: curriculum returned {len(prompts)} prompts for iteration {i}, budget is {want}")
+        ids = [p.id for p in prompts]
+        if len(set(ids)) != len(ids):
+            raise RuntimeFailure(f"arms.{arm}: curriculum returned duplicate prompt ids at iteration {i}")
+
+    def _judge_all(self) -> list[WinRate]:
+        if self.judge is None:
+            return []
+        results = []
+        for a, b in self._pairs():
+            for i in self._judged_iterations():
+                stage_id = f"judge/{a}-vs-{b}/iter-{i:02d}"
+                path = self.store.path("judge", f"{a}-vs-{b}", f"iter-{i:02d}.jsonl")
+
+                def work(a: str = a, b: str = b, i: int = i, path: Path = path, stage_id: str = stage_id) -> dict[str, Any]:
+                    ans_a = [o["answer"] for _, o in iter_jsonl(self._iter_dir(a, i) / "test_answers.jsonl")]
+                    ans_b = [o["answer"] for _, o in iter_jsonl(self._iter_dir(b, i) / "test_answers.jsonl")]
+                    verdicts = judge_pair(self.judge, self.test_prompts, ans_a, ans_b,
+                                          both_orders=self.judging.both_orders, seed=stage_seed(self.seed, stage_id))
+                    write_jsonl(path, verdicts)
+                    return {"dropped": sum(v.choice is None for v in verdicts)}
+
+                self._stage(stage_id, "judge", work)
+                results.append(tally(a, b, i, read_jsonl(path, PairVerdict)))
+        return results
+
+    def _write_tables(self, winrates: list[WinRate]) -> dict[str, Any]:
+        return {"files": tables.write_winrate_tables(self.store.path("tables"), winrates)}
+
+
+def _count(items: Any) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for item in items:
+        counts[item] = counts.get(item, 0) + 1
+    return dict(sorted(counts.items()))
+
+
+def configure_logging(verbose: bool = False) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))
+    log.handlers[:] = [handler]
+    log.setLevel(logging.DEBUG if verbose else logging.INFO)
+    log.propagate = False

@@ -1,0 +1,88 @@
+"""Pairwise judging of two arms' answers, with position-bias control.
+
+In both-orders mode every pair is judged as (A=a, B=b) and (A=b, B=a); a win
+counts only when both orders agree, disagreement is a tie, and an unusable
+verdict in either order drops the item (counted). Otherwise each item's order
+is drawn at random (seeded) and mapped back.
+"""
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from aopcore.protocols import Judge
+from aopcore.records import JudgeItem, Question, Verdict
+from aopcore.stats import WinRate
+
+SWAP = {"A": "B", "B": "A", "C": "C", None: None}
+
+
+@dataclass(frozen=True)
+class PairVerdict:
+    """Final verdict for one test prompt, in the frame of (arm_a, arm_b)."""
+
+    item_id: str
+    choice: str | None  # "A" (arm_a wins), "B", "C" (tie) or None (dropped)
+    orders: tuple[str | None, ...]  # raw verdicts mapped back to the (a, b) frame
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "PairVerdict":
+        return cls(data["item_id"], data["choice"], tuple(data["orders"]))
+
+
+def judge_pair(
+    judge: Judge,
+    questions: Sequence[Question],
+    answers_a: Sequence[str],
+    answers_b: Sequence[str],
+    *,
+    both_orders: bool,
+    seed: int,
+) -> list[PairVerdict]:
+    if not (len(questions) == len(answers_a) == len(answers_b)):
+        raise ValueError("questions and both answer lists must have the same length")
+    if both_orders:
+        items = [JudgeItem(f"{q.id}:ab", q.text, a, b) for q, a, b in zip(questions, answers_a, answers_b)]
+        items += [JudgeItem(f"{q.id}:ba", q.text, b, a) for q, a, b in zip(questions, answers_a, answers_b)]
+        verdicts = _checked(judge.judge(items), items)
+        n = len(questions)
+        out = []
+        for q, v_ab, v_ba in zip(questions, verdicts[:n], verdicts[n:]):
+            first, second = v_ab.choice, SWAP[v_ba.choice]
+            if first is None or second is None:
+                choice = None
+            elif first == second:
+                choice = first
+            else:
+                choice = "C"
+            out.append(PairVerdict(q.id, choice, (first, second)))
+        return out
+    rng = random.Random(seed)
+    swapped = [rng.random() < 0.5 for _ in questions]
+    items = [
+        JudgeItem(q.id, q.text, b if s else a, a if s else b)
+        for q, a, b, s in zip(questions, answers_a, answers_b, swapped)
+    ]
+    verdicts = _checked(judge.judge(items), items)
+    out = []
+    for q, v, s in zip(questions, verdicts, swapped):
+        choice = SWAP[v.choice] if s else v.choice
+        out.append(PairVerdict(q.id, choice, (choice,)))
+    return out
+
+
+def _checked(verdicts: Sequence[Verdict], items: Sequence[JudgeItem]) -> list[Verdict]:
+    if len(verdicts) != len(items):
+        raise RuntimeError(f"judge returned {len(verdicts)} verdicts for {len(items)} items")
+    for v in verdicts:
+        if v.choice not in ("A", "B", "C", None):
+            raise RuntimeError(f"judge returned invalid choice {v.choice!r}")
+    return list(verdicts)
+
+
+def tally(arm_a: str, arm_b: str, iteration: int, verdicts: Sequence[PairVerdict]) -> WinRate:
+    counts = {"A": 0, "B": 0, "C": 0, None: 0}
+    for v in verdicts:
+        counts[v.choice] += 1
+    return WinRate(arm_a, arm_b, iteration, counts["A"], counts["B"], counts["C"], counts[None])

@@ -1,0 +1,91 @@
+"""The run directory: atomic writes and stage bookkeeping that make resume exact.
+
+A stage is done when its record ``stages/<stage id>.json`` exists. That record is
+written last, after the stage's outputs were renamed into place, so a crash at
+any moment leaves either a finished stage or one that is recomputed from scratch.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_json(path: Path, data: Any) -> None:
+    atomic_write_text(path, json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
+
+
+@contextmanager
+def atomic_directory(path: Path) -> Iterator[Path]:
+    """Yield a fresh temp directory that replaces ``path`` only if the block succeeds."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    try:
+        yield tmp
+        if path.exists():
+            shutil.rmtree(path)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def clean_temporaries(root: Path) -> int:
+    """Remove leftovers of writes a crash interrupted; returns how many were removed."""
+    removed = 0
+    if not root.exists():
+        return 0
+    for tmp in list(root.rglob(".*.tmp")):
+        if tmp.is_dir():
+            shutil.rmtree(tmp, ignore_errors=True)
+        else:
+            tmp.unlink(missing_ok=True)
+        removed += 1
+    return removed
+
+
+class RunStore:
+    """Paths and stage records of one run directory (``<output_dir>/<run name>``)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+
+    def path(self, *parts: str) -> Path:
+        return self.root.joinpath(*parts)
+
+    def stage_file(self, stage_id: str) -> Path:
+        return self.root / "stages" / f"{stage_id.replace('/', '__')}.json"
+
+    def is_done(self, stage_id: str) -> bool:
+        return self.stage_file(stage_id).exists()
+
+    def mark_done(self, stage_id: str, record: dict[str, Any]) -> None:
+        atomic_write_json(self.stage_file(stage_id), {"stage": stage_id, **record})
+
+    def stage_records(self) -> list[dict[str, Any]]:
+        folder = self.root / "stages"
+        if not folder.exists():
+            return []
+        records = [json.loads(p.read_text()) for p in folder.glob("*.json")]
+        return sorted(records, key=lambda r: r.get("order", 0))

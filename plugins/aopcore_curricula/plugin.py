@@ -1,0 +1,1 @@
+from aopcore import hookimpl

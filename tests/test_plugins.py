@@ -1,0 +1,102 @@
+"""Plugin discovery through real entry points: installed packages, broken plugins, the CLI listing."""
+import importlib.metadata as md
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import ROOT, run_cli
+
+from aopcore.registry import load_registry
+
+EXAMPLE = ROOT / "examples" / "plugin-weakness-sampler"
+
+
+@pytest.fixture(scope="session")
+def example_plugin_installed():
+    """Install the example third-party package for real (pip, entry points and all)."""
+    try:
+        md.version("aopcore-weakness-sampler")
+    except md.PackageNotFoundError:
+        subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", str(EXAMPLE)],
+                       check=True, timeout=300)
+    return md.version("aopcore-weakness-sampler")
+
+
+def test_builtins_register_through_entry_points():
+    registry = load_registry()
+    eps = {ep.name for ep in md.entry_points(group="aopcore") if ep.dist and ep.dist.name == "aopcore"}
+    assert {"hf", "curricula", "eval"} <= eps
+    for impl in registry.all():
+        if impl.distribution == "aopcore":
+            assert impl.plugin in eps
+
+
+def test_third_party_package_is_discovered_with_distribution_and_version(example_plugin_installed):
+    result = run_cli("plugins")
+    assert result.returncode == 0, result.stderr
+    line = next(l for l in result.stdout.splitlines() if "weakness-sampler" in l)
+    assert f"aopcore-weakness-sampler {example_plugin_installed}" in line
+    assert "curriculum:" in result.stdout
+
+
+def test_loop_runs_with_third_party_curriculum(example_plugin_installed, toy_config, tmp_path: Path):
+    config = toy_config()
+    text = config.read_text().replace('curriculum = "toy-weakest"', 'curriculum = "weakness-sampler"\ntemperature = 0.2')
+    config.write_text(text)
+    result = run_cli("run", str(config))
+    assert result.returncode == 0, result.stderr
+    prompts = (tmp_path / "runs" / "toy" / "arms" / "weakest" / "iter-02" / "prompts.jsonl").read_text()
+    assert '"curriculum": "weakness-sampler"' in prompts
+    bad = config.read_text().replace("temperature = 0.2", "temperature = -1")
+    config.write_text(bad)
+    result = run_cli("validate", str(config))
+    assert result.returncode == 2 and "arms.weakest.temperature: Input should be greater than 0" in result.stderr
+
+
+def test_broken_plugin_is_reported_and_others_still_load(tmp_path: Path):
+    site = tmp_path / "site"
+    (site / "broken_plugin_dist-1.0.dist-info").mkdir(parents=True)
+    (site / "broken_plugin_dist-1.0.dist-info" / "METADATA").write_text("Metadata-Version: 2.1\nName: broken-plugin-dist\nVersion: 1.0\n")
+    (site / "broken_plugin_dist-1.0.dist-info" / "entry_points.txt").write_text("[aopcore]\nbroken = broken_plugin_mod\n")
+    (site / "broken_plugin_mod.py").write_text("import not_a_real_module_xyz\n")
+    result = run_cli("plugins", env={"PYTHONPATH": f"{site}:{Path(__file__).parent}"})
+    assert result.returncode == 0
+    assert "plugin 'broken' from broken-plugin-dist failed to load: ModuleNotFoundError: No module named 'not_a_real_module_xyz'" in result.stderr
+    assert "trainer:" in result.stdout or "curriculum:" in result.stdout
+
+
+def test_hook_that_raises_is_isolated(tmp_path: Path):
+    mod = tmp_path / "raising_plugin.py"
+    mod.write_text(
+        "from aopcore import hookimpl\n"
+        "@hookimpl\n"
+        "def register_judges(register):\n"
+        "    raise ValueError('boom')\n"
+    )
+    sys.path.insert(0, str(tmp_path))
+    try:
+        registry = load_registry(["raising_plugin", "toy_components"])
+    finally:
+        sys.path.remove(str(tmp_path))
+    assert any(p.plugin == "raising_plugin" and "boom" in p.error for p in registry.problems)
+    assert "toy-length" in registry.names("judge")
+
+
+def test_duplicate_name_is_reported_not_silently_replaced(tmp_path: Path):
+    mod = tmp_path / "dup_plugin.py"
+    mod.write_text(
+        "from aopcore import hookimpl\n"
+        "class Other:\n"
+        "    def __init__(self, options): pass\n"
+        "@hookimpl\n"
+        "def register_judges(register):\n"
+        "    register('toy-length', Other)\n"
+    )
+    sys.path.insert(0, str(tmp_path))
+    try:
+        registry = load_registry(["toy_components", "dup_plugin"], entry_points=False)
+    finally:
+        sys.path.remove(str(tmp_path))
+    assert registry.get("judge", "toy-length").plugin == "toy_components"
+    assert any("already registered" in p.error for p in registry.problems)
