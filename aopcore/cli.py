@@ -45,7 +45,7 @@ def _cmd_plugins(args: argparse.Namespace) -> int:
             print(f"{impl.kind}:")
         origin = f"{impl.distribution} {impl.version}".strip()
         desc = f" — {impl.description}" if impl.description else ""
-        print(f"  {impl.name:<16} {origin} ({impl.plugin}){desc}")
+        print(f"  {impl.name:<22} {origin} ({impl.plugin}){desc}")
     for problem in registry.problems:
         print(f"plugin {problem.plugin!r} from {problem.distribution} failed to load: {problem.error}", file=sys.stderr)
     return 0

@@ -47,6 +47,26 @@ class Implementation:
         return self.factory(options)
 
 
+class LazyFactory:
+    """A factory that imports its class only when a component is built.
+
+    Lets a plugin register heavy implementations (torch, provider SDKs) while
+    ``aopcore plugins`` and ``aopcore validate`` stay fast and work without them.
+    """
+
+    def __init__(self, target: str, *, doc: str = "", requires: tuple[str, ...] = ()) -> None:
+        self.target = target
+        self.__doc__ = doc
+        self.requires = requires
+
+    def load(self) -> Any:
+        module, _, attr = self.target.partition(":")
+        return getattr(importlib.import_module(module), attr)
+
+    def __call__(self, options: BaseModel) -> Any:
+        return self.load()(options)
+
+
 @dataclass(frozen=True)
 class PluginProblem:
     plugin: str

@@ -1,1 +1,27 @@
+"""Registers the Hugging Face family. Classes load lazily: listing plugins never imports torch."""
+from __future__ import annotations
+
 from aopcore import hookimpl
+from aopcore.registry import LazyFactory
+from aopcore_hf.embedder import EmbedderOptions
+from aopcore_hf.options import PPOOptions, TRLOptions
+from aopcore_hf.rewards import ClassifierOptions, RelevanceOptions, SteamSHPOptions
+
+
+@hookimpl
+def register_trainers(register):
+    register("ppo", LazyFactory("aopcore_hf.ppo:PPOPolicyTrainer", doc="Classic PPO (ours): value head, adaptive KL, GAE"), options=PPOOptions)
+    register("grpo", LazyFactory("aopcore_hf.trl_trainers:GRPOPolicyTrainer", doc="TRL GRPOTrainer with an aopcore RewardModel"), options=TRLOptions)
+    register("rloo", LazyFactory("aopcore_hf.trl_trainers:RLOOPolicyTrainer", doc="TRL RLOOTrainer with an aopcore RewardModel"), options=TRLOptions)
+
+
+@hookimpl
+def register_reward_models(register):
+    register("sequence-classifier", LazyFactory("aopcore_hf.rewards:SequenceClassifierReward", doc="Any sequence-classification RM (e.g. DeBERTa)"), options=ClassifierOptions)
+    register("steamshp", LazyFactory("aopcore_hf.rewards:SteamSHPReward", doc="SteamSHP FLAN-T5: P(A) against an empty B"), options=SteamSHPOptions)
+    register("offline-relevance", LazyFactory("aopcore_hf.rewards:OfflineRelevanceReward", doc="Offline: MiniLM relevance minus short/repetition penalties"), options=RelevanceOptions)
+
+
+@hookimpl
+def register_embedders(register):
+    register("sentence-transformers", LazyFactory("aopcore_hf.embedder:SentenceEmbedder", doc="sentence-transformers (MiniLM offline)"), options=EmbedderOptions)

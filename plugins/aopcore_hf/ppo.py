@@ -1,0 +1,207 @@
+"""Our PPO trainer: classic TRL PPO (value head on the policy trunk, adaptive KL, per-token KL penalty, GAE).
+
+TRL deleted its PPOTrainer; this keeps the algorithm the paper used, and takes
+rewards from any RewardModel on decoded text, so the reward model may use
+another tokenizer than the policy.
+"""
+from __future__ import annotations
+
+import json
+import random
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+
+from aopcore import Prompt, RewardModel, TrainStats, record_usage
+from aopcore_hf import ppo_math as pm
+from aopcore_hf.generation import Rollout, decode_responses, encode_queries, generate_rollouts
+from aopcore_hf.models import load_causal_lm
+from aopcore_hf.options import PPOOptions
+from aopcore_hf.policy import HFPolicyBase
+from aopcore_hf.policy_io import policy_source, save_policy
+from aopcore_hf.tracking import Trackers
+
+VALUE_HEAD = "value_head.pt"
+STATE = "ppo_state.json"
+
+
+class ValueHead(torch.nn.Module):
+    def __init__(self, hidden_size: int) -> None:
+        super().__init__()
+        self.summary = torch.nn.Linear(hidden_size, 1)
+
+    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
+        return self.summary(hidden.float()).squeeze(-1)
+
+
+@dataclass
+class RolloutBatch:
+    """Queries left-padded to one width and responses right-padded after them, so every response
+    starts at the same column and the model computes logits only for the response positions."""
+
+    ids: torch.Tensor  # (B, Q + R)
+    attn: torch.Tensor  # (B, Q + R)
+    positions: torch.Tensor  # (B, Q + R): position ids that ignore the left padding
+    tokens: torch.Tensor  # (B, R) response tokens
+    mask: torch.Tensor  # (B, R) 1.0 on real response tokens
+
+    def select(self, idx: torch.Tensor) -> "RolloutBatch":
+        return RolloutBatch(self.ids[idx], self.attn[idx], self.positions[idx], self.tokens[idx], self.mask[idx])
+
+    def to(self, device: str) -> "RolloutBatch":
+        return RolloutBatch(*(t.to(device) for t in (self.ids, self.attn, self.positions, self.tokens, self.mask)))
+
+
+def pad_batch(rollouts: Sequence[Rollout], pad_id: int) -> RolloutBatch:
+    q_width = max(len(r.query) for r in rollouts)
+    r_width = max(max(len(r.response) for r in rollouts), 1)
+    n = len(rollouts)
+    ids = torch.full((n, q_width + r_width), pad_id, dtype=torch.long)
+    attn = torch.zeros_like(ids)
+    mask = torch.zeros((n, r_width))
+    for row, r in enumerate(rollouts):
+        ids[row, q_width - len(r.query) : q_width] = torch.tensor(r.query)
+        attn[row, q_width - len(r.query) : q_width] = 1
+        if r.response:
+            ids[row, q_width : q_width + len(r.response)] = torch.tensor(r.response)
+            attn[row, q_width : q_width + len(r.response)] = 1
+            mask[row, : len(r.response)] = 1.0
+    positions = (attn.cumsum(dim=1) - 1).clamp(min=0)
+    return RolloutBatch(ids, attn, positions, ids[:, q_width:].clone(), mask)
+
+
+def response_forward(model, value_head: ValueHead | None, batch: RolloutBatch) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
+    """Log-probs of the response tokens, values of the states that emitted them, and their entropies."""
+    r_width = batch.tokens.shape[1]
+    out = model(input_ids=batch.ids, attention_mask=batch.attn, position_ids=batch.positions,
+                output_hidden_states=value_head is not None, logits_to_keep=r_width + 1)
+    logits = out.logits[:, :-1]
+    logprobs = pm.logprobs_from_logits(logits, batch.tokens)
+    entropy = pm.entropy_from_logits(logits.detach())
+    values = None
+    if value_head is not None:
+        values = value_head(out.hidden_states[-1][:, -r_width - 1 : -1])
+    return logprobs, values, entropy
+
+
+class PPOPolicyTrainer(HFPolicyBase):
+    """PPO (classic TRL behaviour, paper hyperparameters) for any causal LM on the hub or on disk."""
+
+    Options = PPOOptions
+    options: PPOOptions
+
+    def train(self, policy: Path, prompts: Sequence[Prompt], reward: RewardModel, *, passes: int, out: Path, seed: int) -> TrainStats:
+        o = self.options
+        if o.batch_size % o.mini_batch_size:
+            raise ValueError("batch_size must be a multiple of mini_batch_size")
+        torch.manual_seed(seed)
+        rng = random.Random(seed)
+        device = self.choice.device
+        model, tokenizer = load_causal_lm(policy_source(Path(policy)), self.choice)
+        ref, _ = load_causal_lm(policy_source(Path(policy)), self.choice)
+        ref.eval().requires_grad_(False)
+        value_head = ValueHead(model.config.hidden_size).to(device)
+        if (Path(policy) / VALUE_HEAD).exists():
+            value_head.load_state_dict(torch.load(Path(policy) / VALUE_HEAD, map_location=device))
+        state = json.loads((Path(policy) / STATE).read_text()) if (Path(policy) / STATE).exists() else {}
+        kl_coef = state.get("kl_coef", o.init_kl_coef)
+        kl_ctl = pm.AdaptiveKLController(kl_coef, o.target, o.horizon) if o.adap_kl_ctrl else pm.FixedKLController(kl_coef)
+        params = [p for p in model.parameters() if p.requires_grad] + list(value_head.parameters())
+        optimizer = torch.optim.Adam(params, lr=o.learning_rate)
+        model.train()
+
+        order: list[Prompt] = []
+        for _ in range(passes):
+            shuffled = list(prompts)
+            rng.shuffle(shuffled)
+            order.extend(shuffled)
+        batches = [order[i : i + o.batch_size] for i in range(0, len(order), o.batch_size)]
+        trackers = Trackers(o.report_to, run_name=Path(policy).name, logdir=out / "logs")
+        metrics: list[dict[str, float]] = []
+        tokens_generated = 0
+        step_bar = tqdm(batches, desc="ppo", leave=False)
+        for step, batch in enumerate(step_bar, start=1):
+            t0 = time.perf_counter()
+            stats = self._step(model, ref, value_head, tokenizer, optimizer, kl_ctl, batch, reward)
+            stats["time/step_s"] = time.perf_counter() - t0
+            stats["step"] = step
+            tokens_generated += int(stats.pop("_tokens"))
+            metrics.append(stats)
+            trackers.log({k: v for k, v in stats.items() if k != "step"}, step)
+            step_bar.set_postfix(score=f"{stats['objective/scores']:.3f}", kl=f"{stats['objective/kl']:.3f}")
+        trackers.close()
+        save_policy(model, tokenizer, out)
+        torch.save(value_head.state_dict(), out / VALUE_HEAD)
+        (out / STATE).write_text(json.dumps({"kl_coef": kl_ctl.value}))
+        return TrainStats(steps=len(batches), episodes=len(order), tokens_generated=tokens_generated, metrics=metrics)
+
+    def _step(self, model, ref, value_head, tokenizer, optimizer, kl_ctl, batch: Sequence[Prompt], reward: RewardModel) -> dict[str, float]:
+        o = self.options
+        device = self.choice.device
+        texts = [p.text for p in batch]
+        queries = encode_queries(tokenizer, texts, o.generation.max_prompt_tokens, system=o.system_prompt)
+        rollouts = generate_rollouts(model, tokenizer, queries, self.rollout_settings(len(batch)))
+        responses = decode_responses(tokenizer, rollouts)
+        scores = torch.tensor(reward.score(texts, responses), dtype=torch.float32, device=device)
+        record_usage(reward_calls=len(texts))
+
+        pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+        rb = pad_batch(rollouts, pad).to(device)
+        mask = rb.mask
+        with torch.no_grad():
+            old_logprobs, old_values, _ = response_forward(model, value_head, rb)
+            ref_logprobs, _, _ = response_forward(ref, None, rb)
+        rewards, kl = pm.token_rewards(scores, old_logprobs, ref_logprobs, mask, kl_ctl.value)
+        advantages, returns = pm.gae(rewards, old_values, mask, o.gamma, o.lam)
+        if o.whiten_advantages:
+            advantages = pm.masked_whiten(advantages, mask)
+
+        terms_log: dict[str, list[float]] = {k: [] for k in ("pg", "vf", "pg_clip", "vf_clip", "approxkl", "ratio", "entropy")}
+        skipped = 0
+        n = len(batch)
+        for _ in range(o.ppo_epochs):
+            perm = torch.randperm(n)
+            for start in range(0, n, o.mini_batch_size):
+                idx = perm[start : start + o.mini_batch_size].to(device)
+                logprobs, vpreds, entropy = response_forward(model, value_head, rb.select(idx))
+                terms = pm.ppo_loss(logprobs, old_logprobs[idx], advantages[idx], vpreds, old_values[idx], returns[idx], mask[idx],
+                                    cliprange=o.cliprange, cliprange_value=o.cliprange_value, vf_coef=o.vf_coef,
+                                    ratio_threshold=o.ratio_threshold)
+                if terms.skipped:
+                    skipped += 1
+                else:
+                    optimizer.zero_grad()
+                    terms.loss.backward()
+                    if o.max_grad_norm:
+                        torch.nn.utils.clip_grad_norm_([p for g in optimizer.param_groups for p in g["params"]], o.max_grad_norm)
+                    optimizer.step()
+                for key, value in (("pg", terms.policy_loss), ("vf", terms.value_loss), ("pg_clip", terms.policy_clipfrac),
+                                   ("vf_clip", terms.value_clipfrac), ("approxkl", terms.approx_kl), ("ratio", terms.ratio_mean),
+                                   ("entropy", pm.masked_mean(entropy, mask[idx]))):
+                    terms_log[key].append(float(value.detach()))
+        mean_kl = float(kl.sum(dim=1).mean())
+        kl_coef_used = kl_ctl.value
+        kl_ctl.update(mean_kl, n)
+        avg = {k: sum(v) / len(v) for k, v in terms_log.items()}
+        ratios = terms_log["ratio"]
+        return {
+            "objective/kl": mean_kl,
+            "objective/kl_coef": kl_coef_used,
+            "objective/scores": float(scores.mean()),
+            "objective/rlhf_reward": float(scores.mean()) - kl_coef_used * mean_kl,
+            "objective/entropy": avg["entropy"],
+            "policy/clipfrac_avg": avg["pg_clip"],
+            "policy/approxkl_avg": avg["approxkl"],
+            "loss/policy_avg": avg["pg"],
+            "loss/value_avg": avg["vf"],
+            "val/clipfrac_avg": avg["vf_clip"],
+            "val/ratio": avg["ratio"],
+            "val/ratio_var": sum((r - avg["ratio"]) ** 2 for r in ratios) / len(ratios),
+            "ppo/skipped_minibatches": float(skipped),
+            "tokens/response_len_mean": float(mask.sum(dim=1).mean()),
+            "_tokens": float(mask.sum()),
+        }

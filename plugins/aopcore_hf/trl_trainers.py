@@ -1,0 +1,103 @@
+"""GRPO and RLOO through TRL's maintained trainers, with an aopcore RewardModel as the reward function."""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from aopcore import Prompt, RewardModel, TrainStats, record_usage
+from aopcore_hf.generation import PLAIN_TEMPLATE
+from aopcore_hf.models import load_causal_lm
+from aopcore_hf.options import TRLOptions
+from aopcore_hf.policy import HFPolicyBase
+from aopcore_hf.policy_io import policy_source, save_policy
+
+
+def _completion_text(completion) -> str:
+    if isinstance(completion, list):  # conversational: [{"role": "assistant", "content": ...}]
+        return "".join(m.get("content", "") for m in completion)
+    return str(completion)
+
+
+class _TRLPolicyTrainer(HFPolicyBase):
+    Options = TRLOptions
+    options: TRLOptions
+    algorithm = ""
+
+    def _config(self, out: Path, passes: int, seed: int):
+        raise NotImplementedError
+
+    def _trainer_class(self):
+        raise NotImplementedError
+
+    def train(self, policy: Path, prompts: Sequence[Prompt], reward: RewardModel, *, passes: int, out: Path, seed: int) -> TrainStats:
+        from datasets import Dataset
+
+        o = self.options
+        model, tokenizer = load_causal_lm(policy_source(Path(policy)), self.choice)
+        tokenizer.padding_side = "left"
+        if getattr(tokenizer, "chat_template", None):
+            messages = ([{"role": "system", "content": o.system_prompt}] if o.system_prompt else [])
+            rows = [{"prompt": messages + [{"role": "user", "content": p.text}], "question": p.text} for p in prompts]
+        else:
+            rows = [{"prompt": PLAIN_TEMPLATE.format(prompt=p.text), "question": p.text} for p in prompts]
+        dataset = Dataset.from_list(rows)
+        tokens = {"n": 0}
+
+        def reward_fn(prompts, completions, question, completion_ids=None, **_):
+            texts = [_completion_text(c) for c in completions]
+            if completion_ids is not None:
+                tokens["n"] += sum(len(c) for c in completion_ids)
+            record_usage(reward_calls=len(texts))
+            return [float(s) for s in reward.score(list(question), texts)]
+
+        reward_fn.__name__ = "aopcore_reward"
+        config = self._config(out / "trl", passes, seed)
+        trainer = self._trainer_class()(model=model, reward_funcs=reward_fn, args=config, train_dataset=dataset, processing_class=tokenizer)
+        trainer.train()
+        save_policy(trainer.model, tokenizer, out)
+        metrics = [
+            {k: float(v) for k, v in entry.items() if isinstance(v, (int, float))}
+            for entry in trainer.state.log_history if "loss" in entry or "reward" in entry
+        ]
+        return TrainStats(steps=int(trainer.state.global_step), episodes=len(prompts) * passes * o.num_generations,
+                          tokens_generated=tokens["n"], metrics=metrics)
+
+    def _common(self, out: Path, passes: int, seed: int) -> dict:
+        o = self.options
+        g = o.generation
+        cpu = not self.choice.device.startswith("cuda")
+        return dict(
+            output_dir=str(out), per_device_train_batch_size=o.batch_size, num_generations=o.num_generations,
+            max_completion_length=g.max_new_tokens, temperature=g.temperature, top_p=g.top_p, top_k=g.top_k,
+            beta=o.beta, learning_rate=o.learning_rate, num_train_epochs=passes, seed=seed, logging_steps=1,
+            save_strategy="no", report_to=list(o.report_to) or "none", use_cpu=cpu, bf16=not cpu and "bfloat16" in str(self.choice.dtype),
+            disable_tqdm=False, **o.extra,
+        )
+
+
+class GRPOPolicyTrainer(_TRLPolicyTrainer):
+    """TRL's GRPOTrainer: group-relative advantages over ``num_generations`` samples per prompt."""
+
+    def _trainer_class(self):
+        from trl import GRPOTrainer
+
+        return GRPOTrainer
+
+    def _config(self, out: Path, passes: int, seed: int):
+        from trl import GRPOConfig
+
+        return GRPOConfig(**self._common(out, passes, seed))
+
+
+class RLOOPolicyTrainer(_TRLPolicyTrainer):
+    """TRL's RLOOTrainer: REINFORCE with a leave-one-out baseline over ``num_generations`` samples."""
+
+    def _trainer_class(self):
+        from trl import RLOOTrainer
+
+        return RLOOTrainer
+
+    def _config(self, out: Path, passes: int, seed: int):
+        from trl import RLOOConfig
+
+        return RLOOConfig(**self._common(out, passes, seed))
