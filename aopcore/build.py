@@ -44,6 +44,9 @@ class Plan:
         exp = self.config.experiment
         data = self.config.data
         built = {section: impl.build(opts) for section, (impl, opts) in self.components.items()}
+        for component in built.values():  # components that use others (a reward-margin judge) get them here
+            if hasattr(component, "bind"):
+                component.bind(built)
         arms = {arm: impl.build(opts) for arm, (impl, opts) in self.arms.items()}
         heldout = load_source(data.heldout, self.base_dir, per_category=data.heldout_per_category)
         tests = load_source(data.test_prompts, self.base_dir, limit=data.test_size)
@@ -130,6 +133,9 @@ def _check_component(report: ConfigReport, registry: Registry, kind: str, path: 
     except ValidationError as exc:
         report.add_validation_error(path, exc, impl.options)
         return None
+    rebase = getattr(model, "with_base_dir", None)
+    if callable(rebase):  # relative paths in plugin options are relative to the config file
+        model = rebase(report.file.parent)
     for field_name, var in missing_secrets(model):
         report.add(path + (field_name,), f"environment variable {var} is not set (the API key is read from it)")
     preflight = getattr(model, "preflight", None)

@@ -219,7 +219,8 @@ class Experiment:
                 history=[p for j in range(1, i) for p in read_jsonl(self._iter_dir(arm, j) / "prompts.jsonl", Prompt)],
                 workdir=self.store.path("arms", arm, "curriculum"),
                 feedback=self.feedback, embedder=self.embedder, reward=self.reward,
-                generate=lambda texts: self.trainer.generate(prev_policy, texts, seed=seed),
+                generate=lambda texts, sample=False, seed=seed: self.trainer.generate(prev_policy, texts, seed=seed, sample=sample),
+                base_seed=self.seed,
             )
             ctx.workdir.mkdir(parents=True, exist_ok=True)
             prompts = list(curriculum.prompts(ctx))

@@ -28,8 +28,12 @@ class PolicyTrainer(Protocol):
         """Write policy_0 (the SFT model every arm starts from) into the empty directory ``out``."""
         ...
 
-    def generate(self, policy: Path, prompts: Sequence[str], *, seed: int) -> list[str]:
-        """Answer each prompt with the policy stored at ``policy``."""
+    def generate(self, policy: Path, prompts: Sequence[str], *, seed: int, sample: bool = False) -> list[str]:
+        """Answer each prompt with the policy stored at ``policy``.
+
+        ``sample=False`` is the trainer's evaluation decoding (typically greedy);
+        ``sample=True`` samples as during training (curricula that need several answers).
+        """
         ...
 
     def train(
@@ -89,7 +93,8 @@ class CurriculumContext:
     feedback: FeedbackLLM | None = None
     embedder: Embedder | None = None
     reward: RewardModel | None = None
-    generate: Callable[[Sequence[str]], list[str]] | None = None
+    generate: Callable[..., list[str]] | None = None  # generate(texts, sample=False, seed=0) with the current policy
+    base_seed: int = 0  # the experiment's seed: lets arms that should agree (AOP and SOP at iteration 1) draw alike
     extras: dict[str, Any] = field(default_factory=dict)
 
 

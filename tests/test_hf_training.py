@@ -68,3 +68,17 @@ def test_trl_trainers_raise_reward(algorithm: str, tiny_policy: Path, tmp_path: 
     after = mean_reward(trainer, p1, reward)
     assert stats.steps > 0 and stats.tokens_generated > 0
     assert after > before + 0.15, (before, after)
+
+
+def test_sft_lowers_validation_loss_and_writes_policy(tiny_policy: Path, tmp_path: Path):
+    from aopcore_hf.models import choose_device
+    from aopcore_hf.options import SFTOptions
+    from aopcore_hf.sft import run_sft
+
+    out = tmp_path / "sft"
+    out.mkdir()
+    result = run_sft(str(tiny_policy), SFTOptions(dataset="builtin:dolly-mini", max_epochs=3, learning_rate=5e-3, batch_size=8),
+                     out, choice=choose_device("cpu"), seed=0)
+    assert (out / "config.json").exists() and not (out / "sft-checkpoints").exists()
+    assert 1 <= result["epochs"] <= 3
+    assert result["best_eval_loss"] < result["initial_eval_loss"] - 0.5, result

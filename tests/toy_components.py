@@ -56,7 +56,7 @@ class ToyTrainer:
         probs = _softmax(logits["*"])
         return rng.choices(range(len(probs)), probs)[0]
 
-    def generate(self, policy: Path, prompts: Sequence[str], *, seed: int) -> list[str]:
+    def generate(self, policy: Path, prompts: Sequence[str], *, seed: int, sample: bool = False) -> list[str]:
         logits = self._load(policy)
         rng = random.Random(seed)
         out = [TEMPLATES[self._choose(logits, rng)] for p in prompts]

@@ -1,1 +1,1 @@
-"""placeholder"""
+"""Evaluation family: judges (reward margin, any-LLM), verdict parsing, reports."""

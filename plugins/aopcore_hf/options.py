@@ -45,8 +45,21 @@ class PolicyOptions(_Options):
     report_to: list[Literal["tensorboard", "wandb", "trackio"]] = Field(default_factory=list, description="Trackers that receive per-step metrics where installed.")
 
     def preflight(self, base_dir: Path) -> list[str]:
-        problem = model_problem(self.model, base_dir)
-        return [f"model: {problem}"] if problem else []
+        problems = []
+        if problem := model_problem(self.model, base_dir):
+            problems.append(f"model: {problem}")
+        if self.sft and not self.sft.dataset.startswith(("builtin:", "hf:")) and not Path(self.sft.dataset).is_file():
+            problems.append(f"sft.dataset: data file not found: {self.sft.dataset}")
+        return problems
+
+    def with_base_dir(self, base_dir: Path) -> "PolicyOptions":
+        """Make relative model and data paths relative to the config file."""
+        update: dict = {}
+        if (base_dir / self.model).exists() and not Path(self.model).is_absolute():
+            update["model"] = str((base_dir / self.model).resolve())
+        if self.sft and not self.sft.dataset.startswith(("builtin:", "hf:")) and not Path(self.sft.dataset).is_absolute():
+            update["sft"] = self.sft.model_copy(update={"dataset": str((base_dir / self.sft.dataset).resolve())})
+        return self.model_copy(update=update) if update else self
 
 
 class PPOOptions(PolicyOptions):

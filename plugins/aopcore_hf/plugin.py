@@ -4,6 +4,7 @@ from __future__ import annotations
 from aopcore import hookimpl
 from aopcore.registry import LazyFactory
 from aopcore_hf.embedder import EmbedderOptions
+from aopcore_hf.feedback import LocalJudgeOptions, LocalLLMOptions
 from aopcore_hf.options import PPOOptions, TRLOptions
 from aopcore_hf.rewards import ClassifierOptions, RelevanceOptions, SteamSHPOptions
 
@@ -25,3 +26,13 @@ def register_reward_models(register):
 @hookimpl
 def register_embedders(register):
     register("sentence-transformers", LazyFactory("aopcore_hf.embedder:SentenceEmbedder", doc="sentence-transformers (MiniLM offline)"), options=EmbedderOptions)
+
+
+@hookimpl
+def register_feedback_llms(register):
+    register("local", LazyFactory("aopcore_hf.feedback:LocalFeedbackLLM", doc="Local causal LM (packaged SmolLM2 offline)"), options=LocalLLMOptions)
+
+
+@hookimpl
+def register_judges(register):
+    register("local", LazyFactory("aopcore_hf.feedback:LocalModelJudge", doc="Local model's P(A), P(B), P(C) after the paper's judge prompt"), options=LocalJudgeOptions)

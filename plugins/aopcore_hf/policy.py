@@ -37,9 +37,9 @@ class HFPolicyBase:
         g = self.options.generation
         return GenerationSettings(g.max_new_tokens, True, g.temperature, g.top_p, g.top_k, g.max_prompt_tokens, batch_size)
 
-    def generate(self, policy: Path, prompts: Sequence[str], *, seed: int) -> list[str]:
+    def generate(self, policy: Path, prompts: Sequence[str], *, seed: int, sample: bool = False) -> list[str]:
         model, tokenizer = self.cache.load(Path(policy), self.choice)
-        settings = self.eval_settings()
+        settings = self.rollout_settings(self.options.eval_batch_size) if sample else self.eval_settings()
         queries = encode_queries(tokenizer, prompts, settings.max_prompt_tokens, system=self.options.system_prompt)
         rollouts = generate_rollouts(model, tokenizer, queries, settings, seed=seed, desc=f"answer {len(prompts)} prompts")
         record_usage(tokens_generated=sum(len(r.response) for r in rollouts))

@@ -1,0 +1,180 @@
+"""Question generation with a FeedbackLLM: from keywords (vanilla) and from scored evaluations (SOP/AOP)."""
+from __future__ import annotations
+
+import json
+import logging
+import random
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from aopcore import Embedder, EvalRecord, FeedbackLLM, Prompt, Provenance, RuntimeFailure
+from aopcore_curricula import templates
+from aopcore_curricula.options import ScoreBasedOptions, VanillaGenerationOptions
+from aopcore_curricula.dedup import IncrementalDeduper, cluster_dedup, normalise_text
+from aopcore_curricula.parsing import parse_questions
+
+log = logging.getLogger("aopcore")
+
+
+@dataclass
+class GenerationLog:
+    """What generation cost and what parsing dropped; stored beside the prompts and shown in reports."""
+
+    calls: int = 0
+    parsed: int = 0
+    accepted: int = 0
+    dropped: Counter = field(default_factory=Counter)
+    targets: Counter = field(default_factory=Counter)
+    inferred_domains: int = 0  # unlabeled questions given the nearest domain
+
+    def as_dict(self) -> dict:
+        return {"calls": self.calls, "parsed": self.parsed, "accepted": self.accepted, "dropped": dict(self.dropped),
+                "targets": dict(self.targets), "inferred_domains": self.inferred_domains}
+
+
+def generate_vanilla_pool(feedback: FeedbackLLM, embedder: Embedder | None, categories: Sequence[str], total: int,
+                          opts: VanillaGenerationOptions, seed: int) -> tuple[list[tuple[str, str, str]], GenerationLog]:
+    """(text, category, call id) triples: questions per category and keyword, de-duplicated down to ``total``."""
+    gen_log = GenerationLog()
+    requests = [(c, k) for c in categories for k in templates.keywords(c)[: opts.keywords_per_category]]
+    seen: set[str] = set()
+    candidates: list[tuple[str, str, str]] = []
+    for round_no in range(opts.max_rounds):
+        prompts = [templates.vanilla_prompt(c, k, opts.questions_per_call) + (f"\nThis is batch {round_no + 1}; write new questions." if round_no else "")
+                   for c, k in requests]
+        responses = feedback.complete(prompts)
+        gen_log.calls += len(prompts)
+        for (category, _), response, n in zip(requests, responses, range(len(requests))):
+            parsed = parse_questions(response, list(categories))
+            gen_log.dropped.update(parsed.dropped)
+            gen_log.parsed += len(parsed.items)
+            for item in parsed.items:
+                key = normalise_text(item.text)
+                if key in seen:
+                    gen_log.dropped["exact duplicate"] += 1
+                    continue
+                seen.add(key)
+                candidates.append((item.text, category, f"vanilla-r{round_no}-c{n}"))
+        if len(candidates) >= total * opts.oversample:
+            break
+    if len(candidates) < total:
+        raise RuntimeFailure(f"vanilla generation produced {len(candidates)} usable questions, needs {total} "
+                             f"(dropped: {dict(gen_log.dropped)}); raise max_rounds or questions_per_call")
+    if embedder is not None:
+        keep = cluster_dedup(np.asarray(embedder.embed([c[0] for c in candidates])), total,
+                             n_clusters=opts.n_clusters, pca_components=opts.pca_components, seed=seed)
+        gen_log.dropped["near duplicate"] += len(candidates) - len(keep)
+        candidates = [candidates[i] for i in keep]
+    else:
+        gen_log.dropped["over target"] += len(candidates) - total
+        candidates = candidates[:total]
+    gen_log.accepted = len(candidates)
+    random.Random(seed).shuffle(candidates)  # mix categories before the pool is split over iterations
+    return candidates, gen_log
+
+
+class ScoreBasedGenerator:
+    """Shows the feedback LLM (question, answer, domain, score) samples and collects the questions it writes."""
+
+    def __init__(self, opts: ScoreBasedOptions, name: str) -> None:
+        self.opts = opts
+        self.name = name
+
+    def _draw(self, by_cat: dict[str, list[EvalRecord]], rng: random.Random) -> list[EvalRecord]:
+        sample: list[EvalRecord] = []
+        for cat in sorted(by_cat):
+            recs = by_cat[cat]
+            sample.extend(rng.sample(recs, min(self.opts.samples_per_category, len(recs))))
+        rng.shuffle(sample)
+        return sample
+
+    def _prompt(self, sample: Sequence[EvalRecord], draw: int, categories: Sequence[str]) -> tuple[str, str | None]:
+        o = self.opts
+        text = templates.format_samples(sample, o.max_answer_chars)
+        summary = templates.domain_summary(sample)
+        if o.targeting == "per-category":
+            weak = [c for c, _ in summary[: o.weak_categories]]
+            target = weak[draw % len(weak)]
+            conv = templates.convention(target)
+            return templates.SCORE_BASED_TARGETED.format(samples=text, target=target, n=o.questions_per_call,
+                                                         convention=f"{conv} " if conv else ""), target
+        lines = "\n".join(f"{c}: {m:.3f}" for c, m in summary)
+        return templates.SCORE_BASED.format(n=o.questions_per_call, samples=text, summary=lines, domains=", ".join(categories)), None
+
+    def generate(self, evaluation: Sequence[EvalRecord], needed: int, *, feedback: FeedbackLLM, embedder: Embedder | None,
+                 categories: Sequence[str], history: Sequence[str], iteration: int, seed: int) -> tuple[list[Prompt], GenerationLog]:
+        o = self.opts
+        rng = random.Random(seed)
+        gen_log = GenerationLog()
+        by_cat: dict[str, list[EvalRecord]] = {}
+        for r in evaluation:
+            by_cat.setdefault(r.category, []).append(r)
+        if not by_cat:
+            raise RuntimeFailure(f"{self.name}: the evaluation is empty; nothing to generate prompts from")
+        deduper = IncrementalDeduper(embedder, o.max_similarity, history)
+        cat_vectors = None
+        if o.targeting == "llm" and o.unlabeled == "nearest" and embedder is not None:
+            descr = [f"{c}: {', '.join(templates.keywords(c))}" for c in categories]
+            cat_vectors = np.asarray(embedder.embed(descr), dtype=np.float32)
+        out: list[Prompt] = []
+        max_draws = int(o.draws * o.max_draws_factor)
+        draw = 0
+        while len(out) < needed and draw < max_draws:
+            batch = []
+            for _ in range(min(o.parallel_calls, max_draws - draw)):
+                sample = self._draw(by_cat, rng)
+                prompt, target = self._prompt(sample, draw, categories)
+                batch.append((draw, sample, prompt, target))
+                draw += 1
+            responses = feedback.complete([b[2] for b in batch])
+            gen_log.calls += len(batch)
+            for (d, sample, _, target), response in zip(batch, responses):
+                parsed = parse_questions(response, list(categories))
+                gen_log.dropped.update(parsed.dropped)
+                gen_log.parsed += len(parsed.items)
+                items = self._label(parsed.items, target, sample, categories, cat_vectors, embedder, gen_log)
+                accepted = deduper.accept([t for t, _ in items]) if items else []
+                for (text, cat), ok in zip(items, accepted):
+                    if not ok:
+                        gen_log.dropped["near duplicate"] += 1
+                        continue
+                    if len(out) >= needed:
+                        gen_log.dropped["over budget"] += 1
+                        continue
+                    gen_log.targets[cat] += 1
+                    out.append(Prompt(
+                        id=f"{self.name}-i{iteration:02d}-{len(out):05d}", text=text, category=cat,
+                        provenance=Provenance(self.name, iteration, "generated", feedback_call=f"{self.name}-i{iteration:02d}-d{d}",
+                                              draw=d, sample_ids=tuple(r.question_id for r in sample)),
+                    ))
+        gen_log.accepted = len(out)
+        if len(out) < needed:
+            raise RuntimeFailure(f"{self.name}: {draw} feedback calls gave {len(out)} usable questions, iteration needs {needed} "
+                                 f"(dropped: {dict(gen_log.dropped)}); raise draws, questions_per_call or max_draws_factor")
+        log.info("%s: %d calls, %d parsed, %d kept; targets %s", self.name, gen_log.calls, gen_log.parsed, len(out), dict(gen_log.targets))
+        return out, gen_log
+
+    def _label(self, items, target, sample, categories, cat_vectors, embedder, gen_log) -> list[tuple[str, str]]:
+        if target is not None:
+            return [(it.text, target) for it in items]
+        labelled = [(it.text, it.category) for it in items if it.category]
+        missing = [it.text for it in items if not it.category]
+        if missing and cat_vectors is not None:
+            allowed = sorted({r.category for r in sample} & set(categories)) or list(categories)
+            idx = [list(categories).index(c) for c in allowed]
+            emb = np.asarray(embedder.embed(missing), dtype=np.float32)
+            best = (emb @ cat_vectors[idx].T).argmax(axis=1)
+            labelled += [(t, allowed[b]) for t, b in zip(missing, best)]
+            gen_log.inferred_domains += len(missing)
+        elif missing:
+            gen_log.dropped["no domain"] += len(missing)
+        return labelled
+
+
+def save_json(path, data) -> None:
+    from aopcore.store import atomic_write_text
+
+    atomic_write_text(path, json.dumps(data, indent=2, sort_keys=True) + "\n")

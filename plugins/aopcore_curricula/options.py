@@ -1,0 +1,48 @@
+"""Option models of the curricula family: pure pydantic, so listing and validating plugins imports nothing heavy."""
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class _Opts(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class VanillaGenerationOptions(_Opts):
+    questions_per_call: int = Field(10, ge=1, description="Questions asked for per (category, keyword) call.")
+    keywords_per_category: int | None = Field(None, ge=1, description="Use at most this many keywords per category (default: all).")
+    oversample: float = Field(1.5, ge=1.0, description="Generate this many times the target before de-duplicating down to it.")
+    max_rounds: int = Field(4, ge=1, description="Rounds of calls before giving up on reaching the target.")
+    n_clusters: int = Field(11, ge=1, description="KMeans clusters for de-duplication (paper: 11).")
+    pca_components: int = Field(32, ge=1, description="PCA dimensions before clustering.")
+
+
+class ScoreBasedOptions(_Opts):
+    samples_per_category: int = Field(15, ge=1, description="Evaluation samples per category shown in one call (paper: 15).")
+    draws: int = Field(40, ge=1, description="Random draws of samples, one feedback call each (paper: 40); more are drawn if the budget is not met.")
+    questions_per_call: int = Field(50, ge=1, description="Questions asked for per call (paper: 50).")
+    max_draws_factor: float = Field(3.0, ge=1.0, description="Give up after draws * this many calls without meeting the budget.")
+    parallel_calls: int = Field(8, ge=1, description="Calls sent to the feedback LLM together (providers run them concurrently).")
+    max_answer_chars: int = Field(400, ge=20, description="Answers are cut to this length in the prompt.")
+    max_similarity: float = Field(0.92, gt=0, le=1, description="Reject a question this similar (cosine) to one generated before.")
+    targeting: Literal["llm", "per-category"] = Field(
+        "llm", description="llm: the feedback LLM picks the weak domains and labels each question (the paper). "
+        "per-category: aopcore picks a weak domain per call; for small feedback models.")
+    weak_categories: int = Field(3, ge=1, description="per-category targeting: rotate over this many weakest domains of each draw.")
+    unlabeled: Literal["nearest", "drop"] = Field("nearest", description="llm targeting: a question without a valid domain gets the "
+                                                  "nearest domain of its draw by embedding (needs an embedder), or is dropped.")
+
+
+class EvaOptions(ScoreBasedOptions):
+    candidates_factor: float = Field(3.0, ge=1.0, description="Candidates generated per prompt kept.")
+    samples_per_prompt: int = Field(4, ge=2, description="Answers sampled from the current policy per candidate.")
+    selection: str = Field("reward_gap", pattern="^(reward_gap|reward_std)$", description="Informativeness: max-min or std of the sampled rewards.")
+
+
+class PoolOptions(_Opts):
+    pool: str = Field("builtin", description="JSONL of candidate prompts (id, text, category); builtin: 1,080 questions over the 18 SHP categories.")
+    temperature: float = Field(0.5, gt=0, description="Category weight = exp(-(mean reward - lowest) / temperature).")
+    similarity_weight: float = Field(2.0, ge=0, description="How strongly to prefer candidates similar to high-scoring held-out questions.")
+    top_fraction: float = Field(0.25, gt=0, le=1, description="Held-out questions counted as high-scoring.")

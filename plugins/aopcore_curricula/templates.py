@@ -1,0 +1,73 @@
+"""The instructions sent to the feedback LLM (paper sections 4.3 and 4.4), and the data behind them."""
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from functools import cache
+from pathlib import Path
+
+from aopcore import EvalRecord
+
+DATA = Path(__file__).parent / "data"
+
+
+@cache
+def category_info() -> dict[str, dict]:
+    return json.loads((DATA / "categories.json").read_text())
+
+
+def keywords(category: str) -> list[str]:
+    return category_info().get(category, {}).get("keywords") or [category]
+
+
+def convention(category: str) -> str:
+    return category_info().get(category, {}).get("convention", "")
+
+
+VANILLA = """You write questions that real people post on the Reddit forum r/{category}.
+Write {n} different questions about "{keyword}".
+- Make them informal, like real Reddit posts: use "I", "my", and short personal anecdotes.
+- Make each question different from the others; do not repeat ideas.
+- Vary the length: some one short sentence, some a few sentences of context and then the question.
+- Ask for answers, opinions, or other people's experiences.
+{convention}Return only the questions as a numbered list, one per line."""
+
+
+def vanilla_prompt(category: str, keyword: str, n: int) -> str:
+    conv = convention(category)
+    return VANILLA.format(category=category, keyword=keyword, n=n, convention=f"- {conv}\n" if conv else "")
+
+
+# The paper's prompt (section 4.4), followed by the data and the output format we parse.
+SCORE_BASED = """You are a writing expert. You are given a set of questions and answers, along with the domain of the question, and the helpfulness score for the answer with respect to the question. A higher score means that the answer is helpful with respect to the question. First, identify the domains in which the answers have received a poor score. Among these questions check for common patterns. For example, these questions could be fact-related, might use proper nouns, etc. Next, check for similar patterns in domains with a high score. Come up with a set of {n} questions, primarily focused on domains that have received a low score. Use common patterns from the high-performing questions while framing these questions, so that the generated questions would receive a high score despite being from the low-scoring domains. Make the questions informal, like the ones seen on Reddit, and provide a mixture of long and short length questions.
+
+{samples}
+
+Mean score per domain in this sample (lowest first):
+{summary}
+
+Write exactly {n} new questions. Put each on its own line as: domain | question
+Valid domains: {domains}"""
+
+# For feedback models too small to pick domains themselves: we name the target domain.
+SCORE_BASED_TARGETED = """You are a writing expert. Below are questions with the answers a model gave and a helpfulness score (higher is better).
+
+{samples}
+
+The model does worst in the domain "{target}". Look at what the high-scoring questions have in common (length, wording, asking for experiences or practical steps) and write {n} new informal Reddit-style questions for r/{target} that share those properties. {convention}Mix short and long questions.
+Return only the questions as a numbered list, one per line."""
+
+
+def format_samples(records: Sequence[EvalRecord], max_answer_chars: int) -> str:
+    blocks = []
+    for r in records:
+        answer = r.answer if len(r.answer) <= max_answer_chars else r.answer[:max_answer_chars] + " ..."
+        blocks.append(f"Domain: {r.category}\nQuestion: {r.question}\nAnswer: {answer}\nScore: {r.reward:.3f}")
+    return "\n\n".join(blocks)
+
+
+def domain_summary(records: Sequence[EvalRecord]) -> list[tuple[str, float]]:
+    by: dict[str, list[float]] = {}
+    for r in records:
+        by.setdefault(r.category, []).append(r.reward)
+    return sorted(((c, sum(v) / len(v)) for c, v in by.items()), key=lambda cv: (cv[1], cv[0]))

@@ -1,0 +1,91 @@
+"""A local Hugging Face causal LM as FeedbackLLM (writes prompts) and as Judge (reads P(A), P(B), P(C))."""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from aopcore import JudgeItem, Verdict, record_usage
+from aopcore_hf.generation import GenerationSettings, decode_responses, encode_queries, generate_rollouts
+from aopcore_hf.models import choose_device, load_causal_lm
+
+
+class LocalLLMOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+    model: str = Field("smollm2-135m-instruct", description="Hub id, folder, or offline alias.")
+    device: str = "auto"
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
+    max_new_tokens: int = Field(256, ge=1)
+    temperature: float = Field(0.7, gt=0)
+    top_p: float = Field(0.95, gt=0, le=1)
+    do_sample: bool = True
+    batch_size: int = Field(8, ge=1)
+    max_prompt_tokens: int = Field(1536, ge=16, description="Long prompts keep their end (the instructions come last).")
+    seed: int = 0
+
+
+class LocalFeedbackLLM:
+    """Runs a local causal LM (default: the packaged SmolLM2) to write prompts; fully offline, seeded."""
+
+    Options = LocalLLMOptions
+
+    def __init__(self, options: LocalLLMOptions) -> None:
+        self.options = options
+        self.model, self.tokenizer = load_causal_lm(options.model, choose_device(options.device, options.dtype))
+
+    def complete(self, prompts: Sequence[str]) -> list[str]:
+        o = self.options
+        settings = GenerationSettings(o.max_new_tokens, o.do_sample, o.temperature, o.top_p, 0, o.max_prompt_tokens, o.batch_size)
+        queries = encode_queries(self.tokenizer, prompts, o.max_prompt_tokens)
+        rollouts = generate_rollouts(self.model, self.tokenizer, queries, settings, seed=o.seed, desc=f"feedback x{len(prompts)}")
+        record_usage(feedback_calls=len(prompts), tokens_generated=sum(len(r.response) for r in rollouts),
+                     prompt_tokens=sum(len(q) for q in queries))
+        return decode_responses(self.tokenizer, rollouts)
+
+
+class LocalJudgeOptions(LocalLLMOptions):
+    tie_margin: float = Field(0.0, ge=0, description="Answer C when P(A) and P(B) differ by less than this.")
+
+
+class LocalModelJudge:
+    """Reads the local model's next-token probabilities of A, B and C after the paper's judge prompt."""
+
+    Options = LocalJudgeOptions
+
+    def __init__(self, options: LocalJudgeOptions) -> None:
+        import torch
+
+        self.options = options
+        self.choice = choose_device(options.device, options.dtype)
+        self.model, self.tokenizer = load_causal_lm(options.model, self.choice)
+        self.letters = [self.tokenizer(x, add_special_tokens=False)["input_ids"][-1] for x in ("A", "B", "C")]
+        self._torch = torch
+
+    def judge(self, items: Sequence[JudgeItem]) -> list[Verdict]:
+        from aopcore_eval.verdicts import judge_prompt
+
+        torch = self._torch
+        o = self.options
+        queries = encode_queries(self.tokenizer, [judge_prompt(it.question, it.answer_a, it.answer_b) for it in items], o.max_prompt_tokens)
+        out: list[Verdict] = []
+        pad = self.tokenizer.pad_token_id
+        with torch.no_grad():
+            for start in range(0, len(queries), o.batch_size):
+                chunk = queries[start : start + o.batch_size]
+                width = max(len(q) for q in chunk)
+                ids = torch.full((len(chunk), width), pad, dtype=torch.long)
+                mask = torch.zeros_like(ids)
+                for row, q in enumerate(chunk):
+                    ids[row, width - len(q):] = torch.tensor(q)
+                    mask[row, width - len(q):] = 1
+                positions = (mask.cumsum(1) - 1).clamp(min=0)
+                logits = self.model(input_ids=ids.to(self.choice.device), attention_mask=mask.to(self.choice.device),
+                                    position_ids=positions.to(self.choice.device), logits_to_keep=1).logits[:, -1, :]
+                probs = torch.softmax(logits.float()[:, self.letters], dim=-1).cpu()
+                for it, p in zip(items[start : start + o.batch_size], probs):
+                    pa, pb, pc = (float(x) for x in p)
+                    choice = "C" if abs(pa - pb) < o.tie_margin or pc >= max(pa, pb) else ("A" if pa > pb else "B")
+                    out.append(Verdict(it.id, choice, raw=f"P(A)={pa:.3f} P(B)={pb:.3f} P(C)={pc:.3f}"))
+        record_usage(judge_calls=len(items))
+        return out

@@ -1,0 +1,61 @@
+"""Supervised fine-tuning for policy_0 with TRL's SFTTrainer on Dolly-format data (paper section 5.2).
+
+Trains up to ``max_epochs`` and keeps the epoch with the best validation loss,
+stopping once it has not improved for ``patience`` epochs.
+"""
+from __future__ import annotations
+
+import random
+import shutil
+from pathlib import Path
+
+from aopcore_hf.datasets import load_dolly
+from aopcore_hf.generation import format_prompt
+from aopcore_hf.models import DeviceChoice, load_causal_lm
+from aopcore_hf.options import SFTOptions
+from aopcore_hf.policy_io import save_policy
+
+
+def dolly_prompt(row: dict[str, str]) -> str:
+    return row["instruction"] + (f"\n\n{row['context']}" if row.get("context") else "")
+
+
+def run_sft(model_spec: str, options: SFTOptions, out: Path, *, choice: DeviceChoice, seed: int, system: str | None = None,
+            base_dir: Path | None = None) -> dict[str, float]:
+    from datasets import Dataset
+    from transformers import EarlyStoppingCallback
+    from trl import SFTConfig, SFTTrainer
+
+    rows = load_dolly(options.dataset, base_dir, limit=options.limit)
+    rng = random.Random(seed)
+    rng.shuffle(rows)
+    n_val = max(1, int(len(rows) * options.validation_fraction))
+    model, tokenizer = load_causal_lm(model_spec, choice)
+    tokenizer.padding_side = "right"
+
+    def to_example(row: dict[str, str]) -> dict[str, str]:
+        return {"prompt": format_prompt(tokenizer, dolly_prompt(row), system=system),
+                "completion": row["response"].strip() + tokenizer.eos_token}
+
+    train = Dataset.from_list([to_example(r) for r in rows[n_val:]])
+    val = Dataset.from_list([to_example(r) for r in rows[:n_val]])
+    work = out / "sft-checkpoints"
+    cpu = not choice.device.startswith("cuda")
+    config = SFTConfig(
+        output_dir=str(work), num_train_epochs=options.max_epochs, learning_rate=options.learning_rate,
+        per_device_train_batch_size=options.batch_size, per_device_eval_batch_size=options.batch_size,
+        max_length=options.max_length, eval_strategy="epoch", save_strategy="epoch", load_best_model_at_end=True,
+        metric_for_best_model="eval_loss", greater_is_better=False, save_total_limit=options.patience + 1,
+        logging_strategy="epoch", report_to="none", seed=seed, use_cpu=cpu,
+        bf16=not cpu and "bfloat16" in str(choice.dtype), completion_only_loss=True,
+    )
+    trainer = SFTTrainer(model=model, args=config, train_dataset=train, eval_dataset=val, processing_class=tokenizer,
+                         callbacks=[EarlyStoppingCallback(early_stopping_patience=options.patience)])
+    initial = trainer.evaluate()["eval_loss"]
+    trainer.train()
+    tokenizer.padding_side = "left"
+    save_policy(trainer.model, tokenizer, out)
+    shutil.rmtree(work, ignore_errors=True)
+    evals = [e["eval_loss"] for e in trainer.state.log_history if "eval_loss" in e]
+    return {"epochs": float(trainer.state.epoch or 0), "initial_eval_loss": initial,
+            "best_eval_loss": min(evals[1:]) if len(evals) > 1 else float("nan")}
