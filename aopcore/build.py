@@ -14,6 +14,7 @@ from pydantic import BaseModel, ValidationError
 
 from aopcore.config import COMPONENT_SECTIONS, ConfigReport, ExperimentConfig, missing_secrets, parse_config
 from aopcore.data import load_source, source_problem
+from aopcore.errors import InputError
 from aopcore.experiment import Budget, Experiment, JudgingPlan
 from aopcore.registry import Implementation, Registry, ensure_path, load_registry
 
@@ -49,6 +50,11 @@ class Plan:
                 component.bind(built)
         arms = {arm: impl.build(opts) for arm, (impl, opts) in self.arms.items()}
         heldout = load_source(data.heldout, self.base_dir, per_category=data.heldout_per_category)
+        if data.categories:
+            missing = sorted(set(data.categories) - {q.category for q in heldout})
+            if missing:
+                raise InputError(f"{self.file}: data.categories: no held-out questions for {', '.join(missing)}")
+            heldout = [q for q in heldout if q.category in set(data.categories)]
         tests = load_source(data.test_prompts, self.base_dir, limit=data.test_size)
         out = Path(exp.output_dir) if Path(exp.output_dir).is_absolute() else self.base_dir / exp.output_dir
         ev = self.config.evaluation
@@ -63,10 +69,10 @@ class Plan:
         return Experiment(**kwargs)
 
 
-def resolve(file: Path | str) -> Plan:
+def resolve(file: Path | str, overrides: list[str] | None = None) -> Plan:
     """Validate a config completely; raise ConfigProblems listing every problem at once."""
     file = Path(file)
-    config, raw, report = parse_config(file)
+    config, raw, report = parse_config(file, overrides)
     exp_raw = raw.get("experiment", {}) if isinstance(raw.get("experiment"), dict) else {}
     for p in exp_raw.get("plugin_paths", []) or []:
         if isinstance(p, str):

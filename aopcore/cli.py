@@ -14,7 +14,7 @@ from aopcore.errors import AopcoreError, InputError
 def _cmd_validate(args: argparse.Namespace) -> int:
     from aopcore.build import resolve
 
-    plan = resolve(args.config)
+    plan = resolve(args.config, args.set)
     arms = ", ".join(f"{a} ({impl.name})" for a, (impl, _) in plan.arms.items())
     print(f"{args.config}: OK — arms: {arms}; trainer: {plan.components['trainer'][0].name}")
     return 0
@@ -25,7 +25,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from aopcore.experiment import configure_logging
 
     configure_logging(args.verbose)
-    plan = resolve(args.config)  # preflight before anything expensive
+    plan = resolve(args.config, args.set)  # preflight before anything expensive
     experiment = plan.build()
     result = experiment.run()
     print(f"run finished: {result.run_dir}")
@@ -52,20 +52,21 @@ def _cmd_plugins(args: argparse.Namespace) -> int:
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
-    from aopcore.report import write_markdown_report
+    from aopcore.report import write_reports
 
     run_dir = Path(args.run_dir)
     if not (run_dir / "config.json").exists():
         raise InputError(f"{run_dir}: not an aopcore run directory (no config.json)")
-    files = write_markdown_report(run_dir)
-    try:
-        from aopcore_eval.html_report import write_html_report  # type: ignore[import-not-found]
-    except ImportError:
-        pass
-    else:
-        files += write_html_report(run_dir)
-    for f in files:
+    for f in write_reports(run_dir):
         print(run_dir / f)
+    return 0
+
+
+def _cmd_config_reference(args: argparse.Namespace) -> int:
+    from aopcore.docgen import config_reference
+    from aopcore.registry import load_registry
+
+    print(config_reference(load_registry()), end="")
     return 0
 
 
@@ -75,13 +76,17 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("run", help="run (or resume) an experiment")
     p.add_argument("config", type=Path)
     p.add_argument("-v", "--verbose", action="store_true")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config value, e.g. experiment.iterations=2")
     p.set_defaults(func=_cmd_run)
     p = sub.add_parser("validate", help="check a config without running it")
     p.add_argument("config", type=Path)
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config value")
     p.set_defaults(func=_cmd_validate)
     p = sub.add_parser("plugins", help="list every registered implementation and where it comes from")
     p.add_argument("--load", action="append", metavar="MODULE", help="also load this plugin module")
     p.set_defaults(func=_cmd_plugins)
+    p = sub.add_parser("config-reference", help="print the configuration reference (Markdown) from the option models")
+    p.set_defaults(func=_cmd_config_reference)
     p = sub.add_parser("report", help="(re)write the report of a run directory")
     p.add_argument("run_dir", type=Path)
     p.set_defaults(func=_cmd_report)

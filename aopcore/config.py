@@ -42,7 +42,7 @@ class DataSection(_Strict):
     heldout_per_category: int | None = Field(None, ge=1, description="Keep at most this many held-out questions per category.")
     test_prompts: str = Field("builtin:test-prompts", description="Prompts the judge compares arms on: JSONL path, builtin:NAME or hf:DATASET.")
     test_size: int | None = Field(None, ge=1, description="Use the first N test prompts (paper: 2000).")
-    categories: list[str] | None = Field(None, description="Categories curricula target; default: those of the held-out questions.")
+    categories: list[str] | None = Field(None, description="Restrict held-out questions and curricula to these categories; default: all categories of the held-out questions.")
 
 
 class EvaluationSection(_Strict):
@@ -151,9 +151,29 @@ def read_toml(file: Path) -> tuple[dict[str, Any], str]:
         raise InputError(f"{where}: invalid TOML ({exc})") from None
 
 
-def parse_config(file: Path) -> tuple[ExperimentConfig | None, dict[str, Any], ConfigReport]:
+def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> None:
+    """Apply ``dotted.key=TOML value`` overrides (as from ``aopcore run --set``) to a parsed config."""
+    for item in overrides:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise InputError(f"--set {item!r}: expected KEY=VALUE, e.g. experiment.iterations=2")
+        try:
+            parsed = tomllib.loads(f"v = {value.strip()}")["v"]
+        except tomllib.TOMLDecodeError:
+            parsed = value.strip()  # bare words are strings: --set trainer.model=gpt2
+        node = raw
+        parts = key.strip().split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise InputError(f"--set {item!r}: {part} is not a table")
+        node[parts[-1]] = parsed
+
+
+def parse_config(file: Path, overrides: list[str] | None = None) -> tuple[ExperimentConfig | None, dict[str, Any], ConfigReport]:
     """Validate the core structure; plugin options are checked later, against the registry."""
     raw, text = read_toml(file)
+    apply_overrides(raw, overrides or [])
     report = ConfigReport(file, TomlLocator(text))
     try:
         return ExperimentConfig.model_validate(raw), raw, report

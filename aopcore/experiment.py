@@ -89,6 +89,13 @@ class Experiment:
         self._order = 0
         if self.categories is None:
             self.categories = sorted({q.category for q in self.heldout})
+        if self.snapshot is None:  # library use: still record what makes runs comparable
+            self.snapshot = {
+                "experiment": {"name": self.name, "seed": self.seed, "iterations": self.budget.iterations,
+                               "records_per_iteration": self.budget.records_per_iteration, "passes": self.budget.passes},
+                "arms": {arm: type(c).__name__ for arm, c in self.arms.items()},
+                "components": {k: type(getattr(self, k)).__name__ for k in ("trainer", "reward", "judge", "feedback", "embedder")},
+            }
         self._check()
 
     # ---- checks -------------------------------------------------------------------------
@@ -200,9 +207,9 @@ class Experiment:
 
         winrates = self._judge_all()
         self._stage("tables", "report", lambda: self._write_tables(winrates))
-        from aopcore.report import write_markdown_report
+        from aopcore.report import write_reports
 
-        self._stage("report", "report", lambda: {"files": write_markdown_report(self.store.root)})
+        self._stage("report", "report", lambda: {"files": write_reports(self.store.root)})
         return ExperimentResult(self.store.root, winrates, self.store.stage_records())
 
     def _run_iteration(self, arm: str, curriculum: PromptCurriculum, i: int) -> None:
@@ -231,9 +238,13 @@ class Experiment:
         def train() -> dict[str, Any]:
             prompts = read_jsonl(prompts_path, Prompt)
             out = self._policy_dir(arm, i)
+            # Common random numbers: the seed depends on what is trained (start policy and prompts), not on the
+            # arm's name, so arms that see the same prompts from the same policy (AOP and SOP at iteration 1)
+            # train the same model, and other arms are compared under the same sampling noise.
+            digest = hashlib.sha256(json.dumps([self._lineage(arm, i - 1), [(p.id, p.text) for p in prompts]]).encode()).hexdigest()
             with atomic_directory(out) as tmp:
                 stats = self.trainer.train(prev_policy, prompts, self.reward, passes=self.budget.passes,
-                                           out=tmp, seed=stage_seed(self.seed, f"{base}/train"))
+                                           out=tmp, seed=stage_seed(self.seed, f"train/{digest}"))
             record_usage(tokens_generated=stats.tokens_generated)
             atomic_write_json(self._iter_dir(arm, i) / "train.json", to_dict(stats))
             return {"steps": stats.steps, "episodes": stats.episodes}
@@ -241,12 +252,12 @@ class Experiment:
         self._stage(f"{base}/prompts", "prompts", choose_prompts, arm=arm)
         self._stage(f"{base}/train", "train", train, arm=arm)
         self._stage(f"{base}/evaluation", "evaluate",
-                    lambda: self._evaluate(self._policy_dir(arm, i), self._evaluation_path(arm, i), stage_seed(self.seed, f"{base}/evaluation")),
+                    lambda: self._evaluate(self._policy_dir(arm, i), self._evaluation_path(arm, i), stage_seed(self.seed, f"evaluation/iter-{i}")),
                     arm=arm)
         if i in self._judged_iterations() and self.judge is not None:
             def answer_tests() -> dict[str, Any]:
                 texts = [q.text for q in self.test_prompts]
-                answers = self.trainer.generate(self._policy_dir(arm, i), texts, seed=stage_seed(self.seed, f"{base}/answers"))
+                answers = self.trainer.generate(self._policy_dir(arm, i), texts, seed=stage_seed(self.seed, f"answers/iter-{i}"))
                 write_jsonl(self._iter_dir(arm, i) / "test_answers.jsonl",
                             [{"id": q.id, "question": q.text, "answer": a} for q, a in zip(self.test_prompts, answers)])
                 return {"n_answers": len(answers)}
@@ -254,6 +265,10 @@ class Experiment:
             self._stage(f"{base}/answers", "answers", answer_tests, arm=arm)
         if self.keep_checkpoints == "last" and i > 1:
             shutil.rmtree(self._policy_dir(arm, i - 1), ignore_errors=True)
+
+    def _lineage(self, arm: str, iteration: int) -> list[list[str]]:
+        """The prompt ids that produced policy_{iteration} of this arm (empty for the shared SFT policy)."""
+        return [[f"{p.id}:{p.text}" for p in read_jsonl(self._iter_dir(arm, j) / "prompts.jsonl", Prompt)] for j in range(1, iteration + 1)]
 
     def _check_prompts(self, arm: str, i: int, prompts: Sequence[Prompt]) -> None:
         want = self.budget.records_per_iteration

@@ -1,6 +1,7 @@
 """A Markdown report built only from the run directory, so it can be regenerated at any time."""
 from __future__ import annotations
 
+import importlib.util
 import json
 from collections import defaultdict
 from pathlib import Path
@@ -48,6 +49,43 @@ def ledger_summary(run_dir: Path) -> dict[str, dict[str, float]]:
     return {k: dict(v) for k, v in out.items()}
 
 
+def targeting(run_dir: Path) -> dict[str, list[dict[str, Any]]]:
+    """Per arm and iteration: the weakest categories of the evaluation the prompts were chosen from, and where the prompts went."""
+    out: dict[str, list[dict[str, Any]]] = {}
+    rewards = category_rewards(run_dir)
+    for arm_dir in sorted((run_dir / "arms").glob("*")):
+        rows = []
+        for it in sorted(arm_dir.glob("iter-*")):
+            i = int(it.name.split("-")[1])
+            prompts = it / "prompts.jsonl"
+            if not prompts.exists():
+                continue
+            counts: dict[str, int] = defaultdict(int)
+            for _, p in iter_jsonl(prompts):
+                counts[p["category"]] += 1
+            before = {c: r for c, r in rewards.get(arm_dir.name, {}).get(i - 1, {}).items() if c != "(all)"}
+            weakest = sorted(before, key=lambda c: before[c])[:3]
+            log_file = arm_dir / "curriculum" / f"{it.name}.log.json"
+            if not log_file.exists() and i == 1:
+                log_file = arm_dir / "curriculum" / "pool.log.json"
+            gen_log = json.loads(log_file.read_text()) if log_file.exists() else {}
+            rows.append({"iteration": i, "prompts": dict(sorted(counts.items(), key=lambda kv: -kv[1])),
+                         "weakest_before": [(c, round(before[c], 3)) for c in weakest], "log": gen_log})
+        out[arm_dir.name] = rows
+    return out
+
+
+def samples(run_dir: Path, n: int) -> dict[str, list[dict[str, str]]]:
+    """The first ``n`` test answers of each arm's latest answered iteration."""
+    out = {}
+    for arm_dir in sorted((run_dir / "arms").glob("*")):
+        answered = sorted(arm_dir.glob("iter-*/test_answers.jsonl"))
+        if answered and n:
+            iteration = answered[-1].parent.name
+            out[arm_dir.name] = [{**o, "iteration": iteration} for _, o in iter_jsonl(answered[-1])][:n]
+    return out
+
+
 def write_markdown_report(run_dir: Path) -> list[str]:
     run_dir = Path(run_dir)
     config: dict[str, Any] = json.loads((run_dir / "config.json").read_text()) if (run_dir / "config.json").exists() else {}
@@ -69,14 +107,15 @@ def write_markdown_report(run_dir: Path) -> list[str]:
         for c in cats:
             parts.append(f"| {c} | " + " | ".join(f"{per_iter[i].get(c, float('nan')):.3f}" for i in sorted(per_iter)) + " |")
         parts.append("")
-    parts += ["## Prompt categories per iteration", ""]
-    for arm_dir in sorted((run_dir / "arms").glob("*")):
-        for it in sorted(arm_dir.glob("iter-*")):
-            rec_path = RunStore(run_dir).stage_file(f"arms/{arm_dir.name}/{it.name}/prompts")
-            if rec_path.exists():
-                cats = json.loads(rec_path.read_text()).get("categories", {})
-                top = ", ".join(f"{c} {n}" for c, n in sorted(cats.items(), key=lambda kv: -kv[1])[:6])
-                parts.append(f"- {arm_dir.name} {it.name}: {top}")
+    parts += ["## Prompt categories per iteration, and why", "",
+              "Weakest categories of the evaluation each iteration's prompts were chosen from, then where the prompts went.", ""]
+    for arm, rows in targeting(run_dir).items():
+        for row in rows:
+            weak = ", ".join(f"{c} ({r:.3f})" for c, r in row["weakest_before"])
+            went = ", ".join(f"{c} {n}" for c, n in list(row["prompts"].items())[:6])
+            log = row["log"]
+            calls = f"; {log['calls']} feedback calls, {log['parsed']} questions parsed, {log['accepted']} kept" if log else ""
+            parts.append(f"- **{arm}** iteration {row['iteration']}: weakest before: {weak or 'n/a'} → prompts: {went}{calls}")
     parts.append("")
     winrates = run_dir / "tables" / "winrates.md"
     parts += ["## Win rates (pairwise judge)", "", winrates.read_text() if winrates.exists() else "not judged yet", ""]
@@ -88,5 +127,22 @@ def write_markdown_report(run_dir: Path) -> list[str]:
             parts.append(f"| {owner} | {g} | {vals.get(f'{g}_wall_s', 0):.1f} | {int(vals.get(f'{g}_tokens_generated', 0))} | "
                          f"{int(vals.get(f'{g}_feedback_calls', 0))} | {int(vals.get(f'{g}_judge_calls', 0))} |")
     parts.append("")
+    n_samples = config.get("evaluation", {}).get("samples_in_report", 3)
+    picked = samples(run_dir, n_samples)
+    if picked:
+        parts += ["## Sample generations (test prompts)", ""]
+        for arm, rows in picked.items():
+            for r in rows:
+                parts += [f"**{arm}** ({r['iteration']}) — *{r['question']}*", "", f"> {r['answer'] or '(empty)'}", ""]
     atomic_write_text(run_dir / "report.md", "\n".join(parts))
     return ["report.md"]
+
+
+def write_reports(run_dir: Path) -> list[str]:
+    """Markdown always; HTML with plots when the evaluation family (and matplotlib) is installed."""
+    files = write_markdown_report(run_dir)
+    if importlib.util.find_spec("aopcore_eval") and importlib.util.find_spec("matplotlib"):
+        from aopcore_eval.html_report import write_html_report
+
+        files += write_html_report(run_dir)
+    return files

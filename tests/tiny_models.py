@@ -26,7 +26,7 @@ def word_tokenizer():
     return PreTrainedTokenizerFast(tokenizer_object=core, pad_token="[PAD]", unk_token="[UNK]", eos_token="[EOS]")
 
 
-def save_tiny_gpt2(folder: Path, *, seed: int = 0) -> Path:
+def save_tiny_gpt2(folder: Path, *, seed: int = 0, init_range: float = 0.02) -> Path:
     import torch
     from transformers import GPT2Config, GPT2LMHeadModel
 
@@ -34,7 +34,7 @@ def save_tiny_gpt2(folder: Path, *, seed: int = 0) -> Path:
     tok = word_tokenizer()
     config = GPT2Config(vocab_size=len(tok), n_positions=256, n_embd=32, n_layer=2, n_head=2,
                         bos_token_id=tok.eos_token_id, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id,
-                        resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0)
+                        resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0, initializer_range=init_range)
     model = GPT2LMHeadModel(config)
     folder.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(folder)
@@ -49,7 +49,7 @@ def save_tiny_classifier(folder: Path, *, seed: int = 0) -> Path:
     torch.manual_seed(seed)
     tok = word_tokenizer()
     config = GPT2Config(vocab_size=len(tok), n_positions=64, n_embd=16, n_layer=1, n_head=2, num_labels=1,
-                        pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id)
+                        pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id, bos_token_id=tok.eos_token_id)
     GPT2ForSequenceClassification(config).save_pretrained(folder)
     tok.save_pretrained(folder)
     return folder

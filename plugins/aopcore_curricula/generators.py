@@ -43,7 +43,7 @@ def generate_vanilla_pool(feedback: FeedbackLLM, embedder: Embedder | None, cate
     seen: set[str] = set()
     candidates: list[tuple[str, str, str]] = []
     for round_no in range(opts.max_rounds):
-        prompts = [templates.vanilla_prompt(c, k, opts.questions_per_call) + (f"\nThis is batch {round_no + 1}; write new questions." if round_no else "")
+        prompts = [templates.vanilla_prompt(c, k, opts.questions_per_call, opts.prompt_style) + (f"\nThis is batch {round_no + 1}; write new questions." if round_no else "")
                    for c, k in requests]
         responses = feedback.complete(prompts)
         gen_log.calls += len(prompts)
@@ -99,6 +99,9 @@ class ScoreBasedGenerator:
             weak = [c for c, _ in summary[: o.weak_categories]]
             target = weak[draw % len(weak)]
             conv = templates.convention(target)
+            if o.prompt_style == "compact":
+                return templates.SCORE_BASED_COMPACT.format(examples=templates.compact_examples(sample, target), n=o.questions_per_call,
+                                                            target=target, convention=f"{conv} " if conv else ""), target
             return templates.SCORE_BASED_TARGETED.format(samples=text, target=target, n=o.questions_per_call,
                                                          convention=f"{conv} " if conv else ""), target
         lines = "\n".join(f"{c}: {m:.3f}" for c, m in summary)
@@ -114,7 +117,8 @@ class ScoreBasedGenerator:
             by_cat.setdefault(r.category, []).append(r)
         if not by_cat:
             raise RuntimeFailure(f"{self.name}: the evaluation is empty; nothing to generate prompts from")
-        deduper = IncrementalDeduper(embedder, o.max_similarity, history)
+        # never train on a held-out question (small models like to copy the examples they are shown)
+        deduper = IncrementalDeduper(embedder, o.max_similarity, [*history, *(r.question for r in evaluation)])
         cat_vectors = None
         if o.targeting == "llm" and o.unlabeled == "nearest" and embedder is not None:
             descr = [f"{c}: {', '.join(templates.keywords(c))}" for c in categories]

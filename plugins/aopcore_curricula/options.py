@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
 class _Opts(BaseModel):
@@ -15,6 +15,7 @@ class VanillaGenerationOptions(_Opts):
     keywords_per_category: int | None = Field(None, ge=1, description="Use at most this many keywords per category (default: all).")
     oversample: float = Field(1.5, ge=1.0, description="Generate this many times the target before de-duplicating down to it.")
     max_rounds: int = Field(4, ge=1, description="Rounds of calls before giving up on reaching the target.")
+    prompt_style: Literal["paper", "compact"] = Field("paper", description="paper: the full instructions; compact: a one-line request small local models follow.")
     n_clusters: int = Field(11, ge=1, description="KMeans clusters for de-duplication (paper: 11).")
     pca_components: int = Field(32, ge=1, description="PCA dimensions before clustering.")
 
@@ -30,9 +31,19 @@ class ScoreBasedOptions(_Opts):
     targeting: Literal["llm", "per-category"] = Field(
         "llm", description="llm: the feedback LLM picks the weak domains and labels each question (the paper). "
         "per-category: aopcore picks a weak domain per call; for small feedback models.")
+    prompt_style: Literal["paper", "compact"] = Field(
+        "paper", description="paper: the paper's prompt with every sample; compact (needs per-category targeting): a few "
+        "scored examples and a one-line request, for small local models.")
     weak_categories: int = Field(3, ge=1, description="per-category targeting: rotate over this many weakest domains of each draw.")
     unlabeled: Literal["nearest", "drop"] = Field("nearest", description="llm targeting: a question without a valid domain gets the "
                                                   "nearest domain of its draw by embedding (needs an embedder), or is dropped.")
+
+
+    @model_validator(mode="after")
+    def _compact_needs_targets(self) -> "ScoreBasedOptions":
+        if self.prompt_style == "compact" and self.targeting != "per-category":
+            raise ValueError("prompt_style 'compact' needs targeting = 'per-category'")
+        return self
 
 
 class EvaOptions(ScoreBasedOptions):

@@ -33,8 +33,14 @@ Write {n} different questions about "{keyword}".
 {convention}Return only the questions as a numbered list, one per line."""
 
 
-def vanilla_prompt(category: str, keyword: str, n: int) -> str:
+# Short instructions that a ~100M-parameter model still follows.
+VANILLA_COMPACT = 'Write {n} different questions that people ask on the Reddit forum r/{category} about "{keyword}". Use "I" and "my". {convention}Return only a numbered list.'
+
+
+def vanilla_prompt(category: str, keyword: str, n: int, style: str = "paper") -> str:
     conv = convention(category)
+    if style == "compact":
+        return VANILLA_COMPACT.format(category=category, keyword=keyword, n=n, convention=f"{conv} " if conv else "")
     return VANILLA.format(category=category, keyword=keyword, n=n, convention=f"- {conv}\n" if conv else "")
 
 
@@ -56,6 +62,20 @@ SCORE_BASED_TARGETED = """You are a writing expert. Below are questions with the
 
 The model does worst in the domain "{target}". Look at what the high-scoring questions have in common (length, wording, asking for experiences or practical steps) and write {n} new informal Reddit-style questions for r/{target} that share those properties. {convention}Mix short and long questions.
 Return only the questions as a numbered list, one per line."""
+
+
+SCORE_BASED_COMPACT = """Here are questions people asked, with how helpful the answers were (higher is better):
+{examples}
+
+Write {n} new questions for the Reddit forum r/{target}, written like the high-scoring ones. {convention}Return only a numbered list of questions."""
+
+
+def compact_examples(records: Sequence[EvalRecord], target: str, k: int = 4) -> str:
+    """The best-scoring questions of the draw and the worst of the target domain: short enough for small models."""
+    best = sorted(records, key=lambda r: -r.reward)[:k]
+    worst = sorted((r for r in records if r.category == target), key=lambda r: r.reward)[:2]
+    shown = best + [r for r in worst if r not in best]
+    return "\n".join(f'- "{r.question}" score {r.reward:.2f}' for r in shown)
 
 
 def format_samples(records: Sequence[EvalRecord], max_answer_chars: int) -> str:

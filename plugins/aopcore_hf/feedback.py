@@ -23,6 +23,8 @@ class LocalLLMOptions(BaseModel):
     batch_size: int = Field(8, ge=1)
     max_prompt_tokens: int = Field(1536, ge=16, description="Long prompts keep their end (the instructions come last).")
     seed: int = 0
+    cache: bool = Field(True, description="Reuse responses to identical requests (SQLite under the aopcore cache folder).")
+    cache_path: str | None = Field(None, description="Cache file; default ~/.cache/aopcore/llm-cache.sqlite (or $AOPCORE_CACHE).")
 
 
 class LocalFeedbackLLM:
@@ -31,10 +33,30 @@ class LocalFeedbackLLM:
     Options = LocalLLMOptions
 
     def __init__(self, options: LocalLLMOptions) -> None:
+        from aopcore.llmcache import ResponseCache
+
         self.options = options
         self.model, self.tokenizer = load_causal_lm(options.model, choose_device(options.device, options.dtype))
+        self.cache = ResponseCache(options.cache_path) if options.cache else None
 
     def complete(self, prompts: Sequence[str]) -> list[str]:
+        from aopcore.llmcache import cache_key
+
+        o = self.options
+        params = o.model_dump(include={"max_new_tokens", "temperature", "top_p", "do_sample", "seed", "max_prompt_tokens"})
+        keys = [cache_key("local", o.model, p, params) for p in prompts]
+        hits = self.cache.get_many(keys) if self.cache is not None else {}
+        misses = [i for i, k in enumerate(keys) if k not in hits]
+        if hits:
+            record_usage(cached_calls=len(prompts) - len(misses))
+        fresh = self._generate([prompts[i] for i in misses]) if misses else []
+        for i, text in zip(misses, fresh):
+            hits[keys[i]] = text
+            if self.cache is not None:
+                self.cache.put(keys[i], text, {"provider": "local", "model": o.model})
+        return [hits[k] for k in keys]
+
+    def _generate(self, prompts: Sequence[str]) -> list[str]:
         o = self.options
         settings = GenerationSettings(o.max_new_tokens, o.do_sample, o.temperature, o.top_p, 0, o.max_prompt_tokens, o.batch_size)
         queries = encode_queries(self.tokenizer, prompts, o.max_prompt_tokens)

@@ -1,0 +1,61 @@
+"""Judge throughput: N judge calls against a local OpenAI-compatible server with fixed latency.
+
+The ideal wall time at concurrency C is ceil(N / C) * latency; the goal is at most 1.3x that.
+Writes JSON to stdout (and to --out).
+
+    .venv/bin/python benchmarks/judge_throughput.py --calls 2000 --latency 0.1 --concurrency 32
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+
+from fake_providers import FakeProviderServer  # noqa: E402
+
+from aopcore import JudgeItem  # noqa: E402
+from aopcore_providers.llm import OpenAIJudge  # noqa: E402
+from aopcore_providers.options import OpenAIOptions  # noqa: E402
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--calls", type=int, default=2000)
+    ap.add_argument("--latency", type=float, default=0.1)
+    ap.add_argument("--concurrency", type=int, default=32)
+    ap.add_argument("--provider", default="openai")
+    ap.add_argument("--out", type=Path)
+    args = ap.parse_args()
+    os.environ["AOPCORE_BENCH_KEY"] = "bench-key"
+    with FakeProviderServer(latency=args.latency) as server, tempfile.TemporaryDirectory() as tmp:
+        judge = OpenAIJudge(OpenAIOptions(model="bench", api_key_env="AOPCORE_BENCH_KEY", base_url=server.base_url("openai"),
+                                          concurrency=args.concurrency, cache_path=str(Path(tmp) / "c.sqlite"), timeout=30))
+        items = [JudgeItem(str(i), f"question {i}?", f"GOOD answer {i}", f"answer {i}") for i in range(args.calls)]
+        start = time.perf_counter()
+        verdicts = judge.judge(items)
+        wall = time.perf_counter() - start
+        start = time.perf_counter()
+        judge.judge(items)  # all cached
+        cached = time.perf_counter() - start
+    ideal = math.ceil(args.calls / args.concurrency) * args.latency
+    result = {
+        "benchmark": "judge_throughput", "calls": args.calls, "latency_s": args.latency, "concurrency": args.concurrency,
+        "wall_s": round(wall, 3), "ideal_s": round(ideal, 3), "ratio_to_ideal": round(wall / ideal, 3),
+        "goal_ratio": 1.3, "meets_goal": wall / ideal <= 1.3, "max_in_flight": server.max_in_flight,
+        "verdicts_A": sum(v.choice == "A" for v in verdicts), "cached_rerun_s": round(cached, 3),
+    }
+    text = json.dumps(result, indent=2)
+    print(text)
+    if args.out:
+        args.out.write_text(text + "\n")
+
+
+if __name__ == "__main__":
+    main()
