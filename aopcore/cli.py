@@ -62,6 +62,17 @@ def _cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_rm_bench(args: argparse.Namespace) -> int:
+    try:
+        from aopcore_eval.rm_bench import run_rm_bench
+    except ImportError as exc:
+        raise InputError(f"rm-bench needs the evaluation plugin family: pip install 'aopcore[eval]' ({exc})") from None
+    result = run_rm_bench(args.config)
+    for name, total in result["totals"].items():
+        print(f"{name}: {total}/{result['pairs']} agree ({100 * total / max(result['pairs'], 1):.1f}%)")
+    return 0
+
+
 def _cmd_config_reference(args: argparse.Namespace) -> int:
     from aopcore.docgen import config_reference
     from aopcore.registry import load_registry
@@ -85,6 +96,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("plugins", help="list every registered implementation and where it comes from")
     p.add_argument("--load", action="append", metavar="MODULE", help="also load this plugin module")
     p.set_defaults(func=_cmd_plugins)
+    p = sub.add_parser("rm-bench", help="agreement of candidate reward models with SHP human preferences (paper table 1)")
+    p.add_argument("config", type=Path)
+    p.set_defaults(func=_cmd_rm_bench)
     p = sub.add_parser("config-reference", help="print the configuration reference (Markdown) from the option models")
     p.set_defaults(func=_cmd_config_reference)
     p = sub.add_parser("report", help="(re)write the report of a run directory")

@@ -9,6 +9,7 @@ import hashlib
 import itertools
 import json
 import logging
+import os
 import shutil
 import sys
 from collections.abc import Callable, Sequence
@@ -23,7 +24,7 @@ from aopcore.ledger import StageMeter, record_usage
 from aopcore.protocols import CurriculumContext, Embedder, FeedbackLLM, Judge, PolicyTrainer, PromptCurriculum, RewardModel
 from aopcore.records import EvalRecord, Prompt, Question, TrainStats, iter_jsonl, read_jsonl, to_dict, write_jsonl
 from aopcore.stats import WinRate
-from aopcore.store import RunStore, atomic_directory, atomic_write_json, clean_temporaries
+from aopcore.store import RunStore, atomic_directory, atomic_write_json, atomic_write_text, clean_temporaries
 
 log = logging.getLogger("aopcore")
 
@@ -201,8 +202,9 @@ class Experiment:
         self._stage("sft/evaluation", "evaluate",
                     lambda: self._evaluate(self._policy_dir(None, 0), self._evaluation_path("", 0), stage_seed(self.seed, "sft/evaluation")))
 
-        for arm, curriculum in self.arms.items():
-            for i in range(1, self.budget.iterations + 1):
+        # iteration-major: every arm reaches iteration i before any starts i + 1, so partial runs compare like with like
+        for i in range(1, self.budget.iterations + 1):
+            for arm, curriculum in self.arms.items():
                 self._run_iteration(arm, curriculum, i)
 
         winrates = self._judge_all()
@@ -242,20 +244,38 @@ class Experiment:
             # arm's name, so arms that see the same prompts from the same policy (AOP and SOP at iteration 1)
             # train the same model, and other arms are compared under the same sampling noise.
             digest = hashlib.sha256(json.dumps([self._lineage(arm, i - 1), [(p.id, p.text) for p in prompts]]).encode()).hexdigest()
+            index = self.store.path("train-index", f"{digest}.json")
+            twin = self.store.path(json.loads(index.read_text())["iteration_dir"]) if index.exists() else None
+            if twin is not None and (twin / "policy").exists() and (twin / "train.json").exists():
+                # the same start policy trained on the same prompts with the same seed: the result is known
+                with atomic_directory(out) as tmp:
+                    _link_tree(twin / "policy", tmp)
+                atomic_write_text(self._iter_dir(arm, i) / "train.json", (twin / "train.json").read_text())
+                return {"reused_from": str(twin.relative_to(self.store.root))}
             with atomic_directory(out) as tmp:
                 stats = self.trainer.train(prev_policy, prompts, self.reward, passes=self.budget.passes,
                                            out=tmp, seed=stage_seed(self.seed, f"train/{digest}"))
             record_usage(tokens_generated=stats.tokens_generated)
             atomic_write_json(self._iter_dir(arm, i) / "train.json", to_dict(stats))
+            atomic_write_json(index, {"iteration_dir": str(self._iter_dir(arm, i).relative_to(self.store.root))})
             return {"steps": stats.steps, "episodes": stats.episodes}
 
         self._stage(f"{base}/prompts", "prompts", choose_prompts, arm=arm)
         self._stage(f"{base}/train", "train", train, arm=arm)
-        self._stage(f"{base}/evaluation", "evaluate",
-                    lambda: self._evaluate(self._policy_dir(arm, i), self._evaluation_path(arm, i), stage_seed(self.seed, f"evaluation/iter-{i}")),
-                    arm=arm)
+        twin = self._twin(arm, i)
+
+        def evaluate() -> dict[str, Any]:
+            if twin is not None and (twin / "evaluation.jsonl").exists():  # same policy, same seed: same evaluation
+                atomic_write_text(self._evaluation_path(arm, i), (twin / "evaluation.jsonl").read_text())
+                return {"reused_from": str(twin.relative_to(self.store.root))}
+            return self._evaluate(self._policy_dir(arm, i), self._evaluation_path(arm, i), stage_seed(self.seed, f"evaluation/iter-{i}"))
+
+        self._stage(f"{base}/evaluation", "evaluate", evaluate, arm=arm)
         if i in self._judged_iterations() and self.judge is not None:
             def answer_tests() -> dict[str, Any]:
+                if twin is not None and (twin / "test_answers.jsonl").exists():
+                    atomic_write_text(self._iter_dir(arm, i) / "test_answers.jsonl", (twin / "test_answers.jsonl").read_text())
+                    return {"reused_from": str(twin.relative_to(self.store.root))}
                 texts = [q.text for q in self.test_prompts]
                 answers = self.trainer.generate(self._policy_dir(arm, i), texts, seed=stage_seed(self.seed, f"answers/iter-{i}"))
                 write_jsonl(self._iter_dir(arm, i) / "test_answers.jsonl",
@@ -265,6 +285,12 @@ class Experiment:
             self._stage(f"{base}/answers", "answers", answer_tests, arm=arm)
         if self.keep_checkpoints == "last" and i > 1:
             shutil.rmtree(self._policy_dir(arm, i - 1), ignore_errors=True)
+
+    def _twin(self, arm: str, i: int) -> Path | None:
+        """The iteration folder whose trained policy this arm's iteration reused, if any."""
+        record = self.store.stage_file(f"arms/{arm}/iter-{i:02d}/train")
+        reused = json.loads(record.read_text()).get("reused_from") if record.exists() else None
+        return self.store.path(reused) if reused else None
 
     def _lineage(self, arm: str, iteration: int) -> list[list[str]]:
         """The prompt ids that produced policy_{iteration} of this arm (empty for the shared SFT policy)."""
@@ -301,6 +327,20 @@ class Experiment:
 
     def _write_tables(self, winrates: list[WinRate]) -> dict[str, Any]:
         return {"files": tables.write_winrate_tables(self.store.path("tables"), winrates)}
+
+
+def _link_tree(src: Path, dst: Path) -> None:
+    """Hard-link (or copy, across filesystems) every file of ``src`` into ``dst``."""
+    for path in src.rglob("*"):
+        target = dst / path.relative_to(src)
+        if path.is_dir():
+            target.mkdir(parents=True, exist_ok=True)
+            continue
+        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.link(path, target)
+        except OSError:
+            shutil.copy2(path, target)
 
 
 def _count(items: Any) -> dict[str, int]:

@@ -89,3 +89,34 @@ def test_curriculum_requirements_are_checked_up_front(tmp_path: Path):
 
     with pytest.raises(InputError, match="arms.x: curriculum needs a \\[feedback\\] LLM"):
         make(tmp_path, arms={"x": NeedsLLM()})
+
+
+def test_library_example_runs():
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    result = subprocess.run([sys.executable, str(ROOT / "examples" / "embed_in_python.py")], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert "run directory:" in result.stdout and "| replay |" not in result.stdout
+    assert "### replay" in result.stdout
+
+
+def test_aop_and_sop_style_arms_with_same_prompts_train_the_same_policy(tmp_path: Path):
+    """Common random numbers: identical prompts from the same policy give identical checkpoints, whatever the arm is called."""
+    class SameForAll(toy.StaticCurriculum):
+        def prompts(self, ctx):
+            return [Prompt(p.id.split("-", 1)[1], p.text, p.category, p.provenance) for p in super().prompts(ctx)]
+
+    exp = make(tmp_path, arms={"first": SameForAll(toy.StaticOptions()), "second": SameForAll(toy.StaticOptions())})
+    result = exp.run()
+    for i in (1, 2):
+        a = (result.run_dir / "arms" / "first" / f"iter-{i:02d}" / "policy" / "policy.json").read_text()
+        b = (result.run_dir / "arms" / "second" / f"iter-{i:02d}" / "policy" / "policy.json").read_text()
+        assert a == b
+    assert all(w.wins_a == w.wins_b == 0 for w in result.winrates)
+    # the second arm did not pay for training it would only have repeated
+    for i in (1, 2):
+        record = json.loads((result.run_dir / "stages" / f"arms__second__iter-{i:02d}__train.json").read_text())
+        assert record["reused_from"] == f"arms/first/iter-{i:02d}" and "steps" not in record
