@@ -54,6 +54,6 @@ class ScriptedLLM:
             lines = [f"{weak[k % 2]} | {TOPICS[(c + k) % 12]} question {c}-{k}: how would you handle {TOPICS[(c * 7 + k) % 12]} {c} {k}?"
                      for k in range(n)]
             return "Here are the questions:\n" + "\n".join(lines)
-        target = re.search(r'domain "([^"]+)"', prompt)
-        topic = target.group(1) if target else re.search(r'about "([^"]+)"', prompt).group(1)
+        target = re.search(r'domain "([^"]+)"|about "([^"]+)"|forum r/(\w+)', prompt)
+        topic = next(g for g in target.groups() if g)
         return "\n".join(f"{k + 1}. My {topic} {TOPICS[(c + k) % 12]} issue number {c}-{k}, what should I do?" for k in range(n))

@@ -141,3 +141,14 @@ def test_aop_run_shifts_prompts_toward_lowest_scoring_categories(tmp_path: Path)
         prompts = read_jsonl(run / f"arms/aop/iter-{i:02d}/prompts.jsonl", Prompt)
         share = sum(p.category in bottom for p in prompts) / len(prompts)
         assert share >= 0.5, (i, mean, Counter(p.category for p in prompts))  # uniform would be 2/6
+
+
+def test_repeated_draws_ask_for_new_questions(tmp_path: Path):
+    """With one held-out question per category every draw shows the same samples; requests must still differ."""
+    llm = ScriptedLLM()
+    one_each = [EvalRecord(f"{c}-0", f"{c} question?", c, "an answer", 0.1 * n) for n, c in enumerate(CATS)]
+    opts = ScoreBasedOptions(samples_per_category=1, draws=6, questions_per_call=4, parallel_calls=6, targeting="per-category",
+                             prompt_style="compact", weak_categories=1)
+    AOPCurriculum(opts).prompts(ctx(tmp_path, budget=8, feedback=llm, evaluation=one_each))
+    assert len(set(llm.prompts)) == len(llm.prompts) >= 2
+    assert "This is request 2 with these examples" in llm.prompts[1]

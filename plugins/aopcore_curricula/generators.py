@@ -124,6 +124,7 @@ class ScoreBasedGenerator:
             descr = [f"{c}: {', '.join(templates.keywords(c))}" for c in categories]
             cat_vectors = np.asarray(embedder.embed(descr), dtype=np.float32)
         out: list[Prompt] = []
+        seen_prompts: Counter[str] = Counter()
         max_draws = int(o.draws * o.max_draws_factor)
         draw = 0
         while len(out) < needed and draw < max_draws:
@@ -131,6 +132,9 @@ class ScoreBasedGenerator:
             for _ in range(min(o.parallel_calls, max_draws - draw)):
                 sample = self._draw(by_cat, rng)
                 prompt, target = self._prompt(sample, draw, categories)
+                if seen_prompts[prompt]:  # few held-out questions: draws repeat; ask for new questions, not a cached reply
+                    prompt += f"\nThis is request {seen_prompts[prompt] + 1} with these examples: write questions different from before."
+                seen_prompts[prompt.split("\nThis is request ")[0]] += 1
                 batch.append((draw, sample, prompt, target))
                 draw += 1
             responses = feedback.complete([b[2] for b in batch])

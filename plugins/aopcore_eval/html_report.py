@@ -49,6 +49,7 @@ def reward_plots(run_dir: Path) -> list[str]:
         its = sorted(per_iter)
         ax.plot(its, [per_iter[i].get("(all)", float("nan")) for i in its], marker="o", label=arm)
     ax.set(xlabel="iteration (0 = SFT)", ylabel="mean held-out reward", title="Held-out reward per iteration")
+    ax.set_xticks(sorted({i for per in data.values() for i in per}))
     ax.legend()
     images.append(_png(fig))
     arms = list(data)
