@@ -3,11 +3,33 @@
 The public API: the protocols, the records, the hook marker and the Experiment.
 """
 from aopcore.errors import AopcoreError, InputError, RuntimeFailure
-from aopcore.experiment import Budget, Experiment, ExperimentResult, JudgingPlan, stage_seed
+from aopcore.experiment import (
+    Budget,
+    Experiment,
+    ExperimentResult,
+    JudgingPlan,
+    stage_seed,
+)
 from aopcore.hookspecs import hookimpl
 from aopcore.ledger import record_usage
-from aopcore.protocols import CurriculumContext, Embedder, FeedbackLLM, Judge, PolicyTrainer, PromptCurriculum, RewardModel
-from aopcore.records import EvalRecord, JudgeItem, Prompt, Provenance, Question, TrainStats, Verdict
+from aopcore.protocols import (
+    CurriculumContext,
+    Embedder,
+    FeedbackLLM,
+    Judge,
+    PolicyTrainer,
+    PromptCurriculum,
+    RewardModel,
+)
+from aopcore.records import (
+    EvalRecord,
+    JudgeItem,
+    Prompt,
+    Provenance,
+    Question,
+    TrainStats,
+    Verdict,
+)
 
 __version__ = "0.1.0"
 

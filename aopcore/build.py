@@ -12,7 +12,13 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from aopcore.config import COMPONENT_SECTIONS, ConfigReport, ExperimentConfig, missing_secrets, parse_config
+from aopcore.config import (
+    COMPONENT_SECTIONS,
+    ConfigReport,
+    ExperimentConfig,
+    missing_secrets,
+    parse_config,
+)
 from aopcore.data import load_source, source_problem
 from aopcore.errors import InputError
 from aopcore.experiment import Budget, Experiment, JudgingPlan

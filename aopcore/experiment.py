@@ -21,10 +21,32 @@ from aopcore import tables
 from aopcore.errors import InputError, RuntimeFailure
 from aopcore.judging import PairVerdict, judge_pair, tally
 from aopcore.ledger import StageMeter, record_usage
-from aopcore.protocols import CurriculumContext, Embedder, FeedbackLLM, Judge, PolicyTrainer, PromptCurriculum, RewardModel
-from aopcore.records import EvalRecord, Prompt, Question, TrainStats, iter_jsonl, read_jsonl, to_dict, write_jsonl
+from aopcore.protocols import (
+    CurriculumContext,
+    Embedder,
+    FeedbackLLM,
+    Judge,
+    PolicyTrainer,
+    PromptCurriculum,
+    RewardModel,
+)
+from aopcore.records import (
+    EvalRecord,
+    Prompt,
+    Question,
+    iter_jsonl,
+    read_jsonl,
+    to_dict,
+    write_jsonl,
+)
 from aopcore.stats import WinRate
-from aopcore.store import RunStore, atomic_directory, atomic_write_json, atomic_write_text, clean_temporaries
+from aopcore.store import (
+    RunStore,
+    atomic_directory,
+    atomic_write_json,
+    atomic_write_text,
+    clean_temporaries,
+)
 
 log = logging.getLogger("aopcore")
 

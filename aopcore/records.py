@@ -142,6 +142,25 @@ def read_jsonl(path: Path | str, cls: type[T]) -> list[T]:
     return [cls.from_dict(obj) for _, obj in iter_jsonl(path)]  # type: ignore[attr-defined]
 
 
+def load_records(path: Path | str, required: tuple[str, ...], what: str) -> list[dict[str, Any]]:
+    """JSON objects from a JSONL file, each checked for string ``required`` fields; errors name file and line."""
+    from aopcore.errors import InputError
+
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{what} file not found: {path}")
+    rows = []
+    try:
+        for lineno, row in iter_jsonl(path):
+            missing = [f for f in required if not isinstance(row, dict) or not isinstance(row.get(f), (str, int))]
+            if missing:
+                raise InputError(f"{path}:{lineno}: {what} record needs field(s) {', '.join(missing)}")
+            rows.append(row)
+    except json.JSONDecodeError as exc:
+        raise InputError(f"{path}:{exc.lineno}: not valid JSON ({exc.msg})") from None
+    return rows
+
+
 def load_questions(path: Path | str) -> list[Question]:
     """Load questions from JSONL, failing with the file and line of the first bad record."""
     from aopcore.errors import InputError

@@ -35,7 +35,6 @@ def questions(n: int) -> list[str]:
 
 def run_one(n: int, synthetic: bool) -> dict:
     import numpy as np
-
     from aopcore_curricula.dedup import cluster_dedup
 
     t0 = time.perf_counter()

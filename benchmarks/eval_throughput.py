@@ -8,9 +8,12 @@ Goal: batched at least 5x faster. JSON to stdout (and --out).
 from __future__ import annotations
 
 import argparse
-import json
+import sys
 import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _output import emit  # noqa: E402
 
 
 def main() -> None:
@@ -22,10 +25,15 @@ def main() -> None:
     ap.add_argument("--out", type=Path)
     args = ap.parse_args()
     import torch
+    from aopcore_hf.generation import (
+        GenerationSettings,
+        decode_responses,
+        encode_queries,
+        generate_rollouts,
+    )
+    from aopcore_hf.models import choose_device, load_causal_lm
 
     from aopcore.data import load_source
-    from aopcore_hf.generation import GenerationSettings, decode_responses, encode_queries, generate_rollouts
-    from aopcore_hf.models import choose_device, load_causal_lm
 
     questions = [q.text for q in load_source("builtin:heldout", Path("."))][: args.prompts]
     choice = choose_device()
@@ -51,10 +59,7 @@ def main() -> None:
         "batched_tokens_per_s": round(tokens_b / (t1 - t0), 1), "one_at_a_time_tokens_per_s": round(tokens_s / (t2 - t1), 1),
         "identical_answers": f"{same}/{len(queries)}", "goal_speedup": 5.0, "meets_goal": (t2 - t1) / (t1 - t0) >= 5.0,
     }
-    text = json.dumps(result, indent=2)
-    print(text)
-    if args.out:
-        args.out.write_text(text + "\n")
+    emit(result, args.out)
 
 
 if __name__ == "__main__":

@@ -10,11 +10,14 @@ so it needs no downloads. ``--small`` shrinks everything for a CPU smoke run (CI
 from __future__ import annotations
 
 import argparse
-import json
 import random
+import sys
 import tempfile
 import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _output import emit  # noqa: E402
 
 
 def build_model(folder: Path, small: bool) -> Path:
@@ -50,10 +53,10 @@ def main() -> None:
     ap.add_argument("--out", type=Path)
     args = ap.parse_args()
     import torch
-
-    from aopcore import Prompt
     from aopcore_hf.options import PPOOptions
     from aopcore_hf.ppo import PPOPolicyTrainer
+
+    from aopcore import Prompt
 
     with tempfile.TemporaryDirectory() as tmp:
         model_dir = build_model(Path(tmp) / "gpt2-medium-random", args.small)
@@ -84,10 +87,7 @@ def main() -> None:
             "peak_memory_gb": round(torch.cuda.max_memory_allocated() / 2**30, 2) if device.startswith("cuda") else None,
             "skipped_minibatches": sum(m["ppo/skipped_minibatches"] for m in steps),
         }
-    text = json.dumps(result, indent=2)
-    print(text)
-    if args.out:
-        args.out.write_text(text + "\n")
+    emit(result, args.out)
 
 
 if __name__ == "__main__":

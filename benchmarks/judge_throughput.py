@@ -8,21 +8,24 @@ Writes JSON to stdout (and to --out).
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
+import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _output import emit  # noqa: E402
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
+from aopcore_providers.llm import OpenAIJudge  # noqa: E402
+from aopcore_providers.options import OpenAIOptions  # noqa: E402
 from fake_providers import FakeProviderServer  # noqa: E402
 
 from aopcore import JudgeItem  # noqa: E402
-from aopcore_providers.llm import OpenAIJudge  # noqa: E402
-from aopcore_providers.options import OpenAIOptions  # noqa: E402
 
 
 def main() -> None:
@@ -34,8 +37,12 @@ def main() -> None:
     ap.add_argument("--out", type=Path)
     args = ap.parse_args()
     os.environ["AOPCORE_BENCH_KEY"] = "bench-key"
-    with FakeProviderServer(latency=args.latency) as server, tempfile.TemporaryDirectory() as tmp:
-        judge = OpenAIJudge(OpenAIOptions(model="bench", api_key_env="AOPCORE_BENCH_KEY", base_url=server.base_url("openai"),
+    # the server runs in its own process, as a remote one would: no shared interpreter lock with the client
+    server_proc = subprocess.Popen([sys.executable, "-c", SERVER.format(tests=str(TESTS), latency=args.latency)],
+                                   stdout=subprocess.PIPE, text=True)
+    base_url = server_proc.stdout.readline().strip()
+    with tempfile.TemporaryDirectory() as tmp:
+        judge = OpenAIJudge(OpenAIOptions(model="bench", api_key_env="AOPCORE_BENCH_KEY", base_url=base_url,
                                           concurrency=args.concurrency, cache_path=str(Path(tmp) / "c.sqlite"), timeout=30))
         items = [JudgeItem(str(i), f"question {i}?", f"GOOD answer {i}", f"answer {i}") for i in range(args.calls)]
         start = time.perf_counter()
@@ -44,17 +51,17 @@ def main() -> None:
         start = time.perf_counter()
         judge.judge(items)  # all cached
         cached = time.perf_counter() - start
+    max_in_flight = judge.calls.max_in_flight
+    server_proc.terminate()
+    server_proc.wait()
     ideal = math.ceil(args.calls / args.concurrency) * args.latency
     result = {
         "benchmark": "judge_throughput", "calls": args.calls, "latency_s": args.latency, "concurrency": args.concurrency,
         "wall_s": round(wall, 3), "ideal_s": round(ideal, 3), "ratio_to_ideal": round(wall / ideal, 3),
-        "goal_ratio": 1.3, "meets_goal": wall / ideal <= 1.3, "max_in_flight": server.max_in_flight,
+        "goal_ratio": 1.3, "meets_goal": wall / ideal <= 1.3, "max_in_flight": max_in_flight,
         "verdicts_A": sum(v.choice == "A" for v in verdicts), "cached_rerun_s": round(cached, 3),
     }
-    text = json.dumps(result, indent=2)
-    print(text)
-    if args.out:
-        args.out.write_text(text + "\n")
+    emit(result, args.out)
 
 
 if __name__ == "__main__":

@@ -5,12 +5,31 @@ from pathlib import Path
 
 import pytest
 import toy_components as toy
+from aopcore_curricula.curricula import (
+    AOPCurriculum,
+    EvaCurriculum,
+    PoolCurriculum,
+    SOPCurriculum,
+    VanillaCurriculum,
+)
+from aopcore_curricula.options import (
+    EvaOptions,
+    PoolOptions,
+    ScoreBasedOptions,
+    VanillaGenerationOptions,
+)
 from fakes import HashEmbedder, ScriptedLLM
 
-from aopcore import Budget, CurriculumContext, EvalRecord, Experiment, Prompt, Question, RuntimeFailure
+from aopcore import (
+    Budget,
+    CurriculumContext,
+    EvalRecord,
+    Experiment,
+    Prompt,
+    Question,
+    RuntimeFailure,
+)
 from aopcore.records import read_jsonl
-from aopcore_curricula.curricula import AOPCurriculum, EvaCurriculum, PoolCurriculum, SOPCurriculum, VanillaCurriculum
-from aopcore_curricula.options import EvaOptions, PoolOptions, ScoreBasedOptions, VanillaGenerationOptions
 
 CATS = ["askbaking", "askvet", "legaladvice", "askphysics", "askhr", "changemyview"]
 WEAK = ["askhr", "legaladvice"]

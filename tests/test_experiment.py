@@ -5,7 +5,15 @@ from pathlib import Path
 import pytest
 import toy_components as toy
 
-from aopcore import Budget, Experiment, InputError, Prompt, Provenance, Question, RuntimeFailure
+from aopcore import (
+    Budget,
+    Experiment,
+    InputError,
+    Prompt,
+    Provenance,
+    Question,
+    RuntimeFailure,
+)
 from aopcore.records import read_jsonl
 
 HELDOUT = [Question(f"h{i}", f"held-out question {i}", cat) for i, cat in enumerate(["a", "b", "c"] * 4)]

@@ -14,7 +14,12 @@ def tiny(tmp_path_factory):
 
 
 def test_length_sorted_batches_equal_one_at_a_time(tiny):
-    from aopcore_hf.generation import GenerationSettings, decode_responses, encode_queries, generate_rollouts
+    from aopcore_hf.generation import (
+        GenerationSettings,
+        decode_responses,
+        encode_queries,
+        generate_rollouts,
+    )
     from aopcore_hf.models import choose_device, load_causal_lm
 
     model, tok = load_causal_lm(str(tiny["gpt2"]), choose_device("cpu"))
@@ -28,9 +33,10 @@ def test_length_sorted_batches_equal_one_at_a_time(tiny):
 
 
 def test_policy_generate_is_seeded_and_counts_tokens(tiny, tmp_path):
-    from aopcore.ledger import StageMeter
     from aopcore_hf.options import PPOOptions
     from aopcore_hf.ppo import PPOPolicyTrainer
+
+    from aopcore.ledger import StageMeter
 
     trainer = PPOPolicyTrainer(PPOOptions(model=str(tiny["gpt2"]), device="cpu", eval_max_new_tokens=5))
     trainer.initial_policy(tmp_path, seed=0)

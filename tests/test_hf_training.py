@@ -4,10 +4,10 @@ from pathlib import Path
 import pytest
 
 torch = pytest.importorskip("torch")
+from aopcore_hf.options import PPOOptions, TRLOptions  # noqa: E402
 from tiny_models import WordReward, save_tiny_gpt2  # noqa: E402
 
 from aopcore import Prompt  # noqa: E402
-from aopcore_hf.options import PPOOptions, TRLOptions  # noqa: E402
 
 PROMPTS = [Prompt(f"p{i}", text, "c") for i, text in enumerate(
     ["how do i run ?", "why is the sky blue ?", "what is a cat ?", "how do i jump ?"] * 4)]

@@ -15,7 +15,15 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict
 
-from aopcore import CurriculumContext, Prompt, Provenance, TrainStats, Verdict, hookimpl, record_usage
+from aopcore import (
+    CurriculumContext,
+    Prompt,
+    Provenance,
+    TrainStats,
+    Verdict,
+    hookimpl,
+    record_usage,
+)
 
 TEMPLATES = [
     "no.",

@@ -7,15 +7,30 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import random
 from pathlib import Path
 
 import numpy as np
 
-from aopcore import CurriculumContext, InputError, Prompt, Provenance, RuntimeFailure, stage_seed
+from aopcore import (
+    CurriculumContext,
+    InputError,
+    Prompt,
+    Provenance,
+    RuntimeFailure,
+    stage_seed,
+)
 from aopcore.records import load_questions, read_jsonl, write_jsonl
-from aopcore_curricula.generators import ScoreBasedGenerator, generate_vanilla_pool, save_json
-from aopcore_curricula.options import EvaOptions, PoolOptions, ScoreBasedOptions, VanillaGenerationOptions
+from aopcore_curricula.generators import (
+    ScoreBasedGenerator,
+    generate_vanilla_pool,
+    save_json,
+)
+from aopcore_curricula.options import (
+    EvaOptions,
+    PoolOptions,
+    ScoreBasedOptions,
+    VanillaGenerationOptions,
+)
 
 BUILTIN_POOL = Path(__file__).parent / "data" / "candidate-pool.jsonl"
 

@@ -87,9 +87,19 @@ class IncrementalDeduper:
         self.embedder = embedder
         self.max_similarity = max_similarity
         self.seen: set[str] = set()
-        self.kept: np.ndarray | None = None
+        self._kept = np.zeros((0, 0), dtype=np.float32)  # grows by doubling: amortised O(1) per accepted row
+        self._n = 0
         if existing:
             self.accept(list(existing), force=True)
+
+    def _append(self, row: np.ndarray) -> None:
+        if self._n == len(self._kept):
+            grown = np.zeros((max(64, 2 * len(self._kept)), row.shape[0]), dtype=np.float32)
+            if self._n:
+                grown[: self._n] = self._kept[: self._n]
+            self._kept = grown
+        self._kept[self._n] = row
+        self._n += 1
 
     def accept(self, texts: Sequence[str], *, force: bool = False) -> list[bool]:
         keys = [normalise_text(t) for t in texts]
@@ -97,12 +107,11 @@ class IncrementalDeduper:
         out = []
         for i, key in enumerate(keys):
             ok = force or key not in self.seen
-            if ok and not force and emb is not None and self.kept is not None and len(self.kept):
-                ok = float((self.kept @ emb[i]).max()) < self.max_similarity
+            if ok and not force and emb is not None and self._n:
+                ok = float((self._kept[: self._n] @ emb[i]).max()) < self.max_similarity
             if ok:
                 self.seen.add(key)
                 if emb is not None:
-                    row = emb[i : i + 1]
-                    self.kept = row if self.kept is None else np.vstack([self.kept, row])
+                    self._append(emb[i])
             out.append(ok)
         return out

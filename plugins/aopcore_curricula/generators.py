@@ -10,10 +10,17 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from aopcore import Embedder, EvalRecord, FeedbackLLM, Prompt, Provenance, RuntimeFailure
+from aopcore import (
+    Embedder,
+    EvalRecord,
+    FeedbackLLM,
+    Prompt,
+    Provenance,
+    RuntimeFailure,
+)
 from aopcore_curricula import templates
-from aopcore_curricula.options import ScoreBasedOptions, VanillaGenerationOptions
 from aopcore_curricula.dedup import IncrementalDeduper, cluster_dedup, normalise_text
+from aopcore_curricula.options import ScoreBasedOptions, VanillaGenerationOptions
 from aopcore_curricula.parsing import parse_questions
 
 log = logging.getLogger("aopcore")

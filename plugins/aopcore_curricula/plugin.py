@@ -3,7 +3,12 @@ from __future__ import annotations
 
 from aopcore import hookimpl
 from aopcore.registry import LazyFactory
-from aopcore_curricula.options import EvaOptions, PoolOptions, ScoreBasedOptions, VanillaGenerationOptions
+from aopcore_curricula.options import (
+    EvaOptions,
+    PoolOptions,
+    ScoreBasedOptions,
+    VanillaGenerationOptions,
+)
 
 
 @hookimpl

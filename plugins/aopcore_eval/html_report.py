@@ -8,7 +8,6 @@ import json
 from pathlib import Path
 from typing import Any
 
-from aopcore.records import iter_jsonl
 from aopcore.report import category_rewards, ledger_summary, samples, targeting
 from aopcore.store import atomic_write_text
 

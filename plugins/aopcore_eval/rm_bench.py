@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import random
 from collections import defaultdict
 from pathlib import Path
@@ -15,8 +14,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from aopcore import InputError
 from aopcore.config import ComponentSpec, ConfigReport, TomlLocator, read_toml
+from aopcore.records import load_records
 from aopcore.store import atomic_write_json, atomic_write_text
 
 SHP_FIELDS = ("history", "human_ref_A", "human_ref_B", "labels", "domain")
@@ -38,21 +37,7 @@ def load_pairs(spec: str, base_dir: Path) -> list[dict[str, Any]]:
 
         rows = [dict(r) for r in _load_hub(spec[3:])]
     else:
-        path = Path(spec) if Path(spec).is_absolute() else base_dir / spec
-        if not path.is_file():
-            raise InputError(f"data file not found: {path}")
-        rows = []
-        for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise InputError(f"{path}:{lineno}: not valid JSON ({exc.msg})") from None
-            missing = [f for f in SHP_FIELDS if f not in row]
-            if missing:
-                raise InputError(f"{path}:{lineno}: SHP record lacks {', '.join(missing)}")
-            rows.append(row)
+        rows = load_records(Path(spec) if Path(spec).is_absolute() else base_dir / spec, SHP_FIELDS, "SHP")
     for row in rows:
         d = row["domain"]
         row["category"] = d.rsplit("_", 1)[0] if d.endswith(("_train", "_test", "_validation")) else d

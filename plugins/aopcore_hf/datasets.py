@@ -4,11 +4,11 @@ Specs: ``hf:ID[:CONFIG_OR_DATA_DIR][:SPLIT]``, e.g. ``hf:Anthropic/hh-rlhf:helpf
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 from aopcore import InputError, Question
+from aopcore.records import load_records
 
 DATA_DIR = Path(__file__).parent / "data"
 DOLLY_FIELDS = ("instruction", "context", "response")
@@ -69,19 +69,6 @@ def load_dolly(spec: str, base_dir: Path | None = None, *, limit: int | None = N
         path = DATA_DIR / f"{spec.split(':', 1)[1]}.jsonl" if spec.startswith("builtin:") else Path(spec)
         if not path.is_absolute() and base_dir is not None and not spec.startswith("builtin:"):
             path = base_dir / path
-        if not path.is_file():
-            raise InputError(f"SFT data not found: {path}")
-        rows = []
-        for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise InputError(f"{path}:{lineno}: not valid JSON ({exc.msg})") from None
-            missing = [f for f in ("instruction", "response") if not isinstance(row.get(f), str)]
-            if missing:
-                raise InputError(f"{path}:{lineno}: Dolly record needs string field(s) {', '.join(missing)}")
-            rows.append(row)
+        rows = load_records(path, ("instruction", "response"), "Dolly (SFT)")
     rows = [{k: r.get(k) or "" for k in DOLLY_FIELDS} for r in rows]
     return rows[:limit] if limit else rows

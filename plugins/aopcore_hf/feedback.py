@@ -7,7 +7,12 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from aopcore import JudgeItem, Verdict, record_usage
-from aopcore_hf.generation import GenerationSettings, decode_responses, encode_queries, generate_rollouts
+from aopcore_hf.generation import (
+    GenerationSettings,
+    decode_responses,
+    encode_queries,
+    generate_rollouts,
+)
 from aopcore_hf.models import choose_device, load_causal_lm
 
 

@@ -5,7 +5,12 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from aopcore import record_usage
-from aopcore_hf.generation import GenerationSettings, decode_responses, encode_queries, generate_rollouts
+from aopcore_hf.generation import (
+    GenerationSettings,
+    decode_responses,
+    encode_queries,
+    generate_rollouts,
+)
 from aopcore_hf.models import choose_device
 from aopcore_hf.options import PolicyOptions
 from aopcore_hf.policy_io import PolicyCache, write_pointer

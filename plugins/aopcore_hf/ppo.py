@@ -18,7 +18,12 @@ from tqdm.auto import tqdm
 
 from aopcore import Prompt, RewardModel, TrainStats, record_usage
 from aopcore_hf import ppo_math as pm
-from aopcore_hf.generation import Rollout, decode_responses, encode_queries, generate_rollouts
+from aopcore_hf.generation import (
+    Rollout,
+    decode_responses,
+    encode_queries,
+    generate_rollouts,
+)
 from aopcore_hf.models import load_causal_lm
 from aopcore_hf.options import PPOOptions
 from aopcore_hf.policy import HFPolicyBase

@@ -134,7 +134,7 @@ class OfflineRelevanceReward:
     Options = RelevanceOptions
 
     def __init__(self, options: RelevanceOptions) -> None:
-        from aopcore_hf.embedder import SentenceEmbedder, EmbedderOptions
+        from aopcore_hf.embedder import EmbedderOptions, SentenceEmbedder
 
         self.options = options
         self.embedder = SentenceEmbedder(EmbedderOptions(model=options.model, device=options.device))

@@ -5,6 +5,7 @@ stopping once it has not improved for ``patience`` epochs.
 """
 from __future__ import annotations
 
+import logging
 import random
 import shutil
 from pathlib import Path
@@ -51,11 +52,17 @@ def run_sft(model_spec: str, options: SFTOptions, out: Path, *, choice: DeviceCh
     )
     trainer = SFTTrainer(model=model, args=config, train_dataset=train, eval_dataset=val, processing_class=tokenizer,
                          callbacks=[EarlyStoppingCallback(early_stopping_patience=options.patience)])
+    from transformers.trainer_callback import PrinterCallback, ProgressCallback
+
+    for noisy in (PrinterCallback, ProgressCallback):  # they print raw log dicts to stdout; losses go to the stage record
+        trainer.remove_callback(noisy)
     initial = trainer.evaluate()["eval_loss"]
     trainer.train()
     tokenizer.padding_side = "left"
     save_policy(trainer.model, tokenizer, out)
     shutil.rmtree(work, ignore_errors=True)
     evals = [e["eval_loss"] for e in trainer.state.log_history if "eval_loss" in e]
+    logging.getLogger("aopcore").info("sft: validation loss %.3f before, %s per epoch; kept the best epoch",
+                                      initial, ", ".join(f"{v:.3f}" for v in evals[1:]))
     return {"epochs": float(trainer.state.epoch or 0), "initial_eval_loss": initial,
             "best_eval_loss": min(evals[1:]) if len(evals) > 1 else float("nan")}
