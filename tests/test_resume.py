@@ -23,6 +23,9 @@ def outputs(run: Path) -> dict[str, str]:
             text = json.dumps(record, sort_keys=True)
         if rel == "report.md":
             text = text.split("## Compute ledger")[0]  # the ledger holds wall times
+        if rel == "report.html":
+            head, _, rest = text.partition("<h2>Compute ledger")
+            text = head + rest[rest.find("<h2>"):]  # drop the ledger table (wall times), keep everything else
         out[rel] = text
     return out
 
