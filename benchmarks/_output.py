@@ -12,3 +12,12 @@ def emit(result: dict[str, Any], out: Path | None) -> None:
     if out:
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(text + "\n")
+
+
+def emit_lines(results: list[dict[str, Any]], out: Path | None) -> None:
+    """One JSON object per line (a sweep), on stdout and to --out when given."""
+    text = "\n".join(json.dumps(r) for r in results)
+    print(text)
+    if out:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(text + "\n")

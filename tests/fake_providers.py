@@ -31,6 +31,9 @@ class FakeProviderServer:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            # as production servers do: without TCP_NODELAY the body, written after the headers, waits for the
+            # client's delayed ACK (~40 ms per response) and the server, not the client, sets the pace
+            disable_nagle_algorithm = True
 
             def log_message(self, *args):
                 pass

@@ -87,3 +87,21 @@ def test_masked_whiten_uses_only_real_tokens():
     w = pm.masked_whiten(x, mask)
     # mean 2, unbiased var 1 -> [-1, 0, 1], padding 0
     assert w[0].tolist() == pytest.approx([-1.0, 0.0, 1.0, 0.0], abs=1e-4)
+
+
+def test_rank_shares_of_the_loss_sum_to_the_whole_batch_loss():
+    """Data parallelism: with the global token count, two halves' terms add up to the one-process terms."""
+    torch = pytest.importorskip("torch")
+    g = torch.Generator().manual_seed(0)
+    shape = (4, 5)
+    logprobs, old, adv, vpred, oldv, ret = (torch.randn(shape, generator=g) * 0.3 for _ in range(6))
+    mask = t([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1], [1, 0, 0, 0, 0], [1, 1, 0, 0, 0]])
+    kw = dict(cliprange=0.2, cliprange_value=0.2, vf_coef=0.1, ratio_threshold=10.0)
+    whole = pm.ppo_loss(logprobs, old, adv, vpred, oldv, ret, mask, **kw)
+    halves = [pm.ppo_loss(*(x[rows] for x in (logprobs, old, adv, vpred, oldv, ret, mask)), **kw, tokens=mask.sum())
+              for rows in ([0, 2], [1, 3])]
+    for name in ("loss", "policy_loss", "value_loss", "policy_clipfrac", "value_clipfrac", "approx_kl", "ratio_mean"):
+        assert float(getattr(halves[0], name) + getattr(halves[1], name)) == pytest.approx(float(getattr(whole, name)), abs=1e-6), name
+    # without the global count each half is its own mean, and their average is not the whole batch's
+    local = [pm.ppo_loss(*(x[rows] for x in (logprobs, old, adv, vpred, oldv, ret, mask)), **kw) for rows in ([0, 2], [1, 3])]
+    assert float(local[0].policy_loss + local[1].policy_loss) / 2 != pytest.approx(float(whole.policy_loss), abs=1e-4)

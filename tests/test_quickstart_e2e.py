@@ -18,7 +18,9 @@ TINY = [
 
 @pytest.mark.slow
 def test_reduced_quickstart_runs_and_reports(tmp_path: Path):
-    args = ["run", str(ROOT / "examples" / "quickstart.toml"), "--set", f'experiment.output_dir="{tmp_path}"']
+    # a private response cache: a warm shared one (an earlier run on this machine) would answer every feedback call
+    args = ["run", str(ROOT / "examples" / "quickstart.toml"), "--set", f'experiment.output_dir="{tmp_path}"',
+            "--set", f'feedback.cache_path="{tmp_path / "llm-cache.sqlite"}"']
     for item in TINY:
         args += ["--set", item]
     result = run_cli(*args, timeout=1500)

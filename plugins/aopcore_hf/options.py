@@ -4,7 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from aopcore_hf.models import model_problem
 
@@ -26,6 +26,7 @@ class SFTOptions(_Options):
 
 class GenerationOptions(_Options):
     max_new_tokens: int = Field(64, ge=1, description="Response length during PPO rollouts (paper: 64).")
+    do_sample: bool = Field(True, description="Sample rollouts (PPO explores by sampling); false decodes greedily, for reproducibility checks.")
     temperature: float = Field(0.9, gt=0, description="Sampling temperature during rollouts (paper: 0.9).")
     top_p: float = Field(1.0, gt=0, le=1, description="Nucleus sampling (paper: 1.0, i.e. off).")
     top_k: int = Field(0, ge=0, description="Top-k sampling; 0 disables it (paper: off).")
@@ -81,6 +82,17 @@ class PPOOptions(PolicyOptions):
     ratio_threshold: float = Field(10.0, description="Skip a mini-batch whose mean probability ratio exceeds this.")
     whiten_advantages: bool = True
     max_grad_norm: float | None = None
+    num_processes: int = Field(1, ge=1, description="Data-parallel training processes (DDP through accelerate; gloo on CPU, NCCL on GPUs). "
+                                                    "Each takes batch_size / num_processes rollouts; results match one process.")
+    accelerate_config: str | None = Field(None, description="An accelerate config file (e.g. DeepSpeed ZeRO-1/2) passed through to `accelerate launch`.")
+
+    @model_validator(mode="after")
+    def _batches_divide(self) -> "PPOOptions":
+        if self.batch_size % self.mini_batch_size:
+            raise ValueError(f"batch_size ({self.batch_size}) must be a multiple of mini_batch_size ({self.mini_batch_size})")
+        if self.mini_batch_size % self.num_processes:
+            raise ValueError(f"mini_batch_size ({self.mini_batch_size}) must be a multiple of num_processes ({self.num_processes})")
+        return self
 
 
 class TRLOptions(PolicyOptions):

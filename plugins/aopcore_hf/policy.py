@@ -40,7 +40,7 @@ class HFPolicyBase:
 
     def rollout_settings(self, batch_size: int) -> GenerationSettings:
         g = self.options.generation
-        return GenerationSettings(g.max_new_tokens, True, g.temperature, g.top_p, g.top_k, g.max_prompt_tokens, batch_size)
+        return GenerationSettings(g.max_new_tokens, g.do_sample, g.temperature, g.top_p, g.top_k, g.max_prompt_tokens, batch_size)
 
     def generate(self, policy: Path, prompts: Sequence[str], *, seed: int, sample: bool = False) -> list[str]:
         model, tokenizer = self.cache.load(Path(policy), self.choice)

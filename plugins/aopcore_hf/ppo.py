@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import random
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,6 +28,7 @@ from aopcore_hf.models import load_causal_lm
 from aopcore_hf.options import PPOOptions
 from aopcore_hf.policy import HFPolicyBase
 from aopcore_hf.policy_io import policy_source, save_policy
+from aopcore_hf.ppo_comm import AccelerateComm, LocalComm
 from aopcore_hf.tracking import Trackers
 
 VALUE_HEAD = "value_head.pt"
@@ -93,6 +94,23 @@ def response_forward(model, value_head: ValueHead | None, batch: RolloutBatch) -
     return logprobs, values, entropy
 
 
+class PolicyWithValue(torch.nn.Module):
+    """The policy and its value head as one module, so that data parallelism synchronises both."""
+
+    def __init__(self, lm: torch.nn.Module, value_head: ValueHead) -> None:
+        super().__init__()
+        self.lm = lm
+        self.value_head = value_head
+
+    def forward(self, batch: RolloutBatch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        logprobs, values, entropy = response_forward(self.lm, self.value_head, batch)
+        assert values is not None
+        return logprobs, values, entropy
+
+
+Score = Callable[[Sequence[str], Sequence[str]], list[float]]
+
+
 class PPOPolicyTrainer(HFPolicyBase):
     """PPO (classic TRL behaviour, paper hyperparameters) for any causal LM on the hub or on disk."""
 
@@ -100,24 +118,37 @@ class PPOPolicyTrainer(HFPolicyBase):
     options: PPOOptions
 
     def train(self, policy: Path, prompts: Sequence[Prompt], reward: RewardModel, *, passes: int, out: Path, seed: int) -> TrainStats:
+        if self.options.num_processes > 1 or self.options.accelerate_config:
+            from aopcore_hf.ppo_launch import train_distributed
+
+            return train_distributed(self.options, Path(policy), prompts, reward, passes=passes, out=out, seed=seed)
+
+        def score(texts: Sequence[str], responses: Sequence[str]) -> list[float]:
+            record_usage(reward_calls=len(texts))
+            return reward.score(texts, responses)
+
+        return self.train_with(LocalComm(), Path(policy), prompts, score, passes=passes, out=out, seed=seed)
+
+    def train_with(self, comm: LocalComm | AccelerateComm, policy: Path, prompts: Sequence[Prompt], score: Score, *,
+                   passes: int, out: Path, seed: int) -> TrainStats:
+        """The training loop every rank runs; ``score`` is called on the main rank only."""
         o = self.options
-        if o.batch_size % o.mini_batch_size:
-            raise ValueError("batch_size must be a multiple of mini_batch_size")
-        torch.manual_seed(seed)
-        rng = random.Random(seed)
+        torch.manual_seed(seed + 1_000_003 * comm.rank)  # each rank samples its own rollouts
+        rng = random.Random(seed)  # the same on every rank, so every rank walks the same batches
         device = self.choice.device
-        model, tokenizer = load_causal_lm(policy_source(Path(policy)), self.choice)
-        ref, _ = load_causal_lm(policy_source(Path(policy)), self.choice)
+        model, tokenizer = load_causal_lm(policy_source(policy), self.choice)
+        ref, _ = load_causal_lm(policy_source(policy), self.choice)
         ref.eval().requires_grad_(False)
         value_head = ValueHead(model.config.hidden_size).to(device)
-        if (Path(policy) / VALUE_HEAD).exists():
-            value_head.load_state_dict(torch.load(Path(policy) / VALUE_HEAD, map_location=device))
-        state = json.loads((Path(policy) / STATE).read_text()) if (Path(policy) / STATE).exists() else {}
+        if (policy / VALUE_HEAD).exists():
+            value_head.load_state_dict(torch.load(policy / VALUE_HEAD, map_location=device))
+        state = json.loads((policy / STATE).read_text()) if (policy / STATE).exists() else {}
         kl_coef = state.get("kl_coef", o.init_kl_coef)
         kl_ctl = pm.AdaptiveKLController(kl_coef, o.target, o.horizon) if o.adap_kl_ctrl else pm.FixedKLController(kl_coef)
-        params = [p for p in model.parameters() if p.requires_grad] + list(value_head.parameters())
-        optimizer = torch.optim.Adam(params, lr=o.learning_rate)
-        model.train()
+        module = PolicyWithValue(model, value_head)
+        optimizer = torch.optim.Adam([p for p in module.parameters() if p.requires_grad], lr=o.learning_rate)
+        module.train()
+        wrapped, optimizer = comm.prepare(module, optimizer)
 
         order: list[Prompt] = []
         for _ in range(passes):
@@ -125,13 +156,13 @@ class PPOPolicyTrainer(HFPolicyBase):
             rng.shuffle(shuffled)
             order.extend(shuffled)
         batches = [order[i : i + o.batch_size] for i in range(0, len(order), o.batch_size)]
-        trackers = Trackers(o.report_to, run_name=Path(policy).name, logdir=out / "logs")
+        trackers = Trackers(o.report_to if comm.is_main else [], run_name=policy.name, logdir=out / "logs")
         metrics: list[dict[str, float]] = []
         tokens_generated = 0
-        step_bar = tqdm(batches, desc="ppo", leave=False)
+        step_bar = tqdm(batches, desc="ppo", leave=False, disable=not comm.is_main)
         for step, batch in enumerate(step_bar, start=1):
             t0 = time.perf_counter()
-            stats = self._step(model, ref, value_head, tokenizer, optimizer, kl_ctl, batch, reward)
+            stats = self._step(comm, wrapped, ref, tokenizer, optimizer, kl_ctl, batch, score, shuffle_seed=seed * 100_003 + step)
             stats["time/step_s"] = time.perf_counter() - t0
             stats["step"] = step
             tokens_generated += int(stats.pop("_tokens"))
@@ -139,55 +170,75 @@ class PPOPolicyTrainer(HFPolicyBase):
             trackers.log({k: v for k, v in stats.items() if k != "step"}, step)
             step_bar.set_postfix(score=f"{stats['objective/scores']:.3f}", kl=f"{stats['objective/kl']:.3f}")
         trackers.close()
-        save_policy(model, tokenizer, out)
-        torch.save(value_head.state_dict(), out / VALUE_HEAD)
-        (out / STATE).write_text(json.dumps({"kl_coef": kl_ctl.value}))
+        if comm.is_main:
+            save_policy(model, tokenizer, out)
+            torch.save(value_head.state_dict(), out / VALUE_HEAD)
+            (out / STATE).write_text(json.dumps({"kl_coef": kl_ctl.value}))
+        comm.barrier()
         return TrainStats(steps=len(batches), episodes=len(order), tokens_generated=tokens_generated, metrics=metrics)
 
-    def _step(self, model, ref, value_head, tokenizer, optimizer, kl_ctl, batch: Sequence[Prompt], reward: RewardModel) -> dict[str, float]:
+    def _step(self, comm: LocalComm | AccelerateComm, wrapped: torch.nn.Module, ref, tokenizer, optimizer, kl_ctl,
+              batch: Sequence[Prompt], score: Score, *, shuffle_seed: int) -> dict[str, float]:
+        """One PPO step on a global batch: each rank generates and trains on its share, and every rank holds
+        the whole batch's rollouts, scores, advantages and token counts, so losses are shares of global means."""
         o = self.options
         device = self.choice.device
+        module: PolicyWithValue = comm.unwrap(wrapped)
         texts = [p.text for p in batch]
-        queries = encode_queries(tokenizer, texts, o.generation.max_prompt_tokens, system=o.system_prompt)
-        rollouts = generate_rollouts(model, tokenizer, queries, self.rollout_settings(len(batch)))
+        n = len(batch)
+        mine = list(range(comm.rank, n, comm.world))
+        queries = encode_queries(tokenizer, [texts[i] for i in mine], o.generation.max_prompt_tokens, system=o.system_prompt)
+        local = generate_rollouts(module.lm, tokenizer, queries, self.rollout_settings(len(mine)))
+        by_index = dict(pair for part in comm.all_gather_object(list(zip(mine, local))) for pair in part)
+        rollouts = [by_index[i] for i in range(n)]
         responses = decode_responses(tokenizer, rollouts)
-        scores = torch.tensor(reward.score(texts, responses), dtype=torch.float32, device=device)
-        record_usage(reward_calls=len(texts))
+        scores = torch.tensor(comm.on_main(lambda: score(texts, responses)), dtype=torch.float32, device=device)
 
         pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
         rb = pad_batch(rollouts, pad).to(device)
         mask = rb.mask
-        with torch.no_grad():
-            old_logprobs, old_values, _ = response_forward(model, value_head, rb)
-            ref_logprobs, _, _ = response_forward(ref, None, rb)
+        with torch.no_grad():  # each rank scores its rows; every rank then holds all of them
+            rows = torch.tensor(mine, device=device)
+            part_logprobs, part_values, _ = module(rb.select(rows))
+            part_ref, _, _ = response_forward(ref, None, rb.select(rows))
+            parts = comm.all_gather_object((mine, part_logprobs.cpu(), part_values.cpu(), part_ref.cpu()))
+        old_logprobs, old_values, ref_logprobs = (torch.empty_like(mask) for _ in range(3))
+        for rows_of, lp, v, rlp in parts:
+            old_logprobs[rows_of], old_values[rows_of], ref_logprobs[rows_of] = lp.to(device), v.to(device), rlp.to(device)
         rewards, kl = pm.token_rewards(scores, old_logprobs, ref_logprobs, mask, kl_ctl.value)
         advantages, returns = pm.gae(rewards, old_values, mask, o.gamma, o.lam)
         if o.whiten_advantages:
             advantages = pm.masked_whiten(advantages, mask)
 
-        terms_log: dict[str, list[float]] = {k: [] for k in ("pg", "vf", "pg_clip", "vf_clip", "approxkl", "ratio", "entropy")}
+        names = ("pg", "vf", "pg_clip", "vf_clip", "approxkl", "ratio", "entropy")
+        terms_log: dict[str, list[float]] = {k: [] for k in names}
         skipped = 0
-        n = len(batch)
+        shuffle = torch.Generator().manual_seed(shuffle_seed)  # the same mini-batches on every rank
         for _ in range(o.ppo_epochs):
-            perm = torch.randperm(n)
+            perm = torch.randperm(n, generator=shuffle)
             for start in range(0, n, o.mini_batch_size):
                 idx = perm[start : start + o.mini_batch_size].to(device)
-                logprobs, vpreds, entropy = response_forward(model, value_head, rb.select(idx))
-                terms = pm.ppo_loss(logprobs, old_logprobs[idx], advantages[idx], vpreds, old_values[idx], returns[idx], mask[idx],
-                                    cliprange=o.cliprange, cliprange_value=o.cliprange_value, vf_coef=o.vf_coef,
-                                    ratio_threshold=o.ratio_threshold)
-                if terms.skipped:
+                share = idx[comm.rank :: comm.world]
+                tokens = mask[idx].sum()
+                logprobs, vpreds, entropy = wrapped(rb.select(share))
+                terms = pm.ppo_loss(logprobs, old_logprobs[share], advantages[share], vpreds, old_values[share], returns[share],
+                                    mask[share], cliprange=o.cliprange, cliprange_value=o.cliprange_value, vf_coef=o.vf_coef,
+                                    ratio_threshold=o.ratio_threshold, tokens=tokens)
+                summed = comm.sum(torch.stack([terms.policy_loss, terms.value_loss, terms.policy_clipfrac, terms.value_clipfrac,
+                                               terms.approx_kl, terms.ratio_mean, pm.masked_mean(entropy, mask[share], tokens)]).detach())
+                skip = bool(summed[5] > o.ratio_threshold)  # decided on the global ratio, so every rank agrees
+                optimizer.zero_grad()
+                # every rank runs a backward, so data-parallel gradient hooks stay in step; a skip steps nothing.
+                # Data parallelism averages gradients over ranks, and each rank's loss is its share of the global mean.
+                comm.backward(terms.loss * (0.0 if skip else float(comm.world)))
+                if skip:
                     skipped += 1
                 else:
-                    optimizer.zero_grad()
-                    terms.loss.backward()
                     if o.max_grad_norm:
-                        torch.nn.utils.clip_grad_norm_([p for g in optimizer.param_groups for p in g["params"]], o.max_grad_norm)
+                        comm.clip_grad_norm([p for g in optimizer.param_groups for p in g["params"]], o.max_grad_norm)
                     optimizer.step()
-                for key, value in (("pg", terms.policy_loss), ("vf", terms.value_loss), ("pg_clip", terms.policy_clipfrac),
-                                   ("vf_clip", terms.value_clipfrac), ("approxkl", terms.approx_kl), ("ratio", terms.ratio_mean),
-                                   ("entropy", pm.masked_mean(entropy, mask[idx]))):
-                    terms_log[key].append(float(value.detach()))
+                for key, value in zip(names, summed.tolist()):
+                    terms_log[key].append(value)
         mean_kl = float(kl.sum(dim=1).mean())
         kl_coef_used = kl_ctl.value
         kl_ctl.update(mean_kl, n)

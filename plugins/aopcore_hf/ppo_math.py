@@ -11,8 +11,10 @@ from dataclasses import dataclass
 import torch
 
 
-def masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    return (x * mask).sum() / mask.sum().clamp_min(1.0)
+def masked_mean(x: torch.Tensor, mask: torch.Tensor, tokens: torch.Tensor | float | None = None) -> torch.Tensor:
+    """Mean over the masked entries; ``tokens`` replaces the count (a data-parallel rank's share of a global mean)."""
+    count = mask.sum() if tokens is None else torch.as_tensor(tokens, dtype=x.dtype, device=x.device)
+    return (x * mask).sum() / count.clamp_min(1.0)
 
 
 def masked_var(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -76,21 +78,27 @@ class LossTerms:
 
 def ppo_loss(logprobs: torch.Tensor, old_logprobs: torch.Tensor, advantages: torch.Tensor, vpreds: torch.Tensor,
              old_values: torch.Tensor, returns: torch.Tensor, mask: torch.Tensor, *, cliprange: float,
-             cliprange_value: float, vf_coef: float, ratio_threshold: float) -> LossTerms:
-    """Clipped policy loss + vf_coef * clipped value loss; zeroed when the mean ratio exceeds ``ratio_threshold``."""
+             cliprange_value: float, vf_coef: float, ratio_threshold: float,
+             tokens: torch.Tensor | float | None = None) -> LossTerms:
+    """Clipped policy loss + vf_coef * clipped value loss; zeroed when the mean ratio exceeds ``ratio_threshold``.
+
+    With ``tokens`` (the mini-batch's token count over all data-parallel ranks) every term is this rank's
+    share of the global mean, so the terms of all ranks sum to those of one process; the skip decision
+    then belongs to the caller, on the summed ratio.
+    """
     vpred_clipped = old_values + (vpreds - old_values).clamp(-cliprange_value, cliprange_value)
     vf_losses1 = (vpreds - returns) ** 2
     vf_losses2 = (vpred_clipped - returns) ** 2
-    value_loss = 0.5 * masked_mean(torch.max(vf_losses1, vf_losses2), mask)
-    value_clipfrac = masked_mean((vf_losses2 > vf_losses1).to(logprobs.dtype), mask)
+    value_loss = 0.5 * masked_mean(torch.max(vf_losses1, vf_losses2), mask, tokens)
+    value_clipfrac = masked_mean((vf_losses2 > vf_losses1).to(logprobs.dtype), mask, tokens)
 
     ratio = torch.exp(logprobs - old_logprobs)
     pg_losses1 = -advantages * ratio
     pg_losses2 = -advantages * ratio.clamp(1.0 - cliprange, 1.0 + cliprange)
-    policy_loss = masked_mean(torch.max(pg_losses1, pg_losses2), mask)
-    policy_clipfrac = masked_mean((pg_losses2 > pg_losses1).to(logprobs.dtype), mask)
-    approx_kl = 0.5 * masked_mean((logprobs - old_logprobs) ** 2, mask)
-    ratio_mean = masked_mean(ratio, mask)
+    policy_loss = masked_mean(torch.max(pg_losses1, pg_losses2), mask, tokens)
+    policy_clipfrac = masked_mean((pg_losses2 > pg_losses1).to(logprobs.dtype), mask, tokens)
+    approx_kl = 0.5 * masked_mean((logprobs - old_logprobs) ** 2, mask, tokens)
+    ratio_mean = masked_mean(ratio, mask, tokens)
 
     loss = policy_loss + vf_coef * value_loss
     skipped = bool(ratio_mean.detach() > ratio_threshold)

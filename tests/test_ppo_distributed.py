@@ -1,0 +1,76 @@
+"""Data-parallel PPO: a 2-process CPU group (gloo, through torchrun and accelerate) reproduces one process.
+
+Same global batch, greedy rollouts (so both runs see the same responses), same seed: the per-step metrics
+and the trained weights must agree up to float summation order. Rewards are scored in this process,
+through the reward service, so the RewardModel never has to be loaded by the workers.
+"""
+from pathlib import Path
+
+import pytest
+
+torch = pytest.importorskip("torch")
+from aopcore_hf.options import PPOOptions  # noqa: E402
+from aopcore_hf.ppo import PPOPolicyTrainer  # noqa: E402
+from tiny_models import WordReward, save_tiny_gpt2  # noqa: E402
+
+from aopcore import Prompt  # noqa: E402
+from aopcore.ledger import StageMeter  # noqa: E402
+
+PROMPTS = [Prompt(f"p{i}", text, "c") for i, text in enumerate(
+    ["how do i run ?", "why is the sky blue ?", "what is a cat ?", "how do i jump ?", "the dog is red", "a tree ?", "yes", "no ?"])]
+KEYS = ("objective/scores", "objective/kl", "objective/kl_coef", "loss/policy_avg", "loss/value_avg", "val/ratio",
+        "policy/clipfrac_avg", "objective/entropy", "tokens/response_len_mean")
+
+
+def weights(folder: Path) -> dict[str, torch.Tensor]:
+    from safetensors.torch import load_file
+
+    state = load_file(folder / "model.safetensors")
+    state.update({f"value.{k}": v for k, v in torch.load(folder / "value_head.pt").items()})
+    return state
+
+
+def test_two_process_ppo_matches_one_process(tmp_path: Path):
+    policy = save_tiny_gpt2(tmp_path / "gpt2", init_range=0.6)
+    common = dict(model=str(policy), device="cpu", learning_rate=3e-3, batch_size=8, mini_batch_size=4, ppo_epochs=2,
+                  init_kl_coef=0.05, generation={"max_new_tokens": 6, "do_sample": False})
+    runs = {}
+    for n in (1, 2):
+        trainer = PPOPolicyTrainer(PPOOptions(**common, num_processes=n))
+        with StageMeter("train") as meter:
+            stats = trainer.train(policy, PROMPTS, WordReward("good"), passes=2, out=tmp_path / f"ranks-{n}", seed=7)
+        assert stats.steps == 2 and stats.episodes == 16
+        assert meter.counts["reward_calls"] == 16  # scored here, in the parent, in both cases
+        runs[n] = stats
+
+    for m1, m2 in zip(runs[1].metrics, runs[2].metrics):
+        for key in KEYS:
+            assert m2[key] == pytest.approx(m1[key], rel=1e-4, abs=1e-6), key
+    assert runs[1].tokens_generated == runs[2].tokens_generated > 0
+
+    from safetensors.torch import load_file
+
+    initial = load_file(policy / "model.safetensors")
+    w1, w2 = weights(tmp_path / "ranks-1"), weights(tmp_path / "ranks-2")
+    assert max(float((w1[k] - initial[k]).abs().max()) for k in initial) > 1e-2  # training moved the weights
+    assert w1.keys() == w2.keys()
+    n_embd = 32
+    for k in w1:
+        a, b = w1[k], w2[k]
+        if k.endswith("attn.c_attn.bias"):
+            # the key bias has zero gradient in exact arithmetic (softmax ignores a constant shift), so Adam turns
+            # float noise there into lr-sized steps of either sign; it cannot change what the model computes
+            a, b = torch.cat([a[:n_embd], a[2 * n_embd:]]), torch.cat([b[:n_embd], b[2 * n_embd:]])
+        assert torch.allclose(a, b, atol=2e-5, rtol=1e-4), (k, float((a - b).abs().max()))
+    # and the two trained policies compute the same function
+    from transformers import AutoModelForCausalLM
+
+    ids = torch.tensor([[3, 15, 16, 17, 11, 26], [20, 24, 4, 22, 5, 9]])
+    logits = [AutoModelForCausalLM.from_pretrained(tmp_path / f"ranks-{n}")(input_ids=ids).logits for n in (1, 2)]
+    assert torch.allclose(logits[0], logits[1], atol=1e-4)
+    assert (tmp_path / "ranks-2" / "ppo_state.json").exists()
+
+
+def test_options_reject_uneven_shares():
+    with pytest.raises(ValueError, match="multiple of num_processes"):
+        PPOOptions(batch_size=8, mini_batch_size=4, num_processes=3)
