@@ -36,17 +36,25 @@ def _mean_by_category(path: Path) -> dict[str, float]:
     return {k: sum(v) / len(v) for k, v in sorted(sums.items())}
 
 
-def ledger_summary(run_dir: Path) -> dict[str, dict[str, float]]:
-    """Per arm (and shared stages): wall time and usage split into choosing prompts vs training."""
-    out: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
+LEDGER_KEYS = ("wall_s", "tokens_generated", "prompt_tokens", "feedback_calls", "judge_calls", "cached_calls", "cost_usd")
+LEDGER_HEADER = ["owner", "stage group", "wall s", "tokens generated", "prompt tokens sent", "feedback calls", "judge calls",
+                 "cached calls", "cost USD"]
+
+
+def ledger_summary(run_dir: Path) -> dict[tuple[str, str], dict[str, float]]:
+    """Per (arm or "(shared)", stage group): wall time and usage, with choosing prompts apart from training."""
+    out: dict[tuple[str, str], dict[str, float]] = defaultdict(lambda: defaultdict(float))
     for rec in RunStore(run_dir).stage_records():
-        owner = rec.get("arm") or "(shared)"
         group = "choosing" if rec["kind"] in CHOOSING else rec["kind"]
-        out[owner][f"{group}_wall_s"] += rec.get("wall_s", 0.0)
-        for key in ("tokens_generated", "feedback_calls", "judge_calls"):
-            if key in rec:
-                out[owner][f"{group}_{key}"] += rec[key]
-    return {k: dict(v) for k, v in out.items()}
+        for key in LEDGER_KEYS:
+            out[(rec.get("arm") or "(shared)", group)][key] += rec.get(key, 0.0)
+    return {k: dict(v) for k, v in sorted(out.items())}
+
+
+def ledger_rows(run_dir: Path) -> list[list[str]]:
+    """The ledger as table rows (LEDGER_HEADER), shared by the Markdown and HTML reports."""
+    return [[owner, group, f"{v['wall_s']:.1f}", *(str(int(v[k])) for k in LEDGER_KEYS[1:-1]), f"{v['cost_usd']:.4f}"]
+            for (owner, group), v in ledger_summary(run_dir).items()]
 
 
 def targeting(run_dir: Path) -> dict[str, list[dict[str, Any]]]:
@@ -119,13 +127,8 @@ def write_markdown_report(run_dir: Path) -> list[str]:
     parts.append("")
     winrates = run_dir / "tables" / "winrates.md"
     parts += ["## Win rates (pairwise judge)", "", winrates.read_text() if winrates.exists() else "not judged yet", ""]
-    parts += ["## Compute ledger", "", "| owner | stage group | wall s | tokens generated | feedback calls | judge calls |",
-              "| --- | --- | ---: | ---: | ---: | ---: |"]
-    for owner, vals in sorted(ledger_summary(run_dir).items()):
-        groups = sorted({k.split("_", 1)[0] for k in vals})
-        for g in groups:
-            parts.append(f"| {owner} | {g} | {vals.get(f'{g}_wall_s', 0):.1f} | {int(vals.get(f'{g}_tokens_generated', 0))} | "
-                         f"{int(vals.get(f'{g}_feedback_calls', 0))} | {int(vals.get(f'{g}_judge_calls', 0))} |")
+    parts += ["## Compute ledger", "", "| " + " | ".join(LEDGER_HEADER) + " |", "| --- | --- |" + " ---: |" * (len(LEDGER_HEADER) - 2)]
+    parts += ["| " + " | ".join(row) + " |" for row in ledger_rows(run_dir)]
     parts.append("")
     n_samples = config.get("evaluation", {}).get("samples_in_report", 3)
     picked = samples(run_dir, n_samples)

@@ -51,6 +51,7 @@ def main() -> None:
     base_url = server_proc.stdout.readline().strip()
     results = []
     try:
+        measure(base_url, 16, args.latency, 8)  # warm-up: the SDK's import is a once-per-process cost, not per batch
         for concurrency in args.concurrency:
             results.append(measure(base_url, args.calls, args.latency, concurrency))
     finally:

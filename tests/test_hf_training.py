@@ -82,3 +82,5 @@ def test_sft_lowers_validation_loss_and_writes_policy(tiny_policy: Path, tmp_pat
     assert (out / "config.json").exists() and not (out / "sft-checkpoints").exists()
     assert 1 <= result["epochs"] <= 3
     assert result["best_eval_loss"] < result["initial_eval_loss"] - 0.5, result
+    logged = __import__("json").loads((out / "sft.json").read_text())  # the losses stay in the run directory
+    assert logged["eval_loss_per_epoch"] == result["eval_loss_per_epoch"] and len(logged["eval_loss_per_epoch"]) == int(result["epochs"])

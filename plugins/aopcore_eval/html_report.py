@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from aopcore.report import category_rewards, ledger_summary, samples, targeting
+from aopcore.report import LEDGER_HEADER, category_rewards, ledger_rows, samples, targeting
 from aopcore.store import atomic_write_text
 
 CSS = """body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
@@ -145,12 +145,7 @@ def write_html_report(run_dir: Path) -> list[str]:
     else:
         parts.append("<p>Not judged yet.</p>")
     parts.append("<h2>Compute ledger: choosing prompts vs training</h2>")
-    ledger_rows = []
-    for owner, vals in sorted(ledger_summary(run_dir).items()):
-        for g in sorted({k.split("_", 1)[0] for k in vals}):
-            ledger_rows.append([owner, g, f"{vals.get(f'{g}_wall_s', 0):.1f}", int(vals.get(f"{g}_tokens_generated", 0)),
-                                int(vals.get(f"{g}_feedback_calls", 0)), int(vals.get(f"{g}_judge_calls", 0))])
-    parts.append(_table(["owner", "stage group", "wall s", "tokens generated", "feedback calls", "judge calls"], ledger_rows))
+    parts.append(_table(LEDGER_HEADER, ledger_rows(run_dir)))
     picked = samples(run_dir, config.get("evaluation", {}).get("samples_in_report", 3))
     if picked:
         parts.append("<h2>Sample generations (test prompts)</h2>")

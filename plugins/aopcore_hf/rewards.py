@@ -32,6 +32,17 @@ class ClassifierOptions(_RMOptions):
     label_index: int = Field(0, ge=0, description="Which logit is the reward.")
 
 
+def _load(auto_class_name: str, options: _RMOptions):
+    """Tokenizer, model (eval mode, on the chosen device and dtype) and device, for any reward-model family."""
+    import transformers
+
+    choice = choose_device(options.device, options.dtype)
+    path = resolve_model(options.model)
+    tokenizer = transformers.AutoTokenizer.from_pretrained(path)
+    model = getattr(transformers, auto_class_name).from_pretrained(path, dtype=choice.dtype).to(choice.device).eval()
+    return tokenizer, model, choice.device
+
+
 def _batches(n: int, size: int):
     for start in range(0, n, size):
         yield slice(start, start + size)
@@ -44,18 +55,13 @@ class SequenceClassifierReward:
 
     def __init__(self, options: ClassifierOptions) -> None:
         import torch
-        from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
         self.options = options
-        choice = choose_device(options.device, options.dtype)
-        path = resolve_model(options.model)
-        self.tokenizer = AutoTokenizer.from_pretrained(path)
-        self.model = AutoModelForSequenceClassification.from_pretrained(path, dtype=choice.dtype).to(choice.device).eval()
+        self.tokenizer, self.model, self.device = _load("AutoModelForSequenceClassification", options)
         if self.tokenizer.pad_token is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token or self.tokenizer.unk_token
         if self.model.config.pad_token_id is None:
             self.model.config.pad_token_id = self.tokenizer.pad_token_id
-        self.device = choice.device
         self._torch = torch
 
     def score(self, prompts: Sequence[str], responses: Sequence[str]) -> list[float]:
@@ -82,14 +88,9 @@ class SteamSHPReward:
 
     def __init__(self, options: SteamSHPOptions) -> None:
         import torch
-        from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
 
         self.options = options
-        choice = choose_device(options.device, options.dtype)
-        path = resolve_model(options.model)
-        self.tokenizer = AutoTokenizer.from_pretrained(path)
-        self.model = AutoModelForSeq2SeqLM.from_pretrained(path, dtype=choice.dtype).to(choice.device).eval()
-        self.device = choice.device
+        self.tokenizer, self.model, self.device = _load("AutoModelForSeq2SeqLM", options)
         self.token_a = self.tokenizer("A", add_special_tokens=False)["input_ids"][-1]
         self.token_b = self.tokenizer("B", add_special_tokens=False)["input_ids"][-1]
         self._torch = torch

@@ -5,6 +5,7 @@ stopping once it has not improved for ``patience`` epochs.
 """
 from __future__ import annotations
 
+import json
 import logging
 import random
 import shutil
@@ -54,15 +55,20 @@ def run_sft(model_spec: str, options: SFTOptions, out: Path, *, choice: DeviceCh
                          callbacks=[EarlyStoppingCallback(early_stopping_patience=options.patience)])
     from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
-    for noisy in (PrinterCallback, ProgressCallback):  # they print raw log dicts to stdout; losses go to the stage record
+    for noisy in (PrinterCallback, ProgressCallback):  # they print raw log dicts to stdout; losses go to sft.json
         trainer.remove_callback(noisy)
     initial = trainer.evaluate()["eval_loss"]
     trainer.train()
     tokenizer.padding_side = "left"
     save_policy(trainer.model, tokenizer, out)
     shutil.rmtree(work, ignore_errors=True)
-    evals = [e["eval_loss"] for e in trainer.state.log_history if "eval_loss" in e]
+    # per-epoch evaluations only (train() starts a fresh history, but do not rely on it)
+    evals = [e["eval_loss"] for e in trainer.state.log_history if "eval_loss" in e and e.get("epoch", 0) > 0]
     logging.getLogger("aopcore").info("sft: validation loss %.3f before, %s per epoch; kept the best epoch",
-                                      initial, ", ".join(f"{v:.3f}" for v in evals[1:]))
-    return {"epochs": float(trainer.state.epoch or 0), "initial_eval_loss": initial,
-            "best_eval_loss": min(evals[1:]) if len(evals) > 1 else float("nan")}
+                                      initial, ", ".join(f"{v:.3f}" for v in evals))
+    summary = {"epochs": float(trainer.state.epoch or 0), "initial_eval_loss": initial,
+               "eval_loss_per_epoch": evals, "train_loss_per_epoch": [e["loss"] for e in trainer.state.log_history if "loss" in e],
+               "best_eval_loss": min(evals) if evals else None,
+               "train_records": len(train), "validation_records": len(val)}
+    (out / "sft.json").write_text(json.dumps(summary, indent=2))  # beside the policy it produced, in the run directory
+    return summary
