@@ -74,3 +74,18 @@ def test_two_process_ppo_matches_one_process(tmp_path: Path):
 def test_options_reject_uneven_shares():
     with pytest.raises(ValueError, match="multiple of num_processes"):
         PPOOptions(batch_size=8, mini_batch_size=4, num_processes=3)
+
+
+class BrokenReward:
+    def score(self, prompts, responses):
+        raise ValueError("reward model exploded")
+
+
+def test_a_failing_reward_stops_the_group_with_its_error(tmp_path: Path):
+    """The reward runs in the experiment's process; its failure must end the workers, not leave them waiting."""
+    policy = save_tiny_gpt2(tmp_path / "gpt2")
+    trainer = PPOPolicyTrainer(PPOOptions(model=str(policy), device="cpu", batch_size=4, mini_batch_size=2, ppo_epochs=1,
+                                          num_processes=2, generation={"max_new_tokens": 3}))
+    with pytest.raises(ValueError, match="reward model exploded"):
+        trainer.train(policy, PROMPTS[:4], BrokenReward(), passes=1, out=tmp_path / "out", seed=0)
+    assert not (tmp_path / "out" / "model.safetensors").exists()

@@ -11,11 +11,13 @@ RewardModel the experiment holds (a plugin, or an object handed in by an embeddi
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import queue
 import secrets
+import signal
 import socket
 import subprocess
 import sys
@@ -46,13 +48,12 @@ def train_distributed(options: PPOOptions, policy: Path, prompts: Sequence[Promp
         }))
         cmd = launch_command(options, job)
         log.info("ppo: %d processes: %s", options.num_processes, " ".join(cmd))
-        proc = subprocess.Popen(cmd, env={**os.environ, AUTHKEY_ENV: authkey.hex()})
+        # its own process group, so that stopping the launcher also stops every rank it started
+        proc = subprocess.Popen(cmd, env={**os.environ, AUTHKEY_ENV: authkey.hex()}, start_new_session=True)
         try:
             stats = serve_rewards(listener, proc, reward)
         finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
+            stop_group(proc)
     if stats is None:
         raise RuntimeFailure(f"the {options.num_processes} PPO processes failed (exit status {proc.returncode}); their log is above")
     return stats
@@ -71,6 +72,18 @@ def launch_command(options: PPOOptions, job: Path) -> list[str]:
             cmd += ["--multi_gpu"]
         return cmd + worker
     return [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nnodes", "1", "--nproc_per_node", n] + worker
+
+
+def stop_group(proc: subprocess.Popen) -> None:
+    """Stop the launcher and every rank it started: politely, then not."""
+    if proc.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=10)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)  # whatever of the group is left
+    proc.wait()
 
 
 def free_port() -> int:
