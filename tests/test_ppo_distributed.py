@@ -89,3 +89,22 @@ def test_a_failing_reward_stops_the_group_with_its_error(tmp_path: Path):
     with pytest.raises(ValueError, match="reward model exploded"):
         trainer.train(policy, PROMPTS[:4], BrokenReward(), passes=1, out=tmp_path / "out", seed=0)
     assert not (tmp_path / "out" / "model.safetensors").exists()
+
+
+def test_accelerate_config_is_passed_to_accelerate_launch(tmp_path: Path):
+    """The path GPU users take (`accelerate launch --config_file ...`), here with a one-process CPU config."""
+    from aopcore_hf.ppo_launch import launch_command
+
+    config = tmp_path / "accelerate.yaml"
+    config.write_text("compute_environment: LOCAL_MACHINE\ndistributed_type: 'NO'\nnum_processes: 1\nnum_machines: 1\n"
+                      "machine_rank: 0\nuse_cpu: true\nmixed_precision: 'no'\n")
+    policy = save_tiny_gpt2(tmp_path / "gpt2", init_range=0.6)
+    common = dict(model=str(policy), device="cpu", learning_rate=3e-3, batch_size=4, mini_batch_size=2, ppo_epochs=1,
+                  generation={"max_new_tokens": 4, "do_sample": False})
+    launched = PPOOptions(**common, accelerate_config=str(config))
+    assert "accelerate.commands.launch" in launch_command(launched, tmp_path / "job.json")
+    runs = [PPOPolicyTrainer(opts).train(policy, PROMPTS[:4], WordReward("good"), passes=1, out=tmp_path / name, seed=1)
+            for name, opts in (("plain", PPOOptions(**common)), ("launched", launched))]
+    for key in KEYS:
+        assert runs[1].metrics[0][key] == pytest.approx(runs[0].metrics[0][key], rel=1e-5, abs=1e-7), key
+    assert (tmp_path / "launched" / "model.safetensors").exists()

@@ -228,9 +228,11 @@ class PPOPolicyTrainer(HFPolicyBase):
                                                terms.approx_kl, terms.ratio_mean, pm.masked_mean(entropy, mask[share], tokens)]).detach())
                 skip = bool(summed[5] > o.ratio_threshold)  # decided on the global ratio, so every rank agrees
                 optimizer.zero_grad()
-                # every rank runs a backward, so data-parallel gradient hooks stay in step; a skip steps nothing.
-                # Data parallelism averages gradients over ranks, and each rank's loss is its share of the global mean.
-                comm.backward(terms.loss * (0.0 if skip else float(comm.world)))
+                # DDP: every rank runs a backward, so the gradient hooks stay in step; a skip steps nothing. DeepSpeed
+                # steps inside backward, so there a skip runs none. Data parallelism averages gradients over ranks,
+                # and each rank's loss is its share of the global mean.
+                if not (skip and comm.steps_in_backward):
+                    comm.backward(terms.loss * (0.0 if skip else float(comm.world)))
                 if skip:
                     skipped += 1
                 else:

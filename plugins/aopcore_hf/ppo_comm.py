@@ -20,6 +20,7 @@ class LocalComm:
     rank = 0
     world = 1
     is_main = True
+    steps_in_backward = False
 
     def prepare(self, module: torch.nn.Module, optimizer: torch.optim.Optimizer) -> tuple[torch.nn.Module, torch.optim.Optimizer]:
         return module, optimizer
@@ -55,6 +56,8 @@ class AccelerateComm:
         self.rank = accelerator.process_index
         self.world = accelerator.num_processes
         self.is_main = accelerator.is_main_process
+        # under DeepSpeed, accelerate's backward also steps the optimizer
+        self.steps_in_backward = str(accelerator.distributed_type).endswith("DEEPSPEED")
 
     def prepare(self, module: torch.nn.Module, optimizer: torch.optim.Optimizer) -> tuple[torch.nn.Module, torch.optim.Optimizer]:
         return self.accelerator.prepare(module, optimizer)
@@ -63,11 +66,15 @@ class AccelerateComm:
         return self.accelerator.unwrap_model(module)
 
     def all_gather_object(self, obj: T) -> list[T]:
+        if self.world == 1:  # e.g. one GPU under a DeepSpeed config: accelerate starts no process group
+            return [obj]
         out: list[Any] = [None] * self.world
         torch.distributed.all_gather_object(out, obj)
         return out
 
     def on_main(self, fn: Callable[[], T]) -> T:
+        if self.world == 1:
+            return fn()
         box: list[Any] = [None]
         error: BaseException | None = None
         if self.is_main:
