@@ -129,6 +129,9 @@ class ConfigReport:
                     message += f" (did you mean {close[0]!r}?)"
             elif err["type"] == "missing":
                 message = "required key is missing"
+            elif err["type"] == "value_error" and not err["loc"]:
+                # a check across fields (a model validator): its message names the fields; the input is the whole section
+                message = err["msg"].removeprefix("Value error, ")
             else:
                 message = f"{err['msg']} (got {err.get('input')!r})"
             self.add(loc, message)

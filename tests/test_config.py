@@ -93,3 +93,12 @@ def test_missing_sections_and_empty_arms(tmp_path: Path):
     for section in ("trainer", "reward", "judge"):
         assert f"{cfg}: {section}: required key is missing" in result.stderr
     assert f"{cfg}:4: arms: at least one arm is needed" in result.stderr
+
+
+def test_cross_field_check_of_plugin_options_is_one_clean_line(tmp_path: Path):
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('[experiment]\nname = "x"\n\n[trainer]\nplugin = "ppo"\nbatch_size = 8\nmini_batch_size = 4\nnum_processes = 3\n\n'
+                   '[reward]\nplugin = "offline-relevance"\n\n[judge]\nplugin = "reward-margin"\n\n[arms.vanilla]\ncurriculum = "pool"\n')
+    result = run_cli("validate", str(cfg))
+    assert result.returncode == 2
+    assert f"{cfg}:4: trainer: mini_batch_size (4) must be a multiple of num_processes (3)\n" in result.stderr

@@ -108,3 +108,27 @@ def test_accelerate_config_is_passed_to_accelerate_launch(tmp_path: Path):
     for key in KEYS:
         assert runs[1].metrics[0][key] == pytest.approx(runs[0].metrics[0][key], rel=1e-5, abs=1e-7), key
     assert (tmp_path / "launched" / "model.safetensors").exists()
+
+
+def test_experiment_trains_with_a_two_process_group_and_an_in_process_reward(tmp_path: Path):
+    """Library use: the reward object exists only in this process (no plugin the workers could load)."""
+    import json
+
+    import toy_components as toy
+
+    from aopcore import Budget, Experiment, Question
+
+    policy = save_tiny_gpt2(tmp_path / "gpt2", init_range=0.6)
+    trainer = PPOPolicyTrainer(PPOOptions(model=str(policy), device="cpu", batch_size=4, mini_batch_size=2, ppo_epochs=1,
+                                          num_processes=2, generation={"max_new_tokens": 4}, eval_max_new_tokens=4))
+    heldout = [Question(f"h{i}", text, cat) for i, (text, cat) in enumerate([("how do i run ?", "a"), ("why is the sky blue ?", "b")])]
+    result = Experiment(name="ddp", output_dir=tmp_path / "runs", trainer=trainer, reward=toy.LengthReward(),
+                        arms={"static": toy.StaticCurriculum(toy.StaticOptions())}, heldout=heldout,
+                        test_prompts=[Question("t0", "what is a cat ?")], budget=Budget(iterations=1, records_per_iteration=4, passes=1),
+                        seed=3).run()
+    it = result.run_dir / "arms" / "static" / "iter-01"
+    train = json.loads((it / "train.json").read_text())
+    assert train["steps"] == 1 and train["metrics"][0]["objective/kl"] is not None
+    assert (it / "policy" / "model.safetensors").exists()
+    (train_stage,) = [r for r in result.ledger if r["kind"] == "train"]
+    assert train_stage["reward_calls"] == 4  # the workers' rollouts were scored here
