@@ -23,22 +23,24 @@ def mean_reward(trainer, policy: Path, reward: WordReward) -> float:
     return sum(reward.score(texts, trainer.generate(policy, texts, seed=0))) / len(texts)
 
 
+def train_before_after(trainer, tmp_path: Path, reward: WordReward, passes: int):
+    """policy_0 -> train -> policy_1; returns the stats and the mean reward of each policy's answers."""
+    p0, p1 = tmp_path / "p0", tmp_path / "p1"
+    p0.mkdir()
+    p1.mkdir()
+    trainer.initial_policy(p0, seed=0)
+    before = mean_reward(trainer, p0, reward)
+    stats = trainer.train(p0, PROMPTS, reward, passes=passes, out=p1, seed=0)
+    return stats, before, mean_reward(trainer, p1, reward)
+
+
 def test_ppo_raises_reward_on_toy_task(tiny_policy: Path, tmp_path: Path):
     from aopcore_hf.ppo import PPOPolicyTrainer
 
     opts = PPOOptions(model=str(tiny_policy), learning_rate=3e-3, batch_size=16, mini_batch_size=8, ppo_epochs=4,
                       init_kl_coef=0.01, generation={"max_new_tokens": 8, "temperature": 1.0}, eval_do_sample=True,
                       eval_max_new_tokens=8)
-    trainer = PPOPolicyTrainer(opts)
-    reward = WordReward("good")
-    p0 = tmp_path / "p0"
-    p0.mkdir()
-    trainer.initial_policy(p0, seed=0)
-    before = mean_reward(trainer, p0, reward)
-    p1 = tmp_path / "p1"
-    p1.mkdir()
-    stats = trainer.train(p0, PROMPTS, reward, passes=16, out=p1, seed=0)
-    after = mean_reward(trainer, p1, reward)
+    stats, before, after = train_before_after(PPOPolicyTrainer(opts), tmp_path, WordReward("good"), passes=16)
     assert stats.steps == 16 and stats.episodes == 256
     scores = [m["objective/scores"] for m in stats.metrics]
     assert sum(scores[-2:]) / 2 > sum(scores[:2]) / 2 + 0.3, scores
@@ -46,7 +48,7 @@ def test_ppo_raises_reward_on_toy_task(tiny_policy: Path, tmp_path: Path):
     for key in ("objective/kl", "objective/scores", "policy/clipfrac_avg", "loss/policy_avg", "loss/value_avg", "val/ratio",
                 "ppo/skipped_minibatches"):
         assert key in stats.metrics[0]
-    assert (p1 / "value_head.pt").exists() and (p1 / "ppo_state.json").exists()
+    assert (tmp_path / "p1" / "value_head.pt").exists() and (tmp_path / "p1" / "ppo_state.json").exists()
 
 
 @pytest.mark.parametrize("algorithm", ["grpo", "rloo"])
@@ -56,16 +58,7 @@ def test_trl_trainers_raise_reward(algorithm: str, tiny_policy: Path, tmp_path: 
     cls = {"grpo": GRPOPolicyTrainer, "rloo": RLOOPolicyTrainer}[algorithm]
     opts = TRLOptions(model=str(tiny_policy), learning_rate=5e-3, batch_size=16, num_generations=4, beta=0.0,
                       generation={"max_new_tokens": 8, "temperature": 1.0}, eval_do_sample=True, eval_max_new_tokens=8)
-    trainer = cls(opts)
-    reward = WordReward("good")
-    p0 = tmp_path / "p0"
-    p0.mkdir()
-    trainer.initial_policy(p0, seed=0)
-    before = mean_reward(trainer, p0, reward)
-    p1 = tmp_path / "p1"
-    p1.mkdir()
-    stats = trainer.train(p0, PROMPTS, reward, passes=6, out=p1, seed=0)
-    after = mean_reward(trainer, p1, reward)
+    stats, before, after = train_before_after(cls(opts), tmp_path, WordReward("good"), passes=6)
     assert stats.steps > 0 and stats.tokens_generated > 0
     assert after > before + 0.15, (before, after)
 
