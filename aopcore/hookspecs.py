@@ -48,6 +48,17 @@ def register_embedders(register: Register) -> None:
     """Register Embedder implementations."""
 
 
+@hookspec
+def register_commands(subparsers: Any) -> None:
+    """Add subcommands to the ``aopcore`` CLI.
+
+    ``subparsers`` is the CLI's ``argparse`` subparsers object: add a parser and give it
+    ``set_defaults(func=handler)``, where ``handler(args) -> int`` returns the exit status and raises
+    ``InputError`` for bad input (printed as one line, exit 2). Import heavy dependencies inside the
+    handler, not at module level: every ``aopcore`` invocation builds the parser.
+    """
+
+
 # kind -> hook name; the kinds are also the config section names.
 HOOKS = {
     "trainer": "register_trainers",

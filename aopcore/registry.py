@@ -119,11 +119,11 @@ def _module_dist(module: types.ModuleType) -> tuple[str, str]:
     return "(local)", ""
 
 
-def load_registry(extra_modules: Iterable[str | types.ModuleType] = (), *, entry_points: bool = True) -> Registry:
-    """Load every plugin: installed entry points plus modules named in a config or passed in."""
-    registry = Registry()
+def _plugin_manager(extra_modules: Iterable[str | types.ModuleType], entry_points: bool,
+                    problems: list[PluginProblem]) -> tuple[pluggy.PluginManager, dict[str, tuple[str, str]]]:
+    """Register every plugin module with a fresh manager; returns it and each plugin's (distribution, version)."""
     pm = _new_manager()
-    sources: list[tuple[str, str, str, Any]] = []  # (plugin name, dist, version, module or error)
+    sources: list[tuple[str, str, str, Any]] = []  # (plugin name, dist, version, module)
 
     if entry_points:
         for ep in sorted(md.entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
@@ -132,13 +132,13 @@ def load_registry(extra_modules: Iterable[str | types.ModuleType] = (), *, entry
             try:
                 sources.append((ep.name, dist, version, ep.load()))
             except Exception as exc:  # a broken plugin must not break the others
-                registry.problems.append(PluginProblem(ep.name, dist, f"{type(exc).__name__}: {exc}"))
+                problems.append(PluginProblem(ep.name, dist, f"{type(exc).__name__}: {exc}"))
     for mod in extra_modules:
         name = mod if isinstance(mod, str) else mod.__name__
         try:
             module = importlib.import_module(mod) if isinstance(mod, str) else mod
         except Exception as exc:
-            registry.problems.append(PluginProblem(name, "(config)", f"{type(exc).__name__}: {exc}"))
+            problems.append(PluginProblem(name, "(config)", f"{type(exc).__name__}: {exc}"))
             continue
         dist, version = _module_dist(module)
         sources.append((name, dist, version, module))
@@ -150,9 +150,16 @@ def load_registry(extra_modules: Iterable[str | types.ModuleType] = (), *, entry
         try:
             pm.register(module, name=plugin_name)
         except Exception as exc:
-            registry.problems.append(PluginProblem(plugin_name, dist, f"{type(exc).__name__}: {exc}"))
+            problems.append(PluginProblem(plugin_name, dist, f"{type(exc).__name__}: {exc}"))
             continue
         origin[plugin_name] = (dist, version)
+    return pm, origin
+
+
+def load_registry(extra_modules: Iterable[str | types.ModuleType] = (), *, entry_points: bool = True) -> Registry:
+    """Load every plugin: installed entry points plus modules named in a config or passed in."""
+    registry = Registry()
+    pm, origin = _plugin_manager(extra_modules, entry_points, registry.problems)
 
     for kind, hook_name in hookspecs.HOOKS.items():
         for impl in getattr(pm.hook, hook_name).get_hookimpls():
@@ -177,6 +184,20 @@ def load_registry(extra_modules: Iterable[str | types.ModuleType] = (), *, entry
             except Exception as exc:
                 registry.problems.append(PluginProblem(impl.plugin_name, dist, f"{hook_name} failed: {type(exc).__name__}: {exc}"))
     return registry
+
+
+def add_plugin_commands(subparsers: Any, extra_modules: Iterable[str | types.ModuleType] = (), *,
+                        entry_points: bool = True) -> list[PluginProblem]:
+    """Let every plugin add its subcommands to the CLI; a plugin whose hook fails is reported, the rest still load."""
+    problems: list[PluginProblem] = []
+    pm, origin = _plugin_manager(extra_modules, entry_points, problems)
+    for impl in pm.hook.register_commands.get_hookimpls():
+        try:
+            impl.function(subparsers=subparsers)
+        except Exception as exc:
+            dist = origin.get(impl.plugin_name, ("(unknown)", ""))[0]
+            problems.append(PluginProblem(impl.plugin_name, dist, f"register_commands failed: {type(exc).__name__}: {exc}"))
+    return problems
 
 
 def ensure_path(path: str) -> None:

@@ -100,3 +100,39 @@ def test_duplicate_name_is_reported_not_silently_replaced(tmp_path: Path):
         sys.path.remove(str(tmp_path))
     assert registry.get("judge", "toy-length").plugin == "toy_components"
     assert any("already registered" in p.error for p in registry.problems)
+
+
+def test_plugins_add_cli_subcommands_and_a_failing_one_is_isolated(tmp_path: Path):
+    """A third-party distribution adds `aopcore hello` through `register_commands`; another's hook raises."""
+    site = tmp_path / "site"
+    for dist, module, body in (
+        ("hello_dist", "hello_cmd",
+         "from aopcore import InputError, hookimpl\n"
+         "def hello(args):\n"
+         "    if args.name == 'nobody':\n"
+         "        raise InputError('hello: --name nobody is not a name')\n"
+         "    print(f'hello, {args.name}')\n"
+         "    return 0\n"
+         "@hookimpl\n"
+         "def register_commands(subparsers):\n"
+         "    p = subparsers.add_parser('hello', help='greet')\n"
+         "    p.add_argument('--name', default='world')\n"
+         "    p.set_defaults(func=hello)\n"),
+        ("bad_dist", "bad_cmd",
+         "from aopcore import hookimpl\n"
+         "@hookimpl\n"
+         "def register_commands(subparsers):\n"
+         "    raise RuntimeError('no commands today')\n"),
+    ):
+        info = site / f"{dist}-1.0.dist-info"
+        info.mkdir(parents=True)
+        (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist.replace('_', '-')}\nVersion: 1.0\n")
+        (info / "entry_points.txt").write_text(f"[aopcore]\n{module} = {module}\n")
+        (site / f"{module}.py").write_text(body)
+    env = {"PYTHONPATH": str(site)}
+    result = run_cli("hello", "--name", "aop", env=env)
+    assert result.returncode == 0 and result.stdout == "hello, aop\n", result.stderr
+    assert "warning: plugin bad_cmd (bad-dist): register_commands failed: RuntimeError: no commands today" in result.stderr
+    bad = run_cli("hello", "--name", "nobody", env=env)
+    assert bad.returncode == 2 and "error: hello: --name nobody is not a name" in bad.stderr
+    assert "rm-bench" in run_cli("--help", env=env).stdout  # the built-in family's commands come the same way

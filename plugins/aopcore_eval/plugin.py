@@ -9,3 +9,10 @@ from aopcore_eval.judges import FeedbackLLMJudge, RewardMarginJudge
 def register_judges(register):
     register("reward-margin", RewardMarginJudge)
     register("feedback-llm", FeedbackLLMJudge)
+
+
+@hookimpl
+def register_commands(subparsers):
+    from aopcore_eval.commands import add_commands
+
+    add_commands(subparsers)
