@@ -25,6 +25,7 @@ import tempfile
 import threading
 from collections.abc import Sequence
 from dataclasses import replace
+from multiprocessing import AuthenticationError
 from multiprocessing.connection import Client, Connection, Listener
 from pathlib import Path
 
@@ -97,10 +98,14 @@ def serve_rewards(listener: Listener, proc: subprocess.Popen, reward: RewardMode
     accepted: queue.Queue[Connection] = queue.Queue()
 
     def accept() -> None:
-        try:
-            accepted.put(listener.accept())
-        except OSError:
-            pass  # the group died before connecting; the loop below notices
+        while True:
+            try:
+                accepted.put(listener.accept())
+                return
+            except AuthenticationError:
+                continue  # not our main rank (wrong key); keep waiting for it
+            except OSError:
+                return  # the group died before connecting; the loop below notices
 
     threading.Thread(target=accept, daemon=True).start()
     conn: Connection | None = None
