@@ -53,10 +53,9 @@ def _cmd_plugins(args: argparse.Namespace) -> int:
 
 def _cmd_report(args: argparse.Namespace) -> int:
     from aopcore.report import write_reports
+    from aopcore.store import require_run_dir
 
-    run_dir = Path(args.run_dir)
-    if not (run_dir / "config.json").exists():
-        raise InputError(f"{run_dir}: not an aopcore run directory (no config.json)")
+    run_dir = require_run_dir(args.run_dir)
     for f in write_reports(run_dir):
         print(run_dir / f)
     return 0

@@ -16,6 +16,16 @@ from pathlib import Path
 from typing import Any
 
 
+def require_run_dir(path: Path | str) -> Path:
+    """The path as a run directory, or an InputError for commands (report, human-eval, ...) given anything else."""
+    from aopcore.errors import InputError
+
+    run_dir = Path(path)
+    if not (run_dir / "config.json").exists():
+        raise InputError(f"{run_dir}: not an aopcore run directory (no config.json)")
+    return run_dir
+
+
 def atomic_write_text(path: Path, text: str) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

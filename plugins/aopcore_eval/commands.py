@@ -38,11 +38,10 @@ def rm_bench(args: argparse.Namespace) -> int:
 
 
 def human_eval(args: argparse.Namespace) -> int:
+    from aopcore.store import require_run_dir
     from aopcore_eval import human_eval as app
 
-    run_dir = Path(args.run_dir)
-    if not (run_dir / "config.json").exists():
-        raise InputError(f"{run_dir}: not an aopcore run directory (no config.json)")
+    run_dir = require_run_dir(args.run_dir)
     if args.action == "results":
         return _results(app, run_dir)
     pairs = []

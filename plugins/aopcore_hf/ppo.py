@@ -6,6 +6,7 @@ another tokenizer than the policy.
 """
 from __future__ import annotations
 
+import functools
 import json
 import random
 import time
@@ -111,6 +112,13 @@ class PolicyWithValue(torch.nn.Module):
 Score = Callable[[Sequence[str], Sequence[str]], list[float]]
 
 
+def score_and_book(reward: RewardModel, prompts: Sequence[str], responses: Sequence[str]) -> list[float]:
+    """Score rollouts and book the calls in the running stage's ledger (in one process, or for a whole group)."""
+    scores = [float(s) for s in reward.score(prompts, responses)]
+    record_usage(reward_calls=len(prompts))
+    return scores
+
+
 class PPOPolicyTrainer(HFPolicyBase):
     """PPO (classic TRL behaviour, paper hyperparameters) for any causal LM on the hub or on disk."""
 
@@ -123,10 +131,7 @@ class PPOPolicyTrainer(HFPolicyBase):
 
             return train_distributed(self.options, Path(policy), prompts, reward, passes=passes, out=out, seed=seed)
 
-        def score(texts: Sequence[str], responses: Sequence[str]) -> list[float]:
-            record_usage(reward_calls=len(texts))
-            return reward.score(texts, responses)
-
+        score = functools.partial(score_and_book, reward)
         return self.train_with(LocalComm(), Path(policy), prompts, score, passes=passes, out=out, seed=seed)
 
     def train_with(self, comm: LocalComm | AccelerateComm, policy: Path, prompts: Sequence[Prompt], score: Score, *,

@@ -29,7 +29,7 @@ from multiprocessing import AuthenticationError
 from multiprocessing.connection import Client, Connection, Listener
 from pathlib import Path
 
-from aopcore import Prompt, RewardModel, RuntimeFailure, TrainStats, record_usage
+from aopcore import Prompt, RewardModel, RuntimeFailure, TrainStats
 from aopcore.records import to_dict
 from aopcore_hf.options import PPOOptions
 
@@ -130,12 +130,13 @@ def serve_rewards(listener: Listener, proc: subprocess.Popen, reward: RewardMode
         kind, payload = message
         if kind == "score":
             prompts, responses = payload
+            from aopcore_hf.ppo import score_and_book
+
             try:
-                scores = [float(s) for s in reward.score(prompts, responses)]
+                scores = score_and_book(reward, prompts, responses)
             except Exception as exc:
                 conn.send(("error", f"{type(exc).__name__}: {exc}"))
                 raise
-            record_usage(reward_calls=len(prompts))
             conn.send(("ok", scores))
         elif kind == "done":
             stats = TrainStats.from_dict(payload)
