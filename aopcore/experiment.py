@@ -5,6 +5,7 @@ protocols. The CLI only turns a config file into such objects.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import itertools
 import json
@@ -55,6 +56,18 @@ def stage_seed(seed: int, stage_id: str) -> int:
     """A seed that depends only on the base seed and the stage, so a resumed stage draws the same numbers."""
     digest = hashlib.sha256(f"{seed}:{stage_id}".encode()).digest()
     return int.from_bytes(digest[:4], "big") & 0x7FFFFFFF
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One unit of work in the run directory; done when its record ``stages/<id>.json`` exists."""
+
+    id: str
+    kind: str  # sft | evaluate | prompts | train | answers | judge | report
+    arm: str | None
+    deps: tuple[str, ...]  # stage ids that must be done first
+    work: Callable[[], dict[str, Any] | None] = field(compare=False, repr=False)
+    iteration: int | None = None
 
 
 @dataclass
@@ -109,7 +122,7 @@ class Experiment:
 
     def __post_init__(self) -> None:
         self.store = RunStore(Path(self.output_dir) / self.name)
-        self._order = 0
+        self._graph: list[Stage] | None = None
         if self.categories is None:
             self.categories = sorted({q.category for q in self.heldout})
         if self.snapshot is None:  # library use: still record what makes runs comparable
@@ -163,16 +176,16 @@ class Experiment:
             atomic_write_json(path, self.snapshot)
 
     # ---- stage machinery ----------------------------------------------------------------
-    def _stage(self, stage_id: str, kind: str, work: Callable[[], dict[str, Any] | None], *, arm: str | None = None) -> bool:
+    def _stage(self, stage_id: str, kind: str, work: Callable[[], dict[str, Any] | None], *, arm: str | None = None,
+               order: int = 0) -> bool:
         """Run ``work`` unless the stage is done; returns True if it ran."""
-        self._order += 1
         if self.store.is_done(stage_id):
             log.info("skip  %-40s (done)", stage_id)
             return False
         log.info("start %s", stage_id)
         with StageMeter(kind) as meter:
             extra = work() or {}
-        record = {"order": self._order, "arm": arm, **meter.as_record(), **extra}
+        record = {"order": order, "arm": arm, **meter.as_record(), **extra}
         self.store.mark_done(stage_id, record)
         log.info("done  %-40s %.1fs", stage_id, meter.wall_s)
         if self.after_stage:
@@ -207,106 +220,165 @@ class Experiment:
     def _pairs(self) -> list[tuple[str, str]]:
         return self.judging.pairs or list(itertools.combinations(self.arms, 2))
 
-    # ---- the loop -------------------------------------------------------------------------
-    def run(self) -> ExperimentResult:
+    # ---- the stage graph ------------------------------------------------------------------
+    def stages(self) -> list[Stage]:
+        """Every stage of the run with its dependencies, in the local executor's (iteration-major) order.
+
+        An arm's chain (prompts -> train -> evaluation -> answers) depends only on its own previous iteration;
+        judging needs both arms of a pair at one iteration. Executors may run independent stages together.
+        """
+        if self._graph is not None:
+            return self._graph
+        stages: list[Stage] = [
+            Stage("sft/policy", "sft", None, (), self._make_policy_0),
+            Stage("sft/evaluation", "evaluate", None, ("sft/policy",), self._evaluate_policy_0),
+        ]
+        judged = set(self._judged_iterations()) if self.judge is not None else set()
+        for i in range(1, self.budget.iterations + 1):
+            for arm, curriculum in self.arms.items():
+                stages += self._iteration_stages(arm, curriculum, i, answers=i in judged)
+        judge_ids = []
+        if self.judge is not None:
+            for a, b in self._pairs():
+                for i in self._judged_iterations():
+                    stage_id = f"judge/{a}-vs-{b}/iter-{i:02d}"
+                    judge_ids.append(stage_id)
+                    stages.append(Stage(stage_id, "judge", None, (f"arms/{a}/iter-{i:02d}/answers", f"arms/{b}/iter-{i:02d}/answers"),
+                                        functools.partial(self._judge_stage, a, b, i, stage_id), iteration=i))
+        stages.append(Stage("tables", "report", None, tuple(judge_ids), lambda: self._write_tables(self._winrates())))
+        stages.append(Stage("report", "report", None, tuple(s.id for s in stages), self._write_report))
+        self._graph = stages
+        return stages
+
+    def _iteration_stages(self, arm: str, curriculum: PromptCurriculum, i: int, *, answers: bool) -> list[Stage]:
+        base = f"arms/{arm}/iter-{i:02d}"
+        prev = f"arms/{arm}/iter-{i - 1:02d}"
+        prev_train = f"{prev}/train" if i > 1 else "sft/policy"
+        prev_eval = f"{prev}/evaluation" if i > 1 else "sft/evaluation"
+        eval_deps = [f"{base}/train"]
+        if self.keep_checkpoints == "last" and i > 1 and (i - 1) in (set(self._judged_iterations()) if self.judge else set()):
+            eval_deps.append(f"{prev}/answers")  # the previous policy is removed after this evaluation
+        out = [
+            Stage(f"{base}/prompts", "prompts", arm, (prev_eval, prev_train),
+                  functools.partial(self._choose_prompts, arm, curriculum, i), iteration=i),
+            Stage(f"{base}/train", "train", arm, (f"{base}/prompts", prev_train), functools.partial(self._train, arm, i), iteration=i),
+            Stage(f"{base}/evaluation", "evaluate", arm, tuple(eval_deps), functools.partial(self._evaluate_iteration, arm, i),
+                  iteration=i),
+        ]
+        if answers:
+            out.append(Stage(f"{base}/answers", "answers", arm, (f"{base}/train",), functools.partial(self._answer_tests, arm, i),
+                             iteration=i))
+        return out
+
+    def stage(self, stage_id: str) -> Stage:
+        for s in self.stages():
+            if s.id == stage_id:
+                return s
+        raise KeyError(stage_id)
+
+    def prepare(self) -> None:
+        """Create the run directory, refuse a different config, sweep partial writes. Once per run, before any stage."""
         self.store.root.mkdir(parents=True, exist_ok=True)
         self._check_snapshot()
         removed = clean_temporaries(self.store.root)
         if removed:
             log.info("removed %d partial writes left by an interrupted run", removed)
-        self._order = 0
 
-        def make_policy_0() -> None:
-            with atomic_directory(self._policy_dir(None, 0)) as tmp:
-                self.trainer.initial_policy(tmp, seed=stage_seed(self.seed, "sft/policy"))
+    def run_stage(self, stage_id: str) -> bool:
+        """Run one stage unless it is done (its dependencies must be done); returns True if it ran."""
+        graph = self.stages()
+        index = next((n for n, s in enumerate(graph) if s.id == stage_id), None)
+        if index is None:
+            raise KeyError(f"no stage {stage_id!r} in this experiment")
+        stage = graph[index]
+        missing = [d for d in stage.deps if not self.store.is_done(d)]
+        if missing and not self.store.is_done(stage_id):
+            raise RuntimeFailure(f"stage {stage_id} cannot run before {', '.join(missing)}")
+        ran = self._stage(stage.id, stage.kind, stage.work, arm=stage.arm, order=index + 1)
+        if stage.kind == "evaluate" and stage.arm is not None and self.keep_checkpoints == "last" and stage.iteration and stage.iteration > 1:
+            shutil.rmtree(self._policy_dir(stage.arm, stage.iteration - 1), ignore_errors=True)
+        return ran
 
-        self._stage("sft/policy", "sft", make_policy_0)
-        self._stage("sft/evaluation", "evaluate",
-                    lambda: self._evaluate(self._policy_dir(None, 0), self._evaluation_path("", 0), stage_seed(self.seed, "sft/evaluation")))
+    # ---- the loop -------------------------------------------------------------------------
+    def run(self, executor: Any = None) -> ExperimentResult:
+        """Run (or resume) every stage; ``executor`` (default: in this process, in ``stages()`` order) decides how."""
+        self.prepare()
+        if executor is None:
+            for stage in self.stages():
+                self.run_stage(stage.id)
+        else:
+            executor.run(self)
+        return ExperimentResult(self.store.root, self._winrates(), self.store.stage_records())
 
-        # iteration-major: every arm reaches iteration i before any starts i + 1, so partial runs compare like with like
-        for i in range(1, self.budget.iterations + 1):
-            for arm, curriculum in self.arms.items():
-                self._run_iteration(arm, curriculum, i)
+    # ---- the stages' work -------------------------------------------------------------------
+    def _make_policy_0(self) -> None:
+        with atomic_directory(self._policy_dir(None, 0)) as tmp:
+            self.trainer.initial_policy(tmp, seed=stage_seed(self.seed, "sft/policy"))
 
-        winrates = self._judge_all()
-        self._stage("tables", "report", lambda: self._write_tables(winrates))
-        from aopcore.report import write_reports
+    def _evaluate_policy_0(self) -> dict[str, Any]:
+        return self._evaluate(self._policy_dir(None, 0), self._evaluation_path("", 0), stage_seed(self.seed, "sft/evaluation"))
 
-        self._stage("report", "report", lambda: {"files": write_reports(self.store.root)})
-        return ExperimentResult(self.store.root, winrates, self.store.stage_records())
-
-    def _run_iteration(self, arm: str, curriculum: PromptCurriculum, i: int) -> None:
+    def _choose_prompts(self, arm: str, curriculum: PromptCurriculum, i: int) -> dict[str, Any]:
         base = f"arms/{arm}/iter-{i:02d}"
         prev_policy = self._policy_dir(arm, i - 1)
-        prompts_path = self._iter_dir(arm, i) / "prompts.jsonl"
+        seed = stage_seed(self.seed, f"{base}/prompts")
+        ctx = CurriculumContext(
+            arm=arm, iteration=i, iterations=self.budget.iterations, budget=self.budget.records_per_iteration,
+            seed=seed, categories=list(self.categories or []),
+            evaluation=read_jsonl(self._evaluation_path(arm, i - 1), EvalRecord),
+            history=[p for j in range(1, i) for p in read_jsonl(self._iter_dir(arm, j) / "prompts.jsonl", Prompt)],
+            workdir=self.store.path("arms", arm, "curriculum"),
+            feedback=self.feedback, embedder=self.embedder, reward=self.reward,
+            generate=lambda texts, sample=False, seed=seed: self.trainer.generate(prev_policy, texts, seed=seed, sample=sample),
+            base_seed=self.seed,
+        )
+        ctx.workdir.mkdir(parents=True, exist_ok=True)
+        prompts = list(curriculum.prompts(ctx))
+        self._check_prompts(arm, i, prompts)
+        write_jsonl(self._iter_dir(arm, i) / "prompts.jsonl", prompts)
+        return {"n_prompts": len(prompts), "categories": _count(p.category for p in prompts)}
 
-        def choose_prompts() -> dict[str, Any]:
-            seed = stage_seed(self.seed, f"{base}/prompts")
-            ctx = CurriculumContext(
-                arm=arm, iteration=i, iterations=self.budget.iterations, budget=self.budget.records_per_iteration,
-                seed=seed, categories=list(self.categories or []),
-                evaluation=read_jsonl(self._evaluation_path(arm, i - 1), EvalRecord),
-                history=[p for j in range(1, i) for p in read_jsonl(self._iter_dir(arm, j) / "prompts.jsonl", Prompt)],
-                workdir=self.store.path("arms", arm, "curriculum"),
-                feedback=self.feedback, embedder=self.embedder, reward=self.reward,
-                generate=lambda texts, sample=False, seed=seed: self.trainer.generate(prev_policy, texts, seed=seed, sample=sample),
-                base_seed=self.seed,
-            )
-            ctx.workdir.mkdir(parents=True, exist_ok=True)
-            prompts = list(curriculum.prompts(ctx))
-            self._check_prompts(arm, i, prompts)
-            write_jsonl(prompts_path, prompts)
-            return {"n_prompts": len(prompts), "categories": _count(p.category for p in prompts)}
-
-        def train() -> dict[str, Any]:
-            prompts = read_jsonl(prompts_path, Prompt)
-            out = self._policy_dir(arm, i)
-            # Common random numbers: the seed depends on what is trained (start policy and prompts), not on the
-            # arm's name, so arms that see the same prompts from the same policy (AOP and SOP at iteration 1)
-            # train the same model, and other arms are compared under the same sampling noise.
-            digest = hashlib.sha256(json.dumps([self._lineage(arm, i - 1), [(p.id, p.text) for p in prompts]]).encode()).hexdigest()
-            index = self.store.path("train-index", f"{digest}.json")
-            twin = self.store.path(json.loads(index.read_text())["iteration_dir"]) if index.exists() else None
-            if twin is not None and (twin / "policy").exists() and (twin / "train.json").exists():
-                # the same start policy trained on the same prompts with the same seed: the result is known
-                with atomic_directory(out) as tmp:
-                    _link_tree(twin / "policy", tmp)
-                atomic_write_text(self._iter_dir(arm, i) / "train.json", (twin / "train.json").read_text())
-                return {"reused_from": str(twin.relative_to(self.store.root))}
+    def _train(self, arm: str, i: int) -> dict[str, Any]:
+        prompts = read_jsonl(self._iter_dir(arm, i) / "prompts.jsonl", Prompt)
+        prev_policy = self._policy_dir(arm, i - 1)
+        out = self._policy_dir(arm, i)
+        # Common random numbers: the seed depends on what is trained (start policy and prompts), not on the
+        # arm's name, so arms that see the same prompts from the same policy (AOP and SOP at iteration 1)
+        # train the same model, and other arms are compared under the same sampling noise.
+        digest = hashlib.sha256(json.dumps([self._lineage(arm, i - 1), [(p.id, p.text) for p in prompts]]).encode()).hexdigest()
+        index = self.store.path("train-index", f"{digest}.json")
+        twin = self.store.path(json.loads(index.read_text())["iteration_dir"]) if index.exists() else None
+        if twin is not None and (twin / "policy").exists() and (twin / "train.json").exists():
+            # the same start policy trained on the same prompts with the same seed: the result is known
             with atomic_directory(out) as tmp:
-                stats = self.trainer.train(prev_policy, prompts, self.reward, passes=self.budget.passes,
-                                           out=tmp, seed=stage_seed(self.seed, f"train/{digest}"))
-            record_usage(tokens_generated=stats.tokens_generated)
-            atomic_write_json(self._iter_dir(arm, i) / "train.json", to_dict(stats))
-            atomic_write_json(index, {"iteration_dir": str(self._iter_dir(arm, i).relative_to(self.store.root))})
-            return {"steps": stats.steps, "episodes": stats.episodes}
+                _link_tree(twin / "policy", tmp)
+            atomic_write_text(self._iter_dir(arm, i) / "train.json", (twin / "train.json").read_text())
+            return {"reused_from": str(twin.relative_to(self.store.root))}
+        with atomic_directory(out) as tmp:
+            stats = self.trainer.train(prev_policy, prompts, self.reward, passes=self.budget.passes,
+                                       out=tmp, seed=stage_seed(self.seed, f"train/{digest}"))
+        record_usage(tokens_generated=stats.tokens_generated)
+        atomic_write_json(self._iter_dir(arm, i) / "train.json", to_dict(stats))
+        atomic_write_json(index, {"iteration_dir": str(self._iter_dir(arm, i).relative_to(self.store.root))})
+        return {"steps": stats.steps, "episodes": stats.episodes}
 
-        self._stage(f"{base}/prompts", "prompts", choose_prompts, arm=arm)
-        self._stage(f"{base}/train", "train", train, arm=arm)
+    def _evaluate_iteration(self, arm: str, i: int) -> dict[str, Any]:
         twin = self._twin(arm, i)
+        if twin is not None and (twin / "evaluation.jsonl").exists():  # same policy, same seed: same evaluation
+            atomic_write_text(self._evaluation_path(arm, i), (twin / "evaluation.jsonl").read_text())
+            return {"reused_from": str(twin.relative_to(self.store.root))}
+        return self._evaluate(self._policy_dir(arm, i), self._evaluation_path(arm, i), stage_seed(self.seed, f"evaluation/iter-{i}"))
 
-        def evaluate() -> dict[str, Any]:
-            if twin is not None and (twin / "evaluation.jsonl").exists():  # same policy, same seed: same evaluation
-                atomic_write_text(self._evaluation_path(arm, i), (twin / "evaluation.jsonl").read_text())
-                return {"reused_from": str(twin.relative_to(self.store.root))}
-            return self._evaluate(self._policy_dir(arm, i), self._evaluation_path(arm, i), stage_seed(self.seed, f"evaluation/iter-{i}"))
-
-        self._stage(f"{base}/evaluation", "evaluate", evaluate, arm=arm)
-        if i in self._judged_iterations() and self.judge is not None:
-            def answer_tests() -> dict[str, Any]:
-                if twin is not None and (twin / "test_answers.jsonl").exists():
-                    atomic_write_text(self._iter_dir(arm, i) / "test_answers.jsonl", (twin / "test_answers.jsonl").read_text())
-                    return {"reused_from": str(twin.relative_to(self.store.root))}
-                texts = [q.text for q in self.test_prompts]
-                answers = self.trainer.generate(self._policy_dir(arm, i), texts, seed=stage_seed(self.seed, f"answers/iter-{i}"))
-                write_jsonl(self._iter_dir(arm, i) / "test_answers.jsonl",
-                            [{"id": q.id, "question": q.text, "answer": a} for q, a in zip(self.test_prompts, answers)])
-                return {"n_answers": len(answers)}
-
-            self._stage(f"{base}/answers", "answers", answer_tests, arm=arm)
-        if self.keep_checkpoints == "last" and i > 1:
-            shutil.rmtree(self._policy_dir(arm, i - 1), ignore_errors=True)
+    def _answer_tests(self, arm: str, i: int) -> dict[str, Any]:
+        twin = self._twin(arm, i)
+        if twin is not None and (twin / "test_answers.jsonl").exists():
+            atomic_write_text(self._iter_dir(arm, i) / "test_answers.jsonl", (twin / "test_answers.jsonl").read_text())
+            return {"reused_from": str(twin.relative_to(self.store.root))}
+        texts = [q.text for q in self.test_prompts]
+        answers = self.trainer.generate(self._policy_dir(arm, i), texts, seed=stage_seed(self.seed, f"answers/iter-{i}"))
+        write_jsonl(self._iter_dir(arm, i) / "test_answers.jsonl",
+                    [{"id": q.id, "question": q.text, "answer": a} for q, a in zip(self.test_prompts, answers)])
+        return {"n_answers": len(answers)}
 
     def _twin(self, arm: str, i: int) -> Path | None:
         """The iteration folder whose trained policy this arm's iteration reused, if any."""
@@ -326,29 +398,37 @@ class Experiment:
         if len(set(ids)) != len(ids):
             raise RuntimeFailure(f"arms.{arm}: curriculum returned duplicate prompt ids at iteration {i}")
 
-    def _judge_all(self) -> list[WinRate]:
+    def _judge_path(self, a: str, b: str, i: int) -> Path:
+        return self.store.path("judge", f"{a}-vs-{b}", f"iter-{i:02d}.jsonl")
+
+    def _judge_stage(self, a: str, b: str, i: int, stage_id: str) -> dict[str, Any]:
+        assert self.judge is not None
+        ans_a = [o["answer"] for _, o in iter_jsonl(self._iter_dir(a, i) / "test_answers.jsonl")]
+        ans_b = [o["answer"] for _, o in iter_jsonl(self._iter_dir(b, i) / "test_answers.jsonl")]
+        verdicts = judge_pair(self.judge, self.test_prompts, ans_a, ans_b,
+                              both_orders=self.judging.both_orders, seed=stage_seed(self.seed, stage_id))
+        write_jsonl(self._judge_path(a, b, i), verdicts)
+        return {"dropped": sum(v.choice is None for v in verdicts)}
+
+    def _winrates(self) -> list[WinRate]:
+        """Win rates of every judged pair and iteration whose judge stage is done, in the stage order."""
         if self.judge is None:
             return []
-        results = []
+        out = []
         for a, b in self._pairs():
             for i in self._judged_iterations():
-                stage_id = f"judge/{a}-vs-{b}/iter-{i:02d}"
-                path = self.store.path("judge", f"{a}-vs-{b}", f"iter-{i:02d}.jsonl")
-
-                def work(a: str = a, b: str = b, i: int = i, path: Path = path, stage_id: str = stage_id) -> dict[str, Any]:
-                    ans_a = [o["answer"] for _, o in iter_jsonl(self._iter_dir(a, i) / "test_answers.jsonl")]
-                    ans_b = [o["answer"] for _, o in iter_jsonl(self._iter_dir(b, i) / "test_answers.jsonl")]
-                    verdicts = judge_pair(self.judge, self.test_prompts, ans_a, ans_b,
-                                          both_orders=self.judging.both_orders, seed=stage_seed(self.seed, stage_id))
-                    write_jsonl(path, verdicts)
-                    return {"dropped": sum(v.choice is None for v in verdicts)}
-
-                self._stage(stage_id, "judge", work)
-                results.append(tally(a, b, i, read_jsonl(path, PairVerdict)))
-        return results
+                path = self._judge_path(a, b, i)
+                if self.store.is_done(f"judge/{a}-vs-{b}/iter-{i:02d}") and path.exists():
+                    out.append(tally(a, b, i, read_jsonl(path, PairVerdict)))
+        return out
 
     def _write_tables(self, winrates: list[WinRate]) -> dict[str, Any]:
         return {"files": tables.write_winrate_tables(self.store.path("tables"), winrates)}
+
+    def _write_report(self) -> dict[str, Any]:
+        from aopcore.report import write_reports
+
+        return {"files": write_reports(self.store.root)}
 
 
 def _link_tree(src: Path, dst: Path) -> None:
