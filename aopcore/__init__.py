@@ -2,6 +2,7 @@
 
 The public API: the protocols, the records, the hook marker and the Experiment.
 """
+from aopcore.contracts import FeedbackFunction, JudgeFunction, RewardFunction
 from aopcore.errors import AopcoreError, InputError, RuntimeFailure
 from aopcore.experiment import (
     Budget,
@@ -11,7 +12,9 @@ from aopcore.experiment import (
     stage_seed,
 )
 from aopcore.hookspecs import hookimpl
+from aopcore.multiseed import MultiSeedResult, run_seeds
 from aopcore.ledger import record_usage
+from aopcore.progress import enable_console_progress
 from aopcore.protocols import (
     CurriculumContext,
     Embedder,
@@ -35,7 +38,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "AopcoreError", "Budget", "CurriculumContext", "Embedder", "EvalRecord", "Experiment", "ExperimentResult",
-    "FeedbackLLM", "InputError", "Judge", "JudgeItem", "JudgingPlan", "PolicyTrainer", "Prompt", "PromptCurriculum",
-    "Provenance", "Question", "RewardModel", "RuntimeFailure", "TrainStats", "Verdict", "hookimpl", "record_usage",
-    "stage_seed",
+    "FeedbackLLM", "InputError", "Judge", "JudgeItem", "JudgingPlan", "MultiSeedResult", "PolicyTrainer", "Prompt", "PromptCurriculum",
+    "Provenance", "Question", "RewardModel", "RuntimeFailure", "TrainStats", "Verdict", "hookimpl", "record_usage", "run_seeds",
+    "stage_seed", "enable_console_progress", "RewardFunction", "FeedbackFunction", "JudgeFunction",
 ]

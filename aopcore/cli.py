@@ -16,7 +16,11 @@ def _cmd_validate(args: argparse.Namespace) -> int:
 
     plan = resolve(args.config, args.set)
     arms = ", ".join(f"{a} ({impl.name})" for a, (impl, _) in plan.arms.items())
-    print(f"{args.config}: OK — arms: {arms}; trainer: {plan.components['trainer'][0].name}")
+    seeds = plan.config.experiment.seeds
+    per_seed = f"; seeds: {', '.join(map(str, seeds))}" if seeds else ""
+    print(f"{args.config}: OK — arms: {arms}; trainer: {plan.components['trainer'][0].name}{per_seed}")
+    for line in plan.summary():  # what really came in, per source and category
+        print(f"  {line}")
     return 0
 
 
@@ -26,8 +30,24 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
     configure_logging(args.verbose)
     plan = resolve(args.config, args.set)  # preflight before anything expensive
-    experiment = plan.build()
-    result = experiment.run()
+    for line in plan.summary():
+        print(f"loaded {line}")
+    from aopcore.executors import executor_for
+
+    executor = executor_for(plan)  # None: stages run here, one at a time; "ray": on a Ray cluster
+    if plan.config.experiment.seeds is not None:
+        from aopcore.multiseed import run_plan
+
+        multi = run_plan(plan, executor, allow_changes=args.allow_changed_config)
+        print(f"run finished: {multi.root} (seeds {', '.join(map(str, multi.results))})")
+        page = multi.root / "aggregate" / "aggregate.html"
+        print(f"aggregate: {page if page.exists() else multi.root / 'aggregate' / 'aggregate.md'}")
+        return 0
+    experiment = plan.build(allow_changes=args.allow_changed_config)
+    from aopcore.multiseed import check_single_run_root
+
+    check_single_run_root(experiment.store.root)
+    result = experiment.run(executor)
     print(f"run finished: {result.run_dir}")
     report = result.run_dir / "report.html"
     print(f"report: {report if report.exists() else result.run_dir / 'report.md'}")
@@ -38,6 +58,11 @@ def _cmd_plugins(args: argparse.Namespace) -> int:
     from aopcore.registry import load_registry
 
     registry = load_registry(args.load or [])
+    if args.details:
+        from aopcore.docgen import plugin_details
+
+        print(plugin_details(registry, args.details), end="")
+        return 0
     current = None
     for impl in registry.all():
         if impl.kind != current:
@@ -52,9 +77,19 @@ def _cmd_plugins(args: argparse.Namespace) -> int:
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
+    from aopcore.aggregate import is_multiseed_root, seed_dirs
     from aopcore.report import write_reports
     from aopcore.store import require_run_dir
 
+    if is_multiseed_root(args.run_dir):  # every seed's report, then the aggregate across seeds
+        from aopcore.aggregate_report import write_aggregate
+
+        for run_dir in seed_dirs(args.run_dir).values():
+            for f in write_reports(run_dir):
+                print(run_dir / f)
+        for f in write_aggregate(args.run_dir):
+            print(Path(args.run_dir) / f)
+        return 0
     run_dir = require_run_dir(args.run_dir)
     for f in write_reports(run_dir):
         print(run_dir / f)
@@ -65,7 +100,7 @@ def _cmd_config_reference(args: argparse.Namespace) -> int:
     from aopcore.docgen import config_reference
     from aopcore.registry import load_registry
 
-    print(config_reference(load_registry()), end="")
+    print(config_reference(load_registry(), distributions=args.distribution or None), end="")
     return 0
 
 
@@ -76,6 +111,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("config", type=Path)
     p.add_argument("-v", "--verbose", action="store_true")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config value, e.g. experiment.iterations=2")
+    p.add_argument("--allow-changed-config", action="store_true",
+                   help="continue a run directory whose config, data or components changed (recorded in fingerprint-changes.jsonl)")
     p.set_defaults(func=_cmd_run)
     p = sub.add_parser("validate", help="check a config without running it")
     p.add_argument("config", type=Path)
@@ -83,12 +120,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_validate)
     p = sub.add_parser("plugins", help="list every registered implementation and where it comes from")
     p.add_argument("--load", action="append", metavar="MODULE", help="also load this plugin module")
+    p.add_argument("--details", metavar="NAME", help="one implementation's description, options (defaults, bounds), package and version")
     p.set_defaults(func=_cmd_plugins)
     p = sub.add_parser("config-reference", help="print the configuration reference (Markdown) from the option models")
+    p.add_argument("--distribution", action="append", metavar="DIST",
+                   help="only plugins from this distribution (repeatable); default: every installed plugin, grouped by distribution")
     p.set_defaults(func=_cmd_config_reference)
-    p = sub.add_parser("report", help="(re)write the report of a run directory")
+    p = sub.add_parser("report", help="(re)write the report of a run directory (of every seed and the aggregate, for a multi-seed run)")
     p.add_argument("run_dir", type=Path)
     p.set_defaults(func=_cmd_report)
+    from aopcore import apidoc, scaffold  # for plugin authors: the package scaffold and the API reference
+
+    scaffold.add_parser(sub)
+    apidoc.add_parser(sub)
     from aopcore.registry import add_plugin_commands
 
     for problem in add_plugin_commands(sub):  # plugin families add theirs (rm-bench, human-eval, ...)

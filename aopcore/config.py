@@ -10,10 +10,11 @@ import difflib
 import os
 import re
 import tomllib
+import typing
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AliasChoices, BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError, model_validator
 
 from aopcore.errors import InputError
 
@@ -29,20 +30,70 @@ class ExperimentSection(_Strict):
     name: str = Field(description="Run name; the run directory is <output_dir>/<name>.")
     output_dir: str = Field("runs", description="Folder that holds run directories (relative to the config file).")
     seed: int = Field(0, description="Base seed; every stage derives its own seed from it and its stage id.")
+    seeds: list[Annotated[int, Field(ge=0)]] | None = Field(
+        None, min_length=1,
+        description="Run once per seed, e.g. [0, 1, 2, 3, 4] (instead of `seed`): a resumable sub-run <name>/seed-<s>/ "
+                    "each, then an aggregate report with 95% intervals across seeds in <name>/aggregate/.")
+    share_sft: bool = Field(True, description="With `seeds`: train the SFT policy once (with the first seed) and start "
+                                              "every seed from it, so seeds differ only in the RL phase being compared.")
     iterations: int = Field(4, ge=1, description="RLHF iterations per arm (paper: 4).")
     records_per_iteration: int = Field(2000, ge=1, description="Prompts each arm trains on per iteration (paper: 2000).")
     passes: int = Field(2, ge=1, description="How many times each prompt is seen per iteration (paper: 2).")
     keep_checkpoints: Literal["all", "last"] = Field("all", description="Keep every iteration's policy checkpoint, or only the latest one per arm.")
     plugins: list[str] = Field(default_factory=list, description="Extra plugin modules to load by import name.")
     plugin_paths: list[str] = Field(default_factory=list, description="Folders added to sys.path before loading `plugins`.")
+    executor: Literal["local", "ray"] = Field("local", description="Where stages run: `local` (one at a time, in this process) or `ray` "
+                                                               "(independent stages at once as Ray tasks; needs `pip install 'aopcore[ray]'`). "
+                                                               "Either resumes the other's run directory.")
+    ray_address: str | None = Field(None, description="With executor = \"ray\": the cluster to join (`auto`, `ray://HOST:10001`); "
+                                                      "default: RAY_ADDRESS, else a Ray instance started on this machine.")
+
+    @model_validator(mode="after")
+    def _one_way_to_seed(self) -> "ExperimentSection":
+        from pydantic_core import PydanticCustomError
+
+        if self.seeds is not None and "seed" in self.model_fields_set:
+            raise PydanticCustomError("aopcore_input", "seed and seeds are exclusive: use seeds = [...] for a multi-seed run, "
+                                      "or seed = N for a single run")
+        if self.seeds is not None and len(set(self.seeds)) != len(self.seeds):
+            raise PydanticCustomError("aopcore_input", "seeds must be distinct (got {seeds})", {"seeds": self.seeds})
+        return self
+
+
+class SourceTable(_Strict):
+    """A data source with an explicit field mapping, for data in a schema aopcore does not recognise."""
+
+    source: str = Field(validation_alias=AliasChoices("source", "path"),
+                        description="The data: a path (file or folder) or scheme:ARG, as for a plain string entry; `path` is accepted too.")
+    text: str | None = Field(None, description="Column holding the question text.")
+    id: str | None = Field(None, description="Column holding a unique id (default: the row number).")
+    category: str | None = Field(None, description="Column holding the category.")
+    default_category: str | None = Field(None, description="Category of rows without one (default: general).")
+
+    @model_validator(mode="after")
+    def _text_first(self) -> "SourceTable":
+        if self.text is None and (self.id or self.category):
+            raise ValueError("a field mapping needs `text` (the column holding the question) as well")
+        return self
+
+
+def _source_kind(value: Any) -> str:
+    return "~table" if isinstance(value, (dict, SourceTable)) else "~spec"
+
+
+# a string spec or a table; tags starting with "~" are left out of error locations
+DataSource = Annotated[Union[Annotated[str, Tag("~spec")], Annotated[SourceTable, Tag("~table")]], Discriminator(_source_kind)]
+
+DATA_SPEC_HELP = ("a path (file or folder: .jsonl, .jsonl.gz, .json, .parquet, .csv), builtin:NAME, "
+                  "hf:ID[:CONFIG][:SPLIT], another installed scheme, or a table {source = ..., text = COLUMN, ...}")
 
 
 class DataSection(_Strict):
-    heldout: str = Field("builtin:heldout", description="Held-out questions evaluated every iteration: JSONL path, builtin:NAME or hf:DATASET.")
+    heldout: DataSource = Field("builtin:heldout", description=f"Held-out questions evaluated every iteration: {DATA_SPEC_HELP}.")
     heldout_per_category: int | None = Field(None, ge=1, description="Keep at most this many held-out questions per category.")
-    test_prompts: str = Field("builtin:test-prompts", description="Prompts the judge compares arms on: JSONL path, builtin:NAME or hf:DATASET.")
-    test_size: int | None = Field(None, ge=1, description="Use the first N test prompts (paper: 2000).")
-    categories: list[str] | None = Field(None, description="Restrict held-out questions and curricula to these categories; default: all categories of the held-out questions.")
+    test_prompts: DataSource = Field("builtin:test-prompts", description=f"Prompts the judge compares arms on: {DATA_SPEC_HELP}.")
+    test_size: int | None = Field(None, ge=1, description="Use the first N test prompts (paper: 2000); more than the data hold is an error.")
+    categories: list[str] | None = Field(None, min_length=1, description="Restrict held-out questions and curricula to these categories; default: all categories of the held-out questions.")
 
 
 class EvaluationSection(_Strict):
@@ -104,6 +155,18 @@ class TomlLocator:
         return None
 
 
+def _model_at(model: type[BaseModel] | None, path: list[Any]) -> type[BaseModel] | None:
+    """The options model of a nested table (``experiment`` -> ExperimentSection, ``generation`` -> GenerationOptions)."""
+    for part in path:
+        if model is None:
+            return None
+        field = model.model_fields.get(str(part))
+        args = typing.get_args(field.annotation) if field else ()
+        found = [a for a in (args or ((field.annotation,) if field else ())) if isinstance(a, type) and issubclass(a, BaseModel)]
+        model = found[0] if found else None
+    return model
+
+
 class ConfigReport:
     """Collects problems while validating so they can all be shown at once."""
 
@@ -120,15 +183,18 @@ class ConfigReport:
 
     def add_validation_error(self, prefix: tuple[Any, ...], error: ValidationError, model: type[BaseModel] | None) -> None:
         for err in error.errors():
-            loc = prefix + tuple(err["loc"])
+            loc = prefix + tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("~")))
             if err["type"] == "extra_forbidden":
                 message = "unknown key"
-                fields = list(model.model_fields) if model is not None and len(err["loc"]) == 1 else []
+                inner = _model_at(model, [p for p in err["loc"][:-1] if not (isinstance(p, str) and p.startswith("~"))])
+                fields = list(inner.model_fields) if inner is not None else []
                 close = difflib.get_close_matches(str(err["loc"][-1]), fields, n=1)
                 if close:
                     message += f" (did you mean {close[0]!r}?)"
             elif err["type"] == "missing":
                 message = "required key is missing"
+            elif err["type"] == "aopcore_input":  # the framework's own option types (paths, data specs)
+                message = err["msg"]
             elif err["type"] == "value_error" and not err["loc"]:
                 # a check across fields (a model validator): its message names the fields; the input is the whole section
                 message = err["msg"].removeprefix("Value error, ")

@@ -12,16 +12,18 @@ import json
 import logging
 import os
 import shutil
+import socket
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from aopcore import tables
+from aopcore import contracts, tables
 from aopcore.errors import InputError, RuntimeFailure
+from aopcore.fingerprint import check_run_dir, experiment_fingerprint
 from aopcore.judging import PairVerdict, judge_pair, tally
-from aopcore.ledger import StageMeter, record_usage
+from aopcore.ledger import Attempt, StageMeter, book_train_tokens, counted_feedback, counted_judge, record_usage
 from aopcore.protocols import (
     CurriculumContext,
     Embedder,
@@ -97,9 +99,12 @@ class ExperimentResult:
 class Experiment:
     """Everything one run needs, as plain objects.
 
-    ``arms`` maps an arm name to its curriculum. ``snapshot`` is stored as the
-    run's resolved config; a rerun with a different snapshot refuses to touch
-    the existing run directory.
+    ``arms`` maps an arm name to its curriculum. Components are checked against
+    their protocols here, before any stage (plain callables are adapted, see
+    :mod:`aopcore.contracts`). A rerun whose fingerprint (everything that shapes
+    results, :mod:`aopcore.fingerprint`) differs refuses to touch the existing run
+    directory unless ``allow_changes``. ``snapshot`` (the CLI's resolved config) is
+    stored as ``config.json`` and describes the components in the fingerprint.
     """
 
     name: str
@@ -119,14 +124,22 @@ class Experiment:
     keep_checkpoints: str = "all"  # "all" | "last"
     snapshot: dict[str, Any] | None = None
     after_stage: Callable[[str], None] | None = None  # hook for progress UIs and tests
+    initial_policy: Path | None = None  # an existing policy_0 folder (linked, not trained): seeds sharing one SFT, own SFT models
+    allow_changes: bool = False  # continue a run directory whose fingerprint differs (recorded in fingerprint-changes.jsonl)
+    source: tuple[Path, tuple[str, ...]] | None = None  # (config file, --set overrides) the components were built from
 
     def __post_init__(self) -> None:
         self.store = RunStore(Path(self.output_dir) / self.name)
         self._graph: list[Stage] | None = None
+        self.worker = "local"  # where this process runs stages (an executor sets e.g. "ray:<pid>"); kept in stage records
         if self.categories is None:
             self.categories = sorted({q.category for q in self.heldout})
-        if self.snapshot is None:  # library use: still record what makes runs comparable
+        library = self.snapshot is None or self.snapshot.get("source") == "library"  # (re)made here, e.g. after replace()
+        self._configured = None if library else self.snapshot  # a given config (the CLI's) describes the components
+        self._adapt_components()
+        if library:  # library use: the fingerprint describes the objects; config.json records the basics
             self.snapshot = {
+                "source": "library",
                 "experiment": {"name": self.name, "seed": self.seed, "iterations": self.budget.iterations,
                                "records_per_iteration": self.budget.records_per_iteration, "passes": self.budget.passes},
                 "arms": {arm: type(c).__name__ for arm, c in self.arms.items()},
@@ -135,8 +148,23 @@ class Experiment:
         self._check()
 
     # ---- checks -------------------------------------------------------------------------
+    def _adapt_components(self) -> None:
+        """Plain callables become components (a TRL-style reward function, ...); see aopcore.contracts."""
+        self.reward = contracts.adapt("reward", self.reward)
+        self.feedback = contracts.adapt("feedback", self.feedback)
+        self.judge = contracts.adapt("judge", self.judge)
+        self.embedder = contracts.adapt("embedder", self.embedder)
+        self.arms = {arm: contracts.adapt("curriculum", c) for arm, c in self.arms.items()}
+        if isinstance(self.reward, contracts.RewardFunction):
+            self.reward.learn_categories((q.text, q.category) for q in [*self.heldout, *self.test_prompts])
+
     def _check(self) -> None:
         problems = []
+        for role in ("trainer", "reward", "judge", "feedback", "embedder"):  # before any stage: one line per problem
+            if getattr(self, role) is not None:
+                problems += contracts.check_component(role, getattr(self, role))
+        for arm, curriculum in self.arms.items():
+            problems += contracts.check_component("curriculum", curriculum, f"arms.{arm}")
         if not self.arms:
             problems.append("experiment has no arms")
         for arm in self.arms:
@@ -160,6 +188,25 @@ class Experiment:
             problems.append("data.heldout: no held-out questions")
         if problems:
             raise InputError(*problems)
+        # calls are counted by the experiment unless the component books them itself (counted only now, so the
+        # checks above name the user's own objects)
+        self.feedback = counted_feedback(self.feedback)
+        self.judge = counted_judge(self.judge)
+
+    def fingerprint(self) -> dict[str, Any]:
+        """Everything that shapes this run's results (see :mod:`aopcore.fingerprint`)."""
+        return experiment_fingerprint(self, self._configured)
+
+    def _check_fingerprint(self) -> None:
+        """Refuse a rerun with a different setup (one line listing what changed) unless ``allow_changes``."""
+        config = self.store.path("config.json")
+        if config.exists() and not self.store.path("fingerprint.json").exists() and self._configured is not None:
+            self._check_snapshot()  # a run directory from before fingerprints: the old, coarser check
+        changed = check_run_dir(self.store.root, self.fingerprint(), allow_changes=self.allow_changes)
+        if changed:  # mid-stage checkpoints of the old setup must not seed the new one
+            shutil.rmtree(self.store.path("scratch"), ignore_errors=True)
+        if self.snapshot is not None and (changed or not config.exists()):
+            atomic_write_json(config, self.snapshot)
 
     def _check_snapshot(self) -> None:
         if self.snapshot is None:
@@ -183,10 +230,19 @@ class Experiment:
             log.info("skip  %-40s (done)", stage_id)
             return False
         log.info("start %s", stage_id)
-        with StageMeter(kind) as meter:
-            extra = work() or {}
-        record = {"order": order, "arm": arm, **meter.as_record(), **extra}
+        attempt = Attempt(self.store.path("attempts", f"{stage_id.replace('/', '__')}.json")).start()
+        if attempt.lost_wall_s:
+            log.info("      %s: %.1fs of earlier, interrupted attempts booked as lost_wall_s", stage_id, attempt.lost_wall_s)
+        try:
+            with StageMeter(kind) as meter:
+                extra = work() or {}
+        except BaseException:
+            attempt.stop()  # the next attempt books this one's wall time as lost
+            raise
+        record = {"order": order, "arm": arm, "host": socket.gethostname(), "worker": self.worker, **meter.as_record(),
+                  **attempt.as_record(), **extra}
         self.store.mark_done(stage_id, record)
+        attempt.finish()
         log.info("done  %-40s %.1fs", stage_id, meter.wall_s)
         if self.after_stage:
             self.after_stage(stage_id)
@@ -210,6 +266,10 @@ class Experiment:
         answers = self.trainer.generate(policy, texts, seed=seed)
         rewards = self.reward.score(texts, answers)
         record_usage(reward_calls=len(texts))
+        for problem in (contracts.count_problem("trainer", self.trainer, "generate", answers, len(texts)),
+                        contracts.count_problem("reward", self.reward, "score", rewards, len(texts))):
+            if problem:
+                raise RuntimeFailure(problem)
         records = [EvalRecord(q.id, q.text, q.category, a, float(r)) for q, a, r in zip(self.heldout, answers, rewards)]
         write_jsonl(out, records)
         return {"mean_reward": sum(r.reward for r in records) / len(records)}
@@ -279,7 +339,10 @@ class Experiment:
     def prepare(self) -> None:
         """Create the run directory, refuse a different config, sweep partial writes. Once per run, before any stage."""
         self.store.root.mkdir(parents=True, exist_ok=True)
-        self._check_snapshot()
+        self._check_fingerprint()
+        from aopcore.executors.lock import wait_for_stages
+
+        wait_for_stages(self.store.root)  # stages a killed driver left running on workers end before the sweep
         removed = clean_temporaries(self.store.root)
         if removed:
             log.info("removed %d partial writes left by an interrupted run", removed)
@@ -301,7 +364,14 @@ class Experiment:
 
     # ---- the loop -------------------------------------------------------------------------
     def run(self, executor: Any = None) -> ExperimentResult:
-        """Run (or resume) every stage; ``executor`` (default: in this process, in ``stages()`` order) decides how."""
+        """Run (or resume) every stage; ``executor`` (default: in this process, in ``stages()`` order) decides how:
+        an executor object, or a name ("local", "ray")."""
+        if isinstance(executor, str):
+            from aopcore.executors import named_executor
+
+            executor = named_executor(executor)
+        if executor is not None and hasattr(executor, "check"):
+            executor.check(self)  # before the run directory is touched: e.g. Ray refuses live objects
         self.prepare()
         if executor is None:
             for stage in self.stages():
@@ -311,12 +381,21 @@ class Experiment:
         return ExperimentResult(self.store.root, self._winrates(), self.store.stage_records())
 
     # ---- the stages' work -------------------------------------------------------------------
-    def _make_policy_0(self) -> None:
+    def _make_policy_0(self) -> dict[str, Any] | None:
         with atomic_directory(self._policy_dir(None, 0)) as tmp:
+            if self.initial_policy is not None:
+                if not Path(self.initial_policy).is_dir():
+                    raise InputError(f"initial_policy: {self.initial_policy} is not a policy folder")
+                _link_tree(Path(self.initial_policy), tmp)
+                return {"reused_from": os.path.relpath(self.initial_policy, self.store.root)}
             self.trainer.initial_policy(tmp, seed=stage_seed(self.seed, "sft/policy"))
+            if problem := contracts.policy_problem(self.trainer, tmp, "initial_policy"):
+                raise RuntimeFailure(problem)  # the stage stays unfinished; a fixed trainer completes it
+        return None
 
     def _evaluate_policy_0(self) -> dict[str, Any]:
-        return self._evaluate(self._policy_dir(None, 0), self._evaluation_path("", 0), stage_seed(self.seed, "sft/evaluation"))
+        return {**self._evaluate(self._policy_dir(None, 0), self._evaluation_path("", 0), stage_seed(self.seed, "sft/evaluation")),
+                "used_for_choosing": any(_reads_evaluation(c, 1) for c in self.arms.values())}
 
     def _choose_prompts(self, arm: str, curriculum: PromptCurriculum, i: int) -> dict[str, Any]:
         base = f"arms/{arm}/iter-{i:02d}"
@@ -354,20 +433,34 @@ class Experiment:
                 _link_tree(twin / "policy", tmp)
             atomic_write_text(self._iter_dir(arm, i) / "train.json", (twin / "train.json").read_text())
             return {"reused_from": str(twin.relative_to(self.store.root))}
+        if isinstance(self.reward, contracts.RewardFunction):
+            self.reward.learn_categories((p.text, p.category) for p in prompts)
+        # a stable folder for the trainer's own mid-stage checkpoints: it survives a crash, so a resumed stage finds them
+        scratch = self.store.path("scratch", f"arms__{arm}__iter-{i:02d}__train")
+        extra = {"scratch": scratch} if contracts.accepts_keyword(self.trainer.train, "scratch") else {}
+        if extra:
+            scratch.mkdir(parents=True, exist_ok=True)
         with atomic_directory(out) as tmp:
-            stats = self.trainer.train(prev_policy, prompts, self.reward, passes=self.budget.passes,
-                                       out=tmp, seed=stage_seed(self.seed, f"train/{digest}"))
-        record_usage(tokens_generated=stats.tokens_generated)
+            stats = contracts.train_stats(self.trainer, self.trainer.train(
+                prev_policy, prompts, self.reward, passes=self.budget.passes, out=tmp, seed=stage_seed(self.seed, f"train/{digest}"),
+                **extra))
+            if problem := contracts.policy_problem(self.trainer, tmp, "train"):
+                raise RuntimeFailure(problem)  # the stage stays unfinished; a fixed trainer completes it
+        book_train_tokens(stats.tokens_generated)  # unless train() recorded its tokens itself: never both
+        shutil.rmtree(scratch, ignore_errors=True)
         atomic_write_json(self._iter_dir(arm, i) / "train.json", to_dict(stats))
         atomic_write_json(index, {"iteration_dir": str(self._iter_dir(arm, i).relative_to(self.store.root))})
         return {"steps": stats.steps, "episodes": stats.episodes}
 
     def _evaluate_iteration(self, arm: str, i: int) -> dict[str, Any]:
+        # booked as choosing cost only where the next iteration's prompts are chosen from it (see aopcore.report)
+        used = {"used_for_choosing": i < self.budget.iterations and _reads_evaluation(self.arms[arm], i + 1)}
         twin = self._twin(arm, i)
         if twin is not None and (twin / "evaluation.jsonl").exists():  # same policy, same seed: same evaluation
             atomic_write_text(self._evaluation_path(arm, i), (twin / "evaluation.jsonl").read_text())
-            return {"reused_from": str(twin.relative_to(self.store.root))}
-        return self._evaluate(self._policy_dir(arm, i), self._evaluation_path(arm, i), stage_seed(self.seed, f"evaluation/iter-{i}"))
+            return {"reused_from": str(twin.relative_to(self.store.root)), **used}
+        return {**self._evaluate(self._policy_dir(arm, i), self._evaluation_path(arm, i), stage_seed(self.seed, f"evaluation/iter-{i}")),
+                **used}
 
     def _answer_tests(self, arm: str, i: int) -> dict[str, Any]:
         twin = self._twin(arm, i)
@@ -376,6 +469,8 @@ class Experiment:
             return {"reused_from": str(twin.relative_to(self.store.root))}
         texts = [q.text for q in self.test_prompts]
         answers = self.trainer.generate(self._policy_dir(arm, i), texts, seed=stage_seed(self.seed, f"answers/iter-{i}"))
+        if problem := contracts.count_problem("trainer", self.trainer, "generate", answers, len(texts)):
+            raise RuntimeFailure(problem)
         write_jsonl(self._iter_dir(arm, i) / "test_answers.jsonl",
                     [{"id": q.id, "question": q.text, "answer": a} for q, a in zip(self.test_prompts, answers)])
         return {"n_answers": len(answers)}
@@ -385,6 +480,68 @@ class Experiment:
         record = self.store.stage_file(f"arms/{arm}/iter-{i:02d}/train")
         reused = json.loads(record.read_text()).get("reused_from") if record.exists() else None
         return self.store.path(reused) if reused else None
+
+    def waits_for(self, stage_id: str) -> list[str]:
+        """Stages beyond ``deps`` to finish first, so that a stage run out of ``stages()`` order does what it does in
+        order; decided from the run directory once its deps are done (ask again when these are done; [] = ready).
+
+        Twins (arms with the same start policy and prompts, e.g. AOP and SOP at iteration 1) must resolve as in
+        order: the later arm's training reuses the earlier arm's policy (so it waits for that training), its
+        evaluation and test answers copy the twin's, and with keep_checkpoints="last" a policy is not removed
+        while a later arm may still reuse it. Stages of one iteration that share the response cache (prompt
+        writing with the feedback LLM; judging) run in order, so the same calls are cache hits as in order
+        (AOP's iteration-1 feedback calls are SOP's by design) and the same stages book them as cached.
+        """
+        stage = self.stage(stage_id)
+        if stage.kind == "judge" or (stage.kind == "prompts" and self._writes_with_feedback(stage.arm)):
+            for earlier in self.stages():
+                if earlier.id == stage_id:
+                    break
+                shares = earlier.kind == stage.kind and earlier.iteration == stage.iteration and (
+                    stage.kind == "judge" or self._writes_with_feedback(earlier.arm))
+                if shares and not self.store.is_done(earlier.id):
+                    return [earlier.id]
+        if stage.arm is None or stage.iteration is None:
+            return []
+        arms, i = list(self.arms), stage.iteration
+        if stage.kind == "train":
+            for earlier in arms[: arms.index(stage.arm)]:
+                same = self._same_lineage(stage.arm, earlier, i)
+                if isinstance(same, str):
+                    return [same]
+                if same and not self.store.is_done(f"arms/{earlier}/iter-{i:02d}/train"):
+                    return [f"arms/{earlier}/iter-{i:02d}/train"]
+        if stage.kind in ("evaluate", "answers") and (twin := self._twin(stage.arm, i)) is not None:
+            twin_stage = f"{twin.relative_to(self.store.root)}/{stage_id.rsplit('/', 1)[1]}"
+            if not self.store.is_done(twin_stage):
+                return [twin_stage]
+        if stage.kind == "evaluate" and self.keep_checkpoints == "last" and i > 1:  # this stage removes policy(i - 1)
+            for later in arms[arms.index(stage.arm) + 1:]:
+                train = f"arms/{later}/iter-{i - 1:02d}/train"
+                same = False if self.store.is_done(train) else self._same_lineage(later, stage.arm, i - 1)
+                if isinstance(same, str):
+                    return [same]
+                if same:
+                    return [train]
+        return []
+
+    def _writes_with_feedback(self, arm: str | None) -> bool:
+        return arm in self.arms and "feedback" in set(getattr(self.arms[arm], "requires", ()))
+
+    def _same_lineage(self, arm: str, other: str, i: int) -> bool | str:
+        """Whether two arms trained on the same prompts at iterations 1..i, or the prompts stage still to wait for."""
+        for j in range(1, i + 1):
+            mine, theirs = (self._prompt_keys(a, j) for a in (arm, other))
+            if mine is None or theirs is None:
+                return f"arms/{arm if mine is None else other}/iter-{j:02d}/prompts"
+            if mine != theirs:
+                return False
+        return True
+
+    def _prompt_keys(self, arm: str, j: int) -> list[str] | None:
+        if not self.store.is_done(f"arms/{arm}/iter-{j:02d}/prompts"):
+            return None
+        return [f"{p.id}:{p.text}" for p in read_jsonl(self._iter_dir(arm, j) / "prompts.jsonl", Prompt)]
 
     def _lineage(self, arm: str, iteration: int) -> list[list[str]]:
         """The prompt ids that produced policy_{iteration} of this arm (empty for the shared SFT policy)."""
@@ -431,6 +588,16 @@ class Experiment:
         return {"files": write_reports(self.store.root)}
 
 
+def _reads_evaluation(curriculum: Any, iteration: int) -> bool:
+    """Whether ``curriculum`` chooses iteration ``iteration``'s prompts from the evaluation before it.
+
+    A curriculum may say so with ``uses_evaluation``: True (every iteration; the default), False
+    (never: vanilla), or "first" (only the SFT policy's: SOP).
+    """
+    uses = getattr(curriculum, "uses_evaluation", True)
+    return iteration == 1 if uses == "first" else bool(uses)
+
+
 def _link_tree(src: Path, dst: Path) -> None:
     """Hard-link (or copy, across filesystems) every file of ``src`` into ``dst``."""
     for path in src.rglob("*"):
@@ -453,8 +620,6 @@ def _count(items: Any) -> dict[str, int]:
 
 
 def configure_logging(verbose: bool = False) -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))
-    log.handlers[:] = [handler]
-    log.setLevel(logging.DEBUG if verbose else logging.INFO)
-    log.propagate = False
+    from aopcore.progress import enable_console_progress
+
+    enable_console_progress(verbose, sys.stderr)

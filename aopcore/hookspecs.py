@@ -15,6 +15,19 @@ hookimpl = pluggy.HookimplMarker("aopcore")
 
 
 class Register(Protocol):
+    """The ``register`` function every ``register_*`` hook receives.
+
+    Args:
+        name: the implementation's name in configs (``plugin = "NAME"``, ``curriculum = "NAME"``);
+            taken names are reported and ignored.
+        factory: called with the validated options model to build the component: a class whose
+            ``__init__(self, options)`` takes it, or a :class:`~aopcore.registry.LazyFactory`.
+        options: the pydantic options model; default ``factory.Options``, or no options.
+            Use ``ConfigDict(extra="forbid")`` so misspelt keys are errors; field descriptions
+            show in ``aopcore config-reference`` and ``aopcore plugins --details NAME``.
+        description: one line for ``aopcore plugins``; default the first line of the factory's docstring.
+    """
+
     def __call__(self, name: str, factory: Any, *, options: Any = None, description: str | None = None) -> None: ...
 
 
@@ -59,6 +72,34 @@ def register_commands(subparsers: Any) -> None:
     """
 
 
+@hookspec
+def register_data_sources(register: Register) -> None:
+    """Register data sources: ``register("scheme", load)`` makes ``[data] heldout = "scheme:ARG"`` call
+    ``load(ARG, base_dir)``, which returns (or yields) ``aopcore.Question`` objects; ``base_dir`` is the
+    config file's folder. A ``load`` that also takes ``fields`` (an ``aopcore.data.FieldMap``) accepts the
+    config's field mapping. Raise ``InputError`` naming file and line for bad data. Yielding lets the core
+    stop reading once its limits are met. A path with no scheme goes to the ``file`` source.
+    """
+
+
+@hookspec
+def register_report_writers(register: Any) -> None:
+    """Add report formats: ``register(name, write)`` with ``write(run_dir: Path) -> list[str]`` (files written).
+
+    ``aopcore report`` and the run's report stage write ``report.md`` and then call every registered
+    writer (the evaluation family's HTML report is one). A writer reads only the run directory; one
+    that raises is reported as a warning and the others still run.
+    """
+
+
+@hookspec
+def register_aggregate_writers(register: Any) -> None:
+    """Add formats to a multi-seed run's aggregate: ``register(name, write)`` with ``write(root: Path) -> list[str]``
+    (files written, relative to ``root``). ``root`` holds ``seed-*/`` sub-runs and ``aggregate/aggregate.json``
+    (already written; see :mod:`aopcore.aggregate`). The evaluation family adds ``aggregate/aggregate.html``.
+    """
+
+
 # kind -> hook name; the kinds are also the config section names.
 HOOKS = {
     "trainer": "register_trainers",
@@ -67,4 +108,5 @@ HOOKS = {
     "feedback": "register_feedback_llms",
     "judge": "register_judges",
     "embedder": "register_embedders",
+    "data": "register_data_sources",  # not a component: [data] entries name a source by scheme
 }

@@ -4,6 +4,10 @@ In both-orders mode every pair is judged as (A=a, B=b) and (A=b, B=a); a win
 counts only when both orders agree, disagreement is a tie, and an unusable
 verdict in either order drops the item (counted). Otherwise each item's order
 is drawn at random (seeded) and mapped back.
+
+Identical answers are a tie without asking the judge (AOP and SOP share their
+first iteration by design, so every item of that comparison is one): the verdict
+says so (``identical``), and the judge calls saved are booked in the ledger.
 """
 from __future__ import annotations
 
@@ -11,6 +15,7 @@ import random
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from aopcore.ledger import record_usage
 from aopcore.protocols import Judge
 from aopcore.records import JudgeItem, Question, Verdict
 from aopcore.stats import WinRate
@@ -24,11 +29,17 @@ class PairVerdict:
 
     item_id: str
     choice: str | None  # "A" (arm_a wins), "B", "C" (tie) or None (dropped)
-    orders: tuple[str | None, ...]  # raw verdicts mapped back to the (a, b) frame
+    orders: tuple[str | None, ...]  # raw verdicts mapped back to the (a, b) frame; ("C",) when not asked
+    identical: bool = False  # the answers were the same text: a tie without a judge call
 
     @classmethod
     def from_dict(cls, data: dict) -> "PairVerdict":
-        return cls(data["item_id"], data["choice"], tuple(data["orders"]))
+        return cls(data["item_id"], data["choice"], tuple(data["orders"]), bool(data.get("identical", False)))
+
+
+def same_answer(a: str, b: str) -> bool:
+    """Answers no judge could tell apart: the same text up to surrounding whitespace."""
+    return a.strip() == b.strip()
 
 
 def judge_pair(
@@ -42,7 +53,24 @@ def judge_pair(
 ) -> list[PairVerdict]:
     if not (len(questions) == len(answers_a) == len(answers_b)):
         raise ValueError("questions and both answer lists must have the same length")
-    if both_orders:
+    same = [same_answer(a, b) for a, b in zip(answers_a, answers_b)]
+    asked = [k for k, s in enumerate(same) if not s]
+    rng = random.Random(seed)
+    swapped = [rng.random() < 0.5 for _ in questions]  # drawn for every item, so a skipped one moves no other's draw
+    judged = _judge_distinct(judge, [questions[k] for k in asked], [answers_a[k] for k in asked],
+                             [answers_b[k] for k in asked], None if both_orders else [swapped[k] for k in asked])
+    if len(asked) < len(questions):
+        record_usage(judge_calls_saved=(len(questions) - len(asked)) * (2 if both_orders else 1))
+    by_index = dict(zip(asked, judged))
+    return [by_index[k] if k in by_index else PairVerdict(q.id, "C", ("C",), identical=True) for k, q in enumerate(questions)]
+
+
+def _judge_distinct(judge: Judge, questions: Sequence[Question], answers_a: Sequence[str], answers_b: Sequence[str],
+                    swapped: Sequence[bool] | None) -> list[PairVerdict]:
+    """Ask the judge: both orders when ``swapped`` is None, else one order per item (swapped where True)."""
+    if not questions:
+        return []
+    if swapped is None:
         items = [JudgeItem(f"{q.id}:ab", q.text, a, b) for q, a, b in zip(questions, answers_a, answers_b)]
         items += [JudgeItem(f"{q.id}:ba", q.text, b, a) for q, a, b in zip(questions, answers_a, answers_b)]
         verdicts = _checked(judge.judge(items), items)
@@ -58,8 +86,6 @@ def judge_pair(
                 choice = "C"
             out.append(PairVerdict(q.id, choice, (first, second)))
         return out
-    rng = random.Random(seed)
-    swapped = [rng.random() < 0.5 for _ in questions]
     items = [
         JudgeItem(q.id, q.text, b if s else a, a if s else b)
         for q, a, b, s in zip(questions, answers_a, answers_b, swapped)

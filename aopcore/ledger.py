@@ -4,22 +4,167 @@ Components report usage with :func:`record_usage` wherever they do the work
 (any thread); the experiment opens a :class:`StageMeter` around each stage and
 stores its totals with the stage record. That is what lets a report set the
 cost of choosing prompts beside the cost of training (the paper's trade-off).
+
+Booking rules that keep the ledger honest:
+
+- **Tokens of a training stage are booked once.** A trainer may call
+  ``record_usage(tokens_generated=...)`` itself or return ``TrainStats.tokens_generated``; the
+  experiment books the TrainStats figure only when the stage recorded no tokens itself
+  (:func:`book_train_tokens`): a stage that records tokens itself is trusted.
+- **Calls to plain-object feedback LLMs and judges are counted by the experiment**, through a
+  :class:`CallCounter` proxy, unless the component reports them itself: a call during which the
+  component recorded ``feedback_calls``/``judge_calls`` (or ``cached_calls``) is not counted again.
+- **Time lost to interrupted attempts is booked.** An attempt file under ``attempts/`` marks a
+  stage that started; a heartbeat keeps its modification time current. When the stage starts
+  again, the wall time of the attempts that never finished is booked as ``lost_wall_s``
+  (:class:`Attempt`).
 """
 from __future__ import annotations
 
+import json
+import os
 import threading
 import time
 from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
 
 _lock = threading.Lock()
 _active: list["StageMeter"] = []  # stages run one at a time; the last one is current
 
 
 def record_usage(**counts: float) -> None:
-    """Add counts (e.g. ``tokens_generated=640``) to the stage that is running, if any."""
+    """Add counts to the stage that is running, if any (outside a stage it does nothing).
+
+    Call it where the work happens, from any thread: ``record_usage(tokens_generated=640)``,
+    ``record_usage(feedback_calls=1, prompt_tokens=812, cost_usd=0.0004)``. Counts add up per
+    stage and are stored with the stage record; the report's compute ledger shows
+    ``tokens_generated``, ``prompt_tokens``, ``feedback_calls``, ``judge_calls``,
+    ``cached_calls`` and ``cost_usd``, and any other key is kept in the stage record.
+    """
     with _lock:
         if _active:
             _active[-1].counts.update(counts)
+
+
+def current_count(key: str) -> float:
+    """The running stage's count of ``key`` so far (0 outside a stage)."""
+    with _lock:
+        return _active[-1].counts[key] if _active else 0.0
+
+
+def book_train_tokens(tokens_generated: int) -> bool:
+    """Book a training stage's TrainStats.tokens_generated unless it recorded tokens itself (never both); True if booked."""
+    with _lock:
+        if not _active or _active[-1].counts["tokens_generated"]:
+            return False
+        _active[-1].counts["tokens_generated"] += tokens_generated
+        return True
+
+
+class CallCounter:
+    """Counts calls to a feedback LLM or judge that does not count them itself.
+
+    ``method`` (``complete`` or ``judge``) is forwarded; when the component recorded none of
+    ``keys`` during the call, ``len(batch)`` calls are booked as ``keys[0]``. Every other
+    attribute is the component's own.
+    """
+
+    def __init__(self, inner: Any, method: str, keys: Sequence[str]) -> None:
+        self.inner = inner
+        self._method = method
+        self._keys = tuple(keys)
+
+    def __getattr__(self, name: str) -> Any:
+        if name == "inner" or name.startswith("__"):  # not set yet (unpickling), or a protocol lookup
+            raise AttributeError(name)
+        attr = getattr(self.inner, name)
+        if name != self._method:
+            return attr
+
+        def counted(batch: Sequence[Any], *args: Any, **kwargs: Any) -> Any:
+            before = [current_count(k) for k in self._keys]
+            out = attr(batch, *args, **kwargs)
+            if [current_count(k) for k in self._keys] == before:
+                record_usage(**{self._keys[0]: len(batch)})
+            return out
+
+        return counted
+
+    def fingerprint(self) -> Any:
+        from aopcore.fingerprint import describe
+
+        return describe(self.inner)
+
+
+def counted_feedback(feedback: Any) -> Any:
+    return None if feedback is None else CallCounter(feedback, "complete", ("feedback_calls", "cached_calls"))
+
+
+def counted_judge(judge: Any) -> Any:
+    return None if judge is None else CallCounter(judge, "judge", ("judge_calls", "cached_calls"))
+
+
+class Attempt:
+    """The attempt file of a running stage: books the wall time of earlier attempts a crash cut short.
+
+    ``start()`` reads what an earlier, unfinished attempt left (its start time and last
+    heartbeat: the file's modification time, refreshed every ``heartbeat_s`` while the stage
+    runs) and writes a new one; ``lost_wall_s`` is the total wall time of all unfinished attempts.
+    ``finish()`` removes the file once the stage record is written.
+    """
+
+    heartbeat_s = 10.0
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self.lost_wall_s = 0.0
+        self.attempts = 1
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> "Attempt":
+        if self.path.exists():
+            try:
+                old = json.loads(self.path.read_text(encoding="utf-8"))
+                last = self.path.stat().st_mtime
+                self.lost_wall_s = float(old.get("lost_wall_s", 0.0)) + max(0.0, last - float(old["started"]))
+                self.attempts = int(old.get("attempts", 1)) + 1
+            except (OSError, ValueError, KeyError):
+                pass  # an unreadable attempt file: nothing can be booked from it
+        from aopcore.store import atomic_write_json
+
+        atomic_write_json(self.path, {"started": time.time(), "lost_wall_s": round(self.lost_wall_s, 3),
+                                      "attempts": self.attempts, "pid": os.getpid()})
+        self._thread = threading.Thread(target=self._beat, daemon=True, name=f"aopcore-heartbeat-{self.path.stem}")
+        self._thread.start()
+        return self
+
+    def _beat(self) -> None:
+        while not self._stop.wait(self.heartbeat_s):
+            try:
+                os.utime(self.path)
+            except OSError:
+                return
+
+    def stop(self) -> None:
+        """Stop the heartbeat (the stage ended, finished or not); the file stays until finish()."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+        try:
+            os.utime(self.path)
+        except OSError:
+            pass
+
+    def finish(self) -> None:
+        self.stop()
+        self.path.unlink(missing_ok=True)
+
+    def as_record(self) -> dict[str, float | int]:
+        """What the stage record books: nothing when the first attempt finished."""
+        return {"lost_wall_s": round(self.lost_wall_s, 3), "attempts": self.attempts} if self.attempts > 1 else {}
 
 
 class StageMeter:

@@ -2,17 +2,19 @@
 
 Keyed by provider, model, the request and its sampling parameters, never by
 credentials, so a rerun or a resume never pays for the same call twice and no
-secret reaches the cache file.
+secret reaches the cache file. :class:`InFlight` extends that to calls made at the
+same moment: an identical request already on its way is waited for, not sent again.
 """
 from __future__ import annotations
 
+import concurrent.futures
 import hashlib
 import json
 import os
 import sqlite3
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -66,3 +68,51 @@ class ResponseCache:
     def close(self) -> None:
         with self._lock:
             self._db.close()
+
+
+class InFlight:
+    """Requests on their way, by cache key: the first caller of a key sends it, any other caller waits for its answer.
+
+    Works across threads and event loops (plain ``concurrent.futures`` futures). An owner must ``resolve`` or
+    ``abandon`` every key it claimed; a waiter whose owner abandoned (its batch failed) sends the request itself.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._futures: dict[str, concurrent.futures.Future] = {}
+
+    def claim(self, keys: Iterable[str]) -> tuple[dict[str, concurrent.futures.Future], dict[str, concurrent.futures.Future]]:
+        """(keys this caller now owns and must send, keys another caller is sending), each with its future."""
+        owned: dict[str, concurrent.futures.Future] = {}
+        joined: dict[str, concurrent.futures.Future] = {}
+        with self._lock:
+            for key in dict.fromkeys(keys):
+                if key in self._futures:
+                    joined[key] = self._futures[key]
+                else:
+                    owned[key] = self._futures[key] = concurrent.futures.Future()
+        return owned, joined
+
+    def resolve(self, key: str, text: str) -> None:
+        with self._lock:
+            future = self._futures.pop(key, None)
+        if future is not None:
+            future.set_result(text)
+
+    def abandon(self, owned: dict[str, concurrent.futures.Future]) -> None:
+        """Release the claims this owner did not answer (its batch raised or was cancelled); answered ones are gone."""
+        with self._lock:
+            futures = [self._futures.pop(k) for k, f in owned.items() if self._futures.get(k) is f]
+        for future in futures:
+            future.set_exception(Abandoned())
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._futures)
+
+
+class Abandoned(Exception):
+    """The caller that owned a request gave up on it; whoever waited sends it again."""
+
+
+IN_FLIGHT = InFlight()  # one per process: identical requests from any backend instance or thread meet here

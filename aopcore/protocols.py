@@ -17,22 +17,49 @@ from aopcore.records import EvalRecord, JudgeItem, Prompt, TrainStats, Verdict
 
 @runtime_checkable
 class RewardModel(Protocol):
+    """Scores answers; the signal every trainer optimises and every evaluation reports."""
+
     def score(self, prompts: Sequence[str], responses: Sequence[str]) -> list[float]:
-        """One scalar per (prompt, response) pair; higher is better. Must be deterministic."""
+        """Score each (prompt, response) pair.
+
+        Args:
+            prompts: the questions, as plain text (no chat template applied).
+            responses: the answers, ``responses[k]`` answering ``prompts[k]``; same length.
+
+        Returns:
+            One float per pair, in order; higher is better. Must be deterministic (the same
+            pairs score the same in any batch), since evaluations are compared across arms.
+        """
         ...
 
 
 @runtime_checkable
 class PolicyTrainer(Protocol):
+    """Owns the policy: writes policy_0, answers prompts with a checkpoint, RL-trains a new one.
+
+    Policies are checkpoint directories in the trainer's own format; the experiment only
+    passes paths around, which is what makes every stage resumable.
+    """
+
     def initial_policy(self, out: Path, *, seed: int) -> None:
-        """Write policy_0 (the SFT model every arm starts from) into the empty directory ``out``."""
+        """Write policy_0 (the SFT model every arm starts from) into the empty directory ``out``.
+
+        ``out`` is renamed into place only when this returns (a crash leaves nothing behind).
+        """
         ...
 
     def generate(self, policy: Path, prompts: Sequence[str], *, seed: int, sample: bool = False) -> list[str]:
         """Answer each prompt with the policy stored at ``policy``.
 
-        ``sample=False`` is the trainer's evaluation decoding (typically greedy);
-        ``sample=True`` samples as during training (curricula that need several answers).
+        Args:
+            policy: a checkpoint directory written by :meth:`initial_policy` or :meth:`train`.
+            prompts: the questions, as plain text; the trainer applies its own chat template.
+            seed: seeds any sampling, so the same call gives the same answers.
+            sample: False for the trainer's evaluation decoding (typically greedy); True to
+                sample as during training (curricula that need several answers per prompt).
+
+        Returns:
+            One answer (text, without the prompt) per prompt, in order.
         """
         ...
 
@@ -46,28 +73,65 @@ class PolicyTrainer(Protocol):
         out: Path,
         seed: int,
     ) -> TrainStats:
-        """RL-train ``policy`` on ``prompts`` (each seen ``passes`` times); save the result in ``out``."""
+        """RL-train ``policy`` on ``prompts`` (each seen ``passes`` times); save the result in ``out``.
+
+        ``out`` is an empty temporary directory that the experiment renames into place only
+        when this returns, so a crash never leaves a half-written policy; the stage is recorded
+        only if ``out`` is non-empty and, where the trainer has ``check_policy(path) -> str | None``
+        (a problem, or None), loadable. Return a :class:`~aopcore.records.TrainStats` (anything
+        else is an error naming the trainer). Report tokens either there or with
+        ``record_usage(tokens_generated=...)``: the stage books TrainStats' figure only when it
+        recorded none itself.
+
+        Mid-stage resume: a ``train`` that also takes a keyword ``scratch: Path`` receives a
+        folder that belongs to this training stage, survives a crash and is the same on every
+        attempt (``<run>/scratch/<stage>/``); keep your own checkpoints there and continue from
+        the latest when it is not empty. It is removed once the stage is recorded. Trainers
+        without the keyword are called as above.
+        """
         ...
 
 
 @runtime_checkable
 class FeedbackLLM(Protocol):
+    """Text in, text out: the model that writes new prompts (and, wrapped, an LLM judge)."""
+
     def complete(self, prompts: Sequence[str]) -> list[str]:
-        """Answer each prompt. A failed or blocked call yields "" and is counted, never raised mid-batch."""
+        """Answer each prompt.
+
+        Args:
+            prompts: complete prompts (instructions included), sent as independent calls.
+
+        Returns:
+            One string per prompt, in order. A failed or blocked call yields ``""`` and is
+            counted (``record_usage``), never raised mid-batch; raise
+            :class:`~aopcore.errors.RuntimeFailure` only when the service is unusable.
+        """
         ...
 
 
 @runtime_checkable
 class Judge(Protocol):
+    """Pairwise comparisons of two arms' answers to the test prompts (the win-rate tables)."""
+
     def judge(self, items: Sequence[JudgeItem]) -> list[Verdict]:
-        """A verdict per item: A, B, C (tie) or None when the judge's output was unusable."""
+        """One :class:`~aopcore.records.Verdict` per item, in order, with ``item_id`` = the item's ``id``.
+
+        ``choice`` is ``"A"``, ``"B"``, ``"C"`` (tie) or None when the judge's output was unusable.
+        """
         ...
 
 
 @runtime_checkable
 class Embedder(Protocol):
+    """Texts to vectors, for de-duplication and similarity-based curricula."""
+
     def embed(self, texts: Sequence[str]) -> Any:
-        """A (len(texts), dim) array-like of floats (numpy array or nested lists)."""
+        """A (len(texts), dim) array-like of floats (numpy array or nested lists).
+
+        Rows should be L2-normalised, so a dot product is a cosine similarity; the same text
+        must embed the same way every time.
+        """
         ...
 
 
@@ -75,10 +139,32 @@ class Embedder(Protocol):
 class CurriculumContext:
     """Everything a curriculum may use to choose an iteration's prompts.
 
-    ``evaluation`` is the current policy's answers and rewards on the held-out
-    questions (the SFT policy's at iteration 1). ``history`` holds the prompts
-    of earlier iterations of this arm, for de-duplication. ``workdir`` is the
-    arm's private folder for curriculum state that must survive a resume.
+    Attributes:
+        arm: the arm's name (``[arms.NAME]``); use it in error messages.
+        iteration: the iteration being prepared, 1-based.
+        iterations: the experiment's number of iterations (a pool split over iterations needs it).
+        budget: how many prompts to return: exactly this many, with unique ids.
+        seed: derived from the experiment seed and this stage; use it for every random choice,
+            so a rerun (resume) chooses the same prompts.
+        categories: the experiment's categories (``[data] categories``, or those of the held-out
+            data); prompts should carry one of them.
+        evaluation: the current policy's answers and rewards on the held-out questions (the
+            SFT policy's at iteration 1).
+        history: this arm's prompts of earlier iterations, oldest first (for de-duplication).
+        workdir: the arm's private folder for curriculum state that must survive a resume;
+            write to it atomically (``aopcore.records.write_jsonl``). It exists already.
+        feedback: the ``[feedback]`` LLM, or None when the config has none. Declare
+            ``requires = ("feedback",)`` on the curriculum class so ``validate`` reports it missing.
+        embedder: the ``[embedder]``, or None when the config has none (``requires = ("embedder",)``).
+        reward: the experiment's reward model. None when the context is built outside an
+            experiment (library use, tests); check before use.
+        generate: ``generate(texts, sample=False, seed=0) -> list[str]`` answers with the current
+            policy (:meth:`PolicyTrainer.generate` bound to it). None outside an experiment.
+        base_seed: the experiment's seed: lets arms that should agree (AOP and SOP at
+            iteration 1) draw alike.
+        extras: free-form objects passed by whoever builds the context: the experiment leaves it
+            empty; a program that embeds the loop (or a test) may put its own objects here for
+            its own curriculum. Not stored, so nothing in it survives a resume.
     """
 
     arm: str
@@ -100,6 +186,20 @@ class CurriculumContext:
 
 @runtime_checkable
 class PromptCurriculum(Protocol):
+    """Chooses the prompts each iteration of an arm trains on: the thing aopcore compares."""
+
     def prompts(self, ctx: CurriculumContext) -> list[Prompt]:
-        """Exactly ``ctx.budget`` prompts for iteration ``ctx.iteration``."""
+        """Exactly ``ctx.budget`` prompts for iteration ``ctx.iteration``.
+
+        Contract (checked by :func:`aopcore.testing.check_curriculum`): exactly ``ctx.budget``
+        prompts with unique ids; categories from ``ctx.categories``; the same prompts for the
+        same context and seed, also from a fresh instance reading the same ``workdir`` (that is
+        what a resume does).
+
+        Raises:
+            InputError: the curriculum cannot meet its budget for a reason the user fixes in the
+                config or the data (a pool too small for ``records_per_iteration``): exit status 2.
+            RuntimeFailure: something failed while running (a feedback LLM that keeps failing,
+                state missing from ``workdir``): exit status 1.
+        """
         ...

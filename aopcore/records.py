@@ -17,7 +17,23 @@ T = TypeVar("T")
 
 @dataclass(frozen=True)
 class Provenance:
-    """Where a prompt came from: enough to trace it back to the feedback call and draw."""
+    """Where a prompt came from: enough to trace it back to the feedback call and draw.
+
+    Stored with every prompt in ``arms/<arm>/iter-NN/prompts.jsonl`` and read back on
+    resume, so all fields must be JSON values.
+
+    Attributes:
+        curriculum: name of the curriculum that chose the prompt.
+        iteration: the iteration (1-based) that trains on it; 0 for a pool written up front.
+        source: ``generated`` (written by a feedback LLM), ``seed``, ``pool`` (drawn from a
+            fixed set) or ``external``; free text, shown in the report.
+        feedback_call: id of the :class:`~aopcore.protocols.FeedbackLLM` call that wrote it.
+        draw: which random draw of evaluation samples fed that call.
+        sample_ids: ids of the evaluation questions shown to the feedback LLM.
+        extra: the plugin's own per-prompt data (scores, the reason it was chosen, ...):
+            JSON values only, round-tripped through the run store unchanged. Keep it small:
+            it is written once per prompt.
+    """
 
     curriculum: str
     iteration: int
@@ -25,16 +41,29 @@ class Provenance:
     feedback_call: str | None = None  # id of the FeedbackLLM call that wrote it
     draw: int | None = None  # which random draw of evaluation samples fed that call
     sample_ids: tuple[str, ...] = ()  # evaluation questions shown to the feedback LLM
+    extra: dict[str, Any] = field(default_factory=dict, hash=False)  # plugin data; JSON values only
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "Provenance":
         data = dict(data)
         data["sample_ids"] = tuple(data.get("sample_ids", ()))
+        data["extra"] = dict(data.get("extra") or {})
         return cls(**data)
 
 
 @dataclass(frozen=True)
 class Prompt:
+    """One training prompt chosen by a curriculum.
+
+    Attributes:
+        id: unique within an arm's iteration (the experiment rejects duplicates); keep ids
+            stable across a resume, since they key the report and the training index.
+        text: the prompt the policy is trained on.
+        category: one of the experiment's categories (``ctx.categories``) where the curriculum
+            targets categories; reports group prompts by it.
+        provenance: where it came from; None for prompts with no story to tell.
+    """
+
     id: str
     text: str
     category: str
@@ -53,7 +82,13 @@ class Prompt:
 
 @dataclass(frozen=True)
 class Question:
-    """A held-out or test question (no provenance: it is data, not generated)."""
+    """A held-out or test question (no provenance: it is data, not generated).
+
+    Attributes:
+        id: unique within its data set (read as a string).
+        text: the question.
+        category: its category; ``general`` when the data give none.
+    """
 
     id: str
     text: str
@@ -66,7 +101,19 @@ class Question:
 
 @dataclass(frozen=True)
 class EvalRecord:
-    """One held-out question answered by a policy and scored by the reward model."""
+    """One held-out question answered by a policy and scored by the reward model.
+
+    A curriculum reads these as ``ctx.evaluation``: the current policy's answers, one per
+    held-out question. ``reward`` is the reward model's score (higher is better; its scale
+    is the reward model's own, so compare rewards, do not threshold them).
+
+    Attributes:
+        question_id: the held-out question's id.
+        question: its text.
+        category: its category (one of ``ctx.categories``).
+        answer: the policy's answer (evaluation decoding, typically greedy).
+        reward: the reward model's score of the answer.
+    """
 
     question_id: str
     question: str
@@ -84,6 +131,18 @@ Choice = Literal["A", "B", "C"]
 
 @dataclass(frozen=True)
 class JudgeItem:
+    """One pairwise comparison for a :class:`~aopcore.protocols.Judge`: a question and two answers.
+
+    The experiment randomises which arm is A and which is B per item and undoes it afterwards,
+    so a judge never needs to know the arms.
+
+    Attributes:
+        id: the item's id; the verdict must carry it as ``item_id``.
+        question: the test prompt.
+        answer_a: the first answer.
+        answer_b: the second answer.
+    """
+
     id: str
     question: str
     answer_a: str
@@ -92,7 +151,14 @@ class JudgeItem:
 
 @dataclass(frozen=True)
 class Verdict:
-    """A judge's answer for one item; ``choice`` is None when the judge's output was unusable."""
+    """A judge's answer for one item.
+
+    Attributes:
+        item_id: the :class:`JudgeItem`'s ``id``.
+        choice: ``"A"``, ``"B"``, ``"C"`` (a tie) or None when the judge's output was unusable
+            (counted, not guessed).
+        raw: the judge's raw output, kept for audit.
+    """
 
     item_id: str
     choice: Choice | None
@@ -105,7 +171,15 @@ class Verdict:
 
 @dataclass(frozen=True)
 class TrainStats:
-    """What a training stage reports: per-step metrics in TRL's vocabulary plus totals."""
+    """What a training stage reports: per-step metrics in TRL's vocabulary plus totals.
+
+    Attributes:
+        steps: optimiser steps taken.
+        episodes: (prompt, response) pairs trained on, over all passes.
+        tokens_generated: response tokens sampled during training (the compute ledger books it).
+        metrics: one dict per logged step, with TRL's keys where they apply (``loss``,
+            ``reward``, ``kl``, ...); the report plots them.
+    """
 
     steps: int
     episodes: int
@@ -118,6 +192,7 @@ class TrainStats:
 
 
 def to_dict(record: Any) -> dict[str, Any]:
+    """A record as plain JSON-able data (the inverse of its ``from_dict``)."""
     data = dataclasses.asdict(record)
     return data
 
@@ -130,15 +205,36 @@ def write_jsonl(path: Path, records: Iterable[Any]) -> None:
     atomic_write_text(path, "".join(line + "\n" for line in lines))
 
 
+class JSONLDecodeError(json.JSONDecodeError):
+    """A bad line in a JSONL file; ``lineno`` is the line in the file, not within the one JSON text."""
+
+    def __init__(self, path: Path | str, file_lineno: int, exc: json.JSONDecodeError) -> None:
+        super().__init__(exc.msg, exc.doc, exc.pos)
+        self.path = str(path)
+        self.lineno = file_lineno
+
+    def __str__(self) -> str:
+        return f"{self.path}:{self.lineno}: not valid JSON ({self.msg}, column {self.colno})"
+
+
 def iter_jsonl(path: Path | str) -> Iterator[tuple[int, dict[str, Any]]]:
-    """Yield (line number, object) pairs; blank lines are skipped."""
+    """Yield (line number, object) pairs; blank lines are skipped.
+
+    Raises:
+        JSONLDecodeError: a line is not JSON; its ``lineno`` is the file's line number.
+    """
     with open(path, encoding="utf-8") as fh:
         for lineno, line in enumerate(fh, start=1):
             if line.strip():
-                yield lineno, json.loads(line)
+                try:
+                    obj = json.loads(line.rstrip("\r\n"))
+                except json.JSONDecodeError as exc:
+                    raise JSONLDecodeError(path, lineno, exc) from None
+                yield lineno, obj
 
 
 def read_jsonl(path: Path | str, cls: type[T]) -> list[T]:
+    """Every line of ``path`` as a ``cls`` record (any record class here with ``from_dict``)."""
     return [cls.from_dict(obj) for _, obj in iter_jsonl(path)]  # type: ignore[attr-defined]
 
 

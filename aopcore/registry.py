@@ -7,6 +7,7 @@ and the others still work.
 from __future__ import annotations
 
 import difflib
+import functools
 import importlib
 import importlib.metadata as md
 import sys
@@ -22,6 +23,7 @@ from aopcore import hookspecs
 from aopcore.errors import InputError
 
 ENTRY_POINT_GROUP = "aopcore"
+CORE_PLUGIN = "aopcore.data"  # registers builtin:NAME; entry point "core", and always loaded
 
 
 class NoOptions(BaseModel):
@@ -107,9 +109,19 @@ def _new_manager() -> pluggy.PluginManager:
     return pm
 
 
+@functools.lru_cache(maxsize=1)
+def _packages_distributions() -> dict[str, list[str]]:
+    return md.packages_distributions()  # scans every installed file list: about a second, so once per process
+
+
 def _module_dist(module: types.ModuleType) -> tuple[str, str]:
     top = module.__name__.split(".")[0]
-    dists = md.packages_distributions().get(top, [])
+    if top == "aopcore":
+        try:
+            return "aopcore", md.version("aopcore")
+        except md.PackageNotFoundError:
+            return "(local)", ""
+    dists = _packages_distributions().get(top, [])
     if dists:
         name = dists[0]
         try:
@@ -142,6 +154,10 @@ def _plugin_manager(extra_modules: Iterable[str | types.ModuleType], entry_point
             continue
         dist, version = _module_dist(module)
         sources.append((name, dist, version, module))
+
+    if not any(module.__name__ == CORE_PLUGIN for *_, module in sources):  # entry points off, or an install that predates it
+        core = importlib.import_module(CORE_PLUGIN)
+        sources.append(("core", *_module_dist(core), core))
 
     origin: dict[str, tuple[str, str]] = {}
     for plugin_name, dist, version, module in sources:

@@ -10,6 +10,7 @@ import json
 import os
 import shutil
 import tempfile
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -26,11 +27,38 @@ def require_run_dir(path: Path | str) -> Path:
     return run_dir
 
 
+_umask_lock = threading.Lock()
+
+
+def current_umask() -> int:
+    """The process umask: from /proc where Linux has it (no race), else by setting and restoring it under a lock."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except OSError:
+        pass
+    with _umask_lock:
+        mask = os.umask(0o022)
+        os.umask(mask)
+    return mask
+
+
+def shared_mode(directory: bool = False) -> int:
+    """The mode ``open``/``mkdir`` would give: 0o666 (files) or 0o777 (folders) less the umask.
+
+    ``mkstemp``/``mkdtemp`` create 0600/0700 whatever the umask; run files get the usual
+    modes instead, so colleagues on a shared cluster can read a run when the umask allows.
+    """
+    return (0o777 if directory else 0o666) & ~current_umask()
+
+
 def atomic_write_text(path: Path, text: str) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(fd, shared_mode())
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)
             fh.flush()
@@ -51,6 +79,7 @@ def atomic_directory(path: Path) -> Iterator[Path]:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    os.chmod(tmp, shared_mode(directory=True))
     try:
         yield tmp
         if path.exists():

@@ -3,16 +3,22 @@ from conftest import ROOT, run_cli
 
 
 def test_configuration_reference_is_current():
-    result = run_cli("config-reference")
+    result = run_cli("config-reference", "--distribution", "aopcore")
     assert result.returncode == 0
-    assert (ROOT / "docs" / "configuration.md").read_text() == result.stdout, "run: aopcore config-reference > docs/configuration.md"
+    assert (ROOT / "docs" / "configuration.md").read_text() == result.stdout, \
+        "run: aopcore config-reference --distribution aopcore > docs/configuration.md"
 
 
-def test_examples_validate():
+def test_examples_validate(tmp_path):
     assert run_cli("validate", str(ROOT / "examples" / "quickstart.toml")).returncode == 0
-    paper = run_cli("validate", str(ROOT / "examples" / "paper.toml"), env={"GEMINI_API_KEY": "set-for-validation"})
-    assert paper.returncode == 0, paper.stderr
-    missing = run_cli("validate", str(ROOT / "examples" / "paper.toml"), env={"GEMINI_API_KEY": ""})
+    # offline, with an empty cache: every hub model and data set is a finding naming its key and what to do
+    offline = {"HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf-home")}
+    paper = run_cli("validate", str(ROOT / "examples" / "paper.toml"), env={"GEMINI_API_KEY": "set-for-validation", **offline})
+    assert paper.returncode == 2 and "Traceback" not in paper.stderr
+    keys = [line.split(": ")[2] for line in paper.stderr.strip().splitlines()]
+    assert keys == ["data.heldout", "data.test_prompts", "trainer.model", "trainer.sft.dataset", "reward.model", "embedder.model"], paper.stderr
+    assert "'openai-community/gpt2-medium' is not in the Hugging Face cache and HF_HUB_OFFLINE is set" in paper.stderr
+    missing = run_cli("validate", str(ROOT / "examples" / "paper.toml"), env={"GEMINI_API_KEY": "", **offline})
     assert missing.returncode == 2 and "GEMINI_API_KEY is not set" in missing.stderr
 
 

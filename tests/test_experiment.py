@@ -53,7 +53,9 @@ def test_loop_trains_judges_and_writes_run_directory(tmp_path: Path):
     assert "## Compute ledger" in (run / "report.md").read_text()
     kinds = {r["kind"] for r in result.ledger}
     assert kinds == {"sft", "evaluate", "prompts", "train", "answers", "judge", "report"}
-    assert sum(r.get("judge_calls", 0) for r in result.ledger) == 2 * 2 * len(TESTS)  # both orders
+    asked = sum(r.get("judge_calls", 0) for r in result.ledger)
+    saved = sum(r.get("judge_calls_saved", 0) for r in result.ledger)  # identical answers are ties without a call
+    assert asked + saved == 2 * 2 * len(TESTS) and asked > 0  # both orders
 
 
 def test_weakest_curriculum_sees_previous_evaluation(tmp_path: Path):

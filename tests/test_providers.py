@@ -4,13 +4,15 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from pathlib import Path
 
 import pytest
 from fake_providers import FakeProviderServer
 
-from aopcore import JudgeItem, RuntimeFailure
+from aopcore import JudgeItem, Question, RuntimeFailure
+from aopcore.judging import judge_pair
 from aopcore.ledger import StageMeter
 
 SECRET = "sk-test-SECRET-value-1234567890"
@@ -141,3 +143,86 @@ def test_no_paid_call_repeats_after_a_crash(tmp_path):
         assert rerun.returncode == 0
         assert all(server.attempts[f"resume {i} 1 questions"] == 1 for i in range(6))
         assert server.attempts["FAULT:hang:1 never finishes"] == 2
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_identical_prompts_in_one_batch_are_sent_once(provider, server, tmp_path):
+    llm = make(provider, server, tmp_path)
+    with StageMeter("batch") as meter:
+        out = llm.complete(["twin 2 questions", "other 2 questions", "twin 2 questions", "twin 2 questions"])
+    assert server.attempts["twin 2 questions"] == 1 and server.attempts["other 2 questions"] == 1
+    assert out[0] == out[2] == out[3] and out[0].startswith("1. How do I handle situation")
+    assert meter.counts["coalesced_calls"] == 2 and meter.counts["feedback_calls"] == 2
+
+
+def test_without_a_cache_identical_prompts_stay_independent_samples(server, tmp_path):
+    llm = make("openai", server, tmp_path, cache=False)
+    llm.complete(["sample me 2 questions"] * 3)
+    assert server.attempts["sample me 2 questions"] == 3
+
+
+def _in_two_threads(first, second, server: FakeProviderServer, prompt: str):
+    """Start ``first``; once its request is at the server, start ``second``; return both results."""
+    results: dict[str, object] = {}
+
+    def run(name, fn):
+        try:
+            results[name] = fn()
+        except Exception as exc:  # noqa: BLE001 - the test inspects it
+            results[name] = exc
+
+    t1 = threading.Thread(target=run, args=("first", first))
+    t1.start()
+    deadline = time.time() + 10
+    while server.attempts[prompt] < 1:
+        assert time.time() < deadline
+        time.sleep(0.01)
+    t2 = threading.Thread(target=run, args=("second", second))
+    t2.start()
+    t1.join(30)
+    t2.join(30)
+    return results["first"], results["second"]
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_a_request_already_in_flight_is_waited_for_not_sent_again(provider, tmp_path):
+    """Two components (e.g. two arms' judges) ask the same thing at the same moment: one HTTP request."""
+    with FakeProviderServer(latency=0.6) as slow:
+        a = make(provider, slow, tmp_path)
+        b = make(provider, slow, tmp_path)
+        with StageMeter("both") as meter:
+            first, second = _in_two_threads(lambda: a.complete(["shared 2 questions"]),
+                                            lambda: b.complete(["shared 2 questions", "own 1 questions"]), slow, "shared 2 questions")
+    assert slow.attempts["shared 2 questions"] == 1 and slow.attempts["own 1 questions"] == 1
+    assert first[0] == second[0] and first[0].startswith("1. How do I handle situation")
+    assert meter.counts["coalesced_calls"] == 1 and meter.counts["feedback_calls"] == 2
+
+
+def test_a_waiter_shares_a_failure_and_resends_when_the_sender_gave_up(tmp_path):
+    with FakeProviderServer(latency=0.4) as slow:
+        # the sender exhausts its retries: the waiter gets the same empty answer, no second paid attempt
+        a, b = make("openai", slow, tmp_path, max_retries=0), make("openai", slow, tmp_path, max_retries=0)
+        first, second = _in_two_threads(lambda: a.complete(["FAULT:500:9 down"]), lambda: b.complete(["FAULT:500:9 down"]),
+                                        slow, "FAULT:500:9 down")
+        assert first == second == [""] and slow.attempts["FAULT:500:9 down"] == 1
+        # the sender raises (a fatal 401 on its attempt): the waiter is not left hanging, it sends the request itself
+        c, d = make("openai", slow, tmp_path), make("openai", slow, tmp_path)
+        first, second = _in_two_threads(lambda: c.complete(["FAULT:401:1 once"]), lambda: d.complete(["FAULT:401:1 once"]),
+                                        slow, "FAULT:401:1 once")
+        assert isinstance(first, RuntimeFailure) and "401" in str(first)
+        assert second[0].startswith("1. How do I handle situation") and slow.attempts["FAULT:401:1 once"] == 2
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_identical_answers_are_ties_without_a_judge_call(provider, server, tmp_path):
+    """aop vs sop at iteration 1: the same policy, the same answers; only differing answers reach the provider."""
+    judge = make(provider, server, tmp_path, judge=True)
+    qs = [Question(f"q{i}", f"question {i}?", "askbaking") for i in range(4)]
+    a = ["same answer", "GOOD answer", "  same again ", "meh"]
+    b = ["same answer", "meh", "same again", "GOOD one"]
+    with StageMeter("judge") as meter:
+        verdicts = judge_pair(judge, qs, a, b, both_orders=True, seed=0)
+    assert [v.choice for v in verdicts] == ["C", "A", "C", "B"]
+    assert [v.identical for v in verdicts] == [True, False, True, False]
+    assert sum(server.attempts.values()) == 4  # 2 differing items x 2 orders
+    assert meter.counts["judge_calls"] == 4 and meter.counts["judge_calls_saved"] == 4

@@ -19,7 +19,8 @@ def outputs(run: Path) -> dict[str, str]:
         text = path.read_text()
         if rel.startswith("stages/"):
             record = json.loads(text)
-            record.pop("wall_s")
+            for timing in ("wall_s", "lost_wall_s", "attempts"):  # an interrupted stage books its lost attempt
+                record.pop(timing, None)
             text = json.dumps(record, sort_keys=True)
         if rel == "report.md":
             text = text.split("## Compute ledger")[0]  # the ledger holds wall times
@@ -45,6 +46,7 @@ def test_sigkill_mid_iteration_then_resume_matches_uninterrupted_run(toy_config,
         assert proc.poll() is None, proc.stdout.read()
         assert time.time() < deadline
         time.sleep(0.01)
+    time.sleep(0.1)  # let the training stage start (it takes >= 0.5 s with the step delay)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     done_before = {p.name: p.stat().st_mtime_ns for p in (run / "stages").glob("*.json")}
@@ -61,4 +63,6 @@ def test_sigkill_mid_iteration_then_resume_matches_uninterrupted_run(toy_config,
     expected = {k: v.replace("reference", "toy") for k, v in outputs(tmp_path / "runs" / "reference").items()}
     assert len(expected) > 40
     assert outputs(run) == expected
+    interrupted = json.loads((run / "stages" / "arms__static__iter-02__train.json").read_text())
+    assert interrupted["attempts"] == 2 and "lost_wall_s" in interrupted  # booked to the heartbeat (10 s) precision
     assert not list(run.rglob(".*.tmp"))

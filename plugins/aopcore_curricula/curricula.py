@@ -59,6 +59,7 @@ class VanillaCurriculum:
 
     Options = VanillaGenerationOptions
     requires = ("feedback",)
+    uses_evaluation = False  # its evaluations are report cost, not choosing cost
 
     def __init__(self, options: VanillaGenerationOptions) -> None:
         self.options = options
@@ -81,6 +82,7 @@ class SOPCurriculum:
 
     Options = ScoreBasedOptions
     requires = ("feedback",)
+    uses_evaluation = "first"  # only the SFT policy's
 
     def __init__(self, options: ScoreBasedOptions) -> None:
         self.options = options

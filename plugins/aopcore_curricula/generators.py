@@ -46,11 +46,11 @@ def generate_vanilla_pool(feedback: FeedbackLLM, embedder: Embedder | None, cate
                           opts: VanillaGenerationOptions, seed: int) -> tuple[list[tuple[str, str, str]], GenerationLog]:
     """(text, category, call id) triples: questions per category and keyword, de-duplicated down to ``total``."""
     gen_log = GenerationLog()
-    requests = [(c, k) for c in categories for k in templates.keywords(c)[: opts.keywords_per_category]]
+    requests = [(c, k) for c in categories for k in templates.keywords(c, opts.keywords)[: opts.keywords_per_category]]
     seen: set[str] = set()
     candidates: list[tuple[str, str, str]] = []
     for round_no in range(opts.max_rounds):
-        prompts = [templates.vanilla_prompt(c, k, opts.questions_per_call, opts.prompt_style) + (f"\nThis is batch {round_no + 1}; write new questions." if round_no else "")
+        prompts = [templates.vanilla_prompt(c, k, opts.questions_per_call, opts.prompt_style, opts.category_wording) + (f"\nThis is batch {round_no + 1}; write new questions." if round_no else "")
                    for c, k in requests]
         responses = feedback.complete(prompts)
         gen_log.calls += len(prompts)
@@ -76,7 +76,10 @@ def generate_vanilla_pool(feedback: FeedbackLLM, embedder: Embedder | None, cate
         gen_log.dropped["near duplicate"] += len(candidates) - len(keep)
         candidates = [candidates[i] for i in keep]
     else:
-        gen_log.dropped["over target"] += len(candidates) - total
+        # without sentence embeddings there is no near-duplicate clustering: the pool is cut to its first questions
+        log.warning("vanilla: no embedder, so the pool is not de-duplicated by meaning (the paper's clustering); "
+                    "%d questions beyond the target are cut, not chosen", len(candidates) - total)
+        gen_log.dropped["over target (no embedder: truncated)"] += len(candidates) - total
         candidates = candidates[:total]
     gen_log.accepted = len(candidates)
     random.Random(seed).shuffle(candidates)  # mix categories before the pool is split over iterations
@@ -108,8 +111,9 @@ class ScoreBasedGenerator:
             conv = templates.convention(target)
             if o.prompt_style == "compact":
                 return templates.SCORE_BASED_COMPACT.format(examples=templates.compact_examples(sample, target), n=o.questions_per_call,
-                                                            target=target, convention=f"{conv} " if conv else ""), target
+                                                            venue=templates.venue(target, o.category_wording), convention=f"{conv} " if conv else ""), target
             return templates.SCORE_BASED_TARGETED.format(samples=text, target=target, n=o.questions_per_call,
+                                                         venue=templates.venue(target, o.category_wording),
                                                          convention=f"{conv} " if conv else ""), target
         lines = "\n".join(f"{c}: {m:.3f}" for c, m in summary)
         return templates.SCORE_BASED.format(n=o.questions_per_call, samples=text, summary=lines, domains=", ".join(categories)), None
@@ -126,17 +130,21 @@ class ScoreBasedGenerator:
             raise RuntimeFailure(f"{self.name}: the evaluation is empty; nothing to generate prompts from")
         # never train on a held-out question (small models like to copy the examples they are shown)
         deduper = IncrementalDeduper(embedder, o.max_similarity, [*history, *(r.question for r in evaluation)])
+        if embedder is None:
+            log.warning("%s: no embedder, so questions are de-duplicated by exact text only (max_similarity is unused)%s", self.name,
+                        "; questions without a valid domain are dropped" if o.targeting == "llm" and o.unlabeled == "nearest" else "")
         cat_vectors = None
         if o.targeting == "llm" and o.unlabeled == "nearest" and embedder is not None:
-            descr = [f"{c}: {', '.join(templates.keywords(c))}" for c in categories]
+            descr = [f"{c}: {', '.join(templates.keywords(c, o.keywords))}" for c in categories]
             cat_vectors = np.asarray(embedder.embed(descr), dtype=np.float32)
         out: list[Prompt] = []
         seen_prompts: Counter[str] = Counter()
         max_draws = int(o.draws * o.max_draws_factor)
         draw = 0
-        while len(out) < needed and draw < max_draws:
+        # `draws` calls are always made (in batches of parallel_calls); more only while the budget is not met
+        while draw < max_draws and (draw < o.draws or len(out) < needed):
             batch = []
-            for _ in range(min(o.parallel_calls, max_draws - draw)):
+            for _ in range(min(o.parallel_calls, (o.draws if draw < o.draws else max_draws) - draw)):
                 sample = self._draw(by_cat, rng)
                 prompt, target = self._prompt(sample, draw, categories)
                 if seen_prompts[prompt]:  # few held-out questions: draws repeat; ask for new questions, not a cached reply

@@ -1,16 +1,37 @@
 """Option models of the curricula family: pure pydantic, so listing and validating plugins imports nothing heavy."""
 from __future__ import annotations
 
-from typing import Literal
+from pathlib import Path
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from aopcore.options import PathOption, PreflightContext
+
+BUILTIN_POOL = Path(__file__).parent / "data" / "candidate-pool.jsonl"
 
 
 class _Opts(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-class VanillaGenerationOptions(_Opts):
+class _CategoryWording(_Opts):
+    keywords: dict[str, list[str]] = Field(
+        default_factory=dict, description="Keywords per category, e.g. {cooking = [\"knife skills\", \"meal prep\"]}. Vanilla asks for "
+        "questions per (category, keyword); score-based curricula describe categories with them when labelling questions. "
+        "Default: the packaged keywords of the 18 SHP categories; any other category uses its own name (a warning says so).")
+    category_wording: str | None = Field(
+        None, description="Where the feedback LLM is told a category's questions are asked, with {category}. Default: the paper's "
+        "\"the Reddit forum r/{category}\" for the 18 SHP categories, 'an online forum about \"{category}\"' for any other.")
+
+    @model_validator(mode="after")
+    def _wording_names_category(self):
+        if self.category_wording is not None and "{category}" not in self.category_wording:
+            raise ValueError("category_wording must contain {category}")
+        return self
+
+
+class VanillaGenerationOptions(_CategoryWording):
     questions_per_call: int = Field(10, ge=1, description="Questions asked for per (category, keyword) call.")
     keywords_per_category: int | None = Field(None, ge=1, description="Use at most this many keywords per category (default: all).")
     oversample: float = Field(1.5, ge=1.0, description="Generate this many times the target before de-duplicating down to it.")
@@ -20,11 +41,12 @@ class VanillaGenerationOptions(_Opts):
     pca_components: int = Field(32, ge=1, description="PCA dimensions before clustering.")
 
 
-class ScoreBasedOptions(_Opts):
+class ScoreBasedOptions(_CategoryWording):
     samples_per_category: int = Field(15, ge=1, description="Evaluation samples per category shown in one call (paper: 15).")
-    draws: int = Field(40, ge=1, description="Random draws of samples, one feedback call each (paper: 40); more are drawn if the budget is not met.")
+    draws: int = Field(40, ge=1, description="Random draws of samples, one feedback call each (paper: 40). All are made, in batches of "
+                       "parallel_calls; only if the budget is not met then are more drawn, up to draws * max_draws_factor.")
     questions_per_call: int = Field(50, ge=1, description="Questions asked for per call (paper: 50).")
-    max_draws_factor: float = Field(3.0, ge=1.0, description="Give up after draws * this many calls without meeting the budget.")
+    max_draws_factor: float = Field(3.0, ge=1.0, description="Give up after draws * this many calls (rounded down) without meeting the budget.")
     parallel_calls: int = Field(8, ge=1, description="Calls sent to the feedback LLM together (providers run them concurrently).")
     max_answer_chars: int = Field(400, ge=20, description="Answers are cut to this length in the prompt.")
     max_similarity: float = Field(0.92, gt=0, le=1, description="Reject a question this similar (cosine) to one generated before.")
@@ -53,7 +75,24 @@ class EvaOptions(ScoreBasedOptions):
 
 
 class PoolOptions(_Opts):
-    pool: str = Field("builtin", description="JSONL of candidate prompts (id, text, category); builtin: 1,080 questions over the 18 SHP categories.")
+    pool: Annotated[str, PathOption("file", keep=("builtin",))] = Field(
+        "builtin", description="JSONL of candidate prompts (id, text, category), relative to the config file; builtin: 1,080 questions "
+        "over the 18 SHP categories.")
     temperature: float = Field(0.5, gt=0, description="Category weight = exp(-(mean reward - lowest) / temperature).")
     similarity_weight: float = Field(2.0, ge=0, description="How strongly to prefer candidates similar to high-scoring held-out questions.")
     top_fraction: float = Field(0.25, gt=0, le=1, description="Held-out questions counted as high-scoring.")
+
+    def preflight(self, ctx: PreflightContext) -> list[str]:
+        """The pool must hold every prompt the arm trains on: iterations x records_per_iteration, in the experiment's categories."""
+        from aopcore.errors import InputError
+        from aopcore.records import load_questions
+
+        try:
+            pool = load_questions(BUILTIN_POOL if self.pool == "builtin" else self.pool)
+        except InputError as exc:
+            return [f"pool: {p}" for p in exc.problems]
+        usable = sum(q.category in set(ctx.categories) for q in pool) if ctx.categories else len(pool)
+        if usable < ctx.total_records:
+            return [f"pool: holds {usable} prompts in the experiment's categories; {ctx.iterations} iterations x "
+                    f"{ctx.records_per_iteration} records_per_iteration need {ctx.total_records}"]
+        return []

@@ -2,13 +2,15 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+import logging
+from collections.abc import Mapping, Sequence
 from functools import cache
 from pathlib import Path
 
 from aopcore import EvalRecord
 
 DATA = Path(__file__).parent / "data"
+log = logging.getLogger("aopcore")
 
 
 @cache
@@ -16,17 +18,44 @@ def category_info() -> dict[str, dict]:
     return json.loads((DATA / "categories.json").read_text())
 
 
-def keywords(category: str) -> list[str]:
-    return category_info().get(category, {}).get("keywords") or [category]
+_weak_keywords_warned: set[str] = set()
+
+
+def keywords(category: str, given: Mapping[str, Sequence[str]] | None = None) -> list[str]:
+    """Keywords of ``category``: the ``keywords`` option's, the packaged SHP ones, or (warned once) its own name."""
+    if given and given.get(category):
+        return list(given[category])
+    known = category_info().get(category, {}).get("keywords")
+    if known:
+        return list(known)
+    if category not in _weak_keywords_warned:
+        _weak_keywords_warned.add(category)
+        log.warning("category %r has no keywords (the packaged ones cover the 18 SHP categories); its name is its only "
+                    "keyword, so its questions will be narrow: give some with the curriculum's `keywords` option", category)
+    return [category]
+
+
+SHP_VENUE = "the Reddit forum r/{category}"  # the paper's wording, for the SHP categories it was written for
+OTHER_VENUE = 'an online forum about "{category}"'
+
+
+def venue(category: str, wording: str | None = None) -> str:
+    """Where the feedback LLM is told questions of ``category`` are asked.
+
+    ``wording`` (an option, with ``{category}``) wins; otherwise the paper's "the Reddit forum
+    r/<category>" for the 18 SHP categories and a neutral forum for any other category.
+    """
+    template = wording or (SHP_VENUE if category in category_info() else OTHER_VENUE)
+    return template.format(category=category)
 
 
 def convention(category: str) -> str:
     return category_info().get(category, {}).get("convention", "")
 
 
-VANILLA = """You write questions that real people post on the Reddit forum r/{category}.
+VANILLA = """You write questions that real people post on {venue}.
 Write {n} different questions about "{keyword}".
-- Make them informal, like real Reddit posts: use "I", "my", and short personal anecdotes.
+- Make them informal, like real {posts}: use "I", "my", and short personal anecdotes.
 - Make each question different from the others; do not repeat ideas.
 - Vary the length: some one short sentence, some a few sentences of context and then the question.
 - Ask for answers, opinions, or other people's experiences.
@@ -34,14 +63,16 @@ Write {n} different questions about "{keyword}".
 
 
 # Short instructions that a ~100M-parameter model still follows.
-VANILLA_COMPACT = 'Write {n} different questions that people ask on the Reddit forum r/{category} about "{keyword}". Use "I" and "my". {convention}Return only a numbered list.'
+VANILLA_COMPACT = 'Write {n} different questions that people ask on {venue} about "{keyword}". Use "I" and "my". {convention}Return only a numbered list.'
 
 
-def vanilla_prompt(category: str, keyword: str, n: int, style: str = "paper") -> str:
+def vanilla_prompt(category: str, keyword: str, n: int, style: str = "paper", wording: str | None = None) -> str:
     conv = convention(category)
+    place = venue(category, wording)
     if style == "compact":
-        return VANILLA_COMPACT.format(category=category, keyword=keyword, n=n, convention=f"{conv} " if conv else "")
-    return VANILLA.format(category=category, keyword=keyword, n=n, convention=f"- {conv}\n" if conv else "")
+        return VANILLA_COMPACT.format(venue=place, keyword=keyword, n=n, convention=f"{conv} " if conv else "")
+    posts = "Reddit posts" if "reddit" in place.lower() else "forum posts"
+    return VANILLA.format(venue=place, posts=posts, keyword=keyword, n=n, convention=f"- {conv}\n" if conv else "")
 
 
 # The paper's prompt (section 4.4), followed by the data and the output format we parse.
@@ -60,14 +91,14 @@ SCORE_BASED_TARGETED = """You are a writing expert. Below are questions with the
 
 {samples}
 
-The model does worst in the domain "{target}". Look at what the high-scoring questions have in common (length, wording, asking for experiences or practical steps) and write {n} new informal Reddit-style questions for r/{target} that share those properties. {convention}Mix short and long questions.
+The model does worst in the domain "{target}". Look at what the high-scoring questions have in common (length, wording, asking for experiences or practical steps) and write {n} new informal questions for {venue} that share those properties. {convention}Mix short and long questions.
 Return only the questions as a numbered list, one per line."""
 
 
 SCORE_BASED_COMPACT = """Here are questions people asked, with how helpful the answers were (higher is better):
 {examples}
 
-Write {n} new questions for the Reddit forum r/{target}, written like the high-scoring ones. {convention}Return only a numbered list of questions."""
+Write {n} new questions for {venue}, written like the high-scoring ones. {convention}Return only a numbered list of questions."""
 
 
 def compact_examples(records: Sequence[EvalRecord], target: str, k: int = 4) -> str:

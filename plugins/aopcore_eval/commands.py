@@ -67,9 +67,17 @@ def human_eval(args: argparse.Namespace) -> int:
 def _results(app, run_dir: Path) -> int:
     from aopcore.store import atomic_write_json, atomic_write_text
 
+    from aopcore.aggregate import human_judge_labels, judge_agreement
+
     out = app.results(run_dir)
+    out["judge_agreement"] = judge_agreement(human_judge_labels(run_dir, out["items"]))
+    agree = out["judge_agreement"]
+    agree_line = (f"LLM judge vs human majority: {100 * agree['agreement']:.1f}% agreement on {agree['items']} items, "
+                  f"Cohen's kappa {agree['cohen_kappa'] if agree['cohen_kappa'] is None else format(agree['cohen_kappa'], '.3f')}"
+                  if agree else "LLM judge vs human majority: no item was decided by both")
     print(out["table"], end="")
     print(f"votes: {out['votes']} from {out['raters']} raters on {out['items_rated']} items; Fleiss' kappa: {out['kappa']:.3f}")
-    atomic_write_text(run_dir / "tables" / "human_eval.md", out["table"] + f"\nFleiss' kappa: {out['kappa']:.3f}\n")
+    print(agree_line)
+    atomic_write_text(run_dir / "tables" / "human_eval.md", out["table"] + f"\nFleiss' kappa: {out['kappa']:.3f}\n\n{agree_line}\n")
     atomic_write_json(run_dir / "tables" / "human_eval.json", out)
     return 0

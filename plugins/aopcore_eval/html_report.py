@@ -118,17 +118,18 @@ def write_html_report(run_dir: Path) -> list[str]:
             [[exp.get("iterations"), exp.get("records_per_iteration"), exp.get("passes"), exp.get("seed")]]))
     parts.append("<h2>Held-out reward</h2>")
     parts += [f"<img alt='reward plot' src='{img}'>" for img in reward_plots(run_dir)]
-    parts.append("<h2>Prompt categories per iteration, and why</h2><p>The weakest categories of the evaluation each "
-                 "iteration's prompts were chosen from, and where the prompts went.</p>")
+    parts.append("<h2>Prompt categories per iteration, and why</h2><p>How each iteration's prompts were chosen (from the "
+                 "prompts' provenance), the weakest categories of the evaluation they were written from where they were, "
+                 "and where the prompts went.</p>")
     rows = []
     for arm, its in targeting(run_dir).items():
         for r in its:
             log = r["log"]
-            rows.append([arm, r["iteration"], ", ".join(f"{c} ({v:.3f})" for c, v in r["weakest_before"]),
+            rows.append([arm, r["iteration"], r["basis"], ", ".join(f"{c} ({v:.3f})" for c, v in r["weakest_before"]) or "n/a",
                          ", ".join(f"{c} {n}" for c, n in r["prompts"].items()),
                          f"{log.get('calls', '')} / {log.get('parsed', '')} / {log.get('accepted', '')}" if log else "",
                          ", ".join(f"{k}: {v}" for k, v in log.get("dropped", {}).items())])
-    parts.append(_table(["arm", "iteration", "weakest before", "prompts by category", "calls / parsed / kept", "dropped"], rows))
+    parts.append(_table(["arm", "iteration", "chosen how", "weakest of that evaluation", "prompts by category", "calls / parsed / kept", "dropped"], rows))
     parts.append("<h2>Training curves</h2>")
     if img := training_plot(run_dir):
         parts.append(f"<img alt='training curves' src='{img}'>")

@@ -217,8 +217,8 @@ def fleiss_kappa(ratings: list[Counter]) -> float:
     return 1.0 if p_e == 1 else (p_bar - p_e) / (1 - p_e)
 
 
-def results(run_dir: Path) -> dict:
-    """Un-shuffle each vote to the (arm_a, arm_b) frame, majority-vote per item, tally per pair and iteration."""
+def item_votes(run_dir: Path) -> tuple[dict[str, tuple], dict[str, Counter], int]:
+    """Items by id (id, pair, iteration, arm shown as A), the votes per item in the (arm_a, arm_b) frame, raters."""
     db = connect(run_dir)
     items = {r[0]: r for r in db.execute("SELECT id, pair, iteration, arm_shown_a FROM items")}
     votes = db.execute("SELECT rater, item, choice FROM votes").fetchall()
@@ -230,12 +230,25 @@ def results(run_dir: Path) -> dict:
         if shown_a != arm_a:  # un-shuffle
             choice = {"A": "B", "B": "A", "C": "C"}[choice]
         per_item.setdefault(item, Counter())[choice] += 1
+    return items, per_item, len({v[0] for v in votes})
+
+
+def majority(counts: Counter) -> str:
+    """The most voted choice; no single most voted choice counts as a tie."""
+    top = counts.most_common()
+    return top[0][0] if len(top) == 1 or top[0][1] > top[1][1] else "C"
+
+
+def results(run_dir: Path) -> dict:
+    """Un-shuffle each vote to the (arm_a, arm_b) frame, majority-vote per item, tally per pair and iteration."""
+    items, per_item, n_raters = item_votes(run_dir)
     tallies: dict[tuple[str, int], Counter] = {}
-    for item, counts in per_item.items():
+    rated = []  # per item, in the (arm_a, arm_b) frame: what the aggregate compares with the LLM judge's verdicts
+    for item, counts in sorted(per_item.items()):
         _, pair, iteration, _ = items[item]
-        top = counts.most_common()
-        majority = top[0][0] if len(top) == 1 or top[0][1] > top[1][1] else "C"  # no majority: a tie
-        tallies.setdefault((pair, iteration), Counter())[majority] += 1
+        tallies.setdefault((pair, iteration), Counter())[majority(counts)] += 1
+        rated.append({"item": item, "pair": pair, "iteration": iteration, "question": item.split(":", 2)[2],
+                      "majority": majority(counts), "votes": dict(sorted(counts.items()))})
     rates = [WinRate(pair.split("-vs-")[0], pair.split("-vs-")[1], it, c["A"], c["B"], c["C"], 0) for (pair, it), c in sorted(tallies.items())]
     return {"winrates": [r.as_row() for r in rates], "table": markdown_table(rates), "kappa": fleiss_kappa(list(per_item.values())),
-            "votes": len(votes), "raters": len({v[0] for v in votes}), "items_rated": len(per_item)}
+            "votes": sum(sum(c.values()) for c in per_item.values()), "raters": n_raters, "items_rated": len(per_item), "items": rated}

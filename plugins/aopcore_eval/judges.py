@@ -7,7 +7,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from aopcore import InputError, JudgeItem, Verdict, record_usage
-from aopcore_eval.verdicts import judge_prompt, parse_choice
+from aopcore.judge_prompt import judge_prompt, parse_choice
 
 
 class MarginOptions(BaseModel):

@@ -5,12 +5,12 @@ from collections.abc import Sequence
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from aopcore_hf.models import choose_device, resolve_model
+from aopcore_hf.models import ModelPreflight, ModelRef, choose_device, resolve_model
 
 
-class EmbedderOptions(BaseModel):
+class EmbedderOptions(ModelPreflight, BaseModel):
     model_config = ConfigDict(extra="forbid", protected_namespaces=())
-    model: str = Field("all-minilm-l6-v2", description="Sentence-transformers model: hub id, folder, or all-minilm-l6-v2 (offline).")
+    model: ModelRef = Field("all-minilm-l6-v2", description="Sentence-transformers model: hub id, folder, or all-minilm-l6-v2 (offline).")
     device: str = "auto"
     batch_size: int = Field(64, ge=1)
     normalize: bool = Field(True, description="Unit-length vectors, so a dot product is a cosine similarity.")

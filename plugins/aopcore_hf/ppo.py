@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
 import random
 import time
 from collections.abc import Callable, Sequence
@@ -19,6 +20,7 @@ from tqdm.auto import tqdm
 
 from aopcore import Prompt, RewardModel, TrainStats, record_usage
 from aopcore_hf import ppo_math as pm
+from aopcore_hf import ppo_memory
 from aopcore_hf.generation import (
     Rollout,
     decode_responses,
@@ -29,6 +31,7 @@ from aopcore_hf.models import load_causal_lm
 from aopcore_hf.options import PPOOptions
 from aopcore_hf.policy import HFPolicyBase
 from aopcore_hf.policy_io import policy_source, save_policy
+from aopcore_hf.ppo_checkpoint import PPOCheckpoints
 from aopcore_hf.ppo_comm import AccelerateComm, LocalComm
 from aopcore_hf.tracking import Trackers
 
@@ -42,7 +45,8 @@ class ValueHead(torch.nn.Module):
         self.summary = torch.nn.Linear(hidden_size, 1)
 
     def forward(self, hidden: torch.Tensor) -> torch.Tensor:
-        return self.summary(hidden.float()).squeeze(-1)
+        with torch.autocast(device_type=hidden.device.type, enabled=False):  # values in float32 under mixed precision
+            return self.summary(hidden.float()).squeeze(-1)
 
 
 @dataclass
@@ -85,7 +89,7 @@ def response_forward(model, value_head: ValueHead | None, batch: RolloutBatch) -
     """Log-probs of the response tokens, values of the states that emitted them, and their entropies."""
     r_width = batch.tokens.shape[1]
     out = model(input_ids=batch.ids, attention_mask=batch.attn, position_ids=batch.positions,
-                output_hidden_states=value_head is not None, logits_to_keep=r_width + 1)
+                output_hidden_states=value_head is not None, logits_to_keep=r_width + 1, use_cache=False)
     logits = out.logits[:, :-1]
     logprobs = pm.logprobs_from_logits(logits, batch.tokens)
     entropy = pm.entropy_from_logits(logits.detach())
@@ -125,25 +129,42 @@ class PPOPolicyTrainer(HFPolicyBase):
     Options = PPOOptions
     options: PPOOptions
 
-    def train(self, policy: Path, prompts: Sequence[Prompt], reward: RewardModel, *, passes: int, out: Path, seed: int) -> TrainStats:
+    @staticmethod
+    def resources(options: PPOOptions, kind: str) -> dict[str, float]:
+        """What a stage with this trainer asks a cluster for (Ray executor): this machine's GPUs of the group to train, one to generate."""
+        if options.device == "cpu":
+            return {}
+        return {"num_gpus": options.num_processes // options.num_machines if kind == "train" else 1}
+
+    def train(self, policy: Path, prompts: Sequence[Prompt], reward: RewardModel, *, passes: int, out: Path, seed: int,
+              scratch: Path | None = None) -> TrainStats:
+        """``scratch``: the stage's crash-surviving folder for mid-stage checkpoints (``save_every_steps``; one process only)."""
         if self.options.num_processes > 1 or self.options.accelerate_config:
             from aopcore_hf.ppo_launch import train_distributed
+
+            if self.options.save_every_steps:
+                logging.getLogger("aopcore").warning("ppo: save_every_steps applies to one process only so far; "
+                                                     "a killed %d-process stage restarts from its first step",
+                                                     self.options.num_processes)
 
             return train_distributed(self.options, Path(policy), prompts, reward, passes=passes, out=out, seed=seed)
 
         score = functools.partial(score_and_book, reward)
-        return self.train_with(LocalComm(), Path(policy), prompts, score, passes=passes, out=out, seed=seed)
+        return self.train_with(LocalComm(), Path(policy), prompts, score, passes=passes, out=out, seed=seed, scratch=scratch)
 
     def train_with(self, comm: LocalComm | AccelerateComm, policy: Path, prompts: Sequence[Prompt], score: Score, *,
-                   passes: int, out: Path, seed: int) -> TrainStats:
+                   passes: int, out: Path, seed: int, scratch: Path | None = None) -> TrainStats:
         """The training loop every rank runs; ``score`` is called on the main rank only."""
         o = self.options
         torch.manual_seed(seed + 1_000_003 * comm.rank)  # each rank samples its own rollouts
         rng = random.Random(seed)  # the same on every rank, so every rank walks the same batches
         device = self.choice.device
-        model, tokenizer = load_causal_lm(policy_source(policy), self.choice)
-        ref, _ = load_causal_lm(policy_source(policy), self.choice)
-        ref.eval().requires_grad_(False)
+        weights = ppo_memory.weights_choice(self.choice, ppo_memory.autocast_dtype(o.mixed_precision, self.choice))
+        model, tokenizer = load_causal_lm(policy_source(policy), weights)
+        if o.gradient_checkpointing:
+            ppo_memory.enable_gradient_checkpointing(model)
+        ref = ppo_memory.Reference(policy_source(policy), weights, o.reference_placement,
+                                   ppo_memory.autocast_dtype(o.mixed_precision, self.choice))
         value_head = ValueHead(model.config.hidden_size).to(device)
         if (policy / VALUE_HEAD).exists():
             value_head.load_state_dict(torch.load(policy / VALUE_HEAD, map_location=device))
@@ -164,8 +185,15 @@ class PPOPolicyTrainer(HFPolicyBase):
         trackers = Trackers(o.report_to if comm.is_main else [], run_name=policy.name, logdir=out / "logs")
         metrics: list[dict[str, float]] = []
         tokens_generated = 0
-        step_bar = tqdm(batches, desc="ppo", leave=False, disable=not comm.is_main)
-        for step, batch in enumerate(step_bar, start=1):
+        saves = PPOCheckpoints(scratch, o.save_every_steps, comm, job={"options": o.model_dump(mode="json"), "seed": seed,
+                               "passes": passes, "prompts": [p.id for p in prompts], "policy": str(policy)})
+        done = 0
+        if (latest := saves.latest()) is not None:  # a killed stage: continue after its last save
+            restored = saves.restore(latest, module=comm.unwrap(wrapped), optimizer=optimizer, device=device)
+            done, metrics, tokens_generated, kl_ctl.value = (restored["step"], restored["metrics"], restored["tokens_generated"],
+                                                             restored["kl_value"])
+        step_bar = tqdm(batches[done:], desc="ppo", leave=False, disable=not comm.is_main, initial=done, total=len(batches))
+        for step, batch in enumerate(step_bar, start=done + 1):
             t0 = time.perf_counter()
             stats = self._step(comm, wrapped, ref, tokenizer, optimizer, kl_ctl, batch, score, shuffle_seed=seed * 100_003 + step)
             stats["time/step_s"] = time.perf_counter() - t0
@@ -174,6 +202,9 @@ class PPOPolicyTrainer(HFPolicyBase):
             metrics.append(stats)
             trackers.log({k: v for k, v in stats.items() if k != "step"}, step)
             step_bar.set_postfix(score=f"{stats['objective/scores']:.3f}", kl=f"{stats['objective/kl']:.3f}")
+            if saves.due(step, len(batches)):
+                saves.save(step, module=comm.unwrap(wrapped), optimizer=optimizer, kl_value=kl_ctl.value, metrics=metrics,
+                           tokens_generated=tokens_generated)
         trackers.close()
         if comm.is_main:
             save_policy(model, tokenizer, out)
@@ -182,7 +213,7 @@ class PPOPolicyTrainer(HFPolicyBase):
         comm.barrier()
         return TrainStats(steps=len(batches), episodes=len(order), tokens_generated=tokens_generated, metrics=metrics)
 
-    def _step(self, comm: LocalComm | AccelerateComm, wrapped: torch.nn.Module, ref, tokenizer, optimizer, kl_ctl,
+    def _step(self, comm: LocalComm | AccelerateComm, wrapped: torch.nn.Module, ref: ppo_memory.Reference, tokenizer, optimizer, kl_ctl,
               batch: Sequence[Prompt], score: Score, *, shuffle_seed: int) -> dict[str, float]:
         """One PPO step on a global batch: each rank generates and trains on its share, and every rank holds
         the whole batch's rollouts, scores, advantages and token counts, so losses are shares of global means."""
@@ -193,7 +224,9 @@ class PPOPolicyTrainer(HFPolicyBase):
         n = len(batch)
         mine = list(range(comm.rank, n, comm.world))
         queries = encode_queries(tokenizer, [texts[i] for i in mine], o.generation.max_prompt_tokens, system=o.system_prompt)
-        local = generate_rollouts(module.lm, tokenizer, queries, self.rollout_settings(len(mine)))
+        amp = ppo_memory.autocast_dtype(o.mixed_precision, self.choice)
+        with ppo_memory.autocast(device, amp):
+            local = generate_rollouts(module.lm, tokenizer, queries, self.rollout_settings(len(mine)))
         by_index = dict(pair for part in comm.all_gather_object(list(zip(mine, local))) for pair in part)
         rollouts = [by_index[i] for i in range(n)]
         responses = decode_responses(tokenizer, rollouts)
@@ -204,8 +237,9 @@ class PPOPolicyTrainer(HFPolicyBase):
         mask = rb.mask
         with torch.no_grad():  # each rank scores its rows; every rank then holds all of them
             rows = torch.tensor(mine, device=device)
-            part_logprobs, part_values, _ = module(rb.select(rows))
-            part_ref, _, _ = response_forward(ref, None, rb.select(rows))
+            with ppo_memory.autocast(device, amp):
+                part_logprobs, part_values, _ = module(rb.select(rows))
+            part_ref = ref.logprobs(rb.select(rows), response_forward)
             parts = comm.all_gather_object((mine, part_logprobs.cpu(), part_values.cpu(), part_ref.cpu()))
         old_logprobs, old_values, ref_logprobs = (torch.empty_like(mask) for _ in range(3))
         for rows_of, lp, v, rlp in parts:
@@ -225,7 +259,8 @@ class PPOPolicyTrainer(HFPolicyBase):
                 idx = perm[start : start + o.mini_batch_size].to(device)
                 share = idx[comm.rank :: comm.world]
                 tokens = mask[idx].sum()
-                logprobs, vpreds, entropy = wrapped(rb.select(share))
+                with ppo_memory.autocast(device, amp):
+                    logprobs, vpreds, entropy = wrapped(rb.select(share))
                 terms = pm.ppo_loss(logprobs, old_logprobs[share], advantages[share], vpreds, old_values[share], returns[share],
                                     mask[share], cliprange=o.cliprange, cliprange_value=o.cliprange_value, vf_coef=o.vf_coef,
                                     ratio_threshold=o.ratio_threshold, tokens=tokens)

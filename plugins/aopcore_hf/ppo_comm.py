@@ -35,6 +35,10 @@ class LocalComm:
         """Run ``fn`` on the main rank only and give every rank its result."""
         return fn()
 
+    def broadcast_object(self, obj: T) -> T:
+        """Rank 0's ``obj`` on every rank."""
+        return obj
+
     def sum(self, tensor: torch.Tensor) -> torch.Tensor:
         return tensor
 
@@ -89,6 +93,13 @@ class AccelerateComm:
         if status == "error":
             raise RuntimeError(f"the main rank failed: {value}")
         return value
+
+    def broadcast_object(self, obj: T) -> T:
+        if self.world == 1:
+            return obj
+        box: list[Any] = [obj]
+        torch.distributed.broadcast_object_list(box, src=0)
+        return box[0]
 
     def sum(self, tensor: torch.Tensor) -> torch.Tensor:
         return self.accelerator.reduce(tensor, reduction="sum")

@@ -7,7 +7,14 @@ through MPI), and each rank runs ``PPOPolicyTrainer.train_with``. The reward mod
 the workers: the main rank sends decoded texts back to this process, which scores them with whatever
 RewardModel the experiment holds (a plugin, or an object handed in by an embedding application).
 
-    python -m aopcore_hf.ppo_launch JOB.json     # what each rank runs; not meant to be called by hand
+Across machines (``num_machines > 1``) the same launchers run once per machine and meet at the
+rendezvous on machine 0 (``main_address:main_port``). Machine 0 is where the training stage runs: its
+launcher holds global rank 0, which talks to the reward service here, so the per-launch key never
+leaves this machine. The other machines run ``join``, a loop that starts their share of ranks for
+each training stage; those ranks receive the job (policy, prompts, seed) from rank 0 over the group.
+
+    python -m aopcore_hf.ppo_launch JOB.json                          # what each rank runs (not by hand)
+    python -m aopcore_hf.ppo_launch join CONFIG.toml --machine-rank K  # on machine K of a multi-machine group
 """
 from __future__ import annotations
 
@@ -23,6 +30,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 from collections.abc import Sequence
 from dataclasses import replace
 from multiprocessing import AuthenticationError
@@ -41,14 +49,18 @@ def train_distributed(options: PPOOptions, policy: Path, prompts: Sequence[Promp
                       passes: int, out: Path, seed: int) -> TrainStats:
     out.mkdir(parents=True, exist_ok=True)
     authkey = secrets.token_bytes(16)
-    with Listener(("127.0.0.1", 0), authkey=authkey) as listener, tempfile.TemporaryDirectory(prefix="aopcore-ppo-") as tmp:
+    host = options.reward_service_address
+    with Listener((host, 0), authkey=authkey) as listener, tempfile.TemporaryDirectory(prefix="aopcore-ppo-") as tmp:
         job = Path(tmp) / "job.json"
+        # the main rank runs on this machine: a wildcard listener is reached through the loopback
+        connect = "127.0.0.1" if host in ("0.0.0.0", "", "::") else host
         job.write_text(json.dumps({
             "options": options.model_dump(mode="json"), "policy": str(Path(policy).resolve()), "out": str(Path(out).resolve()),
-            "prompts": [to_dict(p) for p in prompts], "passes": passes, "seed": seed, "address": list(listener.address),
+            "prompts": [to_dict(p) for p in prompts], "passes": passes, "seed": seed, "address": [connect, listener.address[1]],
         }))
         cmd = launch_command(options, job)
-        log.info("ppo: %d processes: %s", options.num_processes, " ".join(cmd))
+        where = f" on {options.num_machines} machines (rendezvous {options.main_address}:{options.main_port})" if options.num_machines > 1 else ""
+        log.info("ppo: %d processes%s: %s", options.num_processes, where, " ".join(cmd))
         # its own process group, so that stopping the launcher also stops every rank it started
         proc = subprocess.Popen(cmd, env={**os.environ, AUTHKEY_ENV: authkey.hex()}, start_new_session=True)
         try:
@@ -60,19 +72,29 @@ def train_distributed(options: PPOOptions, policy: Path, prompts: Sequence[Promp
     return stats
 
 
-def launch_command(options: PPOOptions, job: Path) -> list[str]:
+def launch_command(options: PPOOptions, job: Path, *, machine_rank: int = 0) -> list[str]:
+    """The launcher command for this machine's share of the group (all of it when num_machines is 1)."""
     from aopcore_hf.models import choose_device
 
     worker = ["-m", "aopcore_hf.ppo_launch", str(job)]
-    n = str(options.num_processes)
+    n, machines = options.num_processes, options.num_machines
     if options.accelerate_config or choose_device(options.device, options.dtype).device != "cpu":
-        cmd = [sys.executable, "-m", "accelerate.commands.launch", "--num_processes", n, "--main_process_port", str(free_port())]
+        cmd = [sys.executable, "-m", "accelerate.commands.launch", "--num_processes", str(n)]
+        if machines > 1:
+            cmd += ["--num_machines", str(machines), "--machine_rank", str(machine_rank),
+                    "--main_process_ip", options.main_address, "--main_process_port", str(options.main_port)]
+        else:
+            cmd += ["--main_process_port", str(free_port())]
         if options.accelerate_config:
             cmd += ["--config_file", options.accelerate_config]
-        elif options.num_processes > 1:
+        elif n > 1:
             cmd += ["--multi_gpu"]
         return cmd + worker
-    return [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nnodes", "1", "--nproc_per_node", n] + worker
+    torchrun = [sys.executable, "-m", "torch.distributed.run"]
+    if machines > 1:  # static rendezvous: global ranks follow machine ranks, so rank 0 is on machine 0
+        return torchrun + ["--nnodes", str(machines), "--node_rank", str(machine_rank), "--nproc_per_node", str(n // machines),
+                           "--master_addr", options.main_address, "--master_port", str(options.main_port)] + worker
+    return torchrun + ["--standalone", "--nnodes", "1", "--nproc_per_node", str(n)] + worker
 
 
 def stop_group(proc: subprocess.Popen) -> None:
@@ -152,9 +174,13 @@ def worker_main(job_path: str) -> None:
     from aopcore_hf.ppo_comm import AccelerateComm
 
     job = json.loads(Path(job_path).read_text())
-    options = PPOOptions.model_validate(job["options"])
-    accelerator = Accelerator(cpu=choose_device(options.device, options.dtype).device == "cpu")
+    local = PPOOptions.model_validate(job["options"])
+    accelerator = Accelerator(cpu=choose_device(local.device, local.dtype).device == "cpu")
     comm = AccelerateComm(accelerator)
+    if local.num_machines > 1:  # machines that joined know only their launcher settings: the job comes from rank 0
+        job = comm.broadcast_object(job)
+        check_joined(local, PPOOptions.model_validate(job["options"]), comm.rank)
+    options = PPOOptions.model_validate(job["options"])
     trainer = PPOPolicyTrainer(options)
     trainer.choice = replace(trainer.choice, device=str(accelerator.device))
     conn = Client(tuple(job["address"]), authkey=bytes.fromhex(os.environ[AUTHKEY_ENV])) if comm.is_main else None
@@ -174,5 +200,94 @@ def worker_main(job_path: str) -> None:
         conn.close()
 
 
+def check_joined(local: PPOOptions, main: PPOOptions, rank: int) -> None:
+    """A joined machine must launch the group the main machine expects (else the ranks would disagree on shares)."""
+    keys = ("num_processes", "num_machines", "main_address", "main_port", "device", "dtype", "accelerate_config")
+    differ = [k for k in keys if getattr(local, k) != getattr(main, k)]
+    if differ:
+        raise RuntimeError(f"rank {rank}: this machine's trainer options differ from machine 0's in {', '.join(differ)}; "
+                           "join with the experiment's config")
+
+
+def join(config: Path, machine_rank: int, *, overrides: Sequence[str] = (), once: bool = False, retry_s: float = 5.0) -> int:
+    """Machine ``machine_rank`` of a multi-machine group: start this machine's ranks for each training stage.
+
+    Runs until stopped (or after one stage with ``once``). A launcher that finds no rendezvous (machine 0 is
+    between stages) times out and is started again.
+    """
+    from aopcore.errors import InputError
+
+    options = joined_options(config, overrides)
+    if not 1 <= machine_rank < options.num_machines:
+        raise InputError(f"--machine-rank must be in 1..{options.num_machines - 1} (trainer.num_machines = {options.num_machines}); "
+                         "machine 0 is the one that runs the experiment")
+    with tempfile.TemporaryDirectory(prefix="aopcore-ppo-join-") as tmp:
+        spec = Path(tmp) / "join.json"
+        spec.write_text(json.dumps({"options": options.model_dump(mode="json")}))
+        while True:
+            cmd = launch_command(options, spec, machine_rank=machine_rank)
+            log.info("ppo join: machine %d of %d, rendezvous %s:%d", machine_rank, options.num_machines, options.main_address, options.main_port)
+            proc = subprocess.Popen(cmd, start_new_session=True)
+            try:
+                status = proc.wait()
+            finally:
+                stop_group(proc)
+            if once:
+                return status
+            if status:
+                time.sleep(retry_s)
+
+
+def joined_options(config: Path, overrides: Sequence[str] = ()) -> PPOOptions:
+    """The [trainer] section of the experiment's config: a joining machine needs its launcher settings only
+    (no data, no API keys; paths do not matter, the job comes from rank 0)."""
+    from pydantic import ValidationError
+
+    from aopcore.config import apply_overrides, read_toml
+    from aopcore.errors import InputError
+    from aopcore.options import validation_context
+
+    raw, _ = read_toml(Path(config))
+    apply_overrides(raw, list(overrides))
+    section = dict(raw.get("trainer") or {})
+    if section.pop("plugin", None) != "ppo":
+        raise InputError(f"{config}: trainer.plugin must be \"ppo\" to join a PPO group")
+    try:  # paths resolve against the config's folder, as on machine 0 (not checked: the job names the files)
+        options = PPOOptions.model_validate(section, context=validation_context(Path(config).parent, check_paths=False))
+    except ValidationError as exc:
+        raise InputError(*(f"{config}: trainer.{'.'.join(map(str, e['loc']))}: {e['msg']}".replace("trainer.: ", "trainer: ")
+                           for e in exc.errors())) from None
+    if options.num_machines < 2:
+        raise InputError(f"{config}: trainer.num_machines is {options.num_machines}; joining needs a group of several machines")
+    return options
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    import argparse
+
+    from aopcore.errors import InputError
+
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args[:1] != ["join"]:
+        worker_main(args[0])
+        return 0
+    parser = argparse.ArgumentParser(prog="python -m aopcore_hf.ppo_launch join",
+                                     description="Run this machine's share of a multi-machine PPO group, stage after stage.")
+    parser.add_argument("config", type=Path, help="the experiment's config (its [trainer] section)")
+    parser.add_argument("--machine-rank", type=int, required=True, help="this machine's rank, 1..num_machines-1")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config value")
+    parser.add_argument("--once", action="store_true", help="exit after one training stage")
+    ns = parser.parse_args(args[1:])
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+    try:
+        return join(ns.config, ns.machine_rank, overrides=ns.set, once=ns.once)
+    except InputError as exc:
+        for problem in exc.problems:
+            print(f"error: {problem}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
 if __name__ == "__main__":
-    worker_main(sys.argv[1])
+    sys.exit(main())

@@ -6,29 +6,24 @@ under no_grad, so the same (prompt, response) always gets the same score.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from aopcore import record_usage
-from aopcore_hf.models import choose_device, model_problem, resolve_model
+from aopcore_hf.models import ModelPreflight, ModelRef, choose_device, resolve_model
 
 
-class _RMOptions(BaseModel):
+class _RMOptions(ModelPreflight, BaseModel):
     model_config = ConfigDict(extra="forbid", protected_namespaces=())
     device: str = "auto"
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
     batch_size: int = Field(16, ge=1)
     max_length: int = Field(512, ge=16, description="Inputs are truncated to this many tokens (question first, then answer).")
 
-    def preflight(self, base_dir: Path) -> list[str]:
-        problem = model_problem(getattr(self, "model"), base_dir)
-        return [f"model: {problem}"] if problem else []
-
 
 class ClassifierOptions(_RMOptions):
-    model: str = Field("OpenAssistant/reward-model-deberta-v3-large-v2", description="Any AutoModelForSequenceClassification reward model.")
+    model: ModelRef = Field("OpenAssistant/reward-model-deberta-v3-large-v2", description="Any AutoModelForSequenceClassification reward model.")
     label_index: int = Field(0, ge=0, description="Which logit is the reward.")
 
 
@@ -77,7 +72,7 @@ class SequenceClassifierReward:
 
 
 class SteamSHPOptions(_RMOptions):
-    model: str = Field("stanfordnlp/SteamSHP-flan-t5-large", description="SteamSHP FLAN-T5 (large or xl).")
+    model: ModelRef = Field("stanfordnlp/SteamSHP-flan-t5-large", description="SteamSHP FLAN-T5 (large or xl).")
 
 
 class SteamSHPReward:
@@ -117,9 +112,9 @@ class SteamSHPReward:
         return out
 
 
-class RelevanceOptions(BaseModel):
+class RelevanceOptions(ModelPreflight, BaseModel):
     model_config = ConfigDict(extra="forbid", protected_namespaces=())
-    model: str = Field("all-minilm-l6-v2", description="Sentence-transformers model (offline alias: all-minilm-l6-v2).")
+    model: ModelRef = Field("all-minilm-l6-v2", description="Sentence-transformers model (offline alias: all-minilm-l6-v2).")
     device: str = "auto"
     min_words: int = Field(8, ge=0, description="Answers shorter than this are penalised in proportion.")
     repetition_penalty: float = Field(1.0, ge=0, description="Weight of the penalty for repeated word trigrams.")

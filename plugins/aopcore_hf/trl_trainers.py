@@ -1,6 +1,8 @@
 """GRPO and RLOO through TRL's maintained trainers, with an aopcore RewardModel as the reward function."""
 from __future__ import annotations
 
+import json
+import logging
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -11,6 +13,8 @@ from aopcore_hf.options import TRLOptions
 from aopcore_hf.policy import HFPolicyBase
 from aopcore_hf.policy_io import policy_source, save_policy
 
+log = logging.getLogger("aopcore")
+
 
 def _completion_text(completion) -> str:
     if isinstance(completion, list):  # conversational: [{"role": "assistant", "content": ...}]
@@ -18,19 +22,44 @@ def _completion_text(completion) -> str:
     return str(completion)
 
 
+TOKENS_FILE = "aopcore_tokens.json"
+
+
+def _token_callback(tokens: dict[str, int]):
+    """Keeps the generated-token count with each TRL checkpoint, so a resumed stage reports the whole stage's tokens."""
+    from transformers import TrainerCallback
+
+    class TokenCount(TrainerCallback):
+        def on_save(self, args, state, control, **kwargs):
+            folder = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+            if folder.is_dir():
+                (folder / TOKENS_FILE).write_text(json.dumps(tokens))
+
+    return TokenCount()
+
+
+def _saved_tokens(checkpoint: Path) -> int:
+    path = checkpoint / TOKENS_FILE
+    return int(json.loads(path.read_text())["n"]) if path.exists() else 0
+
+
 class _TRLPolicyTrainer(HFPolicyBase):
     Options = TRLOptions
     options: TRLOptions
     algorithm = ""
 
-    def _config(self, out: Path, passes: int, seed: int):
+    def _config(self, out: Path, passes: int, seed: int, **override):
         raise NotImplementedError
 
     def _trainer_class(self):
         raise NotImplementedError
 
-    def train(self, policy: Path, prompts: Sequence[Prompt], reward: RewardModel, *, passes: int, out: Path, seed: int) -> TrainStats:
+    def train(self, policy: Path, prompts: Sequence[Prompt], reward: RewardModel, *, passes: int, out: Path, seed: int,
+              scratch: Path | None = None) -> TrainStats:
+        """``scratch``: the stage's crash-surviving folder; with ``save_every_steps`` TRL saves checkpoints there and a
+        killed stage resumes from the latest (``resume_from_checkpoint``)."""
         from datasets import Dataset
+        from transformers.trainer_utils import get_last_checkpoint
 
         o = self.options
         model, tokenizer = load_causal_lm(policy_source(Path(policy)), self.choice)
@@ -51,9 +80,16 @@ class _TRLPolicyTrainer(HFPolicyBase):
             return [float(s) for s in reward.score(list(question), texts)]
 
         reward_fn.__name__ = "aopcore_reward"
-        config = self._config(out / "trl", passes, seed)
-        trainer = self._trainer_class()(model=model, reward_funcs=reward_fn, args=config, train_dataset=dataset, processing_class=tokenizer)
-        trainer.train()
+        saving = scratch is not None and o.save_every_steps is not None
+        workdir = Path(scratch) / "trl" if saving else out / "trl"
+        config = self._config(workdir, passes, seed, **({"save_strategy": "steps", "save_steps": o.save_every_steps, "save_total_limit": 1} if saving else {}))
+        trainer = self._trainer_class()(model=model, reward_funcs=reward_fn, args=config, train_dataset=dataset, processing_class=tokenizer,
+                                        callbacks=[_token_callback(tokens)] if saving else None)
+        last = get_last_checkpoint(str(workdir)) if saving and workdir.is_dir() else None
+        if last:
+            log.info("%s: resuming from %s", type(self).__name__, last)
+            tokens["n"] = _saved_tokens(Path(last))
+        trainer.train(resume_from_checkpoint=last)
         save_policy(trainer.model, tokenizer, out)
         metrics = [
             {k: float(v) for k, v in entry.items() if isinstance(v, (int, float))}
@@ -83,10 +119,10 @@ class GRPOPolicyTrainer(_TRLPolicyTrainer):
 
         return GRPOTrainer
 
-    def _config(self, out: Path, passes: int, seed: int):
+    def _config(self, out: Path, passes: int, seed: int, **override):
         from trl import GRPOConfig
 
-        return GRPOConfig(**self._common(out, passes, seed))
+        return GRPOConfig(**{**self._common(out, passes, seed), **override})
 
 
 class RLOOPolicyTrainer(_TRLPolicyTrainer):
@@ -97,7 +133,7 @@ class RLOOPolicyTrainer(_TRLPolicyTrainer):
 
         return RLOOTrainer
 
-    def _config(self, out: Path, passes: int, seed: int):
+    def _config(self, out: Path, passes: int, seed: int, **override):
         from trl import RLOOConfig
 
-        return RLOOConfig(**self._common(out, passes, seed))
+        return RLOOConfig(**{**self._common(out, passes, seed), **override})

@@ -3,7 +3,8 @@
 Bounded concurrency (asyncio), client-side request and token rate limits, retries
 with exponential backoff and jitter on 429/5xx/timeouts/malformed replies
 (honouring Retry-After), fail-fast on 400/401/403, a persistent response cache
-and a usage/cost ledger. Backends only translate one prompt into one request.
+that also coalesces identical requests in flight, and a usage/cost ledger.
+Backends only translate one prompt into one request.
 """
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 from aopcore import RuntimeFailure, record_usage
-from aopcore.llmcache import ResponseCache, cache_key
+from aopcore.llmcache import IN_FLIGHT, Abandoned, ResponseCache, cache_key
 from aopcore_providers.options import ProviderOptions
 
 log = logging.getLogger("aopcore")
@@ -141,11 +142,40 @@ class CallLayer:
         todo = [i for i, k in enumerate(keys) if k not in done]
         if len(todo) < len(prompts):
             record_usage(cached_calls=len(prompts) - len(todo))
-        if todo:
-            results = self._run_async([prompts[i] for i in todo], [keys[i] for i in todo])
-            for i, text in zip(todo, results):
+        if not todo:
+            return [done[k] for k in keys]
+        if self.cache is None:  # no cache, no coalescing: identical prompts are independent samples
+            for i, text in zip(todo, self._run_async([prompts[i] for i in todo], [keys[i] for i in todo])):
                 done[keys[i]] = text
-        return [done.get(k, "") for k in keys]
+            return [done[k] for k in keys]
+        prompt_of = {keys[i]: prompts[i] for i in todo}
+        owned, joined = IN_FLIGHT.claim(keys[i] for i in todo)
+        # identical prompts in this batch, and prompts another caller is sending right now, are not sent again
+        coalesced = len(todo) - len(owned)
+        try:
+            settled = self.cache.get_many(list(owned))  # answered by a caller that finished between our lookup and our claim
+            for key, text in settled.items():
+                done[key] = text
+                IN_FLIGHT.resolve(key, text)
+            send = [k for k in owned if k not in settled]
+            if send:
+                for key, text in zip(send, self._run_async([prompt_of[k] for k in send], send)):
+                    done[key] = text
+        finally:
+            IN_FLIGHT.abandon(owned)  # whatever this caller did not answer (it raised), others send themselves
+        again = []
+        for key, future in joined.items():
+            try:
+                done[key] = future.result()
+            except Abandoned:
+                again.append(key)
+        if again:  # the caller that was sending these failed: send them here, as if we had been first
+            coalesced -= len(again)
+            for key, text in zip(again, self._run_async([prompt_of[k] for k in again], again)):
+                done[key] = text
+        if coalesced:
+            record_usage(coalesced_calls=coalesced)
+        return [done[k] for k in keys]
 
     def _run_async(self, prompts: list[str], keys: list[str]) -> list[str]:
         try:
@@ -211,8 +241,11 @@ class CallLayer:
                 record_usage(empty_calls=1)
             if self.cache is not None:
                 self.cache.put(key, result.text, {"provider": self.provider, "model": o.model, "blocked": result.blocked})
+                IN_FLIGHT.resolve(key, result.text)  # after the cache holds it, so a later caller finds it there
             return result.text
         assert last is not None
+        if self.cache is not None:
+            IN_FLIGHT.resolve(key, "")  # whoever waits for this request shares its failure instead of paying again
         self.failures[last.message] += 1
         record_usage(failed_calls=1)
         log.warning("%s: giving up after %d attempts: %s (the item is counted as failed)", self.provider, o.max_retries + 1, last.message)

@@ -4,6 +4,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from aopcore import JudgeItem, Verdict
+from aopcore.judge_prompt import judge_prompt, parse_choice
 from aopcore_providers.backends import SENDERS, api_key
 from aopcore_providers.calls import CallLayer
 from aopcore_providers.options import ProviderOptions
@@ -30,8 +31,6 @@ class ProviderJudge(ProviderLLM):
     purpose = "judge"
 
     def judge(self, items: Sequence[JudgeItem]) -> list[Verdict]:
-        from aopcore_eval.verdicts import judge_prompt, parse_choice
-
         replies = self.complete([judge_prompt(it.question, it.answer_a, it.answer_b) for it in items])
         return [Verdict(it.id, parse_choice(r), raw=(r or "")[:200]) for it, r in zip(items, replies)]
 

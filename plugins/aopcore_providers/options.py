@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from aopcore.options import OutputPath
+
 
 class ProviderOptions(BaseModel):
     model_config = ConfigDict(extra="forbid", protected_namespaces=())
@@ -20,7 +22,7 @@ class ProviderOptions(BaseModel):
     backoff_base: float = Field(1.0, gt=0, description="First retry delay in seconds; doubles each retry, with jitter.")
     backoff_max: float = Field(60.0, gt=0, description="Longest delay between retries (a longer Retry-After is honoured).")
     cache: bool = Field(True, description="Reuse responses to identical requests; turn off to pay for fresh samples.")
-    cache_path: str | None = Field(None, description="Cache file; default ~/.cache/aopcore/llm-cache.sqlite (or $AOPCORE_CACHE).")
+    cache_path: OutputPath | None = Field(None, description="Cache file (relative to the config file); default ~/.cache/aopcore/llm-cache.sqlite (or $AOPCORE_CACHE).")
     price_input_per_mtok: float = Field(0.0, ge=0, description="USD per million prompt tokens, for the cost ledger.")
     price_output_per_mtok: float = Field(0.0, ge=0, description="USD per million generated tokens, for the cost ledger.")
 

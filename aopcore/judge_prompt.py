@@ -1,4 +1,8 @@
-"""The paper's pairwise judge prompt (section 6.1) and a tolerant parser for the judge's answer."""
+"""The paper's pairwise judge prompt (section 6.1) and a tolerant parser for the judge's answer.
+
+In the core because three plugin families send it (the evaluation family's judges, the providers'
+judges, the Hugging Face family's local-model judge): each imports it from here, never from another family.
+"""
 from __future__ import annotations
 
 import re

@@ -1,0 +1,258 @@
+"""Component contracts checked before the first stage, adapters for what users already have, and stage-output checks.
+
+The protocols are structural, so nothing stops an object with a misspelt method or a
+different call shape from reaching the loop, where it would fail hours later (after
+``sft/policy`` was saved). :func:`check_components` checks every component against its
+protocol up front — methods present, callable, and callable the way the experiment calls
+them (``inspect.signature(...).bind``) — and reports one line per problem, naming the
+component.
+
+Adapters turn plain callables into components (the experiment applies :func:`adapt` to
+every component it is given):
+
+- reward: a TRL-style reward function ``fn(prompts, completions, **kw) -> list[float]``
+  (:class:`RewardFunction`; the prompts' categories are passed as ``categories=[...]``);
+- feedback: ``fn(prompt: str) -> str`` (:class:`FeedbackFunction`; ``batched=True`` for
+  ``fn(list[str]) -> list[str]``);
+- judge: ``fn(question, answer_a, answer_b) -> "A" | "B" | "C" | None`` (:class:`JudgeFunction`);
+- embedder: ``fn(texts) -> array``; curriculum: ``fn(ctx) -> list[Prompt]``.
+"""
+from __future__ import annotations
+
+import inspect
+import logging
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from aopcore.errors import RuntimeFailure
+from aopcore.fingerprint import class_name, describe, forwards_attributes
+from aopcore.records import TrainStats, Verdict
+
+log = logging.getLogger("aopcore")
+
+_P = Path("policy")
+# role -> method -> (positional args, keyword args) the experiment passes, and the protocol's signature for messages
+CALLS: dict[str, dict[str, tuple[tuple[Any, ...], dict[str, Any], str]]] = {
+    "trainer": {
+        "initial_policy": ((_P,), {"seed": 0}, "initial_policy(out, *, seed)"),
+        "generate": ((_P, ["q"]), {"seed": 0, "sample": False}, "generate(policy, prompts, *, seed, sample=False)"),
+        "train": ((_P, [], None), {"passes": 1, "out": _P, "seed": 0}, "train(policy, prompts, reward, *, passes, out, seed)"),
+    },
+    "reward": {"score": ((["q"], ["a"]), {}, "score(prompts, responses) -> list[float]")},
+    "feedback": {"complete": ((["p"],), {}, "complete(prompts) -> list[str]")},
+    "judge": {"judge": (([],), {}, "judge(items) -> list[Verdict]")},
+    "embedder": {"embed": ((["t"],), {}, "embed(texts) -> array")},
+    "curriculum": {"prompts": ((None,), {}, "prompts(ctx) -> list[Prompt]")},
+}
+PROTOCOL = {"trainer": "PolicyTrainer", "reward": "RewardModel", "feedback": "FeedbackLLM", "judge": "Judge",
+            "embedder": "Embedder", "curriculum": "PromptCurriculum"}
+NOT_TRAIN_STATS = ("dict", "list", "tuple", "None", "float", "int", "str", "Path")
+
+
+def _label(where: str, obj: Any) -> str:
+    return f"{where} ({type(obj).__name__})"
+
+
+def is_proxy(obj: Any) -> bool:
+    """An object that forwards attribute lookups (e.g. the CLI's lazily built plugins): checking it would build it."""
+    return forwards_attributes(obj)
+
+
+def check_component(role: str, obj: Any, where: str | None = None) -> list[str]:
+    """Problems of ``obj`` as a component of ``role`` (trainer, reward, ...), one line each.
+
+    Proxies (objects with ``__getattr__``, such as the CLI's lazily built plugins) are not checked:
+    a registered plugin's class was written against the protocol, and looking would build it.
+    """
+    where = where or role
+    problems: list[str] = []
+    if is_proxy(obj):
+        return problems
+    for method, (args, kwargs, shape) in CALLS[role].items():
+        fn = getattr(obj, method, None)
+        if fn is None:
+            problems.append(f"{_label(where, obj)}: has no {method}() method; a {PROTOCOL[role]} needs {shape}")
+            continue
+        if not callable(fn):
+            problems.append(f"{_label(where, obj)}: {method} is not callable; a {PROTOCOL[role]} needs {shape}")
+            continue
+        try:
+            sig = inspect.signature(fn)
+        except (TypeError, ValueError):
+            continue  # builtins and C extensions: nothing to inspect
+        if role == "trainer" and method == "train" and accepts_keyword(fn, "scratch"):
+            kwargs = {**kwargs, "scratch": _P}  # passed to every train() that takes it
+        try:
+            sig.bind(*args, **kwargs)
+        except TypeError as exc:
+            problems.append(f"{_label(where, obj)}: {method}{sig} cannot be called as {shape} ({exc})")
+            continue
+        if role == "trainer" and method == "train":
+            ret = sig.return_annotation
+            text = ret if isinstance(ret, str) else getattr(ret, "__name__", str(ret))
+            if ret is not inspect.Signature.empty and str(text).split("[")[0].strip() in NOT_TRAIN_STATS:
+                problems.append(f"{_label(where, obj)}: train() is annotated to return {text}; it must return aopcore.TrainStats")
+    return problems
+
+
+def accepts_keyword(fn: Callable[..., Any], name: str) -> bool:
+    """Whether ``fn`` takes keyword ``name`` (by name or through ``**kwargs``): new optional arguments reach only those that do."""
+    try:
+        params = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    return any(p.name == name and p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD) or p.kind == p.VAR_KEYWORD for p in params)
+
+
+# ---- adapters ---------------------------------------------------------------------------------
+class RewardFunction:
+    """A TRL-style reward function as a RewardModel: ``fn(prompts, completions, categories=[...], **kw)``.
+
+    The categories of prompts the experiment knows (held-out, test and training prompts) are
+    passed as the keyword ``categories`` (None for a prompt it does not know, e.g. an eva
+    candidate); other TRL keywords (``completion_ids``, dataset columns) are not.
+    """
+
+    def __init__(self, fn: Callable[..., Sequence[float | None]], categories: Mapping[str, str] | None = None) -> None:
+        self.fn = fn
+        self.known: dict[str, str] = dict(categories or {})
+
+    def learn_categories(self, pairs: Iterable[tuple[str, str]]) -> None:
+        self.known.update(pairs)
+
+    def score(self, prompts: Sequence[str], responses: Sequence[str]) -> list[float]:
+        name = getattr(self.fn, "__name__", type(self.fn).__name__)
+        out = self.fn(list(prompts), list(responses), categories=[self.known.get(p) for p in prompts])
+        values = list(out)
+        if len(values) != len(prompts):
+            raise RuntimeError(f"reward function {name} returned {len(values)} scores for {len(prompts)} completions")
+        if any(v is None for v in values):
+            raise RuntimeError(f"reward function {name} returned None for some completions; a single reward must score every one")
+        return [float(v) for v in values]
+
+    def fingerprint(self) -> Any:
+        return {"class": class_name(self), "function": describe(self.fn)}
+
+
+class FeedbackFunction:
+    """``fn(prompt) -> str`` (or ``fn(prompts) -> list[str]`` with ``batched=True``) as a FeedbackLLM.
+
+    A call that raises yields "" and is counted as ``failed_calls``, as the protocol asks.
+    """
+
+    def __init__(self, fn: Callable[..., Any], batched: bool = False) -> None:
+        self.fn = fn
+        self.batched = batched
+
+    def complete(self, prompts: Sequence[str]) -> list[str]:
+        from aopcore.ledger import record_usage
+
+        if self.batched:
+            return [str(t) for t in self.fn(list(prompts))]
+        out = []
+        for prompt in prompts:
+            try:
+                out.append(str(self.fn(prompt)))
+            except Exception as exc:  # one failed call must not lose the batch
+                log.warning("feedback function failed (%s: %s); counted, answer left empty", type(exc).__name__, exc)
+                record_usage(failed_calls=1)
+                out.append("")
+        return out
+
+    def fingerprint(self) -> Any:
+        return {"class": class_name(self), "function": describe(self.fn), "batched": self.batched}
+
+
+class JudgeFunction:
+    """``fn(question, answer_a, answer_b) -> "A" | "B" | "C" | None`` (C is a tie) as a Judge."""
+
+    def __init__(self, fn: Callable[[str, str, str], Any]) -> None:
+        self.fn = fn
+
+    def judge(self, items: Sequence[Any]) -> list[Verdict]:
+        out = []
+        for item in items:
+            raw = self.fn(item.question, item.answer_a, item.answer_b)
+            text = "" if raw is None else str(raw).strip()
+            choice = text[:1].upper() if text[:1].upper() in ("A", "B", "C") else None
+            out.append(Verdict(item.id, choice, raw=text))  # type: ignore[arg-type]
+        return out
+
+    def fingerprint(self) -> Any:
+        return {"class": class_name(self), "function": describe(self.fn)}
+
+
+class EmbedFunction:
+    def __init__(self, fn: Callable[[Sequence[str]], Any]) -> None:
+        self.fn = fn
+
+    def embed(self, texts: Sequence[str]) -> Any:
+        return self.fn(list(texts))
+
+    def fingerprint(self) -> Any:
+        return {"class": class_name(self), "function": describe(self.fn)}
+
+
+class CurriculumFunction:
+    def __init__(self, fn: Callable[[Any], Any]) -> None:
+        self.fn = fn
+
+    def prompts(self, ctx: Any) -> list[Any]:
+        return list(self.fn(ctx))
+
+    def fingerprint(self) -> Any:
+        return {"class": class_name(self), "function": describe(self.fn)}
+
+
+ADAPTERS: dict[str, Callable[[Any], Any]] = {
+    "reward": RewardFunction, "feedback": FeedbackFunction, "judge": JudgeFunction, "embedder": EmbedFunction,
+    "curriculum": CurriculumFunction,
+}
+
+
+def adapt(role: str, obj: Any) -> Any:
+    """``obj`` itself if it has its protocol's methods; a plain callable wrapped in its role's adapter."""
+    if obj is None or role not in ADAPTERS or is_proxy(obj):
+        return obj
+    if all(hasattr(obj, m) for m in CALLS[role]):
+        return obj
+    if callable(obj) and not isinstance(obj, type):
+        return ADAPTERS[role](obj)
+    return obj
+
+
+# ---- stage outputs ----------------------------------------------------------------------------
+def policy_problem(trainer: Any, folder: Path, method: str) -> str | None:
+    """Why ``folder`` is not a usable policy written by ``trainer.<method>()``, or None.
+
+    Empty is never usable. A trainer may offer ``check_policy(path) -> str | None`` (a problem,
+    or None; raising counts as a problem) to say whether its own ``generate`` can load the folder.
+    """
+    folder = Path(folder)
+    if not folder.is_dir() or not any(folder.iterdir()):
+        return f"{_label('trainer', trainer)}: {method}() wrote nothing into its output folder (out={folder.name}); nothing to load the policy from"
+    check = getattr(trainer, "check_policy", None)
+    if callable(check):
+        try:
+            problem = check(folder)
+        except Exception as exc:
+            problem = f"{type(exc).__name__}: {exc}"
+        if problem:
+            return f"{_label('trainer', trainer)}: the policy {method}() wrote cannot be loaded ({problem})"
+    return None
+
+
+def count_problem(where: str, obj: Any, method: str, got: Sequence[Any], want: int) -> str | None:
+    """A component that returned the wrong number of items (zip would silently drop the rest)."""
+    if len(got) != want:
+        return f"{_label(where, obj)}: {method}() returned {len(got)} items for {want} inputs"
+    return None
+
+
+def train_stats(trainer: Any, value: Any) -> TrainStats:
+    """The TrainStats a train() returned, or a clear error naming the trainer."""
+    if isinstance(value, TrainStats):
+        return value
+    raise RuntimeFailure(f"{_label('trainer', trainer)}: train() returned {type(value).__name__}, not aopcore.TrainStats "
+                    "(return TrainStats(steps=..., episodes=..., tokens_generated=..., metrics=[...]))")

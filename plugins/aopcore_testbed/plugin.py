@@ -1,0 +1,31 @@
+"""Registers the testbed family: verifier reward and judge, the testbed writer, and the ``testbed`` data sources."""
+from __future__ import annotations
+
+from aopcore import hookimpl
+from aopcore.registry import LazyFactory
+from aopcore_testbed.options import VerifierJudgeOptions, VerifierRewardOptions, WriterOptions
+
+
+@hookimpl
+def register_reward_models(register):
+    register("verifier", LazyFactory("aopcore_testbed.verifier:VerifierReward", doc="Testbed: 1 if the answer is correct, from the question text alone"),
+             options=VerifierRewardOptions)
+
+
+@hookimpl
+def register_judges(register):
+    register("verifier", LazyFactory("aopcore_testbed.verifier:VerifierJudge", doc="Testbed: a correct answer beats a wrong one, else a tie"),
+             options=VerifierJudgeOptions)
+
+
+@hookimpl
+def register_feedback_llms(register):
+    register("testbed-writer", LazyFactory("aopcore_testbed.writer:TestbedWriter", doc="Testbed: writes checkable questions in the categories a prompt asks for"),
+             options=WriterOptions)
+
+
+@hookimpl
+def register_data_sources(register):
+    from aopcore_testbed.sets import load
+
+    register("testbed", load)

@@ -1,0 +1,88 @@
+"""``testbed-writer``: a FeedbackLLM that writes testbed questions in the categories the curriculum's prompt asks for.
+
+It reads the same prompts the curricula send a real LLM (aopcore_curricula.templates: vanilla keyword prompts,
+score-based prompts with llm or per-category targeting, paper or compact style) and answers in text, as a chat
+model would: a preamble line, then a numbered list, or ``domain | question`` lines when the prompt asks for that
+format. The curricula parse and de-duplicate that text exactly as they do a real model's reply, so a curriculum
+runs here as it runs against Gemini, with the difference that every question it ends up with is checkable.
+
+What it reads from a prompt:
+- the number of questions ("Write 5 ...", "a set of 50 questions");
+- a named target domain (the first quoted name or r/name that is a testbed category: 'does worst in the domain
+  "x"', 'a forum about "x"'): every question goes there;
+- otherwise (the paper's prompt, llm targeting) the "Mean score per domain" summary: questions go to domains
+  with weight (1 - score) ** focus, the way a capable model follows "primarily focused on domains that have
+  received a low score", each labelled "domain | question";
+- otherwise the first category named in the prompt's last lines (a custom ``category_wording``).
+A prompt that names none of the testbed's categories gets a refusal, as a real model's off-topic reply would
+(the parser drops it).
+The reply depends only on the writer's seed and the prompt text: deterministic, and different for every draw.
+"""
+from __future__ import annotations
+
+import hashlib
+import random
+import re
+from collections.abc import Sequence
+
+from aopcore import record_usage
+from aopcore_testbed.options import WriterOptions
+from aopcore_testbed.skills import CATEGORIES, SKILLS
+
+_COUNT = re.compile(r"\b(?:write|set of)\s+(?:exactly\s+)?(\d{1,4})\b", re.I)
+_NAMED = re.compile(r'"([^"\n]{2,40})"|\br/([A-Za-z0-9_]+)')
+_SUMMARY = re.compile(r"^\s*([A-Za-z0-9_]+):\s*(-?\d+(?:\.\d+)?)\s*$", re.M)
+_DOMAIN_FORMAT = re.compile(r"domain \| question")
+
+
+def _category(label: str) -> str | None:
+    key = re.sub(r"[^a-z0-9]", "", label.lower())
+    return next((c for c in CATEGORIES if re.sub(r"[^a-z0-9]", "", c) == key), None)
+
+
+class TestbedWriter:
+    """Writes checkable questions in the requested categories; see the module docstring for what it reads."""
+
+    Options = WriterOptions
+
+    def __init__(self, options: WriterOptions | None = None) -> None:
+        self.options = options or WriterOptions()
+
+    def complete(self, prompts: Sequence[str]) -> list[str]:
+        record_usage(feedback_calls=len(prompts))
+        return [self._reply(p) for p in prompts]
+
+    def _rng(self, prompt: str) -> random.Random:
+        digest = hashlib.sha256(f"{self.options.seed}\0{prompt}".encode()).hexdigest()
+        return random.Random(int(digest[:16], 16))
+
+    def requested(self, prompt: str) -> tuple[int, dict[str, float] | str | None]:
+        """(number of questions, target): a category name, per-domain weights, or None if nothing usable is asked."""
+        m = _COUNT.search(prompt)
+        n = int(m.group(1)) if m else 10
+        for quoted, reddit in _NAMED.findall(prompt):
+            if cat := _category(quoted or reddit):
+                return n, cat
+        scores = {c: float(s) for name, s in _SUMMARY.findall(prompt) if (c := _category(name))}
+        if scores:
+            return n, {c: max(1.0 - s, 0.0) ** self.options.focus + 1e-3 for c, s in scores.items()}
+        tail = prompt[-400:].lower()
+        found = [(m.start(), c) for c in CATEGORIES if (m := re.search(rf"\b{c}\b", tail))]
+        return n, min(found)[1] if found else None
+
+    def _reply(self, prompt: str) -> str:
+        rng = self._rng(prompt)
+        n, target = self.requested(prompt)
+        if target is None:
+            return f"I'm sorry, I can only write questions about {', '.join(CATEGORIES)}."
+        if isinstance(target, str):
+            cats = [target] * n
+        else:
+            names = sorted(target)
+            cats = rng.choices(names, weights=[target[c] for c in names], k=n)
+        lines = [f"Here are {n} questions:"] if self.options.preamble else []
+        labelled = bool(_DOMAIN_FORMAT.search(prompt))
+        for i, cat in enumerate(cats, start=1):
+            q = SKILLS[cat].make(rng)
+            lines.append(f"{cat} | {q}" if labelled else f"{i}. {q}")
+        return "\n".join(lines)

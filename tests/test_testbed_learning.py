@@ -1,0 +1,90 @@
+"""The testbed's promise: RL on the testbed policy raises the accuracy of the category it trains on, and not of
+the others, beyond seed noise, within seconds on a CPU. A real run: `aopcore run` with the testbed policy, PPO, the
+verifier reward, and the pool curriculum given a pool of one category only, under three seeds."""
+import json
+import os
+import statistics
+from pathlib import Path
+
+import pytest
+from aopcore_testbed import sets
+from aopcore_testbed.skills import CATEGORIES
+from conftest import run_cli
+
+ROOT = Path(__file__).parent.parent
+TRAINED = "maximum"
+
+
+def accuracy(path: Path) -> dict[str, float]:
+    by: dict[str, list[float]] = {}
+    for line in path.read_text().splitlines():
+        r = json.loads(line)
+        by.setdefault(r["category"], []).append(r["reward"])
+    return {c: sum(v) / len(v) for c, v in by.items()}
+
+
+@pytest.mark.slow
+def test_training_on_one_category_raises_it_and_not_the_others(tmp_path):
+    pool = tmp_path / "only-maximum.jsonl"
+    pool.write_text("".join(json.dumps({"id": q.id, "text": q.text, "category": q.category}) + "\n"
+                            for q in sets.build_sets()["pool"] if q.category == TRAINED))
+    config = f"""
+[experiment]
+name = "one-category"
+output_dir = "{tmp_path}"
+seeds = [0, 1, 2]
+iterations = 2
+records_per_iteration = 40
+passes = 4
+
+[data]
+heldout = "testbed:heldout"
+test_prompts = "testbed:test"
+test_size = 7
+
+[trainer]
+plugin = "ppo"
+model = "testbed-tiny"
+device = "cpu"
+batch_size = 16
+mini_batch_size = 8
+learning_rate = 1e-4
+init_kl_coef = 0.05
+eval_max_new_tokens = 4
+eval_batch_size = 64
+generation = {{ max_new_tokens = 4, temperature = 1.0 }}
+
+[reward]
+plugin = "verifier"
+
+[judge]
+plugin = "verifier"
+
+[embedder]
+plugin = "sentence-transformers"
+device = "cpu"
+
+[arms.focus]
+curriculum = "pool"
+pool = "{pool}"
+"""
+    (tmp_path / "c.toml").write_text(config)
+    result = run_cli("run", str(tmp_path / "c.toml"), env={"OMP_NUM_THREADS": "1"}, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    run = tmp_path / "one-category"
+    gains: dict[str, list[float]] = {c: [] for c in CATEGORIES}
+    for seed in (0, 1, 2):
+        before = accuracy(run / f"seed-{seed}" / "sft" / "evaluation.jsonl")
+        after = accuracy(run / f"seed-{seed}" / "arms" / "focus" / "iter-02" / "evaluation.jsonl")
+        prompts = [json.loads(line) for line in (run / f"seed-{seed}" / "arms" / "focus" / "iter-02" / "prompts.jsonl").read_text().splitlines()]
+        assert {p["category"] for p in prompts} == {TRAINED}
+        for c in CATEGORIES:
+            gains[c].append(after[c] - before[c])
+    print("accuracy gains per seed:", json.dumps({c: [round(g, 3) for g in v] for c, v in gains.items()}))  # shown with -s
+    trained = gains.pop(TRAINED)
+    others = [g for per in gains.values() for g in per]
+    noise = statistics.pstdev(others)  # how far an untrained category moves between seeds and categories
+    assert min(trained) > 0.1, trained  # every seed improves the trained category
+    assert statistics.mean(trained) > statistics.mean(others) + 3 * noise, (trained, gains)
+    # no untrained category improves (some lose a little: a tiny model's shared weights interfere, see docs/testbed.md)
+    assert all(statistics.mean(per) < 0.1 for per in gains.values()), gains
