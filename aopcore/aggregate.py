@@ -2,15 +2,19 @@
 
 Per arm and iteration: held-out reward (mean over held-out questions, one value per seed) with a Student-t 95%
 interval across seeds, and the compute spent to get there (cumulative training episodes; prompt-selection cost
-from the stage ledger). Per pair: the held-out reward difference (paired by seed, t-interval across seeds) and
-pooled win rates with a two-level bootstrap (seeds, then test prompts within seeds). Then one plain sentence per
-pair. Everything lands in ``aggregate.json`` (see :func:`aggregate`):
+from the stage ledger). Per pair: the held-out reward difference (paired: the same question under both arms within
+a seed) and pooled win rates, both with a two-level bootstrap (seeds, then questions within seeds), so
+question-sampling noise counts as well as seed noise. Then one plain sentence per pair, which draws no conclusion
+from fewer than :data:`MIN_SEEDS` seeds or from seeds that do not vary (a zero-width interval proves nothing).
+Everything lands in ``aggregate.json`` (see :func:`aggregate`):
 
 - ``heldout[arm]``: per iteration (0 = SFT) ``estimate``, ``ci_low``, ``ci_high``, ``n`` (seeds), ``per_seed``;
   ``heldout_by_category[arm][iteration][category]``: the same per category;
-- ``heldout_differences``: per pair (``arm_a`` minus ``arm_b``) and iteration, with ``per_seed`` differences;
+- ``heldout_differences``: per pair (``arm_a`` minus ``arm_b``) and iteration, with ``per_seed`` differences,
+  ``questions`` (paired questions, all seeds) and the ``verdict``;
 - ``winrates``: per pair and iteration, pooled counts (``wins_a``, ``wins_b``, ``ties``, ``dropped``), the intervals
-  ``a_win_rate``, ``b_win_rate``, ``tie_rate`` and ``difference`` (a wins minus b wins, as a fraction), ``per_seed``;
+  ``a_win_rate``, ``b_win_rate``, ``tie_rate`` and ``difference`` (a wins minus b wins, as a fraction), ``per_seed``,
+  ``verdict``;
 - ``compute[arm]``: per iteration, cumulative ``episodes`` and ``choosing`` / ``train`` ledger sums;
 - ``conclusions``: per pair, the ``heldout`` and ``winrate`` sentences; ``judge_agreement``; ``methods``.
 
@@ -29,18 +33,22 @@ from typing import Any
 
 from aopcore.records import iter_jsonl
 from aopcore.report import LEDGER_KEYS, category_rewards, ledger_group
-from aopcore.stats import Interval, clustered_bootstrap_counts, cohen_kappa, t_interval
+from aopcore.stats import Interval, clustered_bootstrap_counts, cohen_kappa, t_interval, two_level_bootstrap_mean
 from aopcore.store import RunStore
 
 SEED_DIR = re.compile(r"^seed-(\d+)$")
 ITERATION = re.compile(r"/iter-(\d+)/")
 RESAMPLES = 2000
+MIN_SEEDS = 3  # fewer seeds give a seed-level interval too unstable to call a difference on
 METHODS = {
     "heldout": "mean held-out reward over the held-out questions, one value per seed; 95% Student-t interval across seeds",
-    "heldout_difference": "difference of the two arms' held-out reward within each seed (same seed, same questions); "
-                          "95% Student-t interval across seeds",
+    "heldout_difference": "difference of the two arms' reward on the same held-out question within each seed, averaged "
+                          f"per seed, then across seeds; 95% percentile interval of a paired two-level bootstrap ({RESAMPLES} "
+                          "replicates: resample seeds, then questions within each seed), seeded, so reruns agree",
     "winrate": f"verdicts pooled over seeds (dropped verdicts excluded); 95% percentile interval of a two-level bootstrap "
                f"({RESAMPLES} replicates: resample seeds, then test prompts within each seed), seeded, so reruns agree",
+    "verdict": f"a difference is called only with at least {MIN_SEEDS} seeds whose per-seed values differ and an interval "
+               "that excludes zero; otherwise 'no conclusion' (with the reason) or 'no detectable difference'",
     "compute": "cumulative per arm up to the iteration, mean across seeds: training episodes (train.json) and the stage "
                "ledger split into choosing (stages of kind evaluate and prompts) and train",
     "judge_agreement": "LLM judge verdict vs the human majority on the same items (ties included as a third label); "
@@ -113,6 +121,12 @@ def _verdict_counts(run: Path, a: str, b: str) -> dict[int, list[int]]:
     return out
 
 
+def _question_rewards(run: Path, arm: str, iteration: int) -> dict[str, float]:
+    """Held-out question id -> reward of this arm's policy at this iteration (for pairing two arms per question)."""
+    path = run / "arms" / arm / f"iter-{iteration:02d}" / "evaluation.jsonl"
+    return {str(rec["question_id"]): float(rec["reward"]) for _, rec in iter_jsonl(path)} if path.exists() else {}
+
+
 def human_judge_labels(run_dir: Path, items: Sequence[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
     """Human majority beside the LLM judge's verdict, per human-rated item the judge also decided.
 
@@ -138,28 +152,45 @@ def human_judge_labels(run_dir: Path, items: Sequence[dict[str, Any]] | None = N
 
 
 # ---- sentences ---------------------------------------------------------------------------------------------------
-def verdict(a: str, b: str, diff: Interval, *, higher: str = "is higher") -> str:
-    """'no detectable difference' when the interval covers zero, else which arm comes out ahead."""
-    if not diff.defined:
-        return "no interval (needs at least 2 seeds), so no conclusion"
+def _seeds(n: int) -> str:
+    return f"{n} seed{'s' if n != 1 else ''}"
+
+
+def verdict(a: str, b: str, diff: Interval, *, seeds: int, seeds_vary: bool = True, higher: str = "is higher") -> str:
+    """Which arm comes out ahead, 'no detectable difference' when the interval covers zero, or 'no conclusion'.
+
+    No conclusion from fewer than MIN_SEEDS seeds, or when the per-seed values do not vary or the interval has zero
+    width: such an interval only says the few seeds agreed, not that another seed would.
+    """
+    if seeds < MIN_SEEDS:
+        return f"no conclusion ({_seeds(seeds)}; the interval needs >= {MIN_SEEDS})"
+    if not seeds_vary or not diff.defined or diff.high - diff.low <= 0.0:
+        return f"no conclusion ({_seeds(seeds)}; the seeds do not vary)"
     if diff.covers_zero():
         return "no detectable difference"
     return f"{a if diff.estimate > 0 else b} {higher}"
 
 
-def reward_sentence(a: str, b: str, iteration: int, mean_a: float, mean_b: float, diff: Interval) -> str:
+def _varies(values: Sequence[float]) -> bool:
+    return len({round(v, 12) for v in values}) > 1
+
+
+def reward_sentence(a: str, b: str, iteration: int, mean_a: float, mean_b: float, diff: Interval,
+                    seeds_vary: bool = True) -> str:
     ci = f"95% CI {diff.low:+.3f} to {diff.high:+.3f}" if diff.defined else "no interval"
-    return (f"{a} vs {b}, iteration {iteration} ({diff.n} seed{'s' if diff.n != 1 else ''}): held-out reward "
-            f"{mean_a:.3f} vs {mean_b:.3f}, difference {diff.estimate:+.3f} ({ci}): {verdict(a, b, diff)}.")
+    return (f"{a} vs {b}, iteration {iteration} ({_seeds(diff.n)}): held-out reward "
+            f"{mean_a:.3f} vs {mean_b:.3f}, difference {diff.estimate:+.3f} ({ci}): "
+            f"{verdict(a, b, diff, seeds=diff.n, seeds_vary=seeds_vary)}.")
 
 
-def winrate_sentence(a: str, b: str, iteration: int, rates: dict[str, Interval], seeds: int) -> str:
+def winrate_sentence(a: str, b: str, iteration: int, rates: dict[str, Interval], seeds: int,
+                     seeds_vary: bool = True) -> str:
     diff = rates["difference"]
     ci = f"95% CI {100 * diff.low:+.1f} to {100 * diff.high:+.1f}" if diff.defined else "no interval"
     return (f"{a} vs {b}, iteration {iteration}: {a} wins {100 * rates['a_win_rate'].estimate:.1f}%, {b} wins "
             f"{100 * rates['b_win_rate'].estimate:.1f}%, ties {100 * rates['tie_rate'].estimate:.1f}% of {diff.n} judged test "
             f"prompts pooled over {seeds} seed{'s' if seeds != 1 else ''}; win-rate difference {100 * diff.estimate:+.1f} "
-            f"points ({ci}): {verdict(a, b, diff, higher='wins more often')}.")
+            f"points ({ci}): {verdict(a, b, diff, seeds=seeds, seeds_vary=seeds_vary, higher='wins more often')}.")
 
 
 # ---- across seeds ------------------------------------------------------------------------------------------------
@@ -216,28 +247,41 @@ def aggregate(root: Path, *, resamples: int = RESAMPLES) -> dict[str, Any]:
         for i in iterations:
             if i == 0:
                 continue  # both arms start from the same SFT policy
-            paired = {s: (ra, rb) for s in runs if (ra := reward(s, a, i)) is not None and (rb := reward(s, b, i)) is not None}
+            per_question = {}  # seed -> reward differences on the questions both arms answered (paired)
+            for s, run in runs.items():
+                qa, qb = _question_rewards(run, a, i), _question_rewards(run, b, i)
+                if shared := [q for q in qa if q in qb]:
+                    per_question[s] = [qa[q] - qb[q] for q in shared]
+            paired = {s: (ra, rb) for s in per_question if (ra := reward(s, a, i)) is not None and (rb := reward(s, b, i)) is not None}
             if not paired:
                 continue
-            diff = t_interval([ra - rb for ra, rb in paired.values()])
+            diff = two_level_bootstrap_mean([per_question[s] for s in paired], resamples=resamples,
+                                            seed=zlib.crc32(f"{a}-vs-{b}/heldout/{i}".encode()))
+            per_seed = {s: sum(per_question[s]) / len(per_question[s]) for s in paired}
+            vary = _varies(list(per_seed.values()))
             differences.append({"arm_a": a, "arm_b": b, "iteration": i, **diff.as_dict(),
+                                "questions": sum(len(per_question[s]) for s in paired),
                                 "mean_a": round(sum(p[0] for p in paired.values()) / len(paired), 6),
                                 "mean_b": round(sum(p[1] for p in paired.values()) / len(paired), 6),
-                                "per_seed": {str(s): round(ra - rb, 6) for s, (ra, rb) in paired.items()}})
-            last_reward = (i, diff, differences[-1]["mean_a"], differences[-1]["mean_b"])
+                                "per_seed": {str(s): round(d, 6) for s, d in per_seed.items()},
+                                "verdict": verdict(a, b, diff, seeds=diff.n, seeds_vary=vary)})
+            last_reward = (i, diff, differences[-1]["mean_a"], differences[-1]["mean_b"], vary)
         counts = {s: _verdict_counts(run, a, b) for s, run in runs.items()}
         last_win = None
         for i in sorted({i for c in counts.values() for i in c}):
             tables = {s: c[i] for s, c in counts.items() if i in c}
             rates = clustered_bootstrap_counts([t[:3] for t in tables.values()], WIN_STATS, resamples=resamples,
                                                seed=zlib.crc32(f"{a}-vs-{b}/{i}".encode()))
+            vary = _varies([WIN_STATS["difference"](t[:3]) for t in tables.values() if sum(t[:3])])
             winrates.append({"arm_a": a, "arm_b": b, "iteration": i, "n_seeds": len(tables),
                              "wins_a": sum(t[0] for t in tables.values()), "wins_b": sum(t[1] for t in tables.values()),
                              "ties": sum(t[2] for t in tables.values()), "dropped": sum(t[3] for t in tables.values()),
                              **{name: r.as_dict() for name, r in rates.items()},
-                             "per_seed": {str(s): t for s, t in tables.items()}})
-            last_win = (i, rates, len(tables))
-        held = reward_sentence(a, b, last_reward[0], last_reward[2], last_reward[3], last_reward[1]) if last_reward else None
+                             "per_seed": {str(s): t for s, t in tables.items()},
+                             "verdict": verdict(a, b, rates["difference"], seeds=len(tables), seeds_vary=vary,
+                                                higher="wins more often")})
+            last_win = (i, rates, len(tables), vary)
+        held = reward_sentence(a, b, last_reward[0], last_reward[2], last_reward[3], last_reward[1], last_reward[4]) if last_reward else None
         won = winrate_sentence(a, b, *last_win) if last_win and last_win[1]["difference"].n else None
         if held or won:
             conclusions.append({"arm_a": a, "arm_b": b, "heldout": held, "winrate": won})

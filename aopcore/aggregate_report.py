@@ -12,8 +12,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from aopcore.aggregate import aggregate, verdict
-from aopcore.stats import Interval
+from aopcore.aggregate import aggregate
 from aopcore.store import atomic_write_json, atomic_write_text
 
 log = logging.getLogger("aopcore")
@@ -58,12 +57,11 @@ def markdown(data: dict[str, Any]) -> str:
                   "| category | " + " | ".join(arms) + " |", "| --- |" + " ---: |" * len(arms)]
         for c in cats:
             parts.append(f"| {c} | " + " | ".join(_ci(data["heldout_by_category"][a].get(last, {}).get(c, {})) for a in arms) + " |")
-    parts += ["", "## Held-out reward difference (first arm minus second, paired by seed)", "",
+    parts += ["", "## Held-out reward difference (first arm minus second, same question within each seed; "
+              "95% two-level bootstrap: seeds, then questions)", "",
               "| pair | iteration | seeds | difference [95% CI] | verdict |", "| --- | ---: | ---: | ---: | --- |"]
-    nan = float("nan")
     for d in data["heldout_differences"]:
-        iv = Interval(d["estimate"], nan if d["ci_low"] is None else d["ci_low"], nan if d["ci_high"] is None else d["ci_high"], d["n"])
-        parts.append(f"| {d['arm_a']} vs {d['arm_b']} | {d['iteration']} | {d['n']} | {_ci(d)} | {verdict(d['arm_a'], d['arm_b'], iv)} |")
+        parts.append(f"| {d['arm_a']} vs {d['arm_b']} | {d['iteration']} | {d['n']} | {_ci(d)} | {d['verdict']} |")
     parts += ["", "## Win rates pooled over seeds (95% two-level bootstrap: seeds, then prompts)", ""]
     if data["winrates"]:
         parts += ["| pair | iteration | seeds | A wins % | B wins % | ties % | A − B (points) | n | dropped |",

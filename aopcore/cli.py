@@ -5,10 +5,21 @@ Exit status: 0 success; 2 bad input (one line per problem, no traceback); 1 runt
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
+import threading
 from pathlib import Path
 
 from aopcore.errors import AopcoreError, InputError
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (``timeout``, a scheduler, ``kill``) as an exception, so it unwinds and cleans up like Ctrl-C."""
+
+
+def _on_sigterm(signum: int, frame: object) -> None:
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a second SIGTERM during cleanup ends the process at once
+    raise Terminated()
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
@@ -58,6 +69,9 @@ def _cmd_plugins(args: argparse.Namespace) -> int:
     from aopcore.registry import load_registry
 
     registry = load_registry(args.load or [])
+    failed = [p for p in registry.problems if p.distribution == "(config)" and p.plugin in (args.load or [])]
+    if failed:  # a module the user named: bad input, not a broken third-party plugin to warn about
+        raise InputError(*(f"--load {p.plugin}: the module failed to import ({p.error})" for p in failed))
     if args.details:
         from aopcore.docgen import plugin_details
 
@@ -100,7 +114,11 @@ def _cmd_config_reference(args: argparse.Namespace) -> int:
     from aopcore.docgen import config_reference
     from aopcore.registry import load_registry
 
-    print(config_reference(load_registry(), distributions=args.distribution or None), end="")
+    registry = load_registry()
+    known = sorted({impl.distribution for impl in registry.all()})
+    if unknown := [d for d in args.distribution or [] if d not in known]:
+        raise InputError(f"--distribution {', '.join(unknown)}: no installed plugins from it (distributions: {', '.join(known)})")
+    print(config_reference(registry, distributions=args.distribution or None), end="")
     return 0
 
 
@@ -143,6 +161,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    # leave a handler someone else installed alone (an embedding program); signals are the main thread's only
+    installed = signal.getsignal(signal.SIGTERM) == signal.SIG_DFL and threading.current_thread() is threading.main_thread()
+    if installed:
+        signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         return args.func(args)
     except InputError as exc:
@@ -152,9 +174,15 @@ def main(argv: list[str] | None = None) -> int:
     except AopcoreError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_status
+    except Terminated:
+        print("stopped (SIGTERM); rerun the same command to resume", file=sys.stderr)
+        return 128 + signal.SIGTERM
     except KeyboardInterrupt:
         print("interrupted; rerun the same command to resume", file=sys.stderr)
         return 130
+    finally:
+        if installed:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 if __name__ == "__main__":

@@ -170,14 +170,27 @@ def _model_at(model: type[BaseModel] | None, path: list[Any]) -> type[BaseModel]
 class ConfigReport:
     """Collects problems while validating so they can all be shown at once."""
 
-    def __init__(self, file: Path, locator: TomlLocator) -> None:
+    def __init__(self, file: Path, locator: TomlLocator, overrides: dict[tuple[str, ...], str] | None = None) -> None:
         self.file = file
         self.locator = locator
+        self.overrides = overrides or {}  # TOML path -> the `--set` item that put its value there
         self.problems: list[str] = []
 
+    def _override_for(self, path: tuple[Any, ...]) -> str | None:
+        """The `--set` item whose key is ``path`` or a table above it: the value came from there, not the file."""
+        parts = tuple(str(p) for p in path)
+        while parts:
+            if parts in self.overrides:
+                return self.overrides[parts]
+            parts = parts[:-1]
+        return None
+
     def add(self, path: tuple[Any, ...], message: str) -> None:
-        line = self.locator.line(path)
-        where = f"{self.file}:{line}" if line else f"{self.file}"
+        if (item := self._override_for(path)) is not None:
+            where = f"--set {item}"
+        else:
+            line = self.locator.line(path)
+            where = f"{self.file}:{line}" if line else f"{self.file}"
         dotted = ".".join(str(p) for p in path)
         self.problems.append(f"{where}: {dotted}: {message}" if dotted else f"{where}: {message}")
 
@@ -220,8 +233,17 @@ def read_toml(file: Path) -> tuple[dict[str, Any], str]:
         raise InputError(f"{where}: invalid TOML ({exc})") from None
 
 
-def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> None:
-    """Apply ``dotted.key=TOML value`` overrides (as from ``aopcore run --set``) to a parsed config."""
+# keys that exclude each other: overriding one drops the other from the file (`--set experiment.seeds=[0,1]`
+# on a config that says `seed = 0`)
+EXCLUSIVE_KEYS = {("experiment", "seeds"): ("experiment", "seed"), ("experiment", "seed"): ("experiment", "seeds")}
+
+
+def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[tuple[str, ...], str]:
+    """Apply ``dotted.key=TOML value`` overrides (as from ``aopcore run --set``) to a parsed config.
+
+    Returns which TOML path each override set, so problems with those values name the override, not a file line.
+    """
+    applied: dict[tuple[str, ...], str] = {}
     for item in overrides:
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
@@ -231,19 +253,23 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> None:
         except tomllib.TOMLDecodeError:
             parsed = value.strip()  # bare words are strings: --set trainer.model=gpt2
         node = raw
-        parts = key.strip().split(".")
+        parts = tuple(p.strip() for p in key.strip().split("."))
         for part in parts[:-1]:
             node = node.setdefault(part, {})
             if not isinstance(node, dict):
                 raise InputError(f"--set {item!r}: {part} is not a table")
         node[parts[-1]] = parsed
+        if (other := EXCLUSIVE_KEYS.get(parts)) is not None and other not in applied:
+            node.pop(other[-1], None)  # the override replaces the file's choice; two overrides still clash
+        applied[parts] = item.strip()
+    return applied
 
 
 def parse_config(file: Path, overrides: list[str] | None = None) -> tuple[ExperimentConfig | None, dict[str, Any], ConfigReport]:
     """Validate the core structure; plugin options are checked later, against the registry."""
     raw, text = read_toml(file)
-    apply_overrides(raw, overrides or [])
-    report = ConfigReport(file, TomlLocator(text))
+    applied = apply_overrides(raw, overrides or [])
+    report = ConfigReport(file, TomlLocator(text), applied)
     try:
         return ExperimentConfig.model_validate(raw), raw, report
     except ValidationError as exc:

@@ -124,25 +124,35 @@ class RowMapper:
         return Question(str(qid), text, str(category))
 
 
-def open_text(path: Path):
-    """Open a text file, gunzipping it when it starts with the gzip magic bytes (whatever its name)."""
+def open_bytes(path: Path):
+    """Open a file for binary reading, gunzipping it when it starts with the gzip magic bytes."""
     with open(path, "rb") as fh:
         head = fh.read(2)
-    if head == b"\x1f\x8b":
-        return gzip.open(path, "rt", encoding="utf-8")
-    return open(path, encoding="utf-8")
+    return gzip.open(path, "rb") if head == b"\x1f\x8b" else open(path, "rb")
+
+
+def json_problem(exc: json.JSONDecodeError) -> str:
+    """``Expecting value at column 3``: some of json's messages end in "at", others do not."""
+    at = " " if exc.msg.endswith(" at") else " at "
+    return f"{exc.msg}{at}column {exc.colno}"
 
 
 def jsonl_rows(path: Path) -> Iterator[tuple[int, Any]]:
     """(line number, value) for each non-blank line; streams, so memory stays bounded.
 
     Errors name the file and line: bad JSON, bad UTF-8, a corrupt or truncated gzip file, and a
-    Git LFS pointer standing in for the data.
+    Git LFS pointer standing in for the data. Lines are read as bytes and decoded one at a time, so a
+    bad byte is blamed on its own line, not on wherever a buffered text read happened to stop.
     """
     lineno = 0
     try:
-        with open_text(path) as fh:
-            for lineno, line in enumerate(fh, start=1):
+        with open_bytes(path) as fh:
+            for lineno, raw in enumerate(fh, start=1):
+                try:
+                    line = raw.decode("utf-8")
+                except UnicodeDecodeError as exc:
+                    raise InputError(f"{path}:{lineno}: not UTF-8 text (byte 0x{raw[exc.start]:02x} at column "
+                                     f"{len(raw[:exc.start].decode('utf-8', 'replace')) + 1})") from None
                 if lineno == 1 and line.startswith(LFS_POINTER):
                     raise InputError(f"{path}: a Git LFS pointer, not the data: fetch the file itself (git lfs pull)")
                 if not line.strip():
@@ -150,10 +160,9 @@ def jsonl_rows(path: Path) -> Iterator[tuple[int, Any]]:
                 try:
                     yield lineno, json.loads(line)
                 except json.JSONDecodeError as exc:
-                    raise InputError(f"{path}:{lineno}: not valid JSON ({exc.msg}, column {exc.colno})") from None
-    except UnicodeDecodeError:
-        raise InputError(f"{path}:{lineno + 1}: not UTF-8 text") from None
+                    raise InputError(f"{path}:{lineno}: not valid JSON ({json_problem(exc)})") from None
     except (gzip.BadGzipFile, EOFError, zlib.error) as exc:
+        # the line being read when the compressed data ran out or went bad is the one after the last whole line
         raise InputError(f"{path}:{lineno + 1}: corrupt gzip data ({exc or type(exc).__name__})") from None
     except OSError as exc:
         raise InputError(f"{path}: cannot read ({exc.strerror or exc})") from None

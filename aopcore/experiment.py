@@ -378,7 +378,16 @@ class Experiment:
                 self.run_stage(stage.id)
         else:
             executor.run(self)
+        self._remove_empty_work_folders()
         return ExperimentResult(self.store.root, self._winrates(), self.store.stage_records())
+
+    def _remove_empty_work_folders(self) -> None:
+        """A finished run keeps ``attempts/`` and ``scratch/`` only while they hold something (a crash's traces)."""
+        for name in ("attempts", "scratch"):
+            try:
+                self.store.path(name).rmdir()  # only removes an empty folder
+            except OSError:
+                pass
 
     # ---- the stages' work -------------------------------------------------------------------
     def _make_policy_0(self) -> dict[str, Any] | None:

@@ -178,11 +178,18 @@ def _show_change(old: Any, new: Any) -> str:
 
 
 def differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
-    """What changed between two fingerprints, one ``key: old -> new`` item each (versions excluded)."""
+    """What changed between two fingerprints, one ``key: old -> new`` item each (versions excluded).
+
+    A key the CLI's config snapshot (``config.*``) and the experiment's own fields both describe is listed once,
+    under its plain name.
+    """
     a = flatten({k: v for k, v in old.items() if k != "versions"})
     b = flatten({k: v for k, v in new.items() if k != "versions"})
+    keys = {key for key in set(a) | set(b) if key not in a or key not in b or a[key] != b[key]}
     out = []
-    for key in sorted(set(a) | set(b)):
+    for key in sorted(keys):
+        if key.startswith("config.") and key[len("config."):] in keys:
+            continue
         if key not in a:
             out.append(f"{key}: (absent) -> {_show(b[key])}")
         elif key not in b:

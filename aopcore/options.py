@@ -37,6 +37,19 @@ def resolve_path(value: str, base_dir: Path | None) -> Path:
     return path if path.is_absolute() or base_dir is None else base_dir / path
 
 
+def _after_validator(marker: Any, source: Any, handler: Any) -> core_schema.CoreSchema:
+    """Run ``marker._check(value, ctx)`` after the str validation, but only under the core's validation context
+    (library use leaves values as given) and not for the marker's ``keep`` values."""
+
+    def validate(value: str, info: core_schema.ValidationInfo) -> str:
+        ctx = info.context or {}
+        if "aopcore_base_dir" not in ctx or value in marker.keep:
+            return value
+        return marker._check(value, ctx)
+
+    return core_schema.with_info_after_validator_function(validate, handler(source))
+
+
 @dataclass(frozen=True)
 class PathOption:
     """Marks a ``str`` option as an input path: ``Annotated[str, PathOption("file")]``.
@@ -50,12 +63,9 @@ class PathOption:
     keep: tuple[str, ...] = ()
 
     def __get_pydantic_core_schema__(self, source: Any, handler: Any) -> core_schema.CoreSchema:
-        return core_schema.with_info_after_validator_function(self._validate, handler(source))
+        return _after_validator(self, source, handler)
 
-    def _validate(self, value: str, info: core_schema.ValidationInfo) -> str:
-        ctx = info.context or {}
-        if "aopcore_base_dir" not in ctx or value in self.keep:
-            return value
+    def _check(self, value: str, ctx: dict[str, Any]) -> str:
         check = ctx.get("aopcore_check_paths", True) and self.kind != "output"
         return check_path(value, ctx["aopcore_base_dir"], self.kind, check)
 
@@ -73,21 +83,23 @@ def check_path(value: str, base_dir: Path, kind: str = "any", check: bool = True
 
 @dataclass(frozen=True)
 class DataSpecOption:
-    """Marks a ``str`` option as a data set: ``scheme:arg`` (``builtin:NAME``, ``hf:ID``, a registered scheme) or a path."""
+    """Marks a ``str`` option as a data set: ``scheme:arg`` (``builtin:NAME``, ``hf:ID``, a registered scheme) or a path.
+
+    ``keep`` lists values with a meaning of their own (e.g. ``"builtin"``) that are neither.
+    """
+
+    keep: tuple[str, ...] = ()
 
     def __get_pydantic_core_schema__(self, source: Any, handler: Any) -> core_schema.CoreSchema:
-        return core_schema.with_info_after_validator_function(self._validate, handler(source))
+        return _after_validator(self, source, handler)
 
-    def _validate(self, value: str, info: core_schema.ValidationInfo) -> str:
-        ctx = info.context or {}
-        if "aopcore_base_dir" not in ctx:
-            return value
+    def _check(self, value: str, ctx: dict[str, Any]) -> str:
         scheme, _ = split_scheme(value)
         if scheme is None:
             return check_path(value, ctx["aopcore_base_dir"], "any", ctx.get("aopcore_check_paths", True))
         schemes = ctx.get("aopcore_data_schemes")
         if schemes is not None and scheme not in schemes:
-            raise PydanticCustomError("aopcore_input", "unknown data source {scheme!r} (installed: {known}); a path needs no scheme",
+            raise PydanticCustomError("aopcore_input", "unknown data source '{scheme}' (installed: {known}); a path needs no scheme",
                                       {"scheme": scheme, "known": ", ".join(sorted(schemes)) or "none"})
         return value
 

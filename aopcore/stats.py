@@ -1,5 +1,5 @@
 """Statistics: win rates with Wilson intervals (paper eq. 2), and the multi-seed tools behind the aggregate report
-(Student-t intervals across seeds, a two-level bootstrap over seeds and prompts, Cohen's kappa)."""
+(Student-t intervals across seeds, two-level bootstraps over seeds and prompts, Cohen's kappa)."""
 from __future__ import annotations
 
 import math
@@ -277,6 +277,37 @@ def clustered_bootstrap_mean(clusters: Sequence[Sequence[float]], *, resamples: 
         return sum(v * k for v, k in zip(levels, t)) / n if n else NAN
 
     return clustered_bootstrap_counts(tables, {"mean": pooled_mean}, resamples=resamples, seed=seed, confidence=confidence)["mean"]
+
+
+def two_level_bootstrap_mean(clusters: Sequence[Sequence[float]], *, resamples: int = 2000, seed: int = 0,
+                             confidence: float = 0.95) -> Interval:
+    """Mean over clusters of each cluster's mean, with a two-level (clusters, then items) percentile interval.
+
+    Unlike :func:`clustered_bootstrap_mean` every cluster weighs the same (one seed, one vote, as in a t-interval
+    across seeds), while the redraw of items within each cluster lets item-sampling noise (which held-out questions
+    a seed happened to see) widen the interval too. Items are paired values (e.g. per-question differences between
+    two arms), so pairing survives the resampling. ``n`` is the number of clusters.
+    """
+    clusters = [list(c) for c in clusters if c]
+    if not clusters:
+        return Interval(NAN, NAN, NAN, 0)
+    tables = []
+    for c in clusters:
+        counts = Counter(c)
+        levels = sorted(counts)
+        tables.append((levels, [counts[v] for v in levels]))
+    estimate = mean([mean(c) for c in clusters])
+    rng = random.Random(seed)
+    draws = []
+    for _ in range(resamples):
+        total = 0.0
+        for _ in tables:
+            levels, counts = tables[rng.randrange(len(tables))]
+            total += sum(v * k for v, k in zip(levels, _resample_counts(rng, counts))) / sum(counts)
+        draws.append(total / len(tables))
+    draws.sort()
+    alpha = (1.0 - confidence) / 2.0
+    return Interval(estimate, quantile(draws, alpha), quantile(draws, 1.0 - alpha), len(clusters))
 
 
 def cohen_kappa(first: Sequence[Hashable], second: Sequence[Hashable]) -> float:

@@ -8,22 +8,25 @@ and the figures ``docs/img/testbed_*.png`` shown in docs/testbed.md.
     OMP_NUM_THREADS=1 nice .venv/bin/python benchmarks/testbed_compare.py            # 5 seeds x 5 arms x 4 iterations
     .venv/bin/python benchmarks/testbed_compare.py --seeds 0 1 --iterations 2          # a smaller, labelled run
 
-Statistics: the aggregate of ``aopcore.aggregate`` (Student-t intervals across seeds for held-out accuracy and its
-paired differences; a two-level bootstrap over seeds and test prompts for win rates), plus, here, the area under
-the accuracy curve (mean over iterations 1..N) per arm with paired differences and a bootstrap over seeds.
-The run directory is kept (``--run-dir``); rerunning resumes it and only recomputes the summary.
+Statistics: those of ``aopcore.aggregate``, taken as they are (held-out accuracy per arm with a Student-t interval
+across seeds; paired differences between arms with a two-level bootstrap over seeds and the held-out questions within
+each seed; win rates with a two-level bootstrap over seeds and test prompts; its verdicts, which say "no conclusion"
+with fewer than 3 seeds or seeds that do not vary). Added here, with the same bootstrap and verdict: the area under
+the accuracy curve (each held-out question's mean reward over iterations 1..N) per arm, and its paired differences.
+The run directory is kept (``--run-dir``); rerunning resumes it and only recomputes the summary (the timing of the
+invocation that ran the experiment is then kept from the earlier results file as ``time_full_run``).
 """
 from __future__ import annotations
 
 import argparse
 import json
 import os
-import random
 import resource
 import statistics
 import subprocess
 import sys
 import time
+import zlib
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -34,10 +37,10 @@ CONFIG = ROOT / "examples" / "testbed.toml"
 ARMS = ["vanilla", "sop", "aop", "eva", "pool"]
 
 
-def run_experiment(run_dir: Path, name: str, seeds: list[int], iterations: int) -> dict[str, float]:
+def run_experiment(run_dir: Path, name: str, seeds: list[int], iterations: int, overrides: list[str]) -> dict[str, float]:
     cmd = [sys.executable, "-m", "aopcore.cli", "run", str(CONFIG), "--set", f"experiment.seeds={json.dumps(seeds)}",
            "--set", f"experiment.iterations={iterations}", "--set", f'experiment.name="{name}"',
-           "--set", f'experiment.output_dir="{run_dir}"']
+           "--set", f'experiment.output_dir="{run_dir}"'] + [a for o in overrides for a in ("--set", o)]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "TQDM_DISABLE": "1"}
     t0, before = time.perf_counter(), resource.getrusage(resource.RUSAGE_CHILDREN)
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
@@ -81,29 +84,49 @@ def per_seed_table(root: Path, seeds: list[int], iterations: int) -> dict:
     return table
 
 
-def bootstrap_mean(values: list[float], *, resamples: int = 10000, seed: int = 0) -> dict[str, float]:
-    """Mean with a 95% percentile bootstrap interval over the given (per-seed) values."""
-    rng = random.Random(seed)
-    n = len(values)
-    means = sorted(sum(rng.choice(values) for _ in range(n)) / n for _ in range(resamples))
-    return {"estimate": round(statistics.mean(values), 6), "ci_low": round(means[int(0.025 * resamples)], 6),
-            "ci_high": round(means[int(0.975 * resamples) - 1], 6), "n": n}
+def _question_rewards(path: Path) -> dict[str, float]:
+    return {(r := json.loads(line))["question_id"]: float(r["reward"]) for line in path.read_text().splitlines()}
 
 
-def area_under_curve(table: dict, seeds: list[int], iterations: int) -> dict:
-    """Mean accuracy over iterations 1..N per arm and seed (sample efficiency), and paired differences between arms."""
-    auc = {arm: {str(s): statistics.mean(r["accuracy"] for r in table[arm][str(s)][1:]) for s in seeds} for arm in ARMS}
-    summary = {arm: bootstrap_mean(list(v.values())) for arm, v in auc.items()}
+def area_under_curve(root: Path, seeds: list[int], iterations: int) -> dict:
+    """Mean accuracy over iterations 1..N (sample efficiency) per arm, and paired differences between arms.
+
+    Per seed, each held-out question's reward is averaged over iterations 1..N; the arm's value is the mean of those
+    over seeds, with ``aopcore.aggregate``'s paired two-level bootstrap (seeds, then questions within each seed) and
+    its verdict rule (no conclusion below MIN_SEEDS seeds or when the per-seed values do not vary).
+    """
+    from aopcore.aggregate import RESAMPLES, verdict
+    from aopcore.stats import two_level_bootstrap_mean
+
+    per_q: dict[str, dict[int, dict[str, float]]] = {}  # arm -> seed -> question -> mean reward over iterations
+    for arm in ARMS:
+        per_q[arm] = {}
+        for s in seeds:
+            rewards = [_question_rewards(root / f"seed-{s}" / "arms" / arm / f"iter-{i:02d}" / "evaluation.jsonl")
+                       for i in range(1, iterations + 1)]
+            per_q[arm][s] = {q: statistics.mean(r[q] for r in rewards) for q in rewards[0] if all(q in r for r in rewards)}
+    summary = {arm: two_level_bootstrap_mean([list(per_q[arm][s].values()) for s in seeds], resamples=RESAMPLES,
+                                             seed=zlib.crc32(f"auc/{arm}".encode())).as_dict() for arm in ARMS}
     pairs = []
     for a, b in [("aop", "sop"), ("aop", "vanilla"), ("sop", "vanilla"), ("aop", "eva"), ("aop", "pool"), ("eva", "vanilla"),
                  ("pool", "vanilla")]:
-        diffs = [auc[a][str(s)] - auc[b][str(s)] for s in seeds]
-        pairs.append({"arm_a": a, "arm_b": b, **bootstrap_mean(diffs, seed=len(pairs) + 1),
-                      "per_seed": {str(s): round(d, 6) for s, d in zip(seeds, diffs)}})
-    return {"per_seed": {arm: {s: round(v, 6) for s, v in per.items()} for arm, per in auc.items()}, "summary": summary,
-            "differences": pairs,
-            "method": "mean held-out accuracy over iterations 1..N per seed; 95% percentile bootstrap over seeds (10,000 "
-                      "resamples) of the mean, and of the within-seed difference for pairs"}
+        diffs = {s: [per_q[a][s][q] - per_q[b][s][q] for q in per_q[a][s] if q in per_q[b][s]] for s in seeds}
+        diff = two_level_bootstrap_mean(list(diffs.values()), resamples=RESAMPLES, seed=zlib.crc32(f"auc/{a}-vs-{b}".encode()))
+        per_seed = {str(s): round(statistics.mean(d), 6) for s, d in diffs.items()}
+        vary = len(set(per_seed.values())) > 1
+        pairs.append({"arm_a": a, "arm_b": b, **diff.as_dict(), "questions": sum(len(d) for d in diffs.values()),
+                      "per_seed": per_seed, "verdict": verdict(a, b, diff, seeds=diff.n, seeds_vary=vary)})
+    return {"per_seed": {arm: {str(s): round(statistics.mean(v.values()), 6) for s, v in per.items()} for arm, per in per_q.items()},
+            "summary": summary, "differences": pairs,
+            "method": "each held-out question's reward averaged over iterations 1..N within a seed; mean over questions, "
+                      "then over seeds; 95% percentile interval of aopcore.aggregate's two-level bootstrap "
+                      f"({RESAMPLES} replicates: seeds, then questions within each seed), paired per question for "
+                      "differences; verdicts by aopcore.aggregate.verdict"}
+
+
+def _shown(path: Path) -> str:
+    path = path.resolve()
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
 
 
 def plots(table: dict, agg: dict, seeds: list[int], iterations: int, out_dir: Path) -> list[str]:
@@ -133,7 +156,7 @@ def plots(table: dict, agg: dict, seeds: list[int], iterations: int, out_dir: Pa
     fig.tight_layout()
     fig.savefig(out_dir / "testbed_accuracy.png", dpi=110)
     plt.close(fig)
-    files.append("docs/img/testbed_accuracy.png")
+    files.append(_shown(out_dir / "testbed_accuracy.png"))
 
     categories = sorted(next(iter(next(iter(table.values())).values()))[0]["by_category"])
     fig, axes = plt.subplots(2, 4, figsize=(12, 5.6), sharex=True, sharey=True)
@@ -150,7 +173,7 @@ def plots(table: dict, agg: dict, seeds: list[int], iterations: int, out_dir: Pa
     fig.tight_layout()
     fig.savefig(out_dir / "testbed_categories.png", dpi=110)
     plt.close(fig)
-    files.append("docs/img/testbed_categories.png")
+    files.append(_shown(out_dir / "testbed_categories.png"))
 
     fig, axes = plt.subplots(1, len(ARMS), figsize=(13, 3.4), sharey=True)
     cmap = plt.get_cmap("tab10")
@@ -172,7 +195,7 @@ def plots(table: dict, agg: dict, seeds: list[int], iterations: int, out_dir: Pa
     fig.tight_layout()
     fig.savefig(out_dir / "testbed_allocation.png", dpi=110)
     plt.close(fig)
-    files.append("docs/img/testbed_allocation.png")
+    files.append(_shown(out_dir / "testbed_allocation.png"))
     return files
 
 
@@ -184,27 +207,35 @@ def main() -> None:
     parser.add_argument("--name", default="testbed-compare")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "testbed_compare.json")
     parser.add_argument("--figures", type=Path, default=ROOT / "docs" / "img")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="passed to aopcore run (a reduced run, e.g. experiment.records_per_iteration=16)")
     args = parser.parse_args()
 
     from aopcore.aggregate import aggregate
 
-    timing = run_experiment(args.run_dir.resolve(), args.name, args.seeds, args.iterations)
     root = args.run_dir.resolve() / args.name
+    resumed = (root / "multiseed.json").exists()
+    timing = run_experiment(args.run_dir.resolve(), args.name, args.seeds, args.iterations, args.overrides)
     table = per_seed_table(root, args.seeds, args.iterations)
     agg = aggregate(root)
-    full = args.seeds == [0, 1, 2, 3, 4] and args.iterations == 4
+    full = args.seeds == [0, 1, 2, 3, 4] and args.iterations == 4 and not args.overrides
+    command = (f"OMP_NUM_THREADS=1 nice .venv/bin/python benchmarks/testbed_compare.py --seeds {' '.join(map(str, args.seeds))} "
+               f"--iterations {args.iterations}" + "".join(f" --set {o}" for o in args.overrides))
+    earlier = json.loads(args.out.read_text()) if resumed and args.out.exists() else {}
+    full_run = earlier.get("time_full_run", earlier.get("time")) if earlier.get("command") == command else None
     result = {
         "benchmark": "testbed_compare",
         "complete": full,
         "scope": ("the full comparison of examples/testbed.toml" if full else
-                  f"REDUCED: seeds {args.seeds}, {args.iterations} iterations (the example runs 5 seeds x 4 iterations)"),
-        "command": f"OMP_NUM_THREADS=1 nice .venv/bin/python benchmarks/testbed_compare.py --seeds {' '.join(map(str, args.seeds))} "
-                   f"--iterations {args.iterations}",
+                  f"REDUCED: seeds {args.seeds}, {args.iterations} iterations, overrides {args.overrides} (the example "
+                  "runs 5 seeds x 4 iterations)"),
+        "command": command,
         "config": "examples/testbed.toml", "seeds": args.seeds, "iterations": args.iterations, "arms": ARMS,
         "machine": {"cpus": os.cpu_count(), "load_average_1m_at_end": round(os.getloadavg()[0], 2)},
         "time": timing,
+        "time_full_run": timing if not resumed else full_run,
         "accuracy": table,
-        "area_under_curve": area_under_curve(table, args.seeds, args.iterations),
+        "area_under_curve": area_under_curve(root, args.seeds, args.iterations),
         "heldout": agg["heldout"], "heldout_differences": agg["heldout_differences"], "winrates": agg["winrates"],
         "conclusions": agg["conclusions"], "methods": agg["methods"],
         "figures": plots(table, agg, args.seeds, args.iterations, args.figures),

@@ -17,6 +17,7 @@ from aopcore.stats import (
     quantile,
     t_interval,
     t_quantile,
+    two_level_bootstrap_mean,
 )
 
 # ---- the statistics ------------------------------------------------------------------------------------------------
@@ -97,14 +98,47 @@ def test_two_level_bootstrap_respects_seed_clustering():
     assert again == clustered  # seeded: reruns give the same report
 
 
+def test_two_level_mean_bootstrap_by_hand():
+    # three seeds, one question each (differences 0, 0, 1): a replicate is the mean of 3 seeds drawn with replacement,
+    # k/3 with k ~ Binomial(3, 1/3): P(0) = 8/27, P(1/3) = 12/27, P(2/3) = 6/27, P(1) = 1/27 = 3.7% > 2.5%,
+    # so the percentiles are 0 and 1
+    iv = two_level_bootstrap_mean([[0.0], [0.0], [1.0]], resamples=4000, seed=3)
+    assert iv.estimate == pytest.approx(1 / 3) and (iv.low, iv.high) == (0.0, 1.0) and iv.n == 3
+    # every seed has the same mean 0.5 (a t-interval across seeds would be [0.5, 0.5]), but the questions vary:
+    # a replicate is the mean of 12 fair coin flips, Binomial(12, 1/2) / 12; P(X <= 2) = 79/4096 = 1.9% and
+    # P(X <= 3) = 299/4096 = 7.3%, so the percentiles are 3/12 and 9/12: question noise widens the interval
+    coins = [[1.0, 0.0, 1.0, 0.0]] * 3
+    assert (t_interval([0.5, 0.5, 0.5]).low, t_interval([0.5, 0.5, 0.5]).high) == pytest.approx((0.5, 0.5))
+    iv = two_level_bootstrap_mean(coins, resamples=4000, seed=3)
+    assert iv.estimate == 0.5 and (iv.low, iv.high) == (0.25, 0.75)
+    # the estimate weighs each seed once, whatever its number of questions: (1 + 0) / 2, not 3/4
+    assert two_level_bootstrap_mean([[1.0, 1.0], [0.0]], resamples=10).estimate == 0.5
+    assert not two_level_bootstrap_mean([]).defined
+
+
 # ---- sentences -----------------------------------------------------------------------------------------------------
 
 
 def test_sentence_says_no_detectable_difference_when_the_interval_covers_zero():
-    assert verdict("aop", "sop", Interval(0.02, -0.01, 0.05, 5)) == "no detectable difference"
-    assert verdict("aop", "sop", Interval(0.04, 0.01, 0.07, 5)) == "aop is higher"
-    assert verdict("aop", "sop", Interval(-0.04, -0.07, -0.01, 5)) == "sop is higher"
-    assert "no conclusion" in verdict("aop", "sop", Interval(0.04, float("nan"), float("nan"), 1))
+    assert verdict("aop", "sop", Interval(0.02, -0.01, 0.05, 5), seeds=5) == "no detectable difference"
+    assert verdict("aop", "sop", Interval(0.04, 0.01, 0.07, 5), seeds=5) == "aop is higher"
+    assert verdict("aop", "sop", Interval(-0.04, -0.07, -0.01, 5), seeds=5) == "sop is higher"
+    assert verdict("aop", "sop", Interval(0.04, float("nan"), float("nan"), 1), seeds=1) == \
+        "no conclusion (1 seed; the interval needs >= 3)"
+
+
+def test_sentence_draws_no_conclusion_from_a_degenerate_interval():
+    # the newcomer's case: two seeds with the same difference gave "+0.036 (95% CI +0.036 to +0.036): vanilla is higher"
+    flat = Interval(0.036, 0.036, 0.036, 2)
+    assert verdict("vanilla", "pool", flat, seeds=2) == "no conclusion (2 seeds; the interval needs >= 3)"
+    assert verdict("vanilla", "pool", Interval(0.04, 0.01, 0.07, 2), seeds=2).startswith("no conclusion (2 seeds")
+    # enough seeds, but zero width or identical per-seed values: still no verdict
+    assert verdict("vanilla", "pool", Interval(0.036, 0.036, 0.036, 3), seeds=3) == \
+        "no conclusion (3 seeds; the seeds do not vary)"
+    assert verdict("vanilla", "pool", Interval(0.036, 0.02, 0.05, 3), seeds=3, seeds_vary=False) == \
+        "no conclusion (3 seeds; the seeds do not vary)"
+    text = reward_sentence("vanilla", "pool", 1, 0.5, 0.464, flat)
+    assert text.endswith("(95% CI +0.036 to +0.036): no conclusion (2 seeds; the interval needs >= 3).")
     text = reward_sentence("aop", "sop", 3, 0.61, 0.57, Interval(0.04, 0.01, 0.07, 5))
     assert text == ("aop vs sop, iteration 3 (5 seeds): held-out reward 0.610 vs 0.570, difference +0.040 "
                     "(95% CI +0.010 to +0.070): aop is higher.")
@@ -125,7 +159,7 @@ def _jsonl(path: Path, rows: list[dict]) -> None:
 
 
 def _evaluation(path: Path, rewards: list[float]) -> None:
-    _jsonl(path, [{"id": f"h{n}", "question": "?", "category": "c" + str(n % 2), "answer": "x", "reward": r}
+    _jsonl(path, [{"question_id": f"h{n}", "question": "?", "category": "c" + str(n % 2), "answer": "x", "reward": r}
                   for n, r in enumerate(rewards)])
 
 
@@ -164,7 +198,7 @@ def multiseed_root(tmp_path: Path) -> Path:
 
 
 def test_aggregate_numbers_match_hand_computation(multiseed_root: Path):
-    data = aggregate(multiseed_root, resamples=500)
+    data = aggregate(multiseed_root, resamples=2000)
     assert data["arms"] == ["a", "b", "c"] and data["iterations"] == [0, 1]
     assert data["seeds_found"] == [0, 1, 2] and data["seeds_finished"] == [0]
 
@@ -177,10 +211,20 @@ def test_aggregate_numbers_match_hand_computation(multiseed_root: Path):
     assert a0["estimate"] == pytest.approx(0.1)
 
     diffs = {(d["arm_a"], d["arm_b"]): d for d in data["heldout_differences"]}
-    # a - b per seed: 0.1, 0.0, 0.2 -> mean 0.1, s = 0.1, same half-width 0.248414: covers zero
-    assert (diffs["a", "b"]["estimate"], diffs["a", "b"]["ci_low"], diffs["a", "b"]["ci_high"]) == pytest.approx((0.1, -0.148414, 0.348414), abs=1e-6)
-    # a - c per seed: 0.4, 0.4, 0.4 -> no spread, interval [0.4, 0.4]
-    assert (diffs["a", "c"]["estimate"], diffs["a", "c"]["ci_low"], diffs["a", "c"]["ci_high"]) == pytest.approx((0.4, 0.4, 0.4), abs=1e-9)
+    # a - b per question: seed 0 (0.1, 0.1), seed 1 (0, 0), seed 2 (0.2, 0.2): the questions agree within a seed, so
+    # a replicate is the mean of 3 seeds drawn from {0.1, 0, 0.2}; all three 0 (or all 0.2) has probability
+    # 1/27 = 3.7% > 2.5%, so the interval is [0, 0.2]: it touches zero
+    ab = diffs["a", "b"]
+    assert (ab["estimate"], ab["ci_low"], ab["ci_high"], ab["n"], ab["questions"]) == pytest.approx((0.1, 0.0, 0.2, 3, 6), abs=1e-9)
+    assert ab["per_seed"] == {"0": 0.1, "1": 0.0, "2": 0.2} and ab["verdict"] == "no detectable difference"
+    # b - c per seed: 0.3, 0.4, 0.2 (each question the same) -> [0.2, 0.4], above zero
+    bc = diffs["b", "c"]
+    assert (bc["estimate"], bc["ci_low"], bc["ci_high"]) == pytest.approx((0.3, 0.2, 0.4), abs=1e-9)
+    assert bc["verdict"] == "b is higher"
+    # a - c: 0.4 on every question of every seed -> interval [0.4, 0.4]: a degenerate interval, no verdict
+    ac = diffs["a", "c"]
+    assert (ac["estimate"], ac["ci_low"], ac["ci_high"]) == pytest.approx((0.4, 0.4, 0.4), abs=1e-9)
+    assert ac["verdict"] == "no conclusion (3 seeds; the seeds do not vary)"
 
     # pooled verdicts: A 5, B 3, ties 3, dropped 1 -> n = 11; a wins 5/11, b wins 3/11, difference 2/11
     (w,) = data["winrates"]
@@ -198,7 +242,8 @@ def test_aggregate_numbers_match_hand_computation(multiseed_root: Path):
 
     conclusions = {(c["arm_a"], c["arm_b"]): c for c in data["conclusions"]}
     assert conclusions["a", "b"]["heldout"].endswith("no detectable difference.")
-    assert conclusions["a", "c"]["heldout"].endswith("a is higher.")
+    assert conclusions["a", "c"]["heldout"].endswith("no conclusion (3 seeds; the seeds do not vary).")
+    assert conclusions["b", "c"]["heldout"].endswith("b is higher.")
     assert conclusions["a", "b"]["winrate"].startswith("a vs b, iteration 1: a wins 45.5%, b wins 27.3%, ties 27.3% of 11")
     assert conclusions["a", "c"]["winrate"] is None  # never judged
 

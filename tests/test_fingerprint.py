@@ -138,6 +138,22 @@ def test_cli_rerun_with_changed_option_is_refused_then_allowed(toy_config, tmp_p
     assert "trainer.learning_rate: 0.5 -> 0.9" in (tmp_path / "runs" / "toy" / "fingerprint-changes.jsonl").read_text()
 
 
+def test_a_change_the_config_snapshot_and_the_experiment_both_describe_is_listed_once(tmp_path: Path):
+    from aopcore.fingerprint import differences, experiment_fingerprint
+
+    def fingerprint(records: int) -> dict:
+        exp = make(tmp_path, budget=Budget(iterations=1, records_per_iteration=records, passes=1))
+        snapshot = {"experiment": {"records_per_iteration": records, "iterations": 1}, "data": {"heldout": "h.jsonl"}}
+        return experiment_fingerprint(exp, snapshot)
+
+    old, new = fingerprint(16), fingerprint(8)
+    assert old["config"]["experiment"]["records_per_iteration"] == 16  # both places hold it
+    assert differences(old, new) == ["experiment.records_per_iteration: 16 -> 8"]
+    # a snapshot-only key keeps its config. name
+    new["config"]["data"]["heldout"] = "other.jsonl"
+    assert differences(old, new) == ["config.data.heldout: h.jsonl -> other.jsonl", "experiment.records_per_iteration: 16 -> 8"]
+
+
 def test_trainstats_import_is_the_public_one():
     assert TrainStats(steps=1, episodes=1).tokens_generated == 0
 

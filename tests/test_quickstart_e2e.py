@@ -52,6 +52,10 @@ def test_reduced_quickstart_runs_and_reports(tmp_path: Path):
     ledger = [json.loads(p.read_text()) for p in (run / "stages").glob("*.json")]
     assert sum(r.get("feedback_calls", 0) for r in ledger) > 0
     assert sum(r.get("tokens_generated", 0) for r in ledger if r["kind"] == "train") > 0
+    # AOP and SOP share iteration 1 by design: identical answers are ties, and the ledger shows the judge calls saved
+    same = json.loads((run / "stages" / "judge__aop-vs-sop__iter-01.json").read_text())
+    assert same.get("judge_calls", 0) == 0 and same["judge_calls_saved"] == 2 * 3  # both orders x 3 test prompts
+    assert "judge calls saved" in report
     # rerunning is a no-op: everything is done
     again = run_cli(*args, timeout=600)
     assert again.returncode == 0 and "start" not in again.stderr.replace("started", "")

@@ -88,3 +88,28 @@ pool = "{pool}"
     assert statistics.mean(trained) > statistics.mean(others) + 3 * noise, (trained, gains)
     # no untrained category improves (some lose a little: a tiny model's shared weights interfere, see docs/testbed.md)
     assert all(statistics.mean(per) < 0.1 for per in gains.values()), gains
+
+
+@pytest.mark.slow
+def test_comparison_benchmark_writes_labelled_results_and_figures(tmp_path):
+    """benchmarks/testbed_compare.py in a small form: 2 seeds, 1 iteration, 16 prompts per iteration."""
+    import subprocess
+    import sys
+
+    out, figures = tmp_path / "compare.json", tmp_path / "img"
+    cmd = [sys.executable, str(ROOT / "benchmarks" / "testbed_compare.py"), "--seeds", "0", "1", "--iterations", "1",
+           "--run-dir", str(tmp_path), "--out", str(out), "--figures", str(figures),
+           "--set", "experiment.records_per_iteration=16", "--set", "experiment.passes=1"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads(out.read_text())
+    assert result["complete"] is False and result["scope"].startswith("REDUCED")
+    for arm in ("vanilla", "sop", "aop", "eva", "pool"):
+        for seed in ("0", "1"):
+            rows = result["accuracy"][arm][seed]
+            assert [r["iteration"] for r in rows] == [0, 1] and sum(rows[1]["trained_on"].values()) == 16
+            assert set(rows[1]["by_category"]) == set(CATEGORIES)
+    pair = next(d for d in result["area_under_curve"]["differences"] if (d["arm_a"], d["arm_b"]) == ("aop", "sop"))
+    assert pair["ci_low"] <= pair["estimate"] <= pair["ci_high"] and set(pair["per_seed"]) == {"0", "1"}
+    assert any(d["arm_a"] == "sop" and d["arm_b"] == "aop" or d["arm_a"] == "aop" for d in result["heldout_differences"])
+    assert sorted(p.name for p in figures.iterdir()) == ["testbed_accuracy.png", "testbed_allocation.png", "testbed_categories.png"]

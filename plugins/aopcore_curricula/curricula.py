@@ -26,6 +26,7 @@ from aopcore_curricula.generators import (
     save_json,
 )
 from aopcore_curricula.options import (
+    load_pool,
     EvaOptions,
     PoolOptions,
     ScoreBasedOptions,
@@ -160,7 +161,7 @@ class PoolCurriculum:
 
     def __init__(self, options: PoolOptions) -> None:
         self.options = options
-        self.pool = load_questions(BUILTIN_POOL if options.pool == "builtin" else options.pool)
+        self.pool = load_pool(options.pool)
 
     def prompts(self, ctx: CurriculumContext) -> list[Prompt]:
         o = self.options

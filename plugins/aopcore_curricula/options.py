@@ -6,9 +6,22 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from aopcore.options import PathOption, PreflightContext
+from aopcore.options import DataSpecOption, PreflightContext, split_scheme
 
 BUILTIN_POOL = Path(__file__).parent / "data" / "candidate-pool.jsonl"
+
+
+def load_pool(spec: str) -> list:
+    """The pool curriculum's candidates: ``builtin``, a JSONL file, or any registered data source (``testbed:pool``)."""
+    from aopcore.records import load_questions
+
+    if spec == "builtin":
+        return load_questions(BUILTIN_POOL)
+    if split_scheme(spec)[0] is None:
+        return load_questions(spec)
+    from aopcore.datasources import load_source
+
+    return load_source(spec, Path.cwd())
 
 
 class _Opts(BaseModel):
@@ -75,9 +88,9 @@ class EvaOptions(ScoreBasedOptions):
 
 
 class PoolOptions(_Opts):
-    pool: Annotated[str, PathOption("file", keep=("builtin",))] = Field(
-        "builtin", description="JSONL of candidate prompts (id, text, category), relative to the config file; builtin: 1,080 questions "
-        "over the 18 SHP categories.")
+    pool: Annotated[str, DataSpecOption(keep=("builtin",))] = Field(
+        "builtin", description="Candidate prompts: a JSONL file (id, text, category; relative to the config file) or any data source "
+        "(e.g. testbed:pool); builtin: 1,080 questions over the 18 SHP categories.")
     temperature: float = Field(0.5, gt=0, description="Category weight = exp(-(mean reward - lowest) / temperature).")
     similarity_weight: float = Field(2.0, ge=0, description="How strongly to prefer candidates similar to high-scoring held-out questions.")
     top_fraction: float = Field(0.25, gt=0, le=1, description="Held-out questions counted as high-scoring.")
@@ -85,10 +98,9 @@ class PoolOptions(_Opts):
     def preflight(self, ctx: PreflightContext) -> list[str]:
         """The pool must hold every prompt the arm trains on: iterations x records_per_iteration, in the experiment's categories."""
         from aopcore.errors import InputError
-        from aopcore.records import load_questions
 
         try:
-            pool = load_questions(BUILTIN_POOL if self.pool == "builtin" else self.pool)
+            pool = load_pool(self.pool)
         except InputError as exc:
             return [f"pool: {p}" for p in exc.problems]
         usable = sum(q.category in set(ctx.categories) for q in pool) if ctx.categories else len(pool)

@@ -123,7 +123,7 @@ def write_aggregate_html(root: Path) -> list[str]:
         [arm, r["iteration"], f"{r['episodes']['estimate']:.0f}", f"{r['choosing']['wall_s']:.1f}", f"{r['choosing']['feedback_calls']:.1f}",
          f"{r['choosing']['cost_usd']:.4f}", f"{r['train']['wall_s']:.1f}"] for arm, rows in data["compute"].items() for r in rows]))
     parts.append("<h2>Differences between arms</h2>")
-    if img := difference_plot(data["heldout_differences"], "Held-out reward difference (paired by seed, 95% t)", "difference in mean held-out reward"):
+    if img := difference_plot(data["heldout_differences"], "Held-out reward difference (same questions, two-level bootstrap, 95%)", "difference in mean held-out reward"):
         parts.append(f"<img alt='held-out reward differences' src='{img}'>")
     wins = [{"arm_a": w["arm_a"], "arm_b": w["arm_b"], "iteration": w["iteration"], **w["difference"]} for w in data["winrates"]]
     if img := difference_plot(wins, "Win-rate difference, A wins − B wins (two-level bootstrap, 95%)", "percentage points", 100.0):

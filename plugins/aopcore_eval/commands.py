@@ -41,6 +41,7 @@ def human_eval(args: argparse.Namespace) -> int:
     from aopcore.store import require_run_dir
     from aopcore_eval import human_eval as app
 
+    _refuse_multiseed_root(args.run_dir)
     run_dir = require_run_dir(args.run_dir)
     if args.action == "results":
         return _results(app, run_dir)
@@ -62,6 +63,15 @@ def human_eval(args: argparse.Namespace) -> int:
     print(f"serving human evaluation on http://{args.host}:{server.port}/", flush=True)
     server.serve_forever()
     return 0
+
+
+def _refuse_multiseed_root(path: Path) -> None:
+    """Human evaluation works on one run: a multi-seed root holds one per seed."""
+    from aopcore.aggregate import is_multiseed_root, seed_dirs
+
+    if not (Path(path) / "config.json").exists() and is_multiseed_root(path):
+        seeds = ", ".join(str(s) for s in seed_dirs(path)) or "none finished yet"
+        raise InputError(f"{path}: this is a multi-seed run: use {Path(path) / 'seed-N'} (seeds: {seeds})")
 
 
 def _results(app, run_dir: Path) -> int:

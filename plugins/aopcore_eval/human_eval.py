@@ -46,12 +46,33 @@ def connect(run_dir: Path) -> sqlite3.Connection:
     return db
 
 
+def answered_iterations(run_dir: Path, arm: str) -> list[int]:
+    """Iterations of ``arm`` that have test answers (the ones a human can compare)."""
+    return sorted(int(f.parent.name.split("-")[1]) for f in (Path(run_dir) / "arms" / arm).glob("iter-*/test_answers.jsonl"))
+
+
+def check_pairs(run_dir: Path, pairs: list[tuple[str, str]], iterations: list[int]) -> None:
+    """One clear line for an arm the run does not have or an iteration without test answers for both arms."""
+    arms = sorted(p.name for p in (Path(run_dir) / "arms").glob("*") if p.is_dir())
+    for a, b in pairs:
+        for arm in (a, b):
+            if arm not in arms:
+                raise InputError(f"{run_dir}: unknown arm {arm!r} in --pair {a}:{b} (arms: {', '.join(arms) or 'none'})")
+        both = sorted(set(answered_iterations(run_dir, a)) & set(answered_iterations(run_dir, b)))
+        for i in iterations:
+            if i not in both:
+                have = ", ".join(map(str, both)) or "none yet (is the run finished?)"
+                raise InputError(f"{run_dir}: iteration {i} has no test answers for both {a} and {b} "
+                                 f"(iterations with answers: {have}); pick one with --iteration")
+
+
 def prepare(run_dir: Path, pairs: list[tuple[str, str]], iterations: list[int], sample: int, raters: list[str], seed: int = 0) -> dict[str, str]:
     """Create the blinded items (once) and a token per new rater; returns {rater: token} for the new raters."""
     run_dir = Path(run_dir)
     db = connect(run_dir)
     rng = random.Random(seed)
     if not db.execute("SELECT COUNT(*) FROM items").fetchone()[0]:
+        check_pairs(run_dir, pairs, iterations)
         rows = []
         for a, b in pairs:
             for i in iterations:

@@ -19,6 +19,7 @@ from typing import Any
 from aopcore import InputError, Question
 from aopcore.data import FieldMap, RowMapper, default_prefix, jsonl_rows
 from aopcore.options import resolve_path
+from aopcore_hf.models import hub_offline, hub_unreachable
 
 DATA_DIR = Path(__file__).parent / "data"
 DOLLY_FIELDS = ("instruction", "context", "response")
@@ -108,13 +109,22 @@ def _load_hub(spec: str):
     except ImportError:
         raise InputError("hub data sets need the datasets package: pip install 'aopcore[hf]'") from None
     hub_id, subset, split = parse_hub_spec(spec)
-    kwargs: dict[str, Any] = {"split": split, "streaming": Path(hub_id).is_dir()}
+    local = Path(hub_id).is_dir()
+    kwargs: dict[str, Any] = {"split": split, "streaming": local}
     if subset:
         kwargs["data_dir" if hub_id == "Anthropic/hh-rlhf" else "name"] = subset
+    offline = os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on")
+    if not local and not offline and (reason := hub_unreachable()):
+        # datasets would retry the hub for over a minute; the local cache is the only place left to look
+        try:
+            with hub_offline():
+                return load_dataset(hub_id, **kwargs)
+        except Exception:
+            raise InputError(f"hub data set {spec!r} is not in the local cache and the hub cannot be reached ({reason}); "
+                             f"{OFFLINE_HINT}") from None
     try:
         return load_dataset(hub_id, **kwargs)
     except Exception as exc:  # not cached offline, no such data set, no such config or split
-        offline = os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on")
         if offline:
             raise InputError(f"hub data set {spec!r} is not in the local cache and HF_HUB_OFFLINE is set: point HF_HOME "
                              "(or HF_DATASETS_CACHE) at a cache that holds it, or download the files and give their local path") from None

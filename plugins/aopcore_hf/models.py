@@ -5,10 +5,12 @@ Hugging Face folder under the cache, so every later load is a normal fast one.
 """
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
@@ -114,11 +116,65 @@ def _offline() -> bool:
     return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
 
 
-def hub_problem(repo_id: str, *, timeout: float = 10.0) -> str | None:
+HUB_PROBE_TIMEOUT_S = 3.0
+_probed: dict[str, tuple[float, str | None]] = {}  # endpoint -> (when, why unreachable); a config names several hub ids
+
+
+def hub_unreachable(timeout: float = HUB_PROBE_TIMEOUT_S) -> str | None:
+    """Why the hub cannot be reached, or None when it answers: one request, ``timeout`` seconds, no retries.
+
+    huggingface_hub and datasets retry a refused or hanging connection with backoff (over a minute per
+    data set), so preflight asks this first. Any HTTP answer counts as reachable; the result is reused
+    for a minute.
+    """
+    import time
+    import urllib.error
+    import urllib.request
+
+    from huggingface_hub import constants
+
+    endpoint = constants.ENDPOINT.rstrip("/")
+    when, reason = _probed.get(endpoint, (0.0, None))
+    if time.monotonic() - when < 60:
+        return reason
+    try:
+        urllib.request.urlopen(urllib.request.Request(endpoint + "/api/models?limit=1", method="HEAD"), timeout=timeout).close()
+        reason = None
+    except urllib.error.HTTPError:
+        reason = None  # an answer, if not a welcome one
+    except Exception as exc:  # refused, DNS, proxy, or no answer within the timeout
+        inner = getattr(exc, "reason", exc)
+        reason = f"{endpoint}: {inner}" if str(inner) else f"{endpoint}: {type(inner).__name__}"
+    _probed[endpoint] = (time.monotonic(), reason)
+    return reason
+
+
+@contextlib.contextmanager
+def hub_offline() -> Iterator[None]:
+    """Offline mode for the duration (as HF_HUB_OFFLINE=1 at start-up would): reads the local cache, never the network."""
+    from huggingface_hub import constants
+
+    try:
+        from datasets import config as ds_config
+    except ImportError:
+        ds_config = None
+    saved = constants.HF_HUB_OFFLINE, getattr(ds_config, "HF_HUB_OFFLINE", None), getattr(ds_config, "HF_DATASETS_OFFLINE", None)
+    constants.HF_HUB_OFFLINE = True
+    if ds_config is not None:
+        ds_config.HF_HUB_OFFLINE = ds_config.HF_DATASETS_OFFLINE = True
+    try:
+        yield
+    finally:
+        constants.HF_HUB_OFFLINE = saved[0]
+        if ds_config is not None:
+            ds_config.HF_HUB_OFFLINE, ds_config.HF_DATASETS_OFFLINE = saved[1], saved[2]
+
+
+def hub_problem(repo_id: str, *, timeout: float = HUB_PROBE_TIMEOUT_S) -> str | None:
     """Can ``repo_id`` be loaded: in the local Hugging Face cache, or on a reachable hub? Loads no weights.
 
     The cache is checked first (no network); with ``HF_HUB_OFFLINE`` set, a model not in it is a
-    problem; otherwise one metadata request (short timeout) asks the hub whether it exists.
+    problem; otherwise one metadata request (short timeout, no retries) asks the hub whether it exists.
     """
     try:
         from huggingface_hub import try_to_load_from_cache
@@ -134,6 +190,8 @@ def hub_problem(repo_id: str, *, timeout: float = 10.0) -> str | None:
     todo = "cache it once where the hub is reachable (hf download {id}), point HF_HOME at a cache that holds it, or give a local folder"
     if _offline():
         return f"{repo_id!r} is not in the Hugging Face cache and HF_HUB_OFFLINE is set: " + todo.format(id=hub_id)
+    if reason := hub_unreachable():
+        return f"{repo_id!r} is not in the Hugging Face cache and the hub cannot be reached ({reason}): " + todo.format(id=hub_id)
     try:
         from huggingface_hub import HfApi
         from huggingface_hub.errors import GatedRepoError, RepositoryNotFoundError

@@ -22,11 +22,30 @@ def dolly_prompt(row: dict[str, str]) -> str:
     return row["instruction"] + (f"\n\n{row['context']}" if row.get("context") else "")
 
 
+def sft_config(options: SFTOptions, work: Path, *, choice: DeviceChoice, seed: int):
+    """TRL's SFTConfig for one SFT run: evaluate and save every epoch, keep the best by validation loss.
+
+    Activation checkpointing (TRL's default for SFT) is set by its current name: TRL still sets the deprecated
+    ``gradient_checkpointing`` otherwise, and transformers warns about it on every run.
+    """
+    from trl import SFTConfig
+
+    cpu = not choice.device.startswith("cuda")
+    return SFTConfig(
+        output_dir=str(work), num_train_epochs=options.max_epochs, learning_rate=options.learning_rate,
+        per_device_train_batch_size=options.batch_size, per_device_eval_batch_size=options.batch_size,
+        max_length=options.max_length, eval_strategy="epoch", save_strategy="epoch", load_best_model_at_end=True,
+        metric_for_best_model="eval_loss", greater_is_better=False, save_total_limit=options.patience + 1,
+        logging_strategy="epoch", report_to="none", seed=seed, use_cpu=cpu,
+        bf16=not cpu and "bfloat16" in str(choice.dtype), completion_only_loss=True, activation_checkpointing=True,
+    )
+
+
 def run_sft(model_spec: str, options: SFTOptions, out: Path, *, choice: DeviceChoice, seed: int, system: str | None = None,
             base_dir: Path | None = None) -> dict[str, float]:
     from datasets import Dataset
     from transformers import EarlyStoppingCallback
-    from trl import SFTConfig, SFTTrainer
+    from trl import SFTTrainer
 
     rows = load_dolly(options.dataset, base_dir, limit=options.limit)
     rng = random.Random(seed)
@@ -42,15 +61,7 @@ def run_sft(model_spec: str, options: SFTOptions, out: Path, *, choice: DeviceCh
     train = Dataset.from_list([to_example(r) for r in rows[n_val:]])
     val = Dataset.from_list([to_example(r) for r in rows[:n_val]])
     work = out / "sft-checkpoints"
-    cpu = not choice.device.startswith("cuda")
-    config = SFTConfig(
-        output_dir=str(work), num_train_epochs=options.max_epochs, learning_rate=options.learning_rate,
-        per_device_train_batch_size=options.batch_size, per_device_eval_batch_size=options.batch_size,
-        max_length=options.max_length, eval_strategy="epoch", save_strategy="epoch", load_best_model_at_end=True,
-        metric_for_best_model="eval_loss", greater_is_better=False, save_total_limit=options.patience + 1,
-        logging_strategy="epoch", report_to="none", seed=seed, use_cpu=cpu,
-        bf16=not cpu and "bfloat16" in str(choice.dtype), completion_only_loss=True,
-    )
+    config = sft_config(options, work, choice=choice, seed=seed)
     trainer = SFTTrainer(model=model, args=config, train_dataset=train, eval_dataset=val, processing_class=tokenizer,
                          callbacks=[EarlyStoppingCallback(early_stopping_patience=options.patience)])
     from transformers.trainer_callback import PrinterCallback, ProgressCallback

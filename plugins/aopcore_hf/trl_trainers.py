@@ -107,7 +107,10 @@ class _TRLPolicyTrainer(HFPolicyBase):
             max_completion_length=g.max_new_tokens, temperature=g.temperature, top_p=g.top_p, top_k=g.top_k,
             beta=o.beta, learning_rate=o.learning_rate, num_train_epochs=passes, seed=seed, logging_steps=1,
             save_strategy="no", report_to=list(o.report_to) or "none", use_cpu=cpu, bf16=not cpu and "bfloat16" in str(self.choice.dtype),
-            disable_tqdm=False, **o.extra,
+            disable_tqdm=False,
+            # TRL's default (checkpointing on) by its current name: the deprecated one warns on every run
+            **({} if {"gradient_checkpointing", "activation_checkpointing"} & set(o.extra) else {"activation_checkpointing": True}),
+            **o.extra,
         )
 
 

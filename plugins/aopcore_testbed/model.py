@@ -53,15 +53,20 @@ def build(folder: Path, *, n_embd: int = 64, n_layer: int = 2, n_head: int = 4, 
                         bos_token_id=tok.eos_token_id, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id,
                         resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0)
     model = GPT2LMHeadModel(config)
+    _save(model, tok, folder)
+    return folder
+
+
+def _save(model, tok, folder: Path) -> None:
+    """Write model and tokenizer beside ``folder`` and publish them there in one step (concurrent builders are safe)."""
     folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".build-", dir=folder.parent))
+    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=folder.parent))
     try:
         model.save_pretrained(tmp)
         tok.save_pretrained(tmp)
         _publish(tmp, folder)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    return folder
 
 
 def _publish(tmp: Path, folder: Path) -> None:
@@ -124,14 +129,7 @@ def pretrain(src: Path, out: Path, rows: list[dict[str, str]], *, epochs: int = 
             opt.zero_grad()
             total += float(loss.detach()) * len(chunk)
         losses.append(total / len(examples))
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".pretrain-", dir=out.parent))
-    try:
-        model.save_pretrained(tmp)
-        tok.save_pretrained(tmp)
-        _publish(tmp, out)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    _save(model, tok, out)
     return {"epochs": epochs, "loss_per_epoch": losses}
 
 

@@ -1,6 +1,7 @@
 """The testbed's data, generated deterministically: held-out, test, candidate pool and the SFT data.
 
-Held-out and test questions never overlap; the pool excludes both. The SFT data gives the policy uneven,
+Held-out and test questions never overlap; the pool excludes both. Held-out and test interleave the categories
+(round robin), so ``heldout_size`` / ``test_size = N`` (the first N in order) still covers every category. The SFT data gives the policy uneven,
 partial skill: each category has its own number of examples and its own share of correct answers (the rest
 show the category's plausible wrong answer, see ``Skill.distractor``), lower on the category's 'hard' half.
 That is what makes the categories differ in initial accuracy and leaves RL something to fix.
@@ -38,6 +39,7 @@ SFT_PLAN = {
 }
 SPREAD = 0.3
 SIZES = {"heldout": 40, "test": 40, "pool": 80}
+INTERLEAVED = ("heldout", "test")  # sets a config may cut short with a size: every prefix spans the categories
 
 
 def _draw(category: str, n: int, rng: random.Random, exclude: set[str]) -> list[str]:
@@ -62,7 +64,18 @@ def build_sets() -> dict[str, list[Question]]:
             rng = random.Random(f"testbed/{name}/{category}")
             texts = _draw(category, SIZES[name], rng, used)
             out[name] += [Question(f"{name}-{category}-{i:03d}", t, category) for i, t in enumerate(texts)]
+    for name in INTERLEAVED:
+        out[name] = round_robin(out[name])
     return out
+
+
+def round_robin(questions: list[Question]) -> list[Question]:
+    """One question of each category in turn (categories in first-seen order), keeping each category's order."""
+    by_category: dict[str | None, list[Question]] = {}
+    for q in questions:
+        by_category.setdefault(q.category, []).append(q)
+    queues = list(by_category.values())
+    return [queue[i] for i in range(max(map(len, queues), default=0)) for queue in queues if i < len(queue)]
 
 
 def sft_rows(seed: int = 0) -> list[dict[str, str]]:
