@@ -100,17 +100,9 @@ def markdown(data: dict[str, Any]) -> str:
 
 def aggregate_writers(extra_modules: Iterable[str] = ()) -> list[tuple[str, Callable[[Path], list[str]]]]:
     """Every (name, write) registered through ``register_aggregate_writers``; a failing hook is logged and skipped."""
-    from aopcore.registry import _plugin_manager
+    from aopcore.registry import registered_writers
 
-    problems: list = []
-    pm, _ = _plugin_manager(list(extra_modules), True, problems)
-    writers: list[tuple[str, Callable[[Path], list[str]]]] = []
-    for impl in pm.hook.register_aggregate_writers.get_hookimpls():
-        try:
-            impl.function(register=lambda name, write: writers.append((name, write)))
-        except Exception as exc:  # noqa: BLE001 - a broken plugin must not cost the JSON and Markdown
-            log.warning("plugin %s: register_aggregate_writers failed: %s: %s", impl.plugin_name, type(exc).__name__, exc)
-    return writers
+    return registered_writers("register_aggregate_writers", extra_modules)
 
 
 def write_aggregate(root: Path) -> list[str]:

@@ -216,6 +216,28 @@ def add_plugin_commands(subparsers: Any, extra_modules: Iterable[str | types.Mod
     return problems
 
 
+def registered_writers(hook_name: str, extra_modules: Iterable[str] = ()) -> list[tuple[str, Any]]:
+    """Every ``(name, write)`` plugins registered through a writer hook (``register_report_writers``,
+    ``register_aggregate_writers``). A hook that fails is logged and skipped: a broken plugin must not cost the
+    formats the core writes itself. A config's local plugin may not be importable where a report is rebuilt,
+    so its load failure is logged at debug level only."""
+    import logging
+
+    log = logging.getLogger("aopcore")
+    problems: list[PluginProblem] = []
+    pm, _ = _plugin_manager(list(extra_modules), True, problems)
+    writers: list[tuple[str, Any]] = []
+    for impl in getattr(pm.hook, hook_name).get_hookimpls():
+        try:
+            impl.function(register=lambda name, write: writers.append((name, write)))
+        except Exception as exc:  # noqa: BLE001
+            log.warning("plugin %s: %s failed: %s: %s", impl.plugin_name, hook_name, type(exc).__name__, exc)
+    for p in problems:
+        log.log(logging.DEBUG if p.distribution == "(config)" else logging.WARNING, "plugin %s (%s) failed to load: %s",
+                p.plugin, p.distribution, p.error)
+    return writers
+
+
 def ensure_path(path: str) -> None:
     """Make a config's plugin search path importable (for local, unpackaged plugins)."""
     if path not in sys.path:

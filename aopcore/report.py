@@ -198,20 +198,9 @@ def write_markdown_report(run_dir: Path) -> list[str]:
 
 def report_writers(extra_modules: Iterable[str] = ()) -> list[tuple[str, Callable[[Path], list[str]]]]:
     """Every (name, write) a plugin registered through ``register_report_writers``; a failing hook is logged and skipped."""
-    from aopcore.registry import _plugin_manager
+    from aopcore.registry import registered_writers
 
-    problems: list = []
-    pm, _ = _plugin_manager(list(extra_modules), True, problems)
-    writers: list[tuple[str, Callable[[Path], list[str]]]] = []
-    for impl in pm.hook.register_report_writers.get_hookimpls():
-        try:
-            impl.function(register=lambda name, write: writers.append((name, write)))
-        except Exception as exc:  # noqa: BLE001 - a broken plugin must not cost the Markdown report
-            log.warning("plugin %s: register_report_writers failed: %s: %s", impl.plugin_name, type(exc).__name__, exc)
-    for p in problems:  # a config's local plugin may not be importable where the report is rebuilt: not worth a warning
-        log.log(logging.DEBUG if p.distribution == "(config)" else logging.WARNING, "plugin %s (%s) failed to load: %s",
-                p.plugin, p.distribution, p.error)
-    return writers
+    return registered_writers("register_report_writers", extra_modules)
 
 
 def write_reports(run_dir: Path) -> list[str]:
