@@ -194,6 +194,15 @@ def winrate_sentence(a: str, b: str, iteration: int, rates: dict[str, Interval],
 
 
 # ---- across seeds ------------------------------------------------------------------------------------------------
+def agreement_sentence(agree: dict[str, Any] | None) -> str:
+    """How often the LLM judge agrees with the human majority, as every aggregate format states it."""
+    if not agree:
+        return "No human-evaluation tally (`aopcore human-eval results SEED_DIR`) in any seed."
+    kappa = "n/a" if agree["cohen_kappa"] is None else f"{agree['cohen_kappa']:.3f}"
+    return (f"The LLM judge agrees with the human majority on {100 * agree['agreement']:.1f}% of {agree['items']} items "
+            f"(Cohen's kappa {kappa}; labels A, B, tie; pooled over seeds).")
+
+
 def _rate(k: int) -> Any:
     return lambda t: t[k] / sum(t) if sum(t) else float("nan")
 

@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from aopcore.aggregate import aggregate
+from aopcore.aggregate import aggregate, agreement_sentence
 from aopcore.store import atomic_write_json, atomic_write_text
 
 log = logging.getLogger("aopcore")
@@ -85,14 +85,7 @@ def markdown(data: dict[str, Any]) -> str:
             parts.append(f"| {arm} | {r['iteration']} | {_ci(rewards.get(r['iteration'], {}))} | {r['episodes']['estimate']:.0f} | "
                          f"{ch['wall_s']:.1f} | {ch['feedback_calls']:.1f} | {ch['tokens_generated']:.0f} | {ch['cost_usd']:.4f} | "
                          f"{tr['wall_s']:.1f} |")
-    agree = data.get("judge_agreement")
-    parts += ["", "## LLM judge vs human majority", ""]
-    if agree:
-        kappa = "n/a" if agree["cohen_kappa"] is None else f"{agree['cohen_kappa']:.3f}"
-        parts.append(f"The LLM judge agrees with the human majority on {100 * agree['agreement']:.1f}% of {agree['items']} items "
-                     f"(Cohen's kappa {kappa}; labels A, B, tie; pooled over seeds).")
-    else:
-        parts.append("No human-evaluation tally (`aopcore human-eval results SEED_DIR`) in any seed.")
+    parts += ["", "## LLM judge vs human majority", "", agreement_sentence(data.get("judge_agreement"))]
     parts += ["", "## Per seed", ""]
     parts += [f"- seed {s}: [`seed-{s}/report.md`](../seed-{s}/report.md)" for s in found]
     return "\n".join(parts) + "\n"

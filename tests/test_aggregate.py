@@ -271,6 +271,7 @@ def test_aggregate_files_are_written(multiseed_root: Path):
     assert "aggregate/aggregate.html" in files
     page = (multiseed_root / "aggregate" / "aggregate.html").read_text()
     assert page.count("<img") >= 4 and "no detectable difference" in page
+    assert "agrees with the human majority on 75.0% of 4 items (Cohen&#x27;s kappa 0.636" in page  # the same sentence
 
 
 def test_human_eval_results_report_judge_agreement(tmp_path: Path):

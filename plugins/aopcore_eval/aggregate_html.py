@@ -11,6 +11,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from aopcore.aggregate import agreement_sentence
 from aopcore.store import atomic_write_text
 
 from aopcore_eval.html_report import CSS, _png, _table
@@ -132,14 +133,8 @@ def write_aggregate_html(root: Path) -> list[str]:
         parts.append(_table(["pair", "iteration", "seeds", "A wins %", "B wins %", "ties %", "A − B points", "n", "dropped"], [
             [f"{w['arm_a']} vs {w['arm_b']}", w["iteration"], w["n_seeds"], *(_cell(w[k], 100, 1) for k in ("a_win_rate", "b_win_rate", "tie_rate", "difference")),
              w["difference"]["n"], w["dropped"]] for w in data["winrates"]]))
-    agree = data.get("judge_agreement")
     parts.append("<h2>LLM judge vs human majority</h2>")
-    if agree:
-        kappa = "n/a" if agree["cohen_kappa"] is None else f"{agree['cohen_kappa']:.3f}"
-        parts.append(f"<p id='judge-agreement'>The LLM judge agrees with the human majority on {100 * agree['agreement']:.1f}% of "
-                     f"{agree['items']} items (Cohen's kappa {kappa}).</p>")
-    else:
-        parts.append("<p>No human-evaluation tally in any seed.</p>")
+    parts.append(f"<p id='judge-agreement'>{html.escape(agreement_sentence(data.get('judge_agreement')))}</p>")
     parts.append("<h2>Per seed</h2><ul>" + "".join(
         f"<li><a href='../seed-{s}/report.html'>seed {s}</a></li>" for s in data["seeds_found"]) + "</ul></body></html>")
     atomic_write_text(root / "aggregate" / "aggregate.html", "\n".join(parts))
