@@ -165,6 +165,9 @@ class CurriculumContext:
         extras: free-form objects passed by whoever builds the context: the experiment leaves it
             empty; a program that embeds the loop (or a test) may put its own objects here for
             its own curriculum. Not stored, so nothing in it survives a resume.
+        steps: this arm's per-step rollout batches of earlier iterations, oldest first
+            (:class:`aopcore.steps.StepBatch`; empty unless the curriculum takes part in the
+            per-step channel, see :mod:`aopcore.steps`): per-prompt pass rates carried across iterations.
     """
 
     arm: str
@@ -182,6 +185,7 @@ class CurriculumContext:
     generate: Callable[..., list[str]] | None = None  # generate(texts, sample=False, seed=0) with the current policy
     base_seed: int = 0  # the experiment's seed: lets arms that should agree (AOP and SOP at iteration 1) draw alike
     extras: dict[str, Any] = field(default_factory=dict)
+    steps: list[Any] = field(default_factory=list)  # aopcore.steps.StepBatch of earlier iterations
 
 
 @runtime_checkable
@@ -201,5 +205,11 @@ class PromptCurriculum(Protocol):
                 config or the data (a pool too small for ``records_per_iteration``): exit status 2.
             RuntimeFailure: something failed while running (a feedback LLM that keeps failing,
                 state missing from ``workdir``): exit status 1.
+
+        Per step (optional): a curriculum that also has ``selector(ctx, planned) -> StepSelector``
+        chooses every training step's prompts from the rollouts of earlier steps (``planned``, the
+        list returned here, is its default plan or candidate set); one with only
+        ``observe_step(batch)`` watches every step's rewarded rollouts and keeps its plan. See
+        :mod:`aopcore.steps`.
         """
         ...
