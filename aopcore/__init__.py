@@ -24,6 +24,7 @@ from aopcore.protocols import (
     PromptCurriculum,
     RewardModel,
 )
+from aopcore.session import CurriculumSession
 from aopcore.records import (
     EvalRecord,
     JudgeItem,
@@ -37,7 +38,7 @@ from aopcore.records import (
 __version__ = "0.1.0"
 
 __all__ = [
-    "AopcoreError", "Budget", "CurriculumContext", "Embedder", "EvalRecord", "Experiment", "ExperimentResult",
+    "AopcoreError", "Budget", "CurriculumContext", "CurriculumSession", "Embedder", "EvalRecord", "Experiment", "ExperimentResult",
     "FeedbackLLM", "InputError", "Judge", "JudgeItem", "JudgingPlan", "MultiSeedResult", "PolicyTrainer", "Prompt", "PromptCurriculum",
     "Provenance", "Question", "RewardModel", "RuntimeFailure", "TrainStats", "Verdict", "hookimpl", "record_usage", "run_seeds",
     "stage_seed", "enable_console_progress", "RewardFunction", "FeedbackFunction", "JudgeFunction",

@@ -15,8 +15,11 @@ Everything lands in ``aggregate.json`` (see :func:`aggregate`):
 - ``winrates``: per pair and iteration, pooled counts (``wins_a``, ``wins_b``, ``ties``, ``dropped``), the intervals
   ``a_win_rate``, ``b_win_rate``, ``tie_rate`` and ``difference`` (a wins minus b wins, as a fraction), ``per_seed``,
   ``verdict``;
-- ``compute[arm]``: per iteration, cumulative ``episodes`` and ``choosing`` / ``train`` ledger sums;
-- ``conclusions``: per pair, the ``heldout`` and ``winrate`` sentences; ``judge_agreement``; ``methods``.
+- ``compute[arm]``: per iteration, cumulative ``episodes`` and ``choosing`` / ``train`` ledger sums (``COMPUTE_KEYS``:
+  wall time, tokens, feedback calls, policy samples, reward calls, embedder calls, ...);
+- ``conclusions``: per pair, the ``heldout``, ``winrate`` and ``equal_compute`` sentences; ``judge_agreement``; ``methods``;
+- ``equal_compute``: held-out reward against total compute (training plus choosing, in tokens) per arm, and every pair
+  compared at the largest compute both reach (:mod:`aopcore.aggregate_compute`).
 
 Intervals are ``null`` where there is too little data (one seed for a t-interval).
 """
@@ -40,6 +43,10 @@ SEED_DIR = re.compile(r"^seed-(\d+)$")
 ITERATION = re.compile(r"/iter-(\d+)/")
 RESAMPLES = 2000
 MIN_SEEDS = 3  # fewer seeds give a seed-level interval too unstable to call a difference on
+# the ledger keys the compute table sums: the report's, plus what a curriculum spends through its context (booked by
+# the experiment, aopcore.ledger.counted_context): policy samples, reward calls, embedder calls
+COMPUTE_KEYS = (*LEDGER_KEYS, "policy_samples", "reward_calls", "embedder_calls",
+                "dropped_rollouts", "dropped_tokens", "predicted_skips")  # per-step filtering (aopcore.steps)
 METHODS = {
     "heldout": "mean held-out reward over the held-out questions, one value per seed; 95% Student-t interval across seeds",
     "heldout_difference": "difference of the two arms' reward on the same held-out question within each seed, averaged "
@@ -50,7 +57,11 @@ METHODS = {
     "verdict": f"a difference is called only with at least {MIN_SEEDS} seeds whose per-seed values differ and an interval "
                "that excludes zero; otherwise 'no conclusion' (with the reason) or 'no detectable difference'",
     "compute": "cumulative per arm up to the iteration, mean across seeds: training episodes (train.json) and the stage "
-               "ledger split into choosing (stages of kind evaluate and prompts) and train",
+               "ledger split into choosing (stages of kind evaluate and prompts) and train; choosing includes every policy "
+               "sample, reward call, embedder call and feedback call a curriculum makes through its context (booked by the "
+               "experiment) and the reward calls of the evaluations it reads",
+    "equal_compute": "arms compared at equal total compute (training plus choosing, in tokens; aopcore.aggregate_compute): "
+                     "each question's reward interpolated in cumulative compute per seed, then as for held-out differences",
     "judge_agreement": "LLM judge verdict vs the human majority on the same items (ties included as a third label); "
                        "agreement and Cohen's kappa, pooled over seeds",
 }
@@ -98,7 +109,7 @@ def _ledger(run: Path, arm: str) -> dict[int, dict[str, dict[str, float]]]:
         if rec.get("arm") != arm or not m:
             continue
         group = ledger_group(rec)  # the report's booking: an evaluation no curriculum reads is not choosing cost
-        for key in LEDGER_KEYS:
+        for key in COMPUTE_KEYS:
             per_iter[int(m.group(1))][group][key] += float(rec.get(key, 0.0) or 0.0)
     out: dict[int, dict[str, dict[str, float]]] = {}
     running: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
@@ -247,7 +258,7 @@ def aggregate(root: Path, *, resamples: int = RESAMPLES) -> dict[str, Any]:
                                    "episodes": _summary([episodes[s][arm].get(i, 0.0) for s in seeds_i])}
             for group in ("choosing", "train"):
                 row[group] = {key: _summary([ledgers[s][arm].get(i, {}).get(group, {}).get(key, 0.0) for s in seeds_i])["estimate"]
-                              for key in LEDGER_KEYS}
+                              for key in COMPUTE_KEYS}
             compute[arm].append(row)
 
     differences, winrates, conclusions = [], [], []
@@ -300,6 +311,13 @@ def aggregate(root: Path, *, resamples: int = RESAMPLES) -> dict[str, Any]:
     if agreement:
         agreement["per_seed"] = {str(s): judge_agreement(rows) for s, rows in labels.items() if rows}
 
+    from aopcore.aggregate_compute import equal_compute
+
+    at_compute = equal_compute(runs, arms, resamples=resamples)
+    for c in conclusions:
+        c["equal_compute"] = next((d["sentence"] for d in at_compute["differences"]
+                                   if (d["arm_a"], d["arm_b"]) == (c["arm_a"], c["arm_b"])), None)
+
     expected = manifest.get("seeds") or list(runs)
     return {
         "run": root.name, "seeds": expected, "seeds_found": list(runs),
@@ -307,7 +325,7 @@ def aggregate(root: Path, *, resamples: int = RESAMPLES) -> dict[str, Any]:
         "arms": arms, "iterations": iterations, "methods": METHODS, "bootstrap_resamples": resamples,
         "heldout": heldout, "heldout_by_category": categories, "compute": compute,
         "heldout_differences": differences, "winrates": winrates, "conclusions": conclusions,
-        "judge_agreement": agreement,
+        "judge_agreement": agreement, "equal_compute": at_compute,
     }
 
 

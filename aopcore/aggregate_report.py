@@ -29,6 +29,18 @@ def _ci(row: dict[str, Any], scale: float = 1.0, digits: int = 3) -> str:
     return f"{scale * est:.{digits}f} [{scale * row['ci_low']:.{digits}f}, {scale * row['ci_high']:.{digits}f}]"
 
 
+def _equal_compute_section(eq: dict[str, Any]) -> list[str]:
+    """Held-out reward against total compute per arm, and the pairs at equal compute (aopcore.aggregate_compute)."""
+    if not eq.get("curves"):
+        return []
+    parts = ["", "## At equal total compute (training plus choosing)", "", f"Unit: {eq['unit']}. {eq['method']}.", "",
+             "| arm | iteration | compute (mean over seeds) | held-out reward (95% t-interval) |", "| --- | ---: | ---: | ---: |"]
+    for arm, rows in eq["curves"].items():
+        parts += [f"| {arm} | {r['iteration']} | {r['compute']['estimate']:,.0f} | {_ci(r['heldout'])} |" for r in rows]
+    parts += [""] + [f"- {d['sentence']}" for d in eq.get("differences", [])]
+    return parts
+
+
 def markdown(data: dict[str, Any]) -> str:
     name = data["run"]
     found, finished = data["seeds_found"], data["seeds_finished"]
@@ -37,7 +49,7 @@ def markdown(data: dict[str, Any]) -> str:
              f"finished: {', '.join(map(str, finished)) or 'none'}.", ""]
     parts += ["## Conclusions", ""]
     for c in data["conclusions"]:
-        parts += [f"- {s}" for s in (c["heldout"], c["winrate"]) if s]
+        parts += [f"- {s}" for s in (c["heldout"], c.get("equal_compute"), c["winrate"]) if s]
     if not data["conclusions"]:
         parts.append("No pair of arms has results yet.")
     parts += ["", "## How the numbers are computed", ""]
@@ -73,18 +85,22 @@ def markdown(data: dict[str, Any]) -> str:
     else:
         parts.append("Not judged yet.")
     parts += ["", "## Compute spent to reach each iteration (cumulative, mean over seeds)", "",
-              "Choosing = the stages that evaluate policies and choose prompts (kinds evaluate and prompts); "
+              "Choosing = the stages that evaluate policies and choose prompts (kinds evaluate and prompts), including "
+              "every policy sample, reward call, embedder call and feedback call a curriculum makes through its context; "
               "train = training. The SFT policy and judging are not counted.", "",
               "| arm | iteration | held-out reward | training episodes | choosing wall s | choosing feedback calls | "
-              "choosing tokens generated | choosing cost USD | train wall s |",
-              "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+              "choosing policy samples | choosing tokens generated | choosing reward calls | choosing embedder calls | "
+              "choosing cost USD | train wall s |",
+              "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for arm, rows in data["compute"].items():
         rewards = {r["iteration"]: r for r in data["heldout"].get(arm, [])}
         for r in rows:
             ch, tr = r["choosing"], r["train"]
             parts.append(f"| {arm} | {r['iteration']} | {_ci(rewards.get(r['iteration'], {}))} | {r['episodes']['estimate']:.0f} | "
-                         f"{ch['wall_s']:.1f} | {ch['feedback_calls']:.1f} | {ch['tokens_generated']:.0f} | {ch['cost_usd']:.4f} | "
-                         f"{tr['wall_s']:.1f} |")
+                         f"{ch['wall_s']:.1f} | {ch['feedback_calls']:.1f} | {ch.get('policy_samples', 0):.0f} | "
+                         f"{ch['tokens_generated']:.0f} | {ch.get('reward_calls', 0):.0f} | {ch.get('embedder_calls', 0):.0f} | "
+                         f"{ch['cost_usd']:.4f} | {tr['wall_s']:.1f} |")
+    parts += _equal_compute_section(data.get("equal_compute") or {})
     parts += ["", "## LLM judge vs human majority", "", agreement_sentence(data.get("judge_agreement"))]
     parts += ["", "## Per seed", ""]
     parts += [f"- seed {s}: [`seed-{s}/report.md`](../seed-{s}/report.md)" for s in found]

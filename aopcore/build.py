@@ -84,7 +84,13 @@ class Plan:
             source=(self.file, tuple(self.overrides)),
         )
         kwargs.update(overrides)
-        return Experiment(**kwargs)
+        return Experiment(**kwargs, rebuild=rebuild)
+
+
+def rebuild(config: str, overrides: list[str], carried: dict[str, Any]) -> Experiment:
+    """The experiment again, from its config and ``--set`` overrides, with ``carried`` fields as the driver's (what an
+    executor's worker runs: ``Experiment.rebuild``, so executors need not know how configs are read)."""
+    return resolve(config, overrides).build(**carried)
 
 
 class LazyComponent:
@@ -122,6 +128,19 @@ class LazyComponent:
     def built(self) -> bool:
         return self.__dict__["_target"] is not None
 
+    def declared(self) -> tuple[type | None, BaseModel]:
+        """The component's class and options, read without building it (the class's module is imported).
+
+        Executors and contract checks look for this method on a component's type (``type(c).declared``), so they
+        need not import this module."""
+        factory = self.__dict__["_impl"].factory
+        cls = factory.load() if hasattr(factory, "load") else factory
+        return (cls if isinstance(cls, type) else None), self.__dict__["_options"]
+
+    def plugin_name(self) -> str:
+        """The registered name of the plugin this stands in for (``ppo``, ``verifier``)."""
+        return self.__dict__["_impl"].name
+
     def __getattr__(self, name: str) -> Any:
         if name.startswith("__"):
             raise AttributeError(name)
@@ -155,10 +174,13 @@ def _section(raw: dict[str, Any], key: str, model: type[BaseModel], *, required:
             return None
 
 
-def resolve(file: Path | str, overrides: list[str] | None = None) -> Plan:
-    """Validate a config completely; raise ConfigProblems listing every problem at once."""
+def resolve(file: Path | str, overrides: list[str] | None = None, *, model: type[ExperimentConfig] | None = None) -> Plan:
+    """Validate a config completely; raise ConfigProblems listing every problem at once.
+
+    ``model``: the core structure to expect (default ExperimentConfig; the curriculum session passes SessionConfig).
+    """
     file = Path(file)
-    config, raw, report = parse_config(file, overrides)
+    config, raw, report = parse_config(file, overrides, model=model)
     exp_raw = raw.get("experiment", {}) if isinstance(raw.get("experiment"), dict) else {}
     for p in exp_raw.get("plugin_paths", []) or []:
         if isinstance(p, str):

@@ -11,6 +11,7 @@ import threading
 from pathlib import Path
 
 from aopcore.errors import AopcoreError, InputError
+from aopcore.records import JSONLDecodeError
 
 
 class Terminated(KeyboardInterrupt):
@@ -22,9 +23,19 @@ def _on_sigterm(signum: int, frame: object) -> None:
     raise Terminated()
 
 
+def _config_file(args: argparse.Namespace) -> None:
+    """``run quickstart`` / ``validate quickstart`` with no such file: the packaged example (aopcore.examples)."""
+    from aopcore.examples import config_argument
+
+    args.config, note = config_argument(args.config)
+    if note:
+        print(note)
+
+
 def _cmd_validate(args: argparse.Namespace) -> int:
     from aopcore.build import resolve
 
+    _config_file(args)
     plan = resolve(args.config, args.set)
     arms = ", ".join(f"{a} ({impl.name})" for a, (impl, _) in plan.arms.items())
     seeds = plan.config.experiment.seeds
@@ -40,6 +51,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from aopcore.experiment import configure_logging
 
     configure_logging(args.verbose)
+    _config_file(args)
     plan = resolve(args.config, args.set)  # preflight before anything expensive
     for line in plan.summary():
         print(f"loaded {line}")
@@ -49,7 +61,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if plan.config.experiment.seeds is not None:
         from aopcore.multiseed import run_plan
 
-        multi = run_plan(plan, executor, allow_changes=args.allow_changed_config)
+        multi = run_plan(plan, executor, allow_changes=args.allow_changed_config, wait=args.wait)
         print(f"run finished: {multi.root} (seeds {', '.join(map(str, multi.results))})")
         page = multi.root / "aggregate" / "aggregate.html"
         print(f"aggregate: {page if page.exists() else multi.root / 'aggregate' / 'aggregate.md'}")
@@ -58,7 +70,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from aopcore.multiseed import check_single_run_root
 
     check_single_run_root(experiment.store.root)
-    result = experiment.run(executor)
+    result = experiment.run(executor, wait=args.wait)
     print(f"run finished: {result.run_dir}")
     report = result.run_dir / "report.html"
     print(f"report: {report if report.exists() else result.run_dir / 'report.md'}")
@@ -95,6 +107,11 @@ def _cmd_report(args: argparse.Namespace) -> int:
     from aopcore.report import write_reports
     from aopcore.store import require_run_dir
 
+    from aopcore.errors import RuntimeFailure
+    from aopcore.integrity import damaged_message, first_damage
+
+    if (damage := first_damage(args.run_dir)) is not None:  # name the damaged file instead of failing on it
+        raise RuntimeFailure(damaged_message(args.run_dir, damage))
     if is_multiseed_root(args.run_dir):  # every seed's report, then the aggregate across seeds
         from aopcore.aggregate_report import write_aggregate
 
@@ -110,6 +127,30 @@ def _cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_verify(args: argparse.Namespace) -> int:
+    """Check every finished stage's outputs against the hashes in its record; changes nothing. Exit 1 when damaged."""
+    from aopcore.integrity import run_roots, verify_run
+    from aopcore.multiseed import MANIFEST
+    from aopcore.store import require_run_dir
+
+    if not (Path(args.run_dir) / MANIFEST).exists():
+        require_run_dir(args.run_dir)
+    damaged = 0
+    for root in run_roots(args.run_dir):
+        result = verify_run(root)
+        for d in result.damage:
+            print(d.line(root))
+        old = f"; {len(result.unverifiable)} stage(s) recorded before output hashes, not checked" if result.unverifiable else ""
+        if result.ok:
+            print(f"{root}: OK, {result.stages} finished stage(s), {result.files} file(s) match their records{old}")
+        else:
+            stages = result.damaged_stages()
+            damaged += len(stages)
+            print(f"{root}: {len(stages)} damaged stage(s): {', '.join(stages)}{old}; `aopcore run` with this run's "
+                  "config recomputes them and the stages that depend on them")
+    return 1 if damaged else 0
+
+
 def _cmd_config_reference(args: argparse.Namespace) -> int:
     from aopcore.docgen import config_reference
     from aopcore.registry import load_registry
@@ -123,17 +164,22 @@ def _cmd_config_reference(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from aopcore import __version__
+
     parser = argparse.ArgumentParser(prog="aopcore", description="RLHF with on-policy prompt curricula.")
+    parser.add_argument("--version", action="version", version=f"aopcore {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("run", help="run (or resume) an experiment")
-    p.add_argument("config", type=Path)
+    p.add_argument("config", type=Path, help="a config file, or the name of a packaged example (aopcore examples): ./NAME.toml, written when missing")
     p.add_argument("-v", "--verbose", action="store_true")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config value, e.g. experiment.iterations=2")
     p.add_argument("--allow-changed-config", action="store_true",
                    help="continue a run directory whose config, data or components changed (recorded in fingerprint-changes.jsonl)")
+    p.add_argument("--wait", action="store_true",
+                   help="if another driver is running this run directory, wait for it to finish (default: refuse at once, exit 2)")
     p.set_defaults(func=_cmd_run)
     p = sub.add_parser("validate", help="check a config without running it")
-    p.add_argument("config", type=Path)
+    p.add_argument("config", type=Path, help="a config file, or the name of a packaged example (aopcore examples): ./NAME.toml, written when missing")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config value")
     p.set_defaults(func=_cmd_validate)
     p = sub.add_parser("plugins", help="list every registered implementation and where it comes from")
@@ -147,8 +193,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("report", help="(re)write the report of a run directory (of every seed and the aggregate, for a multi-seed run)")
     p.add_argument("run_dir", type=Path)
     p.set_defaults(func=_cmd_report)
-    from aopcore import apidoc, scaffold  # for plugin authors: the package scaffold and the API reference
+    p = sub.add_parser("verify", help="check a run directory's finished outputs against the hashes in their stage records (changes nothing)")
+    p.add_argument("run_dir", type=Path)
+    p.set_defaults(func=_cmd_verify)
+    from aopcore import apidoc, envreport, examples, scaffold  # scaffold, API reference: for plugin authors
 
+    examples.add_parser(sub)  # the shipped example configs (a pip user has no checkout)
+    envreport.add_parser(sub)  # `aopcore env`: what a bug report needs
     scaffold.add_parser(sub)
     apidoc.add_parser(sub)
     from aopcore.registry import add_plugin_commands
@@ -174,6 +225,17 @@ def main(argv: list[str] | None = None) -> int:
     except AopcoreError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_status
+    except OSError as exc:
+        from aopcore.oserrors import is_environment_error, os_error_line
+
+        if not is_environment_error(exc):
+            raise
+        print(f"error: {os_error_line(exc)}", file=sys.stderr)  # no space, no permission, read-only, too many files
+        return 1
+    except JSONLDecodeError as exc:  # a damaged file the command read: name it (verify says whether more is damaged)
+        print(f"error: {exc}; the file is damaged: `aopcore verify RUN_DIR` lists damage, `aopcore run` recomputes it",
+              file=sys.stderr)
+        return 1
     except Terminated:
         print("stopped (SIGTERM); rerun the same command to resume", file=sys.stderr)
         return 128 + signal.SIGTERM

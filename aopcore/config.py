@@ -125,6 +125,15 @@ class ExperimentConfig(_Strict):
     embedder: ComponentSpec | None = None
 
 
+class SessionConfig(ExperimentConfig):
+    """A config read by :meth:`aopcore.CurriculumSession.from_config`: the sections of ``aopcore run``, with no
+    trainer or judge needed (the training loop is the user's); present ones are validated and not used."""
+
+    trainer: ComponentSpec | None = None  # type: ignore[assignment]
+    reward: ComponentSpec | None = None  # type: ignore[assignment]
+    judge: ComponentSpec | None = None  # type: ignore[assignment]
+
+
 class ConfigProblems(InputError):
     """All problems of one config, each a ``file:line: path: message`` line."""
 
@@ -265,15 +274,18 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[tuple[str
     return applied
 
 
-def parse_config(file: Path, overrides: list[str] | None = None) -> tuple[ExperimentConfig | None, dict[str, Any], ConfigReport]:
-    """Validate the core structure; plugin options are checked later, against the registry."""
+def parse_config(file: Path, overrides: list[str] | None = None, *, model: type[ExperimentConfig] | None = None,
+                 ) -> tuple[ExperimentConfig | None, dict[str, Any], ConfigReport]:
+    """Validate the core structure (``model``: ExperimentConfig, or a variant such as the curriculum session's);
+    plugin options are checked later, against the registry."""
+    model = model or ExperimentConfig
     raw, text = read_toml(file)
     applied = apply_overrides(raw, overrides or [])
     report = ConfigReport(file, TomlLocator(text), applied)
     try:
-        return ExperimentConfig.model_validate(raw), raw, report
+        return model.model_validate(raw), raw, report
     except ValidationError as exc:
-        report.add_validation_error((), exc, ExperimentConfig)
+        report.add_validation_error((), exc, model)
         # keep going with whatever parts are valid so that plugin problems are reported too
         return None, raw, report
 

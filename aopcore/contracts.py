@@ -105,6 +105,19 @@ def accepts_keyword(fn: Callable[..., Any], name: str) -> bool:
     return any(p.name == name and p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD) or p.kind == p.VAR_KEYWORD for p in params)
 
 
+def takes_keyword(obj: Any, method: str, name: str) -> bool:
+    """Whether ``obj.<method>`` takes keyword ``name``, read from the class behind a lazily built component (its
+    module is imported, nothing is built); True when it cannot be told (another proxy, a factory function)."""
+    from aopcore.executors.resources import declared_class_and_options
+
+    if is_proxy(obj):
+        cls, _ = declared_class_and_options(obj)
+        fn = getattr(cls, method, None) if cls is not None else None
+        return True if fn is None else accepts_keyword(fn, name)
+    fn = getattr(obj, method, None)
+    return fn is not None and accepts_keyword(fn, name)
+
+
 # ---- adapters ---------------------------------------------------------------------------------
 class RewardFunction:
     """A TRL-style reward function as a RewardModel: ``fn(prompts, completions, categories=[...], **kw)``.
@@ -124,12 +137,7 @@ class RewardFunction:
     def score(self, prompts: Sequence[str], responses: Sequence[str]) -> list[float]:
         name = getattr(self.fn, "__name__", type(self.fn).__name__)
         out = self.fn(list(prompts), list(responses), categories=[self.known.get(p) for p in prompts])
-        values = list(out)
-        if len(values) != len(prompts):
-            raise RuntimeError(f"reward function {name} returned {len(values)} scores for {len(prompts)} completions")
-        if any(v is None for v in values):
-            raise RuntimeError(f"reward function {name} returned None for some completions; a single reward must score every one")
-        return [float(v) for v in values]
+        return checked_rewards(self, out, list(prompts), where=f"reward function {name}", method="")
 
     def fingerprint(self) -> Any:
         return {"class": class_name(self), "function": describe(self.fn)}
@@ -246,7 +254,7 @@ def policy_problem(trainer: Any, folder: Path, method: str) -> str | None:
 def count_problem(where: str, obj: Any, method: str, got: Sequence[Any], want: int) -> str | None:
     """A component that returned the wrong number of items (zip would silently drop the rest)."""
     if len(got) != want:
-        return f"{_label(where, obj)}: {method}() returned {len(got)} items for {want} inputs"
+        return f"{component_name(where, obj)}: {method}() returned {len(got)} items for {want} inputs"
     return None
 
 
@@ -256,3 +264,89 @@ def train_stats(trainer: Any, value: Any) -> TrainStats:
         return value
     raise RuntimeFailure(f"{_label('trainer', trainer)}: train() returned {type(value).__name__}, not aopcore.TrainStats "
                     "(return TrainStats(steps=..., episodes=..., tokens_generated=..., metrics=[...]))")
+
+
+# ---- values checked where they enter ------------------------------------------------------------
+class BadComponentOutput(RuntimeFailure, RuntimeError):
+    """A component returned a value the run must not record (NaN, None, a string, a wrong count). Exit status 1.
+
+    Raised at the call, before anything is recorded from it; a training stage that ends with it leaves no
+    mid-stage checkpoint behind for the next attempt to resume from.
+    """
+
+
+def component_name(where: str, obj: Any) -> str:
+    from aopcore.executors.resources import unwrap
+
+    obj = unwrap(obj)
+    name = getattr(type(obj), "plugin_name", None)  # a lazily built plugin: its registered name
+    return f"{where} ({name(obj)})" if callable(name) else _label(where, obj)
+
+
+def _item(prompts: Sequence[str] | None, ids: Sequence[str] | None, k: int) -> str:
+    if ids is not None and k < len(ids):
+        return f"item {ids[k]!r}"
+    if prompts is not None and k < len(prompts):
+        text = str(prompts[k])
+        return f"item {k} (prompt {text[:60] + '...' if len(text) > 60 else text!r})"
+    return f"item {k}"
+
+
+def checked_rewards(reward: Any, values: Any, prompts: Sequence[str], *, ids: Sequence[str] | None = None,
+                    where: str = "reward", method: str = "score") -> list[float]:
+    """The rewards as floats, or a BadComponentOutput naming the component, method and first bad item.
+
+    A reward must be a finite real number for every response: None, NaN, infinities, strings and other
+    non-numbers are refused (a NaN would silently change which prompts AOP chooses, then break training).
+    """
+    call = f"{component_name(where, reward)}: {method}()" if method else component_name(where, reward)
+    try:
+        values = list(values)
+    except TypeError:
+        raise BadComponentOutput(f"{call} returned {type(values).__name__}, not a list of rewards") from None
+    if len(values) != len(prompts):
+        raise BadComponentOutput(f"{call} returned {len(values)} scores for {len(prompts)} completions")
+    out = []
+    for k, v in enumerate(values):
+        problem = None
+        if v is None:
+            problem = "None"
+        elif isinstance(v, (str, bytes, bool)) or not hasattr(v, "__float__"):
+            problem = f"a {type(v).__name__} ({v!r:.40})"
+        else:
+            try:
+                f = float(v)
+            except (TypeError, ValueError):
+                problem = f"a {type(v).__name__} ({v!r:.40})"
+            else:
+                if f != f or f in (float("inf"), float("-inf")):
+                    problem = repr(f)
+                out.append(f)
+        if problem:
+            raise BadComponentOutput(f"{call} returned {problem} for {_item(prompts, ids, k)}; a reward must be a finite number")
+    return out
+
+
+class CheckedReward:
+    """The reward model as trainers and curricula see it: every ``score`` result checked (:func:`checked_rewards`).
+
+    Every other attribute is the reward model's own.
+    """
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+
+    def __getattr__(self, name: str) -> Any:
+        if name == "inner" or name.startswith("__"):
+            raise AttributeError(name)
+        return getattr(self.inner, name)
+
+    def score(self, prompts: Sequence[str], responses: Sequence[str]) -> list[float]:
+        return checked_rewards(self.inner, self.inner.score(prompts, responses), list(prompts))
+
+    def fingerprint(self) -> Any:
+        return describe(self.inner)
+
+
+def checked_reward(reward: Any) -> Any:
+    return reward if reward is None or isinstance(reward, CheckedReward) else CheckedReward(reward)

@@ -199,10 +199,3 @@ def load_builtin(arg: str, base_dir: Path, *, fields: FieldMap | None = None) ->
 @hookimpl
 def register_data_sources(register):
     register("builtin", load_builtin)
-
-
-def load_source(spec: str, base_dir: Path, **kwargs: Any) -> list[Question]:
-    """The questions of ``spec`` through the plugin registry (see :func:`aopcore.datasources.load_source`)."""
-    from aopcore.datasources import load_source as load
-
-    return load(spec, base_dir, **kwargs)

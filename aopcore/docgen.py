@@ -123,23 +123,35 @@ def _impl_block(impl: Implementation, level: str = "###", *, origin: bool = Fals
 
 
 def config_reference(registry: Registry, distributions: list[str] | None = None) -> str:
-    """The whole reference; ``distributions`` limits the plugins shown (the docs page holds ``["aopcore"]``)."""
+    """The whole reference; ``distributions`` limits the plugins shown (the docs page holds ``["aopcore"]``).
+
+    Without ``aopcore`` among ``distributions`` (a plugin author's ``--distribution NAME``) only those
+    distributions' plugins and data sources are printed: the core sections are docs/configuration.md.
+    """
     keep = (lambda impl: impl.distribution in distributions) if distributions else (lambda impl: True)
-    out = ["# Configuration reference", "",
-           "Generated from the option models by `aopcore config-reference`; do not edit by hand.",
-           "A component section names its plugin (`plugin = \"ppo\"`) and sets that plugin's options beside it;",
-           "an arm names its curriculum (`curriculum = \"aop\"`, default: the arm's name). Nested tables",
-           "(e.g. `[trainer.generation]`) appear here with dotted keys. Relative paths are relative to the config file;",
-           "`aopcore validate` checks every bound, path and data source before anything loads.", ""]
-    for title, model in (("[experiment]", ExperimentSection), ("[data]", DataSection), ("[evaluation]", EvaluationSection)):
-        out += [f"## {title}", "", *_table(model)]
-    out += ["## Data sources", "", DATA_SOURCES_TEXT, "", "A data source table (`heldout = {source = ..., text = ...}`):", "",
-            *_table(SourceTable), "| scheme | from | description |", "| --- | --- | --- |"]
-    for impl in sorted(registry.implementations.get("data", {}).values(), key=lambda i: i.name):
-        if keep(impl):
-            note = " (paths without a scheme)" if impl.name == "file" else ""
-            out.append(f"| `{impl.name}:`{note} | {impl.distribution} | {impl.description} |")
-    out.append("")
+    with_core = distributions is None or CORE_DIST in distributions
+    sources = [impl for impl in sorted(registry.implementations.get("data", {}).values(), key=lambda i: i.name) if keep(impl)]
+    source_rows = ["| scheme | from | description |", "| --- | --- | --- |"]
+    for impl in sources:
+        note = " (paths without a scheme)" if impl.name == "file" else ""
+        source_rows.append(f"| `{impl.name}:`{note} | {impl.distribution} | {impl.description} |")
+    if with_core:
+        out = ["# Configuration reference", "",
+               "Generated from the option models by `aopcore config-reference`; do not edit by hand.",
+               "A component section names its plugin (`plugin = \"ppo\"`) and sets that plugin's options beside it;",
+               "an arm names its curriculum (`curriculum = \"aop\"`, default: the arm's name). Nested tables",
+               "(e.g. `[trainer.generation]`) appear here with dotted keys. Relative paths are relative to the config file;",
+               "`aopcore validate` checks every bound, path and data source before anything loads.", ""]
+        for title, model in (("[experiment]", ExperimentSection), ("[data]", DataSection), ("[evaluation]", EvaluationSection)):
+            out += [f"## {title}", "", *_table(model)]
+        out += ["## Data sources", "", DATA_SOURCES_TEXT, "", "A data source table (`heldout = {source = ..., text = ...}`):", "",
+                *_table(SourceTable), *source_rows, ""]
+    else:
+        out = [f"# Configuration reference: {', '.join(distributions or [])}", "",
+               "Generated from the option models by `aopcore config-reference`; the core sections, the data-source",
+               "syntax and the built-in plugins are `aopcore config-reference --distribution aopcore` (docs/configuration.md).", ""]
+        if sources:
+            out += ["## Data sources", "", *source_rows, ""]
     for kind, section in KIND_SECTION.items():
         impls = [i for i in registry.implementations[kind].values() if i.distribution == CORE_DIST and keep(i)]
         if impls:
@@ -148,14 +160,16 @@ def config_reference(registry: Registry, distributions: list[str] | None = None)
                 out += _impl_block(impl)
     others: dict[tuple[str, str], list[Implementation]] = {}
     for impl in registry.all():
-        if impl.distribution != CORE_DIST and keep(impl):
+        if impl.distribution != CORE_DIST and keep(impl) and impl.kind != "data":
             others.setdefault((impl.distribution, impl.version), []).append(impl)
     if others:
-        out += ["## Plugins from other packages", ""]
+        level = "##" if not with_core else "###"
+        if with_core:
+            out += ["## Plugins from other packages", ""]
         for (dist, version), impls in sorted(others.items()):
-            out += [f"### {dist} {version}".rstrip(), ""]
+            out += [f"{level} {dist} {version}".rstrip(), ""]
             for impl in impls:
-                out += _impl_block(impl, "####", origin=True)
+                out += _impl_block(impl, level + "#", origin=True)
     return "\n".join(out).rstrip() + "\n"
 
 

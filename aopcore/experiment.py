@@ -19,11 +19,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from aopcore import contracts, tables
+from aopcore import contracts, integrity, tables
 from aopcore.errors import InputError, RuntimeFailure
-from aopcore.fingerprint import check_run_dir, experiment_fingerprint
+from aopcore.fingerprint import check_run_dir, describe, experiment_fingerprint
 from aopcore.judging import PairVerdict, judge_pair, tally
-from aopcore.ledger import Attempt, StageMeter, book_train_tokens, counted_feedback, counted_judge, record_usage
+from aopcore.ledger import (
+    Attempt,
+    StageMeter,
+    book_train_tokens,
+    counted_context,
+    counted_feedback,
+    counted_judge,
+    record_usage,
+)
 from aopcore.protocols import (
     CurriculumContext,
     Embedder,
@@ -43,6 +51,7 @@ from aopcore.records import (
     write_jsonl,
 )
 from aopcore.stats import WinRate
+from aopcore.steps import is_online, observes_steps, open_stream, read_batches, write_batches
 from aopcore.store import (
     RunStore,
     atomic_directory,
@@ -127,10 +136,12 @@ class Experiment:
     initial_policy: Path | None = None  # an existing policy_0 folder (linked, not trained): seeds sharing one SFT, own SFT models
     allow_changes: bool = False  # continue a run directory whose fingerprint differs (recorded in fingerprint-changes.jsonl)
     source: tuple[Path, tuple[str, ...]] | None = None  # (config file, --set overrides) the components were built from
+    rebuild: Callable[..., Any] | None = None  # rebuild(config, overrides, carried) -> Experiment: how executors' workers build it again
 
     def __post_init__(self) -> None:
         self.store = RunStore(Path(self.output_dir) / self.name)
         self._graph: list[Stage] | None = None
+        self._written: dict[str, list[str]] = {}  # outputs a stage's work names for its record (e.g. the train index)
         self.worker = "local"  # where this process runs stages (an executor sets e.g. "ray:<pid>"); kept in stage records
         if self.categories is None:
             self.categories = sorted({q.category for q in self.heldout})
@@ -176,6 +187,11 @@ class Experiment:
                 problems.append(f"arms.{arm}: curriculum needs a [feedback] LLM and none is configured")
             if "embedder" in needs and self.embedder is None:
                 problems.append(f"arms.{arm}: curriculum needs an [embedder] and none is configured")
+            if is_online(curriculum) and not contracts.takes_keyword(self.trainer, "train", "stream"):
+                problems.append(f"arms.{arm}: curriculum {type(curriculum).__name__} chooses every training step's prompts "
+                                f"(selector), and {contracts.component_name('trainer', self.trainer)} takes no stream "
+                                "(its train() has no `stream` keyword): use a trainer that does (ppo, grpo, rloo) or a curriculum "
+                                "that chooses per iteration")
         if self.judging.pairs:
             for a, b in self.judging.pairs:
                 for arm in (a, b):
@@ -224,8 +240,12 @@ class Experiment:
 
     # ---- stage machinery ----------------------------------------------------------------
     def _stage(self, stage_id: str, kind: str, work: Callable[[], dict[str, Any] | None], *, arm: str | None = None,
-               order: int = 0) -> bool:
-        """Run ``work`` unless the stage is done; returns True if it ran."""
+               order: int = 0, removes: Sequence[str] = ()) -> bool:
+        """Run ``work`` unless the stage is done; returns True if it ran.
+
+        The record, written last, holds the sha256 of every output (:mod:`aopcore.integrity`) and the paths the
+        stage removes right after (``removes``: a pruned checkpoint is not damage).
+        """
         if self.store.is_done(stage_id):
             log.info("skip  %-40s (done)", stage_id)
             return False
@@ -239,8 +259,9 @@ class Experiment:
         except BaseException:
             attempt.stop()  # the next attempt books this one's wall time as lost
             raise
+        outputs = integrity.output_hashes(self.store.root, self._stage_outputs(stage_id, kind, extra))
         record = {"order": order, "arm": arm, "host": socket.gethostname(), "worker": self.worker, **meter.as_record(),
-                  **attempt.as_record(), **extra}
+                  **attempt.as_record(), **extra, "outputs": outputs, **({"removes": list(removes)} if removes else {})}
         self.store.mark_done(stage_id, record)
         attempt.finish()
         log.info("done  %-40s %.1fs", stage_id, meter.wall_s)
@@ -264,13 +285,11 @@ class Experiment:
     def _evaluate(self, policy: Path, out: Path, seed: int) -> dict[str, Any]:
         texts = [q.text for q in self.heldout]
         answers = self.trainer.generate(policy, texts, seed=seed)
-        rewards = self.reward.score(texts, answers)
+        if problem := contracts.count_problem("trainer", self.trainer, "generate", answers, len(texts)):
+            raise contracts.BadComponentOutput(problem)
+        rewards = contracts.checked_rewards(self.reward, self.reward.score(texts, answers), texts, ids=[q.id for q in self.heldout])
         record_usage(reward_calls=len(texts))
-        for problem in (contracts.count_problem("trainer", self.trainer, "generate", answers, len(texts)),
-                        contracts.count_problem("reward", self.reward, "score", rewards, len(texts))):
-            if problem:
-                raise RuntimeFailure(problem)
-        records = [EvalRecord(q.id, q.text, q.category, a, float(r)) for q, a, r in zip(self.heldout, answers, rewards)]
+        records = [EvalRecord(q.id, q.text, q.category, a, r) for q, a, r in zip(self.heldout, answers, rewards)]
         write_jsonl(out, records)
         return {"mean_reward": sum(r.reward for r in records) / len(records)}
 
@@ -346,6 +365,58 @@ class Experiment:
         removed = clean_temporaries(self.store.root)
         if removed:
             log.info("removed %d partial writes left by an interrupted run", removed)
+        self._recompute_damaged()
+
+    def _recompute_damaged(self) -> list[str]:
+        """Check every finished stage's outputs against its record; forget a damaged stage and every stage that
+        depends on it (their records are removed, so they run again), saying which and why. Returns their ids."""
+        graph = self.stages()
+        known = {s.id for s in graph}
+        result = integrity.verify_run(self.store.root, [s.id for s in graph if self.store.is_done(s.id)])
+        if result.ok:
+            return []
+        for damage in result.damage:
+            log.warning("damaged: %s", damage.line(self.store.root))
+        redo = [sid for sid in integrity.dependents(graph, result.damaged_stages()) if self.store.is_done(sid)]
+        later = [sid for sid in redo if sid not in set(result.damaged_stages())]
+        log.warning("recomputing %s%s", ", ".join(result.damaged_stages()),
+                    f" and the {len(later)} finished stage(s) that depend on it: {', '.join(later)}" if later else "")
+        for sid in redo:
+            if sid in known:
+                self.store.stage_file(sid).unlink(missing_ok=True)
+        return redo
+
+    def _rel(self, path: Path) -> str:
+        return Path(path).relative_to(self.store.root).as_posix()
+
+    def _stage_outputs(self, stage_id: str, kind: str, extra: dict[str, Any]) -> list[str]:
+        """What a stage writes, relative to the run directory (hashed into its record)."""
+        try:
+            stage = self.stage(stage_id)
+        except KeyError:
+            return []
+        arm, i = stage.arm, stage.iteration or 0
+        if kind == "sft":
+            return [self._rel(self._policy_dir(None, 0))]
+        if kind == "evaluate":
+            return [self._rel(self._evaluation_path(arm or "", i))]
+        if kind == "prompts" and arm is not None:
+            logs = [f"arms/{arm}/curriculum/iter-{i:02d}.log.json"] + ([f"arms/{arm}/curriculum/pool.log.json"] if i == 1 else [])
+            return [self._rel(self._iter_dir(arm, i) / "prompts.jsonl"), *logs]
+        if kind == "train" and arm is not None:
+            return [self._rel(self._policy_dir(arm, i)), self._rel(self._iter_dir(arm, i) / "train.json"),
+                    *self._written.pop(stage_id, [])]
+        if kind == "answers" and arm is not None:
+            return [self._rel(self._iter_dir(arm, i) / "test_answers.jsonl")]
+        if kind == "judge":
+            return [*self._written.pop(stage_id, [])]
+        if stage_id == "tables":
+            return list(extra.get("files", []))
+        return []  # the report: rewritten from the rest by `aopcore report`, and it holds wall times
+
+    def _verified(self, stage_id: str) -> bool:
+        """A finished stage whose outputs still match its record (what twin reuse may copy from)."""
+        return self.store.is_done(stage_id) and integrity.verify_run(self.store.root, [stage_id]).ok
 
     def run_stage(self, stage_id: str) -> bool:
         """Run one stage unless it is done (its dependencies must be done); returns True if it ran."""
@@ -357,29 +428,39 @@ class Experiment:
         missing = [d for d in stage.deps if not self.store.is_done(d)]
         if missing and not self.store.is_done(stage_id):
             raise RuntimeFailure(f"stage {stage_id} cannot run before {', '.join(missing)}")
-        ran = self._stage(stage.id, stage.kind, stage.work, arm=stage.arm, order=index + 1)
-        if stage.kind == "evaluate" and stage.arm is not None and self.keep_checkpoints == "last" and stage.iteration and stage.iteration > 1:
-            shutil.rmtree(self._policy_dir(stage.arm, stage.iteration - 1), ignore_errors=True)
+        prunes = stage.kind == "evaluate" and stage.arm is not None and self.keep_checkpoints == "last" and bool(stage.iteration) \
+            and (stage.iteration or 0) > 1
+        removes = [self._rel(self._policy_dir(stage.arm, (stage.iteration or 0) - 1))] if prunes else []
+        ran = self._stage(stage.id, stage.kind, stage.work, arm=stage.arm, order=index + 1, removes=removes)
+        if prunes:
+            shutil.rmtree(self._policy_dir(stage.arm, (stage.iteration or 0) - 1), ignore_errors=True)
         return ran
 
     # ---- the loop -------------------------------------------------------------------------
-    def run(self, executor: Any = None) -> ExperimentResult:
+    def run(self, executor: Any = None, *, wait: bool = False) -> ExperimentResult:
         """Run (or resume) every stage; ``executor`` (default: in this process, in ``stages()`` order) decides how:
-        an executor object, or a name ("local", "ray")."""
+        an executor object, or a name ("local", "ray").
+
+        One driver per run directory (:mod:`aopcore.runlock`): while another driver runs it, this raises
+        :class:`~aopcore.runlock.RunDirectoryBusy` naming the holder, or with ``wait=True`` waits for it to end.
+        """
         if isinstance(executor, str):
             from aopcore.executors import named_executor
 
             executor = named_executor(executor)
         if executor is not None and hasattr(executor, "check"):
             executor.check(self)  # before the run directory is touched: e.g. Ray refuses live objects
-        self.prepare()
-        if executor is None:
-            for stage in self.stages():
-                self.run_stage(stage.id)
-        else:
-            executor.run(self)
-        self._remove_empty_work_folders()
-        return ExperimentResult(self.store.root, self._winrates(), self.store.stage_records())
+        from aopcore.runlock import driver_lock
+
+        with driver_lock(self.store.root, wait=wait):
+            self.prepare()
+            if executor is None:
+                for stage in self.stages():
+                    self.run_stage(stage.id)
+            else:
+                executor.run(self)
+            self._remove_empty_work_folders()
+            return ExperimentResult(self.store.root, self._winrates(), self.store.stage_records())
 
     def _remove_empty_work_folders(self) -> None:
         """A finished run keeps ``attempts/`` and ``scratch/`` only while they hold something (a crash's traces)."""
@@ -416,9 +497,11 @@ class Experiment:
             evaluation=read_jsonl(self._evaluation_path(arm, i - 1), EvalRecord),
             history=[p for j in range(1, i) for p in read_jsonl(self._iter_dir(arm, j) / "prompts.jsonl", Prompt)],
             workdir=self.store.path("arms", arm, "curriculum"),
-            feedback=self.feedback, embedder=self.embedder, reward=self.reward,
-            generate=lambda texts, sample=False, seed=seed: self.trainer.generate(prev_policy, texts, seed=seed, sample=sample),
-            base_seed=self.seed,
+            # every call through these is booked in this stage's ledger as choosing compute (aopcore.ledger rules)
+            **counted_context(
+                feedback=self.feedback, embedder=self.embedder, reward=contracts.checked_reward(self.reward),
+                generate=lambda texts, sample=False, seed=seed: self.trainer.generate(prev_policy, texts, seed=seed, sample=sample)),
+            base_seed=self.seed, steps=self._earlier_steps(arm, i),
         )
         ctx.workdir.mkdir(parents=True, exist_ok=True)
         prompts = list(curriculum.prompts(ctx))
@@ -433,10 +516,14 @@ class Experiment:
         # Common random numbers: the seed depends on what is trained (start policy and prompts), not on the
         # arm's name, so arms that see the same prompts from the same policy (AOP and SOP at iteration 1)
         # train the same model, and other arms are compared under the same sampling noise.
-        digest = hashlib.sha256(json.dumps([self._lineage(arm, i - 1), [(p.id, p.text) for p in prompts]]).encode()).hexdigest()
+        # an arm in the per-step channel trains on what its curriculum draws, not only on the planned prompts
+        channel = self._channel_key(arm, i)
+        key = [self._lineage(arm, i - 1), [(p.id, p.text) for p in prompts]] + ([channel] if channel is not None else [])
+        digest = hashlib.sha256(json.dumps(key).encode()).hexdigest()
         index = self.store.path("train-index", f"{digest}.json")
-        twin = self.store.path(json.loads(index.read_text())["iteration_dir"]) if index.exists() else None
-        if twin is not None and (twin / "policy").exists() and (twin / "train.json").exists():
+        twin = self.store.path(integrity.read_record(index).get("iteration_dir", "")) if integrity.read_record(index) else None
+        twin_stage = f"{twin.relative_to(self.store.root).as_posix()}/train" if twin is not None else ""
+        if twin is not None and twin != self._iter_dir(arm, i) and self._verified(twin_stage) and (twin / "policy").exists():
             # the same start policy trained on the same prompts with the same seed: the result is known
             with atomic_directory(out) as tmp:
                 _link_tree(twin / "policy", tmp)
@@ -446,26 +533,75 @@ class Experiment:
             self.reward.learn_categories((p.text, p.category) for p in prompts)
         # a stable folder for the trainer's own mid-stage checkpoints: it survives a crash, so a resumed stage finds them
         scratch = self.store.path("scratch", f"arms__{arm}__iter-{i:02d}__train")
-        extra = {"scratch": scratch} if contracts.accepts_keyword(self.trainer.train, "scratch") else {}
+        extra: dict[str, Any] = {"scratch": scratch} if contracts.accepts_keyword(self.trainer.train, "scratch") else {}
+        stream = self._open_stream(arm, i, prompts, scratch)
+        if stream is not None:
+            extra["stream"] = stream
         if extra:
             scratch.mkdir(parents=True, exist_ok=True)
-        with atomic_directory(out) as tmp:
-            stats = contracts.train_stats(self.trainer, self.trainer.train(
-                prev_policy, prompts, self.reward, passes=self.budget.passes, out=tmp, seed=stage_seed(self.seed, f"train/{digest}"),
-                **extra))
-            if problem := contracts.policy_problem(self.trainer, tmp, "train"):
-                raise RuntimeFailure(problem)  # the stage stays unfinished; a fixed trainer completes it
+        try:
+            with atomic_directory(out) as tmp:
+                stats = contracts.train_stats(self.trainer, self.trainer.train(
+                    prev_policy, prompts, contracts.checked_reward(self.reward), passes=self.budget.passes, out=tmp,
+                    seed=stage_seed(self.seed, f"train/{digest}"), **extra))
+                if problem := contracts.policy_problem(self.trainer, tmp, "train"):
+                    raise RuntimeFailure(problem)  # the stage stays unfinished; a fixed trainer completes it
+        except contracts.BadComponentOutput:
+            shutil.rmtree(scratch, ignore_errors=True)  # checkpoints written up to a bad value must not seed the next attempt
+            raise
         book_train_tokens(stats.tokens_generated)  # unless train() recorded its tokens itself: never both
+        written = [self._rel(index)]
+        record: dict[str, Any] = {"steps": stats.steps, "episodes": stats.episodes}
+        if stream is not None:  # the iteration's per-step batches, beside its prompts: the next iterations' ctx.steps
+            stream.finish()
+            write_batches(self._iter_dir(arm, i) / "steps.jsonl", stream.batches())
+            written.append(self._rel(self._iter_dir(arm, i) / "steps.jsonl"))
+            record["stream"] = stream.summary()
         shutil.rmtree(scratch, ignore_errors=True)
         atomic_write_json(self._iter_dir(arm, i) / "train.json", to_dict(stats))
         atomic_write_json(index, {"iteration_dir": str(self._iter_dir(arm, i).relative_to(self.store.root))})
-        return {"steps": stats.steps, "episodes": stats.episodes}
+        self._written[f"arms/{arm}/iter-{i:02d}/train"] = written
+        return record
+
+    # ---- the per-step channel (aopcore.steps) ----------------------------------------------------
+    def _earlier_steps(self, arm: str, i: int) -> list[Any]:
+        """``ctx.steps``: the arm's per-step batches of iterations before ``i`` (empty outside the channel)."""
+        if not observes_steps(self.arms[arm]):
+            return []
+        return [b for j in range(1, i) if (self._iter_dir(arm, j) / "steps.jsonl").exists()
+                for b in read_batches(self._iter_dir(arm, j) / "steps.jsonl")]
+
+    def _channel_key(self, arm: str, i: int) -> Any:
+        """What, beyond the planned prompts, decides an arm's training in the per-step channel: its curriculum and
+        the stream's seed (None outside the channel). Two arms are training twins only if this agrees too."""
+        curriculum = self.arms[arm]
+        if not observes_steps(curriculum):
+            return None
+        configured = (self._configured or {}).get("arms", {}).get(arm) if isinstance(self._configured, dict) else None
+        return {"curriculum": configured if configured is not None else describe(curriculum),
+                "seed": stage_seed(self.seed, f"arms/{arm}/iter-{i:02d}/prompts")}
+
+    def _open_stream(self, arm: str, i: int, prompts: Sequence[Prompt], scratch: Path) -> Any:
+        """The stream the trainer draws iteration ``i``'s steps from, for a curriculum in the channel and a trainer
+        whose ``train`` takes ``stream``; None otherwise (the trainer then trains on ``prompts`` as always)."""
+        curriculum = self.arms[arm]
+        if not observes_steps(curriculum) or not contracts.accepts_keyword(self.trainer.train, "stream"):
+            return None
+        seed = stage_seed(self.seed, f"arms/{arm}/iter-{i:02d}/prompts")
+        ctx = CurriculumContext(  # the prompts stage's context: same seed, evaluation, history and earlier steps
+            arm=arm, iteration=i, iterations=self.budget.iterations, budget=self.budget.records_per_iteration,
+            seed=seed, categories=list(self.categories or []),
+            evaluation=read_jsonl(self._evaluation_path(arm, i - 1), EvalRecord),
+            history=[p for j in range(1, i) for p in read_jsonl(self._iter_dir(arm, j) / "prompts.jsonl", Prompt)],
+            workdir=self.store.path("arms", arm, "curriculum"), feedback=self.feedback, embedder=self.embedder,
+            reward=contracts.checked_reward(self.reward), base_seed=self.seed, steps=self._earlier_steps(arm, i))
+        return open_stream(curriculum, ctx, prompts, passes=self.budget.passes, log=scratch / "stream.jsonl")
 
     def _evaluate_iteration(self, arm: str, i: int) -> dict[str, Any]:
         # booked as choosing cost only where the next iteration's prompts are chosen from it (see aopcore.report)
         used = {"used_for_choosing": i < self.budget.iterations and _reads_evaluation(self.arms[arm], i + 1)}
         twin = self._twin(arm, i)
-        if twin is not None and (twin / "evaluation.jsonl").exists():  # same policy, same seed: same evaluation
+        if twin is not None and self._verified(f"{self._rel(twin)}/evaluation"):  # same policy, same seed: same evaluation
             atomic_write_text(self._evaluation_path(arm, i), (twin / "evaluation.jsonl").read_text())
             return {"reused_from": str(twin.relative_to(self.store.root)), **used}
         return {**self._evaluate(self._policy_dir(arm, i), self._evaluation_path(arm, i), stage_seed(self.seed, f"evaluation/iter-{i}")),
@@ -473,13 +609,13 @@ class Experiment:
 
     def _answer_tests(self, arm: str, i: int) -> dict[str, Any]:
         twin = self._twin(arm, i)
-        if twin is not None and (twin / "test_answers.jsonl").exists():
+        if twin is not None and self._verified(f"{self._rel(twin)}/answers"):
             atomic_write_text(self._iter_dir(arm, i) / "test_answers.jsonl", (twin / "test_answers.jsonl").read_text())
             return {"reused_from": str(twin.relative_to(self.store.root))}
         texts = [q.text for q in self.test_prompts]
         answers = self.trainer.generate(self._policy_dir(arm, i), texts, seed=stage_seed(self.seed, f"answers/iter-{i}"))
         if problem := contracts.count_problem("trainer", self.trainer, "generate", answers, len(texts)):
-            raise RuntimeFailure(problem)
+            raise contracts.BadComponentOutput(problem)
         write_jsonl(self._iter_dir(arm, i) / "test_answers.jsonl",
                     [{"id": q.id, "question": q.text, "answer": a} for q, a in zip(self.test_prompts, answers)])
         return {"n_answers": len(answers)}
@@ -540,6 +676,8 @@ class Experiment:
     def _same_lineage(self, arm: str, other: str, i: int) -> bool | str:
         """Whether two arms trained on the same prompts at iterations 1..i, or the prompts stage still to wait for."""
         for j in range(1, i + 1):
+            if self._channel_key(arm, j) != self._channel_key(other, j):
+                return False  # per-step choices differ: the same planned prompts train other models
             mine, theirs = (self._prompt_keys(a, j) for a in (arm, other))
             if mine is None or theirs is None:
                 return f"arms/{arm if mine is None else other}/iter-{j:02d}/prompts"
@@ -571,9 +709,13 @@ class Experiment:
         assert self.judge is not None
         ans_a = [o["answer"] for _, o in iter_jsonl(self._iter_dir(a, i) / "test_answers.jsonl")]
         ans_b = [o["answer"] for _, o in iter_jsonl(self._iter_dir(b, i) / "test_answers.jsonl")]
+        raw: list[dict[str, Any]] = []
         verdicts = judge_pair(self.judge, self.test_prompts, ans_a, ans_b,
-                              both_orders=self.judging.both_orders, seed=stage_seed(self.seed, stage_id))
+                              both_orders=self.judging.both_orders, seed=stage_seed(self.seed, stage_id), raw=raw)
+        raw_path = self._judge_path(a, b, i).with_name(f"raw-iter-{i:02d}.jsonl")  # what the judge said, for audit
+        write_jsonl(raw_path, raw)
         write_jsonl(self._judge_path(a, b, i), verdicts)
+        self._written[stage_id] = [self._rel(self._judge_path(a, b, i)), self._rel(raw_path)]
         return {"dropped": sum(v.choice is None for v in verdicts)}
 
     def _winrates(self) -> list[WinRate]:

@@ -14,6 +14,11 @@ Booking rules that keep the ledger honest:
 - **Calls to plain-object feedback LLMs and judges are counted by the experiment**, through a
   :class:`CallCounter` proxy, unless the component reports them itself: a call during which the
   component recorded ``feedback_calls``/``judge_calls`` (or ``cached_calls``) is not counted again.
+- **What a curriculum does through its context is choosing compute, booked by the experiment.** Its
+  ``ctx.generate`` books ``policy_samples`` (one per text; the trainer books its own tokens), ``ctx.reward``
+  books ``reward_calls``, ``ctx.embedder`` books ``embedder_calls`` (one per text), ``ctx.feedback`` books
+  ``feedback_calls`` (:func:`counted_context`), each under the same rule as above: a call during which the
+  component booked that key itself is not counted again. A curriculum books nothing itself.
 - **Time lost to interrupted attempts is booked.** An attempt file under ``attempts/`` marks a
   stage that started; a heartbeat keeps its modification time current. When the stage starts
   again, the wall time of the attempts that never finished is booked as ``lost_wall_s``
@@ -63,12 +68,28 @@ def book_train_tokens(tokens_generated: int) -> bool:
         return True
 
 
-class CallCounter:
-    """Counts calls to a feedback LLM or judge that does not count them itself.
+def counted_call(fn: Any, keys: Sequence[str]) -> Any:
+    """``fn(batch, ...)``, booking ``len(batch)`` as ``keys[0]`` unless ``fn`` booked any of ``keys`` during the call."""
 
-    ``method`` (``complete`` or ``judge``) is forwarded; when the component recorded none of
-    ``keys`` during the call, ``len(batch)`` calls are booked as ``keys[0]``. Every other
-    attribute is the component's own.
+    def counted(batch: Any, *args: Any, **kwargs: Any) -> Any:
+        if not hasattr(batch, "__len__"):
+            batch = list(batch)  # a generator: counted as it is consumed
+        before = [current_count(k) for k in keys]
+        out = fn(batch, *args, **kwargs)
+        if [current_count(k) for k in keys] == before:
+            record_usage(**{keys[0]: len(batch)})
+        return out
+
+    counted.__wrapped__ = fn  # type: ignore[attr-defined]
+    return counted
+
+
+class CallCounter:
+    """Counts calls to a component (feedback LLM, judge, reward model, embedder) that does not count them itself.
+
+    ``method`` (``complete``, ``judge``, ``score``, ``embed``) is forwarded; when the component recorded none
+    of ``keys`` during the call, ``len(batch)`` calls are booked as ``keys[0]``. Every other
+    attribute is the component's own. Wrapping a CallCounter again counts nothing twice.
     """
 
     def __init__(self, inner: Any, method: str, keys: Sequence[str]) -> None:
@@ -82,15 +103,7 @@ class CallCounter:
         attr = getattr(self.inner, name)
         if name != self._method:
             return attr
-
-        def counted(batch: Sequence[Any], *args: Any, **kwargs: Any) -> Any:
-            before = [current_count(k) for k in self._keys]
-            out = attr(batch, *args, **kwargs)
-            if [current_count(k) for k in self._keys] == before:
-                record_usage(**{self._keys[0]: len(batch)})
-            return out
-
-        return counted
+        return counted_call(attr, self._keys)
 
     def fingerprint(self) -> Any:
         from aopcore.fingerprint import describe
@@ -106,16 +119,46 @@ def counted_judge(judge: Any) -> Any:
     return None if judge is None else CallCounter(judge, "judge", ("judge_calls", "cached_calls"))
 
 
+def counted_reward(reward: Any) -> Any:
+    """``score`` books ``reward_calls`` (one per response) unless the reward model books them itself."""
+    return None if reward is None else CallCounter(reward, "score", ("reward_calls",))
+
+
+def counted_embedder(embedder: Any) -> Any:
+    """``embed`` books ``embedder_calls`` (one per text) unless the embedder books them itself."""
+    return None if embedder is None else CallCounter(embedder, "embed", ("embedder_calls",))
+
+
+def counted_generate(generate: Any) -> Any:
+    """A policy's ``generate(texts, ...)`` booking ``policy_samples`` (one per text) unless it books them itself.
+
+    Tokens are the trainer's to book (it knows them; the HF trainers do): nothing is added for them here.
+    """
+    return None if generate is None else counted_call(generate, ("policy_samples",))
+
+
+def counted_context(*, feedback: Any = None, embedder: Any = None, reward: Any = None, generate: Any = None) -> dict[str, Any]:
+    """The CurriculumContext components with every call a curriculum makes through them booked (see the rules above).
+
+    An already counted feedback LLM (the experiment counts its own once) is not wrapped again.
+    """
+    return {"feedback": feedback if feedback is None or isinstance(feedback, CallCounter) else counted_feedback(feedback),
+            "embedder": counted_embedder(embedder), "reward": counted_reward(reward), "generate": counted_generate(generate)}
+
+
 class Attempt:
     """The attempt file of a running stage: books the wall time of earlier attempts a crash cut short.
 
-    ``start()`` reads what an earlier, unfinished attempt left (its start time and last
-    heartbeat: the file's modification time, refreshed every ``heartbeat_s`` while the stage
-    runs) and writes a new one; ``lost_wall_s`` is the total wall time of all unfinished attempts.
-    ``finish()`` removes the file once the stage record is written.
+    ``start()`` reads what an earlier, unfinished attempt left and writes a new one; ``lost_wall_s``
+    is the total wall time of all unfinished attempts. An attempt that ended with an error (or
+    Ctrl-C, SIGTERM) wrote its end time (``stop()``): booked exactly. One killed outright (SIGKILL,
+    power loss) left only its last heartbeat (the file's modification time, refreshed every
+    ``heartbeat_s``): it ended somewhere in the heartbeat interval after it, so half an interval is
+    added (a crash shorter than one heartbeat is not booked as 0 s). ``finish()`` removes the file
+    once the stage record is written.
     """
 
-    heartbeat_s = 10.0
+    heartbeat_s = 2.0
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
@@ -128,15 +171,19 @@ class Attempt:
         if self.path.exists():
             try:
                 old = json.loads(self.path.read_text(encoding="utf-8"))
-                last = self.path.stat().st_mtime
+                if old.get("ended") is not None:
+                    last = float(old["ended"])
+                else:  # killed: some time in the heartbeat interval after the last beat
+                    last = self.path.stat().st_mtime + float(old.get("heartbeat_s", self.heartbeat_s)) / 2
                 self.lost_wall_s = float(old.get("lost_wall_s", 0.0)) + max(0.0, last - float(old["started"]))
                 self.attempts = int(old.get("attempts", 1)) + 1
             except (OSError, ValueError, KeyError):
                 pass  # an unreadable attempt file: nothing can be booked from it
         from aopcore.store import atomic_write_json
 
-        atomic_write_json(self.path, {"started": time.time(), "lost_wall_s": round(self.lost_wall_s, 3),
-                                      "attempts": self.attempts, "pid": os.getpid()})
+        self._record = {"started": time.time(), "lost_wall_s": round(self.lost_wall_s, 3),
+                        "attempts": self.attempts, "pid": os.getpid(), "heartbeat_s": self.heartbeat_s}
+        atomic_write_json(self.path, self._record)
         self._thread = threading.Thread(target=self._beat, daemon=True, name=f"aopcore-heartbeat-{self.path.stem}")
         self._thread.start()
         return self
@@ -149,17 +196,26 @@ class Attempt:
                 return
 
     def stop(self) -> None:
-        """Stop the heartbeat (the stage ended, finished or not); the file stays until finish()."""
+        """Stop the heartbeat (the stage ended, finished or not) and write the end time; the file stays until finish().
+
+        Best effort: on a full disk the end time may not be written (the heartbeat still bounds it)."""
         self._stop.set()
         if self._thread is not None:
             self._thread.join()
+        from aopcore.store import atomic_write_json
+
         try:
-            os.utime(self.path)
+            atomic_write_json(self.path, {**getattr(self, "_record", {}), "ended": time.time()})
         except OSError:
-            pass
+            try:
+                os.utime(self.path)
+            except OSError:
+                pass
 
     def finish(self) -> None:
-        self.stop()
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
         self.path.unlink(missing_ok=True)
 
     def as_record(self) -> dict[str, float | int]:

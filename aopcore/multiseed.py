@@ -102,16 +102,22 @@ def shared_policy(root: Path, experiment: Experiment, sft_seed: int) -> Path:
     """policy_0 for every seed, trained once (resumably) with the seed a lone run with ``sft_seed`` would use."""
     store = RunStore(Path(root) / SHARED_SFT)
     policy = store.path("policy")
+    from aopcore import integrity
+
     if store.is_done("sft/policy") and policy.exists():
-        log.info("skip  shared-sft/policy                         (done)")
-        return policy
+        damage = integrity.verify_run(store.root, ["sft/policy"]).damage
+        if not damage:
+            log.info("skip  shared-sft/policy                         (done)")
+            return policy
+        log.warning("damaged: %s; recomputing shared-sft/policy", damage[0].line(store.root))
     store.root.mkdir(parents=True, exist_ok=True)
     clean_temporaries(store.root)
     log.info("start shared-sft/policy (seed %d)", sft_seed)
     with StageMeter("sft") as meter:
         with atomic_directory(policy) as tmp:
             experiment.trainer.initial_policy(tmp, seed=stage_seed(sft_seed, "sft/policy"))
-    store.mark_done("sft/policy", {"order": 0, "arm": None, "seed": sft_seed, **meter.as_record()})
+    store.mark_done("sft/policy", {"order": 0, "arm": None, "seed": sft_seed, **meter.as_record(),
+                                   "outputs": integrity.output_hashes(store.root, ["policy"])})
     log.info("done  shared-sft/policy %.1fs", meter.wall_s)
     return policy
 
@@ -135,6 +141,7 @@ def run_seeds(
     share_sft: bool = True,
     executor: Any = None,
     aggregate: bool = True,
+    wait: bool = False,
 ) -> MultiSeedResult:
     """Run (or resume) one experiment under each seed, then write the aggregate report.
 
@@ -142,6 +149,7 @@ def run_seeds(
     run directory) or a factory ``seed -> Experiment`` (then ``root`` is required) for setups where the seed
     changes how components are built. With ``share_sft`` the SFT policy is trained once (seed: the first of
     ``seeds``) and every seed starts from it, so seeds differ only in the RL phase the comparison is about.
+    One driver at a time (:mod:`aopcore.runlock`): another driver of ``root`` makes this refuse, or wait with ``wait``.
     """
     seeds = check_seeds(seeds)
     if root is None:
@@ -149,6 +157,14 @@ def run_seeds(
             raise TypeError("run_seeds: give root= when experiment is a factory")
         root = experiment.store.root
     root = Path(root)
+    from aopcore.runlock import driver_lock
+
+    with driver_lock(root, wait=wait):  # one driver for the whole multi-seed run; each seed's run holds its own too
+        return _run_seeds(experiment, seeds, root, share_sft, executor, aggregate)
+
+
+def _run_seeds(experiment: Experiment | Callable[[int], Experiment], seeds: list[int], root: Path, share_sft: bool,
+               executor: Any, aggregate: bool) -> MultiSeedResult:
     root.mkdir(parents=True, exist_ok=True)
     first = experiment if isinstance(experiment, Experiment) else experiment(seeds[0])
     _manifest(root, first, seeds, share_sft)
@@ -168,7 +184,7 @@ def run_seeds(
     return result
 
 
-def run_plan(plan: Any, executor: Any = None, allow_changes: bool = False) -> MultiSeedResult:
+def run_plan(plan: Any, executor: Any = None, allow_changes: bool = False, wait: bool = False) -> MultiSeedResult:
     """The CLI's path: a resolved config with ``experiment.seeds`` (see :mod:`aopcore.build`)."""
     exp = plan.config.experiment
-    return run_seeds(plan.build(allow_changes=allow_changes), exp.seeds, share_sft=exp.share_sft, executor=executor)
+    return run_seeds(plan.build(allow_changes=allow_changes), exp.seeds, share_sft=exp.share_sft, executor=executor, wait=wait)

@@ -112,7 +112,16 @@ class FeedbackLLM(Protocol):
 
 @runtime_checkable
 class Judge(Protocol):
-    """Pairwise comparisons of two arms' answers to the test prompts (the win-rate tables)."""
+    """Pairwise comparisons of two arms' answers to the test prompts (the win-rate tables).
+
+    A judge that needs another component of the experiment (the ``reward-margin`` judge scores both
+    answers with the reward model) defines ``bind(self, components: dict) -> None`` besides ``judge``.
+    When a config's judge is built, it is called once with the experiment's components by section,
+    ``{"trainer": ..., "reward": ..., "feedback": ..., "judge": ..., "embedder": ...}`` (a section the
+    config leaves out is absent); each is a stand-in that loads its model on first use, so keep the
+    references and call them in ``judge``. ``bind`` is optional and not part of the ``isinstance``
+    check. :func:`aopcore.testing.check_judge` calls ``judge`` only: ``bind`` your judge first.
+    """
 
     def judge(self, items: Sequence[JudgeItem]) -> list[Verdict]:
         """One :class:`~aopcore.records.Verdict` per item, in order, with ``item_id`` = the item's ``id``.
@@ -139,6 +148,11 @@ class Embedder(Protocol):
 class CurriculumContext:
     """Everything a curriculum may use to choose an iteration's prompts.
 
+    What a curriculum spends through ``feedback``, ``embedder``, ``reward`` and ``generate`` is
+    choosing compute, booked in the prompts stage's ledger by the experiment (feedback calls,
+    embedder calls and reward calls one per item, policy samples one per text, the trainer's
+    tokens): book nothing yourself (a second ``record_usage`` of the same calls counts them twice).
+
     Attributes:
         arm: the arm's name (``[arms.NAME]``); use it in error messages.
         iteration: the iteration being prepared, 1-based.
@@ -155,11 +169,18 @@ class CurriculumContext:
             write to it atomically (``aopcore.records.write_jsonl``). It exists already.
         feedback: the ``[feedback]`` LLM, or None when the config has none. Declare
             ``requires = ("feedback",)`` on the curriculum class so ``validate`` reports it missing.
+            A context built by hand may be given plain callables for ``feedback`` (``fn(prompt) -> str``),
+            ``embedder`` and ``reward``: they are adapted (:func:`aopcore.contracts.adapt`).
         embedder: the ``[embedder]``, or None when the config has none (``requires = ("embedder",)``).
         reward: the experiment's reward model. None when the context is built outside an
             experiment (library use, tests); check before use.
         generate: ``generate(texts, sample=False, seed=0) -> list[str]`` answers with the current
-            policy (:meth:`PolicyTrainer.generate` bound to it). None outside an experiment.
+            policy (:meth:`PolicyTrainer.generate` bound to it), one answer per text, in order.
+            ``sample=True`` samples with the trainer's rollout settings, every text on its own: a
+            prompt that appears k times in one call gets k independent samples (one call with
+            each candidate repeated k times is how to estimate pass rates); ``sample=False`` is
+            greedy, so repeats get the same answer. The same texts and seed give the same answers
+            again (a resume chooses alike). None outside an experiment.
         base_seed: the experiment's seed: lets arms that should agree (AOP and SOP at
             iteration 1) draw alike.
         extras: free-form objects passed by whoever builds the context: the experiment leaves it
@@ -187,10 +208,37 @@ class CurriculumContext:
     extras: dict[str, Any] = field(default_factory=dict)
     steps: list[Any] = field(default_factory=list)  # aopcore.steps.StepBatch of earlier iterations
 
+    def __post_init__(self) -> None:
+        # plain callables work here as they do for Experiment: fn(prompt) -> str, fn(texts) -> array, a TRL reward fn
+        from aopcore.contracts import adapt
+
+        self.feedback = adapt("feedback", self.feedback)
+        self.embedder = adapt("embedder", self.embedder)
+        self.reward = adapt("reward", self.reward)
+        self.workdir = Path(self.workdir)
+
 
 @runtime_checkable
 class PromptCurriculum(Protocol):
-    """Chooses the prompts each iteration of an arm trains on: the thing aopcore compares."""
+    """Chooses the prompts each iteration of an arm trains on: the thing aopcore compares.
+
+    Optional class attributes the experiment reads:
+
+    - ``uses_evaluation``: whether ``prompts`` chooses from ``ctx.evaluation``: ``True`` (every
+      iteration; the default when absent), ``False`` (never, as vanilla), or ``"first"`` (only the
+      SFT policy's, as SOP). It decides whether an evaluation is booked as choosing compute, so
+      set it to ``False`` when the curriculum ignores the evaluation.
+    - ``requires``: components it needs, e.g. ``("feedback", "embedder")``; ``validate`` reports
+      any the config lacks.
+
+    A data source named in the curriculum's options (``pool = "testbed:pool"``, a file): declare
+    the option as :data:`aopcore.options.DataSpec`, so ``validate`` checks it (a plain path is
+    resolved against the config file's folder and arrives absolute; a ``scheme:`` must be
+    installed), and read it with ``aopcore.datasources.load_source(spec, Path.cwd())``, as the
+    built-in pool curriculum does. The base folder only matters for a relative path inside a
+    scheme's argument (``file:data/x.jsonl``), which is then read from the working directory:
+    write such paths plainly (``data/x.jsonl``) or absolute.
+    """
 
     def prompts(self, ctx: CurriculumContext) -> list[Prompt]:
         """Exactly ``ctx.budget`` prompts for iteration ``ctx.iteration``.

@@ -31,6 +31,7 @@ include = ["$module*"]
 
 [tool.pytest.ini_options]
 testpaths = ["tests"]
+pythonpath = ["."]      # plain `pytest` finds the package before (or without) `pip install`, like `python -m pytest`
 '''
 
 INIT = '''\

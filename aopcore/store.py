@@ -64,9 +64,33 @@ def atomic_write_text(path: Path, text: str) -> None:
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(exc, OSError) and exc.filename is None:
+            exc.filename = str(path)  # a failed write() names no file: say which one (the CLI prints it)
         raise
+
+
+def follow_umask(folder: Path) -> None:
+    """Give every file and folder under ``folder`` the modes the umask allows (kept executable bits stay).
+
+    Writers that create private files (``save_pretrained``, ``mkstemp``: 0600) would otherwise hide a run's
+    policies from colleagues the umask lets read it.
+    """
+    files, dirs = shared_mode(), shared_mode(directory=True)
+    for path in [Path(folder), *Path(folder).rglob("*")]:
+        if path.is_symlink():
+            continue
+        try:
+            if path.is_dir():
+                os.chmod(path, dirs)
+            else:
+                st = path.stat()
+                if st.st_nlink > 1:
+                    continue  # a hard link (twin reuse, a linked initial policy): its other names keep their mode
+                os.chmod(path, files | (st.st_mode & 0o111 & dirs))
+        except OSError:
+            pass  # a file we do not own (a hard link into a colleague's run): leave it as it is
 
 
 def atomic_write_json(path: Path, data: Any) -> None:
@@ -82,6 +106,7 @@ def atomic_directory(path: Path) -> Iterator[Path]:
     os.chmod(tmp, shared_mode(directory=True))
     try:
         yield tmp
+        follow_umask(tmp)
         if path.exists():
             shutil.rmtree(path)
         os.replace(tmp, path)

@@ -388,7 +388,14 @@ def check_judge(judge: Any, items: Sequence[JudgeItem] | None = None, *, allow_a
 
     Each result must be a :class:`~aopcore.records.Verdict` whose ``item_id`` is its item's id
     and whose ``choice`` is ``"A"``, ``"B"``, ``"C"`` or None; not every choice may be None
-    (a judge that can never decide is broken) unless ``allow_all_unusable``.
+    (a judge that can never decide is broken) unless ``allow_all_unusable``; ``judge([])`` must be ``[]``.
+
+    Without ``items`` it judges ``aopcore.testing.DEFAULT_ITEMS``, three :class:`~aopcore.records.JudgeItem`
+    objects: ``j1`` (a helpful answer as A, ``"no."`` as B), ``j2`` (``"Because."`` as A, an explanation as
+    B: the better answer is B here) and ``j3`` (the same answer twice: a tie, ``"C"``, is the sensible
+    verdict). The check asserts the contract, not which answer wins: assert the choices your judge
+    should make in your own tests. Pass your own items when your judge needs particular questions
+    (a verifier, a domain), and ``bind`` a judge that uses other components before calling this.
 
     Returns:
         The verdicts.

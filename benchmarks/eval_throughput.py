@@ -33,7 +33,7 @@ def main() -> None:
     )
     from aopcore_hf.models import choose_device, load_causal_lm
 
-    from aopcore.data import load_source
+    from aopcore.datasources import load_source
 
     questions = [q.text for q in load_source("builtin:heldout", Path("."))][: args.prompts]
     choice = choose_device()

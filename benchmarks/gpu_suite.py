@@ -13,6 +13,9 @@ others still run; the JSON is rewritten after every section, so even a killed ru
 - ``generation``: plain ``generate`` against the static-cache (compiled on CUDA) and continuous-batching
   backends: tokens/s and whether the greedy tokens are identical (float32, TF32 off, so that equal is exact).
 - ``precision``: bf16 autocast against float32 on one fixed batch: PPO losses, KL and gradient norm.
+- ``vllm``: where a Python with vLLM exists and on a card only: the vLLM engine (generation_backend = "vllm") on the
+  paper-sized policy, tokens/s against plain, one in-place weight reload. vLLM does not fit in the carried wheels,
+  so on the offline GPU machine it records why it skipped (run ``--sections generation,vllm`` where vLLM is installed).
 - ``experiment``: the whole experiment loop through the CLI on the device at a reduced size (SFT, evaluation,
   curricula, PPO, test answers, judging, report) with the real Hugging Face plugins on tiny random models.
 
@@ -72,11 +75,11 @@ class Sizes:
 
 PAPER = Sizes("paper", 24, 1024, 16, 50257, 512, 64, 16, 8, 4, ppo_steps=4, trl_steps=3, gen_prompts=32, gen_batch=16,
               gen_repeats=2, budgets={"environment": 10, "setup": 30, "ppo_ours": 100, "ppo_trl": 65, "generation": 90,
-                                      "precision": 20, "experiment": 60}, deadline_s=320.0)
+                                      "precision": 20, "experiment": 60, "vllm": 120}, deadline_s=320.0)
 TINY = Sizes("tiny", 2, 64, 2, 512, 24, 8, 4, 2, 1, ppo_steps=1, trl_steps=1, gen_prompts=6, gen_batch=4, gen_repeats=1,
              budgets={"environment": 10, "setup": 20, "ppo_ours": 30, "ppo_trl": 60, "generation": 40, "precision": 20,
-                      "experiment": 60}, deadline_s=240.0)
-SECTIONS = ("environment", "setup", "ppo_ours", "ppo_trl", "generation", "precision", "experiment")
+                      "experiment": 60, "vllm": 120}, deadline_s=240.0)
+SECTIONS = ("environment", "setup", "ppo_ours", "ppo_trl", "generation", "precision", "experiment", "vllm")
 
 
 class SectionTimeout(Exception):
@@ -529,6 +532,43 @@ def section_experiment(ctx: Context, out: dict, *, timeout: float) -> None:
 
 # ---------------------------------------------------------------- the driver
 
+def section_vllm(ctx: Context, out: dict) -> None:
+    """vLLM (generation_backend = "vllm") where a Python with vLLM exists (AOPCORE_VLLM_PYTHON or .venv-vllm): the engine
+    started in its worker process on the paper-sized policy (bf16), the generation section's queries greedily, tokens/s
+    against plain, and one in-place weight reload (how PPO hands its weights over). vLLM does not fit in the carried
+    wheels, so on the offline GPU machine this section says so and skips; on CPUs tests/test_vllm.py covers the path."""
+    from aopcore_hf.vllm_engine import VLLMEngine, vllm_python
+
+    if vllm_python() is None:
+        out.update(status="skipped", reason="no Python with vLLM here (vLLM is hundreds of MB: it does not fit in the 64 MiB of "
+                                            "carried wheels); set AOPCORE_VLLM_PYTHON to one to measure it")
+        return
+    if not ctx.cuda:
+        out.update(status="skipped", reason="CPU run: tests/test_vllm.py covers vLLM on the CPU (an engine start costs tens of s)")
+        return
+    s = ctx.sizes
+    rng = random.Random(1)
+    queries = [[rng.randrange(3, s.vocab) for _ in range(rng.randrange(s.prompt_tokens // 4, s.prompt_tokens + 1))]
+               for _ in range(s.gen_prompts)]
+    t0 = time.perf_counter()
+    engine = VLLMEngine(str(ctx.policy), dtype="bfloat16", max_model_len=s.prompt_tokens + s.new_tokens + 8, gpu_memory_utilization=0.3)
+    try:
+        out.update(start_s=round(time.perf_counter() - t0, 1), vllm=engine.info.get("vllm"))
+        engine.generate(queries[:2], max_tokens=2)  # warm-up
+        t0 = time.perf_counter()
+        responses = engine.generate(queries, max_tokens=s.new_tokens)
+        seconds = time.perf_counter() - t0
+        tokens = sum(len(r) for r in responses)
+        out.update(prompts=len(queries), new_tokens=s.new_tokens, s=round(seconds, 3), tokens=tokens, tokens_per_s=round(tokens / seconds, 1))
+        plain = ctx.results.get("sections", {}).get("generation", {}).get("speed", {}).get("plain", {})
+        if plain.get("tokens_per_s"):
+            out["speedup_over_plain"] = round(out["tokens_per_s"] / plain["tokens_per_s"], 2)
+        out["reload_s"] = round(engine.reload(str(ctx.policy)), 2)
+        out["same_tokens_after_reload"] = engine.generate(queries[:4], max_tokens=8) == [r[:8] for r in responses[:4]]
+    finally:
+        engine.close()
+
+
 def summary(results: dict) -> dict:
     sec = results["sections"]
     ours, trl, gen, prec = (sec.get(k, {}) for k in ("ppo_ours", "ppo_trl", "generation", "precision"))
@@ -545,6 +585,8 @@ def summary(results: dict) -> dict:
             out[f"{backend}_greedy_identical"] = gen["exactness"][backend]["all_identical"]
     if "agree" in prec:
         out["bf16_agrees_with_fp32"] = prec["agree"]
+    if "speedup_over_plain" in sec.get("vllm", {}):
+        out["vllm_over_plain_tokens_per_s"] = sec["vllm"]["speedup_over_plain"]
     if "completed" in sec.get("experiment", {}):
         out["experiment_completed"] = sec["experiment"]["completed"]
     out["sections_ok"] = [k for k, v in sec.items() if v.get("status") == "ok"]
@@ -608,7 +650,7 @@ def main(argv: list[str] | None = None) -> int:
     results: dict = {"benchmark": "gpu_suite", "sizes": asdict(sizes), "device": device,
                      "started": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), "sections": {}}
     with tempfile.TemporaryDirectory(prefix="gpu-suite-") as tmp:
-        ctx = Context(sizes, device, Path(tmp))
+        ctx = Context(sizes, device, Path(tmp), results=results)
         for name in SECTIONS:
             if name not in wanted and name != "setup":
                 continue

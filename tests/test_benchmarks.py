@@ -39,8 +39,10 @@ def test_gpu_suite_cpu_smoke(tmp_path):
     run("gpu_suite.py", "--cpu-smoke", "--out", str(out))
     r = json.loads(out.read_text())
     sections = r["sections"]
-    assert list(sections) == ["environment", "setup", "ppo_ours", "ppo_trl", "generation", "precision", "experiment"]
-    assert all(s["status"] == "ok" for name, s in sections.items() if name != "ppo_trl"), {k: s.get("error") for k, s in sections.items()}
+    assert list(sections) == ["environment", "setup", "ppo_ours", "ppo_trl", "generation", "precision", "experiment", "vllm"]
+    assert all(s["status"] == "ok" for name, s in sections.items() if name not in ("ppo_trl", "vllm")), \
+        {k: s.get("error") for k, s in sections.items()}
+    assert sections["vllm"]["status"] == "skipped" and "vLLM" in sections["vllm"]["reason"]  # on a card where vLLM is installed it runs
     # TRL 1.12's PPOTrainer runs where its wheel is installed (the GPU machine); elsewhere the section says why not
     assert sections["ppo_trl"]["status"] == "ok" or "not importable" in sections["ppo_trl"]["reason"]
     ours = sections["ppo_ours"]

@@ -215,7 +215,11 @@ def test_missing_checkpoint_is_a_missing_folder_not_a_hub_id(tmp_path):
 
 
 # numeric options whose meaning allows any real number (seeds too): reward values a verifier hands out
-UNBOUNDED = {"VerifierRewardOptions.correct", "VerifierRewardOptions.wrong", "VerifierRewardOptions.unverifiable"}
+UNBOUNDED = {"VerifierRewardOptions.correct", "VerifierRewardOptions.wrong", "VerifierRewardOptions.unverifiable",
+             # rewards on the reward model's own scale: any real number is a valid threshold
+             "DynamicFilterOptions.success_threshold", "LearnabilityOptions.success_threshold",
+             # a table of category weights: each value is checked (>= 0) by the model's validator, tested below
+             "OracleOptions.weights"}
 
 
 def _numeric_fields_without_bounds(model: type[BaseModel], prefix: str = "") -> list[str]:
@@ -236,6 +240,14 @@ def test_every_numeric_option_has_bounds():
     models = {ExperimentSection, DataSection, EvaluationSection} | {impl.options for impl in load_registry().all()}
     missing = [f for m in sorted(models, key=lambda m: m.__name__) for f in _numeric_fields_without_bounds(m)]
     assert not missing, f"numeric options without bounds: {missing}"
+
+
+def test_oracle_refuses_negative_category_weights():
+    from aopcore_testbed.oracle import OracleOptions
+
+    with pytest.raises(ValueError, match="weights.addition"):
+        OracleOptions(weights={"addition": -1.0})
+    assert OracleOptions(weights={"addition": 0.0}).weights == {"addition": 0.0}
 
 
 def test_pool_curriculum_checks_its_pool_against_the_budget(tmp_path):

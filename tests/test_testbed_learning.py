@@ -92,24 +92,31 @@ pool = "{pool}"
 
 @pytest.mark.slow
 def test_comparison_benchmark_writes_labelled_results_and_figures(tmp_path):
-    """benchmarks/testbed_compare.py in a small form: 2 seeds, 1 iteration, 16 prompts per iteration."""
+    """benchmarks/testbed_compare.py in a small form: 2 arms (AOP, and the online learnability) x 2 seeds x 2
+    iterations of 16 prompts; equal-step and equal-compute verdicts, figures."""
     import subprocess
     import sys
 
     out, figures = tmp_path / "compare.json", tmp_path / "img"
-    cmd = [sys.executable, str(ROOT / "benchmarks" / "testbed_compare.py"), "--seeds", "0", "1", "--iterations", "1",
-           "--run-dir", str(tmp_path), "--out", str(out), "--figures", str(figures),
+    cmd = [sys.executable, str(ROOT / "benchmarks" / "testbed_compare.py"), "--seeds", "0", "1", "--iterations", "2",
+           "--arms", "aop", "learnability", "--run-dir", str(tmp_path), "--out", str(out), "--figures", str(figures),
            "--set", "experiment.records_per_iteration=16", "--set", "experiment.passes=1"]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = json.loads(out.read_text())
-    assert result["complete"] is False and result["scope"].startswith("REDUCED")
-    for arm in ("vanilla", "sop", "aop", "eva", "pool"):
+    assert result["complete"] is False and result["scope"].startswith("REDUCED") and result["arms"] == ["aop", "learnability"]
+    for arm in ("aop", "learnability"):
         for seed in ("0", "1"):
             rows = result["accuracy"][arm][seed]
-            assert [r["iteration"] for r in rows] == [0, 1] and sum(rows[1]["trained_on"].values()) == 16
+            assert [r["iteration"] for r in rows] == [0, 1, 2] and sum(rows[1]["trained_on"].values()) == 16
             assert set(rows[1]["by_category"]) == set(CATEGORIES)
-    pair = next(d for d in result["area_under_curve"]["differences"] if (d["arm_a"], d["arm_b"]) == ("aop", "sop"))
+    # the online arm trained from the per-step channel: its steps were recorded, and fed iteration 2 (ctx.steps)
+    assert (tmp_path / "testbed-compare" / "seed-0" / "arms" / "learnability" / "iter-01" / "steps.jsonl").exists()
+    pair = next(d for d in result["area_under_curve"]["differences"] if (d["arm_a"], d["arm_b"]) == ("aop", "learnability"))
     assert pair["ci_low"] <= pair["estimate"] <= pair["ci_high"] and set(pair["per_seed"]) == {"0", "1"}
-    assert any(d["arm_a"] == "sop" and d["arm_b"] == "aop" or d["arm_a"] == "aop" for d in result["heldout_differences"])
-    assert sorted(p.name for p in figures.iterdir()) == ["testbed_accuracy.png", "testbed_allocation.png", "testbed_categories.png"]
+    eq = result["equal_compute"]["differences"][0]
+    assert "at equal compute" in eq["sentence"] and eq["verdict"].startswith("no conclusion (2 seeds")
+    aop_compute = [r["compute"]["estimate"] for r in result["equal_compute"]["curves"]["aop"]]
+    assert aop_compute[0] == 0 and aop_compute[1] < aop_compute[2]  # training plus choosing, cumulative
+    assert sorted(p.name for p in figures.iterdir()) == ["testbed_accuracy.png", "testbed_allocation.png", "testbed_categories.png",
+                                                          "testbed_compute.png"]

@@ -3,7 +3,7 @@
 The driver (``aopcore run`` with ``[experiment] executor = "ray"``) walks ``Experiment.stages()``:
 a stage is submitted once its deps (and ``Experiment.waits_for``, which keeps twin reuse exactly as in
 order) are done, asking for the resources its components declare (see :mod:`.resources`). Each task
-builds the experiment on its worker from the config file (``aopcore.build.resolve(...).build()``,
+builds the experiment on its worker from the config file (``Experiment.rebuild``, set by ``aopcore.build``,
 components built lazily, so a task loads only what its stage uses) and calls ``run_stage``. Stage
 records land in the run directory as under the local executor, so the two resume each other; the run
 directory, the config and its data must be on storage every node sees.
@@ -17,13 +17,14 @@ import json
 import logging
 import os
 import socket
+import sys
 import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from aopcore.errors import AopcoreError, InputError, RuntimeFailure
-from aopcore.executors.resources import ray_options, stage_resources, unwrap
+from aopcore.executors.resources import is_lazy, ray_options, stage_resources, unwrap
 
 log = logging.getLogger("aopcore")
 
@@ -78,8 +79,8 @@ class RayExecutor:
         requests = {s.id: self._fit(nodes, s.id, stage_resources(experiment, s)) for s in pending}
         plain, gpu = ray.remote(_run_stage_task), ray.remote(max_calls=1)(_run_stage_task)  # CUDA state is per process
         # what every task gets besides its stage id: how to rebuild the experiment, and how the driver runs
-        args = (str(source[0]), list(source[1]), {name: getattr(experiment, name) for name in CARRIED_FIELDS}, os.getcwd(),
-                log.isEnabledFor(logging.DEBUG), os.environ.get("OMP_NUM_THREADS"))
+        args = (experiment.rebuild, str(source[0]), list(source[1]), {name: getattr(experiment, name) for name in CARRIED_FIELDS},
+                os.getcwd(), log.isEnabledFor(logging.DEBUG), os.environ.get("OMP_NUM_THREADS"))
         running: dict[Any, Any] = {}
         failure: BaseException | None = None
         try:
@@ -167,12 +168,10 @@ class RayExecutor:
 
 
 def _config_source(experiment: Any) -> tuple[Path, tuple[str, ...]]:
-    from aopcore.build import LazyComponent
-
     source = getattr(experiment, "source", None)
     components = {f: unwrap(getattr(experiment, f, None)) for f in COMPONENT_FIELDS}
-    live = [f for f, c in components.items() if c is not None and not isinstance(c, LazyComponent)]
-    if source is None or live:
+    live = [f for f, c in components.items() if c is not None and not is_lazy(c)]
+    if source is None or live or getattr(experiment, "rebuild", None) is None:
         raise InputError(NEEDS_CONFIG)
     return Path(source[0]).resolve(), tuple(source[1])
 
@@ -184,6 +183,10 @@ def _unwrap(exc: BaseException, stage_id: str) -> BaseException:
         return InputError(*"\n".join(cause.problems).splitlines())
     if isinstance(cause, AopcoreError):
         return cause
+    from aopcore.oserrors import is_environment_error, os_error_line
+
+    if cause is not None and is_environment_error(cause):  # a full disk on a worker: the same one line as locally
+        return RuntimeFailure(f"stage {stage_id} failed on a Ray worker: {os_error_line(cause)}")
     last = (str(exc).strip().splitlines() or [""])[-1]  # e.g. a worker that died: Ray's own one-line reason
     what = f"{type(cause).__name__}: {cause}" if cause is not None else f"{type(exc).__name__}: {last}"
     log.debug("stage %s failed:\n%s", stage_id, exc)
@@ -204,10 +207,11 @@ def _describe_cluster(ray: Any) -> str:
 _built: dict[tuple[Any, ...], Any] = {}  # experiments built in this worker process, reused by its next tasks
 
 
-def _run_stage_task(stage_id: str, config: str, overrides: list[str], carried: dict[str, Any], cwd: str,
+def _run_stage_task(stage_id: str, rebuild: Any, config: str, overrides: list[str], carried: dict[str, Any], cwd: str,
                     verbose: bool, threads: str | None) -> dict[str, Any]:
-    """One stage on a worker: build the experiment from its config (once per worker process), run the stage."""
-    from aopcore.experiment import configure_logging
+    """One stage on a worker: build the experiment from its config with ``rebuild`` (the driver experiment's
+    ``Experiment.rebuild``, i.e. :func:`aopcore.build.rebuild`; once per worker process), run the stage."""
+    from aopcore.progress import enable_console_progress
 
     # Ray sets OMP_NUM_THREADS to a task's CPUs (1); float sums depend on the thread count, so a stage computes
     # bit for bit what the local executor computes only with the thread count a local run has on this machine
@@ -219,13 +223,11 @@ def _run_stage_task(stage_id: str, config: str, overrides: list[str], carried: d
 
     if Path(cwd).is_dir():  # relative paths in overrides mean what they meant to the driver
         os.chdir(cwd)
-    configure_logging(verbose)
+    enable_console_progress(verbose, sys.stderr)
     key = (config, tuple(overrides), carried["name"], str(carried["output_dir"]), carried["seed"])
     experiment = _built.get(key)
     if experiment is None:
-        from aopcore.build import resolve
-
-        experiment = resolve(config, overrides).build(**carried)
+        experiment = rebuild(config, overrides, carried)
         _built[key] = experiment
     import ray
 

@@ -32,17 +32,19 @@ def unwrap(component: Any) -> Any:
 
 
 def declared_class_and_options(component: Any) -> tuple[type | None, Any]:
-    """The class and options of a component, without building it when it is a lazily built one."""
-    from aopcore.build import LazyComponent
-
+    """The class and options of a component, without building it when it is a lazily built one (one whose type has
+    ``declared()``: :class:`aopcore.build.LazyComponent`)."""
     component = unwrap(component)
     if component is None:
         return None, None
-    if isinstance(component, LazyComponent):  # read the declaration from the class, build nothing
-        factory = component.__dict__["_impl"].factory
-        cls = factory.load() if hasattr(factory, "load") else factory
-        return (cls if isinstance(cls, type) else None), component.__dict__.get("_options")
+    if is_lazy(component):  # read the declaration from the class, build nothing
+        return type(component).declared(component)
     return type(component), getattr(component, "options", None)
+
+
+def is_lazy(component: Any) -> bool:
+    """A component built on first use, which can say what it is without being built (``declared()`` on its type)."""
+    return callable(getattr(type(component), "declared", None))
 
 
 def component_resources(component: Any, kind: str) -> dict[str, float]:

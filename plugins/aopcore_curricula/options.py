@@ -108,3 +108,38 @@ class PoolOptions(_Opts):
             return [f"pool: holds {usable} prompts in the experiment's categories; {ctx.iterations} iterations x "
                     f"{ctx.records_per_iteration} records_per_iteration need {ctx.total_records}"]
         return []
+
+
+class LearnabilityOptions(_Opts):
+    pool: Annotated[str, DataSpecOption(keep=("builtin",))] = Field(
+        "builtin", description="Candidate prompts: a JSONL file or any data source (e.g. testbed:pool); builtin: the packaged "
+        "1,080 SHP-category questions. Ignored when `generate_with` names a curriculum.")
+    generate_with: str | None = Field(None, description="Generated candidates instead of a pool: this curriculum (e.g. \"aop\") "
+                                      "is asked for budget x candidates_factor prompts each iteration.")
+    generate_options: dict = Field(default_factory=dict, description="Options of `generate_with` (as its [arms.NAME] section).")
+    candidates_factor: float = Field(3.0, ge=1.0, description="With `generate_with`: candidates generated per prompt trained.")
+    draw_from: Literal["candidates", "planned"] = Field(
+        "candidates", description="Per step, sample from every candidate (candidates) or only from the iteration's plan (planned).")
+    success_threshold: float = Field(0.5, description="A completion passes when its reward is at least this.")
+    prior_strength: float = Field(2.0, gt=0, description="Pseudo-trials of the prior: an unseen prompt's pass rate is its "
+                                  "category's (observed rollouts, shrunk towards the category's held-out accuracy).")
+    explore: float = Field(0.1, ge=0, description="Added to every weight, as a multiple of the mean weight: no prompt starves.")
+
+
+class DynamicFilterOptions(_Opts):
+    wrap: str = Field("vanilla", description="The wrapped curriculum (any registered name) that chooses the prompts.")
+    wrap_options: dict = Field(default_factory=dict, description="Its options (as its [arms.NAME] section).")
+    max_extra_fraction: float = Field(0.5, ge=0, le=1, description="Cap on filtering: dropped groups stay below this share "
+                                      "of the groups reported, and a draw skips at most this share of its prompts.")
+    window: int = Field(2, ge=1, description="GRESO-style prediction (for any group size): a prompt whose last `window` "
+                        "rewards were all equal is predicted to give no signal.")
+    skip_probability: float = Field(0.8, ge=0, le=1, description="Chance of skipping a prompt predicted to give no signal "
+                                    "(below 1, so a prompt the policy may forget is still tried).")
+    success_threshold: float = Field(0.5, description="A completion passes when its reward is at least this (pass rates).")
+
+
+class CategoryBanditOptions(_Opts):
+    pool: Annotated[str, DataSpecOption(keep=("builtin",))] = Field(
+        "builtin", description="Candidate prompts: a JSONL file or any data source (e.g. testbed:pool).")
+    temperature: float = Field(0.2, gt=0, description="Softmax temperature over the categories' values.")
+    learning_rate: float = Field(0.3, gt=0, le=1, description="Q <- (1 - rate) Q + rate * mean |advantage| (SEC's alpha).")

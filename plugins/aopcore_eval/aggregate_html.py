@@ -72,6 +72,18 @@ def compute_plot(data: dict[str, Any]) -> str | None:
     return _png(fig)
 
 
+def equal_compute_plot(eq: dict[str, Any]) -> str | None:
+    """Held-out reward against total compute (training plus choosing), one curve per arm, mean over seeds."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6.4, 4.0))
+    for arm, rows in eq["curves"].items():
+        if rows:
+            ax.plot([r["compute"]["estimate"] for r in rows], [r["heldout"]["estimate"] for r in rows], marker="o", label=arm)
+    ax.set(xlabel="total compute (tokens, training plus choosing)", ylabel="mean held-out reward")
+    ax.legend(fontsize=8)
+    return _png(fig)
+
+
 def difference_plot(rows: list[dict[str, Any]], title: str, xlabel: str, scale: float = 1.0) -> str | None:
     plt = _pyplot()
     if not rows:
@@ -108,7 +120,7 @@ def write_aggregate_html(root: Path) -> list[str]:
              f"<style>{CSS}</style></head><body><h1>aopcore aggregate: {name}</h1>",
              f"<p>Seeds: {', '.join(map(str, data['seeds']))} — with results: {', '.join(map(str, data['seeds_found'])) or 'none'}; "
              f"finished: {', '.join(map(str, data['seeds_finished'])) or 'none'}.</p>", "<h2>Conclusions</h2><ul id='conclusions'>"]
-    parts += [f"<li>{html.escape(s)}</li>" for c in data["conclusions"] for s in (c["heldout"], c["winrate"]) if s]
+    parts += [f"<li>{html.escape(s)}</li>" for c in data["conclusions"] for s in (c["heldout"], c.get("equal_compute"), c["winrate"]) if s]
     parts.append("</ul><h2>How the numbers are computed</h2><ul>")
     parts += [f"<li><b>{html.escape(k.replace('_', ' '))}</b>: {html.escape(v)}</li>" for k, v in data["methods"].items()]
     parts.append("</ul><h2>Held-out reward</h2>")
@@ -120,9 +132,17 @@ def write_aggregate_html(root: Path) -> list[str]:
     parts.append("<h2>Reward against compute spent</h2>")
     if img := compute_plot(data):
         parts.append(f"<img alt='reward against compute' src='{img}'>")
-    parts.append(_table(["arm", "iteration", "training episodes", "choosing wall s", "choosing feedback calls", "choosing cost USD", "train wall s"], [
-        [arm, r["iteration"], f"{r['episodes']['estimate']:.0f}", f"{r['choosing']['wall_s']:.1f}", f"{r['choosing']['feedback_calls']:.1f}",
-         f"{r['choosing']['cost_usd']:.4f}", f"{r['train']['wall_s']:.1f}"] for arm, rows in data["compute"].items() for r in rows]))
+    parts.append(_table(["arm", "iteration", "training episodes", "choosing wall s", "choosing feedback calls", "choosing policy samples",
+                         "choosing tokens generated", "choosing reward calls", "choosing embedder calls", "choosing cost USD", "train wall s"], [
+        [arm, r["iteration"], f"{r['episodes']['estimate']:.0f}", f"{ch['wall_s']:.1f}", f"{ch['feedback_calls']:.1f}",
+         f"{ch.get('policy_samples', 0):.0f}", f"{ch['tokens_generated']:.0f}", f"{ch.get('reward_calls', 0):.0f}",
+         f"{ch.get('embedder_calls', 0):.0f}", f"{ch['cost_usd']:.4f}", f"{r['train']['wall_s']:.1f}"]
+        for arm, rows in data["compute"].items() for r in rows for ch in [r["choosing"]]]))
+    if (eq := data.get("equal_compute") or {}).get("curves"):
+        parts.append(f"<h2>At equal total compute</h2><p>Unit: {html.escape(eq['unit'])}. {html.escape(eq['method'])}.</p>")
+        if img := equal_compute_plot(eq):
+            parts.append(f"<img alt='held-out reward against total compute' src='{img}'>")
+        parts.append("<ul id='equal-compute'>" + "".join(f"<li>{html.escape(d['sentence'])}</li>" for d in eq["differences"]) + "</ul>")
     parts.append("<h2>Differences between arms</h2>")
     if img := difference_plot(data["heldout_differences"], "Held-out reward difference (same questions, two-level bootstrap, 95%)", "difference in mean held-out reward"):
         parts.append(f"<img alt='held-out reward differences' src='{img}'>")

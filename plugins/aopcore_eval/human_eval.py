@@ -69,6 +69,12 @@ def check_pairs(run_dir: Path, pairs: list[tuple[str, str]], iterations: list[in
 def prepare(run_dir: Path, pairs: list[tuple[str, str]], iterations: list[int], sample: int, raters: list[str], seed: int = 0) -> dict[str, str]:
     """Create the blinded items (once) and a token per new rater; returns {rater: token} for the new raters."""
     run_dir = Path(run_dir)
+    from aopcore.errors import RuntimeFailure
+    from aopcore.integrity import damaged_message, first_damage
+
+    damage = first_damage(run_dir, lambda stage: stage.endswith("/answers") or stage.startswith("judge/"))
+    if damage is not None:  # the answers raters see (and the judge's verdicts they are compared with) must be intact
+        raise RuntimeFailure(damaged_message(run_dir, damage))
     db = connect(run_dir)
     rng = random.Random(seed)
     if not db.execute("SELECT COUNT(*) FROM items").fetchone()[0]:

@@ -6,8 +6,9 @@ whose decoding step transformers compiles with torch.compile on CUDA (prompts ar
 widths and batches to one size, so it compiles once per width); ``continuous`` is transformers'
 continuous-batching ``generate_batch`` (paged attention, requests scheduled as they finish). ``auto``
 picks ``static`` on CUDA and ``plain`` elsewhere; when an automatically chosen backend fails, generation
-falls back to ``plain`` for the rest of the process and says so once. ``vllm`` (evaluation only) lives in
-``generation_vllm.py``.
+falls back to ``plain`` for the rest of the process and says so once. ``vllm`` (a vLLM engine in its own
+environment) lives in ``generation_vllm.py``; where it cannot take part (rollouts of TRL's trainers or of a
+multi-process PPO), generation here treats it as ``auto``.
 """
 from __future__ import annotations
 
@@ -62,7 +63,7 @@ def encode_queries(tokenizer, prompts: Sequence[str], max_prompt_tokens: int, *,
 
 
 def resolve_backend(backend: str, device_type: str) -> str:
-    """The backend ``auto`` stands for on this device (``vllm`` cannot hold a model being trained: as ``auto``)."""
+    """The transformers backend for this device: ``auto`` (and ``vllm`` where the vLLM engine is not used) as static/plain."""
     if backend not in BACKENDS:
         raise ValueError(f"unknown generation backend {backend!r}; expected one of {', '.join(BACKENDS)}")
     if backend in ("auto", "vllm"):

@@ -1,53 +1,102 @@
-"""Evaluation answers through vLLM (``generation_backend = "vllm"``), imported only when chosen.
+"""The policy's generation through vLLM (``generation_backend = "vllm"``): evaluation, test answers and PPO rollouts.
 
-Written against vLLM's documented offline API (``LLM(...).generate`` with token-id prompts and
-``SamplingParams``; temperature 0 is greedy). It has NOT been run by aopcore's tests or its GPU check:
-vLLM is too large to bring to the offline GPU machine those run on. Training rollouts never use it,
-since vLLM holds its own copy of the weights, not the policy being trained.
+One engine per process serves the policy (``vllm_engine.shared_engine("policy", ...)``, started on first use, tens of
+seconds). Checkpoints are handed to it by folder: evaluating another checkpoint of the same model reloads its weights
+in place, and PPO writes the weights it is training into a scratch folder before each step's rollouts and reloads
+them, as TRL's vLLM colocate mode does, so rollouts come from the current policy without restarting the engine.
+vLLM computes in bfloat16 by default (``vllm_dtype``); PPO recomputes every log-probability with the trained model,
+so rollouts sampled from the bf16 copy only make PPO's first epoch slightly off-policy, which its clipping absorbs.
 """
 from __future__ import annotations
 
+import shutil
+import tempfile
+import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
-from aopcore.errors import InputError
-from aopcore_hf.generation import GenerationSettings
+from aopcore_hf.generation import GenerationSettings, Rollout
+
+ENGINE_DTYPES = {"auto": "bfloat16", "bfloat16": "bfloat16", "float16": "float16", "float32": "float32"}
 
 
-class VLLMGenerator:
-    """One vLLM engine per checkpoint folder; ``close`` frees its GPU memory before training resumes."""
+def local_folder(spec: str) -> str:
+    """A folder vLLM and ``reload`` can read: local paths as they are, hub ids through the hub cache."""
+    if Path(spec).is_dir():
+        return spec
+    from huggingface_hub import snapshot_download
 
-    def __init__(self, model_path: str, *, dtype: str = "auto", seed: int = 0, gpu_memory_utilization: float = 0.3) -> None:
-        try:
-            from vllm import LLM
-        except ImportError as exc:  # a config chose vllm on a machine without it
-            raise InputError("generation_backend = \"vllm\" needs the vllm package (pip install vllm)") from exc
-        self.model_path = model_path
-        self.llm: Any = LLM(model=model_path, tokenizer=model_path, dtype=dtype, seed=seed,
-                            gpu_memory_utilization=gpu_memory_utilization)
+    return snapshot_download(spec, allow_patterns=["*.json", "*.safetensors", "*.model", "*.txt", "*.jinja"])
 
-    def generate(self, queries: Sequence[list[int]], settings: GenerationSettings, *, seed: int | None, eos: int | None) -> list[list[int]]:
-        from vllm import SamplingParams
 
-        params = SamplingParams(temperature=settings.temperature if settings.do_sample else 0.0,
-                                top_p=settings.top_p if settings.do_sample else 1.0,
-                                top_k=settings.top_k if settings.do_sample and settings.top_k > 0 else -1,
-                                max_tokens=settings.max_new_tokens, seed=seed)
-        outputs = self.llm.generate([{"prompt_token_ids": list(q)} for q in queries], params, use_tqdm=False)
-        responses = []
-        for out in outputs:
-            ids = list(out.outputs[0].token_ids)
-            responses.append(ids[: ids.index(eos) + 1] if eos is not None and eos in ids else ids)
-        return responses
+def _weights_stamp(folder: str) -> tuple:
+    return tuple(sorted((p.name, p.stat().st_mtime_ns, p.stat().st_size) for p in Path(folder).glob("*.safetensors")))
+
+
+def fit_length(folder: str, options: dict[str, Any]) -> dict[str, Any]:
+    """``options`` with max_model_len no longer than the model's positions (vLLM refuses more)."""
+    import json
+
+    config = json.loads((Path(folder) / "config.json").read_text())
+    positions = config.get("max_position_embeddings") or config.get("n_positions")
+    return {**options, "max_model_len": min(options["max_model_len"], positions)} if positions else options
+
+
+def sampling(settings: GenerationSettings) -> dict[str, Any]:
+    """GenerationSettings as vLLM sampling keywords (temperature 0: greedy)."""
+    if not settings.do_sample:
+        return dict(temperature=0.0)
+    return dict(temperature=settings.temperature, top_p=settings.top_p, top_k=settings.top_k)
+
+
+class VLLMPolicy:
+    """Generation for a HFPolicyBase through the shared policy engine."""
+
+    def __init__(self, *, dtype: str = "auto", max_model_len: int = 2048, seed: int = 0, kv_cache_gib: int = 2,
+                 gpu_memory_utilization: float = 0.3) -> None:
+        self.engine_options = dict(dtype=ENGINE_DTYPES[dtype], max_model_len=max_model_len, seed=seed, kv_cache_gib=kv_cache_gib,
+                                   gpu_memory_utilization=gpu_memory_utilization)
+        self._sync: Path | None = None  # where PPO writes the weights it trains
+        self.reload_seconds: list[float] = []
+
+    def engine_for(self, folder: str):
+        from aopcore_hf.vllm_engine import shared_engine
+
+        engine = shared_engine("policy", folder, **fit_length(folder, self.engine_options))
+        stamp = (folder, _weights_stamp(folder))
+        if engine.stamp is None and engine.weights == folder:
+            engine.stamp = stamp  # just started on this folder
+        elif engine.stamp != stamp:  # another checkpoint, or this folder rewritten (PPO's weights after a step)
+            self.reload_seconds.append(engine.reload(folder))
+            engine.stamp = stamp
+        return engine
+
+    def generate(self, folder: str, queries: Sequence[list[int]], settings: GenerationSettings, *, seed: int | None,
+                 eos: int | None) -> list[list[int]]:
+        engine = self.engine_for(folder)
+        out = engine.generate(queries, max_tokens=settings.max_new_tokens, stop_token_ids=[eos] if eos is not None else [],
+                              seed=seed, **sampling(settings))
+        return [_cut(r, eos) for r in out]
+
+    def rollouts(self, model, tokenizer, queries: Sequence[list[int]], settings: GenerationSettings) -> list[Rollout]:
+        """Rollouts from the weights ``model`` holds now: written to a scratch folder and reloaded into the engine."""
+        import torch
+
+        if self._sync is None:
+            self._sync = Path(tempfile.mkdtemp(prefix="aopcore-vllm-sync-"))
+        t0 = time.perf_counter()
+        model.save_pretrained(self._sync)
+        self.save_seconds = time.perf_counter() - t0
+        seed = int(torch.randint(0, 2**31 - 1, (1,)))  # from torch's generator: reproducible and restored on resume
+        responses = self.generate(str(self._sync), queries, settings, seed=seed, eos=tokenizer.eos_token_id)
+        return [Rollout(list(q), r) for q, r in zip(queries, responses)]
 
     def close(self) -> None:
-        import gc
+        if self._sync is not None:
+            shutil.rmtree(self._sync, ignore_errors=True)
+            self._sync = None
 
-        self.llm = None
-        gc.collect()
-        try:
-            import torch
 
-            torch.cuda.empty_cache()
-        except Exception:  # noqa: BLE001 - freeing memory is best effort
-            pass
+def _cut(response: list[int], eos: int | None) -> list[int]:
+    return response[: response.index(eos) + 1] if eos is not None and eos in response else response

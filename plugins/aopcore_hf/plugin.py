@@ -7,6 +7,7 @@ from aopcore_hf.embedder import EmbedderOptions
 from aopcore_hf.feedback import LocalJudgeOptions, LocalLLMOptions
 from aopcore_hf.options import PPOOptions, TRLOptions
 from aopcore_hf.rewards import ClassifierOptions, RelevanceOptions, SteamSHPOptions
+from aopcore_hf.vllm_feedback import VLLMJudgeOptions, VLLMLLMOptions
 
 
 @hookimpl
@@ -31,11 +32,15 @@ def register_embedders(register):
 @hookimpl
 def register_feedback_llms(register):
     register("local", LazyFactory("aopcore_hf.feedback:LocalFeedbackLLM", doc="Local causal LM (packaged SmolLM2 offline)"), options=LocalLLMOptions)
+    register("vllm", LazyFactory("aopcore_hf.vllm_feedback:VLLMFeedbackLLM", doc="A causal LM on a vLLM engine (scripts/setup-vllm.sh)"),
+             options=VLLMLLMOptions)
 
 
 @hookimpl
 def register_judges(register):
     register("local", LazyFactory("aopcore_hf.feedback:LocalModelJudge", doc="Local model's P(A), P(B), P(C) after the paper's judge prompt"), options=LocalJudgeOptions)
+    register("vllm", LazyFactory("aopcore_hf.vllm_feedback:VLLMJudge", doc="The local judge's P(A), P(B), P(C) on a vLLM engine"),
+             options=VLLMJudgeOptions)
 
 
 @hookimpl
@@ -44,3 +49,10 @@ def register_data_sources(register):
 
     register("file", load_files)  # a spec without a scheme is a path: it comes here
     register("hf", load_hub)
+
+
+@hookimpl
+def register_commands(subparsers):
+    from aopcore_hf.modelcmd import add_commands  # `aopcore models`: the offline aliases live in this family
+
+    add_commands(subparsers)

@@ -7,6 +7,7 @@ from pathlib import Path
 from aopcore import record_usage
 from aopcore_hf.generation import (
     GenerationSettings,
+    Rollout,
     decode_responses,
     encode_queries,
     generate_rollouts,
@@ -64,25 +65,35 @@ class HFPolicyBase:
         record_usage(tokens_generated=sum(len(r.response) for r in rollouts))
         return decode_responses(tokenizer, rollouts)
 
+    def rollouts(self, model, tokenizer, queries: Sequence[list[int]], settings: GenerationSettings, *, world: int = 1) -> list[Rollout]:
+        """Training rollouts from ``model`` as it is now: through vLLM (its weights handed to the engine) when
+        ``generation_backend = "vllm"`` and one process trains; otherwise ``generate_rollouts``."""
+        if settings.backend == "vllm" and world == 1:
+            return self._vllm_policy().rollouts(model, tokenizer, queries, settings)
+        return generate_rollouts(model, tokenizer, queries, settings)
+
+    def _vllm_policy(self):
+        from aopcore_hf.generation_vllm import VLLMPolicy
+
+        if getattr(self, "_vllm", None) is None:
+            g, o = self.options.generation, self.options
+            longest_answer = max(g.max_new_tokens, o.eval_max_new_tokens or 0)
+            self._vllm = VLLMPolicy(dtype=o.vllm_dtype, max_model_len=g.max_prompt_tokens + longest_answer + 8)
+        return self._vllm
+
     def _generate_vllm(self, policy: Path, prompts: Sequence[str], settings: GenerationSettings, *, seed: int) -> list[str]:
-        """Answers through vLLM (not run in aopcore's tests: see generation_vllm.py); the engine is freed after each call
-        so that training, which follows, has the card's memory."""
+        """Answers through the policy's vLLM engine (generation_vllm.py): one engine per process, the checkpoint's
+        weights reloaded into it, so the engine starts once for all evaluations and answers of a run."""
         from transformers import AutoTokenizer
 
-        from aopcore_hf.generation import Rollout
-        from aopcore_hf.generation_vllm import VLLMGenerator
+        from aopcore_hf.generation_vllm import local_folder
         from aopcore_hf.models import resolve_model
         from aopcore_hf.policy_io import policy_source
 
-        path = resolve_model(policy_source(policy))
-        tokenizer = AutoTokenizer.from_pretrained(path)
+        folder = local_folder(resolve_model(policy_source(policy)))
+        tokenizer = AutoTokenizer.from_pretrained(folder)
         queries = encode_queries(tokenizer, prompts, settings.max_prompt_tokens, system=self.options.system_prompt)
-        dtype = {"float32": "float32", "bfloat16": "bfloat16", "float16": "float16"}.get(self.options.dtype, "auto")
-        engine = VLLMGenerator(path, dtype=dtype, seed=seed)
-        try:
-            responses = engine.generate(queries, settings, seed=seed, eos=tokenizer.eos_token_id)
-        finally:
-            engine.close()
+        responses = self._vllm_policy().generate(folder, queries, settings, seed=seed, eos=tokenizer.eos_token_id)
         rollouts = [Rollout(q, r) for q, r in zip(queries, responses)]
         record_usage(tokens_generated=sum(len(r.response) for r in rollouts))
         return decode_responses(tokenizer, rollouts)

@@ -11,21 +11,21 @@ import json
 import logging
 import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from tqdm.auto import tqdm
 
-from aopcore import Prompt, RewardModel, TrainStats, record_usage
+from aopcore import InputError, Prompt, RewardModel, TrainStats
+from aopcore.steps import PromptStream, RolloutGroup
 from aopcore_hf import ppo_math as pm
 from aopcore_hf import ppo_memory
 from aopcore_hf.generation import (
     Rollout,
     decode_responses,
     encode_queries,
-    generate_rollouts,
 )
 from aopcore_hf.models import load_causal_lm
 from aopcore_hf.options import PPOOptions
@@ -33,6 +33,7 @@ from aopcore_hf.policy import HFPolicyBase
 from aopcore_hf.policy_io import policy_source, save_policy
 from aopcore_hf.ppo_checkpoint import PPOCheckpoints
 from aopcore_hf.ppo_comm import AccelerateComm, LocalComm
+from aopcore_hf.ppo_scoring import Score, score_and_book  # noqa: F401 (score_and_book: also imported from here)
 from aopcore_hf.tracking import Trackers
 
 VALUE_HEAD = "value_head.pt"
@@ -113,14 +114,6 @@ class PolicyWithValue(torch.nn.Module):
         return logprobs, values, entropy
 
 
-Score = Callable[[Sequence[str], Sequence[str]], list[float]]
-
-
-def score_and_book(reward: RewardModel, prompts: Sequence[str], responses: Sequence[str]) -> list[float]:
-    """Score rollouts and book the calls in the running stage's ledger (in one process, or for a whole group)."""
-    scores = [float(s) for s in reward.score(prompts, responses)]
-    record_usage(reward_calls=len(prompts))
-    return scores
 
 
 class PPOPolicyTrainer(HFPolicyBase):
@@ -137,8 +130,15 @@ class PPOPolicyTrainer(HFPolicyBase):
         return {"num_gpus": options.num_processes // options.num_machines if kind == "train" else 1}
 
     def train(self, policy: Path, prompts: Sequence[Prompt], reward: RewardModel, *, passes: int, out: Path, seed: int,
-              scratch: Path | None = None) -> TrainStats:
-        """``scratch``: the stage's crash-surviving folder for mid-stage checkpoints (``save_every_steps``; one process only)."""
+              scratch: Path | None = None, stream: PromptStream | None = None) -> TrainStats:
+        """``scratch``: the stage's crash-surviving folder for mid-stage checkpoints (``save_every_steps``; one process only).
+
+        ``stream``: the per-step channel (:mod:`aopcore.steps`). Each step's prompts are then drawn from it (as many
+        steps and episodes as without it), and each step's rewards are reported back, one group per prompt.
+        """
+        if stream is not None and (self.options.num_processes > 1 or self.options.accelerate_config):
+            raise InputError(f"ppo: a curriculum that takes part in the per-step channel needs num_processes = 1 so far "
+                             f"(num_processes = {self.options.num_processes}{', accelerate_config' if self.options.accelerate_config else ''})")
         if self.options.num_processes > 1 or self.options.accelerate_config:
             from aopcore_hf.ppo_launch import train_distributed
 
@@ -150,11 +150,12 @@ class PPOPolicyTrainer(HFPolicyBase):
             return train_distributed(self.options, Path(policy), prompts, reward, passes=passes, out=out, seed=seed)
 
         score = functools.partial(score_and_book, reward)
-        return self.train_with(LocalComm(), Path(policy), prompts, score, passes=passes, out=out, seed=seed, scratch=scratch)
+        return self.train_with(LocalComm(), Path(policy), prompts, score, passes=passes, out=out, seed=seed, scratch=scratch,
+                               stream=stream)
 
     def train_with(self, comm: LocalComm | AccelerateComm, policy: Path, prompts: Sequence[Prompt], score: Score, *,
-                   passes: int, out: Path, seed: int, scratch: Path | None = None) -> TrainStats:
-        """The training loop every rank runs; ``score`` is called on the main rank only."""
+                   passes: int, out: Path, seed: int, scratch: Path | None = None, stream: PromptStream | None = None) -> TrainStats:
+        """The training loop every rank runs; ``score`` is called on the main rank only (``stream``: one process only)."""
         o = self.options
         torch.manual_seed(seed + 1_000_003 * comm.rank)  # each rank samples its own rollouts
         rng = random.Random(seed)  # the same on every rank, so every rank walks the same batches
@@ -186,16 +187,25 @@ class PPOPolicyTrainer(HFPolicyBase):
         metrics: list[dict[str, float]] = []
         tokens_generated = 0
         saves = PPOCheckpoints(scratch, o.save_every_steps, comm, job={"options": o.model_dump(mode="json"), "seed": seed,
-                               "passes": passes, "prompts": [p.id for p in prompts], "policy": str(policy)})
+                               "passes": passes, "prompts": [p.id for p in prompts], "policy": str(policy),
+                               **({"stream": "online" if stream.online else "watch"} if stream is not None else {})})
         done = 0
         if (latest := saves.latest()) is not None:  # a killed stage: continue after its last save
             restored = saves.restore(latest, module=comm.unwrap(wrapped), optimizer=optimizer, device=device)
             done, metrics, tokens_generated, kl_ctl.value = (restored["step"], restored["metrics"], restored["tokens_generated"],
                                                              restored["kl_value"])
+            if stream is not None:  # the stream rewinds to the save: the steps redone draw what they drew
+                stream.restore(int(restored.get("stream_completed") or 0))
         step_bar = tqdm(batches[done:], desc="ppo", leave=False, disable=not comm.is_main, initial=done, total=len(batches))
         for step, batch in enumerate(step_bar, start=done + 1):
             t0 = time.perf_counter()
+            if stream is not None:  # the curriculum chooses this step's prompts (a watcher's: the planned ones, in its order)
+                batch = stream.next(len(batch))
             stats = self._step(comm, wrapped, ref, tokenizer, optimizer, kl_ctl, batch, score, shuffle_seed=seed * 100_003 + step)
+            scores, lengths = stats.pop("_scores"), stats.pop("_lengths")
+            if stream is not None:  # one completion per prompt: one group each
+                stream.report(stream.draws - 1, [RolloutGroup(p.id, p.category, (float(r),), int(n))
+                                                 for p, r, n in zip(batch, scores, lengths)])
             stats["time/step_s"] = time.perf_counter() - t0
             stats["step"] = step
             tokens_generated += int(stats.pop("_tokens"))
@@ -204,7 +214,9 @@ class PPOPolicyTrainer(HFPolicyBase):
             step_bar.set_postfix(score=f"{stats['objective/scores']:.3f}", kl=f"{stats['objective/kl']:.3f}")
             if saves.due(step, len(batches)):
                 saves.save(step, module=comm.unwrap(wrapped), optimizer=optimizer, kl_value=kl_ctl.value, metrics=metrics,
-                           tokens_generated=tokens_generated)
+                           tokens_generated=tokens_generated, stream_completed=stream.completed if stream is not None else None)
+        if stream is not None:
+            stream.finish()
         trackers.close()
         if comm.is_main:
             save_policy(model, tokenizer, out)
@@ -226,7 +238,7 @@ class PPOPolicyTrainer(HFPolicyBase):
         queries = encode_queries(tokenizer, [texts[i] for i in mine], o.generation.max_prompt_tokens, system=o.system_prompt)
         amp = ppo_memory.autocast_dtype(o.mixed_precision, self.choice)
         with ppo_memory.autocast(device, amp):
-            local = generate_rollouts(module.lm, tokenizer, queries, self.rollout_settings(len(mine)))
+            local = self.rollouts(module.lm, tokenizer, queries, self.rollout_settings(len(mine)), world=comm.world)
         by_index = dict(pair for part in comm.all_gather_object(list(zip(mine, local))) for pair in part)
         rollouts = [by_index[i] for i in range(n)]
         responses = decode_responses(tokenizer, rollouts)
@@ -302,4 +314,5 @@ class PPOPolicyTrainer(HFPolicyBase):
             "ppo/skipped_minibatches": float(skipped),
             "tokens/response_len_mean": float(mask.sum(dim=1).mean()),
             "_tokens": float(mask.sum()),
+            "_scores": scores.tolist(), "_lengths": mask.sum(dim=1).tolist(),  # per prompt, for the per-step channel
         }

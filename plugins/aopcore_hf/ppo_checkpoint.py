@@ -60,7 +60,8 @@ class PPOCheckpoints:
         return None
 
     def save(self, step: int, *, module: torch.nn.Module, optimizer: Any, kl_value: float,
-             metrics: list[dict[str, float]], tokens_generated: int) -> None:
+             metrics: list[dict[str, float]], tokens_generated: int, stream_completed: int | None = None) -> None:
+        """``stream_completed``: the per-step stream's ``completed`` at this step (aopcore.steps), restored with it."""
         assert self.scratch is not None
         final = self.scratch / f"{PREFIX}{step:08d}"
         partial = final.with_name(final.name + ".partial")
@@ -71,7 +72,8 @@ class PPOCheckpoints:
         torch.save(rng_state(), partial / f"rng-{self.comm.rank}.pt")
         if self.comm.is_main:
             torch.save({"module": module.state_dict(), "optimizer": optimizer.state_dict(), "kl_value": kl_value,
-                        "metrics": metrics, "tokens_generated": tokens_generated, "step": step}, partial / "state.pt")
+                        "metrics": metrics, "tokens_generated": tokens_generated, "step": step,
+                        "stream_completed": stream_completed}, partial / "state.pt")
             (partial / "meta.json").write_text(json.dumps({"job": self.job, "step": step, "world": self.comm.world}))
         self.comm.barrier()
         if self.comm.is_main:
@@ -84,13 +86,15 @@ class PPOCheckpoints:
         self.comm.barrier()
 
     def restore(self, folder: Path, *, module: torch.nn.Module, optimizer: Any, device: str) -> dict[str, Any]:
-        """Load a save into ``module`` and ``optimizer`` and restore this rank's RNG; returns step, metrics, tokens, kl_value."""
+        """Load a save into ``module`` and ``optimizer`` and restore this rank's RNG; returns step, metrics, tokens, kl_value
+        and stream_completed (None when saved without a stream)."""
         state = torch.load(folder / "state.pt", map_location=device, weights_only=False)
         module.load_state_dict(state["module"])
         optimizer.load_state_dict(state["optimizer"])
         set_rng_state(torch.load(folder / f"rng-{self.comm.rank}.pt", weights_only=False))
         log.info("ppo: resumed from step %d (%s)", state["step"], folder)
-        return {k: state[k] for k in ("step", "metrics", "tokens_generated", "kl_value")}
+        return {**{k: state[k] for k in ("step", "metrics", "tokens_generated", "kl_value")},
+                "stream_completed": state.get("stream_completed")}
 
 
 def rng_state() -> dict[str, Any]:

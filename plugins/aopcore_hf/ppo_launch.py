@@ -13,8 +13,11 @@ launcher holds global rank 0, which talks to the reward service here, so the per
 leaves this machine. The other machines run ``join``, a loop that starts their share of ranks for
 each training stage; those ranks receive the job (policy, prompts, seed) from rank 0 over the group.
 
-    python -m aopcore_hf.ppo_launch JOB.json                          # what each rank runs (not by hand)
+    python -m aopcore_hf.ppo_worker JOB.json                          # what each rank runs (not by hand)
     python -m aopcore_hf.ppo_launch join CONFIG.toml --machine-rank K  # on machine K of a multi-machine group
+
+This module launches and serves; the ranks' side is :mod:`aopcore_hf.ppo_worker` (which imports the trainer),
+so the trainer and its launcher do not import each other.
 """
 from __future__ import annotations
 
@@ -32,14 +35,14 @@ import tempfile
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import replace
 from multiprocessing import AuthenticationError
-from multiprocessing.connection import Client, Connection, Listener
+from multiprocessing.connection import Connection, Listener
 from pathlib import Path
 
 from aopcore import Prompt, RewardModel, RuntimeFailure, TrainStats
 from aopcore.records import to_dict
 from aopcore_hf.options import PPOOptions
+from aopcore_hf.ppo_scoring import score_and_book
 
 log = logging.getLogger("aopcore")
 AUTHKEY_ENV = "AOPCORE_REWARD_SERVICE_KEY"  # a per-launch random key; never written to disk
@@ -76,7 +79,7 @@ def launch_command(options: PPOOptions, job: Path, *, machine_rank: int = 0) -> 
     """The launcher command for this machine's share of the group (all of it when num_machines is 1)."""
     from aopcore_hf.models import choose_device
 
-    worker = ["-m", "aopcore_hf.ppo_launch", str(job)]
+    worker = ["-m", "aopcore_hf.ppo_worker", str(job)]
     n, machines = options.num_processes, options.num_machines
     if options.accelerate_config or choose_device(options.device, options.dtype).device != "cpu":
         cmd = [sys.executable, "-m", "accelerate.commands.launch", "--num_processes", str(n)]
@@ -152,8 +155,6 @@ def serve_rewards(listener: Listener, proc: subprocess.Popen, reward: RewardMode
         kind, payload = message
         if kind == "score":
             prompts, responses = payload
-            from aopcore_hf.ppo import score_and_book
-
             try:
                 scores = score_and_book(reward, prompts, responses)
             except Exception as exc:
@@ -164,40 +165,6 @@ def serve_rewards(listener: Listener, proc: subprocess.Popen, reward: RewardMode
             stats = TrainStats.from_dict(payload)
     proc.wait()
     return stats if proc.returncode == 0 else None
-
-
-def worker_main(job_path: str) -> None:
-    from accelerate import Accelerator
-
-    from aopcore_hf.models import choose_device
-    from aopcore_hf.ppo import PPOPolicyTrainer
-    from aopcore_hf.ppo_comm import AccelerateComm
-
-    job = json.loads(Path(job_path).read_text())
-    local = PPOOptions.model_validate(job["options"])
-    accelerator = Accelerator(cpu=choose_device(local.device, local.dtype).device == "cpu")
-    comm = AccelerateComm(accelerator)
-    if local.num_machines > 1:  # machines that joined know only their launcher settings: the job comes from rank 0
-        job = comm.broadcast_object(job)
-        check_joined(local, PPOOptions.model_validate(job["options"]), comm.rank)
-    options = PPOOptions.model_validate(job["options"])
-    trainer = PPOPolicyTrainer(options)
-    trainer.choice = replace(trainer.choice, device=str(accelerator.device))
-    conn = Client(tuple(job["address"]), authkey=bytes.fromhex(os.environ[AUTHKEY_ENV])) if comm.is_main else None
-
-    def score(prompts: Sequence[str], responses: Sequence[str]) -> list[float]:
-        assert conn is not None
-        conn.send(("score", (list(prompts), list(responses))))
-        status, value = conn.recv()
-        if status != "ok":
-            raise RuntimeError(f"the reward model failed: {value}")
-        return value
-
-    prompts = [Prompt.from_dict(p) for p in job["prompts"]]
-    stats = trainer.train_with(comm, Path(job["policy"]), prompts, score, passes=job["passes"], out=Path(job["out"]), seed=job["seed"])
-    if conn is not None:
-        conn.send(("done", to_dict(stats)))
-        conn.close()
 
 
 def check_joined(local: PPOOptions, main: PPOOptions, rank: int) -> None:
@@ -269,8 +236,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     args = list(sys.argv[1:] if argv is None else argv)
     if args[:1] != ["join"]:
-        worker_main(args[0])
-        return 0
+        print("usage: python -m aopcore_hf.ppo_launch join CONFIG --machine-rank K "
+              "(the ranks of a group run python -m aopcore_hf.ppo_worker JOB.json)", file=sys.stderr)
+        return 2
     parser = argparse.ArgumentParser(prog="python -m aopcore_hf.ppo_launch join",
                                      description="Run this machine's share of a multi-machine PPO group, stage after stage.")
     parser.add_argument("config", type=Path, help="the experiment's config (its [trainer] section)")

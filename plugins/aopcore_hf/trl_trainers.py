@@ -3,10 +3,12 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from collections.abc import Sequence
 from pathlib import Path
 
 from aopcore import Prompt, RewardModel, TrainStats, record_usage
+from aopcore.steps import PromptStream
 from aopcore_hf.generation import PLAIN_TEMPLATE
 from aopcore_hf.models import load_causal_lm
 from aopcore_hf.options import TRLOptions
@@ -55,9 +57,13 @@ class _TRLPolicyTrainer(HFPolicyBase):
         raise NotImplementedError
 
     def train(self, policy: Path, prompts: Sequence[Prompt], reward: RewardModel, *, passes: int, out: Path, seed: int,
-              scratch: Path | None = None) -> TrainStats:
+              scratch: Path | None = None, stream: PromptStream | None = None) -> TrainStats:
         """``scratch``: the stage's crash-surviving folder; with ``save_every_steps`` TRL saves checkpoints there and a
-        killed stage resumes from the latest (``resume_from_checkpoint``)."""
+        killed stage resumes from the latest (``resume_from_checkpoint``).
+
+        ``stream``: the per-step channel (:mod:`aopcore.steps`) for a curriculum that takes part: every generation batch
+        is a draw from it and its rewards are reported back, through the same adapter as a TRL script's
+        (:mod:`aopcore_integrations.trl`); the stage trains as many steps as without it (prompts x passes draws)."""
         from datasets import Dataset
         from transformers.trainer_utils import get_last_checkpoint
 
@@ -66,10 +72,13 @@ class _TRLPolicyTrainer(HFPolicyBase):
         tokenizer.padding_side = "left"
         if getattr(tokenizer, "chat_template", None):
             messages = ([{"role": "system", "content": o.system_prompt}] if o.system_prompt else [])
-            rows = [{"prompt": messages + [{"role": "user", "content": p.text}], "question": p.text} for p in prompts]
+
+            def row(text: str) -> dict:
+                return {"prompt": messages + [{"role": "user", "content": text}], "question": text}
         else:
-            rows = [{"prompt": PLAIN_TEMPLATE.format(prompt=p.text), "question": p.text} for p in prompts]
-        dataset = Dataset.from_list(rows)
+            def row(text: str) -> dict:
+                return {"prompt": PLAIN_TEMPLATE.format(prompt=text), "question": text}
+        dataset = Dataset.from_list([row(p.text) for p in prompts])
         tokens = {"n": 0}
 
         def reward_fn(prompts, completions, question, completion_ids=None, **_):
@@ -83,8 +92,19 @@ class _TRLPolicyTrainer(HFPolicyBase):
         saving = scratch is not None and o.save_every_steps is not None
         workdir = Path(scratch) / "trl" if saving else out / "trl"
         config = self._config(workdir, passes, seed, **({"save_strategy": "steps", "save_steps": o.save_every_steps, "save_total_limit": 1} if saving else {}))
-        trainer = self._trainer_class()(model=model, reward_funcs=reward_fn, args=config, train_dataset=dataset, processing_class=tokenizer,
-                                        callbacks=[_token_callback(tokens)] if saving else None)
+        callbacks = [_token_callback(tokens)] if saving else []
+        reward_funcs = reward_fn
+        if stream is not None:  # the per-step channel: the same adapter a TRL script uses
+            from aopcore_integrations.trl import StreamFeed
+
+            draws = math.ceil(len(prompts) * passes / (config.generation_batch_size // config.num_generations))
+            config = self._config(workdir, passes, seed, max_steps=draws, shuffle_dataset=False,
+                                  **({"save_strategy": "steps", "save_steps": o.save_every_steps, "save_total_limit": 1} if saving else {}))
+            feed = StreamFeed(stream, row=row, max_steps=draws)
+            dataset, reward_funcs = feed.dataset(), feed.reward(reward_fn)
+            callbacks.append(feed.callback)
+        trainer = self._trainer_class()(model=model, reward_funcs=reward_funcs, args=config, train_dataset=dataset, processing_class=tokenizer,
+                                        callbacks=callbacks or None)
         last = get_last_checkpoint(str(workdir)) if saving and workdir.is_dir() else None
         if last:
             log.info("%s: resuming from %s", type(self).__name__, last)

@@ -1,8 +1,13 @@
-"""The testbed policy's starting point: a small GPT-2 with a word-level tokenizer, built in-process.
+"""The testbed policy's starting point: a small GPT-2 with a word-level tokenizer.
 
-Nothing is downloaded: the weights are a seeded random initialisation and the vocabulary is every word,
-number and punctuation mark the testbed's questions and answers use (plus the prompt format's), so every
-machine builds the identical model. Every answer is then a single token, which makes pretraining take about
+``testbed-tiny`` (the start policy) ships with the package (``weights/testbed-tiny/``, about half a megabyte) and
+is copied into the cache under a hash of its files, so every machine, thread count and run order starts from the
+same bytes. ``python -m aopcore_testbed.regenerate`` is how those weights were made, and rebuilds them after a
+change to the recipe, the vocabulary or the SFT data (pinned to one thread: the result is deterministic).
+``testbed-tiny-base`` is the random-initialised model, built in-process from a seed.
+
+Nothing is downloaded: the vocabulary is every word, number and punctuation mark the testbed's questions and
+answers use (plus the prompt format's). Every answer is then a single token, which makes pretraining take about
 a minute and RL a contextual bandit that a CPU trains in seconds; the verifier still reads free text, so a
 real LLM's answers are checked the same way. Text outside the vocabulary becomes ``[UNK]``.
 """
@@ -89,8 +94,8 @@ def pretrain(src: Path, out: Path, rows: list[dict[str, str]], *, epochs: int = 
              seed: int = 0) -> dict[str, float]:
     """Supervised training on ``rows`` (instruction, response), loss on the response only; writes ``out`` atomically.
 
-    A plain loop rather than the SFT stage, because it runs once per machine (the result is cached) and must be
-    fast and identical everywhere; the prompt format is the one the policy trainers use.
+    A plain loop rather than the SFT stage: it made the shipped weights (``aopcore_testbed.regenerate``, one
+    thread, deterministic) and must stay fast and reproducible; the prompt format is the one the policy trainers use.
     """
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -133,8 +138,9 @@ def pretrain(src: Path, out: Path, rows: list[dict[str, str]], *, epochs: int = 
     return {"epochs": epochs, "loss_per_epoch": losses}
 
 
-# the recipe of the "testbed-tiny" alias; a change (or a new vocabulary) gives new folder names, so a stale cache
-# is never used
+# the recipe of the shipped "testbed-tiny" weights (python -m aopcore_testbed.regenerate) and of the base model;
+# a change (or a new vocabulary) gives the base a new folder name, and fails tests/test_testbed_weights.py until
+# the shipped weights are regenerated
 RECIPE = {"n_embd": 64, "n_layer": 2, "n_head": 4, "epochs": 20, "lr": 3e-3, "batch_size": 32, "seed": 0}
 
 
@@ -148,24 +154,54 @@ def _recipe_id() -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:10]
 
 
+def shipped_weights() -> Path:
+    """The packaged ``testbed-tiny`` folder (weights, tokenizer, config and ``manifest.json``)."""
+    from aopcore_testbed.shipped import WEIGHTS
+
+    return WEIGHTS
+
+
+def shipped_key() -> str:
+    """A hash of the shipped files (the manifest excluded): it changes whenever the weights could differ."""
+    from aopcore_testbed.shipped import digest, file_hashes
+
+    return digest(file_hashes(shipped_weights()))[:16]
+
+
+def _install_shipped(target: Path) -> Path:
+    """Copy the shipped start policy into ``target`` atomically (a crash leaves nothing; concurrent copies are safe)."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
+    try:
+        for p in sorted(shipped_weights().iterdir()):
+            if p.is_file():
+                shutil.copyfile(p, tmp / p.name)
+        _publish(tmp, target)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return target
+
+
 def ensure_alias(name: str, models_dir: Path) -> Path:
-    """The folder behind a model alias, built on first use and cached.
+    """The folder behind a model alias, in the cache.
 
-    ``testbed-tiny-base``: the random-initialised model (for configs that run their own ``[trainer.sft]``);
-    ``testbed-tiny``: that model after pretraining on the testbed's SFT data, the policy the example starts from.
+    ``testbed-tiny``: the shipped start policy, copied to ``testbed-tiny-<hash of its files>`` on first use (the
+    same bytes on every machine; a regenerated policy gets a new folder, never a stale one);
+    ``testbed-tiny-base``: the random-initialised model, built from a seed (for configs that run their own
+    ``[trainer.sft]``), under the recipe's id.
     """
-    from aopcore_testbed.sets import sft_rows
+    if name == "testbed-tiny":
+        skilled = models_dir / f"testbed-tiny-{shipped_key()}"
+        if not (skilled / "config.json").exists():
+            if not (shipped_weights() / "config.json").exists():
+                from aopcore import RuntimeFailure
 
-    r, recipe = RECIPE, _recipe_id()
-    base = models_dir / f"testbed-tiny-base-{recipe}"
+                raise RuntimeFailure(f"testbed-tiny: the shipped weights are missing from {shipped_weights()} "
+                                     "(python -m aopcore_testbed.regenerate rebuilds them)")
+            _install_shipped(skilled)
+        return skilled
+    r = RECIPE
+    base = models_dir / f"testbed-tiny-base-{_recipe_id()}"
     if not (base / "config.json").exists():
         build(base, n_embd=r["n_embd"], n_layer=r["n_layer"], n_head=r["n_head"], seed=r["seed"])
-    if name == "testbed-tiny-base":
-        return base
-    skilled = models_dir / f"testbed-tiny-{recipe}"
-    if not (skilled / "config.json").exists():
-        import logging
-
-        logging.getLogger("aopcore").info("testbed-tiny: pretraining the testbed policy once (cached in %s)", skilled)
-        pretrain(base, skilled, sft_rows(r["seed"]), epochs=r["epochs"], lr=r["lr"], batch_size=r["batch_size"], seed=r["seed"])
-    return skilled
+    return base

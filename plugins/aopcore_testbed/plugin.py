@@ -29,3 +29,12 @@ def register_data_sources(register):
     from aopcore_testbed.sets import load
 
     register("testbed", load)
+
+
+@hookimpl
+def register_curricula(register):
+    from aopcore_testbed.oracle import OracleOptions
+
+    register("oracle", LazyFactory("aopcore_testbed.oracle:OracleCurriculum",
+                                   doc="Testbed positive control: categories weighted by their measured learning gain"),
+             options=OracleOptions)

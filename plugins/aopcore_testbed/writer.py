@@ -49,8 +49,11 @@ class TestbedWriter:
         self.options = options or WriterOptions()
 
     def complete(self, prompts: Sequence[str]) -> list[str]:
-        record_usage(feedback_calls=len(prompts))
-        return [self._reply(p) for p in prompts]
+        replies = [self._reply(p) for p in prompts]
+        # no tokenizer: words stand in for tokens, so equal-compute comparisons see what a feedback call reads and writes
+        record_usage(feedback_calls=len(prompts), prompt_tokens=sum(len(p.split()) for p in prompts),
+                     tokens_generated=sum(len(r.split()) for r in replies))
+        return replies
 
     def _rng(self, prompt: str) -> random.Random:
         digest = hashlib.sha256(f"{self.options.seed}\0{prompt}".encode()).hexdigest()

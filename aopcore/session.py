@@ -1,0 +1,533 @@
+"""A curriculum held across the rounds of a training loop aopcore does not own.
+
+:class:`~aopcore.Experiment` drives the user's trainer. A :class:`CurriculumSession` is the other way
+round: the user's loop (a TRL or veRL script, a loop of their own) keeps training, and asks the session
+for each round's prompts. The session does for one arm what the experiment does: it builds the
+:class:`~aopcore.CurriculumContext` (seeds from :func:`aopcore.stage_seed`, history, workdir, the
+per-step batches of earlier rounds), evaluates the current policy when given a ``generate`` function,
+keeps everything in ``state_dir`` in run-directory formats (stage records with the cost ledger,
+``arms/<name>/iter-RR/prompts.jsonl``, ``fingerprint.json``), refuses a changed setup, and resumes: a
+round whose prompts are recorded returns them again without calling the curriculum.
+
+Layout of ``state_dir`` (the arm is ``name``)::
+
+    fingerprint.json, config.json                 what the session answers; a changed setup refuses
+    stages/<stage>.json                           one record per finished stage (the ledger)
+    sft/evaluation.jsonl                          the evaluation round 1 chose from (policy before training)
+    arms/<name>/iter-RR/prompts.jsonl             round RR's prompts, with provenance
+    arms/<name>/iter-RR/evaluation.jsonl          the evaluation round RR+1 chose from
+    arms/<name>/iter-RR/steps.jsonl               round RR's per-step batches (end_round)
+    arms/<name>/curriculum/                       the curriculum's workdir, one for every round
+    scratch/arms__<name>__iter-RR__train/         the round's prompt-stream log until end_round
+"""
+from __future__ import annotations
+
+import logging
+import shutil
+import socket
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from aopcore import contracts, integrity
+from aopcore.errors import InputError, RuntimeFailure
+from aopcore.experiment import _reads_evaluation, stage_seed
+from aopcore.fingerprint import check_run_dir, describe, normalise, package_versions, questions_digest
+from aopcore.ledger import Attempt, StageMeter, counted_feedback, record_usage
+from aopcore.protocols import CurriculumContext
+from aopcore.records import EvalRecord, Prompt, Question, read_jsonl, write_jsonl
+from aopcore.steps import PromptStream, observes_steps, open_stream, read_batches, write_batches
+from aopcore.store import RunStore, atomic_write_json, clean_temporaries
+
+log = logging.getLogger("aopcore")
+
+ROLES = {"feedback": "feedback", "embedder": "embedder", "reward": "reward"}
+
+
+class CurriculumSession:
+    """One curriculum across the rounds of someone else's training loop.
+
+    Args:
+        curriculum: a :class:`~aopcore.PromptCurriculum` object (or a plain ``fn(ctx) -> list[Prompt]``), or a
+            registered curriculum plugin name (``"aop"``, ``"pool"``; ``aopcore plugins`` lists them).
+        options: that plugin's options (a dict validated by its pydantic ``Options``, as in a config; or the
+            model itself). Only with a plugin name.
+        heldout: the held-out questions the policy is evaluated on: a list of :class:`~aopcore.Question` or a
+            data spec (``"testbed:heldout"``, ``"builtin:heldout"``, a file path).
+        state_dir: the folder that keeps everything (run-directory formats, see the module doc). One folder
+            serves every round; reopening it resumes.
+        budget: prompts per round (``ctx.budget``).
+        categories: the curriculum's categories (default: those of ``heldout``).
+        feedback, embedder, reward: objects, plugin names (built with default options when first used), or
+            plain callables (adapted as in :mod:`aopcore.contracts`: ``fn(prompt) -> str``,
+            ``fn(texts) -> array``, a TRL-style ``fn(prompts, completions, **kw) -> list[float]``).
+        seed: the base seed; round ``r``'s context seed is ``stage_seed(seed, f"arms/{name}/iter-{r:02d}/prompts")``,
+            exactly as an :class:`~aopcore.Experiment` with that seed derives it for that arm and iteration.
+        rounds: the number of rounds, when known (``ctx.iterations``). ``None`` is an open-ended loop: every
+            round's context says ``iterations = round`` (as far as the curriculum knows, the current round is
+            the last), and curricula that write one pool for all iterations and split it (``vanilla``, ``sop``:
+            ``uses_evaluation`` False or "first") are refused, since they cannot size it.
+        name: the arm name (``ctx.arm``, seeds, paths).
+        allow_changes: continue a ``state_dir`` whose fingerprint differs (recorded, as for a run directory).
+        base_dir: where relative data specs are resolved (default: the current folder).
+    """
+
+    def __init__(self, curriculum: Any, *, options: dict[str, Any] | BaseModel | None = None,
+                 heldout: Sequence[Question] | str, state_dir: Path | str, budget: int,
+                 categories: Sequence[str] | None = None, feedback: Any = None, embedder: Any = None, reward: Any = None,
+                 seed: int = 0, rounds: int | None = None, name: str = "session", allow_changes: bool = False,
+                 base_dir: Path | str | None = None, passes: int = 1, _registry: Any = None,
+                 _described: dict[str, Any] | None = None, _snapshot: dict[str, Any] | None = None) -> None:
+        self.name = name
+        self.seed = int(seed)
+        self.rounds = rounds
+        self.budget = budget
+        self.passes = passes
+        self.base_dir = Path(base_dir) if base_dir is not None else Path.cwd()
+        self.store = RunStore(Path(state_dir))
+        self._registry = _registry
+        problems: list[str] = []
+        if not isinstance(budget, int) or isinstance(budget, bool) or budget < 1:
+            problems.append(f"session.budget: {budget!r} is not a positive number of prompts per round")
+        if rounds is not None and (not isinstance(rounds, int) or isinstance(rounds, bool) or rounds < 1):
+            problems.append(f"session.rounds: {rounds!r} is not a positive number of rounds (or None: open-ended)")
+        if not name or "/" in name or "\\" in name or name.startswith("."):
+            problems.append(f"session.name: {name!r} is not a plain folder name")
+        if options is not None and not isinstance(curriculum, str):
+            problems.append("session.options: options go with a curriculum plugin name; an object carries its own")
+        if problems:
+            raise InputError(*problems)
+        described = dict(_described or {})
+        self.curriculum, described["curriculum"] = self._component("curriculum", curriculum, options, lazy=False, described=described)
+        built: dict[str, Any] = {}
+        for role, value in (("feedback", feedback), ("embedder", embedder), ("reward", reward)):
+            obj, described[role] = self._component(role, value, None, lazy=True, described=described)
+            built[role] = obj
+        for obj in built.values():  # components that use others (e.g. a judge on a reward model) get them when built
+            if obj is not None and callable(getattr(type(obj), "declared", None)):  # a lazily built plugin
+                obj.bind(built)
+        self.feedback, self.embedder, self.reward = built["feedback"], built["embedder"], built["reward"]
+        self.heldout = self._questions(heldout)
+        self.categories = list(categories) if categories else sorted({q.category for q in self.heldout})
+        if isinstance(self.reward, contracts.RewardFunction):
+            self.reward.learn_categories((q.text, q.category) for q in self.heldout)
+        self._check()
+        self._described = described
+        self._snapshot = _snapshot
+        self._open(allow_changes)
+        self.feedback = counted_feedback(self.feedback)
+        self._contexts: dict[int, CurriculumContext] = {}
+        self.round = self._ended_rounds()
+
+    # ---- construction -----------------------------------------------------------------------
+    @classmethod
+    def from_config(cls, path: Path | str, *, arm: str | None = None, state_dir: Path | str | None = None,
+                    overrides: Sequence[str] = ()) -> "CurriculumSession":
+        """A session from the sections of an ``aopcore run`` config, checked by the same preflight.
+
+        ``[experiment]`` gives ``seed``, ``records_per_iteration`` (the budget), ``iterations`` (the rounds) and
+        ``passes``; ``[data]`` the held-out questions and categories; ``[feedback]``, ``[embedder]``,
+        ``[reward]`` the components; ``[arms.NAME]`` the curriculum (``arm`` chooses one when there are several).
+        ``[trainer]`` and ``[judge]`` are not needed (present ones are validated, not used). ``state_dir``
+        defaults to the run directory ``<output_dir>/<name>``. Problems are InputError lines naming
+        ``file:line: key``, all at once.
+        """
+        from aopcore.build import LazyComponent, resolve
+        from aopcore.config import SessionConfig
+
+        file = Path(path)
+        plan = resolve(file, list(overrides), model=SessionConfig)
+        exp = plan.config.experiment
+        arms = list(plan.arms)
+        if arm is None:
+            if len(arms) != 1:
+                raise InputError(f"{file}: arms: the config has {len(arms)} arms ({', '.join(arms)}); "
+                                 "pass arm=NAME to choose the session's curriculum")
+            arm = arms[0]
+        if arm not in plan.arms:
+            raise InputError(f"{file}: arms: no arm {arm!r} (arms: {', '.join(arms)})")
+        if exp.seeds:
+            raise InputError(f"{file}: experiment.seeds: a curriculum session runs one seed; set seed = N")
+        impl, opts = plan.arms[arm]
+        snapshot = plan.snapshot()
+        described = {"curriculum": snapshot["arms"][arm]}
+        components: dict[str, Any] = {}
+        for role in ROLES:
+            if role in plan.components:
+                components[role] = LazyComponent(*plan.components[role])
+                described[role] = snapshot[role]
+        out = Path(exp.output_dir) if Path(exp.output_dir).is_absolute() else plan.base_dir / exp.output_dir
+        keep = {"source": "session", "config": str(file), "arm": arm, "data": snapshot.get("data"),
+                "experiment": {k: snapshot["experiment"].get(k) for k in ("name", "seed", "iterations", "records_per_iteration", "passes")}}
+        return cls(impl.build(opts), heldout=plan.questions("heldout"), state_dir=state_dir or out / exp.name,
+                   budget=exp.records_per_iteration, categories=plan.config.data.categories, seed=exp.seed,
+                   rounds=exp.iterations, name=arm, base_dir=plan.base_dir, passes=exp.passes, _registry=plan.registry,
+                   _described=described, _snapshot=keep, **components)
+
+    def _registry_(self) -> Any:
+        if self._registry is None:
+            from aopcore.registry import load_registry
+
+            self._registry = load_registry()
+        return self._registry
+
+    def _component(self, role: str, value: Any, options: Any, *, lazy: bool, described: dict[str, Any]) -> tuple[Any, Any]:
+        """(the component, its description for the fingerprint) from an object, a callable or a plugin name."""
+        if role in described:  # from_config: built already, described by its configuration
+            return value, described[role]
+        if value is None:
+            return None, None
+        if not isinstance(value, str):
+            obj = contracts.adapt(role, value)
+            return obj, describe(obj)
+        kind = role
+        registry = self._registry_()
+        impl = registry.implementations[kind].get(value)
+        if impl is None:
+            raise InputError(f"session.{role}: {registry.unknown_message(kind, value)}")
+        model = _validated(impl, options, f"session.{'options' if role == 'curriculum' else role}", self.base_dir, registry)
+        key = "curriculum" if role == "curriculum" else "plugin"
+        description = {key: impl.name, **model.model_dump(mode="json")}
+        if lazy:
+            from aopcore.build import LazyComponent
+
+            return LazyComponent(impl, model), description
+        return impl.build(model), description
+
+    def _questions(self, heldout: Sequence[Question] | str) -> list[Question]:
+        if isinstance(heldout, (str, Path)):
+            from aopcore.datasources import load_source
+
+            try:
+                questions = load_source(str(heldout), self.base_dir, registry=self._registry_())
+            except InputError as exc:
+                raise InputError(*[f"session.heldout: {p}" for p in exc.problems]) from None
+        else:
+            questions = list(heldout or [])
+        bad = [q for q in questions if not isinstance(q, Question)]
+        if bad:
+            raise InputError(f"session.heldout: {type(bad[0]).__name__} is not an aopcore.Question")
+        if not questions:
+            raise InputError("session.heldout: no held-out questions")
+        return questions
+
+    def _check(self) -> None:
+        problems = contracts.check_component("curriculum", self.curriculum, "session.curriculum")
+        for role in ROLES:
+            if getattr(self, role) is not None:
+                problems += contracts.check_component(role, getattr(self, role), f"session.{role}")
+        needs = set(getattr(self.curriculum, "requires", ()))
+        for need in ("feedback", "embedder"):
+            if need in needs and getattr(self, need) is None:
+                problems.append(f"session.curriculum: curriculum needs a {need} and the session has none (pass {need}=...)")
+        if self.rounds is None and getattr(self.curriculum, "uses_evaluation", True) in (False, "first"):
+            problems.append(f"session.rounds: {type(self.curriculum).__name__} writes one pool for every round and splits it, "
+                            "so it needs the number of rounds; rounds=None (open-ended) is for curricula that choose every round")
+        if problems:
+            raise InputError(*problems)
+
+    def fingerprint(self) -> dict[str, Any]:
+        """Everything that shapes the session's prompts (compared with ``state_dir/fingerprint.json`` on open)."""
+        return normalise({
+            "session": {"arm": self.name, "seed": self.seed, "rounds": self.rounds, "budget": self.budget},
+            "data": {"heldout": questions_digest(self.heldout), "categories": list(self.categories)},
+            **{role: self._described.get(role) for role in ("curriculum", *ROLES)},
+            "versions": package_versions(),
+        })
+
+    def _open(self, allow_changes: bool) -> None:
+        root = self.store.root
+        root.mkdir(parents=True, exist_ok=True)
+        changed = check_run_dir(root, self.fingerprint(), allow_changes=allow_changes)
+        if changed:
+            shutil.rmtree(self.store.path("scratch"), ignore_errors=True)
+        config = self.store.path("config.json")
+        if changed or not config.exists():
+            atomic_write_json(config, self._snapshot or {
+                "source": "session", "arm": self.name,
+                "experiment": {"name": self.name, "seed": self.seed, "iterations": self.rounds, "records_per_iteration": self.budget},
+                "arms": {self.name: type(self.curriculum).__name__}})
+        removed = clean_temporaries(root)
+        if removed:
+            log.info("removed %d partial writes left by an interrupted session", removed)
+
+    # ---- rounds ----------------------------------------------------------------------------
+    def _id(self, r: int, kind: str) -> str:
+        return f"arms/{self.name}/iter-{r:02d}/{kind}"
+
+    def _iter_dir(self, r: int) -> Path:
+        return self.store.path("arms", self.name, f"iter-{r:02d}")
+
+    def _ended_rounds(self) -> int:
+        r = 0
+        while self.store.is_done(self._id(r + 1, "train")):
+            r += 1
+        return r
+
+    def _chosen_rounds(self) -> int:
+        r = 0
+        while self.store.is_done(self._id(r + 1, "prompts")):
+            r += 1
+        return r
+
+    def next_prompts(self, *, evaluation: Sequence[EvalRecord] | None = None,
+                     generate: Callable[..., Sequence[str]] | None = None, round: int | None = None) -> list[Prompt]:
+        """The prompts of round ``session.round + 1`` (or of ``round``): exactly ``budget`` of them.
+
+        Args:
+            evaluation: the current policy's answers and rewards on the held-out questions (EvalRecords).
+            generate: instead, ``generate(texts) -> answers`` with the current policy (it may take ``seed`` and
+                ``sample`` keywords); the session answers the held-out questions with it and scores them with
+                ``reward``. Also the curriculum's ``ctx.generate`` (eva samples with it).
+            round: which round (default: the next); a round already recorded returns its stored prompts (a
+                loop that resumes from its own checkpoint asks for the round that checkpoint is in).
+
+        A curriculum that chooses from the evaluation (``uses_evaluation``) needs one of the two, except for a
+        round whose evaluation or prompts are recorded already: a resumed round never calls the curriculum again.
+        """
+        r = self.round + 1 if round is None else int(round)
+        chosen = self._chosen_rounds()
+        if r < 1 or r > chosen + 1:
+            raise InputError(f"session.next_prompts: round {r} is not available (rounds 1..{chosen} are recorded; the next is {chosen + 1})")
+        if self.rounds is not None and r > self.rounds:
+            raise InputError(f"session.next_prompts: round {r} is past the session's rounds={self.rounds}")
+        stage_id = self._id(r, "prompts")
+        path = self._iter_dir(r) / "prompts.jsonl"
+        if self.store.is_done(stage_id):
+            if evaluation is not None or generate is not None:
+                log.info("skip  %-40s (done: stored prompts returned)", stage_id)
+            self.round = r
+            return read_jsonl(path, Prompt)
+        records = self._evaluation(r, evaluation, generate)
+        ctx = self.context(r, evaluation=records, generate=generate)
+
+        def work() -> dict[str, Any]:
+            prompts = list(self.curriculum.prompts(ctx))
+            self._check_prompts(r, prompts)
+            write_jsonl(path, prompts)
+            return {"n_prompts": len(prompts), "categories": _count(p.category for p in prompts)}
+
+        logs = [f"arms/{self.name}/curriculum/iter-{r:02d}.log.json"] + ([f"arms/{self.name}/curriculum/pool.log.json"] if r == 1 else [])
+        self._stage(stage_id, "prompts", work, outputs=[self._rel(path), *logs])
+        self.round = r
+        return read_jsonl(path, Prompt)
+
+    def context(self, r: int, *, evaluation: Sequence[EvalRecord] | None = None,
+                generate: Callable[..., Sequence[str]] | None = None) -> CurriculumContext:
+        """Round ``r``'s :class:`CurriculumContext`, built exactly as the experiment builds an arm's (seed, history, steps)."""
+        if evaluation is None:
+            path = self._evaluation_path(r)
+            evaluation = read_jsonl(path, EvalRecord) if path.exists() else []
+        seed = stage_seed(self.seed, self._id(r, "prompts"))
+        ctx = CurriculumContext(
+            arm=self.name, iteration=r, iterations=self.rounds if self.rounds is not None else r, budget=self.budget,
+            seed=seed, categories=list(self.categories), evaluation=list(evaluation),
+            history=[p for j in range(1, r) for p in read_jsonl(self._iter_dir(j) / "prompts.jsonl", Prompt)],
+            workdir=self.store.path("arms", self.name, "curriculum"),
+            feedback=self.feedback, embedder=self.embedder, reward=contracts.checked_reward(self.reward),
+            generate=_policy_generate(generate, seed) if generate is not None else None, base_seed=self.seed,
+            steps=self._earlier_steps(r) if observes_steps(self.curriculum) else [],
+        )
+        ctx.workdir.mkdir(parents=True, exist_ok=True)
+        self._contexts[r] = ctx
+        return ctx
+
+    def _earlier_steps(self, r: int) -> list[Any]:
+        out: list[Any] = []
+        for j in range(1, r):
+            path = self._iter_dir(j) / "steps.jsonl"
+            if path.exists():
+                out += read_batches(path)
+        return out
+
+    def _evaluation_path(self, r: int) -> Path:
+        return self.store.path("sft", "evaluation.jsonl") if r == 1 else self._iter_dir(r - 1) / "evaluation.jsonl"
+
+    def _evaluation(self, r: int, evaluation: Sequence[EvalRecord] | None, generate: Callable[..., Sequence[str]] | None) -> list[EvalRecord]:
+        """The evaluation round ``r`` chooses from: recorded, given, or made with ``generate`` (then recorded)."""
+        stage_id = "sft/evaluation" if r == 1 else self._id(r - 1, "evaluation")
+        path = self._evaluation_path(r)
+        if self.store.is_done(stage_id):
+            return read_jsonl(path, EvalRecord)
+        reads = _reads_evaluation(self.curriculum, r)
+        if evaluation is not None and not list(evaluation):
+            evaluation = None  # an empty evaluation is none
+        if evaluation is None and generate is None:
+            if reads:
+                raise InputError(f"session.next_prompts: {type(self.curriculum).__name__} chooses round {r}'s prompts from the "
+                                 "current policy's evaluation; pass evaluation=[EvalRecord, ...] or generate=fn(texts) -> answers")
+            return []
+        seed = stage_seed(self.seed, "sft/evaluation" if r == 1 else f"evaluation/iter-{r - 1}")
+
+        def work() -> dict[str, Any]:
+            if evaluation is not None:
+                records = [_eval_record(e, k) for k, e in enumerate(evaluation)]
+                how = "given"
+            else:
+                records = self._evaluate(generate, seed)  # type: ignore[arg-type]
+                how = "generate"
+            write_jsonl(path, records)
+            return {"mean_reward": sum(e.reward for e in records) / len(records), "used_for_choosing": reads, "evaluation": how}
+
+        self._stage(stage_id, "evaluate", work, outputs=[self._rel(path)])
+        return read_jsonl(path, EvalRecord)
+
+    def _evaluate(self, generate: Callable[..., Sequence[str]], seed: int) -> list[EvalRecord]:
+        if self.reward is None:
+            raise InputError("session.reward: next_prompts(generate=...) scores the held-out answers, and the session has no reward")
+        texts = [q.text for q in self.heldout]
+        answers = list(_call_generate(generate, texts, seed=seed, sample=False))
+        if len(answers) != len(texts):
+            raise contracts.BadComponentOutput(f"generate ({_fn_name(generate)}) returned {len(answers)} answers for {len(texts)} questions")
+        rewards = contracts.checked_rewards(self.reward, self.reward.score(texts, answers), texts, ids=[q.id for q in self.heldout])
+        record_usage(reward_calls=len(texts))
+        return [EvalRecord(q.id, q.text, q.category, str(a), r) for q, a, r in zip(self.heldout, answers, rewards)]
+
+    def _check_prompts(self, r: int, prompts: Sequence[Prompt]) -> None:
+        if len(prompts) != self.budget:
+            raise RuntimeFailure(f"session.curriculum: {type(self.curriculum).__name__} returned {len(prompts)} prompts for round {r}, "
+                                 f"budget is {self.budget}")
+        if any(not isinstance(p, Prompt) for p in prompts):
+            raise RuntimeFailure(f"session.curriculum: round {r}: prompts must be aopcore.Prompt objects")
+        ids = [p.id for p in prompts]
+        if len(set(ids)) != len(ids):
+            raise RuntimeFailure(f"session.curriculum: {type(self.curriculum).__name__} returned duplicate prompt ids at round {r}")
+
+    # ---- the per-step channel --------------------------------------------------------------
+    def scratch(self, r: int | None = None) -> Path:
+        """The current round's crash-surviving folder (the stream log lives there); removed by end_round."""
+        return self.store.path("scratch", f"arms__{self.name}__iter-{(r or self.round):02d}__train")
+
+    def stream(self, *, passes: int | None = None) -> PromptStream | None:
+        """The per-step channel for the current round (:mod:`aopcore.steps`), or None for a curriculum that takes no part.
+
+        Draws come from the round's prompts (``planned``); the log is kept in :meth:`scratch`, so a resumed
+        round that calls ``stream.restore(completed)`` (``completed`` saved with the trainer's checkpoint) draws
+        what the interrupted one drew. ``passes`` defaults to the session's (1; a config's ``experiment.passes``).
+        """
+        r = self.round
+        if r < 1:
+            raise RuntimeFailure("session.stream(): call next_prompts() first (the stream draws from the round's prompts)")
+        planned = read_jsonl(self._iter_dir(r) / "prompts.jsonl", Prompt)
+        ctx = self._contexts.get(r) or self.context(r)
+        return open_stream(self.curriculum, ctx, planned, passes=passes or self.passes, log=self.scratch(r) / "stream.jsonl")
+
+    def end_round(self, stream: PromptStream | None = None) -> None:
+        """Close the current round: keep its per-step batches as ``steps.jsonl`` (from ``stream.batches()``) and
+        record it, so a reopened session continues with the next round. Call it after training on the round.
+
+        Dropped groups (a selector's ``keep``) are booked in the round's record as choosing compute.
+        """
+        r = self.round
+        if r < 1:
+            raise RuntimeFailure("session.end_round(): no round was started (call next_prompts() first)")
+        stage_id = self._id(r, "train")
+        steps = self._iter_dir(r) / "steps.jsonl"
+
+        def work() -> dict[str, Any]:
+            if stream is None:
+                return {"external": True}
+            stream.finish()
+            batches = stream.batches()
+            write_batches(steps, batches)
+            dropped = [g for b in batches for g, k in zip(b.groups, b.kept) if not k]
+            if dropped:
+                record_usage(dropped_groups=len(dropped), dropped_rollouts=sum(len(g.rewards) for g in dropped),
+                             dropped_tokens=sum(g.tokens for g in dropped))
+            return {"external": True, "stream": stream.summary()}
+
+        self._stage(stage_id, "train", work, outputs=[self._rel(steps)])
+        shutil.rmtree(self.scratch(r), ignore_errors=True)
+        try:
+            self.store.path("scratch").rmdir()
+        except OSError:
+            pass
+
+    def ledger(self) -> list[dict[str, Any]]:
+        """Every stage record (wall time, feedback calls, tokens, dropped rollouts), in order: the choosing compute."""
+        return self.store.stage_records()
+
+    # ---- stage machinery -------------------------------------------------------------------
+    def _rel(self, path: Path) -> str:
+        return Path(path).relative_to(self.store.root).as_posix()
+
+    def _stage(self, stage_id: str, kind: str, work: Callable[[], dict[str, Any]], *, outputs: Sequence[str]) -> None:
+        """Run ``work`` and write the stage record last (as :class:`~aopcore.Experiment` does): the commit point."""
+        if self.store.is_done(stage_id):
+            return
+        log.info("start %s", stage_id)
+        attempt = Attempt(self.store.path("attempts", f"{stage_id.replace('/', '__')}.json")).start()
+        try:
+            with StageMeter(kind) as meter:
+                extra = work() or {}
+        except BaseException:
+            attempt.stop()
+            raise
+        record = {"order": len(self.store.stage_records()) + 1, "arm": self.name if kind != "evaluate" or stage_id != "sft/evaluation" else None,
+                  "host": socket.gethostname(), "worker": "session", **meter.as_record(), **attempt.as_record(), **extra,
+                  "outputs": integrity.output_hashes(self.store.root, outputs)}
+        self.store.mark_done(stage_id, record)
+        attempt.finish()
+        try:
+            self.store.path("attempts").rmdir()
+        except OSError:
+            pass
+        log.info("done  %-40s %.1fs", stage_id, meter.wall_s)
+
+
+def _validated(impl: Any, options: Any, where: str, base_dir: Path, registry: Any) -> BaseModel:
+    if isinstance(options, BaseModel):
+        if not isinstance(options, impl.options):
+            raise InputError(f"{where}: {type(options).__name__} is not {impl.name}'s options ({impl.options.__name__})")
+        return options
+    from aopcore.options import validation_context
+
+    try:
+        return impl.options.model_validate(options or {}, context=validation_context(base_dir, set(registry.names("data"))))
+    except ValidationError as exc:
+        lines = []
+        for err in exc.errors():
+            key = ".".join(str(p) for p in err["loc"] if not (isinstance(p, str) and p.startswith("~")))
+            msg = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
+            lines.append(f"{where}{'.' + key if key else ''}: {msg}")
+        raise InputError(*lines) from None
+
+
+def _eval_record(value: Any, k: int) -> EvalRecord:
+    if isinstance(value, EvalRecord):
+        return value
+    if isinstance(value, dict):
+        try:
+            return EvalRecord(**value)
+        except TypeError as exc:
+            raise InputError(f"session.next_prompts: evaluation[{k}]: {exc}") from None
+    raise InputError(f"session.next_prompts: evaluation[{k}] is a {type(value).__name__}, not an aopcore.EvalRecord")
+
+
+def _fn_name(fn: Any) -> str:
+    return getattr(fn, "__qualname__", type(fn).__name__)
+
+
+def _call_generate(generate: Callable[..., Sequence[str]], texts: list[str], *, seed: int, sample: bool) -> Sequence[str]:
+    """``generate(texts)``, passing ``seed`` and ``sample`` only to a function that takes them."""
+    kwargs = {k: v for k, v in (("seed", seed), ("sample", sample)) if contracts.accepts_keyword(generate, k)}
+    return generate(texts, **kwargs)
+
+
+def _policy_generate(generate: Callable[..., Sequence[str]], default_seed: int) -> Callable[..., list[str]]:
+    def bound(texts: Sequence[str], sample: bool = False, seed: int = default_seed) -> list[str]:
+        return list(_call_generate(generate, list(texts), seed=seed, sample=sample))
+
+    return bound
+
+
+def _count(items: Any) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for item in items:
+        counts[item] = counts.get(item, 0) + 1
+    return dict(sorted(counts.items()))
+
+
+__all__ = ["CurriculumSession"]

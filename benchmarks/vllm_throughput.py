@@ -1,0 +1,165 @@
+"""vLLM against aopcore's transformers backends, ratios measured in one run (docs/gpu.md "vLLM").
+
+1. ``throughput``: SmolLM2-135M (the packaged model), B prompts in one call for B in --sizes (16, 64, 256), greedy,
+   --new-tokens new tokens: generated tokens/s of the ``plain``, ``static`` and ``continuous`` backends (transformers,
+   float32, as aopcore runs on a CPU) and of vLLM (bfloat16, its default here, and float32). Greedy agreement of each
+   with ``plain`` at the smallest size (answers equal as token lists).
+2. ``quickstart``: examples/quickstart.toml at the reduced sizes of tests/test_quickstart_e2e.py through the CLI, without
+   and with vLLM for the policy's generation (evaluation, test answers, PPO rollouts) and the feedback LLM: wall time
+   and the peak memory of the whole process tree (sampled every 0.5 s).
+
+    nice -n 10 .venv/bin/python benchmarks/vllm_throughput.py --out benchmarks/results/vllm_throughput.json
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path[:0] = [str(ROOT / "plugins"), str(ROOT / "tests"), str(HERE)]
+from _output import emit  # noqa: E402
+
+
+def prompts(n: int) -> list[str]:
+    base = [json.loads(line)["text"] for line in (ROOT / "aopcore" / "data" / "heldout.jsonl").read_text().splitlines()]
+    return [base[i % len(base)] + ("" if i < len(base) else f" (variant {i // len(base)})") for i in range(n)]
+
+
+def throughput(sizes: list[int], new_tokens: int, backends: list[str], partial=None) -> dict:
+    from aopcore_hf.generation import GenerationSettings, encode_queries, generate_rollouts
+    from aopcore_hf.models import choose_device, load_causal_lm, resolve_model
+    from aopcore_hf.vllm_engine import VLLMEngine
+
+    folder = resolve_model("smollm2-135m-instruct")
+    model, tok = load_causal_lm(folder, choose_device("cpu", "float32"))
+    eos = tok.eos_token_id
+    rows: dict[str, dict] = {}
+    answers: dict[str, list] = {}
+    engines = {}
+    for name in backends:
+        if name.startswith("vllm"):
+            t0 = time.perf_counter()
+            engines[name] = VLLMEngine(folder, dtype="float32" if name == "vllm-fp32" else "bfloat16",
+                                       max_model_len=512, kv_cache_gib=int(os.environ.get("VLLM_CPU_KVCACHE_SPACE", "4")))
+            rows.setdefault(name, {})["start_s"] = round(time.perf_counter() - t0, 1)
+    for size in sizes:
+        queries = encode_queries(tok, prompts(size), 256)
+        for name in backends:  # interleaved per size, so load on a shared machine hits every backend alike
+            t0 = time.perf_counter()
+            if name.startswith("vllm"):
+                out = engines[name].generate(queries, max_tokens=new_tokens, stop_token_ids=[eos])
+                out = [r[: r.index(eos) + 1] if eos in r else r for r in out]
+            else:
+                settings = GenerationSettings(max_new_tokens=new_tokens, do_sample=False, batch_size=size, backend=name)
+                out = [r.response for r in generate_rollouts(model, tok, queries, settings)]
+            seconds = time.perf_counter() - t0
+            tokens = sum(len(r) for r in out)
+            rows.setdefault(name, {})[str(size)] = {"seconds": round(seconds, 2), "tokens": tokens, "tokens_per_s": round(tokens / seconds, 1)}
+            if size == sizes[0]:
+                answers[name] = out
+            print(f"{name} B={size}: {tokens} tokens in {seconds:.1f} s", file=sys.stderr, flush=True)
+        if partial is not None:  # what is measured so far survives a run stopped part-way
+            partial({"backends": rows, "sizes_done": sizes[: sizes.index(size) + 1]})
+    for engine in engines.values():
+        engine.close()
+    ratios = {name: {str(s): round(rows[name][str(s)]["tokens_per_s"] / rows["plain"][str(s)]["tokens_per_s"], 2) for s in sizes}
+              for name in backends if name != "plain" and "plain" in rows}
+    agreement = {name: f"{sum(a == b for a, b in zip(answers[name], answers['plain']))}/{len(answers['plain'])}"
+                 for name in backends if name != "plain" and "plain" in answers}
+    return {"model": "smollm2-135m-instruct", "new_tokens": new_tokens, "greedy": True, "transformers_dtype": "float32",
+            "backends": rows, "tokens_per_s_over_plain": ratios, f"greedy_answers_equal_to_plain_at_B{sizes[0]}": agreement}
+
+
+class TreeMemory:
+    """Peak resident memory of a process and all its descendants (sampled)."""
+
+    def __init__(self, pid: int) -> None:
+        import psutil
+
+        self.root = psutil.Process(pid)
+        self.peak = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        import psutil
+
+        while not self._stop.wait(0.5):
+            try:
+                procs = [self.root, *self.root.children(recursive=True)]
+                total = 0
+                for p in procs:
+                    try:
+                        total += p.memory_info().rss
+                    except psutil.Error:
+                        pass
+                self.peak = max(self.peak, total)
+            except psutil.Error:
+                return
+
+    def stop(self) -> int:
+        self._stop.set()
+        self._thread.join()
+        return self.peak
+
+
+def quickstart(with_vllm: bool, out: Path) -> dict:
+    from test_quickstart_e2e import TINY
+
+    args = [sys.executable, "-m", "aopcore.cli", "run", str(ROOT / "examples" / "quickstart.toml"),
+            "--set", f'experiment.output_dir="{out}"', "--set", f'feedback.cache_path="{out / "llm-cache.sqlite"}"']
+    for item in TINY + (['trainer.generation_backend="vllm"', 'feedback.plugin="vllm"'] if with_vllm else []):
+        args += ["--set", item]
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, "TQDM_DISABLE": "1"})
+    memory = TreeMemory(proc.pid)
+    stdout, stderr = proc.communicate()
+    wall = time.perf_counter() - t0
+    peak = memory.stop()
+    if proc.returncode != 0:
+        raise SystemExit(f"quickstart ({'vllm' if with_vllm else 'plain'}) failed:\n{stderr[-3000:]}")
+    stages = [json.loads(p.read_text()) for p in (out / "quickstart" / "stages").glob("*.json")]
+    by_kind: dict[str, float] = {}
+    for s in stages:
+        by_kind[s["kind"]] = round(by_kind.get(s["kind"], 0.0) + s.get("wall_s", 0.0), 1)
+    return {"wall_s": round(wall, 1), "peak_rss_gib": round(peak / 2**30, 2), "stage_wall_s_by_kind": by_kind}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="16,64,256")
+    parser.add_argument("--new-tokens", type=int, default=32)
+    parser.add_argument("--backends", default="plain,static,continuous,vllm,vllm-fp32")
+    parser.add_argument("--skip-quickstart", action="store_true")
+    parser.add_argument("--skip-throughput", action="store_true")
+    parser.add_argument("--out", type=Path)
+    args = parser.parse_args()
+    import torch
+
+    result: dict = {"benchmark": "vllm_throughput", "machine": f"{platform.machine()}, {os.cpu_count()} cores, shared with other work "
+                    "(runs under nice; load varies during the run)", "torch_threads": torch.get_num_threads()}
+    if not args.skip_throughput:
+        result["throughput"] = throughput([int(s) for s in args.sizes.split(",")], args.new_tokens, args.backends.split(","),
+                                          partial=lambda part: emit({**result, "throughput_partial": part}, args.out))
+        emit(result, args.out)
+    if not args.skip_quickstart:
+        with tempfile.TemporaryDirectory() as tmp:
+            runs = {name: quickstart(name == "vllm", Path(tmp) / name) for name in ("plain", "vllm")}
+        runs["wall_ratio_plain_over_vllm"] = round(runs["plain"]["wall_s"] / runs["vllm"]["wall_s"], 2)
+        runs["peak_memory_ratio_vllm_over_plain"] = round(runs["vllm"]["peak_rss_gib"] / runs["plain"]["peak_rss_gib"], 2)
+        result["quickstart"] = {"config": "examples/quickstart.toml with tests/test_quickstart_e2e.py's TINY overrides", **runs}
+    emit(result, args.out)
+
+
+if __name__ == "__main__":
+    main()
