@@ -35,7 +35,7 @@ from aopcore import contracts, integrity
 from aopcore.errors import InputError, RuntimeFailure
 from aopcore.experiment import _reads_evaluation, stage_seed
 from aopcore.fingerprint import check_run_dir, describe, normalise, package_versions, questions_digest
-from aopcore.ledger import Attempt, StageMeter, counted_feedback, record_usage
+from aopcore.ledger import Attempt, StageMeter, counted_context, counted_feedback, record_usage
 from aopcore.protocols import CurriculumContext
 from aopcore.records import EvalRecord, Prompt, Question, read_jsonl, write_jsonl
 from aopcore.steps import PromptStream, observes_steps, open_stream, read_batches, write_batches
@@ -67,8 +67,8 @@ class CurriculumSession:
             exactly as an :class:`~aopcore.Experiment` with that seed derives it for that arm and iteration.
         rounds: the number of rounds, when known (``ctx.iterations``). ``None`` is an open-ended loop: every
             round's context says ``iterations = round`` (as far as the curriculum knows, the current round is
-            the last), and curricula that write one pool for all iterations and split it (``vanilla``, ``sop``:
-            ``uses_evaluation`` False or "first") are refused, since they cannot size it.
+            the last), and curricula that write one pool for all iterations and split it (``vanilla``, ``sop``: they say
+            so with ``needs_iterations = True``) are refused, since they cannot size it.
         name: the arm name (``ctx.arm``, seeds, paths).
         allow_changes: continue a ``state_dir`` whose fingerprint differs (recorded, as for a run directory).
         base_dir: where relative data specs are resolved (default: the current folder).
@@ -221,8 +221,8 @@ class CurriculumSession:
         needs = set(getattr(self.curriculum, "requires", ()))
         for need in ("feedback", "embedder"):
             if need in needs and getattr(self, need) is None:
-                problems.append(f"session.curriculum: curriculum needs a {need} and the session has none (pass {need}=...)")
-        if self.rounds is None and getattr(self.curriculum, "uses_evaluation", True) in (False, "first"):
+                problems.append(f"session.curriculum: curriculum needs {'an' if need[0] in 'aeiou' else 'a'} {need} and the session has none (pass {need}=...)")
+        if self.rounds is None and getattr(self.curriculum, "needs_iterations", False):
             problems.append(f"session.rounds: {type(self.curriculum).__name__} writes one pool for every round and splits it, "
                             "so it needs the number of rounds; rounds=None (open-ended) is for curricula that choose every round")
         if problems:
@@ -326,8 +326,10 @@ class CurriculumSession:
             seed=seed, categories=list(self.categories), evaluation=list(evaluation),
             history=[p for j in range(1, r) for p in read_jsonl(self._iter_dir(j) / "prompts.jsonl", Prompt)],
             workdir=self.store.path("arms", self.name, "curriculum"),
-            feedback=self.feedback, embedder=self.embedder, reward=contracts.checked_reward(self.reward),
-            generate=_policy_generate(generate, seed) if generate is not None else None, base_seed=self.seed,
+            # every call a curriculum makes through these is booked in the round's ledger as choosing compute
+            **counted_context(feedback=self.feedback, embedder=self.embedder, reward=contracts.checked_reward(self.reward),
+                              generate=_policy_generate(generate, seed) if generate is not None else None),
+            base_seed=self.seed,
             steps=self._earlier_steps(r) if observes_steps(self.curriculum) else [],
         )
         ctx.workdir.mkdir(parents=True, exist_ok=True)

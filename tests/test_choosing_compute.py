@@ -127,3 +127,17 @@ def test_one_generate_call_samples_a_repeated_prompt_independently():
     assert policy.generate(folder, texts, seed=5, sample=True) == sampled
     assert policy.generate(folder, texts, seed=6, sample=True) != sampled
     assert len(set(policy.generate(folder, texts, seed=5)[:32])) == 1  # greedy: one answer per prompt
+
+
+def test_a_session_books_what_its_curriculum_spends_through_the_context(tmp_path):
+    """The loop-you-do-not-own path books choosing compute like the experiment's prompts stage."""
+    from aopcore import CurriculumSession
+
+    session = CurriculumSession(Spender(), heldout=HELDOUT, state_dir=tmp_path / "state", budget=4, reward=toy.LengthReward(),
+                                embedder=HashEmbedder(), feedback=ScriptedLLM(), rounds=2)
+    session.next_prompts(generate=lambda texts: ["an answer"] * len(texts))
+    prompts_stage = [r for r in session.ledger() if r["stage"].endswith("iter-01/prompts")]
+    assert len(prompts_stage) == 1
+    rec = prompts_stage[0]
+    assert (rec["reward_calls"], rec["policy_samples"], rec["embedder_calls"], rec["feedback_calls"]) == (
+        REWARD_CALLS, SAMPLES, EMBEDDED, FEEDBACK)

@@ -153,6 +153,10 @@ def test_a_changed_setup_refuses_in_one_line(tmp_path):
 def test_open_ended_rounds(tmp_path):
     with pytest.raises(InputError, match="rounds=None"):
         CurriculumSession("sop", options=AOP, heldout="testbed:heldout", state_dir=tmp_path / "a", budget=4, feedback=writer())
+    # a curriculum that chooses every round from the rollouts alone (uses_evaluation False) is fine open-ended
+    bandit = CurriculumSession("category-bandit", options={"pool": "testbed:pool"}, heldout="testbed:heldout",
+                               state_dir=tmp_path / "c", budget=4)
+    assert len(bandit.next_prompts()) == 4
     s = CurriculumSession(SeedCurriculum(), heldout=_heldout(), state_dir=tmp_path / "b", budget=2)
     ev = [EvalRecord("h0", "question 0?", "a", "x", 0.5)]
     for r in (1, 2, 3):

@@ -61,6 +61,7 @@ class VanillaCurriculum:
     Options = VanillaGenerationOptions
     requires = ("feedback",)
     uses_evaluation = False  # its evaluations are report cost, not choosing cost
+    needs_iterations = True  # writes one pool of budget x iterations and splits it
 
     def __init__(self, options: VanillaGenerationOptions) -> None:
         self.options = options
@@ -84,6 +85,7 @@ class SOPCurriculum:
     Options = ScoreBasedOptions
     requires = ("feedback",)
     uses_evaluation = "first"  # only the SFT policy's
+    needs_iterations = True  # writes one pool of budget x iterations from the first evaluation and splits it
 
     def __init__(self, options: ScoreBasedOptions) -> None:
         self.options = options

@@ -267,6 +267,7 @@ class DynamicFilterCurriculum:
         self.inner = _build_curriculum(options.wrap, dict(options.wrap_options))
         self.requires = tuple(getattr(self.inner, "requires", ()))
         self.uses_evaluation = getattr(self.inner, "uses_evaluation", True)
+        self.needs_iterations = bool(getattr(self.inner, "needs_iterations", False))
 
     def prompts(self, ctx: CurriculumContext) -> list[Prompt]:
         return list(self.inner.prompts(ctx))
