@@ -150,18 +150,11 @@ SCRIPT = """
 import json, os, signal, sys
 from pathlib import Path
 sys.path.insert(0, {tests!r})
-from tiny_models import WordReward
+from tiny_models import KillAtCallReward as Reward  # SIGKILLs the process at reward call $KILL_AT
 from aopcore import Prompt
 from aopcore_hf.options import PPOOptions
 from aopcore_hf.ppo import PPOPolicyTrainer
 
-class Reward(WordReward):
-    calls = 0
-    def score(self, prompts, responses):
-        Reward.calls += 1
-        if Reward.calls == int(os.environ.get("KILL_AT", "0")):
-            os.kill(os.getpid(), signal.SIGKILL)
-        return super().score(prompts, responses)
 
 def main(policy, out, scratch):
     Reward.calls = 0

@@ -82,3 +82,18 @@ class WordReward:
             words = r.lower().split()
             out.append(sum(w == self.word for w in words) / max(len(words), 1))
         return out
+
+
+class KillAtCallReward(WordReward):
+    """WordReward that SIGKILLs its own process at call number ``$KILL_AT`` (0: never): a crash mid-training stage."""
+
+    calls = 0
+
+    def score(self, prompts, responses):
+        import os
+        import signal
+
+        KillAtCallReward.calls += 1
+        if KillAtCallReward.calls == int(os.environ.get("KILL_AT", "0")):
+            os.kill(os.getpid(), signal.SIGKILL)
+        return super().score(prompts, responses)
