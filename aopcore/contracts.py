@@ -292,6 +292,17 @@ def _item(prompts: Sequence[str] | None, ids: Sequence[str] | None, k: int) -> s
     return f"item {k}"
 
 
+def output_list(values: Any, expected: int, call: str, kind: str, unit: str, per: str) -> list[Any]:
+    """A component's batch output as a list of ``expected`` entries, or a BadComponentOutput naming ``call``."""
+    try:
+        values = list(values)
+    except TypeError:
+        raise BadComponentOutput(f"{call} returned {type(values).__name__}, not a list of {kind}") from None
+    if len(values) != expected:
+        raise BadComponentOutput(f"{call} returned {len(values)} {unit} for {expected} {per}")
+    return values
+
+
 def checked_rewards(reward: Any, values: Any, prompts: Sequence[str], *, ids: Sequence[str] | None = None,
                     where: str = "reward", method: str = "score") -> list[float]:
     """The rewards as floats, or a BadComponentOutput naming the component, method and first bad item.
@@ -300,12 +311,7 @@ def checked_rewards(reward: Any, values: Any, prompts: Sequence[str], *, ids: Se
     non-numbers are refused (a NaN would silently change which prompts AOP chooses, then break training).
     """
     call = f"{component_name(where, reward)}: {method}()" if method else component_name(where, reward)
-    try:
-        values = list(values)
-    except TypeError:
-        raise BadComponentOutput(f"{call} returned {type(values).__name__}, not a list of rewards") from None
-    if len(values) != len(prompts):
-        raise BadComponentOutput(f"{call} returned {len(values)} scores for {len(prompts)} completions")
+    values = output_list(values, len(prompts), call, "rewards", "scores", "completions")
     out = []
     for k, v in enumerate(values):
         problem = None

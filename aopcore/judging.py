@@ -112,15 +112,10 @@ def _judge_distinct(judge: Judge, questions: Sequence[Question], answers_a: Sequ
 def _checked(verdicts: Sequence[Verdict], items: Sequence[JudgeItem], judge: Judge,
              raw: list[dict] | None = None) -> list[Verdict]:
     """The verdicts, or a BadComponentOutput naming the judge, its method and the first bad item."""
-    from aopcore.contracts import BadComponentOutput, component_name
+    from aopcore.contracts import BadComponentOutput, component_name, output_list
 
     name = component_name("judge", judge)
-    try:
-        verdicts = list(verdicts)
-    except TypeError:
-        raise BadComponentOutput(f"{name}: judge() returned {type(verdicts).__name__}, not a list of Verdicts") from None
-    if len(verdicts) != len(items):
-        raise BadComponentOutput(f"{name}: judge() returned {len(verdicts)} verdicts for {len(items)} items")
+    verdicts = output_list(verdicts, len(items), f"{name}: judge()", "Verdicts", "verdicts", "items")
     for v, item in zip(verdicts, items):
         choice = getattr(v, "choice", v)
         if not hasattr(v, "choice") or choice not in ("A", "B", "C", None):

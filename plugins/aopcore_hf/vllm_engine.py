@@ -168,14 +168,20 @@ class VLLMEngine:
             self._conn.close()
             self._conn = None
         proc = getattr(self, "_proc", None)
-        if proc is not None and proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        if proc is not None:
+            stop_process(proc)
         shutil.rmtree(getattr(self, "_dir", ""), ignore_errors=True)
+
+
+def stop_process(proc: subprocess.Popen) -> None:
+    """End a vLLM process (engine worker or server): SIGTERM, 30 s to exit, then SIGKILL."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
 
 _engines: dict[tuple, VLLMEngine] = {}

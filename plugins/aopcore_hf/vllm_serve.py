@@ -14,6 +14,7 @@ import urllib.request
 from pathlib import Path
 
 from aopcore.errors import RuntimeFailure
+from aopcore_hf.vllm_engine import stop_process
 
 
 def serve_command(model: str, *, port: int, host: str = "127.0.0.1", name: str | None = None, dtype: str = "bfloat16",
@@ -54,13 +55,7 @@ def start_server(model: str, *, port: int, log: Path, ready_timeout: float = 600
 
 
 def stop_server(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+    stop_process(proc)
 
 
 def _tail(log: Path, lines: int = 25) -> str:
