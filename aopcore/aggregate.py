@@ -38,11 +38,11 @@ from aopcore.records import iter_jsonl
 from aopcore.report import LEDGER_KEYS, category_rewards, ledger_group
 from aopcore.stats import Interval, clustered_bootstrap_counts, cohen_kappa, t_interval, two_level_bootstrap_mean
 from aopcore.store import RunStore
+from aopcore.verdicts import MIN_SEEDS, _seeds, _varies, verdict  # noqa: F401 - verdict and MIN_SEEDS are part of this module's API
 
 SEED_DIR = re.compile(r"^seed-(\d+)$")
 ITERATION = re.compile(r"/iter-(\d+)/")
 RESAMPLES = 2000
-MIN_SEEDS = 3  # fewer seeds give a seed-level interval too unstable to call a difference on
 # the ledger keys the compute table sums: the report's, plus what a curriculum spends through its context (booked by
 # the experiment, aopcore.ledger.counted_context): policy samples, reward calls, embedder calls
 COMPUTE_KEYS = (*LEDGER_KEYS, "policy_samples", "reward_calls", "embedder_calls",
@@ -163,29 +163,6 @@ def human_judge_labels(run_dir: Path, items: Sequence[dict[str, Any]] | None = N
 
 
 # ---- sentences ---------------------------------------------------------------------------------------------------
-def _seeds(n: int) -> str:
-    return f"{n} seed{'s' if n != 1 else ''}"
-
-
-def verdict(a: str, b: str, diff: Interval, *, seeds: int, seeds_vary: bool = True, higher: str = "is higher") -> str:
-    """Which arm comes out ahead, 'no detectable difference' when the interval covers zero, or 'no conclusion'.
-
-    No conclusion from fewer than MIN_SEEDS seeds, or when the per-seed values do not vary or the interval has zero
-    width: such an interval only says the few seeds agreed, not that another seed would.
-    """
-    if seeds < MIN_SEEDS:
-        return f"no conclusion ({_seeds(seeds)}; the interval needs >= {MIN_SEEDS})"
-    if not seeds_vary or not diff.defined or diff.high - diff.low <= 0.0:
-        return f"no conclusion ({_seeds(seeds)}; the seeds do not vary)"
-    if diff.covers_zero():
-        return "no detectable difference"
-    return f"{a if diff.estimate > 0 else b} {higher}"
-
-
-def _varies(values: Sequence[float]) -> bool:
-    return len({round(v, 12) for v in values}) > 1
-
-
 def reward_sentence(a: str, b: str, iteration: int, mean_a: float, mean_b: float, diff: Interval,
                     seeds_vary: bool = True) -> str:
     ci = f"95% CI {diff.low:+.3f} to {diff.high:+.3f}" if diff.defined else "no interval"

@@ -82,7 +82,8 @@ def interpolated_rewards(run: Path, arm: str, curve: dict[int, float], level: fl
 
 def equal_compute(runs: dict[int, Path], arms: Sequence[str], *, resamples: int, prompt_weight: float = 1.0) -> dict[str, Any]:
     """Curves of held-out reward against compute per arm, and every pair compared at equal total compute."""
-    from aopcore.aggregate import _varies, t_interval, verdict
+    from aopcore.stats import t_interval
+    from aopcore.verdicts import _varies, verdict
 
     curves = {s: {arm: compute_curve(run, arm, prompt_weight=prompt_weight) for arm in arms} for s, run in runs.items()}
     out_curves: dict[str, list[dict[str, Any]]] = {}
