@@ -211,6 +211,13 @@ class PromptStream:
 
     def next(self, n: int) -> list[Prompt]:
         """The prompts of the next draw (``n`` of them)."""
+        return self._draw(n, refill=False)
+
+    def refill(self, n: int) -> list[Prompt]:
+        """Replacement prompts for dropped groups: a draw of its own (logged and observed like any other)."""
+        return self._draw(n, refill=True)
+
+    def _draw(self, n: int, *, refill: bool) -> list[Prompt]:
         if self._needs_restore:  # the trainer found no checkpoint of its own: the crashed attempt's draws are void
             self.restore(0)
         d = len(self._sizes)
@@ -219,13 +226,9 @@ class PromptStream:
         if len(prompts) != n:
             raise RuntimeFailure(f"{_name(self.selector)}.draw returned {len(prompts)} prompts for draw {d}, asked for {n}")
         self._sizes.append(n)
-        self._append({"event": "draw", "draw": d, "n": n, "ids": [p.id for p in prompts]})
+        self.refills += refill
+        self._append({"event": "draw", "draw": d, "n": n, "ids": [p.id for p in prompts], **({"refill": True} if refill else {})})
         return prompts
-
-    def refill(self, n: int) -> list[Prompt]:
-        """Replacement prompts for dropped groups: a draw of its own (logged and observed like any other)."""
-        self.refills += 1
-        return self.next(n)
 
     def report(self, draw: int, groups: Sequence[RolloutGroup]) -> list[bool]:
         """The rewarded rollouts of draw ``draw``; returns, per group, whether to train on it.
@@ -287,7 +290,7 @@ class PromptStream:
         self._booking = False
         try:
             for d in range(completed):
-                prompts = self.next(draws[d]["n"])
+                prompts = self._draw(draws[d]["n"], refill=bool(draws[d].get("refill")))
                 if [p.id for p in prompts] != draws[d]["ids"]:
                     raise RuntimeFailure(f"{_name(self.selector)} is not deterministic: replaying draw {d} gave other prompts "
                                          "(seed every random choice from ctx.seed)")

@@ -158,3 +158,16 @@ def test_group_rollouts_follows_trl_layout_and_batches_round_trip(tmp_path):
     stream.report(0, groups)
     write_batches(tmp_path / "steps.jsonl", stream.batches())
     assert read_batches(tmp_path / "steps.jsonl") == stream.batches()
+
+
+def test_refill_draws_are_logged_as_refills_and_counted_again_on_restore(tmp_path):
+    """A refilling trainer's stage record says how many refill draws it made, also after a resume."""
+    log = tmp_path / "steps.log.jsonl"
+    stream = PromptStream(PassRateSelector(), log=log, make_selector=PassRateSelector)
+    for d in range(6):  # a synchronous trainer that refills whatever the filter dropped
+        prompts = stream.refill(4) if d % 2 else stream.next(4)
+        stream.report(d, fake_rollouts(prompts, d))
+    assert stream.refills == 3 and stream.summary()["refills"] == 3
+    resumed = PromptStream(PassRateSelector(), log=log, make_selector=PassRateSelector)
+    resumed.restore(5)  # the checkpoint covered draws 0-4: refills 1 and 3
+    assert resumed.refills == 2 and resumed.draws == 5

@@ -63,7 +63,9 @@ class _TRLPolicyTrainer(HFPolicyBase):
 
         ``stream``: the per-step channel (:mod:`aopcore.steps`) for a curriculum that takes part: every generation batch
         is a draw from it and its rewards are reported back, through the same adapter as a TRL script's
-        (:mod:`aopcore_integrations.trl`); the stage trains as many steps as without it (prompts x passes draws)."""
+        (:mod:`aopcore_integrations.trl`); the stage trains as many steps as without it (prompts x passes draws). When
+        the curriculum filters (its selector has ``keep``, e.g. ``dynamic-filter``), dropped groups are regenerated from
+        refill draws before the step trains (DAPO dynamic sampling, :class:`~aopcore_integrations.trl.RefillFeed`)."""
         from datasets import Dataset
         from transformers.trainer_utils import get_last_checkpoint
 
@@ -94,17 +96,26 @@ class _TRLPolicyTrainer(HFPolicyBase):
         config = self._config(workdir, passes, seed, **({"save_strategy": "steps", "save_steps": o.save_every_steps, "save_total_limit": 1} if saving else {}))
         callbacks = [_token_callback(tokens)] if saving else []
         reward_funcs = reward_fn
+        trainer_class = self._trainer_class()
+        refill = None
         if stream is not None:  # the per-step channel: the same adapter a TRL script uses
-            from aopcore_integrations.trl import StreamFeed
+            from aopcore_integrations.trl import RefillFeed, StreamFeed
 
-            draws = math.ceil(len(prompts) * passes / (config.generation_batch_size // config.num_generations))
+            per_draw = config.generation_batch_size // config.num_generations
+            draws = math.ceil(len(prompts) * passes / per_draw)
             config = self._config(workdir, passes, seed, max_steps=draws, shuffle_dataset=False,
                                   **({"save_strategy": "steps", "save_steps": o.save_every_steps, "save_total_limit": 1} if saving else {}))
-            feed = StreamFeed(stream, row=row, max_steps=draws)
+            if callable(getattr(stream.selector, "keep", None)):  # a filtering curriculum: dropped groups are refilled
+                feed = refill = RefillFeed(stream, row=row, max_steps=draws, prompts_per_draw=per_draw)
+                trainer_class = refilling(trainer_class)
+            else:
+                feed = StreamFeed(stream, row=row, max_steps=draws)
             dataset, reward_funcs = feed.dataset(), feed.reward(reward_fn)
             callbacks.append(feed.callback)
-        trainer = self._trainer_class()(model=model, reward_funcs=reward_funcs, args=config, train_dataset=dataset, processing_class=tokenizer,
-                                        callbacks=callbacks or None)
+        trainer = trainer_class(model=model, reward_funcs=reward_funcs, args=config, train_dataset=dataset, processing_class=tokenizer,
+                                callbacks=callbacks or None)
+        if refill is not None:
+            trainer.aopcore_feed = refill
         last = get_last_checkpoint(str(workdir)) if saving and workdir.is_dir() else None
         if last:
             log.info("%s: resuming from %s", type(self).__name__, last)
@@ -132,6 +143,24 @@ class _TRLPolicyTrainer(HFPolicyBase):
             **({} if {"gradient_checkpointing", "activation_checkpointing"} & set(o.extra) else {"activation_checkpointing": True}),
             **o.extra,
         )
+
+
+def refilling(base: type) -> type:
+    """``base`` (TRL's GRPOTrainer or RLOOTrainer) drawing every training generation batch from an
+    :class:`~aopcore_integrations.trl.RefillFeed` when it generates it, with the dropped groups regenerated (DAPO)."""
+
+    class Refilling(base):  # type: ignore[misc, valid-type]
+        aopcore_feed = None
+
+        def _generate_and_score_completions(self, inputs):
+            feed = self.aopcore_feed
+            if feed is None or not self.model.training:
+                return super()._generate_and_score_completions(inputs)
+            tokenizer = getattr(self, "_tokenizer", None) or self.processing_class
+            return feed.generate(super()._generate_and_score_completions, len(inputs), pad_id=tokenizer.pad_token_id)
+
+    Refilling.__name__ = Refilling.__qualname__ = f"Refilling{base.__name__}"
+    return Refilling
 
 
 class GRPOPolicyTrainer(_TRLPolicyTrainer):

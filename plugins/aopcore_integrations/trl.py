@@ -21,7 +21,8 @@ How it works, and why it is deterministic:
   draw from the rollouts reported so far (one draw of lag: TRL's loader fetches one batch ahead).
 - **The reward wrapper reports.** :meth:`TRLCurriculum.reward` wraps the user's reward function(s): the rows
   carry ``aopcore_id``, ``aopcore_category`` and ``aopcore_draw`` columns, so each generation's rewards go back
-  to the stream as one :class:`~aopcore.steps.RolloutGroup` per prompt (:func:`aopcore.steps.group_rollouts`).
+  to the stream as one :class:`~aopcore.steps.RolloutGroup` per row: ``num_generations`` completions each, also
+  when a selector repeats a prompt in a row.
   A group the curriculum's ``keep`` rejects gets its mean reward for every completion: a zero-variance group,
   whose group-relative advantage is 0 (GRPO and RLOO), so it adds no policy gradient (see :data:`KEEP_LIMIT`).
 - **Checkpoints carry the curriculum.** The callback is an ``ExportableState``: each TRL checkpoint's
@@ -54,9 +55,10 @@ log = logging.getLogger("aopcore")
 ID, CATEGORY, DRAW = "aopcore_id", "aopcore_category", "aopcore_draw"
 STREAM_LOG = "stream.jsonl"  # the name CurriculumSession.stream() gives the round's log in session.scratch(r)
 CHECKPOINT_LOG = "aopcore_stream.jsonl"
-KEEP_LIMIT = ("TRL computes advantages inside the trainer, so a dropped group is not removed from the batch and "
-              "not refilled: its completions get the group's mean reward (advantage 0, no policy gradient); the KL "
-              "term (beta > 0) still sees them and they count in the loss normaliser.")
+KEEP_LIMIT = ("TRL computes advantages inside the trainer, so in a TRL script a dropped group is not removed from the "
+              "batch and not refilled: its completions get the group's mean reward (advantage 0, no policy gradient); "
+              "the KL term (beta > 0) still sees them and they count in the loss normaliser. aopcore's own grpo and "
+              "rloo refill them (RefillFeed).")
 
 
 class _Feed:
@@ -79,6 +81,7 @@ class _Feed:
         self._configured = False
         self._checkpoint_rng: str | None = None
         self.args: Any = None
+        self.last_kept: list[bool] = []  # the last report's keep decisions, per group
         self.model: Any = None
         self.tokenizer: Any = None
 
@@ -213,15 +216,14 @@ class _Feed:
             raise RuntimeFailure(f"one generation batch holds rollouts of draws {draws}: the adapter's sizes do not match "
                                  "the trainer's (generation_batch_size, num_generations)")
         g = draws[0]
-        r, local = self.round_of(g)
-        stream = self._streams.get(r)
-        if stream is None:
-            raise RuntimeFailure(f"rewards for draw {g} of round {r}, which is not open")
+        stream, local = self._locate(g)
         completion_ids = columns.get("completion_ids")
         tokens = [len(c) for c in completion_ids] if completion_ids is not None else None
         finite = [v if math.isfinite(v) else 0.0 for v in rewards]
-        groups = group_rollouts([str(i) for i in columns[ID]], [str(c) for c in columns[CATEGORY]], finite, tokens)
+        size = int(getattr(self.args, "num_generations", 0) or 0)
+        groups = _row_groups([str(i) for i in columns[ID]], [str(c) for c in columns[CATEGORY]], finite, tokens, size, g)
         kept = stream.report(local, groups)
+        self.last_kept = list(kept)
         if g == self.reported:
             self.reported += 1
         out = list(rewards)
@@ -233,6 +235,14 @@ class _Feed:
                     out[k:k + size] = [group.mean] * size
                 k += size
         return out
+
+    def _locate(self, draw: int) -> tuple[PromptStream, int]:
+        """The open stream a global draw index belongs to, and the draw's index in it."""
+        r, local = self.round_of(draw)
+        stream = self._streams.get(r)
+        if stream is None:
+            raise RuntimeFailure(f"rewards for draw {draw} of round {r}, which is not open")
+        return stream, local
 
     # ---- checkpoints ----------------------------------------------------------------------
     def saved_position(self) -> int:
@@ -444,6 +454,119 @@ class StreamFeed(_Feed):
         stream.finish()
 
 
+REFILL_STATE = "aopcore_refill.json"  # in each checkpoint folder: generation batches made and refill draws among the draws
+MAX_REFILL_ROUNDS = 8  # refills per generation batch: a cap of 1.0 and a policy whose every group ties would not end
+
+
+class RefillFeed(StreamFeed):
+    """DAPO's dynamic sampling for aopcore's own ``grpo``/``rloo``: groups the curriculum's ``keep`` drops are replaced.
+
+    The trainer (:func:`aopcore_hf.trl_trainers.refilling`) asks :meth:`generate` for each generation batch, so the draw
+    is made when TRL generates it, not when its loader prefetches the batch: every earlier draw's rewards are in, and the
+    dropped groups of a draw are replaced at once by refill draws (:meth:`PromptStream.refill`), generated, scored and
+    spliced into the batch in their place. Draws and reports happen strictly in index order, as ``restore`` replays
+    them, so a resumed stage draws and drops what an uninterrupted one does. The filter's cap bounds the extra
+    generation (dropped groups stay within ``max_extra_fraction`` of all groups generated); after
+    :data:`MAX_REFILL_ROUNDS` refills of one batch, what is still dropped stays in with its mean reward (no gradient).
+    The dataset is placeholders, ``prompts_per_draw`` rows that TRL loads and :meth:`generate` replaces.
+    """
+
+    def __init__(self, stream: PromptStream, *, row: Callable[[str], dict[str, Any]], max_steps: int, prompts_per_draw: int) -> None:
+        super().__init__(stream, row=row, max_steps=max_steps)
+        self.prompts_per_draw = prompts_per_draw
+        self.planned = 0  # generation batches made (each a planned draw and its refills)
+
+    def dataset(self):
+        """Placeholder rows for the whole stage: one epoch, so TRL's loader makes its iterator (and draws a seed from the
+        random state) once, not between a checkpoint and the next generation."""
+        from datasets import Dataset
+
+        return Dataset.from_list([{**self.row(""), ID: "", CATEGORY: "", DRAW: -1}] * (self.prompts_per_draw * self.max_steps))
+
+    def _locate(self, draw: int) -> tuple[PromptStream, int]:
+        return self.stream, draw
+
+    def saved_position(self) -> int:
+        return self.stream.completed
+
+    def save(self, folder: Path) -> None:
+        (folder / REFILL_STATE).write_text(json.dumps({"planned": self.planned, "refills": self.stream.refills}))
+
+    def resume(self, position: int, checkpoint: Path | None) -> None:
+        state = json.loads((checkpoint / REFILL_STATE).read_text()) if checkpoint is not None and (checkpoint / REFILL_STATE).exists() else None
+        if state is None and position:
+            raise RuntimeFailure(f"checkpoint {checkpoint} has no {REFILL_STATE}: it was not saved by a refilling stage")
+        self.planned = int(state["planned"]) if state else 0
+        self._resume_from = position
+        self._checkpoint_rng = str(checkpoint) if checkpoint is not None else None
+
+    def finish(self) -> None:
+        if self.planned >= self.total_draws:
+            self.stream.finish()
+
+    def _rows_of(self, prompts: Sequence[Prompt], size: int) -> list[dict[str, Any]]:
+        d = self.stream.draws - 1
+        return [{**self.row(p.text), ID: p.id, CATEGORY: p.category, DRAW: d} for p in prompts for _ in range(size)]
+
+    def generate(self, score: Callable[[list[dict[str, Any]]], dict[str, Any]], rows: int, *, pad_id: int) -> dict[str, Any]:
+        """One generation batch of ``rows`` completions: ``score(rows) -> TRL's batch`` for the draw, then for refills."""
+        size = int(self.args.num_generations)
+        if self._resume_from is not None:
+            self.stream.restore(self._resume_from)  # the log marks refill draws: restore counts them again
+            self._resume_from = None
+        out = score(self._rows_of(self.stream.next(rows // size), size))
+        keep_rows = [k for k in self.last_kept for _ in range(size)]
+        for _ in range(MAX_REFILL_ROUNDS):
+            dropped = keep_rows.count(False) // size
+            if not dropped:
+                break
+            new = score(self._rows_of(self.stream.refill(dropped), size))
+            out = splice_rows(out, keep_rows, new, pad_id=pad_id)
+            keep_rows = [True] * (len(keep_rows) - size * dropped) + [k for k in self.last_kept for _ in range(size)]
+        self.planned += 1
+        return out
+
+
+_LEFT_PADDED = {"prompt_ids", "prompt_mask"}
+_ROW_KEYS = _LEFT_PADDED | {"completion_ids", "completion_mask", "tool_mask", "advantages", "old_logps", "old_per_token_logps",
+                            "ref_per_token_logps", "sampling_per_token_logps", "importance_sampling_ratio"}
+
+
+def splice_rows(batch: dict[str, Any], keep: Sequence[bool], new: dict[str, Any], *, pad_id: int) -> dict[str, Any]:
+    """TRL's scored generation batch without the rows ``keep`` rejects, followed by ``new``'s rows (text-only batches).
+
+    Prompt tensors are left-padded, per-token ones right-padded, to the wider of the two; ``num_items_in_batch`` (GRPO's
+    loss normaliser) is recounted. Rows need not stay in order: TRL shuffles the batch before splitting it into steps."""
+    import torch
+
+    unknown = sorted(set(batch) - _ROW_KEYS - {"num_items_in_batch"})
+    if unknown:
+        raise RuntimeFailure(f"refilling dropped groups handles text-only batches; this one also has {unknown}")
+    rows = torch.tensor(list(keep), dtype=torch.bool)
+    out: dict[str, Any] = {}
+    for key, old in batch.items():
+        if key == "num_items_in_batch" or old is None:
+            out[key] = old
+            continue
+        a, b = old[rows.to(old.device)], new[key]
+        if a.dim() == 2 and a.shape[1] != b.shape[1]:
+            width = max(a.shape[1], b.shape[1])
+            value = pad_id if key.endswith("_ids") else 1 if key == "tool_mask" else 0
+            a, b = (_pad(t, width, value, left=key in _LEFT_PADDED) for t in (a, b))
+        out[key] = torch.cat([a, b.to(a.device)], dim=0)
+    if "num_items_in_batch" in batch:
+        mask = out["completion_mask"] * out["tool_mask"] if "tool_mask" in out else out["completion_mask"]
+        out["num_items_in_batch"] = mask.sum()
+    return out
+
+
+def _pad(t: Any, width: int, value: float, *, left: bool) -> Any:
+    import torch
+
+    extra = torch.full((t.shape[0], width - t.shape[1]), value, dtype=t.dtype, device=t.device)
+    return torch.cat([extra, t] if left else [t, extra], dim=1)
+
+
 def generate_with(model: Any, tokenizer: Any, prompts: Sequence[Any], *, max_new_tokens: int, batch_size: int = 64) -> list[str]:
     """Greedy answers of a live (training) model: eval mode and no gradients for the call, then back to training."""
     import torch
@@ -470,6 +593,24 @@ def generate_with(model: Any, tokenizer: Any, prompts: Sequence[Any], *, max_new
     return [a.strip() for a in out]
 
 
+def _row_groups(ids: list[str], categories: list[str], rewards: list[float], tokens: list[int] | None, size: int,
+                draw: int) -> list[Any]:
+    """One group per row of the draw. TRL repeats every row ``size`` (num_generations) times in a row, so a prompt
+    drawn twice in a row (selectors may repeat one) is two groups of ``size``, not one of twice that."""
+    if size <= 0:
+        return group_rollouts(ids, categories, rewards, tokens)
+    if len(ids) % size:
+        raise RuntimeFailure(f"draw {draw}: {len(ids)} completions are not whole groups of num_generations={size}")
+    groups = []
+    for k in range(0, len(ids), size):
+        if len(set(ids[k:k + size])) != 1:
+            raise RuntimeFailure(f"draw {draw}: completions {k}-{k + size - 1} belong to prompts {sorted(set(ids[k:k + size]))}, "
+                                 f"not to one (TRL repeats each prompt num_generations={size} times in a row)")
+        groups += group_rollouts(ids[k:k + size], categories[k:k + size], rewards[k:k + size],
+                                 tokens[k:k + size] if tokens is not None else None)
+    return groups
+
+
 def _counts(items: Any) -> dict[str, int]:
     counts: dict[str, int] = {}
     for item in items:
@@ -477,4 +618,4 @@ def _counts(items: Any) -> dict[str, int]:
     return dict(sorted(counts.items()))
 
 
-__all__ = ["TRLCurriculum", "StreamFeed", "generate_with", "KEEP_LIMIT"]
+__all__ = ["TRLCurriculum", "StreamFeed", "RefillFeed", "splice_rows", "generate_with", "KEEP_LIMIT"]
