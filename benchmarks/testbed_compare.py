@@ -63,6 +63,16 @@ def arms_config(config: Path, arms: list[str]) -> Path:
 THREADS = "1"  # torch threads per process (OMP_NUM_THREADS): the tiny model only loses with more
 
 
+def _vector_flags() -> list[str]:
+    """The CPU's vector extensions: float kernels (and so trained weights, by a question or two) differ between
+    CPUs with and without AVX-512, even where the model name reads alike."""
+    try:
+        flags = next(line for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("flags")).split()
+    except (OSError, StopIteration):
+        return []
+    return sorted(f for f in set(flags) if f.startswith(("avx", "amx", "fma")))
+
+
 def machine(load_at_start: float) -> dict:
     """Where and with what the numbers were measured: CPU model, cores, threads, library versions, start policy."""
     import platform
@@ -77,7 +87,7 @@ def machine(load_at_start: float) -> dict:
         except PackageNotFoundError:
             versions[name] = None
     start = json.loads((WEIGHTS / MANIFEST).read_text())
-    return {"cpu": cpu_model(), "cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),
+    return {"cpu": cpu_model(), "cpu_vector_flags": _vector_flags(), "cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),
             "omp_num_threads": THREADS, "libraries": versions,
             "start_policy": {"sha256": start["sha256"], "heldout_accuracy": start["heldout_accuracy"]["(all)"]},
             "load_average_1m_at_start": round(load_at_start, 2), "load_average_1m_at_end": round(os.getloadavg()[0], 2)}
@@ -350,7 +360,7 @@ def plots(table: dict, agg: dict, seeds: list[int], iterations: int, out_dir: Pa
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
-    parser.add_argument("--iterations", type=int, default=4)
+    parser.add_argument("--iterations", type=int, default=None, help="default: the config's [experiment] iterations")
     parser.add_argument("--run-dir", type=Path, default=ROOT / "runs", help="folder that holds the run directory")
     parser.add_argument("--name", default="testbed-compare")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "testbed_compare.json")
@@ -367,6 +377,10 @@ def main() -> None:
         raise SystemExit(f"--arms: unknown arm(s) {unknown}; choose from {ARMS}")
     ARMS[:] = [a for a in ARMS if a in args.arms]
     config = args.config.resolve()
+    import tomllib
+
+    planned_iterations = int(tomllib.loads(config.read_text())["experiment"]["iterations"])
+    args.iterations = args.iterations or planned_iterations
     run_config = arms_config(config, ARMS) if set(ARMS) != set(ARMS_ALL) else config
 
     from aopcore.aggregate import aggregate
@@ -385,7 +399,8 @@ def main() -> None:
     table = per_seed_table(root, args.seeds, args.iterations)
     agg = aggregate(root)
     shown_config = _shown(config)
-    full = (args.seeds == [0, 1, 2, 3, 4] and args.iterations == 4 and not args.overrides and set(ARMS) == set(ARMS_ALL))
+    full = (args.seeds == [0, 1, 2, 3, 4] and args.iterations == planned_iterations and not args.overrides
+            and set(ARMS) == set(ARMS_ALL))
     command = (f"OMP_NUM_THREADS=1 nice .venv/bin/python benchmarks/testbed_compare.py --seeds {' '.join(map(str, args.seeds))} "
                f"--iterations {args.iterations}" + "".join(f" --set {o}" for o in args.overrides)
                + (f" --config {shown_config}" if config != CONFIG.resolve() else "")
@@ -396,9 +411,9 @@ def main() -> None:
     result = {
         "benchmark": "testbed_compare",
         "complete": full,
-        "scope": ("the full comparison of examples/testbed.toml" if full else
-                  f"REDUCED: seeds {args.seeds}, {args.iterations} iterations, overrides {args.overrides} (the example "
-                  "runs 5 seeds x 4 iterations)"),
+        "scope": (f"the full comparison of {shown_config}" if full else
+                  f"REDUCED: seeds {args.seeds}, {args.iterations} iterations, arms {ARMS}, overrides {args.overrides} "
+                  f"(the example runs all nine arms, 5 seeds x {planned_iterations} iterations)"),
         "command": command,
         "config": shown_config, "seeds": args.seeds, "iterations": args.iterations, "arms": ARMS,
         "machine": machine(load_at_start),

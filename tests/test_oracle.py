@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from aopcore import InputError
+from aopcore import InputError, RuntimeFailure
 from aopcore.registry import load_registry
+from aopcore.steps import RolloutGroup, StepBatch, is_online, open_stream
 from aopcore.testing import check_curriculum, make_context
 from aopcore_testbed import sets
 from aopcore_testbed.oracle import allocate, measurement_config, weights_from_gains
@@ -55,6 +56,57 @@ def test_pass_rate_oracle_trains_on_the_prompts_a_binary_reward_teaches_most(tmp
 
 def test_pass_rate_oracle_contract(tmp_path):
     check_curriculum(lambda: build(samples=4), context(tmp_path, budget=16), iterations=2)
+    check_curriculum(lambda: build(samples=4, per_step=False), context(tmp_path / "plan", budget=16), iterations=2)
+
+
+def draw_and_report(stream, draws, n=16, seed=0, skill=None):
+    """A trainer: draw ``n`` prompts, one completion each, right with the category's pass rate, report."""
+    rng = random.Random(seed)
+    counts = Counter()
+    for _ in range(draws):
+        prompts = stream.next(n)
+        counts.update(p.category for p in prompts)
+        rates = {**PASS, **(skill or {})}
+        stream.report(stream.draws - 1, [RolloutGroup(p.id, p.category, (float(rng.random() < rates.get(p.category, 0.9)),), 2)
+                                         for p in prompts])
+    stream.finish()
+    return counts
+
+
+def test_per_step_oracle_draws_every_step_by_measured_pass_rates_and_follows_the_rollouts(tmp_path):
+    ctx = context(tmp_path)
+    cur = build(samples=8)
+    assert is_online(cur) and not is_online(build(samples=8, per_step=False)) and not is_online(build(weights={"addition": 1.0}))
+    stream = open_stream(cur, ctx, cur.prompts(ctx), passes=4)
+    counts = draw_and_report(stream, draws=20)
+    # the whole pool (560), not the 20 planned prompts; p = 1 and p = 0 get only the explore floor
+    assert len({g.prompt_id for b in stream.batches() for g in b.groups}) > 100
+    learnable = counts["maximum"] + counts["counting"]
+    assert learnable > 0.5 * sum(counts.values()) and counts["addition"] + counts["subtraction"] < 0.1 * learnable, counts
+    # the rollouts move the measured rates: a prompt that keeps passing is drawn less
+    sel = stream.selector
+    target = next(c for c in sel.candidates if c.category == "maximum")
+    before = sel.weights()[sel.candidates.index(target)]
+    for _ in range(30):
+        sel.observe(StepBatch(1, 0, (RolloutGroup(target.id, "maximum", (1.0,), 2),)))
+    assert sel.weights()[sel.candidates.index(target)] < 0.5 * before
+
+
+def test_per_step_oracle_resumes_the_same_draws_and_names_a_lost_measurement(tmp_path):
+    ctx = context(tmp_path)
+    cur = build(samples=4)
+    plan = cur.prompts(ctx)
+    whole = open_stream(cur, ctx, plan, passes=4, log=tmp_path / "a.jsonl")
+    draw_and_report(whole, draws=8)
+    crashed = open_stream(build(samples=4), ctx, plan, passes=4, log=tmp_path / "b.jsonl")
+    draw_and_report(crashed, draws=5)
+    resumed = open_stream(build(samples=4), ctx, plan, passes=4, log=tmp_path / "b.jsonl")
+    resumed.restore(3)
+    assert [p.id for p in resumed.next(16)] == [g.prompt_id for g in whole.batches()[3].groups]
+    for f in tmp_path.glob("oracle-pass-rates-iter-*.json"):
+        f.unlink()
+    with pytest.raises(RuntimeFailure, match="measured pass rates .* are missing"):
+        open_stream(build(samples=4), ctx, plan, passes=4).next(4)
 
 
 def test_pass_rate_oracle_needs_the_policy(tmp_path):

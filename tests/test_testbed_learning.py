@@ -92,26 +92,35 @@ pool = "{pool}"
 
 @pytest.mark.slow
 def test_comparison_benchmark_writes_labelled_results_and_figures(tmp_path):
-    """benchmarks/testbed_compare.py in a small form: 2 arms (AOP, and the online learnability) x 2 seeds x 2
-    iterations of 16 prompts; equal-step and equal-compute verdicts, figures."""
+    """benchmarks/testbed_compare.py in a small form: 3 arms (AOP, the online learnability, the per-step oracle) x 2
+    seeds x 2 iterations of 16 prompts; equal-step and equal-compute verdicts, figures."""
     import subprocess
     import sys
 
     out, figures = tmp_path / "compare.json", tmp_path / "img"
     cmd = [sys.executable, str(ROOT / "benchmarks" / "testbed_compare.py"), "--seeds", "0", "1", "--iterations", "2",
-           "--arms", "aop", "learnability", "--run-dir", str(tmp_path), "--out", str(out), "--figures", str(figures),
+           "--arms", "aop", "learnability", "oracle", "--run-dir", str(tmp_path), "--out", str(out), "--figures", str(figures),
            "--set", "experiment.records_per_iteration=16", "--set", "experiment.passes=1"]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = json.loads(out.read_text())
-    assert result["complete"] is False and result["scope"].startswith("REDUCED") and result["arms"] == ["aop", "learnability"]
-    for arm in ("aop", "learnability"):
+    assert result["complete"] is False and result["scope"].startswith("REDUCED") and result["arms"] == ["aop", "learnability", "oracle"]
+    for arm in ("aop", "learnability", "oracle"):
         for seed in ("0", "1"):
             rows = result["accuracy"][arm][seed]
             assert [r["iteration"] for r in rows] == [0, 1, 2] and sum(rows[1]["trained_on"].values()) == 16
             assert set(rows[1]["by_category"]) == set(CATEGORIES)
     # the online arm trained from the per-step channel: its steps were recorded, and fed iteration 2 (ctx.steps)
     assert (tmp_path / "testbed-compare" / "seed-0" / "arms" / "learnability" / "iter-01" / "steps.jsonl").exists()
+    # the oracle measured the whole pool in its prompts stage (8 answers per prompt, booked as choosing compute) and
+    # drew every step from it: more distinct prompts than its 16-prompt plan
+    oracle = tmp_path / "testbed-compare" / "seed-0" / "arms" / "oracle"
+    measured = json.loads((oracle / "curriculum" / "oracle-pass-rates-iter-01.json").read_text())
+    assert len(measured["rates"]) == 560 and measured["samples"] == 8
+    drawn = {g["prompt_id"] for line in (oracle / "iter-01" / "steps.jsonl").read_text().splitlines() for g in json.loads(line)["groups"]}
+    planned = {json.loads(line)["id"] for line in (oracle / "iter-01" / "prompts.jsonl").read_text().splitlines()}
+    assert len(drawn) == 16 and drawn != planned  # passes=1: one draw of 16 per step, chosen from the whole pool
+    assert result["compute"]["oracle"][1]["choosing"]["policy_samples"] == 8 * 560
     pair = next(d for d in result["area_under_curve"]["differences"] if (d["arm_a"], d["arm_b"]) == ("aop", "learnability"))
     assert pair["ci_low"] <= pair["estimate"] <= pair["ci_high"] and set(pair["per_seed"]) == {"0", "1"}
     eq = result["equal_compute"]["differences"][0]

@@ -2,10 +2,14 @@
 
 ``mode = "pass-rate"`` (the default): every iteration it measures the current policy's pass rate on *every* prompt of
 ``testbed:pool`` with ``samples`` sampled answers each (16 by default: 8,960 answers per iteration, more than any real
-curriculum spends, where eva samples 4 answers for a few candidates and learnability guesses from history), and
-trains on the prompts with the largest p(1 - p) — the prompts a binary reward can teach most from — with no
-category above ``max_share`` of the budget. Its measurement goes through ``ctx.generate`` and ``ctx.reward``, so it is
-booked as choosing compute: at equal steps it is the reference, at equal compute it pays for its knowledge.
+curriculum spends, where eva samples 4 answers for a few candidates and learnability guesses from history). Its
+plan for the iteration is the prompts with the largest p(1 - p) — the prompts a binary reward can teach most from —
+with no category above ``max_share`` of the budget. With ``per_step = true`` (the default) and a trainer in the
+per-step channel it goes further: every training step draws from the whole pool by p(1 - p), starting from the
+measured pass rates and updating them from the step's own rollouts, so it keeps up with a policy that learns
+within the iteration (the measured rates go to ``ctx.workdir`` between the prompts stage and the training stage).
+Its measurement goes through ``ctx.generate`` and ``ctx.reward``, so it is booked as choosing compute: at equal
+steps it is the reference, at equal compute it pays for its knowledge.
 
 ``mode = "gains"``: a static allocation over categories by their *measured* learning gain, by a fixed procedure
 (``python -m aopcore_testbed.oracle measure``, which writes ``data/oracle-gains.json``):
@@ -44,10 +48,16 @@ class OracleOptions(BaseModel):
 
     mode: Literal["pass-rate", "gains"] = Field("pass-rate", description="pass-rate: the prompts with the largest "
                                                 "p(1 - p) of the current policy, measured on the whole pool every "
-                                                "iteration; gains: categories weighted by measured learning gain.")
+                                                "iteration (and, with per_step, updated from every step's rollouts); "
+                                                "gains: categories weighted by measured learning gain.")
     pool: str = Field("testbed:pool", description="Where the prompts come from (any data source or JSONL file).")
     samples: int = Field(16, ge=2, description="pass-rate: answers sampled per pool prompt to measure its pass rate.")
-    max_share: float = Field(0.3, gt=0, le=1, description="pass-rate: at most this share of the budget in one category.")
+    max_share: float = Field(0.3, gt=0, le=1, description="pass-rate: at most this share of the plan in one category.")
+    per_step: bool = Field(True, description="pass-rate: choose every training step from the whole pool by p(1 - p) of "
+                           "the measured pass rates, updated from the rollouts (the per-step channel); false: train on "
+                           "the iteration's plan.")
+    explore: float = Field(0.1, ge=0, description="pass-rate, per step: added to every weight, as a multiple of the "
+                           "mean weight, so no prompt starves.")
     gains: str | None = Field(None, description="Measured gains (JSON with a `gains` table); default: the packaged "
                               "data/oracle-gains.json written by `python -m aopcore_testbed.oracle measure`.")
     weights: dict[str, float] = Field(default_factory=dict, description="Fixed category weights instead of measured "
@@ -81,8 +91,17 @@ def allocate(weights: dict[str, float], categories: list[str], budget: int) -> d
     return counts
 
 
+def _rates_path(ctx: CurriculumContext) -> Path:
+    return Path(ctx.workdir) / f"oracle-pass-rates-iter-{ctx.iteration:02d}.json"
+
+
 class OracleCurriculum:
-    """Prompts from the pool, allocated over categories by measured learning gain (or by fixed ``weights``)."""
+    """Prompts from the pool by measured pass rate, or allocated over categories by measured learning gain (or by
+    fixed ``weights``). The per-step pass-rate oracle is :class:`PerStepOracle`, which this class builds for it."""
+
+    def __new__(cls, options: Any) -> "OracleCurriculum":
+        per_step = options.mode == "pass-rate" and not options.weights and options.per_step
+        return super().__new__(PerStepOracle if per_step and cls is OracleCurriculum else cls)
 
     def __init__(self, options: Any) -> None:
         from aopcore_curricula.options import load_pool
@@ -119,9 +138,13 @@ class OracleCurriculum:
         rewards = ctx.reward.score(texts, answers)
         rng = random.Random(ctx.seed)
         scored = []
+        measured: dict[str, list[float]] = {}
         for k, q in enumerate(pool):
-            p = sum(1.0 for r in rewards[k * o.samples:(k + 1) * o.samples] if r >= 0.5) / o.samples
+            wins = sum(1.0 for r in rewards[k * o.samples:(k + 1) * o.samples] if r >= 0.5)
+            measured[q.id] = [wins, float(o.samples)]
+            p = wins / o.samples
             scored.append((p * (1 - p), rng.random(), q, p))
+        self._keep_measurement(ctx, measured)
         scored.sort(key=lambda t: (-t[0], t[1]))
         cap = max(1, int(o.max_share * ctx.budget))
         per_cat: dict[str, int] = {}
@@ -140,6 +163,9 @@ class OracleCurriculum:
             if all(x.id != q.id for x in out):
                 out.append(Prompt(q.id, q.text, q.category, Provenance("oracle", ctx.iteration, "pool", extra={"pass_rate": round(p, 4)})))
         return out
+
+    def _keep_measurement(self, ctx: CurriculumContext, measured: dict[str, list[float]]) -> None:
+        """Nothing to keep: the plan is all this class trains on (:class:`PerStepOracle` keeps it)."""
 
     def _by_weights(self, ctx: CurriculumContext) -> list[Prompt]:
         counts = allocate(self.weights, list(ctx.categories), ctx.budget)
@@ -167,6 +193,42 @@ class OracleCurriculum:
                                                                  extra={"weight": round(self.weights.get(cat, 1.0), 4)}))
                     for q in chosen]
         return out
+
+
+class PerStepOracle(OracleCurriculum):
+    """The pass-rate oracle in the per-step channel: every draw by p(1 - p) over the whole pool, from the rates it
+    measured at the iteration's start (``samples`` answers per prompt), updated by every step's rollouts.
+
+    It is learnability sampling (``aopcore_curricula.online``) with what learnability has to guess measured: a
+    real curriculum cannot afford thousands of answers per iteration to know every prompt's pass rate.
+    """
+
+    def _keep_measurement(self, ctx: CurriculumContext, measured: dict[str, list[float]]) -> None:
+        from aopcore.store import atomic_write_json
+
+        atomic_write_json(_rates_path(ctx), {"samples": self.options.samples, "rates": measured})
+
+    def selector(self, ctx: CurriculumContext, planned: Any) -> Any:
+        from aopcore import RuntimeFailure
+        from aopcore_curricula.online import LearnabilitySelector, PassRates
+
+        path = _rates_path(ctx)
+        if not path.exists():
+            raise RuntimeFailure(f"arms.{ctx.arm}: the oracle's measured pass rates {path} are missing (written by the "
+                                 f"prompts stage of iteration {ctx.iteration}); delete that iteration's prompts.jsonl "
+                                 f"and rerun to measure again")
+        measured = json.loads(path.read_text())["rates"]
+        allowed = set(ctx.categories)
+        pool = [q for q in self.pool if q.category in allowed and q.id in measured]
+        rates = PassRates(threshold=0.5, strength=1.0)
+        for q in pool:
+            for table, key in ((rates.prompt, q.id), (rates.category, q.category)):
+                cell = table.setdefault(key, [0.0, 0.0])
+                cell[0] += measured[q.id][0]
+                cell[1] += measured[q.id][1]
+        candidates = [Prompt(q.id, q.text, q.category, Provenance("oracle", ctx.iteration, "pool")) for q in pool]
+        return LearnabilitySelector(candidates, rates, seed=ctx.seed + 1, explore=self.options.explore, name="oracle",
+                                    iteration=ctx.iteration)
 
 
 # ---------------------------------------------------------------------------- the measurement

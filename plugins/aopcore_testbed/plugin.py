@@ -36,5 +36,5 @@ def register_curricula(register):
     from aopcore_testbed.oracle import OracleOptions
 
     register("oracle", LazyFactory("aopcore_testbed.oracle:OracleCurriculum",
-                                   doc="Testbed positive control: categories weighted by their measured learning gain"),
+                                   doc="Testbed positive control: every step by p(1 - p) of pass rates measured on the whole pool (or categories weighted by measured learning gain)"),
              options=OracleOptions)
