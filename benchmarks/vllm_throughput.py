@@ -6,9 +6,15 @@
    with ``plain`` at the smallest size (answers equal as token lists).
 2. ``quickstart``: examples/quickstart.toml at the reduced sizes of tests/test_quickstart_e2e.py through the CLI, without
    and with vLLM for the policy's generation (evaluation, test answers, PPO rollouts) and the feedback LLM: wall time
-   and the peak memory of the whole process tree (sampled every 0.5 s).
+   and the peak memory of the whole process tree (sampled every 0.5 s). The runs alternate (--quickstart-order, by
+   default plain, vllm, vllm, plain), so a load that drifts on a shared machine hits both sides alike; each run records
+   the load average before and after it, and the ratios use each side's mean.
 
     nice -n 10 .venv/bin/python benchmarks/vllm_throughput.py --out benchmarks/results/vllm_throughput.json
+    nice -n 10 .venv/bin/python benchmarks/vllm_throughput.py --skip-throughput --out benchmarks/results/vllm_throughput.json
+
+With --out naming an existing file, the parts not run this time (--skip-...) keep what that file holds. A short check
+of the quickstart part: ``--skip-throughput --quickstart-order vllm --quickstart-set experiment.iterations=1``.
 """
 from __future__ import annotations
 
@@ -113,13 +119,16 @@ class TreeMemory:
         return self.peak
 
 
-def quickstart(with_vllm: bool, out: Path) -> dict:
+def quickstart(with_vllm: bool, out: Path, extra: list[str] = ()) -> dict:
+    """One reduced quickstart through the CLI (a fresh process, so engine starts and model loads count)."""
     from test_quickstart_e2e import TINY
 
     args = [sys.executable, "-m", "aopcore.cli", "run", str(ROOT / "examples" / "quickstart.toml"),
             "--set", f'experiment.output_dir="{out}"', "--set", f'feedback.cache_path="{out / "llm-cache.sqlite"}"']
-    for item in TINY + (['trainer.generation_backend="vllm"', 'feedback.plugin="vllm"'] if with_vllm else []):
+    vllm = ['trainer.generation_backend="vllm"', 'feedback.plugin="vllm"'] if with_vllm else ['trainer.generation_backend="plain"']
+    for item in [*TINY, *vllm, *extra]:
         args += ["--set", item]
+    load_before = [round(x, 2) for x in os.getloadavg()]
     t0 = time.perf_counter()
     proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, "TQDM_DISABLE": "1"})
     memory = TreeMemory(proc.pid)
@@ -132,7 +141,50 @@ def quickstart(with_vllm: bool, out: Path) -> dict:
     by_kind: dict[str, float] = {}
     for s in stages:
         by_kind[s["kind"]] = round(by_kind.get(s["kind"], 0.0) + s.get("wall_s", 0.0), 1)
-    return {"wall_s": round(wall, 1), "peak_rss_gib": round(peak / 2**30, 2), "stage_wall_s_by_kind": by_kind}
+    return {"wall_s": round(wall, 1), "peak_rss_gib": round(peak / 2**30, 2), "stage_wall_s_by_kind": by_kind,
+            "load_average_1_5_15_before": load_before, "load_average_1_5_15_after": [round(x, 2) for x in os.getloadavg()]}
+
+
+def quickstart_comparison(order: list[str], extra: list[str], partial=None, *, concurrent: bool = False,
+                          workdir: Path | None = None) -> dict:
+    """The reduced quickstart without and with vLLM, in ``order`` (e.g. plain, vllm, vllm, plain); ratios of the means.
+    ``partial`` receives the summary after every run, so a comparison stopped part-way keeps what it measured. With
+    ``concurrent`` all runs start together: under a load that drifts a lot, both sides then meet the same load at every
+    moment (and each other's). ``workdir`` keeps the run directories (stage records) instead of a temporary folder."""
+    runs: list[dict] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        base = workdir or Path(tmp)
+        if concurrent:
+            from concurrent.futures import ThreadPoolExecutor
+
+            with ThreadPoolExecutor(len(order)) as pool:
+                futures = [pool.submit(quickstart, name == "vllm", base / f"{i}-{name}", extra) for i, name in enumerate(order)]
+                runs = [{"side": name, **f.result()} for name, f in zip(order, futures)]
+            return summarise(order, runs, concurrent=True)
+        for i, name in enumerate(order):
+            row = quickstart(name == "vllm", base / f"{i}-{name}", extra)
+            runs.append({"side": name, **row})
+            print(f"quickstart {name}: {row['wall_s']} s, {row['peak_rss_gib']} GiB, load {row['load_average_1_5_15_before']}"
+                  f" -> {row['load_average_1_5_15_after']}", file=sys.stderr, flush=True)
+            if partial is not None and i < len(order) - 1:
+                partial(summarise(order, runs))
+    return summarise(order, runs)
+
+
+def summarise(order: list[str], runs: list[dict], *, concurrent: bool = False) -> dict:
+    result: dict = {"order": order, "concurrent": concurrent, "runs": runs, "complete": len(runs) == len(order)}
+    sides = {name: [r for r in runs if r["side"] == name] for name in ("plain", "vllm")}
+    for name, rows in sides.items():
+        if rows:
+            result[f"{name}_mean"] = {"wall_s": round(sum(r["wall_s"] for r in rows) / len(rows), 1),
+                                      "peak_rss_gib": round(sum(r["peak_rss_gib"] for r in rows) / len(rows), 2), "runs": len(rows)}
+    if sides["plain"] and sides["vllm"]:
+        plain, vllm = result["plain_mean"], result["vllm_mean"]
+        result["wall_ratio_vllm_over_plain"] = round(vllm["wall_s"] / plain["wall_s"], 2)
+        result["wall_ratio_plain_over_vllm"] = round(plain["wall_s"] / vllm["wall_s"], 2)  # > 1: vLLM made it faster
+        result["peak_memory_ratio_vllm_over_plain"] = round(vllm["peak_rss_gib"] / plain["peak_rss_gib"], 2)
+        result["vllm_faster"] = vllm["wall_s"] < plain["wall_s"]
+    return result
 
 
 def main() -> None:
@@ -142,22 +194,43 @@ def main() -> None:
     parser.add_argument("--backends", default="plain,static,continuous,vllm,vllm-fp32")
     parser.add_argument("--skip-quickstart", action="store_true")
     parser.add_argument("--skip-throughput", action="store_true")
+    parser.add_argument("--quickstart-order", default="plain,vllm,vllm,plain",
+                        help="the quickstart runs, in order (plain or vllm, comma-separated); alternate them on a shared machine")
+    parser.add_argument("--quickstart-set", action="append", default=[], metavar="KEY=VALUE",
+                        help="an extra --set for every quickstart run (repeatable), e.g. experiment.iterations=1 for a short check")
+    parser.add_argument("--quickstart-concurrent", action="store_true",
+                        help="start the quickstart runs together instead of one after another (a heavily loaded machine)")
+    parser.add_argument("--quickstart-dir", type=Path, help="keep the quickstart run directories here (default: a temporary folder)")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
+    order = [s.strip() for s in args.quickstart_order.split(",") if s.strip()]
+    if not args.skip_quickstart and (not order or set(order) - {"plain", "vllm"}):
+        parser.exit(2, f"error: --quickstart-order {args.quickstart_order!r}: give plain and/or vllm, comma-separated\n")
     import torch
 
-    result: dict = {"benchmark": "vllm_throughput", "machine": f"{platform.machine()}, {os.cpu_count()} cores, shared with other work "
-                    "(runs under nice; load varies during the run)", "torch_threads": torch.get_num_threads()}
+    kept: dict = {}
+    if args.out and args.out.exists():  # the parts not run this time keep what the file holds
+        try:
+            kept = json.loads(args.out.read_text())
+        except json.JSONDecodeError:
+            parser.exit(2, f"error: --out {args.out}: not JSON; remove it or name another file\n")
+    result: dict = {**kept, "benchmark": "vllm_throughput", "machine": f"{platform.machine()}, {os.cpu_count()} cores, shared with other "
+                    "work (runs under nice; load varies during the run)", "torch_threads": torch.get_num_threads()}
     if not args.skip_throughput:
+        result.pop("throughput_partial", None)
         result["throughput"] = throughput([int(s) for s in args.sizes.split(",")], args.new_tokens, args.backends.split(","),
                                           partial=lambda part: emit({**result, "throughput_partial": part}, args.out))
         emit(result, args.out)
+    else:
+        result["machine"] = kept.get("machine", result["machine"])  # it describes the throughput run kept in the file
     if not args.skip_quickstart:
-        with tempfile.TemporaryDirectory() as tmp:
-            runs = {name: quickstart(name == "vllm", Path(tmp) / name) for name in ("plain", "vllm")}
-        runs["wall_ratio_plain_over_vllm"] = round(runs["plain"]["wall_s"] / runs["vllm"]["wall_s"], 2)
-        runs["peak_memory_ratio_vllm_over_plain"] = round(runs["vllm"]["peak_rss_gib"] / runs["plain"]["peak_rss_gib"], 2)
-        result["quickstart"] = {"config": "examples/quickstart.toml with tests/test_quickstart_e2e.py's TINY overrides", **runs}
+        head = {"config": "examples/quickstart.toml with tests/test_quickstart_e2e.py's TINY overrides"
+                + (f" and {args.quickstart_set}" if args.quickstart_set else ""),
+                "machine": f"{platform.machine()}, {os.cpu_count()} cores, shared with other work",
+                "measured_at_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+        result["quickstart"] = {**head, **quickstart_comparison(
+            order, args.quickstart_set, partial=lambda part: emit({**result, "quickstart": {**head, **part}}, args.out),
+            concurrent=args.quickstart_concurrent, workdir=args.quickstart_dir)}
     emit(result, args.out)
 
 
