@@ -32,6 +32,15 @@ CAPS = "What is 'abc' in capital letters?"
     (ADD, "13", False), (ADD, "12.5", False), (ADD, "1 2", False), (ADD, "112", False), (ADD, "", False),
     (ADD, "I think 13, or maybe 12", False),  # only the first number counts: hedging earns nothing
     (ADD, "3", False),  # echoing an operand, the policy's habit before RL
+    # restating the question is read past: an echo earns nothing by coincidence, a worked answer still counts
+    ("What is 5 - 0?", "5 - 0 is a mathematical operation that represents", False), ("What is 5 - 0?", "5", True),
+    ("What is 5 - 0?", "5 - 0 is 5", True), ("What is 0 + 0?", "0", True),
+    ("Which is the largest number: 7, 1, 3?", "7, 1, 3", False), ("Which is the largest number: 7, 1, 3?", "7", True),
+    ("What is the largest of 1, 5 and 9?", "The largest of 1, 5, and 9 is 9.", True),
+    ("What is the largest of 1, 5 and 9?", "The largest of 1, 5, and 9 is 10", False),
+    ("What is the largest of 1, 5 and 9?", "9 is larger than 1 and 5", True),
+    (KM, "12 kilometers is 12,000 meters", True), (KM, "12 kilometers", False),
+    ("Which is the largest number: 9, 5, 2?", "The largest number is 9, which is 5 more than 2", True),  # no restatement
     (KM, "12000", True), (KM, "12,000", True), (KM, "12,000 m", True), (KM, "twelve thousand", True),
     (KM, "1,200", False), (KM, "12", False), (KM, "12 000", False),
     (REV, "cba", True), (REV, "'cba'", True), (REV, "The reversed word is 'cba'.", True), (REV, "CBA", True), (REV, "abc", False),

@@ -3,6 +3,8 @@
 Policies answer "12", "12.", "The answer is 12", "3 + 9 = 12", "twelve" or "12 apples"; all of these mean 12.
 The answer is taken after the last "=" or "answer is"/"answer:" marker when one is present, else from the start,
 and only the first number (or word) counts, so listing several guesses never earns credit for a later one.
+An answer that starts by restating the question's numbers ("5 - 0 is a subtraction", "The largest of 1, 5 and 9
+is 9") is read after the restatement, so echoing the question never earns credit by coincidence.
 """
 from __future__ import annotations
 
@@ -16,6 +18,8 @@ _SCALE = {"hundred": 100, "thousand": 1000, "million": 1_000_000}
 _WORD = "|".join(sorted([*_SMALL, *_SCALE], key=len, reverse=True))
 _WORDS_RUN = re.compile(rf"\b(?:{_WORD})(?:(?:[\s-]+|\s+and\s+)(?:{_WORD}))*\b")
 _DIGITS = re.compile(r"(?<![\w.])-?\d{1,3}(?:,\d{3})+(?:\.\d+)?(?![\d,])|(?<![\w.])-?\d+(?:\.\d+)?")
+# what stands between the numbers of a restated question: "5 - 0", "1, 5, and 9", "0 minus 0", "1 and 6"
+_JOINER = re.compile(r"\s*(?:[-+*/x,]|,?\s*and|minus|plus|or|times)?\s*", re.I)
 _MARKER = re.compile(r"(?:answer\s*(?:is|:)|=|result\s*(?:is|:)|equals)", re.I)
 
 
@@ -44,9 +48,23 @@ def words_to_int(phrase: str) -> int | None:
     return total + current
 
 
-def first_number(text: str) -> float | None:
-    """The first number written in digits or in words in the answer segment of ``text``."""
+def numbers_in(text: str) -> list[float]:
+    """The numbers written in digits in ``text``, in order ("1,200" is one number)."""
+    return [float(m.group().replace(",", "")) for m in _DIGITS.finditer(text)]
+
+
+def first_number(text: str, restated: tuple[float, ...] | list[float] = ()) -> float | None:
+    """The first number written in digits or in words in the answer segment of ``text``.
+
+    ``restated``: the question's numbers. When the segment's first numbers are exactly these, in order (the answer
+    restates the question), the answer is read after them.
+    """
     seg = answer_segment(text)
+    if restated:
+        found = list(_DIGITS.finditer(seg))[: len(restated)]
+        if (len(found) == len(restated) and [float(m.group().replace(",", "")) for m in found] == [float(x) for x in restated]
+                and all(_JOINER.fullmatch(seg[a.end():b.start()]) for a, b in zip(found, found[1:]))):
+            seg = seg[found[-1].end():]
     found: list[tuple[int, float]] = []
     if m := _DIGITS.search(seg):
         found.append((m.start(), float(m.group().replace(",", ""))))

@@ -52,13 +52,13 @@ class Skill:
 
     def check(self, question: str, response: str) -> bool | None:
         """Whether ``response`` answers ``question`` correctly; None if the question is not of this category."""
-        from aopcore_testbed.skills.answers import first_number, first_word
+        from aopcore_testbed.skills.answers import first_number, first_word, numbers_in
 
         expected = self.solve(question)
         if expected is None:
             return None
         if self.numeric:
-            value = first_number(response)
+            value = first_number(response, numbers_in(question))
             return value is not None and value == float(expected)
         word = first_word(response)
         if word is None:
