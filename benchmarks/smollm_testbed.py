@@ -231,7 +231,8 @@ def previous_invocations(out: Path, settings: dict) -> list[dict]:
     return list(old.get("invocations", [])) if same else []
 
 
-def main() -> None:
+def parser() -> argparse.ArgumentParser:
+    """The command line (a function, so a test can build the config the benchmark runs)."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--budget-minutes", type=float, default=60.0, help="hard stop for the whole run")
     p.add_argument("--arms", nargs="+", default=["vanilla", "learnability"])
@@ -251,6 +252,11 @@ def main() -> None:
     p.add_argument("--run-dir", type=Path, default=ROOT / "runs")
     p.add_argument("--name", default="smollm-testbed")
     p.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "smollm_testbed.json")
+    return p
+
+
+def main() -> None:
+    p = parser()
     args = p.parse_args()
     if args.heldout_size < 7 or args.heldout_size % 7:
         p.error(f"--heldout-size must be a positive multiple of 7 (balanced over the categories), not {args.heldout_size}")

@@ -60,3 +60,27 @@ def test_gpu_suite_cpu_smoke(tmp_path):
 def test_eval_throughput_small():
     (r,) = run("eval_throughput.py", "--prompts", "4", "--new-tokens", "4", "--batch-size", "4")
     assert r["identical_answers"] == "4/4" and r["speedup"] > 0
+
+
+@pytest.mark.parametrize("trainer", ["grpo", "ppo"])
+def test_smollm_benchmark_config_validates_for_both_trainers(trainer, tmp_path):
+    """benchmarks/smollm_testbed.py runs for an hour, so CI checks what it would run: the config it derives from
+    examples/testbed.toml (SmolLM2 policy, short-answer system prompt, only the chosen arms) passes preflight."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import tomllib
+
+    from conftest import run_cli
+    from smollm_testbed import config_text, parser
+
+    args = parser().parse_args(["--trainer", trainer, "--arms", "vanilla", "learnability", "--run-dir", str(tmp_path)])
+    text = config_text(args)
+    parsed = tomllib.loads(text)
+    assert parsed["trainer"]["plugin"] == trainer and parsed["trainer"]["model"] == "smollm2-135m-instruct"
+    assert sorted(parsed["arms"]) == ["learnability", "vanilla"] and "Reply with just the answer" in parsed["trainer"]["system_prompt"]
+    cfg = ROOT / "examples" / f".smollm-test-{trainer}-{tmp_path.name}.toml"  # beside the base: its relative paths hold
+    cfg.write_text(text)
+    try:
+        result = run_cli("validate", str(cfg))
+    finally:
+        cfg.unlink()
+    assert result.returncode == 0, result.stdout + result.stderr
