@@ -45,6 +45,7 @@ from aopcore.records import (
     EvalRecord,
     Prompt,
     Question,
+    category_counts,
     iter_jsonl,
     read_jsonl,
     to_dict,
@@ -507,7 +508,7 @@ class Experiment:
         prompts = list(curriculum.prompts(ctx))
         self._check_prompts(arm, i, prompts)
         write_jsonl(self._iter_dir(arm, i) / "prompts.jsonl", prompts)
-        return {"n_prompts": len(prompts), "categories": _count(p.category for p in prompts)}
+        return {"n_prompts": len(prompts), "categories": category_counts(prompts)}
 
     def _train(self, arm: str, i: int) -> dict[str, Any]:
         prompts = read_jsonl(self._iter_dir(arm, i) / "prompts.jsonl", Prompt)
@@ -761,13 +762,6 @@ def _link_tree(src: Path, dst: Path) -> None:
             os.link(path, target)
         except OSError:
             shutil.copy2(path, target)
-
-
-def _count(items: Any) -> dict[str, int]:
-    counts: dict[str, int] = {}
-    for item in items:
-        counts[item] = counts.get(item, 0) + 1
-    return dict(sorted(counts.items()))
 
 
 def configure_logging(verbose: bool = False) -> None:

@@ -191,6 +191,14 @@ class TrainStats:
         return cls(**data)
 
 
+def category_counts(prompts: Iterable[Prompt]) -> dict[str, int]:
+    """Prompts per category, sorted by category: what stage records, round records and logs show."""
+    counts: dict[str, int] = {}
+    for p in prompts:
+        counts[p.category] = counts.get(p.category, 0) + 1
+    return dict(sorted(counts.items()))
+
+
 def to_dict(record: Any) -> dict[str, Any]:
     """A record as plain JSON-able data (the inverse of its ``from_dict``)."""
     data = dataclasses.asdict(record)

@@ -37,7 +37,7 @@ from aopcore.experiment import _reads_evaluation, stage_seed
 from aopcore.fingerprint import check_run_dir, describe, normalise, package_versions, questions_digest
 from aopcore.ledger import Attempt, StageMeter, counted_context, counted_feedback, record_usage
 from aopcore.protocols import CurriculumContext
-from aopcore.records import EvalRecord, Prompt, Question, read_jsonl, write_jsonl
+from aopcore.records import EvalRecord, Prompt, Question, category_counts, read_jsonl, write_jsonl
 from aopcore.steps import PromptStream, observes_steps, open_stream, read_batches, write_batches
 from aopcore.store import RunStore, atomic_write_json, clean_temporaries
 
@@ -307,7 +307,7 @@ class CurriculumSession:
             prompts = list(self.curriculum.prompts(ctx))
             self._check_prompts(r, prompts)
             write_jsonl(path, prompts)
-            return {"n_prompts": len(prompts), "categories": _count(p.category for p in prompts)}
+            return {"n_prompts": len(prompts), "categories": category_counts(prompts)}
 
         logs = [f"arms/{self.name}/curriculum/iter-{r:02d}.log.json"] + ([f"arms/{self.name}/curriculum/pool.log.json"] if r == 1 else [])
         self._stage(stage_id, "prompts", work, outputs=[self._rel(path), *logs])
@@ -523,13 +523,6 @@ def _policy_generate(generate: Callable[..., Sequence[str]], default_seed: int) 
         return list(_call_generate(generate, list(texts), seed=seed, sample=sample))
 
     return bound
-
-
-def _count(items: Any) -> dict[str, int]:
-    counts: dict[str, int] = {}
-    for item in items:
-        counts[item] = counts.get(item, 0) + 1
-    return dict(sorted(counts.items()))
 
 
 __all__ = ["CurriculumSession"]

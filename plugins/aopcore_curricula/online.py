@@ -58,12 +58,16 @@ class PassRates:
         self.recent: dict[str, list[float]] = {}  # id -> rewards in order (for zero-variance prediction)
 
     def add(self, group: RolloutGroup) -> None:
-        wins = sum(1.0 for r in group.rewards if r >= self.threshold)
-        for table, key in ((self.prompt, group.prompt_id), (self.category, group.category)):
-            cell = table.setdefault(key, [0.0, 0.0])
-            cell[0] += wins
-            cell[1] += len(group.rewards)
+        self.add_counts(group.prompt_id, group.category, sum(1.0 for r in group.rewards if r >= self.threshold),
+                        len(group.rewards))
         self.recent.setdefault(group.prompt_id, []).extend(group.rewards)
+
+    def add_counts(self, prompt_id: str, category: str, successes: float, trials: float) -> None:
+        """Successes out of trials for a prompt (and its category) seen some other way, e.g. measured by sampling."""
+        for table, key in ((self.prompt, prompt_id), (self.category, category)):
+            cell = table.setdefault(key, [0.0, 0.0])
+            cell[0] += successes
+            cell[1] += trials
 
     def add_batches(self, batches: Iterable[StepBatch]) -> None:
         for b in batches:

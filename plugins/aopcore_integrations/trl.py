@@ -47,7 +47,7 @@ from pathlib import Path
 from typing import Any
 
 from aopcore.errors import InputError, RuntimeFailure
-from aopcore.records import Prompt, read_jsonl
+from aopcore.records import Prompt, category_counts, read_jsonl
 from aopcore.steps import PlannedSelector, PromptStream, group_rollouts
 
 log = logging.getLogger("aopcore")
@@ -369,7 +369,7 @@ class TRLCurriculum(_Feed):
             stream = PromptStream(make(), iteration=r, log=log_path, online=False, make_selector=make)
         if completed:
             stream.restore(completed)
-        log.info("round %d: %d prompts (%s), %d draws of %d", r, len(prompts), _counts(p.category for p in prompts),
+        log.info("round %d: %d prompts (%s), %d draws of %d", r, len(prompts), category_counts(prompts),
                  self.draws_per_round, self.n)
         return stream
 
@@ -428,7 +428,7 @@ class TRLCurriculum(_Feed):
                 by_cat.setdefault(e.category, []).append(e.reward)
         summary = {
             "round": r, "steps": [(r - 1) * (self.every or 0), r * (self.every or 0)],
-            "prompts_by_category": _counts(p.category for p in prompts),
+            "prompts_by_category": category_counts(prompts),
             "draws_by_category": dict(sorted(drawn.items())),
             "heldout_reward_by_category": {c: sum(v) / len(v) for c, v in sorted(by_cat.items())},
         }
@@ -454,7 +454,7 @@ class StreamFeed(_Feed):
         stream.finish()
 
 
-REFILL_STATE = "aopcore_refill.json"  # in each checkpoint folder: generation batches made and refill draws among the draws
+REFILL_STATE = "aopcore_refill.json"  # in each checkpoint folder: the generation batches made
 MAX_REFILL_ROUNDS = 8  # refills per generation batch: a cap of 1.0 and a policy whose every group ties would not end
 
 
@@ -490,7 +490,7 @@ class RefillFeed(StreamFeed):
         return self.stream.completed
 
     def save(self, folder: Path) -> None:
-        (folder / REFILL_STATE).write_text(json.dumps({"planned": self.planned, "refills": self.stream.refills}))
+        (folder / REFILL_STATE).write_text(json.dumps({"planned": self.planned}))  # refills: counted from the stream log
 
     def resume(self, position: int, checkpoint: Path | None) -> None:
         state = json.loads((checkpoint / REFILL_STATE).read_text()) if checkpoint is not None and (checkpoint / REFILL_STATE).exists() else None
@@ -609,13 +609,6 @@ def _row_groups(ids: list[str], categories: list[str], rewards: list[float], tok
         groups += group_rollouts(ids[k:k + size], categories[k:k + size], rewards[k:k + size],
                                  tokens[k:k + size] if tokens is not None else None)
     return groups
-
-
-def _counts(items: Any) -> dict[str, int]:
-    counts: dict[str, int] = {}
-    for item in items:
-        counts[item] = counts.get(item, 0) + 1
-    return dict(sorted(counts.items()))
 
 
 __all__ = ["TRLCurriculum", "StreamFeed", "RefillFeed", "splice_rows", "generate_with", "KEEP_LIMIT"]

@@ -222,10 +222,7 @@ class PerStepOracle(OracleCurriculum):
         pool = [q for q in self.pool if q.category in allowed and q.id in measured]
         rates = PassRates(threshold=0.5, strength=1.0)
         for q in pool:
-            for table, key in ((rates.prompt, q.id), (rates.category, q.category)):
-                cell = table.setdefault(key, [0.0, 0.0])
-                cell[0] += measured[q.id][0]
-                cell[1] += measured[q.id][1]
+            rates.add_counts(q.id, q.category, *measured[q.id])
         candidates = [Prompt(q.id, q.text, q.category, Provenance("oracle", ctx.iteration, "pool")) for q in pool]
         return LearnabilitySelector(candidates, rates, seed=ctx.seed + 1, explore=self.options.explore, name="oracle",
                                     iteration=ctx.iteration)

@@ -48,9 +48,13 @@ def words_to_int(phrase: str) -> int | None:
     return total + current
 
 
+def _value(m: re.Match) -> float:
+    return float(m.group().replace(",", ""))
+
+
 def numbers_in(text: str) -> list[float]:
     """The numbers written in digits in ``text``, in order ("1,200" is one number)."""
-    return [float(m.group().replace(",", "")) for m in _DIGITS.finditer(text)]
+    return [_value(m) for m in _DIGITS.finditer(text)]
 
 
 def first_number(text: str, restated: tuple[float, ...] | list[float] = ()) -> float | None:
@@ -62,12 +66,12 @@ def first_number(text: str, restated: tuple[float, ...] | list[float] = ()) -> f
     seg = answer_segment(text)
     if restated:
         found = list(_DIGITS.finditer(seg))[: len(restated)]
-        if (len(found) == len(restated) and [float(m.group().replace(",", "")) for m in found] == [float(x) for x in restated]
+        if (len(found) == len(restated) and [_value(m) for m in found] == [float(x) for x in restated]
                 and all(_JOINER.fullmatch(seg[a.end():b.start()]) for a, b in zip(found, found[1:]))):
             seg = seg[found[-1].end():]
     found: list[tuple[int, float]] = []
     if m := _DIGITS.search(seg):
-        found.append((m.start(), float(m.group().replace(",", ""))))
+        found.append((m.start(), _value(m)))
     if m := _WORDS_RUN.search(seg.lower()):
         value = words_to_int(m.group())
         if value is not None:
