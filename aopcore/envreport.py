@@ -191,6 +191,15 @@ def _size(n: int | None) -> str:
     return ""
 
 
+def vllm_environment() -> str | None:
+    """The Python with vLLM that the hf family would use (vLLM lives in its own environment: docs/gpu.md), if any."""
+    try:
+        from aopcore_hf.vllm_engine import vllm_available, vllm_python
+    except Exception:  # the hf family is not installed or does not load: the families section says why
+        return None
+    return vllm_python() if vllm_available() else None
+
+
 def report(*, folder: Path | None = None, with_sizes: bool = True) -> dict[str, Any]:
     """Everything ``aopcore env`` prints, as data (``--json``)."""
     import aopcore
@@ -203,6 +212,7 @@ def report(*, folder: Path | None = None, with_sizes: bool = True) -> dict[str, 
         "extras": extras(),
         "families": families(),
         "devices": devices(),
+        "vllm_environment": vllm_environment(),
         "caches": {label: {"path": str(path), "bytes": folder_size(path) if with_sizes else None}
                    for label, path in cache_locations().items()},
         "keys": {name: is_set for name, is_set in key_variables()},
@@ -239,6 +249,9 @@ def format_report(data: dict[str, Any]) -> str:
     else:
         out += [f"  {d}" for d in dev["devices"]] or ["  no CUDA device (CPU only)"]
         out.append(f"  cuda build: {dev['cuda_version'] or 'none'}; mps: {'yes' if dev['mps'] else 'no'}; torch threads: {dev['threads']}")
+    venv = data.get("vllm_environment")
+    out.append(f"  vLLM environment: {venv} (the local feedback LLM's engine = \"auto\" runs on vLLM)" if venv else
+               "  vLLM environment: none (bash scripts/setup-vllm.sh makes one; the local feedback LLM then runs on vLLM)")
     out += ["", "caches:"]
     for label, c in data["caches"].items():
         size = _size(c["bytes"]) if c["bytes"] is not None or not Path(c["path"]).exists() else "not measured"

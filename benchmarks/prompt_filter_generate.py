@@ -50,7 +50,8 @@ def main() -> None:
     args = ap.parse_args()
     rows = []
     for seed in args.seeds:
-        llm = LocalFeedbackLLM(LocalLLMOptions(max_new_tokens=args.max_new_tokens, batch_size=16, seed=seed, cache=False))
+        llm = LocalFeedbackLLM(LocalLLMOptions(max_new_tokens=args.max_new_tokens, batch_size=16, seed=seed, cache=False,
+                                              engine="transformers"))  # the committed labels came from transformers
         calls = prompts(seed)
         for call, response in zip(calls, llm.complete([c["prompt"] for c in calls])):
             rows.append({"seed": seed, **call, "response": response})

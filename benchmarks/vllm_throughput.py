@@ -4,11 +4,12 @@
    --new-tokens new tokens: generated tokens/s of the ``plain``, ``static`` and ``continuous`` backends (transformers,
    float32, as aopcore runs on a CPU) and of vLLM (bfloat16, its default here, and float32). Greedy agreement of each
    with ``plain`` at the smallest size (answers equal as token lists).
-2. ``quickstart``: examples/quickstart.toml at the reduced sizes of tests/test_quickstart_e2e.py through the CLI, without
-   and with vLLM for the policy's generation (evaluation, test answers, PPO rollouts) and the feedback LLM: wall time
-   and the peak memory of the whole process tree (sampled every 0.5 s). The runs alternate (--quickstart-order, by
-   default plain, vllm, vllm, plain), so a load that drifts on a shared machine hits both sides alike; each run records
-   the load average before and after it, and the ratios use each side's mean.
+2. ``quickstart``: examples/quickstart.toml at the reduced sizes of tests/test_quickstart_e2e.py through the CLI, on
+   three sides: ``plain`` (no vLLM), ``feedback`` (vLLM for the feedback LLM only: what ``engine = "auto"`` picks) and
+   ``vllm`` (also the policy's generation: evaluation, test answers, PPO rollouts): wall time, the peak memory of the
+   whole process tree (sampled every 0.5 s) and the feedback work done. The runs alternate (--quickstart-order, by
+   default plain, feedback, vllm, vllm, feedback, plain), so a load that drifts on a shared machine hits all sides
+   alike; each run records the load average before and after it, and the ratios use each side's mean.
 
     nice -n 10 .venv/bin/python benchmarks/vllm_throughput.py --out benchmarks/results/vllm_throughput.json
     nice -n 10 .venv/bin/python benchmarks/vllm_throughput.py --skip-throughput --out benchmarks/results/vllm_throughput.json
@@ -119,14 +120,21 @@ class TreeMemory:
         return self.peak
 
 
-def quickstart(with_vllm: bool, out: Path, extra: list[str] = ()) -> dict:
+# what each side of the quickstart comparison sets: vLLM nowhere, for the feedback LLM only, everywhere
+SIDES = {
+    "plain": ['trainer.generation_backend="plain"', 'feedback.engine="transformers"'],
+    "feedback": ['trainer.generation_backend="plain"', 'feedback.engine="vllm"'],
+    "vllm": ['trainer.generation_backend="vllm"', 'feedback.engine="vllm"'],
+}
+
+
+def quickstart(side: str, out: Path, extra: list[str] = ()) -> dict:
     """One reduced quickstart through the CLI (a fresh process, so engine starts and model loads count)."""
     from test_quickstart_e2e import TINY
 
     args = [sys.executable, "-m", "aopcore.cli", "run", str(ROOT / "examples" / "quickstart.toml"),
             "--set", f'experiment.output_dir="{out}"', "--set", f'feedback.cache_path="{out / "llm-cache.sqlite"}"']
-    vllm = ['trainer.generation_backend="vllm"', 'feedback.plugin="vllm"'] if with_vllm else ['trainer.generation_backend="plain"']
-    for item in [*TINY, *vllm, *extra]:
+    for item in [*TINY, *SIDES[side], *extra]:
         args += ["--set", item]
     load_before = [round(x, 2) for x in os.getloadavg()]
     t0 = time.perf_counter()
@@ -136,12 +144,18 @@ def quickstart(with_vllm: bool, out: Path, extra: list[str] = ()) -> dict:
     wall = time.perf_counter() - t0
     peak = memory.stop()
     if proc.returncode != 0:
-        raise SystemExit(f"quickstart ({'vllm' if with_vllm else 'plain'}) failed:\n{stderr[-3000:]}")
+        raise SystemExit(f"quickstart ({side}) failed:\n{stderr[-3000:]}")
     stages = [json.loads(p.read_text()) for p in (out / "quickstart" / "stages").glob("*.json")]
     by_kind: dict[str, float] = {}
     for s in stages:
         by_kind[s["kind"]] = round(by_kind.get(s["kind"], 0.0) + s.get("wall_s", 0.0), 1)
-    return {"wall_s": round(wall, 1), "peak_rss_gib": round(peak / 2**30, 2), "stage_wall_s_by_kind": by_kind,
+    # sampled feedback differs between engines (bf16 against float32), so the work each side's feedback did is kept
+    feedback = [s for s in stages if s["kind"] == "prompts"]
+    work = {"feedback_calls": sum(s.get("feedback_calls", 0) for s in feedback),
+            "feedback_tokens_generated": sum(s.get("tokens_generated", 0) for s in feedback)}
+    if work["feedback_tokens_generated"]:
+        work["prompts_stage_s_per_feedback_token"] = round(by_kind.get("prompts", 0.0) / work["feedback_tokens_generated"], 3)
+    return {"wall_s": round(wall, 1), "peak_rss_gib": round(peak / 2**30, 2), "stage_wall_s_by_kind": by_kind, **work,
             "load_average_1_5_15_before": load_before, "load_average_1_5_15_after": [round(x, 2) for x in os.getloadavg()]}
 
 
@@ -158,11 +172,11 @@ def quickstart_comparison(order: list[str], extra: list[str], partial=None, *, c
             from concurrent.futures import ThreadPoolExecutor
 
             with ThreadPoolExecutor(len(order)) as pool:
-                futures = [pool.submit(quickstart, name == "vllm", base / f"{i}-{name}", extra) for i, name in enumerate(order)]
+                futures = [pool.submit(quickstart, name, base / f"{i}-{name}", extra) for i, name in enumerate(order)]
                 runs = [{"side": name, **f.result()} for name, f in zip(order, futures)]
             return summarise(order, runs, concurrent=True)
         for i, name in enumerate(order):
-            row = quickstart(name == "vllm", base / f"{i}-{name}", extra)
+            row = quickstart(name, base / f"{i}-{name}", extra)
             runs.append({"side": name, **row})
             print(f"quickstart {name}: {row['wall_s']} s, {row['peak_rss_gib']} GiB, load {row['load_average_1_5_15_before']}"
                   f" -> {row['load_average_1_5_15_after']}", file=sys.stderr, flush=True)
@@ -173,17 +187,22 @@ def quickstart_comparison(order: list[str], extra: list[str], partial=None, *, c
 
 def summarise(order: list[str], runs: list[dict], *, concurrent: bool = False) -> dict:
     result: dict = {"order": order, "concurrent": concurrent, "runs": runs, "complete": len(runs) == len(order)}
-    sides = {name: [r for r in runs if r["side"] == name] for name in ("plain", "vllm")}
+    sides = {name: [r for r in runs if r["side"] == name] for name in SIDES}
     for name, rows in sides.items():
         if rows:
-            result[f"{name}_mean"] = {"wall_s": round(sum(r["wall_s"] for r in rows) / len(rows), 1),
-                                      "peak_rss_gib": round(sum(r["peak_rss_gib"] for r in rows) / len(rows), 2), "runs": len(rows)}
-    if sides["plain"] and sides["vllm"]:
-        plain, vllm = result["plain_mean"], result["vllm_mean"]
-        result["wall_ratio_vllm_over_plain"] = round(vllm["wall_s"] / plain["wall_s"], 2)
-        result["wall_ratio_plain_over_vllm"] = round(plain["wall_s"] / vllm["wall_s"], 2)  # > 1: vLLM made it faster
-        result["peak_memory_ratio_vllm_over_plain"] = round(vllm["peak_rss_gib"] / plain["peak_rss_gib"], 2)
-        result["vllm_faster"] = vllm["wall_s"] < plain["wall_s"]
+            result[f"{name}_mean"] = {key: round(sum(r.get(key, 0) for r in rows) / len(rows), 2)
+                                      for key in ("wall_s", "peak_rss_gib", "feedback_calls", "feedback_tokens_generated")}
+            result[f"{name}_mean"]["runs"] = len(rows)
+    if sides["plain"]:
+        plain = result["plain_mean"]
+        for name in ("vllm", "feedback"):
+            if not sides[name]:
+                continue
+            other = result[f"{name}_mean"]
+            result[f"wall_ratio_{name}_over_plain"] = round(other["wall_s"] / plain["wall_s"], 2)
+            result[f"wall_ratio_plain_over_{name}"] = round(plain["wall_s"] / other["wall_s"], 2)  # > 1: that side was faster
+            result[f"peak_memory_ratio_{name}_over_plain"] = round(other["peak_rss_gib"] / plain["peak_rss_gib"], 2)
+            result[f"{name}_faster"] = other["wall_s"] < plain["wall_s"]
     return result
 
 
@@ -194,8 +213,9 @@ def main() -> None:
     parser.add_argument("--backends", default="plain,static,continuous,vllm,vllm-fp32")
     parser.add_argument("--skip-quickstart", action="store_true")
     parser.add_argument("--skip-throughput", action="store_true")
-    parser.add_argument("--quickstart-order", default="plain,vllm,vllm,plain",
-                        help="the quickstart runs, in order (plain or vllm, comma-separated); alternate them on a shared machine")
+    parser.add_argument("--quickstart-order", default="plain,feedback,vllm,vllm,feedback,plain",
+                        help="the quickstart runs, in order (comma-separated; plain: no vLLM, feedback: vLLM for the feedback "
+                        "LLM only, vllm: for the policy's generation too); alternate them on a shared machine")
     parser.add_argument("--quickstart-set", action="append", default=[], metavar="KEY=VALUE",
                         help="an extra --set for every quickstart run (repeatable), e.g. experiment.iterations=1 for a short check")
     parser.add_argument("--quickstart-concurrent", action="store_true",
@@ -204,8 +224,8 @@ def main() -> None:
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
     order = [s.strip() for s in args.quickstart_order.split(",") if s.strip()]
-    if not args.skip_quickstart and (not order or set(order) - {"plain", "vllm"}):
-        parser.exit(2, f"error: --quickstart-order {args.quickstart_order!r}: give plain and/or vllm, comma-separated\n")
+    if not args.skip_quickstart and (not order or set(order) - set(SIDES)):
+        parser.exit(2, f"error: --quickstart-order {args.quickstart_order!r}: give {', '.join(SIDES)}, comma-separated\n")
     import torch
 
     kept: dict = {}

@@ -106,12 +106,34 @@ def test_vllm_feedback_llm_and_judge_plugins(tmp_path: Path):
     items = [JudgeItem("1", "What is the capital of France?", "Paris.", "I do not know."),
              JudgeItem("2", "What is 2 + 2?", "Fish.", "4")]
     vllm_verdicts = VLLMJudge(VLLMJudgeOptions(dtype="float32")).judge(items)
-    local_verdicts = LocalModelJudge(LocalJudgeOptions(device="cpu", dtype="float32")).judge(items)
+    local_verdicts = LocalModelJudge(LocalJudgeOptions(device="cpu", dtype="float32", engine="transformers")).judge(items)
     for v, loc in zip(vllm_verdicts, local_verdicts):
         pv = [float(x.split("=")[1]) for x in v.raw.split()]
         pl = [float(x.split("=")[1]) for x in loc.raw.split()]
         assert max(abs(a - b) for a, b in zip(pv, pl)) <= 0.01, (v.raw, loc.raw)
         assert v.choice == loc.choice
+
+
+def test_local_feedback_auto_engine_is_vllm_here_and_keeps_its_own_cache(tmp_path: Path):
+    """Where the vLLM environment exists the `local` feedback LLM's default runs on vLLM (the run's config says so),
+    and its responses never answer a transformers request for the same prompt, nor the other way round."""
+    from aopcore.ledger import StageMeter
+    from aopcore_hf.feedback import LocalFeedbackLLM, LocalLLMOptions
+    from aopcore_hf.vllm_feedback import VLLMFeedbackLLM
+
+    cache = str(tmp_path / "cache.sqlite")
+    options = LocalLLMOptions(max_new_tokens=16, cache_path=cache)
+    assert options.engine == "vllm"  # auto, resolved
+    on_vllm = LocalFeedbackLLM(options)
+    assert isinstance(on_vllm, VLLMFeedbackLLM) and on_vllm.engine_name == "vllm"
+    prompts = ["Write one question about baking bread."]
+    first = on_vllm.complete(prompts)
+    on_transformers = LocalFeedbackLLM(LocalLLMOptions(max_new_tokens=16, cache_path=cache, engine="transformers"))
+    assert type(on_transformers) is LocalFeedbackLLM
+    with StageMeter("feedback") as meter:
+        on_transformers.complete(prompts)
+        assert meter.counts.get("cached_calls", 0) == 0 and meter.counts["feedback_calls"] == 1
+        assert on_vllm.complete(prompts) == first and meter.counts["cached_calls"] == 1  # each engine's own entry
 
 
 def _free_port() -> int:

@@ -1,10 +1,18 @@
-"""A local Hugging Face causal LM as FeedbackLLM (writes prompts) and as Judge (reads P(A), P(B), P(C))."""
+"""A local Hugging Face causal LM as FeedbackLLM (writes prompts) and as Judge (reads P(A), P(B), P(C)).
+
+Either runs the model in transformers or, with ``engine = "vllm"``, in a vLLM engine (vllm_feedback.py). The feedback
+LLM's default, ``auto``, picks vLLM where a vLLM environment exists (scripts/setup-vllm.sh): it wrote the quickstart's
+prompts several times faster on a CPU (docs/gpu.md "vLLM"). The judge's default stays transformers: it is the
+measuring instrument, and bfloat16 moves its probabilities. ``auto`` is resolved when the options are validated, so the run's
+config.json and fingerprint record the engine that ran, and a resume on a machine that resolves it otherwise is
+refused instead of switching engines part-way.
+"""
 from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from aopcore import JudgeItem, Verdict, record_usage
 from aopcore.options import OutputPath
@@ -31,12 +39,42 @@ class LocalLLMOptions(ModelPreflight, BaseModel):
     seed: int = 0
     cache: bool = Field(True, description="Reuse responses to identical requests (SQLite under the aopcore cache folder).")
     cache_path: OutputPath | None = Field(None, description="Cache file (relative to the config file); default ~/.cache/aopcore/llm-cache.sqlite (or $AOPCORE_CACHE).")
+    engine: Literal["auto", "transformers", "vllm"] = Field(
+        "auto", description="What runs the model: transformers, or a vLLM engine (then dtype auto means bfloat16, and device "
+                            "and batch_size are vLLM's to choose). auto: vllm where a vLLM environment exists "
+                            "(scripts/setup-vllm.sh, $AOPCORE_VLLM_PYTHON), else transformers; resolved when the config "
+                            "is read and recorded in the run's config.json.")
+
+    @model_validator(mode="after")
+    def _resolve_engine(self):
+        if self.engine == "auto":
+            from aopcore_hf.vllm_engine import vllm_available
+
+            self.engine = "vllm" if vllm_available() else "transformers"
+        return self
+
+    def preflight(self, ctx) -> list[str]:
+        from aopcore_hf.vllm_engine import vllm_available
+
+        problems = super().preflight(ctx)
+        if self.engine == "vllm" and not vllm_available():
+            problems.append("engine: vllm needs a vLLM environment: run `bash scripts/setup-vllm.sh` or set AOPCORE_VLLM_PYTHON "
+                            "to a Python that has vllm (or choose engine = \"transformers\")")
+        return problems
 
 
 class LocalFeedbackLLM:
     """Runs a local causal LM (default: the packaged SmolLM2) to write prompts; fully offline, seeded."""
 
     Options = LocalLLMOptions
+    engine_name = "transformers"  # what runs the model (a subclass runs it elsewhere; its cache entries are its own)
+
+    def __new__(cls, options: LocalLLMOptions):
+        if cls is LocalFeedbackLLM and options.engine == "vllm":  # the same plugin on the other engine
+            from aopcore_hf.vllm_feedback import VLLMFeedbackLLM
+
+            cls = VLLMFeedbackLLM
+        return super().__new__(cls)
 
     def __init__(self, options: LocalLLMOptions) -> None:
         from aopcore.llmcache import ResponseCache
@@ -50,6 +88,8 @@ class LocalFeedbackLLM:
 
         o = self.options
         params = o.model_dump(include={"max_new_tokens", "temperature", "top_p", "do_sample", "seed", "max_prompt_tokens"})
+        if self.engine_name != "transformers":  # another engine samples other responses: it must not answer from this one's
+            params.update(engine=self.engine_name, dtype=o.dtype)
         keys = [cache_key("local", o.model, p, params) for p in prompts]
         hits = self.cache.get_many(keys) if self.cache is not None else {}
         misses = [i for i, k in enumerate(keys) if k not in hits]
@@ -74,12 +114,26 @@ class LocalFeedbackLLM:
 
 class LocalJudgeOptions(LocalLLMOptions):
     tie_margin: float = Field(0.0, ge=0, description="Answer C when P(A) and P(B) differ by less than this.")
+    # the judge is the measuring instrument: its default does not change with what is installed (vLLM's bfloat16
+    # changed 6 of 16 greedy answers at near-ties, docs/gpu.md; close verdicts flip alike); "vllm" or "auto" opt in
+    engine: Literal["auto", "transformers", "vllm"] = Field(
+        "transformers", description="What runs the model: transformers (float32 on a CPU), or a vLLM engine (dtype auto: "
+                                    "bfloat16). auto: vllm where a vLLM environment exists, else transformers (resolved "
+                                    "when the config is read). The default stays transformers so verdicts do not depend "
+                                    "on what is installed.")
 
 
 class LocalModelJudge:
     """Reads the local model's next-token probabilities of A, B and C after the paper's judge prompt."""
 
     Options = LocalJudgeOptions
+
+    def __new__(cls, options: LocalJudgeOptions):
+        if cls is LocalModelJudge and options.engine == "vllm":
+            from aopcore_hf.vllm_feedback import VLLMJudge
+
+            cls = VLLMJudge
+        return super().__new__(cls)
 
     def __init__(self, options: LocalJudgeOptions) -> None:
         import torch

@@ -47,6 +47,12 @@ def vllm_python() -> str | None:
     return None
 
 
+def vllm_available() -> bool:
+    """Whether a vLLM environment is here to use (what ``engine = "auto"`` asks): a Python found that can run."""
+    python = vllm_python()
+    return python is not None and os.access(python, os.X_OK)
+
+
 def require_vllm_python(what: str) -> str:
     python = vllm_python()
     if python is not None and not os.access(python, os.X_OK):

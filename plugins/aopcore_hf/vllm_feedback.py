@@ -1,4 +1,5 @@
-"""vLLM as feedback LLM (writes prompts) and as judge (reads P(A), P(B), P(C)): ``plugin = "vllm"`` in [feedback]/[judge].
+"""vLLM as feedback LLM (writes prompts) and as judge (reads P(A), P(B), P(C)): ``plugin = "vllm"`` in [feedback]/[judge],
+or the ``local`` plugins with ``engine = "vllm"`` (what their ``auto`` picks where vLLM is installed).
 
 The same options, prompts, response cache and verdict rule as the ``local`` plugins (feedback.py); only the model
 runs in a vLLM engine (vllm_engine.py; feedback and judge on the same model share one) instead of transformers. For a model served
@@ -13,22 +14,27 @@ from typing import Literal
 from pydantic import Field
 
 from aopcore import JudgeItem, Verdict, record_usage
-from aopcore_hf.feedback import LocalFeedbackLLM, LocalLLMOptions
+from aopcore_hf.feedback import LocalFeedbackLLM, LocalJudgeOptions, LocalLLMOptions, LocalModelJudge
 from aopcore_hf.generation import Rollout, decode_responses, encode_queries
 
 
+MAX_MODEL_LEN = 2048
+
+
 class VLLMLLMOptions(LocalLLMOptions):
+    engine: Literal["vllm"] = Field("vllm", description="Always vllm: this plugin is the local one on a vLLM engine.")
     device: str = Field("auto", description="Not used: vLLM places its engine itself (a card where there is one).")
     batch_size: int = Field(8, ge=1, description="Not used: vLLM schedules every prompt of a call together.")
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field("auto", description="What vLLM computes in; auto: bfloat16.")
-    max_model_len: int = Field(2048, ge=64, description="Longest prompt plus answer the engine holds (prompts keep their end).")
+    max_model_len: int = Field(MAX_MODEL_LEN, ge=64, description="Longest prompt plus answer the engine holds (prompts keep their end).")
 
 
 class VLLMJudgeOptions(VLLMLLMOptions):
     tie_margin: float = Field(0.0, ge=0, description="Answer C when P(A) and P(B) differ by less than this.")
 
 
-def _engine(options: VLLMLLMOptions):
+def _engine(options: LocalLLMOptions):
+    """The shared engine for ``options.model``; ``local`` options (engine = "vllm") have no max_model_len: the default."""
     from transformers import AutoTokenizer
 
     from aopcore_hf.generation_vllm import ENGINE_DTYPES, fit_length, local_folder
@@ -38,7 +44,7 @@ def _engine(options: VLLMLLMOptions):
     folder = local_folder(resolve_model(options.model))
     # feedback and judge with the same model share one engine: their weights never change
     engine = shared_engine(f"model:{folder}", folder, **fit_length(folder, dict(dtype=ENGINE_DTYPES[options.dtype], seed=0,
-                                                                                 max_model_len=options.max_model_len)))
+                                                                                 max_model_len=getattr(options, "max_model_len", MAX_MODEL_LEN))))
     return engine, AutoTokenizer.from_pretrained(folder)
 
 
@@ -46,8 +52,9 @@ class VLLMFeedbackLLM(LocalFeedbackLLM):
     """Writes prompts with a vLLM engine; sampled with one seed per prompt (options.seed + index), cached like ``local``."""
 
     Options = VLLMLLMOptions
+    engine_name = "vllm"
 
-    def __init__(self, options: VLLMLLMOptions) -> None:
+    def __init__(self, options: LocalLLMOptions) -> None:
         from aopcore.llmcache import ResponseCache
 
         self.options = options
@@ -68,14 +75,14 @@ class VLLMFeedbackLLM(LocalFeedbackLLM):
         return decode_responses(self.tokenizer, rollouts)
 
 
-class VLLMJudge:
+class VLLMJudge(LocalModelJudge):
     """The local judge's rule (P(A), P(B), P(C) of the next token after the paper's judge prompt) on a vLLM engine:
     each letter's log-probability is read as the last token of the prompt extended by it (prefix caching makes the
     three share one prefill), and the three are renormalised, as the local judge's softmax over their logits does."""
 
     Options = VLLMJudgeOptions
 
-    def __init__(self, options: VLLMJudgeOptions) -> None:
+    def __init__(self, options: LocalJudgeOptions) -> None:
         self.options = options
         self.engine, self.tokenizer = _engine(options)
         self.letters = [self.tokenizer(x, add_special_tokens=False)["input_ids"][-1] for x in ("A", "B", "C")]
