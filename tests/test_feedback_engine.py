@@ -32,13 +32,16 @@ def test_auto_resolves_to_what_is_installed_and_the_judge_stays_transformers(mon
 
 
 def test_explicit_engines_build_their_own_class(monkeypatch):
-    monkeypatch.setenv("AOPCORE_VLLM_PYTHON", "")
-    from aopcore_hf.vllm_feedback import VLLMFeedbackLLM, VLLMJudge
+    from aopcore.errors import InputError
 
-    # __new__ alone: which class the `local` plugin becomes, without loading a model or starting an engine
-    assert type(LocalFeedbackLLM.__new__(LocalFeedbackLLM, LocalLLMOptions(engine="vllm"))) is VLLMFeedbackLLM
+    monkeypatch.setenv("AOPCORE_VLLM_PYTHON", "")
+    # engine = "vllm" builds the vLLM class, which asks for its environment before it loads anything
+    with pytest.raises(InputError, match="needs vLLM: run `bash scripts/setup-vllm.sh`"):
+        LocalFeedbackLLM(LocalLLMOptions(engine="vllm"))
+    with pytest.raises(InputError, match="needs vLLM"):
+        LocalModelJudge(LocalJudgeOptions(engine="vllm"))
+    # transformers: the class itself (__new__ alone, so no model loads here)
     assert type(LocalFeedbackLLM.__new__(LocalFeedbackLLM, LocalLLMOptions())) is LocalFeedbackLLM
-    assert type(LocalModelJudge.__new__(LocalModelJudge, LocalJudgeOptions(engine="vllm"))) is VLLMJudge
     assert type(LocalModelJudge.__new__(LocalModelJudge, LocalJudgeOptions())) is LocalModelJudge
 
 

@@ -1,7 +1,7 @@
 """vLLM as feedback LLM (writes prompts) and as judge (reads P(A), P(B), P(C)): ``plugin = "vllm"`` in [feedback]/[judge],
 or the ``local`` plugins with ``engine = "vllm"`` (what their ``auto`` picks where vLLM is installed).
 
-The same options, prompts, response cache and verdict rule as the ``local`` plugins (feedback.py); only the model
+The same options, prompts, response cache and verdict rule as the ``local`` plugins (local_llm.py); only the model
 runs in a vLLM engine (vllm_engine.py; feedback and judge on the same model share one) instead of transformers. For a model served
 elsewhere, ``vllm serve`` speaks the OpenAI API: use the ``openai`` provider with ``base_url`` (docs/providers.md).
 """
@@ -14,8 +14,8 @@ from typing import Literal
 from pydantic import Field
 
 from aopcore import JudgeItem, Verdict, record_usage
-from aopcore_hf.feedback import LocalFeedbackLLM, LocalJudgeOptions, LocalLLMOptions, LocalModelJudge
 from aopcore_hf.generation import Rollout, decode_responses, encode_queries
+from aopcore_hf.local_llm import CachedLLM, LocalJudgeOptions, LocalLLMOptions, letter_verdict
 
 
 MAX_MODEL_LEN = 2048
@@ -48,7 +48,7 @@ def _engine(options: LocalLLMOptions):
     return engine, AutoTokenizer.from_pretrained(folder)
 
 
-class VLLMFeedbackLLM(LocalFeedbackLLM):
+class VLLMFeedbackLLM(CachedLLM):
     """Writes prompts with a vLLM engine; sampled with one seed per prompt (options.seed + index), cached like ``local``."""
 
     Options = VLLMLLMOptions
@@ -75,7 +75,7 @@ class VLLMFeedbackLLM(LocalFeedbackLLM):
         return decode_responses(self.tokenizer, rollouts)
 
 
-class VLLMJudge(LocalModelJudge):
+class VLLMJudge:
     """The local judge's rule (P(A), P(B), P(C) of the next token after the paper's judge prompt) on a vLLM engine:
     each letter's log-probability is read as the last token of the prompt extended by it (prefix caching makes the
     three share one prefill), and the three are renormalised, as the local judge's softmax over their logits does."""
@@ -99,7 +99,6 @@ class VLLMJudge(LocalModelJudge):
             three = logprobs[3 * n : 3 * n + 3]
             weights = [math.exp(lp - max(three)) for lp in three]
             pa, pb, pc = (w / sum(weights) for w in weights)
-            choice = "C" if abs(pa - pb) < o.tie_margin or pc >= max(pa, pb) else ("A" if pa > pb else "B")
-            out.append(Verdict(it.id, choice, raw=f"P(A)={pa:.3f} P(B)={pb:.3f} P(C)={pc:.3f}"))
+            out.append(letter_verdict(it.id, pa, pb, pc, o.tie_margin))
         record_usage(judge_calls=len(items))
         return out

@@ -1,0 +1,107 @@
+"""What the ``local`` feedback LLM and judge share across the engines that run their model (transformers in
+feedback.py, vLLM in vllm_feedback.py): the options, with ``engine = "auto"`` resolved when they are validated, the
+response cache and the judge's verdict rule.
+
+``auto`` is resolved at validation, so the run's config.json and fingerprint record the engine that ran, and a
+resume on a machine that would resolve it otherwise is refused instead of switching engines part-way. The feedback
+LLM's ``auto`` picks vLLM where a vLLM environment exists (it made the quickstart faster: docs/gpu.md "vLLM"); the
+judge's default stays transformers, since it is the measuring instrument.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from aopcore import Verdict, record_usage
+from aopcore.options import OutputPath
+from aopcore_hf.models import ModelPreflight, ModelRef
+
+if TYPE_CHECKING:
+    from aopcore.llmcache import ResponseCache
+
+
+class LocalLLMOptions(ModelPreflight, BaseModel):
+    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+    model: ModelRef = Field("smollm2-135m-instruct", description="Hub id, folder (relative to the config file), or offline alias.")
+    device: str = "auto"
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
+    max_new_tokens: int = Field(256, ge=1)
+    temperature: float = Field(0.7, gt=0)
+    top_p: float = Field(0.95, gt=0, le=1)
+    do_sample: bool = True
+    batch_size: int = Field(8, ge=1)
+    max_prompt_tokens: int = Field(1536, ge=16, description="Long prompts keep their end (the instructions come last).")
+    seed: int = 0
+    cache: bool = Field(True, description="Reuse responses to identical requests (SQLite under the aopcore cache folder).")
+    cache_path: OutputPath | None = Field(None, description="Cache file (relative to the config file); default ~/.cache/aopcore/llm-cache.sqlite (or $AOPCORE_CACHE).")
+    engine: Literal["auto", "transformers", "vllm"] = Field(
+        "auto", description="What runs the model: transformers, or a vLLM engine (then dtype auto means bfloat16, and device "
+                            "and batch_size are vLLM's to choose). auto: vllm where a vLLM environment exists "
+                            "(scripts/setup-vllm.sh, $AOPCORE_VLLM_PYTHON), else transformers; resolved when the config "
+                            "is read and recorded in the run's config.json.")
+
+    @model_validator(mode="after")
+    def _resolve_engine(self):
+        if self.engine == "auto":
+            from aopcore_hf.vllm_engine import vllm_available
+
+            self.engine = "vllm" if vllm_available() else "transformers"
+        return self
+
+    def preflight(self, ctx) -> list[str]:
+        from aopcore_hf.vllm_engine import vllm_available
+
+        problems = super().preflight(ctx)
+        if self.engine == "vllm" and not vllm_available():
+            problems.append("engine: vllm needs a vLLM environment: run `bash scripts/setup-vllm.sh` or set AOPCORE_VLLM_PYTHON "
+                            "to a Python that has vllm (or choose engine = \"transformers\")")
+        return problems
+
+
+class CachedLLM:
+    """A local LLM's ``complete``: identical requests answered from the response cache, the rest by ``_generate``."""
+
+    options: LocalLLMOptions
+    cache: ResponseCache | None
+    engine_name = "transformers"  # what runs the model; another engine's responses are cached under their own keys
+
+    def complete(self, prompts: Sequence[str]) -> list[str]:
+        from aopcore.llmcache import cache_key
+
+        o = self.options
+        params = o.model_dump(include={"max_new_tokens", "temperature", "top_p", "do_sample", "seed", "max_prompt_tokens"})
+        if self.engine_name != "transformers":  # another engine samples other responses: never answered from these
+            params.update(engine=self.engine_name, dtype=o.dtype)
+        keys = [cache_key("local", o.model, p, params) for p in prompts]
+        hits = self.cache.get_many(keys) if self.cache is not None else {}
+        misses = [i for i, k in enumerate(keys) if k not in hits]
+        if hits:
+            record_usage(cached_calls=len(prompts) - len(misses))
+        fresh = self._generate([prompts[i] for i in misses]) if misses else []
+        for i, text in zip(misses, fresh):
+            hits[keys[i]] = text
+            if self.cache is not None:
+                self.cache.put(keys[i], text, {"provider": "local", "model": o.model})
+        return [hits[k] for k in keys]
+
+    def _generate(self, prompts: Sequence[str]) -> list[str]:
+        raise NotImplementedError
+
+
+class LocalJudgeOptions(LocalLLMOptions):
+    tie_margin: float = Field(0.0, ge=0, description="Answer C when P(A) and P(B) differ by less than this.")
+    # the judge is the measuring instrument: its default does not change with what is installed (vLLM's bfloat16
+    # changed 6 of 16 greedy answers at near-ties, docs/gpu.md; close verdicts flip alike); "vllm" or "auto" opt in
+    engine: Literal["auto", "transformers", "vllm"] = Field(
+        "transformers", description="What runs the model: transformers (float32 on a CPU), or a vLLM engine (dtype auto: "
+                                    "bfloat16). auto: vllm where a vLLM environment exists, else transformers (resolved "
+                                    "when the config is read). The default stays transformers so verdicts do not depend "
+                                    "on what is installed.")
+
+
+def letter_verdict(item_id: str, pa: float, pb: float, pc: float, tie_margin: float) -> Verdict:
+    """The local judge's rule on P(A), P(B), P(C): C on a tie (within ``tie_margin``) or when C is the likeliest."""
+    choice = "C" if abs(pa - pb) < tie_margin or pc >= max(pa, pb) else ("A" if pa > pb else "B")
+    return Verdict(item_id, choice, raw=f"P(A)={pa:.3f} P(B)={pb:.3f} P(C)={pc:.3f}")
