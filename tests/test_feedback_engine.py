@@ -84,3 +84,17 @@ def test_env_report_names_the_vllm_environment_auto_would_use():
     assert f"vLLM environment: {sys.executable} (the local feedback LLM's engine = \"auto\" runs on vLLM)" in found.stdout
     none = run_cli("env", "--no-sizes", env=WITHOUT_VLLM)
     assert "vLLM environment: none (bash scripts/setup-vllm.sh makes one" in none.stdout
+
+
+def test_a_plugin_and_its_resolved_options_survive_pickling(monkeypatch):
+    """What an executor sends to a worker: the engine stays the one resolved here (unpickling validates nothing)."""
+    import pickle
+
+    monkeypatch.setenv("AOPCORE_VLLM_PYTHON", sys.executable)
+    options = LocalLLMOptions()
+    monkeypatch.setenv("AOPCORE_VLLM_PYTHON", "")  # the worker's machine would resolve auto otherwise
+    assert pickle.loads(pickle.dumps(options)).engine == "vllm"
+    llm = LocalFeedbackLLM.__new__(LocalFeedbackLLM, LocalLLMOptions(engine="transformers"))
+    llm.options, llm.cache = LocalLLMOptions(engine="transformers"), None
+    again = pickle.loads(pickle.dumps(llm))
+    assert type(again) is LocalFeedbackLLM and again.options.engine == "transformers"

@@ -24,8 +24,8 @@ class LocalFeedbackLLM(CachedLLM):
 
     Options = LocalLLMOptions
 
-    def __new__(cls, options: LocalLLMOptions):
-        if cls is LocalFeedbackLLM and options.engine == "vllm":  # the same plugin on the other engine
+    def __new__(cls, options: LocalLLMOptions | None = None):  # None: unpickling, which passes no arguments
+        if cls is LocalFeedbackLLM and options is not None and options.engine == "vllm":  # the plugin on the other engine
             from aopcore_hf.vllm_feedback import VLLMFeedbackLLM
 
             return VLLMFeedbackLLM(options)
@@ -53,8 +53,8 @@ class LocalModelJudge:
 
     Options = LocalJudgeOptions
 
-    def __new__(cls, options: LocalJudgeOptions):
-        if cls is LocalModelJudge and options.engine == "vllm":
+    def __new__(cls, options: LocalJudgeOptions | None = None):  # None: unpickling, which passes no arguments
+        if cls is LocalModelJudge and options is not None and options.engine == "vllm":
             from aopcore_hf.vllm_feedback import VLLMJudge
 
             return VLLMJudge(options)
