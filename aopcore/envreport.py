@@ -1,7 +1,7 @@
 """``aopcore env``: what a bug report needs, in one paste.
 
 Versions (read from package metadata: nothing heavy is imported), which extras are complete and which plugin
-families load (with the pip command for each that is not), the accelerators (asked of torch in a child
+families load, what plugins add (``register_environment_notes``) (with the pip command for each that is not), the accelerators (asked of torch in a child
 process, so the core never imports torch and a broken CUDA install cannot crash the report), cache locations
 and sizes, and which provider key variables are set: names only, never values.
 """
@@ -191,13 +191,19 @@ def _size(n: int | None) -> str:
     return ""
 
 
-def vllm_environment() -> str | None:
-    """The Python with vLLM that the hf family would use (vLLM lives in its own environment: docs/gpu.md), if any."""
-    try:
-        from aopcore_hf.vllm_engine import vllm_available, vllm_python
-    except Exception:  # the hf family is not installed or does not load: the families section says why
-        return None
-    return vllm_python() if vllm_available() else None
+def plugin_notes() -> dict[str, str]:
+    """What plugins add through ``register_environment_notes`` (e.g. the hf family's vLLM environment)."""
+    from aopcore.registry import registered_writers
+
+    notes: dict[str, str] = {}
+    for name, describe in registered_writers("register_environment_notes"):
+        try:
+            text = describe()
+        except Exception as exc:  # noqa: BLE001  one plugin's failure must not cost the report
+            text = f"failed: {type(exc).__name__}: {exc}"
+        if text:
+            notes[name] = str(text)
+    return notes
 
 
 def report(*, folder: Path | None = None, with_sizes: bool = True) -> dict[str, Any]:
@@ -212,7 +218,7 @@ def report(*, folder: Path | None = None, with_sizes: bool = True) -> dict[str, 
         "extras": extras(),
         "families": families(),
         "devices": devices(),
-        "vllm_environment": vllm_environment(),
+        "plugin_notes": plugin_notes(),
         "caches": {label: {"path": str(path), "bytes": folder_size(path) if with_sizes else None}
                    for label, path in cache_locations().items()},
         "keys": {name: is_set for name, is_set in key_variables()},
@@ -249,9 +255,9 @@ def format_report(data: dict[str, Any]) -> str:
     else:
         out += [f"  {d}" for d in dev["devices"]] or ["  no CUDA device (CPU only)"]
         out.append(f"  cuda build: {dev['cuda_version'] or 'none'}; mps: {'yes' if dev['mps'] else 'no'}; torch threads: {dev['threads']}")
-    venv = data.get("vllm_environment")
-    out.append(f"  vLLM environment: {venv} (the local feedback LLM's engine = \"auto\" runs on vLLM)" if venv else
-               "  vLLM environment: none (bash scripts/setup-vllm.sh makes one; the local feedback LLM then runs on vLLM)")
+    if data.get("plugin_notes"):
+        out += ["", "from plugins:"]
+        out += [f"  {name}: {text}" for name, text in data["plugin_notes"].items()]
     out += ["", "caches:"]
     for label, c in data["caches"].items():
         size = _size(c["bytes"]) if c["bytes"] is not None or not Path(c["path"]).exists() else "not measured"

@@ -100,6 +100,14 @@ def register_aggregate_writers(register: Any) -> None:
     """
 
 
+@hookspec
+def register_environment_notes(register: Any) -> None:
+    """Add lines to ``aopcore env``: ``register(name, describe)`` with ``describe() -> str | None`` (None: nothing to
+    say). For what a plugin finds outside the Python packages the report already lists, such as a runtime in its own
+    environment; the hf family names the vLLM environment its ``auto`` engines would use. Keep ``describe`` cheap:
+    no model loads, no network. One that raises is shown as failed; the rest of the report still prints.
+    """
+
 # kind -> hook name; the kinds are also the config section names.
 HOOKS = {
     "trainer": "register_trainers",

@@ -79,11 +79,15 @@ def test_preflight_refuses_an_explicit_vllm_engine_without_vllm(tmp_path: Path):
 
 
 def test_env_report_names_the_vllm_environment_auto_would_use():
+    """Through the hf family's register_environment_notes: the core's report imports no plugin family."""
     found = run_cli("env", "--no-sizes", env=WITH_VLLM)
     assert found.returncode == 0, found.stderr
-    assert f"vLLM environment: {sys.executable} (the local feedback LLM's engine = \"auto\" runs on vLLM)" in found.stdout
-    none = run_cli("env", "--no-sizes", env=WITHOUT_VLLM)
-    assert "vLLM environment: none (bash scripts/setup-vllm.sh makes one" in none.stdout
+    notes = found.stdout.split("from plugins:\n", 1)[1]
+    assert f"  vLLM environment: {sys.executable} (the local feedback LLM's engine = \"auto\" runs on vLLM)" in notes
+    none = run_cli("env", "--no-sizes", "--json", env=WITHOUT_VLLM)
+    import json
+
+    assert json.loads(none.stdout)["plugin_notes"]["vLLM environment"].startswith("none (bash scripts/setup-vllm.sh makes one")
 
 
 def test_a_plugin_and_its_resolved_options_survive_pickling(monkeypatch):
@@ -98,3 +102,15 @@ def test_a_plugin_and_its_resolved_options_survive_pickling(monkeypatch):
     llm.options, llm.cache = LocalLLMOptions(engine="transformers"), None
     again = pickle.loads(pickle.dumps(llm))
     assert type(again) is LocalFeedbackLLM and again.options.engine == "transformers"
+
+
+def test_a_failing_environment_note_is_shown_as_failed_and_the_others_stay(monkeypatch):
+    import aopcore.registry
+    from aopcore.envreport import plugin_notes
+
+    def broken() -> str:
+        raise OSError("no such folder")
+
+    monkeypatch.setattr(aopcore.registry, "registered_writers",
+                        lambda hook: [("broken", broken), ("fine", lambda: "here"), ("silent", lambda: None)])
+    assert plugin_notes() == {"broken": "failed: OSError: no such folder", "fine": "here"}

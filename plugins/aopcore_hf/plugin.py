@@ -52,6 +52,18 @@ def register_data_sources(register):
 
 
 @hookimpl
+def register_environment_notes(register):
+    def vllm_environment() -> str:
+        from aopcore_hf.vllm_engine import vllm_available, vllm_python
+
+        if vllm_available():
+            return f"{vllm_python()} (the local feedback LLM's engine = \"auto\" runs on vLLM)"
+        return "none (bash scripts/setup-vllm.sh makes one; the local feedback LLM's engine = \"auto\" then runs on vLLM)"
+
+    register("vLLM environment", vllm_environment)
+
+
+@hookimpl
 def register_commands(subparsers):
     from aopcore_hf.modelcmd import add_commands  # `aopcore models`: the offline aliases live in this family
 
