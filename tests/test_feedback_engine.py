@@ -87,7 +87,7 @@ def test_env_report_names_the_vllm_environment_auto_would_use():
     none = run_cli("env", "--no-sizes", "--json", env=WITHOUT_VLLM)
     import json
 
-    assert json.loads(none.stdout)["plugin_notes"]["vLLM environment"].startswith("none (bash scripts/setup-vllm.sh makes one")
+    assert json.loads(none.stdout)["plugin_notes"]["vLLM environment"].startswith("none (a checkout's scripts/setup-vllm.sh makes one, or set AOPCORE_VLLM_PYTHON")
 
 
 def test_a_plugin_and_its_resolved_options_survive_pickling(monkeypatch):

@@ -58,7 +58,8 @@ def register_environment_notes(register):
 
         if vllm_available():
             return f"{vllm_python()} (the local feedback LLM's engine = \"auto\" runs on vLLM)"
-        return "none (bash scripts/setup-vllm.sh makes one; the local feedback LLM's engine = \"auto\" then runs on vLLM)"
+        return ("none (a checkout's scripts/setup-vllm.sh makes one, or set AOPCORE_VLLM_PYTHON to a Python that has vllm; "
+                "the local feedback LLM's engine = \"auto\" then runs on vLLM)")
 
     register("vLLM environment", vllm_environment)
 
