@@ -109,9 +109,9 @@ def markdown(data: dict[str, Any]) -> str:
 
 def aggregate_writers(extra_modules: Iterable[str] = ()) -> list[tuple[str, Callable[[Path], list[str]]]]:
     """Every (name, write) registered through ``register_aggregate_writers``; a failing hook is logged and skipped."""
-    from aopcore.registry import registered_writers
+    from aopcore.registry import registered_pairs
 
-    return registered_writers("register_aggregate_writers", extra_modules)
+    return registered_pairs("register_aggregate_writers", extra_modules)
 
 
 def write_aggregate(root: Path) -> list[str]:

@@ -1,9 +1,10 @@
 """``aopcore env``: what a bug report needs, in one paste.
 
 Versions (read from package metadata: nothing heavy is imported), which extras are complete and which plugin
-families load, what plugins add (``register_environment_notes``) (with the pip command for each that is not), the accelerators (asked of torch in a child
-process, so the core never imports torch and a broken CUDA install cannot crash the report), cache locations
-and sizes, and which provider key variables are set: names only, never values.
+families load (with the pip command for each that is not), the accelerators (asked of torch in a child
+process, so the core never imports torch and a broken CUDA install cannot crash the report), what plugins add
+(``register_environment_notes``), cache locations and sizes, and which provider key variables are set: names
+only, never values.
 """
 from __future__ import annotations
 
@@ -193,10 +194,10 @@ def _size(n: int | None) -> str:
 
 def plugin_notes() -> dict[str, str]:
     """What plugins add through ``register_environment_notes`` (e.g. the hf family's vLLM environment)."""
-    from aopcore.registry import registered_writers
+    from aopcore.registry import registered_pairs
 
     notes: dict[str, str] = {}
-    for name, describe in registered_writers("register_environment_notes"):
+    for name, describe in registered_pairs("register_environment_notes"):
         try:
             text = describe()
         except Exception as exc:  # noqa: BLE001  one plugin's failure must not cost the report

@@ -216,7 +216,7 @@ def add_plugin_commands(subparsers: Any, extra_modules: Iterable[str | types.Mod
     return problems
 
 
-def registered_writers(hook_name: str, extra_modules: Iterable[str] = ()) -> list[tuple[str, Any]]:
+def registered_pairs(hook_name: str, extra_modules: Iterable[str] = ()) -> list[tuple[str, Any]]:
     """Every ``(name, fn)`` plugins registered through a ``register(name, fn)`` hook (``register_report_writers``,
     ``register_aggregate_writers``, ``register_environment_notes``). A hook that fails is logged and skipped: a broken plugin must not cost the
     formats the core writes itself. A config's local plugin may not be importable where a report is rebuilt,

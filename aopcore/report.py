@@ -198,9 +198,9 @@ def write_markdown_report(run_dir: Path) -> list[str]:
 
 def report_writers(extra_modules: Iterable[str] = ()) -> list[tuple[str, Callable[[Path], list[str]]]]:
     """Every (name, write) a plugin registered through ``register_report_writers``; a failing hook is logged and skipped."""
-    from aopcore.registry import registered_writers
+    from aopcore.registry import registered_pairs
 
-    return registered_writers("register_report_writers", extra_modules)
+    return registered_pairs("register_report_writers", extra_modules)
 
 
 def write_reports(run_dir: Path) -> list[str]:

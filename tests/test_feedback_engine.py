@@ -111,6 +111,6 @@ def test_a_failing_environment_note_is_shown_as_failed_and_the_others_stay(monke
     def broken() -> str:
         raise OSError("no such folder")
 
-    monkeypatch.setattr(aopcore.registry, "registered_writers",
+    monkeypatch.setattr(aopcore.registry, "registered_pairs",
                         lambda hook: [("broken", broken), ("fine", lambda: "here"), ("silent", lambda: None)])
     assert plugin_notes() == {"broken": "failed: OSError: no such folder", "fine": "here"}

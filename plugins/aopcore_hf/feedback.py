@@ -13,7 +13,7 @@ from aopcore_hf.generation import (
     encode_queries,
     generate_rollouts,
 )
-from aopcore_hf.local_llm import CachedLLM, LocalJudgeOptions, LocalLLMOptions, letter_verdict
+from aopcore_hf.local_llm import CachedLLM, LocalJudgeOptions, LocalLLMOptions, letter_ids, letter_verdict
 from aopcore_hf.models import choose_device, load_causal_lm
 
 __all__ = ["LocalFeedbackLLM", "LocalJudgeOptions", "LocalLLMOptions", "LocalModelJudge"]  # the options live in local_llm
@@ -32,11 +32,8 @@ class LocalFeedbackLLM(CachedLLM):
         return super().__new__(cls)
 
     def __init__(self, options: LocalLLMOptions) -> None:
-        from aopcore.llmcache import ResponseCache
-
-        self.options = options
+        super().__init__(options)
         self.model, self.tokenizer = load_causal_lm(options.model, choose_device(options.device, options.dtype))
-        self.cache = ResponseCache(options.cache_path) if options.cache else None
 
     def _generate(self, prompts: Sequence[str]) -> list[str]:
         o = self.options
@@ -66,7 +63,7 @@ class LocalModelJudge:
         self.options = options
         self.choice = choose_device(options.device, options.dtype)
         self.model, self.tokenizer = load_causal_lm(options.model, self.choice)
-        self.letters = [self.tokenizer(x, add_special_tokens=False)["input_ids"][-1] for x in ("A", "B", "C")]
+        self.letters = letter_ids(self.tokenizer)
         self._torch = torch
 
     def judge(self, items: Sequence[JudgeItem]) -> list[Verdict]:

@@ -10,16 +10,13 @@ judge's default stays transformers, since it is the measuring instrument.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from aopcore import Verdict, record_usage
 from aopcore.options import OutputPath
 from aopcore_hf.models import ModelPreflight, ModelRef
-
-if TYPE_CHECKING:
-    from aopcore.llmcache import ResponseCache
 
 
 class LocalLLMOptions(ModelPreflight, BaseModel):
@@ -63,9 +60,13 @@ class LocalLLMOptions(ModelPreflight, BaseModel):
 class CachedLLM:
     """A local LLM's ``complete``: identical requests answered from the response cache, the rest by ``_generate``."""
 
-    options: LocalLLMOptions
-    cache: ResponseCache | None
     engine_name = "transformers"  # what runs the model; another engine's responses are cached under their own keys
+
+    def __init__(self, options: LocalLLMOptions) -> None:
+        from aopcore.llmcache import ResponseCache
+
+        self.options = options
+        self.cache: ResponseCache | None = ResponseCache(options.cache_path) if options.cache else None
 
     def complete(self, prompts: Sequence[str]) -> list[str]:
         from aopcore.llmcache import cache_key
@@ -99,6 +100,11 @@ class LocalJudgeOptions(LocalLLMOptions):
                                     "bfloat16). auto: vllm where a vLLM environment exists, else transformers (resolved "
                                     "when the config is read). The default stays transformers so verdicts do not depend "
                                     "on what is installed.")
+
+
+def letter_ids(tokenizer) -> list[int]:
+    """The token ids of A, B and C, whose probabilities after the judge prompt are the verdict."""
+    return [tokenizer(x, add_special_tokens=False)["input_ids"][-1] for x in ("A", "B", "C")]
 
 
 def letter_verdict(item_id: str, pa: float, pb: float, pc: float, tie_margin: float) -> Verdict:

@@ -15,7 +15,7 @@ from pydantic import Field
 
 from aopcore import JudgeItem, Verdict, record_usage
 from aopcore_hf.generation import Rollout, decode_responses, encode_queries
-from aopcore_hf.local_llm import CachedLLM, LocalJudgeOptions, LocalLLMOptions, letter_verdict
+from aopcore_hf.local_llm import CachedLLM, LocalJudgeOptions, LocalLLMOptions, letter_ids, letter_verdict
 
 
 MAX_MODEL_LEN = 2048
@@ -55,11 +55,8 @@ class VLLMFeedbackLLM(CachedLLM):
     engine_name = "vllm"
 
     def __init__(self, options: LocalLLMOptions) -> None:
-        from aopcore.llmcache import ResponseCache
-
-        self.options = options
+        super().__init__(options)
         self.engine, self.tokenizer = _engine(options)
-        self.cache = ResponseCache(options.cache_path) if options.cache else None
 
     def _generate(self, prompts: Sequence[str]) -> list[str]:
         o = self.options
@@ -85,7 +82,7 @@ class VLLMJudge:
     def __init__(self, options: LocalJudgeOptions) -> None:
         self.options = options
         self.engine, self.tokenizer = _engine(options)
-        self.letters = [self.tokenizer(x, add_special_tokens=False)["input_ids"][-1] for x in ("A", "B", "C")]
+        self.letters = letter_ids(self.tokenizer)
 
     def judge(self, items: Sequence[JudgeItem]) -> list[Verdict]:
         from aopcore.judge_prompt import judge_prompt
