@@ -93,7 +93,8 @@ class _TRLPolicyTrainer(HFPolicyBase):
         reward_fn.__name__ = "aopcore_reward"
         saving = scratch is not None and o.save_every_steps is not None
         workdir = Path(scratch) / "trl" if saving else out / "trl"
-        config = self._config(workdir, passes, seed, **({"save_strategy": "steps", "save_steps": o.save_every_steps, "save_total_limit": 1} if saving else {}))
+        checkpoints = {"save_strategy": "steps", "save_steps": o.save_every_steps, "save_total_limit": 1} if saving else {}
+        config = self._config(workdir, passes, seed, **checkpoints)
         callbacks = [_token_callback(tokens)] if saving else []
         reward_funcs = reward_fn
         trainer_class = self._trainer_class()
@@ -103,8 +104,7 @@ class _TRLPolicyTrainer(HFPolicyBase):
 
             per_draw = config.generation_batch_size // config.num_generations
             draws = math.ceil(len(prompts) * passes / per_draw)
-            config = self._config(workdir, passes, seed, max_steps=draws, shuffle_dataset=False,
-                                  **({"save_strategy": "steps", "save_steps": o.save_every_steps, "save_total_limit": 1} if saving else {}))
+            config = self._config(workdir, passes, seed, max_steps=draws, shuffle_dataset=False, **checkpoints)
             if callable(getattr(stream.selector, "keep", None)):  # a filtering curriculum: dropped groups are refilled
                 feed = refill = RefillFeed(stream, row=row, max_steps=draws, prompts_per_draw=per_draw)
                 trainer_class = refilling(trainer_class)
