@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import re
 import zlib
 from collections import Counter, defaultdict
 from collections.abc import Sequence
@@ -37,11 +36,10 @@ from typing import Any
 from aopcore.records import iter_jsonl
 from aopcore.report import LEDGER_KEYS, category_rewards, ledger_group
 from aopcore.stats import Interval, clustered_bootstrap_counts, cohen_kappa, t_interval, two_level_bootstrap_mean
+from aopcore.rundir import TRAIN_RECORD, RunLayout, pair_name, stage_iteration
 from aopcore.store import RunStore
 from aopcore.verdicts import MIN_SEEDS, _seeds, _varies, verdict  # noqa: F401 - verdict and MIN_SEEDS are part of this module's API
 
-SEED_DIR = re.compile(r"^seed-(\d+)$")
-ITERATION = re.compile(r"/iter-(\d+)/")
 RESAMPLES = 2000
 # the ledger keys the compute table sums: the report's, plus what a curriculum spends through its context (booked by
 # the experiment, aopcore.ledger.counted_context): policy samples, reward calls, embedder calls
@@ -69,35 +67,30 @@ METHODS = {
 
 def seed_dirs(root: Path) -> dict[int, Path]:
     """Seed -> sub-run directory for every ``seed-<s>/`` that holds a run (has its config.json)."""
-    out = {}
-    for path in Path(root).glob("seed-*"):
-        m = SEED_DIR.match(path.name)
-        if m and path.is_dir() and (path / "config.json").exists():
-            out[int(m.group(1))] = path
-    return dict(sorted(out.items()))
+    return RunLayout.of(root).seed_runs()
 
 
 def is_multiseed_root(path: Path) -> bool:
-    path = Path(path)
-    return (path / "multiseed.json").exists() or bool(seed_dirs(path))
+    return RunLayout.of(path).is_multiseed()
 
 
 def _arm_order(root: Path, runs: dict[int, Path]) -> list[str]:
-    manifest = Path(root) / "multiseed.json"
+    manifest = RunLayout.of(root).manifest
     if manifest.exists():
         arms = json.loads(manifest.read_text()).get("arms")
         if arms:
             return list(arms)
-    return sorted({p.name for run in runs.values() for p in (run / "arms").glob("*") if p.is_dir()})
+    return sorted({arm for run in runs.values() for arm in RunLayout.of(run).arms()})
 
 
 # ---- one seed --------------------------------------------------------------------------------------------------
 def _episodes(run: Path, arm: str) -> dict[int, float]:
     """Iteration -> cumulative training episodes of this arm (a reused twin counts: the budget was spent on it)."""
     out, total = {}, 0.0
-    for train in sorted((run / "arms" / arm).glob("iter-*/train.json")):
-        total += float(json.loads(train.read_text()).get("episodes", 0))
-        out[int(train.parent.name.split("-")[1])] = total
+    layout = RunLayout.of(run)
+    for i in layout.iterations_with(arm, TRAIN_RECORD):
+        total += float(json.loads(layout.train_record(arm, i).read_text()).get("episodes", 0))
+        out[i] = total
     return out
 
 
@@ -105,12 +98,12 @@ def _ledger(run: Path, arm: str) -> dict[int, dict[str, dict[str, float]]]:
     """Iteration -> {"choosing"|"train"|...: usage} of this arm's stages, cumulative up to the iteration."""
     per_iter: dict[int, dict[str, dict[str, float]]] = defaultdict(lambda: defaultdict(lambda: defaultdict(float)))
     for rec in RunStore(run).stage_records():
-        m = ITERATION.search(str(rec.get("stage", "")) + "/")
-        if rec.get("arm") != arm or not m:
+        i = stage_iteration(str(rec.get("stage", "")))
+        if rec.get("arm") != arm or i is None:
             continue
         group = ledger_group(rec)  # the report's booking: an evaluation no curriculum reads is not choosing cost
         for key in COMPUTE_KEYS:
-            per_iter[int(m.group(1))][group][key] += float(rec.get(key, 0.0) or 0.0)
+            per_iter[i][group][key] += float(rec.get(key, 0.0) or 0.0)
     out: dict[int, dict[str, dict[str, float]]] = {}
     running: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
     for i in sorted(per_iter):
@@ -124,17 +117,18 @@ def _ledger(run: Path, arm: str) -> dict[int, dict[str, dict[str, float]]]:
 def _verdict_counts(run: Path, a: str, b: str) -> dict[int, list[int]]:
     """Iteration -> [a wins, b wins, ties, dropped] for the pair, whichever order it was judged in."""
     out = {}
-    for folder, flip in ((run / "judge" / f"{a}-vs-{b}", False), (run / "judge" / f"{b}-vs-{a}", True)):
-        for path in sorted(folder.glob("iter-*.jsonl")):
+    layout = RunLayout.of(run)
+    for pair, flip in ((pair_name(a, b), False), (pair_name(b, a), True)):
+        for i, path in layout.judged_iterations(pair).items():
             c = Counter(rec["choice"] for _, rec in iter_jsonl(path))
             wins_a, wins_b = (c["B"], c["A"]) if flip else (c["A"], c["B"])
-            out.setdefault(int(path.stem.split("-")[1]), [wins_a, wins_b, c["C"], c[None]])
+            out.setdefault(i, [wins_a, wins_b, c["C"], c[None]])
     return out
 
 
 def _question_rewards(run: Path, arm: str, iteration: int) -> dict[str, float]:
     """Held-out question id -> reward of this arm's policy at this iteration (for pairing two arms per question)."""
-    path = run / "arms" / arm / f"iter-{iteration:02d}" / "evaluation.jsonl"
+    path = RunLayout.of(run).evaluation(arm, iteration)  # iteration >= 1: the arm's own policy
     return {str(rec["question_id"]): float(rec["reward"]) for _, rec in iter_jsonl(path)} if path.exists() else {}
 
 
@@ -145,16 +139,16 @@ def human_judge_labels(run_dir: Path, items: Sequence[dict[str, Any]] | None = N
     ``aopcore human-eval results``: pair, iteration, question id, majority in the pair's (a, b) frame); the
     judge's verdicts are ``judge/<pair>/iter-XX.jsonl`` in the same frame. Dropped judge verdicts are left out.
     """
-    run_dir = Path(run_dir)
+    layout = RunLayout.of(run_dir)
     if items is None:
-        tally = run_dir / "tables" / "human_eval.json"
+        tally = layout.human_eval_tally
         items = json.loads(tally.read_text()).get("items", []) if tally.exists() else []
     verdicts: dict[tuple[str, int], dict[str, Any]] = {}
     rows = []
     for item in items:
         key = (str(item["pair"]), int(item["iteration"]))
         if key not in verdicts:
-            path = run_dir / "judge" / key[0] / f"iter-{key[1]:02d}.jsonl"
+            path = layout.pair_verdicts(key[0], key[1])
             verdicts[key] = {rec["item_id"]: rec["choice"] for _, rec in iter_jsonl(path)} if path.exists() else {}
         judge = verdicts[key].get(str(item["question"]))
         if judge is not None:

@@ -26,6 +26,7 @@ from typing import Any
 from aopcore.records import iter_jsonl
 from aopcore.report import ledger_group
 from aopcore.stats import two_level_bootstrap_mean
+from aopcore.rundir import RunLayout, stage_iteration
 from aopcore.store import RunStore
 
 UNIT = ("tokens: policy tokens of training rollouts (dropped ones included), of the evaluations a curriculum reads "
@@ -43,10 +44,9 @@ def compute_curve(run: Path, arm: str, *, prompt_weight: float = 1.0) -> dict[in
     """Iteration -> cumulative compute units of ``arm`` in one seed's run (iteration 0 is 0)."""
     per_iter: dict[int, float] = {}
     for rec in RunStore(run).stage_records():
-        stage = str(rec.get("stage", ""))
-        if rec.get("arm") != arm or "/iter-" not in stage:
+        i = stage_iteration(str(rec.get("stage", "")))
+        if rec.get("arm") != arm or i is None:
             continue
-        i = int(stage.split("/iter-")[1].split("/")[0])
         per_iter[i] = per_iter.get(i, 0.0) + _stage_compute(rec, prompt_weight)
     out, total = {0: 0.0}, 0.0
     for i in sorted(per_iter):
@@ -56,7 +56,7 @@ def compute_curve(run: Path, arm: str, *, prompt_weight: float = 1.0) -> dict[in
 
 
 def _question_rewards(run: Path, arm: str, i: int) -> dict[str, float]:
-    path = run / ("sft/evaluation.jsonl" if i == 0 else f"arms/{arm}/iter-{i:02d}/evaluation.jsonl")
+    path = RunLayout.of(run).evaluation(arm, i)
     return {str(r["question_id"]): float(r["reward"]) for _, r in iter_jsonl(path)} if path.exists() else {}
 
 

@@ -13,11 +13,12 @@ from pathlib import Path
 from typing import Any
 
 from aopcore.aggregate import aggregate, agreement_sentence
+from aopcore.rundir import RunLayout, seed_link, seed_name
 from aopcore.store import atomic_write_json, atomic_write_text
 
 log = logging.getLogger("aopcore")
 
-FOLDER = "aggregate"
+FOLDER = RunLayout(".").aggregate_dir.name  # aggregate/ beside the seed-<s>/ sub-runs
 
 
 def _ci(row: dict[str, Any], scale: float = 1.0, digits: int = 3) -> str:
@@ -103,7 +104,7 @@ def markdown(data: dict[str, Any]) -> str:
     parts += _equal_compute_section(data.get("equal_compute") or {})
     parts += ["", "## LLM judge vs human majority", "", agreement_sentence(data.get("judge_agreement"))]
     parts += ["", "## Per seed", ""]
-    parts += [f"- seed {s}: [`seed-{s}/report.md`](../seed-{s}/report.md)" for s in found]
+    parts += [f"- seed {s}: [`{seed_name(s)}/report.md`]({seed_link(s, 'report.md')})" for s in found]
     return "\n".join(parts) + "\n"
 
 
@@ -116,12 +117,13 @@ def aggregate_writers(extra_modules: Iterable[str] = ()) -> list[tuple[str, Call
 
 def write_aggregate(root: Path) -> list[str]:
     """Compute and write the aggregate of ``root``'s seeds; returns the files written, relative to ``root``."""
-    root = Path(root)
+    layout = RunLayout.of(root)
+    root = layout.root
     data = aggregate(root)
-    atomic_write_json(root / FOLDER / "aggregate.json", data)
-    atomic_write_text(root / FOLDER / "aggregate.md", markdown(data))
+    atomic_write_json(layout.aggregate_dir / "aggregate.json", data)
+    atomic_write_text(layout.aggregate_dir / "aggregate.md", markdown(data))
     files = [f"{FOLDER}/aggregate.json", f"{FOLDER}/aggregate.md"]
-    manifest = root / "multiseed.json"
+    manifest = layout.manifest
     plugins = json.loads(manifest.read_text()).get("config", {}).get("experiment", {}).get("plugins", []) if manifest.exists() else []
     for name, write in aggregate_writers(plugins):
         try:

@@ -63,8 +63,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
         multi = run_plan(plan, executor, allow_changes=args.allow_changed_config, wait=args.wait)
         print(f"run finished: {multi.root} (seeds {', '.join(map(str, multi.results))})")
-        page = multi.root / "aggregate" / "aggregate.html"
-        print(f"aggregate: {page if page.exists() else multi.root / 'aggregate' / 'aggregate.md'}")
+        from aopcore.rundir import RunLayout
+
+        folder = RunLayout.of(multi.root).aggregate_dir
+        page = folder / "aggregate.html"
+        print(f"aggregate: {page if page.exists() else folder / 'aggregate.md'}")
         return 0
     experiment = plan.build(allow_changes=args.allow_changed_config)
     from aopcore.multiseed import check_single_run_root

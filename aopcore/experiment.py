@@ -41,6 +41,20 @@ from aopcore.protocols import (
     PromptCurriculum,
     RewardModel,
 )
+from aopcore.rundir import (
+    EVALUATION,
+    TEST_ANSWERS,
+    TRAIN_RECORD,
+    SFT_EVALUATION,
+    SFT_POLICY,
+    RunLayout,
+    answers_seed_key,
+    evaluation_seed_key,
+    judge_stage_id,
+    stage_id as arm_stage,
+    stage_seed,
+    train_seed_key,
+)
 from aopcore.records import (
     EvalRecord,
     Prompt,
@@ -62,12 +76,6 @@ from aopcore.store import (
 )
 
 log = logging.getLogger("aopcore")
-
-
-def stage_seed(seed: int, stage_id: str) -> int:
-    """A seed that depends only on the base seed and the stage, so a resumed stage draws the same numbers."""
-    digest = hashlib.sha256(f"{seed}:{stage_id}".encode()).digest()
-    return int.from_bytes(digest[:4], "big") & 0x7FFFFFFF
 
 
 @dataclass(frozen=True)
@@ -140,7 +148,8 @@ class Experiment:
     rebuild: Callable[..., Any] | None = None  # rebuild(config, overrides, carried) -> Experiment: how executors' workers build it again
 
     def __post_init__(self) -> None:
-        self.store = RunStore(Path(self.output_dir) / self.name)
+        self.layout = RunLayout(Path(self.output_dir) / self.name)
+        self.store = RunStore(self.layout.root)
         self._graph: list[Stage] | None = None
         self._written: dict[str, list[str]] = {}  # outputs a stage's work names for its record (e.g. the train index)
         self.worker = "local"  # where this process runs stages (an executor sets e.g. "ray:<pid>"); kept in stage records
@@ -216,19 +225,19 @@ class Experiment:
 
     def _check_fingerprint(self) -> None:
         """Refuse a rerun with a different setup (one line listing what changed) unless ``allow_changes``."""
-        config = self.store.path("config.json")
+        config = self.layout.config
         if config.exists() and not self.store.path("fingerprint.json").exists() and self._configured is not None:
             self._check_snapshot()  # a run directory from before fingerprints: the old, coarser check
         changed = check_run_dir(self.store.root, self.fingerprint(), allow_changes=self.allow_changes)
         if changed:  # mid-stage checkpoints of the old setup must not seed the new one
-            shutil.rmtree(self.store.path("scratch"), ignore_errors=True)
+            shutil.rmtree(self.layout.scratch_root, ignore_errors=True)
         if self.snapshot is not None and (changed or not config.exists()):
             atomic_write_json(config, self.snapshot)
 
     def _check_snapshot(self) -> None:
         if self.snapshot is None:
             return
-        path = self.store.path("config.json")
+        path = self.layout.config
         if path.exists():
             old = json.loads(path.read_text())
             if old != json.loads(json.dumps(self.snapshot, sort_keys=True)):
@@ -251,7 +260,7 @@ class Experiment:
             log.info("skip  %-40s (done)", stage_id)
             return False
         log.info("start %s", stage_id)
-        attempt = Attempt(self.store.path("attempts", f"{stage_id.replace('/', '__')}.json")).start()
+        attempt = Attempt(self.layout.attempt(stage_id)).start()
         if attempt.lost_wall_s:
             log.info("      %s: %.1fs of earlier, interrupted attempts booked as lost_wall_s", stage_id, attempt.lost_wall_s)
         try:
@@ -271,17 +280,13 @@ class Experiment:
         return True
 
     def _policy_dir(self, arm: str | None, iteration: int) -> Path:
-        if iteration == 0:
-            return self.store.path("sft", "policy")
-        return self.store.path("arms", arm or "", f"iter-{iteration:02d}", "policy")
+        return self.layout.policy_dir(arm, iteration)
 
     def _iter_dir(self, arm: str, iteration: int) -> Path:
-        return self.store.path("arms", arm, f"iter-{iteration:02d}")
+        return self.layout.iteration_dir(arm, iteration)
 
     def _evaluation_path(self, arm: str, iteration: int) -> Path:
-        if iteration == 0:
-            return self.store.path("sft", "evaluation.jsonl")
-        return self._iter_dir(arm, iteration) / "evaluation.jsonl"
+        return self.layout.evaluation(arm, iteration)
 
     def _evaluate(self, policy: Path, out: Path, seed: int) -> dict[str, Any]:
         texts = [q.text for q in self.heldout]
@@ -310,8 +315,8 @@ class Experiment:
         if self._graph is not None:
             return self._graph
         stages: list[Stage] = [
-            Stage("sft/policy", "sft", None, (), self._make_policy_0),
-            Stage("sft/evaluation", "evaluate", None, ("sft/policy",), self._evaluate_policy_0),
+            Stage(SFT_POLICY, "sft", None, (), self._make_policy_0),
+            Stage(SFT_EVALUATION, "evaluate", None, (SFT_POLICY,), self._evaluate_policy_0),
         ]
         judged = set(self._judged_iterations()) if self.judge is not None else set()
         for i in range(1, self.budget.iterations + 1):
@@ -321,9 +326,9 @@ class Experiment:
         if self.judge is not None:
             for a, b in self._pairs():
                 for i in self._judged_iterations():
-                    stage_id = f"judge/{a}-vs-{b}/iter-{i:02d}"
+                    stage_id = judge_stage_id(a, b, i)
                     judge_ids.append(stage_id)
-                    stages.append(Stage(stage_id, "judge", None, (f"arms/{a}/iter-{i:02d}/answers", f"arms/{b}/iter-{i:02d}/answers"),
+                    stages.append(Stage(stage_id, "judge", None, (arm_stage(a, i, "answers"), arm_stage(b, i, "answers")),
                                         functools.partial(self._judge_stage, a, b, i, stage_id), iteration=i))
         stages.append(Stage("tables", "report", None, tuple(judge_ids), lambda: self._write_tables(self._winrates())))
         stages.append(Stage("report", "report", None, tuple(s.id for s in stages), self._write_report))
@@ -331,23 +336,22 @@ class Experiment:
         return stages
 
     def _iteration_stages(self, arm: str, curriculum: PromptCurriculum, i: int, *, answers: bool) -> list[Stage]:
-        base = f"arms/{arm}/iter-{i:02d}"
-        prev = f"arms/{arm}/iter-{i - 1:02d}"
-        prev_train = f"{prev}/train" if i > 1 else "sft/policy"
-        prev_eval = f"{prev}/evaluation" if i > 1 else "sft/evaluation"
-        eval_deps = [f"{base}/train"]
+        prev_train = arm_stage(arm, i - 1, "train") if i > 1 else SFT_POLICY
+        prev_eval = arm_stage(arm, i - 1, "evaluation") if i > 1 else SFT_EVALUATION
+        eval_deps = [arm_stage(arm, i, "train")]
         if self.keep_checkpoints == "last" and i > 1 and (i - 1) in (set(self._judged_iterations()) if self.judge else set()):
-            eval_deps.append(f"{prev}/answers")  # the previous policy is removed after this evaluation
+            eval_deps.append(arm_stage(arm, i - 1, "answers"))  # the previous policy is removed after this evaluation
         out = [
-            Stage(f"{base}/prompts", "prompts", arm, (prev_eval, prev_train),
+            Stage(arm_stage(arm, i, "prompts"), "prompts", arm, (prev_eval, prev_train),
                   functools.partial(self._choose_prompts, arm, curriculum, i), iteration=i),
-            Stage(f"{base}/train", "train", arm, (f"{base}/prompts", prev_train), functools.partial(self._train, arm, i), iteration=i),
-            Stage(f"{base}/evaluation", "evaluate", arm, tuple(eval_deps), functools.partial(self._evaluate_iteration, arm, i),
+            Stage(arm_stage(arm, i, "train"), "train", arm, (arm_stage(arm, i, "prompts"), prev_train),
+                  functools.partial(self._train, arm, i), iteration=i),
+            Stage(arm_stage(arm, i, "evaluation"), "evaluate", arm, tuple(eval_deps), functools.partial(self._evaluate_iteration, arm, i),
                   iteration=i),
         ]
         if answers:
-            out.append(Stage(f"{base}/answers", "answers", arm, (f"{base}/train",), functools.partial(self._answer_tests, arm, i),
-                             iteration=i))
+            out.append(Stage(arm_stage(arm, i, "answers"), "answers", arm, (arm_stage(arm, i, "train"),),
+                             functools.partial(self._answer_tests, arm, i), iteration=i))
         return out
 
     def stage(self, stage_id: str) -> Stage:
@@ -388,7 +392,7 @@ class Experiment:
         return redo
 
     def _rel(self, path: Path) -> str:
-        return Path(path).relative_to(self.store.root).as_posix()
+        return self.layout.rel(path)
 
     def _stage_outputs(self, stage_id: str, kind: str, extra: dict[str, Any]) -> list[str]:
         """What a stage writes, relative to the run directory (hashed into its record)."""
@@ -402,13 +406,12 @@ class Experiment:
         if kind == "evaluate":
             return [self._rel(self._evaluation_path(arm or "", i))]
         if kind == "prompts" and arm is not None:
-            logs = [f"arms/{arm}/curriculum/iter-{i:02d}.log.json"] + ([f"arms/{arm}/curriculum/pool.log.json"] if i == 1 else [])
-            return [self._rel(self._iter_dir(arm, i) / "prompts.jsonl"), *logs]
+            return [self._rel(self.layout.prompts(arm, i)), *self.layout.curriculum_logs(arm, i)]
         if kind == "train" and arm is not None:
-            return [self._rel(self._policy_dir(arm, i)), self._rel(self._iter_dir(arm, i) / "train.json"),
+            return [self._rel(self._policy_dir(arm, i)), self._rel(self.layout.train_record(arm, i)),
                     *self._written.pop(stage_id, [])]
         if kind == "answers" and arm is not None:
-            return [self._rel(self._iter_dir(arm, i) / "test_answers.jsonl")]
+            return [self._rel(self.layout.test_answers(arm, i))]
         if kind == "judge":
             return [*self._written.pop(stage_id, [])]
         if stage_id == "tables":
@@ -465,9 +468,9 @@ class Experiment:
 
     def _remove_empty_work_folders(self) -> None:
         """A finished run keeps ``attempts/`` and ``scratch/`` only while they hold something (a crash's traces)."""
-        for name in ("attempts", "scratch"):
+        for folder in (self.layout.attempts_root, self.layout.scratch_root):
             try:
-                self.store.path(name).rmdir()  # only removes an empty folder
+                folder.rmdir()  # only removes an empty folder
             except OSError:
                 pass
 
@@ -479,25 +482,24 @@ class Experiment:
                     raise InputError(f"initial_policy: {self.initial_policy} is not a policy folder")
                 _link_tree(Path(self.initial_policy), tmp)
                 return {"reused_from": os.path.relpath(self.initial_policy, self.store.root)}
-            self.trainer.initial_policy(tmp, seed=stage_seed(self.seed, "sft/policy"))
+            self.trainer.initial_policy(tmp, seed=stage_seed(self.seed, SFT_POLICY))
             if problem := contracts.policy_problem(self.trainer, tmp, "initial_policy"):
                 raise RuntimeFailure(problem)  # the stage stays unfinished; a fixed trainer completes it
         return None
 
     def _evaluate_policy_0(self) -> dict[str, Any]:
-        return {**self._evaluate(self._policy_dir(None, 0), self._evaluation_path("", 0), stage_seed(self.seed, "sft/evaluation")),
+        return {**self._evaluate(self._policy_dir(None, 0), self._evaluation_path("", 0), stage_seed(self.seed, evaluation_seed_key(0))),
                 "used_for_choosing": any(_reads_evaluation(c, 1) for c in self.arms.values())}
 
     def _choose_prompts(self, arm: str, curriculum: PromptCurriculum, i: int) -> dict[str, Any]:
-        base = f"arms/{arm}/iter-{i:02d}"
         prev_policy = self._policy_dir(arm, i - 1)
-        seed = stage_seed(self.seed, f"{base}/prompts")
+        seed = stage_seed(self.seed, arm_stage(arm, i, "prompts"))
         ctx = CurriculumContext(
             arm=arm, iteration=i, iterations=self.budget.iterations, budget=self.budget.records_per_iteration,
             seed=seed, categories=list(self.categories or []),
             evaluation=read_jsonl(self._evaluation_path(arm, i - 1), EvalRecord),
-            history=[p for j in range(1, i) for p in read_jsonl(self._iter_dir(arm, j) / "prompts.jsonl", Prompt)],
-            workdir=self.store.path("arms", arm, "curriculum"),
+            history=[p for j in range(1, i) for p in read_jsonl(self.layout.prompts(arm, j), Prompt)],
+            workdir=self.layout.curriculum_dir(arm),
             # every call through these is booked in this stage's ledger as choosing compute (aopcore.ledger rules)
             **counted_context(
                 feedback=self.feedback, embedder=self.embedder, reward=contracts.checked_reward(self.reward),
@@ -507,11 +509,11 @@ class Experiment:
         ctx.workdir.mkdir(parents=True, exist_ok=True)
         prompts = list(curriculum.prompts(ctx))
         self._check_prompts(arm, i, prompts)
-        write_jsonl(self._iter_dir(arm, i) / "prompts.jsonl", prompts)
+        write_jsonl(self.layout.prompts(arm, i), prompts)
         return {"n_prompts": len(prompts), "categories": category_counts(prompts)}
 
     def _train(self, arm: str, i: int) -> dict[str, Any]:
-        prompts = read_jsonl(self._iter_dir(arm, i) / "prompts.jsonl", Prompt)
+        prompts = read_jsonl(self.layout.prompts(arm, i), Prompt)
         prev_policy = self._policy_dir(arm, i - 1)
         out = self._policy_dir(arm, i)
         # Common random numbers: the seed depends on what is trained (start policy and prompts), not on the
@@ -521,19 +523,19 @@ class Experiment:
         channel = self._channel_key(arm, i)
         key = [self._lineage(arm, i - 1), [(p.id, p.text) for p in prompts]] + ([channel] if channel is not None else [])
         digest = hashlib.sha256(json.dumps(key).encode()).hexdigest()
-        index = self.store.path("train-index", f"{digest}.json")
+        index = self.layout.train_index(digest)
         twin = self.store.path(integrity.read_record(index).get("iteration_dir", "")) if integrity.read_record(index) else None
         twin_stage = f"{twin.relative_to(self.store.root).as_posix()}/train" if twin is not None else ""
         if twin is not None and twin != self._iter_dir(arm, i) and self._verified(twin_stage) and (twin / "policy").exists():
             # the same start policy trained on the same prompts with the same seed: the result is known
             with atomic_directory(out) as tmp:
                 _link_tree(twin / "policy", tmp)
-            atomic_write_text(self._iter_dir(arm, i) / "train.json", (twin / "train.json").read_text())
+            atomic_write_text(self.layout.train_record(arm, i), (twin / TRAIN_RECORD).read_text())
             return {"reused_from": str(twin.relative_to(self.store.root))}
         if isinstance(self.reward, contracts.RewardFunction):
             self.reward.learn_categories((p.text, p.category) for p in prompts)
         # a stable folder for the trainer's own mid-stage checkpoints: it survives a crash, so a resumed stage finds them
-        scratch = self.store.path("scratch", f"arms__{arm}__iter-{i:02d}__train")
+        scratch = self.layout.train_scratch(arm, i)
         extra: dict[str, Any] = {"scratch": scratch} if contracts.accepts_keyword(self.trainer.train, "scratch") else {}
         stream = self._open_stream(arm, i, prompts, scratch)
         if stream is not None:
@@ -544,7 +546,7 @@ class Experiment:
             with atomic_directory(out) as tmp:
                 stats = contracts.train_stats(self.trainer, self.trainer.train(
                     prev_policy, prompts, contracts.checked_reward(self.reward), passes=self.budget.passes, out=tmp,
-                    seed=stage_seed(self.seed, f"train/{digest}"), **extra))
+                    seed=stage_seed(self.seed, train_seed_key(digest)), **extra))
                 if problem := contracts.policy_problem(self.trainer, tmp, "train"):
                     raise RuntimeFailure(problem)  # the stage stays unfinished; a fixed trainer completes it
         except contracts.BadComponentOutput:
@@ -555,13 +557,13 @@ class Experiment:
         record: dict[str, Any] = {"steps": stats.steps, "episodes": stats.episodes}
         if stream is not None:  # the iteration's per-step batches, beside its prompts: the next iterations' ctx.steps
             stream.finish()
-            write_batches(self._iter_dir(arm, i) / "steps.jsonl", stream.batches())
-            written.append(self._rel(self._iter_dir(arm, i) / "steps.jsonl"))
+            write_batches(self.layout.steps(arm, i), stream.batches())
+            written.append(self._rel(self.layout.steps(arm, i)))
             record["stream"] = stream.summary()
         shutil.rmtree(scratch, ignore_errors=True)
-        atomic_write_json(self._iter_dir(arm, i) / "train.json", to_dict(stats))
+        atomic_write_json(self.layout.train_record(arm, i), to_dict(stats))
         atomic_write_json(index, {"iteration_dir": str(self._iter_dir(arm, i).relative_to(self.store.root))})
-        self._written[f"arms/{arm}/iter-{i:02d}/train"] = written
+        self._written[arm_stage(arm, i, "train")] = written
         return record
 
     # ---- the per-step channel (aopcore.steps) ----------------------------------------------------
@@ -569,8 +571,7 @@ class Experiment:
         """``ctx.steps``: the arm's per-step batches of iterations before ``i`` (empty outside the channel)."""
         if not observes_steps(self.arms[arm]):
             return []
-        return [b for j in range(1, i) if (self._iter_dir(arm, j) / "steps.jsonl").exists()
-                for b in read_batches(self._iter_dir(arm, j) / "steps.jsonl")]
+        return [b for j in range(1, i) if self.layout.steps(arm, j).exists() for b in read_batches(self.layout.steps(arm, j))]
 
     def _channel_key(self, arm: str, i: int) -> Any:
         """What, beyond the planned prompts, decides an arm's training in the per-step channel: its curriculum and
@@ -580,7 +581,7 @@ class Experiment:
             return None
         configured = (self._configured or {}).get("arms", {}).get(arm) if isinstance(self._configured, dict) else None
         return {"curriculum": configured if configured is not None else describe(curriculum),
-                "seed": stage_seed(self.seed, f"arms/{arm}/iter-{i:02d}/prompts")}
+                "seed": stage_seed(self.seed, arm_stage(arm, i, "prompts"))}
 
     def _open_stream(self, arm: str, i: int, prompts: Sequence[Prompt], scratch: Path) -> Any:
         """The stream the trainer draws iteration ``i``'s steps from, for a curriculum in the channel and a trainer
@@ -588,13 +589,13 @@ class Experiment:
         curriculum = self.arms[arm]
         if not observes_steps(curriculum) or not contracts.accepts_keyword(self.trainer.train, "stream"):
             return None
-        seed = stage_seed(self.seed, f"arms/{arm}/iter-{i:02d}/prompts")
+        seed = stage_seed(self.seed, arm_stage(arm, i, "prompts"))
         ctx = CurriculumContext(  # the prompts stage's context: same seed, evaluation, history and earlier steps
             arm=arm, iteration=i, iterations=self.budget.iterations, budget=self.budget.records_per_iteration,
             seed=seed, categories=list(self.categories or []),
             evaluation=read_jsonl(self._evaluation_path(arm, i - 1), EvalRecord),
-            history=[p for j in range(1, i) for p in read_jsonl(self._iter_dir(arm, j) / "prompts.jsonl", Prompt)],
-            workdir=self.store.path("arms", arm, "curriculum"), feedback=self.feedback, embedder=self.embedder,
+            history=[p for j in range(1, i) for p in read_jsonl(self.layout.prompts(arm, j), Prompt)],
+            workdir=self.layout.curriculum_dir(arm), feedback=self.feedback, embedder=self.embedder,
             reward=contracts.checked_reward(self.reward), base_seed=self.seed, steps=self._earlier_steps(arm, i))
         return open_stream(curriculum, ctx, prompts, passes=self.budget.passes, log=scratch / "stream.jsonl")
 
@@ -603,27 +604,27 @@ class Experiment:
         used = {"used_for_choosing": i < self.budget.iterations and _reads_evaluation(self.arms[arm], i + 1)}
         twin = self._twin(arm, i)
         if twin is not None and self._verified(f"{self._rel(twin)}/evaluation"):  # same policy, same seed: same evaluation
-            atomic_write_text(self._evaluation_path(arm, i), (twin / "evaluation.jsonl").read_text())
+            atomic_write_text(self._evaluation_path(arm, i), (twin / EVALUATION).read_text())
             return {"reused_from": str(twin.relative_to(self.store.root)), **used}
-        return {**self._evaluate(self._policy_dir(arm, i), self._evaluation_path(arm, i), stage_seed(self.seed, f"evaluation/iter-{i}")),
+        return {**self._evaluate(self._policy_dir(arm, i), self._evaluation_path(arm, i), stage_seed(self.seed, evaluation_seed_key(i))),
                 **used}
 
     def _answer_tests(self, arm: str, i: int) -> dict[str, Any]:
         twin = self._twin(arm, i)
         if twin is not None and self._verified(f"{self._rel(twin)}/answers"):
-            atomic_write_text(self._iter_dir(arm, i) / "test_answers.jsonl", (twin / "test_answers.jsonl").read_text())
+            atomic_write_text(self.layout.test_answers(arm, i), (twin / TEST_ANSWERS).read_text())
             return {"reused_from": str(twin.relative_to(self.store.root))}
         texts = [q.text for q in self.test_prompts]
-        answers = self.trainer.generate(self._policy_dir(arm, i), texts, seed=stage_seed(self.seed, f"answers/iter-{i}"))
+        answers = self.trainer.generate(self._policy_dir(arm, i), texts, seed=stage_seed(self.seed, answers_seed_key(i)))
         if problem := contracts.count_problem("trainer", self.trainer, "generate", answers, len(texts)):
             raise contracts.BadComponentOutput(problem)
-        write_jsonl(self._iter_dir(arm, i) / "test_answers.jsonl",
+        write_jsonl(self.layout.test_answers(arm, i),
                     [{"id": q.id, "question": q.text, "answer": a} for q, a in zip(self.test_prompts, answers)])
         return {"n_answers": len(answers)}
 
     def _twin(self, arm: str, i: int) -> Path | None:
         """The iteration folder whose trained policy this arm's iteration reused, if any."""
-        record = self.store.stage_file(f"arms/{arm}/iter-{i:02d}/train")
+        record = self.store.stage_file(arm_stage(arm, i, "train"))
         reused = json.loads(record.read_text()).get("reused_from") if record.exists() else None
         return self.store.path(reused) if reused else None
 
@@ -655,15 +656,15 @@ class Experiment:
                 same = self._same_lineage(stage.arm, earlier, i)
                 if isinstance(same, str):
                     return [same]
-                if same and not self.store.is_done(f"arms/{earlier}/iter-{i:02d}/train"):
-                    return [f"arms/{earlier}/iter-{i:02d}/train"]
+                if same and not self.store.is_done(arm_stage(earlier, i, "train")):
+                    return [arm_stage(earlier, i, "train")]
         if stage.kind in ("evaluate", "answers") and (twin := self._twin(stage.arm, i)) is not None:
             twin_stage = f"{twin.relative_to(self.store.root)}/{stage_id.rsplit('/', 1)[1]}"
             if not self.store.is_done(twin_stage):
                 return [twin_stage]
         if stage.kind == "evaluate" and self.keep_checkpoints == "last" and i > 1:  # this stage removes policy(i - 1)
             for later in arms[arms.index(stage.arm) + 1:]:
-                train = f"arms/{later}/iter-{i - 1:02d}/train"
+                train = arm_stage(later, i - 1, "train")
                 same = False if self.store.is_done(train) else self._same_lineage(later, stage.arm, i - 1)
                 if isinstance(same, str):
                     return [same]
@@ -681,19 +682,19 @@ class Experiment:
                 return False  # per-step choices differ: the same planned prompts train other models
             mine, theirs = (self._prompt_keys(a, j) for a in (arm, other))
             if mine is None or theirs is None:
-                return f"arms/{arm if mine is None else other}/iter-{j:02d}/prompts"
+                return arm_stage(arm if mine is None else other, j, "prompts")
             if mine != theirs:
                 return False
         return True
 
     def _prompt_keys(self, arm: str, j: int) -> list[str] | None:
-        if not self.store.is_done(f"arms/{arm}/iter-{j:02d}/prompts"):
+        if not self.store.is_done(arm_stage(arm, j, "prompts")):
             return None
-        return [f"{p.id}:{p.text}" for p in read_jsonl(self._iter_dir(arm, j) / "prompts.jsonl", Prompt)]
+        return [f"{p.id}:{p.text}" for p in read_jsonl(self.layout.prompts(arm, j), Prompt)]
 
     def _lineage(self, arm: str, iteration: int) -> list[list[str]]:
         """The prompt ids that produced policy_{iteration} of this arm (empty for the shared SFT policy)."""
-        return [[f"{p.id}:{p.text}" for p in read_jsonl(self._iter_dir(arm, j) / "prompts.jsonl", Prompt)] for j in range(1, iteration + 1)]
+        return [[f"{p.id}:{p.text}" for p in read_jsonl(self.layout.prompts(arm, j), Prompt)] for j in range(1, iteration + 1)]
 
     def _check_prompts(self, arm: str, i: int, prompts: Sequence[Prompt]) -> None:
         want = self.budget.records_per_iteration
@@ -704,16 +705,16 @@ class Experiment:
             raise RuntimeFailure(f"arms.{arm}: curriculum returned duplicate prompt ids at iteration {i}")
 
     def _judge_path(self, a: str, b: str, i: int) -> Path:
-        return self.store.path("judge", f"{a}-vs-{b}", f"iter-{i:02d}.jsonl")
+        return self.layout.verdicts(a, b, i)
 
     def _judge_stage(self, a: str, b: str, i: int, stage_id: str) -> dict[str, Any]:
         assert self.judge is not None
-        ans_a = [o["answer"] for _, o in iter_jsonl(self._iter_dir(a, i) / "test_answers.jsonl")]
-        ans_b = [o["answer"] for _, o in iter_jsonl(self._iter_dir(b, i) / "test_answers.jsonl")]
+        ans_a = [o["answer"] for _, o in iter_jsonl(self.layout.test_answers(a, i))]
+        ans_b = [o["answer"] for _, o in iter_jsonl(self.layout.test_answers(b, i))]
         raw: list[dict[str, Any]] = []
         verdicts = judge_pair(self.judge, self.test_prompts, ans_a, ans_b,
                               both_orders=self.judging.both_orders, seed=stage_seed(self.seed, stage_id), raw=raw)
-        raw_path = self._judge_path(a, b, i).with_name(f"raw-iter-{i:02d}.jsonl")  # what the judge said, for audit
+        raw_path = self.layout.raw_verdicts(a, b, i)  # what the judge said, for audit
         write_jsonl(raw_path, raw)
         write_jsonl(self._judge_path(a, b, i), verdicts)
         self._written[stage_id] = [self._rel(self._judge_path(a, b, i)), self._rel(raw_path)]
@@ -727,12 +728,12 @@ class Experiment:
         for a, b in self._pairs():
             for i in self._judged_iterations():
                 path = self._judge_path(a, b, i)
-                if self.store.is_done(f"judge/{a}-vs-{b}/iter-{i:02d}") and path.exists():
+                if self.store.is_done(judge_stage_id(a, b, i)) and path.exists():
                     out.append(tally(a, b, i, read_jsonl(path, PairVerdict)))
         return out
 
     def _write_tables(self, winrates: list[WinRate]) -> dict[str, Any]:
-        return {"files": tables.write_winrate_tables(self.store.path("tables"), winrates)}
+        return {"files": tables.write_winrate_tables(self.layout.tables, winrates)}
 
     def _write_report(self) -> dict[str, Any]:
         from aopcore.report import write_reports

@@ -188,10 +188,12 @@ def _recorded_ids(root: Path) -> list[str]:
 
 def run_roots(path: Path) -> list[Path]:
     """The run directories under ``path``: itself, or for a multi-seed run its shared SFT and every seed."""
-    path = Path(path)
-    if (path / "multiseed.json").exists():
-        return [p for p in [path / "shared-sft", *sorted(path.glob("seed-*"))] if (p / "stages").is_dir()]
-    return [path]
+    from aopcore.rundir import RunLayout
+
+    layout = RunLayout.of(path)
+    if layout.manifest.exists():
+        return [p for p in [layout.shared_sft, *layout.seed_folders()] if (p / "stages").is_dir()]
+    return [layout.root]
 
 
 def first_damage(path: Path, stages: Callable[[str], bool] | None = None) -> Damage | None:

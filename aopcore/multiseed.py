@@ -23,14 +23,14 @@ from pathlib import Path
 from typing import Any
 
 from aopcore.errors import InputError
-from aopcore.experiment import Experiment, ExperimentResult, stage_seed
+from aopcore.experiment import Experiment, ExperimentResult
+from aopcore.rundir import MULTISEED_MANIFEST, SFT_POLICY, RunLayout, seed_name, stage_seed
 from aopcore.ledger import StageMeter
 from aopcore.store import RunStore, atomic_directory, atomic_write_json, clean_temporaries
 
 log = logging.getLogger("aopcore")
 
-MANIFEST = "multiseed.json"
-SHARED_SFT = "shared-sft"
+MANIFEST = MULTISEED_MANIFEST
 
 
 @dataclass
@@ -41,7 +41,7 @@ class MultiSeedResult:
 
 
 def seed_dir_name(seed: int) -> str:
-    return f"seed-{seed}"
+    return seed_name(seed)
 
 
 def seed_snapshot(snapshot: dict[str, Any] | None, seed: int) -> dict[str, Any] | None:
@@ -68,7 +68,7 @@ def check_seeds(seeds: Sequence[int]) -> list[int]:
 
 def check_single_run_root(root: Path) -> None:
     """A single-seed run must not write into a multi-seed run directory (it would mix the two layouts)."""
-    if (Path(root) / MANIFEST).exists():
+    if RunLayout.of(root).manifest.exists():
         raise InputError(f"{root}: this run directory holds a multi-seed run (experiment.seeds); "
                          "use the same seeds setting or choose another experiment.name")
 
@@ -79,13 +79,13 @@ def _manifest(root: Path, first: Experiment, seeds: list[int], share_sft: bool) 
     Everything else that shapes results is checked by each seed's own run directory (its fingerprint), with the
     same message and the same override as a single run.
     """
-    if (root / "config.json").exists():
+    if RunLayout.of(root).config.exists():
         raise InputError(f"{root}: this run directory holds a single-seed run; "
                          "choose another experiment.name for a multi-seed run (finished work is never overwritten)")
     config = seed_snapshot(first.snapshot, 0) or {}
     config.get("experiment", {}).pop("seed", None)
     sft = {"share_sft": share_sft, "sft_seed": seeds[0] if share_sft else None}
-    path = root / MANIFEST
+    path = RunLayout.of(root).manifest
     if path.exists():
         old = json.loads(path.read_text())
         if old.get("share_sft") and share_sft and old.get("sft_seed") != sft["sft_seed"]:
@@ -100,25 +100,27 @@ def _manifest(root: Path, first: Experiment, seeds: list[int], share_sft: bool) 
 
 def shared_policy(root: Path, experiment: Experiment, sft_seed: int) -> Path:
     """policy_0 for every seed, trained once (resumably) with the seed a lone run with ``sft_seed`` would use."""
-    store = RunStore(Path(root) / SHARED_SFT)
-    policy = store.path("policy")
+    layout = RunLayout.of(root)
+    store = RunStore(layout.shared_sft)
+    policy = layout.shared_policy
+    where = layout.rel(policy)
     from aopcore import integrity
 
-    if store.is_done("sft/policy") and policy.exists():
-        damage = integrity.verify_run(store.root, ["sft/policy"]).damage
+    if store.is_done(SFT_POLICY) and policy.exists():
+        damage = integrity.verify_run(store.root, [SFT_POLICY]).damage
         if not damage:
-            log.info("skip  shared-sft/policy                         (done)")
+            log.info("skip  %-40s (done)", where)
             return policy
-        log.warning("damaged: %s; recomputing shared-sft/policy", damage[0].line(store.root))
+        log.warning("damaged: %s; recomputing %s", damage[0].line(store.root), where)
     store.root.mkdir(parents=True, exist_ok=True)
     clean_temporaries(store.root)
-    log.info("start shared-sft/policy (seed %d)", sft_seed)
+    log.info("start %s (seed %d)", where, sft_seed)
     with StageMeter("sft") as meter:
         with atomic_directory(policy) as tmp:
-            experiment.trainer.initial_policy(tmp, seed=stage_seed(sft_seed, "sft/policy"))
-    store.mark_done("sft/policy", {"order": 0, "arm": None, "seed": sft_seed, **meter.as_record(),
-                                   "outputs": integrity.output_hashes(store.root, ["policy"])})
-    log.info("done  shared-sft/policy %.1fs", meter.wall_s)
+            experiment.trainer.initial_policy(tmp, seed=stage_seed(sft_seed, SFT_POLICY))
+    store.mark_done(SFT_POLICY, {"order": 0, "arm": None, "seed": sft_seed, **meter.as_record(),
+                                   "outputs": integrity.output_hashes(store.root, [policy.relative_to(store.root).as_posix()])})
+    log.info("done  %s %.1fs", where, meter.wall_s)
     return policy
 
 

@@ -20,15 +20,16 @@ CHOOSING = ("evaluate", "prompts")
 def category_rewards(run_dir: Path) -> dict[str, dict[int, dict[str, float]]]:
     """arm -> iteration -> category -> mean held-out reward (iteration 0 is the SFT policy)."""
     out: dict[str, dict[int, dict[str, float]]] = {}
-    sft = run_dir / "sft" / "evaluation.jsonl"
+    from aopcore.rundir import EVALUATION, PROMPTS, RunLayout
+
+    layout = RunLayout.of(run_dir)
+    sft = layout.evaluation(None, 0)
     base = _mean_by_category(sft) if sft.exists() else {}
-    for arm_dir in sorted((run_dir / "arms").glob("*")):
+    for arm in layout.arms():
         per_iter = {0: base} if base else {}
-        for it in sorted(arm_dir.glob("iter-*")):
-            ev = it / "evaluation.jsonl"
-            if ev.exists():
-                per_iter[int(it.name.split("-")[1])] = _mean_by_category(ev)
-        out[arm_dir.name] = per_iter
+        for i in layout.iterations_with(arm, EVALUATION):
+            per_iter[i] = _mean_by_category(layout.evaluation(arm, i))
+        out[arm] = per_iter
     return out
 
 
@@ -92,13 +93,13 @@ def targeting(run_dir: Path) -> dict[str, list[dict[str, Any]]]:
     """
     out: dict[str, list[dict[str, Any]]] = {}
     rewards = category_rewards(run_dir)
-    for arm_dir in sorted((run_dir / "arms").glob("*")):
+    from aopcore.rundir import EVALUATION, PROMPTS, RunLayout
+
+    layout = RunLayout.of(run_dir)
+    for arm in layout.arms():
         rows = []
-        for it in sorted(arm_dir.glob("iter-*")):
-            i = int(it.name.split("-")[1])
-            prompts = it / "prompts.jsonl"
-            if not prompts.exists():
-                continue
+        for i in layout.iterations_with(arm, PROMPTS):
+            prompts = layout.prompts(arm, i)
             counts: dict[str, int] = defaultdict(int)
             written_at: set[int] = set()
             sources: set[str] = set()
@@ -109,17 +110,17 @@ def targeting(run_dir: Path) -> dict[str, list[dict[str, Any]]]:
                 if prov.get("sample_ids"):  # written from scored evaluation samples
                     call = re.search(r"-i(\d+)-", prov.get("feedback_call") or "")
                     written_at.add(int(call.group(1)) if call else i)
-            log_file = arm_dir / "curriculum" / f"{it.name}.log.json"
-            if not log_file.exists() and i == 1:  # a pool written once: its cost belongs to iteration 1
-                log_file = arm_dir / "curriculum" / "pool.log.json"
+            # the iteration's log, else (iteration 1) a pool written once: its cost belongs to iteration 1
+            logs = [layout.path(f) for f in layout.curriculum_logs(arm, i)]
+            log_file = next((f for f in logs if f.exists()), logs[0])
             gen_log = json.loads(log_file.read_text()) if log_file.exists() else {}
             evaluated = min(written_at) - 1 if written_at else None
-            before = {c: r for c, r in rewards.get(arm_dir.name, {}).get(evaluated, {}).items() if c != "(all)"} if evaluated is not None else {}
+            before = {c: r for c, r in rewards.get(arm, {}).get(evaluated, {}).items() if c != "(all)"} if evaluated is not None else {}
             weakest = sorted(before, key=lambda c: before[c])[:3]
             rows.append({"iteration": i, "prompts": dict(sorted(counts.items(), key=lambda kv: -kv[1])),
                          "targeted": evaluated is not None, "evaluated_at": evaluated, "basis": _basis(evaluated, i, sources),
                          "weakest_before": [(c, round(before[c], 3)) for c in weakest], "log": gen_log})
-        out[arm_dir.name] = rows
+        out[arm] = rows
     return out
 
 
@@ -139,11 +140,13 @@ def _basis(evaluated: int | None, iteration: int, sources: set[str]) -> str:
 def samples(run_dir: Path, n: int) -> dict[str, list[dict[str, str]]]:
     """The first ``n`` test answers of each arm's latest answered iteration."""
     out = {}
-    for arm_dir in sorted((run_dir / "arms").glob("*")):
-        answered = sorted(arm_dir.glob("iter-*/test_answers.jsonl"))
+    from aopcore.rundir import TEST_ANSWERS, RunLayout, iteration_name
+
+    layout = RunLayout.of(run_dir)
+    for arm in layout.arms():
+        answered = layout.iterations_with(arm, TEST_ANSWERS)
         if answered and n:
-            iteration = answered[-1].parent.name
-            out[arm_dir.name] = [{**o, "iteration": iteration} for _, o in iter_jsonl(answered[-1])][:n]
+            out[arm] = [{**o, "iteration": iteration_name(answered[-1])} for _, o in iter_jsonl(layout.test_answers(arm, answered[-1]))][:n]
     return out
 
 

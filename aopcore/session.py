@@ -33,10 +33,12 @@ from pydantic import BaseModel, ValidationError
 
 from aopcore import contracts, integrity
 from aopcore.errors import InputError, RuntimeFailure
-from aopcore.experiment import _reads_evaluation, stage_seed
+from aopcore.experiment import _reads_evaluation
 from aopcore.fingerprint import check_run_dir, describe, normalise, package_versions, questions_digest
 from aopcore.ledger import Attempt, StageMeter, counted_context, counted_feedback, record_usage
 from aopcore.protocols import CurriculumContext
+from aopcore.rundir import SFT_EVALUATION, RunLayout, evaluation_seed_key, stage_seed
+from aopcore.rundir import stage_id as arm_stage
 from aopcore.records import EvalRecord, Prompt, Question, category_counts, read_jsonl, write_jsonl
 from aopcore.steps import PromptStream, observes_steps, open_stream, read_batches, write_batches
 from aopcore.store import RunStore, atomic_write_json, clean_temporaries
@@ -86,7 +88,8 @@ class CurriculumSession:
         self.budget = budget
         self.passes = passes
         self.base_dir = Path(base_dir) if base_dir is not None else Path.cwd()
-        self.store = RunStore(Path(state_dir))
+        self.layout = RunLayout(Path(state_dir))
+        self.store = RunStore(self.layout.root)
         self._registry = _registry
         problems: list[str] = []
         if not isinstance(budget, int) or isinstance(budget, bool) or budget < 1:
@@ -242,8 +245,8 @@ class CurriculumSession:
         root.mkdir(parents=True, exist_ok=True)
         changed = check_run_dir(root, self.fingerprint(), allow_changes=allow_changes)
         if changed:
-            shutil.rmtree(self.store.path("scratch"), ignore_errors=True)
-        config = self.store.path("config.json")
+            shutil.rmtree(self.layout.scratch_root, ignore_errors=True)
+        config = self.layout.config
         if changed or not config.exists():
             atomic_write_json(config, self._snapshot or {
                 "source": "session", "arm": self.name,
@@ -255,10 +258,10 @@ class CurriculumSession:
 
     # ---- rounds ----------------------------------------------------------------------------
     def _id(self, r: int, kind: str) -> str:
-        return f"arms/{self.name}/iter-{r:02d}/{kind}"
+        return arm_stage(self.name, r, kind)
 
     def _iter_dir(self, r: int) -> Path:
-        return self.store.path("arms", self.name, f"iter-{r:02d}")
+        return self.layout.iteration_dir(self.name, r)
 
     def _ended_rounds(self) -> int:
         r = 0
@@ -294,7 +297,7 @@ class CurriculumSession:
         if self.rounds is not None and r > self.rounds:
             raise InputError(f"session.next_prompts: round {r} is past the session's rounds={self.rounds}")
         stage_id = self._id(r, "prompts")
-        path = self._iter_dir(r) / "prompts.jsonl"
+        path = self.layout.prompts(self.name, r)
         if self.store.is_done(stage_id):
             if evaluation is not None or generate is not None:
                 log.info("skip  %-40s (done: stored prompts returned)", stage_id)
@@ -309,8 +312,7 @@ class CurriculumSession:
             write_jsonl(path, prompts)
             return {"n_prompts": len(prompts), "categories": category_counts(prompts)}
 
-        logs = [f"arms/{self.name}/curriculum/iter-{r:02d}.log.json"] + ([f"arms/{self.name}/curriculum/pool.log.json"] if r == 1 else [])
-        self._stage(stage_id, "prompts", work, outputs=[self._rel(path), *logs])
+        self._stage(stage_id, "prompts", work, outputs=[self._rel(path), *self.layout.curriculum_logs(self.name, r)])
         self.round = r
         return read_jsonl(path, Prompt)
 
@@ -324,8 +326,8 @@ class CurriculumSession:
         ctx = CurriculumContext(
             arm=self.name, iteration=r, iterations=self.rounds if self.rounds is not None else r, budget=self.budget,
             seed=seed, categories=list(self.categories), evaluation=list(evaluation),
-            history=[p for j in range(1, r) for p in read_jsonl(self._iter_dir(j) / "prompts.jsonl", Prompt)],
-            workdir=self.store.path("arms", self.name, "curriculum"),
+            history=[p for j in range(1, r) for p in read_jsonl(self.layout.prompts(self.name, j), Prompt)],
+            workdir=self.layout.curriculum_dir(self.name),
             # every call a curriculum makes through these is booked in the round's ledger as choosing compute
             **counted_context(feedback=self.feedback, embedder=self.embedder, reward=contracts.checked_reward(self.reward),
                               generate=_policy_generate(generate, seed) if generate is not None else None),
@@ -339,17 +341,17 @@ class CurriculumSession:
     def _earlier_steps(self, r: int) -> list[Any]:
         out: list[Any] = []
         for j in range(1, r):
-            path = self._iter_dir(j) / "steps.jsonl"
+            path = self.layout.steps(self.name, j)
             if path.exists():
                 out += read_batches(path)
         return out
 
     def _evaluation_path(self, r: int) -> Path:
-        return self.store.path("sft", "evaluation.jsonl") if r == 1 else self._iter_dir(r - 1) / "evaluation.jsonl"
+        return self.layout.evaluation(self.name, r - 1)
 
     def _evaluation(self, r: int, evaluation: Sequence[EvalRecord] | None, generate: Callable[..., Sequence[str]] | None) -> list[EvalRecord]:
         """The evaluation round ``r`` chooses from: recorded, given, or made with ``generate`` (then recorded)."""
-        stage_id = "sft/evaluation" if r == 1 else self._id(r - 1, "evaluation")
+        stage_id = SFT_EVALUATION if r == 1 else self._id(r - 1, "evaluation")
         path = self._evaluation_path(r)
         if self.store.is_done(stage_id):
             return read_jsonl(path, EvalRecord)
@@ -361,7 +363,7 @@ class CurriculumSession:
                 raise InputError(f"session.next_prompts: {type(self.curriculum).__name__} chooses round {r}'s prompts from the "
                                  "current policy's evaluation; pass evaluation=[EvalRecord, ...] or generate=fn(texts) -> answers")
             return []
-        seed = stage_seed(self.seed, "sft/evaluation" if r == 1 else f"evaluation/iter-{r - 1}")
+        seed = stage_seed(self.seed, evaluation_seed_key(r - 1))
 
         def work() -> dict[str, Any]:
             if evaluation is not None:
@@ -400,7 +402,7 @@ class CurriculumSession:
     # ---- the per-step channel --------------------------------------------------------------
     def scratch(self, r: int | None = None) -> Path:
         """The current round's crash-surviving folder (the stream log lives there); removed by end_round."""
-        return self.store.path("scratch", f"arms__{self.name}__iter-{(r or self.round):02d}__train")
+        return self.layout.train_scratch(self.name, r or self.round)
 
     def stream(self, *, passes: int | None = None) -> PromptStream | None:
         """The per-step channel for the current round (:mod:`aopcore.steps`), or None for a curriculum that takes no part.
@@ -412,7 +414,7 @@ class CurriculumSession:
         r = self.round
         if r < 1:
             raise RuntimeFailure("session.stream(): call next_prompts() first (the stream draws from the round's prompts)")
-        planned = read_jsonl(self._iter_dir(r) / "prompts.jsonl", Prompt)
+        planned = read_jsonl(self.layout.prompts(self.name, r), Prompt)
         ctx = self._contexts.get(r) or self.context(r)
         return open_stream(self.curriculum, ctx, planned, passes=passes or self.passes, log=self.scratch(r) / "stream.jsonl")
 
@@ -426,7 +428,7 @@ class CurriculumSession:
         if r < 1:
             raise RuntimeFailure("session.end_round(): no round was started (call next_prompts() first)")
         stage_id = self._id(r, "train")
-        steps = self._iter_dir(r) / "steps.jsonl"
+        steps = self.layout.steps(self.name, r)
 
         def work() -> dict[str, Any]:
             if stream is None:
@@ -443,7 +445,7 @@ class CurriculumSession:
         self._stage(stage_id, "train", work, outputs=[self._rel(steps)])
         shutil.rmtree(self.scratch(r), ignore_errors=True)
         try:
-            self.store.path("scratch").rmdir()
+            self.layout.scratch_root.rmdir()
         except OSError:
             pass
 
@@ -453,27 +455,27 @@ class CurriculumSession:
 
     # ---- stage machinery -------------------------------------------------------------------
     def _rel(self, path: Path) -> str:
-        return Path(path).relative_to(self.store.root).as_posix()
+        return self.layout.rel(path)
 
     def _stage(self, stage_id: str, kind: str, work: Callable[[], dict[str, Any]], *, outputs: Sequence[str]) -> None:
         """Run ``work`` and write the stage record last (as :class:`~aopcore.Experiment` does): the commit point."""
         if self.store.is_done(stage_id):
             return
         log.info("start %s", stage_id)
-        attempt = Attempt(self.store.path("attempts", f"{stage_id.replace('/', '__')}.json")).start()
+        attempt = Attempt(self.layout.attempt(stage_id)).start()
         try:
             with StageMeter(kind) as meter:
                 extra = work() or {}
         except BaseException:
             attempt.stop()
             raise
-        record = {"order": len(self.store.stage_records()) + 1, "arm": self.name if kind != "evaluate" or stage_id != "sft/evaluation" else None,
+        record = {"order": len(self.store.stage_records()) + 1, "arm": self.name if kind != "evaluate" or stage_id != SFT_EVALUATION else None,
                   "host": socket.gethostname(), "worker": "session", **meter.as_record(), **attempt.as_record(), **extra,
                   "outputs": integrity.output_hashes(self.store.root, outputs)}
         self.store.mark_done(stage_id, record)
         attempt.finish()
         try:
-            self.store.path("attempts").rmdir()
+            self.layout.attempts_root.rmdir()
         except OSError:
             pass
         log.info("done  %-40s %.1fs", stage_id, meter.wall_s)

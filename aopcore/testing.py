@@ -224,11 +224,11 @@ def _context_factory(ctx: CurriculumContext | Callable[[], CurriculumContext] | 
 
 
 def _iteration_context(base: CurriculumContext, i: int, history: list[Prompt], workdir: Path) -> CurriculumContext:
-    from aopcore.experiment import stage_seed  # the experiment's own seeding, so checks see what a run sees
+    from aopcore.rundir import stage_id, stage_seed  # the experiment's own seeding, so checks see what a run sees
 
     workdir.mkdir(parents=True, exist_ok=True)
     return dataclasses.replace(base, iteration=i, history=list(history), workdir=workdir,
-                               seed=stage_seed(base.base_seed, f"arms/{base.arm}/iter-{i:02d}/prompts"))
+                               seed=stage_seed(base.base_seed, stage_id(base.arm, i, "prompts")))
 
 
 def _run_curriculum(make: Callable[[], PromptCurriculum], contexts: Callable[[], CurriculumContext], workdir: Path,
@@ -299,7 +299,9 @@ def check_curriculum(make: Callable[[], PromptCurriculum],
             outside = sorted({p.category for p in prompts} - set(base.categories))
             if outside:
                 _fail(f"{where}: categories {outside} are not in ctx.categories {base.categories}")
-        store = root / "check-store" / f"iter-{i:02d}.jsonl"
+        from aopcore.rundir import iteration_name
+
+        store = root / "check-store" / f"{iteration_name(i)}.jsonl"
         try:
             write_jsonl(store, prompts)
             back = read_jsonl(store, Prompt)

@@ -113,8 +113,11 @@ def _cell(row: dict[str, Any], scale: float = 1.0, digits: int = 3) -> str:
 
 
 def write_aggregate_html(root: Path) -> list[str]:
-    root = Path(root)
-    data = json.loads((root / "aggregate" / "aggregate.json").read_text())
+    from aopcore.rundir import RunLayout, seed_link
+
+    layout = RunLayout.of(root)
+    root = layout.root
+    data = json.loads((layout.aggregate_dir / "aggregate.json").read_text())
     name = html.escape(root.name)
     parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>aopcore aggregate: {name}</title>",
              f"<style>{CSS}</style></head><body><h1>aopcore aggregate: {name}</h1>",
@@ -156,6 +159,7 @@ def write_aggregate_html(root: Path) -> list[str]:
     parts.append("<h2>LLM judge vs human majority</h2>")
     parts.append(f"<p id='judge-agreement'>{html.escape(agreement_sentence(data.get('judge_agreement')))}</p>")
     parts.append("<h2>Per seed</h2><ul>" + "".join(
-        f"<li><a href='../seed-{s}/report.html'>seed {s}</a></li>" for s in data["seeds_found"]) + "</ul></body></html>")
-    atomic_write_text(root / "aggregate" / "aggregate.html", "\n".join(parts))
-    return ["aggregate/aggregate.html"]
+        f"<li><a href='{seed_link(s, 'report.html')}'>seed {s}</a></li>" for s in data["seeds_found"]) + "</ul></body></html>")
+    page = layout.aggregate_dir / "aggregate.html"
+    atomic_write_text(page, "\n".join(parts))
+    return [layout.rel(page)]

@@ -68,10 +68,11 @@ def human_eval(args: argparse.Namespace) -> int:
 def _refuse_multiseed_root(path: Path) -> None:
     """Human evaluation works on one run: a multi-seed root holds one per seed."""
     from aopcore.aggregate import is_multiseed_root, seed_dirs
+    from aopcore.rundir import RunLayout
 
     if not (Path(path) / "config.json").exists() and is_multiseed_root(path):
         seeds = ", ".join(str(s) for s in seed_dirs(path)) or "none finished yet"
-        raise InputError(f"{path}: this is a multi-seed run: use {Path(path) / 'seed-N'} (seeds: {seeds})")
+        raise InputError(f"{path}: this is a multi-seed run: use {RunLayout.of(path).seed_dir('N')} (seeds: {seeds})")
 
 
 def _results(app, run_dir: Path) -> int:

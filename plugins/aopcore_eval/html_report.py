@@ -73,9 +73,12 @@ def training_plot(run_dir: Path) -> str | None:
     import matplotlib.pyplot as plt
 
     curves: dict[str, list[dict[str, float]]] = {}
-    for arm_dir in sorted((run_dir / "arms").glob("*")):
-        for train in sorted(arm_dir.glob("iter-*/train.json")):
-            curves.setdefault(arm_dir.name, []).extend(json.loads(train.read_text()).get("metrics", []))
+    from aopcore.rundir import TRAIN_RECORD, RunLayout
+
+    layout = RunLayout.of(run_dir)
+    for arm in layout.arms():
+        for i in layout.iterations_with(arm, TRAIN_RECORD):
+            curves.setdefault(arm, []).extend(json.loads(layout.train_record(arm, i).read_text()).get("metrics", []))
     keys = [k for k in ("objective/scores", "objective/kl", "loss/policy_avg", "loss/value_avg")
             if any(k in m for ms in curves.values() for m in ms)]
     if not keys:

@@ -22,6 +22,7 @@ from urllib.parse import parse_qs
 
 from aopcore import InputError
 from aopcore.records import iter_jsonl
+from aopcore.rundir import TEST_ANSWERS, RunLayout
 from aopcore.stats import WinRate
 from aopcore.tables import markdown_table
 
@@ -48,12 +49,12 @@ def connect(run_dir: Path) -> sqlite3.Connection:
 
 def answered_iterations(run_dir: Path, arm: str) -> list[int]:
     """Iterations of ``arm`` that have test answers (the ones a human can compare)."""
-    return sorted(int(f.parent.name.split("-")[1]) for f in (Path(run_dir) / "arms" / arm).glob("iter-*/test_answers.jsonl"))
+    return RunLayout.of(run_dir).iterations_with(arm, TEST_ANSWERS)
 
 
 def check_pairs(run_dir: Path, pairs: list[tuple[str, str]], iterations: list[int]) -> None:
     """One clear line for an arm the run does not have or an iteration without test answers for both arms."""
-    arms = sorted(p.name for p in (Path(run_dir) / "arms").glob("*") if p.is_dir())
+    arms = RunLayout.of(run_dir).arms()
     for a, b in pairs:
         for arm in (a, b):
             if arm not in arms:
@@ -82,8 +83,7 @@ def prepare(run_dir: Path, pairs: list[tuple[str, str]], iterations: list[int], 
         rows = []
         for a, b in pairs:
             for i in iterations:
-                fa = run_dir / "arms" / a / f"iter-{i:02d}" / "test_answers.jsonl"
-                fb = run_dir / "arms" / b / f"iter-{i:02d}" / "test_answers.jsonl"
+                fa, fb = (RunLayout.of(run_dir).test_answers(arm, i) for arm in (a, b))
                 for f in (fa, fb):
                     if not f.exists():
                         raise InputError(f"{f}: no test answers (is the run finished, and is {i} a judged iteration?)")

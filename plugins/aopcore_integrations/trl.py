@@ -48,6 +48,7 @@ from typing import Any
 
 from aopcore.errors import InputError, RuntimeFailure
 from aopcore.records import Prompt, category_counts, read_jsonl
+from aopcore.rundir import stage_id
 from aopcore.steps import PlannedSelector, PromptStream, group_rollouts
 
 log = logging.getLogger("aopcore")
@@ -374,7 +375,7 @@ class TRLCurriculum(_Feed):
         return stream
 
     def ended(self, r: int) -> bool:
-        return self.session.store.is_done(f"arms/{self.session.name}/iter-{r:02d}/train")
+        return self.session.store.is_done(stage_id(self.session.name, r, "train"))
 
     def end_round(self, r: int, stream: PromptStream) -> None:
         s = self.session
@@ -408,10 +409,9 @@ class TRLCurriculum(_Feed):
 
     def _write_summary(self, r: int) -> None:
         s = self.session
-        folder = s.store.path("arms", s.name, f"iter-{r:02d}")
-        prompts = read_jsonl(folder / "prompts.jsonl", Prompt)
+        prompts = read_jsonl(s.layout.prompts(s.name, r), Prompt)
         drawn: dict[str, int] = {}
-        steps = folder / "steps.jsonl"
+        steps = s.layout.steps(s.name, r)
         if steps.exists():
             from aopcore.steps import read_batches
 
@@ -419,7 +419,7 @@ class TRLCurriculum(_Feed):
                 for grp in b.groups:
                     drawn[grp.category] = drawn.get(grp.category, 0) + 1
         # the evaluation round r chose from (the session's layout): the start policy's, or the previous round's
-        evaluation_path = s.store.path("sft", "evaluation.jsonl") if r == 1 else s.store.path("arms", s.name, f"iter-{r - 1:02d}", "evaluation.jsonl")
+        evaluation_path = s.layout.evaluation(s.name, r - 1)
         by_cat: dict[str, list[float]] = {}
         if evaluation_path.exists():
             from aopcore.records import EvalRecord

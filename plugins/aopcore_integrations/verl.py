@@ -38,7 +38,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
 from aopcore.errors import InputError, RuntimeFailure
-from aopcore.experiment import stage_seed
+from aopcore.rundir import order_seed_key, stage_seed
 from aopcore.records import EvalRecord, Prompt, read_jsonl
 from aopcore.steps import PlannedSelector, PromptStream, RolloutGroup, read_batches
 
@@ -242,10 +242,10 @@ class RoundDriver:
             if self.initial_evaluation is not None:
                 return {"evaluation": self.initial_evaluation}
             return {"generate": self.generate} if self.generate is not None else {}
-        batches = read_batches(self.session._iter_dir(r - 1) / "steps.jsonl")
+        batches = read_batches(self.session.layout.steps(self.session.name, r - 1))
         prev_path = self.session._evaluation_path(r - 1)
         previous = read_jsonl(prev_path, EvalRecord) if prev_path.exists() else []
-        prompts = read_jsonl(self.session._iter_dir(r - 1) / "prompts.jsonl", Prompt)
+        prompts = read_jsonl(self.session.layout.prompts(self.session.name, r - 1), Prompt)
         return {"evaluation": rollout_evaluation(batches, prompts, previous) or None}
 
     def open_round(self, r: int) -> None:
@@ -257,12 +257,12 @@ class RoundDriver:
         self.prompts = self.session.next_prompts(round=r, **({} if stored else self._evaluation_for(r)))
         self.round = r
         log_path = self.session.scratch(r) / "stream.jsonl"
-        steps = self.session._iter_dir(r) / "steps.jsonl"
+        steps = self.session.layout.steps(self.session.name, r)
         if not log_path.exists() and steps.exists():
             _rebuild_log(log_path, read_batches(steps))  # the round was ended (its log removed): resume from its record
         stream = self.session.stream(passes=self.passes)
         if stream is None:  # a curriculum without the per-step channel: its prompts in a seeded order, still logged
-            seed = stage_seed(self.session.seed, f"arms/{self.session.name}/iter-{r:02d}/order")
+            seed = stage_seed(self.session.seed, order_seed_key(self.session.name, r))
             planned = list(self.prompts)
 
             def make() -> PlannedSelector:

@@ -38,6 +38,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from aopcore import CurriculumContext, InputError, Prompt, Provenance
+from aopcore.rundir import RunLayout
 
 DATA = Path(__file__).parent / "data"
 GAINS = DATA / "oracle-gains.json"
@@ -92,7 +93,9 @@ def allocate(weights: dict[str, float], categories: list[str], budget: int) -> d
 
 
 def _rates_path(ctx: CurriculumContext) -> Path:
-    return Path(ctx.workdir) / f"oracle-pass-rates-iter-{ctx.iteration:02d}.json"
+    from aopcore.rundir import iteration_name
+
+    return Path(ctx.workdir) / f"oracle-pass-rates-{iteration_name(ctx.iteration)}.json"
 
 
 class OracleCurriculum:
@@ -253,7 +256,7 @@ def measurement_config(base: Path, out_dir: Path, *, seeds: list[int], iteration
 def summarise(root: Path, categories: list[str], seeds: list[int], iterations: int) -> dict[str, Any]:
     """Per category: the boosted arm's overall test accuracy minus the uniform arm's at the last iteration, per seed."""
     def acc(arm: str, s: int) -> float:
-        path = root / f"seed-{s}" / "arms" / arm / f"iter-{iterations:02d}" / "evaluation.jsonl"
+        path = RunLayout(RunLayout.of(root).seed_dir(s)).evaluation(arm, iterations)
         rows = [json.loads(line) for line in path.read_text().splitlines()]
         return sum(float(r["reward"]) for r in rows) / len(rows)
 
