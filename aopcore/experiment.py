@@ -12,7 +12,6 @@ import json
 import logging
 import os
 import shutil
-import socket
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -20,14 +19,20 @@ from pathlib import Path
 from typing import Any
 
 from aopcore import contracts, integrity, tables
+from aopcore.capabilities import (
+    chooses_per_step,
+    observes_steps,
+    reads_evaluation,
+    required_components,
+    train_accepts,
+    trains_from_stream,
+)
+from aopcore.contexts import curriculum_context
 from aopcore.errors import InputError, RuntimeFailure
 from aopcore.fingerprint import check_run_dir, describe, experiment_fingerprint
 from aopcore.judging import PairVerdict, judge_pair, tally
 from aopcore.ledger import (
-    Attempt,
-    StageMeter,
     book_train_tokens,
-    counted_context,
     counted_feedback,
     counted_judge,
     record_usage,
@@ -65,8 +70,9 @@ from aopcore.records import (
     to_dict,
     write_jsonl,
 )
+from aopcore.stagerun import commit_stage
 from aopcore.stats import WinRate
-from aopcore.steps import is_online, observes_steps, open_stream, read_batches, write_batches
+from aopcore.steps import open_stream, write_batches
 from aopcore.store import (
     RunStore,
     atomic_directory,
@@ -192,12 +198,12 @@ class Experiment:
             if not arm or "/" in arm or arm.startswith("."):
                 problems.append(f"arms.{arm}: arm names must be plain folder names")
         for arm, curriculum in self.arms.items():
-            needs = set(getattr(curriculum, "requires", ()))
+            needs = required_components(curriculum)
             if "feedback" in needs and self.feedback is None:
                 problems.append(f"arms.{arm}: curriculum needs a [feedback] LLM and none is configured")
             if "embedder" in needs and self.embedder is None:
                 problems.append(f"arms.{arm}: curriculum needs an [embedder] and none is configured")
-            if is_online(curriculum) and not contracts.takes_keyword(self.trainer, "train", "stream"):
+            if chooses_per_step(curriculum) and not trains_from_stream(self.trainer):
                 problems.append(f"arms.{arm}: curriculum {type(curriculum).__name__} chooses every training step's prompts "
                                 f"(selector), and {contracts.component_name('trainer', self.trainer)} takes no stream "
                                 "(its train() has no `stream` keyword): use a trainer that does (ppo, grpo, rloo) or a curriculum "
@@ -256,28 +262,11 @@ class Experiment:
         The record, written last, holds the sha256 of every output (:mod:`aopcore.integrity`) and the paths the
         stage removes right after (``removes``: a pruned checkpoint is not damage).
         """
-        if self.store.is_done(stage_id):
-            log.info("skip  %-40s (done)", stage_id)
-            return False
-        log.info("start %s", stage_id)
-        attempt = Attempt(self.layout.attempt(stage_id)).start()
-        if attempt.lost_wall_s:
-            log.info("      %s: %.1fs of earlier, interrupted attempts booked as lost_wall_s", stage_id, attempt.lost_wall_s)
-        try:
-            with StageMeter(kind) as meter:
-                extra = work() or {}
-        except BaseException:
-            attempt.stop()  # the next attempt books this one's wall time as lost
-            raise
-        outputs = integrity.output_hashes(self.store.root, self._stage_outputs(stage_id, kind, extra))
-        record = {"order": order, "arm": arm, "host": socket.gethostname(), "worker": self.worker, **meter.as_record(),
-                  **attempt.as_record(), **extra, "outputs": outputs, **({"removes": list(removes)} if removes else {})}
-        self.store.mark_done(stage_id, record)
-        attempt.finish()
-        log.info("done  %-40s %.1fs", stage_id, meter.wall_s)
-        if self.after_stage:
+        ran = commit_stage(self.store, stage_id, kind, work, outputs=lambda extra: self._stage_outputs(stage_id, kind, extra),
+                           order=order, arm=arm, worker=self.worker, removes=removes)
+        if ran and self.after_stage:
             self.after_stage(stage_id)
-        return True
+        return ran
 
     def _policy_dir(self, arm: str | None, iteration: int) -> Path:
         return self.layout.policy_dir(arm, iteration)
@@ -489,24 +478,12 @@ class Experiment:
 
     def _evaluate_policy_0(self) -> dict[str, Any]:
         return {**self._evaluate(self._policy_dir(None, 0), self._evaluation_path("", 0), stage_seed(self.seed, evaluation_seed_key(0))),
-                "used_for_choosing": any(_reads_evaluation(c, 1) for c in self.arms.values())}
+                "used_for_choosing": any(reads_evaluation(c, 1) for c in self.arms.values())}
 
     def _choose_prompts(self, arm: str, curriculum: PromptCurriculum, i: int) -> dict[str, Any]:
         prev_policy = self._policy_dir(arm, i - 1)
-        seed = stage_seed(self.seed, arm_stage(arm, i, "prompts"))
-        ctx = CurriculumContext(
-            arm=arm, iteration=i, iterations=self.budget.iterations, budget=self.budget.records_per_iteration,
-            seed=seed, categories=list(self.categories or []),
-            evaluation=read_jsonl(self._evaluation_path(arm, i - 1), EvalRecord),
-            history=[p for j in range(1, i) for p in read_jsonl(self.layout.prompts(arm, j), Prompt)],
-            workdir=self.layout.curriculum_dir(arm),
-            # every call through these is booked in this stage's ledger as choosing compute (aopcore.ledger rules)
-            **counted_context(
-                feedback=self.feedback, embedder=self.embedder, reward=contracts.checked_reward(self.reward),
-                generate=lambda texts, sample=False, seed=seed: self.trainer.generate(prev_policy, texts, seed=seed, sample=sample)),
-            base_seed=self.seed, steps=self._earlier_steps(arm, i),
-        )
-        ctx.workdir.mkdir(parents=True, exist_ok=True)
+        ctx = self._context(arm, i, generate=lambda seed: (
+            lambda texts, sample=False, seed=seed: self.trainer.generate(prev_policy, texts, seed=seed, sample=sample)))
         prompts = list(curriculum.prompts(ctx))
         self._check_prompts(arm, i, prompts)
         write_jsonl(self.layout.prompts(arm, i), prompts)
@@ -536,7 +513,7 @@ class Experiment:
             self.reward.learn_categories((p.text, p.category) for p in prompts)
         # a stable folder for the trainer's own mid-stage checkpoints: it survives a crash, so a resumed stage finds them
         scratch = self.layout.train_scratch(arm, i)
-        extra: dict[str, Any] = {"scratch": scratch} if contracts.accepts_keyword(self.trainer.train, "scratch") else {}
+        extra: dict[str, Any] = {"scratch": scratch} if train_accepts(self.trainer, "scratch") else {}
         stream = self._open_stream(arm, i, prompts, scratch)
         if stream is not None:
             extra["stream"] = stream
@@ -567,11 +544,12 @@ class Experiment:
         return record
 
     # ---- the per-step channel (aopcore.steps) ----------------------------------------------------
-    def _earlier_steps(self, arm: str, i: int) -> list[Any]:
-        """``ctx.steps``: the arm's per-step batches of iterations before ``i`` (empty outside the channel)."""
-        if not observes_steps(self.arms[arm]):
-            return []
-        return [b for j in range(1, i) if self.layout.steps(arm, j).exists() for b in read_batches(self.layout.steps(arm, j))]
+    def _context(self, arm: str, i: int, *, generate: Any = None, counted: bool = True) -> CurriculumContext:
+        """The arm's iteration-``i`` context (:mod:`aopcore.contexts`, shared with CurriculumSession)."""
+        return curriculum_context(
+            self.layout, self.arms[arm], arm, i, iterations=self.budget.iterations, budget=self.budget.records_per_iteration,
+            base_seed=self.seed, categories=self.categories or [], evaluation=read_jsonl(self._evaluation_path(arm, i - 1), EvalRecord),
+            feedback=self.feedback, embedder=self.embedder, reward=self.reward, generate=generate, counted=counted)
 
     def _channel_key(self, arm: str, i: int) -> Any:
         """What, beyond the planned prompts, decides an arm's training in the per-step channel: its curriculum and
@@ -587,21 +565,14 @@ class Experiment:
         """The stream the trainer draws iteration ``i``'s steps from, for a curriculum in the channel and a trainer
         whose ``train`` takes ``stream``; None otherwise (the trainer then trains on ``prompts`` as always)."""
         curriculum = self.arms[arm]
-        if not observes_steps(curriculum) or not contracts.accepts_keyword(self.trainer.train, "stream"):
+        if not observes_steps(curriculum) or not train_accepts(self.trainer, "stream"):
             return None
-        seed = stage_seed(self.seed, arm_stage(arm, i, "prompts"))
-        ctx = CurriculumContext(  # the prompts stage's context: same seed, evaluation, history and earlier steps
-            arm=arm, iteration=i, iterations=self.budget.iterations, budget=self.budget.records_per_iteration,
-            seed=seed, categories=list(self.categories or []),
-            evaluation=read_jsonl(self._evaluation_path(arm, i - 1), EvalRecord),
-            history=[p for j in range(1, i) for p in read_jsonl(self.layout.prompts(arm, j), Prompt)],
-            workdir=self.layout.curriculum_dir(arm), feedback=self.feedback, embedder=self.embedder,
-            reward=contracts.checked_reward(self.reward), base_seed=self.seed, steps=self._earlier_steps(arm, i))
+        ctx = self._context(arm, i, counted=False)  # the prompts stage's context: same seed, evaluation, history, steps
         return open_stream(curriculum, ctx, prompts, passes=self.budget.passes, log=scratch / "stream.jsonl")
 
     def _evaluate_iteration(self, arm: str, i: int) -> dict[str, Any]:
         # booked as choosing cost only where the next iteration's prompts are chosen from it (see aopcore.report)
-        used = {"used_for_choosing": i < self.budget.iterations and _reads_evaluation(self.arms[arm], i + 1)}
+        used = {"used_for_choosing": i < self.budget.iterations and reads_evaluation(self.arms[arm], i + 1)}
         twin = self._twin(arm, i)
         if twin is not None and self._verified(f"{self._rel(twin)}/evaluation"):  # same policy, same seed: same evaluation
             atomic_write_text(self._evaluation_path(arm, i), (twin / EVALUATION).read_text())
@@ -673,7 +644,7 @@ class Experiment:
         return []
 
     def _writes_with_feedback(self, arm: str | None) -> bool:
-        return arm in self.arms and "feedback" in set(getattr(self.arms[arm], "requires", ()))
+        return arm in self.arms and "feedback" in required_components(self.arms[arm])
 
     def _same_lineage(self, arm: str, other: str, i: int) -> bool | str:
         """Whether two arms trained on the same prompts at iterations 1..i, or the prompts stage still to wait for."""
@@ -739,16 +710,6 @@ class Experiment:
         from aopcore.report import write_reports
 
         return {"files": write_reports(self.store.root)}
-
-
-def _reads_evaluation(curriculum: Any, iteration: int) -> bool:
-    """Whether ``curriculum`` chooses iteration ``iteration``'s prompts from the evaluation before it.
-
-    A curriculum may say so with ``uses_evaluation``: True (every iteration; the default), False
-    (never: vanilla), or "first" (only the SFT policy's: SOP).
-    """
-    uses = getattr(curriculum, "uses_evaluation", True)
-    return iteration == 1 if uses == "first" else bool(uses)
 
 
 def _link_tree(src: Path, dst: Path) -> None:

@@ -24,23 +24,24 @@ from __future__ import annotations
 
 import logging
 import shutil
-import socket
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from aopcore import contracts, integrity
+from aopcore import contracts
 from aopcore.errors import InputError, RuntimeFailure
-from aopcore.experiment import _reads_evaluation
+from aopcore.capabilities import needs_iterations, reads_evaluation, required_components
+from aopcore.contexts import curriculum_context
 from aopcore.fingerprint import check_run_dir, describe, normalise, package_versions, questions_digest
-from aopcore.ledger import Attempt, StageMeter, counted_context, counted_feedback, record_usage
+from aopcore.ledger import counted_feedback, record_usage
 from aopcore.protocols import CurriculumContext
 from aopcore.rundir import SFT_EVALUATION, RunLayout, evaluation_seed_key, stage_seed
 from aopcore.rundir import stage_id as arm_stage
 from aopcore.records import EvalRecord, Prompt, Question, category_counts, read_jsonl, write_jsonl
-from aopcore.steps import PromptStream, observes_steps, open_stream, read_batches, write_batches
+from aopcore.stagerun import commit_stage
+from aopcore.steps import PromptStream, open_stream, write_batches
 from aopcore.store import RunStore, atomic_write_json, clean_temporaries
 
 log = logging.getLogger("aopcore")
@@ -221,11 +222,11 @@ class CurriculumSession:
         for role in ROLES:
             if getattr(self, role) is not None:
                 problems += contracts.check_component(role, getattr(self, role), f"session.{role}")
-        needs = set(getattr(self.curriculum, "requires", ()))
+        needs = required_components(self.curriculum)
         for need in ("feedback", "embedder"):
             if need in needs and getattr(self, need) is None:
                 problems.append(f"session.curriculum: curriculum needs {'an' if need[0] in 'aeiou' else 'a'} {need} and the session has none (pass {need}=...)")
-        if self.rounds is None and getattr(self.curriculum, "needs_iterations", False):
+        if self.rounds is None and needs_iterations(self.curriculum):
             problems.append(f"session.rounds: {type(self.curriculum).__name__} writes one pool for every round and splits it, "
                             "so it needs the number of rounds; rounds=None (open-ended) is for curricula that choose every round")
         if problems:
@@ -322,29 +323,14 @@ class CurriculumSession:
         if evaluation is None:
             path = self._evaluation_path(r)
             evaluation = read_jsonl(path, EvalRecord) if path.exists() else []
-        seed = stage_seed(self.seed, self._id(r, "prompts"))
-        ctx = CurriculumContext(
-            arm=self.name, iteration=r, iterations=self.rounds if self.rounds is not None else r, budget=self.budget,
-            seed=seed, categories=list(self.categories), evaluation=list(evaluation),
-            history=[p for j in range(1, r) for p in read_jsonl(self.layout.prompts(self.name, j), Prompt)],
-            workdir=self.layout.curriculum_dir(self.name),
+        ctx = curriculum_context(
+            self.layout, self.curriculum, self.name, r, iterations=self.rounds if self.rounds is not None else r,
+            budget=self.budget, base_seed=self.seed, categories=self.categories, evaluation=evaluation,
             # every call a curriculum makes through these is booked in the round's ledger as choosing compute
-            **counted_context(feedback=self.feedback, embedder=self.embedder, reward=contracts.checked_reward(self.reward),
-                              generate=_policy_generate(generate, seed) if generate is not None else None),
-            base_seed=self.seed,
-            steps=self._earlier_steps(r) if observes_steps(self.curriculum) else [],
-        )
-        ctx.workdir.mkdir(parents=True, exist_ok=True)
+            feedback=self.feedback, embedder=self.embedder, reward=self.reward,
+            generate=(lambda seed: _policy_generate(generate, seed)) if generate is not None else None)
         self._contexts[r] = ctx
         return ctx
-
-    def _earlier_steps(self, r: int) -> list[Any]:
-        out: list[Any] = []
-        for j in range(1, r):
-            path = self.layout.steps(self.name, j)
-            if path.exists():
-                out += read_batches(path)
-        return out
 
     def _evaluation_path(self, r: int) -> Path:
         return self.layout.evaluation(self.name, r - 1)
@@ -355,7 +341,7 @@ class CurriculumSession:
         path = self._evaluation_path(r)
         if self.store.is_done(stage_id):
             return read_jsonl(path, EvalRecord)
-        reads = _reads_evaluation(self.curriculum, r)
+        reads = reads_evaluation(self.curriculum, r)
         if evaluation is not None and not list(evaluation):
             evaluation = None  # an empty evaluation is none
         if evaluation is None and generate is None:
@@ -459,26 +445,13 @@ class CurriculumSession:
 
     def _stage(self, stage_id: str, kind: str, work: Callable[[], dict[str, Any]], *, outputs: Sequence[str]) -> None:
         """Run ``work`` and write the stage record last (as :class:`~aopcore.Experiment` does): the commit point."""
-        if self.store.is_done(stage_id):
-            return
-        log.info("start %s", stage_id)
-        attempt = Attempt(self.layout.attempt(stage_id)).start()
-        try:
-            with StageMeter(kind) as meter:
-                extra = work() or {}
-        except BaseException:
-            attempt.stop()
-            raise
-        record = {"order": len(self.store.stage_records()) + 1, "arm": self.name if kind != "evaluate" or stage_id != SFT_EVALUATION else None,
-                  "host": socket.gethostname(), "worker": "session", **meter.as_record(), **attempt.as_record(), **extra,
-                  "outputs": integrity.output_hashes(self.store.root, outputs)}
-        self.store.mark_done(stage_id, record)
-        attempt.finish()
-        try:
-            self.layout.attempts_root.rmdir()
-        except OSError:
-            pass
-        log.info("done  %-40s %.1fs", stage_id, meter.wall_s)
+        arm = self.name if kind != "evaluate" or stage_id != SFT_EVALUATION else None
+        if commit_stage(self.store, stage_id, kind, work, outputs=lambda extra: outputs, order=len(self.store.stage_records()) + 1,
+                        arm=arm, worker="session", say_skip=False):
+            try:
+                self.layout.attempts_root.rmdir()
+            except OSError:
+                pass
 
 
 def _validated(impl: Any, options: Any, where: str, base_dir: Path, registry: Any) -> BaseModel:

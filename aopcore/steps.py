@@ -115,13 +115,17 @@ class StepSelector(Protocol):
 
 
 def is_online(curriculum: Any) -> bool:
-    """Whether a curriculum chooses per step (has ``selector``)."""
-    return callable(getattr(curriculum, "selector", None))
+    """Whether a curriculum chooses per step (has ``selector``: :class:`aopcore.capabilities.ChoosesPerStep`)."""
+    from aopcore.capabilities import chooses_per_step
+
+    return chooses_per_step(curriculum)
 
 
 def observes_steps(curriculum: Any) -> bool:
     """Whether a curriculum wants the per-step channel at all (chooses per step, or only watches)."""
-    return is_online(curriculum) or callable(getattr(curriculum, "observe_step", None))
+    from aopcore.capabilities import observes_steps as observes
+
+    return observes(curriculum)
 
 
 class PlannedSelector:
@@ -344,7 +348,7 @@ def open_stream(curriculum: Any, ctx: Any, planned: Sequence[Prompt], *, passes:
         def make() -> StepSelector:
             return curriculum.selector(ctx, planned)
         online = True
-    elif callable(getattr(curriculum, "observe_step", None)):
+    elif observes_steps(curriculum):  # a watcher (ObservesSteps), since it does not choose
         def make() -> StepSelector:
             return PlannedSelector(planned, passes=passes, seed=ctx.seed, watch=curriculum.observe_step)
         online = False
