@@ -32,7 +32,7 @@ from pydantic import BaseModel, ValidationError
 
 from aopcore import contracts
 from aopcore.errors import InputError, RuntimeFailure
-from aopcore.capabilities import needs_iterations, reads_evaluation, required_components
+from aopcore.capabilities import reads_evaluation
 from aopcore.contexts import curriculum_context
 from aopcore.fingerprint import check_run_dir, describe, normalise, package_versions, questions_digest
 from aopcore.ledger import counted_feedback, record_usage
@@ -41,6 +41,7 @@ from aopcore.rundir import SFT_EVALUATION, RunLayout, evaluation_seed_key, stage
 from aopcore.rundir import stage_id as arm_stage
 from aopcore.records import EvalRecord, Prompt, Question, category_counts, read_jsonl, write_jsonl
 from aopcore.stagerun import commit_stage
+from aopcore.validation import raise_problems, session_problems, session_setting_problems
 from aopcore.steps import PromptStream, open_stream, write_batches
 from aopcore.store import RunStore, atomic_write_json, clean_temporaries
 
@@ -92,17 +93,7 @@ class CurriculumSession:
         self.layout = RunLayout(Path(state_dir))
         self.store = RunStore(self.layout.root)
         self._registry = _registry
-        problems: list[str] = []
-        if not isinstance(budget, int) or isinstance(budget, bool) or budget < 1:
-            problems.append(f"session.budget: {budget!r} is not a positive number of prompts per round")
-        if rounds is not None and (not isinstance(rounds, int) or isinstance(rounds, bool) or rounds < 1):
-            problems.append(f"session.rounds: {rounds!r} is not a positive number of rounds (or None: open-ended)")
-        if not name or "/" in name or "\\" in name or name.startswith("."):
-            problems.append(f"session.name: {name!r} is not a plain folder name")
-        if options is not None and not isinstance(curriculum, str):
-            problems.append("session.options: options go with a curriculum plugin name; an object carries its own")
-        if problems:
-            raise InputError(*problems)
+        raise_problems(session_setting_problems(budget=budget, rounds=rounds, name=name, options=options, curriculum=curriculum))
         described = dict(_described or {})
         self.curriculum, described["curriculum"] = self._component("curriculum", curriculum, options, lazy=False, described=described)
         built: dict[str, Any] = {}
@@ -218,19 +209,7 @@ class CurriculumSession:
         return questions
 
     def _check(self) -> None:
-        problems = contracts.check_component("curriculum", self.curriculum, "session.curriculum")
-        for role in ROLES:
-            if getattr(self, role) is not None:
-                problems += contracts.check_component(role, getattr(self, role), f"session.{role}")
-        needs = required_components(self.curriculum)
-        for need in ("feedback", "embedder"):
-            if need in needs and getattr(self, need) is None:
-                problems.append(f"session.curriculum: curriculum needs {'an' if need[0] in 'aeiou' else 'a'} {need} and the session has none (pass {need}=...)")
-        if self.rounds is None and needs_iterations(self.curriculum):
-            problems.append(f"session.rounds: {type(self.curriculum).__name__} writes one pool for every round and splits it, "
-                            "so it needs the number of rounds; rounds=None (open-ended) is for curricula that choose every round")
-        if problems:
-            raise InputError(*problems)
+        raise_problems(session_problems(self.curriculum, {role: getattr(self, role) for role in ROLES}, self.rounds))
 
     def fingerprint(self) -> dict[str, Any]:
         """Everything that shapes the session's prompts (compared with ``state_dir/fingerprint.json`` on open)."""

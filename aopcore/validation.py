@@ -1,0 +1,94 @@
+"""The checks that run before any stage, for an experiment and for a curriculum session, in one place.
+
+Every problem is one line naming where it is (``arms.aop: ...``, ``session.rounds: ...``); all are raised
+together as one :class:`~aopcore.errors.InputError` (the CLI prints them and exits with status 2). A config file
+is checked earlier by :mod:`aopcore.build`, which names ``file:line: key``.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from aopcore import contracts
+from aopcore.capabilities import chooses_per_step, needs_iterations, required_components, trains_from_stream
+from aopcore.errors import InputError
+
+EXPERIMENT_ROLES = ("trainer", "reward", "judge", "feedback", "embedder")
+
+
+def is_folder_name(name: str) -> bool:
+    """An arm or session name becomes a folder of the run directory: one plain name."""
+    return bool(name) and "/" not in name and "\\" not in name and not name.startswith(".")
+
+
+def raise_problems(problems: list[str]) -> None:
+    if problems:
+        raise InputError(*problems)
+
+
+def experiment_problems(exp: Any) -> list[str]:
+    """What keeps an Experiment from running, one line per problem (components, arms, judging, data)."""
+    problems = []
+    for role in EXPERIMENT_ROLES:  # before any stage: one line per problem
+        if getattr(exp, role) is not None:
+            problems += contracts.check_component(role, getattr(exp, role))
+    for arm, curriculum in exp.arms.items():
+        problems += contracts.check_component("curriculum", curriculum, f"arms.{arm}")
+    if not exp.arms:
+        problems.append("experiment has no arms")
+    for arm in exp.arms:
+        if not arm or "/" in arm or arm.startswith("."):
+            problems.append(f"arms.{arm}: arm names must be plain folder names")
+    for arm, curriculum in exp.arms.items():
+        needs = required_components(curriculum)
+        if "feedback" in needs and exp.feedback is None:
+            problems.append(f"arms.{arm}: curriculum needs a [feedback] LLM and none is configured")
+        if "embedder" in needs and exp.embedder is None:
+            problems.append(f"arms.{arm}: curriculum needs an [embedder] and none is configured")
+        if chooses_per_step(curriculum) and not trains_from_stream(exp.trainer):
+            problems.append(f"arms.{arm}: curriculum {type(curriculum).__name__} chooses every training step's prompts "
+                            f"(selector), and {contracts.component_name('trainer', exp.trainer)} takes no stream "
+                            "(its train() has no `stream` keyword): use a trainer that does (ppo, grpo, rloo) or a curriculum "
+                            "that chooses per iteration")
+    if exp.judging.pairs:
+        for a, b in exp.judging.pairs:
+            for arm in (a, b):
+                if arm not in exp.arms:
+                    problems.append(f"evaluation.pairs: unknown arm {arm!r} (arms: {', '.join(exp.arms)})")
+    for i in exp.judging.iterations or []:
+        if not 1 <= i <= exp.budget.iterations:
+            problems.append(f"evaluation.iterations: {i} is outside 1..{exp.budget.iterations}")
+    if not exp.heldout:
+        problems.append("data.heldout: no held-out questions")
+    return problems
+
+
+def session_setting_problems(*, budget: Any, rounds: Any, name: str, options: Any, curriculum: Any) -> list[str]:
+    """A CurriculumSession's own settings, checked before any component is built."""
+    problems: list[str] = []
+    if not isinstance(budget, int) or isinstance(budget, bool) or budget < 1:
+        problems.append(f"session.budget: {budget!r} is not a positive number of prompts per round")
+    if rounds is not None and (not isinstance(rounds, int) or isinstance(rounds, bool) or rounds < 1):
+        problems.append(f"session.rounds: {rounds!r} is not a positive number of rounds (or None: open-ended)")
+    if not is_folder_name(name):
+        problems.append(f"session.name: {name!r} is not a plain folder name")
+    if options is not None and not isinstance(curriculum, str):
+        problems.append("session.options: options go with a curriculum plugin name; an object carries its own")
+    return problems
+
+
+def session_problems(curriculum: Any, components: Mapping[str, Any], rounds: int | None) -> list[str]:
+    """A CurriculumSession's curriculum and components (``components``: feedback, embedder, reward)."""
+    problems = contracts.check_component("curriculum", curriculum, "session.curriculum")
+    for role, obj in components.items():
+        if obj is not None:
+            problems += contracts.check_component(role, obj, f"session.{role}")
+    needs = required_components(curriculum)
+    for need in ("feedback", "embedder"):
+        if need in needs and components.get(need) is None:
+            problems.append(f"session.curriculum: curriculum needs {'an' if need[0] in 'aeiou' else 'a'} {need} "
+                            f"and the session has none (pass {need}=...)")
+    if rounds is None and needs_iterations(curriculum):
+        problems.append(f"session.rounds: {type(curriculum).__name__} writes one pool for every round and splits it, "
+                        "so it needs the number of rounds; rounds=None (open-ended) is for curricula that choose every round")
+    return problems
