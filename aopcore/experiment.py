@@ -127,9 +127,10 @@ class Experiment(StageGraph, StageWork, TrainingStage, TwinReuse):
     def _check(self) -> None:
         raise_problems(experiment_problems(self))  # aopcore.validation: one line per problem, all at once
         # calls are counted by the experiment unless the component books them itself (counted only now, so the
-        # checks above name the user's own objects)
-        self.feedback = counted_feedback(self.feedback)
-        self.judge = counted_judge(self.judge)
+        # checks above name the user's own objects). The fields keep the objects as given, so dataclasses.replace
+        # (multiseed) builds these once again from them instead of wrapping a wrapper.
+        self._counted_feedback = counted_feedback(self.feedback)
+        self._counted_judge = counted_judge(self.judge)
 
     def fingerprint(self) -> dict[str, Any]:
         """Everything that shapes this run's results (see :mod:`aopcore.fingerprint`)."""

@@ -113,7 +113,7 @@ class StageWork:
         ans_a = [o["answer"] for _, o in iter_jsonl(self.layout.test_answers(a, i))]
         ans_b = [o["answer"] for _, o in iter_jsonl(self.layout.test_answers(b, i))]
         raw: list[dict[str, Any]] = []
-        verdicts = judge_pair(self.judge, self.test_prompts, ans_a, ans_b,
+        verdicts = judge_pair(self._counted_judge, self.test_prompts, ans_a, ans_b,
                               both_orders=self.judging.both_orders, seed=stage_seed(self.seed, stage_id), raw=raw)
         raw_path = self.layout.raw_verdicts(a, b, i)  # what the judge said, for audit
         write_jsonl(raw_path, raw)

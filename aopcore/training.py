@@ -91,7 +91,7 @@ class TrainingStage:
         return curriculum_context(
             self.layout, self.arms[arm], arm, i, iterations=self.budget.iterations, budget=self.budget.records_per_iteration,
             base_seed=self.seed, categories=self.categories or [], evaluation=read_jsonl(self._evaluation_path(arm, i - 1), EvalRecord),
-            feedback=self.feedback, embedder=self.embedder, reward=self.reward, generate=generate, counted=counted)
+            feedback=self._counted_feedback, embedder=self.embedder, reward=self.reward, generate=generate, counted=counted)
 
     def _channel_key(self, arm: str, i: int) -> Any:
         """What, beyond the planned prompts, decides an arm's training in the per-step channel: its curriculum and

@@ -76,3 +76,4 @@ def test_trainer_keywords_are_read_from_train():
 
     assert trains_from_stream(Streams()) and train_accepts(Streams(), "stream") and not train_accepts(Streams(), "scratch")
     assert not trains_from_stream(Plain())
+

@@ -130,3 +130,17 @@ def test_aop_and_sop_style_arms_with_same_prompts_train_the_same_policy(tmp_path
     for i in (1, 2):
         record = json.loads((result.run_dir / "stages" / f"arms__second__iter-{i:02d}__train.json").read_text())
         assert record["reused_from"] == f"arms/first/iter-{i:02d}" and "steps" not in record
+
+
+def test_replace_keeps_the_given_objects_and_counts_calls_once(tmp_path: Path):
+    """Calls are counted in the experiment's own wrappers; its fields keep the objects as given, so
+    dataclasses.replace (what multi-seed runs do) wraps them once, never a wrapper again."""
+    import dataclasses
+
+    from aopcore.ledger import CallCounter
+
+    exp = make(tmp_path)
+    assert exp.judge is not None
+    for e in (exp, dataclasses.replace(exp, name="again")):
+        assert not isinstance(e.judge, CallCounter)
+        assert isinstance(e._counted_judge, CallCounter) and not isinstance(e._counted_judge.inner, CallCounter)
