@@ -28,7 +28,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 
 from aopcore import contracts
 from aopcore.errors import InputError, RuntimeFailure
@@ -41,6 +41,7 @@ from aopcore.rundir import SFT_EVALUATION, RunLayout, evaluation_seed_key, stage
 from aopcore.rundir import stage_id as arm_stage
 from aopcore.records import EvalRecord, Prompt, Question, category_counts, read_jsonl, write_jsonl
 from aopcore.stagerun import commit_stage
+from aopcore.session_build import call_generate, eval_record, fn_name, heldout_questions, policy_generate, validated_options
 from aopcore.validation import raise_problems, session_problems, session_setting_problems
 from aopcore.steps import PromptStream, open_stream, write_batches
 from aopcore.store import RunStore, atomic_write_json, clean_temporaries
@@ -104,7 +105,7 @@ class CurriculumSession:
             if obj is not None and callable(getattr(type(obj), "declared", None)):  # a lazily built plugin
                 obj.bind(built)
         self.feedback, self.embedder, self.reward = built["feedback"], built["embedder"], built["reward"]
-        self.heldout = self._questions(heldout)
+        self.heldout = heldout_questions(heldout, self.base_dir, self._registry_)
         self.categories = list(categories) if categories else sorted({q.category for q in self.heldout})
         if isinstance(self.reward, contracts.RewardFunction):
             self.reward.learn_categories((q.text, q.category) for q in self.heldout)
@@ -129,37 +130,10 @@ class CurriculumSession:
         defaults to the run directory ``<output_dir>/<name>``. Problems are InputError lines naming
         ``file:line: key``, all at once.
         """
-        from aopcore.build import LazyComponent, resolve
-        from aopcore.config import SessionConfig
+        from aopcore.session_build import session_arguments
 
-        file = Path(path)
-        plan = resolve(file, list(overrides), model=SessionConfig)
-        exp = plan.config.experiment
-        arms = list(plan.arms)
-        if arm is None:
-            if len(arms) != 1:
-                raise InputError(f"{file}: arms: the config has {len(arms)} arms ({', '.join(arms)}); "
-                                 "pass arm=NAME to choose the session's curriculum")
-            arm = arms[0]
-        if arm not in plan.arms:
-            raise InputError(f"{file}: arms: no arm {arm!r} (arms: {', '.join(arms)})")
-        if exp.seeds:
-            raise InputError(f"{file}: experiment.seeds: a curriculum session runs one seed; set seed = N")
-        impl, opts = plan.arms[arm]
-        snapshot = plan.snapshot()
-        described = {"curriculum": snapshot["arms"][arm]}
-        components: dict[str, Any] = {}
-        for role in ROLES:
-            if role in plan.components:
-                components[role] = LazyComponent(*plan.components[role])
-                described[role] = snapshot[role]
-        out = Path(exp.output_dir) if Path(exp.output_dir).is_absolute() else plan.base_dir / exp.output_dir
-        keep = {"source": "session", "config": str(file), "arm": arm, "data": snapshot.get("data"),
-                "experiment": {k: snapshot["experiment"].get(k) for k in ("name", "seed", "iterations", "records_per_iteration", "passes")}}
-        return cls(impl.build(opts), heldout=plan.questions("heldout"), state_dir=state_dir or out / exp.name,
-                   budget=exp.records_per_iteration, categories=plan.config.data.categories, seed=exp.seed,
-                   rounds=exp.iterations, name=arm, base_dir=plan.base_dir, passes=exp.passes, _registry=plan.registry,
-                   _described=described, _snapshot=keep, **components)
+        curriculum, kwargs = session_arguments(path, arm=arm, state_dir=state_dir, overrides=overrides, roles=ROLES)
+        return cls(curriculum, **kwargs)
 
     def _registry_(self) -> Any:
         if self._registry is None:
@@ -182,7 +156,7 @@ class CurriculumSession:
         impl = registry.implementations[kind].get(value)
         if impl is None:
             raise InputError(f"session.{role}: {registry.unknown_message(kind, value)}")
-        model = _validated(impl, options, f"session.{'options' if role == 'curriculum' else role}", self.base_dir, registry)
+        model = validated_options(impl, options, f"session.{'options' if role == 'curriculum' else role}", self.base_dir, registry)
         key = "curriculum" if role == "curriculum" else "plugin"
         description = {key: impl.name, **model.model_dump(mode="json")}
         if lazy:
@@ -190,23 +164,6 @@ class CurriculumSession:
 
             return LazyComponent(impl, model), description
         return impl.build(model), description
-
-    def _questions(self, heldout: Sequence[Question] | str) -> list[Question]:
-        if isinstance(heldout, (str, Path)):
-            from aopcore.datasources import load_source
-
-            try:
-                questions = load_source(str(heldout), self.base_dir, registry=self._registry_())
-            except InputError as exc:
-                raise InputError(*[f"session.heldout: {p}" for p in exc.problems]) from None
-        else:
-            questions = list(heldout or [])
-        bad = [q for q in questions if not isinstance(q, Question)]
-        if bad:
-            raise InputError(f"session.heldout: {type(bad[0]).__name__} is not an aopcore.Question")
-        if not questions:
-            raise InputError("session.heldout: no held-out questions")
-        return questions
 
     def _check(self) -> None:
         raise_problems(session_problems(self.curriculum, {role: getattr(self, role) for role in ROLES}, self.rounds))
@@ -307,7 +264,7 @@ class CurriculumSession:
             budget=self.budget, base_seed=self.seed, categories=self.categories, evaluation=evaluation,
             # every call a curriculum makes through these is booked in the round's ledger as choosing compute
             feedback=self.feedback, embedder=self.embedder, reward=self.reward,
-            generate=(lambda seed: _policy_generate(generate, seed)) if generate is not None else None)
+            generate=(lambda seed: policy_generate(generate, seed)) if generate is not None else None)
         self._contexts[r] = ctx
         return ctx
 
@@ -332,7 +289,7 @@ class CurriculumSession:
 
         def work() -> dict[str, Any]:
             if evaluation is not None:
-                records = [_eval_record(e, k) for k, e in enumerate(evaluation)]
+                records = [eval_record(e, k) for k, e in enumerate(evaluation)]
                 how = "given"
             else:
                 records = self._evaluate(generate, seed)  # type: ignore[arg-type]
@@ -347,9 +304,9 @@ class CurriculumSession:
         if self.reward is None:
             raise InputError("session.reward: next_prompts(generate=...) scores the held-out answers, and the session has no reward")
         texts = [q.text for q in self.heldout]
-        answers = list(_call_generate(generate, texts, seed=seed, sample=False))
+        answers = list(call_generate(generate, texts, seed=seed, sample=False))
         if len(answers) != len(texts):
-            raise contracts.BadComponentOutput(f"generate ({_fn_name(generate)}) returned {len(answers)} answers for {len(texts)} questions")
+            raise contracts.BadComponentOutput(f"generate ({fn_name(generate)}) returned {len(answers)} answers for {len(texts)} questions")
         rewards = contracts.checked_rewards(self.reward, self.reward.score(texts, answers), texts, ids=[q.id for q in self.heldout])
         record_usage(reward_calls=len(texts))
         return [EvalRecord(q.id, q.text, q.category, str(a), r) for q, a, r in zip(self.heldout, answers, rewards)]
@@ -431,52 +388,6 @@ class CurriculumSession:
                 self.layout.attempts_root.rmdir()
             except OSError:
                 pass
-
-
-def _validated(impl: Any, options: Any, where: str, base_dir: Path, registry: Any) -> BaseModel:
-    if isinstance(options, BaseModel):
-        if not isinstance(options, impl.options):
-            raise InputError(f"{where}: {type(options).__name__} is not {impl.name}'s options ({impl.options.__name__})")
-        return options
-    from aopcore.options import validation_context
-
-    try:
-        return impl.options.model_validate(options or {}, context=validation_context(base_dir, set(registry.names("data"))))
-    except ValidationError as exc:
-        lines = []
-        for err in exc.errors():
-            key = ".".join(str(p) for p in err["loc"] if not (isinstance(p, str) and p.startswith("~")))
-            msg = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
-            lines.append(f"{where}{'.' + key if key else ''}: {msg}")
-        raise InputError(*lines) from None
-
-
-def _eval_record(value: Any, k: int) -> EvalRecord:
-    if isinstance(value, EvalRecord):
-        return value
-    if isinstance(value, dict):
-        try:
-            return EvalRecord(**value)
-        except TypeError as exc:
-            raise InputError(f"session.next_prompts: evaluation[{k}]: {exc}") from None
-    raise InputError(f"session.next_prompts: evaluation[{k}] is a {type(value).__name__}, not an aopcore.EvalRecord")
-
-
-def _fn_name(fn: Any) -> str:
-    return getattr(fn, "__qualname__", type(fn).__name__)
-
-
-def _call_generate(generate: Callable[..., Sequence[str]], texts: list[str], *, seed: int, sample: bool) -> Sequence[str]:
-    """``generate(texts)``, passing ``seed`` and ``sample`` only to a function that takes them."""
-    kwargs = {k: v for k, v in (("seed", seed), ("sample", sample)) if contracts.accepts_keyword(generate, k)}
-    return generate(texts, **kwargs)
-
-
-def _policy_generate(generate: Callable[..., Sequence[str]], default_seed: int) -> Callable[..., list[str]]:
-    def bound(texts: Sequence[str], sample: bool = False, seed: int = default_seed) -> list[str]:
-        return list(_call_generate(generate, list(texts), seed=seed, sample=sample))
-
-    return bound
 
 
 __all__ = ["CurriculumSession"]
