@@ -69,7 +69,7 @@ class PolicyOptions(_Options):
 def sft_data_problem(spec: str, base_dir: Path, limit: int | None) -> str | None:
     """Read the SFT records now (a hub data set: its first record), so bad data shows before training."""
     from aopcore.errors import InputError
-    from aopcore_hf.datasets import load_dolly
+    from aopcore_hf.dataset_io import load_dolly
 
     try:
         load_dolly(spec, base_dir, limit=1 if spec.startswith("hf:") else limit)

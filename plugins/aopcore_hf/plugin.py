@@ -45,7 +45,7 @@ def register_judges(register):
 
 @hookimpl
 def register_data_sources(register):
-    from aopcore_hf.datasets import load_files, load_hub
+    from aopcore_hf.dataset_io import load_files, load_hub
 
     register("file", load_files)  # a spec without a scheme is a path: it comes here
     register("hf", load_hub)
