@@ -12,7 +12,7 @@ from aopcore_hf.vllm_feedback import VLLMJudgeOptions, VLLMLLMOptions
 
 @hookimpl
 def register_trainers(register):
-    register("ppo", LazyFactory("aopcore_hf.ppo:PPOPolicyTrainer", doc="Classic PPO (ours): value head, adaptive KL, GAE"), options=PPOOptions)
+    register("ppo", LazyFactory("aopcore_hf.ppo.trainer:PPOPolicyTrainer", doc="Classic PPO (ours): value head, adaptive KL, GAE"), options=PPOOptions)
     register("grpo", LazyFactory("aopcore_hf.trl_trainers:GRPOPolicyTrainer", doc="TRL GRPOTrainer with an aopcore RewardModel"), options=TRLOptions)
     register("rloo", LazyFactory("aopcore_hf.trl_trainers:RLOOPolicyTrainer", doc="TRL RLOOTrainer with an aopcore RewardModel"), options=TRLOptions)
 

@@ -13,10 +13,10 @@ launcher holds global rank 0, which talks to the reward service here, so the per
 leaves this machine. The other machines run ``join``, a loop that starts their share of ranks for
 each training stage; those ranks receive the job (policy, prompts, seed) from rank 0 over the group.
 
-    python -m aopcore_hf.ppo_worker JOB.json                          # what each rank runs (not by hand)
-    python -m aopcore_hf.ppo_launch join CONFIG.toml --machine-rank K  # on machine K of a multi-machine group
+    python -m aopcore_hf.ppo.worker JOB.json                          # what each rank runs (not by hand)
+    python -m aopcore_hf.ppo.launch join CONFIG.toml --machine-rank K  # on machine K of a multi-machine group
 
-This module launches and serves; the ranks' side is :mod:`aopcore_hf.ppo_worker` (which imports the trainer),
+This module launches and serves; the ranks' side is :mod:`aopcore_hf.ppo.worker` (which imports the trainer),
 so the trainer and its launcher do not import each other.
 """
 from __future__ import annotations
@@ -42,7 +42,7 @@ from pathlib import Path
 from aopcore import Prompt, RewardModel, RuntimeFailure, TrainStats
 from aopcore.records import to_dict
 from aopcore_hf.options import PPOOptions
-from aopcore_hf.ppo_scoring import score_and_book
+from aopcore_hf.ppo.scoring import score_and_book
 
 log = logging.getLogger("aopcore")
 AUTHKEY_ENV = "AOPCORE_REWARD_SERVICE_KEY"  # a per-launch random key; never written to disk
@@ -79,7 +79,7 @@ def launch_command(options: PPOOptions, job: Path, *, machine_rank: int = 0) -> 
     """The launcher command for this machine's share of the group (all of it when num_machines is 1)."""
     from aopcore_hf.models import choose_device
 
-    worker = ["-m", "aopcore_hf.ppo_worker", str(job)]
+    worker = ["-m", "aopcore_hf.ppo.worker", str(job)]
     n, machines = options.num_processes, options.num_machines
     if options.accelerate_config or choose_device(options.device, options.dtype).device != "cpu":
         cmd = [sys.executable, "-m", "accelerate.commands.launch", "--num_processes", str(n)]
@@ -236,10 +236,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     args = list(sys.argv[1:] if argv is None else argv)
     if args[:1] != ["join"]:
-        print("usage: python -m aopcore_hf.ppo_launch join CONFIG --machine-rank K "
-              "(the ranks of a group run python -m aopcore_hf.ppo_worker JOB.json)", file=sys.stderr)
+        print("usage: python -m aopcore_hf.ppo.launch join CONFIG --machine-rank K "
+              "(the ranks of a group run python -m aopcore_hf.ppo.worker JOB.json)", file=sys.stderr)
         return 2
-    parser = argparse.ArgumentParser(prog="python -m aopcore_hf.ppo_launch join",
+    parser = argparse.ArgumentParser(prog="python -m aopcore_hf.ppo.launch join",
                                      description="Run this machine's share of a multi-machine PPO group, stage after stage.")
     parser.add_argument("config", type=Path, help="the experiment's config (its [trainer] section)")
     parser.add_argument("--machine-rank", type=int, required=True, help="this machine's rank, 1..num_machines-1")
