@@ -95,7 +95,7 @@ def test_join_checks_its_config_and_rank(tmp_path: Path):
     good = trainer_toml(tmp_path / "good.toml", tmp_path, 29500)
     with pytest.raises(InputError, match="trainer: .*multiple of num_machines"):
         joined_options(good, ["trainer.num_machines=3"])  # 2 processes over 3 machines
-    out = subprocess.run([sys.executable, "-m", "aopcore_hf.ppo.launch", "join", str(good), "--machine-rank", "2"],
+    out = subprocess.run([sys.executable, "-m", "aopcore_hf.ppo_launch", "join", str(good), "--machine-rank", "2"],  # the published path still works
                          capture_output=True, text=True, timeout=60)
     assert out.returncode == 2 and "--machine-rank must be in 1..1" in out.stderr and "Traceback" not in out.stderr
 
