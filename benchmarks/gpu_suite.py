@@ -537,7 +537,7 @@ def section_vllm(ctx: Context, out: dict) -> None:
     started in its worker process on the paper-sized policy (bf16), the generation section's queries greedily, tokens/s
     against plain, and one in-place weight reload (how PPO hands its weights over). vLLM does not fit in the carried
     wheels, so on the offline GPU machine this section says so and skips; on CPUs tests/test_vllm.py covers the path."""
-    from aopcore_hf.vllm_engine import VLLMEngine, vllm_python
+    from aopcore_hf.vllm.engine import VLLMEngine, vllm_python
 
     if vllm_python() is None:
         out.update(status="skipped", reason="no Python with vLLM here (vLLM is hundreds of MB: it does not fit in the 64 MiB of "

@@ -7,7 +7,7 @@ from aopcore_hf.embedder import EmbedderOptions
 from aopcore_hf.feedback import LocalJudgeOptions, LocalLLMOptions
 from aopcore_hf.options import PPOOptions, TRLOptions
 from aopcore_hf.rewards import ClassifierOptions, RelevanceOptions, SteamSHPOptions
-from aopcore_hf.vllm_feedback import VLLMJudgeOptions, VLLMLLMOptions
+from aopcore_hf.vllm.feedback import VLLMJudgeOptions, VLLMLLMOptions
 
 
 @hookimpl
@@ -32,14 +32,14 @@ def register_embedders(register):
 @hookimpl
 def register_feedback_llms(register):
     register("local", LazyFactory("aopcore_hf.feedback:LocalFeedbackLLM", doc="Local causal LM (packaged SmolLM2 offline)"), options=LocalLLMOptions)
-    register("vllm", LazyFactory("aopcore_hf.vllm_feedback:VLLMFeedbackLLM", doc="A causal LM on a vLLM engine (scripts/setup-vllm.sh)"),
+    register("vllm", LazyFactory("aopcore_hf.vllm.feedback:VLLMFeedbackLLM", doc="A causal LM on a vLLM engine (scripts/setup-vllm.sh)"),
              options=VLLMLLMOptions)
 
 
 @hookimpl
 def register_judges(register):
     register("local", LazyFactory("aopcore_hf.feedback:LocalModelJudge", doc="Local model's P(A), P(B), P(C) after the paper's judge prompt"), options=LocalJudgeOptions)
-    register("vllm", LazyFactory("aopcore_hf.vllm_feedback:VLLMJudge", doc="The local judge's P(A), P(B), P(C) on a vLLM engine"),
+    register("vllm", LazyFactory("aopcore_hf.vllm.feedback:VLLMJudge", doc="The local judge's P(A), P(B), P(C) on a vLLM engine"),
              options=VLLMJudgeOptions)
 
 
@@ -54,7 +54,7 @@ def register_data_sources(register):
 @hookimpl
 def register_environment_notes(register):
     def vllm_environment() -> str:
-        from aopcore_hf.vllm_engine import vllm_available, vllm_python
+        from aopcore_hf.vllm.engine import vllm_available, vllm_python
 
         if vllm_available():
             return f"{vllm_python()} (the local feedback LLM's engine = \"auto\" runs on vLLM)"

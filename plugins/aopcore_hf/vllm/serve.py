@@ -1,7 +1,7 @@
 """``vllm serve`` for a model aopcore can name (offline aliases included), on 127.0.0.1, from the vLLM environment.
 
 The server speaks the OpenAI API, so the ``openai`` feedback LLM and judge use it through ``base_url``
-(docs/providers.md). ``python -m aopcore_hf.vllm_serve smollm2-135m-instruct --port 8011`` starts one and
+(docs/providers.md). ``python -m aopcore_hf.vllm.serve smollm2-135m-instruct --port 8011`` starts one and
 prints the ``[feedback]`` lines that use it.
 """
 from __future__ import annotations
@@ -14,14 +14,14 @@ import urllib.request
 from pathlib import Path
 
 from aopcore.errors import RuntimeFailure
-from aopcore_hf.vllm_engine import stop_process
+from aopcore_hf.vllm.engine import stop_process
 
 
 def serve_command(model: str, *, port: int, host: str = "127.0.0.1", name: str | None = None, dtype: str = "bfloat16",
                   max_model_len: int = 2048, extra: list[str] | None = None) -> list[str]:
-    from aopcore_hf.generation_vllm import local_folder
+    from aopcore_hf.vllm.generation import local_folder
     from aopcore_hf.models import resolve_model
-    from aopcore_hf.vllm_engine import require_vllm_python
+    from aopcore_hf.vllm.engine import require_vllm_python
 
     python = require_vllm_python("vllm serve")
     folder = local_folder(resolve_model(model))
@@ -63,7 +63,7 @@ def _tail(log: Path, lines: int = 25) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m aopcore_hf.vllm_serve", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m aopcore_hf.vllm.serve", description=__doc__.splitlines()[0])
     parser.add_argument("model", help="hub id, folder or offline alias (e.g. smollm2-135m-instruct)")
     parser.add_argument("--port", type=int, default=8011)
     parser.add_argument("--dtype", default="bfloat16")

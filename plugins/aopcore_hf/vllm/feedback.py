@@ -2,7 +2,7 @@
 or the ``local`` plugins with ``engine = "vllm"`` (what their ``auto`` picks where vLLM is installed).
 
 The same options, prompts, response cache and verdict rule as the ``local`` plugins (local_llm.py); only the model
-runs in a vLLM engine (vllm_engine.py; feedback and judge on the same model share one) instead of transformers. For a model served
+runs in a vLLM engine (engine.py; feedback and judge on the same model share one) instead of transformers. For a model served
 elsewhere, ``vllm serve`` speaks the OpenAI API: use the ``openai`` provider with ``base_url`` (docs/providers.md).
 """
 from __future__ import annotations
@@ -37,9 +37,9 @@ def _engine(options: LocalLLMOptions):
     """The shared engine for ``options.model``; ``local`` options (engine = "vllm") have no max_model_len: the default."""
     from transformers import AutoTokenizer
 
-    from aopcore_hf.generation_vllm import ENGINE_DTYPES, fit_length, local_folder
+    from aopcore_hf.vllm.generation import ENGINE_DTYPES, fit_length, local_folder
     from aopcore_hf.models import resolve_model
-    from aopcore_hf.vllm_engine import shared_engine
+    from aopcore_hf.vllm.engine import shared_engine
 
     folder = local_folder(resolve_model(options.model))
     # feedback and judge with the same model share one engine: their weights never change
