@@ -111,7 +111,7 @@ def register_commands(subparsers: Any) -> None:
 def register_data_sources(register: Register) -> None:
     """Register data sources: ``register("scheme", load)`` makes ``[data] heldout = "scheme:ARG"`` call
     ``load(ARG, base_dir)``, which returns (or yields) ``aopcore.Question`` objects; ``base_dir`` is the
-    config file's folder. A ``load`` that also takes ``fields`` (an ``aopcore.data.FieldMap``) accepts the
+    config file's folder. A ``load`` that also takes ``fields`` (an ``aopcore.rows.FieldMap``) accepts the
     config's field mapping. Raise ``InputError`` naming file and line for bad data. Yielding lets the core
     stop reading once its limits are met. A path with no scheme goes to the ``file`` source.
     """

@@ -32,7 +32,7 @@ from aopcore import hookspecs
 from aopcore.errors import InputError
 
 ENTRY_POINT_GROUP = "aopcore"
-CORE_PLUGIN = "aopcore.data"  # registers builtin:NAME; entry point "core", and always loaded
+CORE_PLUGIN = "aopcore.builtin_data"  # registers builtin:NAME; entry point "core", and always loaded
 
 
 class NoOptions(BaseModel):
@@ -203,8 +203,8 @@ def _load_entry_points() -> _Loaded:
             continue
         loaded[plugin_name] = (dist, version)
     core = importlib.import_module(CORE_PLUGIN)
-    if not pm.is_registered(core):  # an install that predates the core's entry point
-        pm.register(core, name="core")
+    if not pm.is_registered(core):  # an install that predates the core's entry point (or names its old module)
+        pm.register(core, name="core" if not pm.has_plugin("core") else CORE_PLUGIN)
     return _Loaded(pm, loaded, problems)
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from aopcore.config import parse_config
-from aopcore.data import jsonl_rows
+from aopcore.rows import jsonl_rows
 from aopcore.errors import InputError
 from conftest import AOPCORE, run_cli
 
