@@ -147,7 +147,7 @@ class _Loaded:
 
 
 _loaded: _Loaded | None = None
-_lock = threading.Lock()
+_lock = threading.RLock()  # a plugin that asks the registry while it is imported must not deadlock
 
 
 def _new_manager() -> pluggy.PluginManager:
