@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from aopcore.data import FieldMap
+from aopcore.rows import FieldMap
 from aopcore.errors import InputError
 from aopcore.options import split_scheme
 from aopcore.records import Question

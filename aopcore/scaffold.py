@@ -2,18 +2,61 @@
 
 The package is the shortest path from an idea to a tested plugin: a pyproject with the
 ``aopcore`` entry point, an options model, a small implementation that already honours its
-protocol, tests written with :mod:`aopcore.testing`, and a README. The templates are in
-:mod:`aopcore.scaffold_templates`.
+protocol, tests written with :mod:`aopcore.testing`, and a README.
+
+The templates are real files shipped as package data, ``aopcore/scaffold_templates/`` (``package/`` for the files
+every plugin has, one folder per kind for its options, implementation and test), read with
+:mod:`importlib.resources`; the ``.tmpl`` suffix keeps pytest and linters from taking them for code. Their
+``string.Template`` placeholders (``$name``, ``$dist``, ``$module``, ``$cls``, ``$options``, ``$hook``, ``$kind``,
+``$impl``, ``$summary``, ``$usage``, ``$requires_arg``) are filled here; ``$$`` is a literal dollar. Each
+implementation is small but real (it passes its kind's contract check untouched), so the author starts from green
+tests and changes behaviour one step at a time.
 """
 from __future__ import annotations
 
 import argparse
 import re
+from importlib import resources
 from pathlib import Path
 from string import Template
+from typing import NamedTuple
 
 from aopcore.errors import InputError
-from aopcore.scaffold_templates import INIT, KINDS, PLUGIN, PYPROJECT, README
+
+
+class Kind(NamedTuple):
+    """What a plugin of one component kind is called and registered as; its templates are in ``scaffold_templates/<kind>/``."""
+
+    hook: str      # the hook its plugin.py implements
+    impl: str      # the implementation's module (and its test's) name: <module>/<impl>.py, tests/test_<impl>.py
+    suffix: str    # the class name's suffix (FocusCurriculum)
+    summary: str   # one line for the README
+    usage: str     # the config lines the README shows (a template itself)
+
+
+KINDS = {
+    "curriculum": Kind("register_curricula", "curriculum", "Curriculum",
+                       "A prompt curriculum that puts each iteration's prompts on the categories where the policy does worst",
+                       '[arms.$name]\ncurriculum = "$name"\ntemperature = 0.3     # options are validated against $options'),
+    "reward": Kind("register_reward_models", "reward", "Reward",
+                   "A reward model that scores answers of a useful length that address the question",
+                   '[reward]\nplugin = "$name"\ntarget_words = 60'),
+    "judge": Kind("register_judges", "judge", "Judge", "A pairwise judge that prefers the more detailed answer",
+                  '[judge]\nplugin = "$name"\ntie_margin = 0.1'),
+    "feedback": Kind("register_feedback_llms", "feedback", "Feedback",
+                     "A feedback LLM (offline stub) that writes numbered questions",
+                     '[feedback]\nplugin = "$name"\nquestions = 5'),
+    "trainer": Kind("register_trainers", "trainer", "Trainer",
+                    "A policy trainer whose policy is a learned preference over answer styles",
+                    '[trainer]\nplugin = "$name"\nlearning_rate = 0.5'),
+    "embedder": Kind("register_embedders", "embedder", "Embedder", "An embedder that hashes words into a normalised vector",
+                     '[embedder]\nplugin = "$name"\ndim = 256'),
+}
+
+
+def template(rel: str) -> str:
+    """The text of ``scaffold_templates/<rel>.tmpl`` (package data)."""
+    return (resources.files("aopcore") / "scaffold_templates" / f"{rel}.tmpl").read_text(encoding="utf-8")
 
 NAME = re.compile(r"^[a-z][a-z0-9]*(?:-[a-z0-9]+)*$")
 
@@ -25,7 +68,7 @@ def names(name: str, kind: str) -> dict[str, str]:
                          "(e.g. weakness-sampler)")
     dist = name if name.startswith("aopcore-") else f"aopcore-{name}"
     camel = "".join(part.capitalize() for part in name.split("-"))
-    suffix = KINDS[kind][2]
+    suffix = KINDS[kind].suffix
     cls = camel if camel.endswith(suffix) else camel + suffix
     return {"name": name, "dist": dist, "module": dist.replace("-", "_"), "cls": cls, "options": f"{cls}Options", "kind": kind}
 
@@ -34,22 +77,23 @@ def render(kind: str, name: str) -> dict[str, str]:
     """Relative path -> file text of the package for a ``kind`` plugin called ``name``."""
     if kind not in KINDS:
         raise InputError(f"new-plugin: unknown kind {kind!r} (one of: {', '.join(KINDS)})")
-    hook, impl, _, options_t, impl_t, test_t, summary, usage = KINDS[kind]
-    values = {**names(name, kind), "hook": hook, "impl": impl, "summary": summary}
+    spec = KINDS[kind]
+    impl = spec.impl
+    values = {**names(name, kind), "hook": spec.hook, "impl": impl, "summary": spec.summary}
     requires = "" if kind != "curriculum" else ", requires=()"
     values["requires_arg"] = requires
-    values["usage"] = Template(usage).substitute(values)
+    values["usage"] = Template(spec.usage).substitute(values)
     module = values["module"]
-    files = {
-        "pyproject.toml": PYPROJECT,
-        "README.md": README,
-        f"{module}/__init__.py": INIT,
-        f"{module}/plugin.py": PLUGIN,
-        f"{module}/options.py": options_t,
-        f"{module}/{impl}.py": impl_t,
-        f"tests/test_{impl}.py": test_t,
+    files = {  # written path -> template
+        "pyproject.toml": "package/pyproject.toml",
+        "README.md": "package/README.md",
+        f"{module}/__init__.py": "package/__init__.py",
+        f"{module}/plugin.py": "package/plugin.py",
+        f"{module}/options.py": f"{kind}/options.py",
+        f"{module}/{impl}.py": f"{kind}/{impl}.py",
+        f"tests/test_{impl}.py": f"{kind}/test_{impl}.py",
     }
-    return {path: Template(text).substitute(values) for path, text in files.items()}
+    return {path: Template(template(rel)).substitute(values) for path, rel in files.items()}
 
 
 def write_package(kind: str, name: str, folder: Path | None = None) -> Path:
@@ -77,6 +121,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def _cmd_new_plugin(args: argparse.Namespace) -> int:
     target = write_package(args.kind, args.name, args.dir)
     n = names(args.name, args.kind)
-    print(f"wrote {target}/ ({args.kind} {args.name!r}: {n['module']}.{KINDS[args.kind][1]}.{n['cls']})")
+    print(f"wrote {target}/ ({args.kind} {args.name!r}: {n['module']}.{KINDS[args.kind].impl}.{n['cls']})")
     print(f"next: pip install -e {target} && aopcore plugins --details {args.name} && python -m pytest {target}")
     return 0

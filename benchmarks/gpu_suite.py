@@ -203,7 +203,7 @@ def section_ppo_ours(ctx: Context, out: dict) -> None:
     from aopcore_hf import generation
     from aopcore_hf.options import PPOOptions
     from aopcore_hf.ppo import PPOPolicyTrainer
-    from aopcore_hf.ppo_memory import autocast_dtype
+    from aopcore_hf.ppo.memory import autocast_dtype
     from aopcore_hf.rewards import ClassifierOptions, SequenceClassifierReward
 
     from aopcore import Prompt
@@ -307,7 +307,7 @@ def section_generation(ctx: Context, out: dict) -> None:
     from aopcore_hf.generation import GenerationSettings, generate_rollouts
     from aopcore_hf.models import DeviceChoice, load_causal_lm
     from aopcore_hf.models import choose_device
-    from aopcore_hf.ppo_memory import autocast
+    from aopcore_hf.ppo.memory import autocast
 
     s = ctx.sizes
     choice = choose_device(ctx.device, "auto")  # bf16 on a card that has it, float32 on a CPU
@@ -381,11 +381,11 @@ def section_precision(ctx: Context, out: dict) -> None:
     treated as sampled from the reference model, and the policy is the reference with its weights perturbed, so the
     KL, the probability ratios and both losses are all away from their trivial values."""
     import torch
-    from aopcore_hf import ppo_math as pm
+    from aopcore_hf.ppo import functional as pm
     from aopcore_hf.generation import Rollout
     from aopcore_hf.models import DeviceChoice, load_causal_lm
     from aopcore_hf.ppo import PolicyWithValue, ValueHead, pad_batch, response_forward
-    from aopcore_hf.ppo_memory import autocast
+    from aopcore_hf.ppo.memory import autocast
 
     s = ctx.sizes
     if ctx.cuda:
@@ -537,7 +537,7 @@ def section_vllm(ctx: Context, out: dict) -> None:
     started in its worker process on the paper-sized policy (bf16), the generation section's queries greedily, tokens/s
     against plain, and one in-place weight reload (how PPO hands its weights over). vLLM does not fit in the carried
     wheels, so on the offline GPU machine this section says so and skips; on CPUs tests/test_vllm.py covers the path."""
-    from aopcore_hf.vllm_engine import VLLMEngine, vllm_python
+    from aopcore_hf.vllm.engine import VLLMEngine, vllm_python
 
     if vllm_python() is None:
         out.update(status="skipped", reason="no Python with vLLM here (vLLM is hundreds of MB: it does not fit in the 64 MiB of "

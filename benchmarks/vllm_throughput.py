@@ -44,7 +44,7 @@ def prompts(n: int) -> list[str]:
 def throughput(sizes: list[int], new_tokens: int, backends: list[str], partial=None) -> dict:
     from aopcore_hf.generation import GenerationSettings, encode_queries, generate_rollouts
     from aopcore_hf.models import choose_device, load_causal_lm, resolve_model
-    from aopcore_hf.vllm_engine import VLLMEngine
+    from aopcore_hf.vllm.engine import VLLMEngine
 
     folder = resolve_model("smollm2-135m-instruct")
     model, tok = load_causal_lm(folder, choose_device("cpu", "float32"))

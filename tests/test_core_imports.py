@@ -94,3 +94,49 @@ def test_report_formats_come_from_plugins_and_a_failing_writer_is_isolated(tmp_p
     assert {"report.md", "report.csv", "report.html"} <= written  # the evaluation family's HTML comes the same way
     assert (run_dir / "report.csv").read_text() == "arm,iteration\n"
     assert "report writer 'broken' failed: RuntimeError: no ink" in result.stderr
+
+
+# Plugin families in layers: a family imports the core and families of lower layers only, never one beside or
+# above it (so the tree has no import circle, and each family installs and loads without those above it).
+# The core (layer 0) imports no family at all (test above). A family that needs something from one above asks
+# the plugin manager through a hook instead (e.g. register_model_aliases: the hf family resolves `testbed-tiny`
+# without importing the testbed).
+FAMILY_LAYERS = {
+    "aopcore_integrations": 1,  # adapters inside foreign trainers (TRL, veRL): the core's session API only
+    "aopcore_curricula": 1,
+    "aopcore_providers": 1,
+    "aopcore_hf": 2,            # torch; its TRL trainers reuse the TRL adapter's feeds
+    "aopcore_eval": 3,          # rm-bench reads data sets through the hf family
+    "aopcore_testbed": 3,       # its policy is an hf model; its oracle is an online curriculum
+}
+
+
+def _family_import_violations(layers: dict[str, int], plugins: Path) -> list[str]:
+    offenders = []
+    for family, layer in layers.items():
+        for path in sorted((plugins / family).rglob("*.py")):
+            for line, name in _imported_names(ast.parse(path.read_text(), str(path))):
+                top = name.split(".")[0]
+                if top in layers and top != family and layers[top] >= layer:
+                    offenders.append(f"{path.relative_to(plugins)}:{line}: {family} (layer {layer}) imports {name} "
+                                     f"(layer {layers[top]})")
+    return offenders
+
+
+def test_families_import_only_the_core_and_families_below_them():
+    assert set(FAMILY_LAYERS) == set(FAMILIES) == {p.name for p in (ROOT / "plugins").iterdir() if (p / "__init__.py").exists()}
+    offenders = _family_import_violations(FAMILY_LAYERS, ROOT / "plugins")
+    assert not offenders, "a plugin family imports one beside or above it:\n" + "\n".join(offenders)
+
+
+def test_the_family_rule_catches_an_upward_import(tmp_path: Path):
+    """The scan must fail on the import that made the tree's circle (hf -> testbed), also inside a function."""
+    for family in FAMILY_LAYERS:
+        (tmp_path / family).mkdir()
+        (tmp_path / family / "__init__.py").write_text("")
+    (tmp_path / "aopcore_hf" / "models.py").write_text("def f():\n    from aopcore_testbed.model import ensure_alias\n")
+    (tmp_path / "aopcore_eval" / "x.py").write_text("import aopcore_testbed\nimport aopcore_hf\n")
+    assert _family_import_violations(FAMILY_LAYERS, tmp_path) == [
+        "aopcore_hf/models.py:2: aopcore_hf (layer 2) imports aopcore_testbed.model (layer 3)",
+        "aopcore_eval/x.py:1: aopcore_eval (layer 3) imports aopcore_testbed (layer 3)",
+    ]

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from conftest import TESTS, run_cli
 
-from aopcore.data import FieldMap
+from aopcore.rows import FieldMap
 from aopcore.datasources import SourceSpec, read_source
 from aopcore.errors import InputError
 from aopcore.records import Question
@@ -191,3 +191,16 @@ def test_third_party_data_source_through_an_entry_point(toy_config, tmp_path):
     result = run_cli("validate", str(config), env=env)
     assert result.returncode == 2
     assert "data.heldout: unknown data source 'line' (installed: builtin, file, hf, lines" in result.stderr
+
+
+def test_the_old_module_path_aopcore_data_still_imports_and_registers_nothing():
+    """aopcore.data (beside the folder of the built-in sets) became aopcore.rows and aopcore.builtin_data; the
+    published names stay importable for a release, and an entry point still naming aopcore.data adds no second
+    `builtin` source."""
+    import aopcore.data
+    from aopcore import builtin_data, rows
+
+    assert aopcore.data.FieldMap is rows.FieldMap and aopcore.data.RowMapper is rows.RowMapper
+    assert aopcore.data.load_builtin is builtin_data.load_builtin
+    assert not hasattr(aopcore.data, "register_data_sources")
+    assert load_registry().get("data", "builtin").factory is builtin_data.load_builtin

@@ -75,7 +75,7 @@ def test_bf16_autocast_keeps_float32_master_weights_and_agrees_with_float32(tiny
 def test_gradient_checkpointing_recomputes_the_layers(tiny):
     """The option really checkpoints: each block runs again in the backward pass."""
     from aopcore_hf.models import choose_device, load_causal_lm
-    from aopcore_hf.ppo_memory import enable_gradient_checkpointing
+    from aopcore_hf.ppo.memory import enable_gradient_checkpointing
 
     def block_calls(checkpointing: bool) -> int:
         model, _ = load_causal_lm(str(tiny), choose_device("cpu", "float32"))

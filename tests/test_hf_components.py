@@ -1,4 +1,6 @@
 """Generation, reward models and embeddings: on tiny random models (fast) and on the packaged models (slow)."""
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -105,3 +107,21 @@ def test_packaged_smollm2_converts_once_and_answers(tmp_path_factory):
     judge = LocalModelJudge(LocalJudgeOptions())
     verdicts = judge.judge([JudgeItem("1", "What is the capital of France?", "Paris.", "I like turtles.")])
     assert verdicts[0].choice in {"A", "B", "C"} and verdicts[0].raw.startswith("P(A)=")
+
+
+def test_import_paths_the_docs_published_still_work_for_a_release():
+    """The PPO and vLLM files became packages; the old module paths are thin re-exports of the new ones."""
+    import aopcore_hf.ppo_launch as old_launch
+    import aopcore_hf.vllm_feedback as old_feedback
+    import aopcore_hf.vllm_serve as old_serve
+    from aopcore_hf.ppo import PPOPolicyTrainer, launch
+    from aopcore_hf.ppo.trainer import PPOPolicyTrainer as trainer_class
+    from aopcore_hf.vllm import feedback, serve
+
+    assert PPOPolicyTrainer is trainer_class
+    assert old_launch.main is launch.main and old_launch.launch_command is launch.launch_command
+    assert old_feedback.VLLMFeedbackLLM is feedback.VLLMFeedbackLLM and old_feedback.VLLMJudge is feedback.VLLMJudge
+    assert old_serve.main is serve.main
+    for module in ("aopcore_hf.ppo_launch", "aopcore_hf.vllm_serve"):
+        out = subprocess.run([sys.executable, "-m", module, "--help"], capture_output=True, text=True, timeout=120)
+        assert out.returncode in (0, 2) and "usage: python -m aopcore_hf." in out.stdout + out.stderr, (module, out.stderr)

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from aopcore.config import parse_config
-from aopcore.data import jsonl_rows
+from aopcore.rows import jsonl_rows
 from aopcore.errors import InputError
 from conftest import AOPCORE, run_cli
 
@@ -77,7 +77,7 @@ def test_a_cached_hub_data_set_still_loads_when_the_hub_is_unreachable(tmp_path)
     (target / "json-test.arrow").rename(target / "real-data-test.arrow")
     env = {**os.environ, "HF_DATASETS_CACHE": str(cache), "HF_HOME": str(tmp_path / "hf"), "HF_HUB_OFFLINE": "",
            "HF_ENDPOINT": f"http://127.0.0.1:{_refused_port()}"}
-    result = subprocess.run([sys.executable, "-c", "from pathlib import Path; from aopcore_hf.datasets import load_hub; "
+    result = subprocess.run([sys.executable, "-c", "from pathlib import Path; from aopcore_hf.dataset_io import load_hub; "
                              "print(' '.join(q.id for q in load_hub('real-org/real-data::test', Path('.'))))"],
                             capture_output=True, text=True, env=env, timeout=120)
     assert result.returncode == 0, result.stderr

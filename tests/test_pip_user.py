@@ -76,6 +76,13 @@ def test_the_wheel_built_from_the_sdist_carries_every_example_family_and_data_fi
     # every data file the plugin families read
     for data in [*(ROOT / "plugins").glob("aopcore_*/data/*.json*"), *(ROOT / "plugins").glob("aopcore_testbed/weights/*/*")]:
         assert str(data.relative_to(ROOT / "plugins")) in names, f"{data} is not in the wheel"
+    # `aopcore new-plugin`'s templates (package data), byte for byte
+    templates = sorted((ROOT / "aopcore" / "scaffold_templates").rglob("*.tmpl"))
+    assert len(templates) >= 22
+    with zipfile.ZipFile(wheel) as zf:
+        for template in templates:
+            rel = str(template.relative_to(ROOT))
+            assert rel in names and zf.read(rel) == template.read_bytes(), f"{rel} is not in the wheel"
     # one version, everywhere
     assert f"\nVersion: {aopcore.__version__}\n" in meta and sdist.name == f"aopcore-{aopcore.__version__}.tar.gz"
     assert "Project-URL: Changelog" in meta and "Classifier: Programming Language :: Python :: 3.11" in meta

@@ -3,6 +3,7 @@ import importlib.metadata as md
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import ROOT, run_cli
@@ -136,3 +137,74 @@ def test_plugins_add_cli_subcommands_and_a_failing_one_is_isolated(tmp_path: Pat
     bad = run_cli("hello", "--name", "nobody", env=env)
     assert bad.returncode == 2 and "error: hello: --name nobody is not a name" in bad.stderr
     assert "rm-bench" in run_cli("--help", env=env).stdout  # the built-in family's commands come the same way
+
+
+def test_one_plugin_manager_per_process_and_local_plugins_stay_local(tmp_path: Path):
+    """Entry points load once (load_plugins is idempotent); a module one call names is not seen by the next call."""
+    from aopcore.registry import load_plugins, reset_plugins
+
+    pm = load_plugins()
+    assert load_plugins() is pm
+    assert "toy-length" in load_registry(["toy_components"]).names("judge")
+    assert load_plugins() is pm
+    assert "toy-length" not in load_registry().names("judge")
+    mod = tmp_path / "late_plugin.py"
+    mod.write_text("from aopcore import hookimpl\n"
+                   "class Late:\n"
+                   "    def __init__(self, options): pass\n"
+                   "@hookimpl\n"
+                   "def register_judges(register):\n"
+                   "    register('late', Late)\n")
+    sys.path.insert(0, str(tmp_path))
+    try:
+        assert load_registry(["late_plugin"], entry_points=False).get("judge", "late").plugin == "late_plugin"
+    finally:
+        sys.path.remove(str(tmp_path))
+    reset_plugins()
+    fresh = load_plugins()
+    assert fresh is not pm and not fresh.has_plugin("late_plugin")
+    assert "toy-length" in load_registry(["toy_components"]).names("judge")
+
+
+def test_every_register_hook_names_the_type_of_its_register_function():
+    import inspect
+
+    from aopcore import hookspecs
+
+    specs = [fn for name, fn in inspect.getmembers(hookspecs, inspect.isfunction) if name.startswith("register_")]
+    assert len(specs) >= 11
+    for fn in specs:
+        annotation = inspect.signature(fn, eval_str=True).parameters.get("register")
+        if annotation is not None:
+            assert annotation.annotation is not Any, fn.__name__
+
+
+def test_a_plugin_registers_a_model_alias_that_the_hf_family_resolves(tmp_path: Path):
+    """register_model_aliases: an installed plugin's alias resolves, is listed by `aopcore models`, and is checked
+    by preflight, with no import between the families."""
+    site = tmp_path / "site"
+    info = site / "alias_dist-1.0.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: alias-dist\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text("[aopcore]\nmyalias = alias_plugin\n")
+    (site / "alias_plugin.py").write_text(
+        "from aopcore import hookimpl\n"
+        "def build(models_dir):\n"
+        "    folder = models_dir / 'my-tiny'\n"
+        "    folder.mkdir(parents=True, exist_ok=True)\n"
+        "    return folder\n"
+        "@hookimpl\n"
+        "def register_model_aliases(register):\n"
+        "    register('my-tiny', build, module='alias_plugin', source='a test plugin')\n"
+        "    register('testbed-tiny', build, module='alias_plugin')  # taken by the testbed family: ignored\n")
+    env = {"PYTHONPATH": str(site), "AOPCORE_CACHE": str(tmp_path / "cache")}
+    code = ("from aopcore_hf.models import model_problem, resolve_model\n"
+            "print(resolve_model('my-tiny')); print(model_problem('my-tiny')); print(resolve_model('testbed-tiny-base') != '')\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                         env={**__import__("os").environ, **env})
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines()[:2] == [str(tmp_path / "cache" / "models" / "my-tiny"), "None"]
+    listing = run_cli("models", env=env)
+    assert listing.returncode == 0, listing.stderr
+    assert "my-tiny\n  from:  a test plugin\n" in listing.stdout
+    assert listing.stdout.count("\ntestbed-tiny\n") == 1

@@ -93,7 +93,7 @@ def test_a_failing_reward_stops_the_group_with_its_error(tmp_path: Path):
 
 def test_accelerate_config_is_passed_to_accelerate_launch(tmp_path: Path):
     """The path GPU users take (`accelerate launch --config_file ...`), here with a one-process CPU config."""
-    from aopcore_hf.ppo_launch import launch_command
+    from aopcore_hf.ppo.launch import launch_command
 
     config = tmp_path / "accelerate.yaml"
     config.write_text("compute_environment: LOCAL_MACHINE\ndistributed_type: 'NO'\nnum_processes: 1\nnum_machines: 1\n"

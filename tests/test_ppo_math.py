@@ -4,7 +4,7 @@ import math
 import pytest
 
 torch = pytest.importorskip("torch")
-from aopcore_hf import ppo_math as pm  # noqa: E402
+from aopcore_hf.ppo import functional as pm  # noqa: E402
 
 
 def t(rows):

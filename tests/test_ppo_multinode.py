@@ -2,7 +2,7 @@
 meet at a rendezvous on 127.0.0.1 and reproduce a one-process run with the same global batch.
 
 Machine 0 is the training stage's own launch (``train_distributed``); machine 1 is what a user starts on
-another node, ``python -m aopcore_hf.ppo_launch join CONFIG --machine-rank 1``, which knows only the
+another node, ``python -m aopcore_hf.ppo.launch join CONFIG --machine-rank 1``, which knows only the
 config's [trainer] section and receives the job from rank 0.
 """
 import subprocess
@@ -14,7 +14,7 @@ import pytest
 torch = pytest.importorskip("torch")
 from aopcore_hf.options import PPOOptions  # noqa: E402
 from aopcore_hf.ppo import PPOPolicyTrainer  # noqa: E402
-from aopcore_hf.ppo_launch import check_joined, joined_options, launch_command  # noqa: E402
+from aopcore_hf.ppo.launch import check_joined, joined_options, launch_command  # noqa: E402
 from test_ppo_distributed import KEYS, PROMPTS, weights  # noqa: E402
 from tiny_models import WordReward, save_tiny_gpt2  # noqa: E402
 
@@ -51,7 +51,7 @@ def test_two_machine_group_matches_one_process(tmp_path: Path):
         assert cmd[cmd.index("--node_rank") + 1] == rank and cmd[cmd.index("--nproc_per_node") + 1] == "1"
         assert cmd[cmd.index("--master_addr") + 1] == "127.0.0.1" and cmd[cmd.index("--master_port") + 1] == str(port)
 
-    joiner = subprocess.Popen([sys.executable, "-m", "aopcore_hf.ppo_launch", "join", str(config), "--machine-rank", "1", "--once"],
+    joiner = subprocess.Popen([sys.executable, "-m", "aopcore_hf.ppo.launch", "join", str(config), "--machine-rank", "1", "--once"],
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         with StageMeter("train") as meter:
@@ -95,7 +95,7 @@ def test_join_checks_its_config_and_rank(tmp_path: Path):
     good = trainer_toml(tmp_path / "good.toml", tmp_path, 29500)
     with pytest.raises(InputError, match="trainer: .*multiple of num_machines"):
         joined_options(good, ["trainer.num_machines=3"])  # 2 processes over 3 machines
-    out = subprocess.run([sys.executable, "-m", "aopcore_hf.ppo_launch", "join", str(good), "--machine-rank", "2"],
+    out = subprocess.run([sys.executable, "-m", "aopcore_hf.ppo_launch", "join", str(good), "--machine-rank", "2"],  # the published path still works
                          capture_output=True, text=True, timeout=60)
     assert out.returncode == 2 and "--machine-rank must be in 1..1" in out.stderr and "Traceback" not in out.stderr
 

@@ -93,8 +93,8 @@ def test_killed_ppo_stage_resumes_from_its_last_save_with_identical_results(tmp_
 
 
 def test_a_save_from_another_job_is_ignored(tmp_path: Path):
-    from aopcore_hf.ppo_checkpoint import PPOCheckpoints
-    from aopcore_hf.ppo_comm import LocalComm
+    from aopcore_hf.ppo.checkpoint import PPOCheckpoints
+    from aopcore_hf.ppo.comm import LocalComm
 
     module = torch.nn.Linear(2, 1)
     optimizer = torch.optim.Adam(module.parameters())

@@ -28,7 +28,7 @@ def test_reduced_quickstart_runs_and_reports(tmp_path: Path):
     run = tmp_path / "quickstart"
     config = json.loads((run / "config.json").read_text())
     assert config["experiment"]["records_per_iteration"] == 4
-    from aopcore_hf.vllm_engine import vllm_available
+    from aopcore_hf.vllm.engine import vllm_available
 
     # the feedback LLM's engine = "auto", resolved and recorded: vLLM where its environment exists (CI makes one)
     assert config["feedback"]["engine"] == ("vllm" if vllm_available() else "transformers")

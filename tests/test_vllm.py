@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 torch = pytest.importorskip("torch")
-from aopcore_hf.vllm_engine import vllm_python  # noqa: E402
+from aopcore_hf.vllm.engine import vllm_python  # noqa: E402
 
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(vllm_python() is None, reason="no vLLM environment: run scripts/setup-vllm.sh "
                                                    "(or set AOPCORE_VLLM_PYTHON)")]
@@ -29,7 +29,7 @@ QUESTIONS = ["What is the capital of France?", "Name three fruits.", "What is 2 
 @pytest.fixture(scope="module", autouse=True)
 def _close_engines():
     yield
-    from aopcore_hf.vllm_engine import close_all
+    from aopcore_hf.vllm.engine import close_all
 
     close_all()
 
@@ -66,7 +66,7 @@ def test_trained_weights_reach_the_engine_without_a_restart(tmp_path: Path):
     from tiny_models import WordReward
 
     from aopcore import Prompt
-    from aopcore_hf.vllm_engine import _engines
+    from aopcore_hf.vllm.engine import _engines
 
     policy = smollm2_policy(tmp_path / "policy_0")
     ppo = trainer("vllm", learning_rate=3e-4, batch_size=4, mini_batch_size=4, ppo_epochs=2, generation={"max_new_tokens": 12})
@@ -93,7 +93,7 @@ def test_vllm_feedback_llm_and_judge_plugins(tmp_path: Path):
     from aopcore import JudgeItem
     from aopcore.ledger import StageMeter
     from aopcore_hf.feedback import LocalJudgeOptions, LocalModelJudge
-    from aopcore_hf.vllm_feedback import VLLMFeedbackLLM, VLLMJudge, VLLMJudgeOptions, VLLMLLMOptions
+    from aopcore_hf.vllm.feedback import VLLMFeedbackLLM, VLLMJudge, VLLMJudgeOptions, VLLMLLMOptions
 
     llm = VLLMFeedbackLLM(VLLMLLMOptions(dtype="float32", max_new_tokens=24, cache_path=str(tmp_path / "cache.sqlite")))
     prompts = ["Write one question about baking bread.", "Write one question about physics."]
@@ -119,7 +119,7 @@ def test_local_feedback_auto_engine_is_vllm_here_and_keeps_its_own_cache(tmp_pat
     and its responses never answer a transformers request for the same prompt, nor the other way round."""
     from aopcore.ledger import StageMeter
     from aopcore_hf.feedback import LocalFeedbackLLM, LocalLLMOptions
-    from aopcore_hf.vllm_feedback import VLLMFeedbackLLM
+    from aopcore_hf.vllm.feedback import VLLMFeedbackLLM
 
     cache = str(tmp_path / "cache.sqlite")
     options = LocalLLMOptions(max_new_tokens=16, cache_path=cache)
@@ -146,7 +146,7 @@ def test_vllm_serve_through_the_openai_provider(tmp_path: Path, monkeypatch):
     """A real `vllm serve` on 127.0.0.1 (OpenAI API) as feedback LLM and judge through the existing `openai` provider."""
     pytest.importorskip("openai")
     from aopcore import JudgeItem
-    from aopcore_hf.vllm_serve import start_server, stop_server
+    from aopcore_hf.vllm.serve import start_server, stop_server
     from aopcore_providers.llm import OpenAIJudge, OpenAILLM
     from aopcore_providers.options import OpenAIOptions
 

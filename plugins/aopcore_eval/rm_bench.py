@@ -33,7 +33,7 @@ class RMBenchConfig(BaseModel):
 
 def load_pairs(spec: str, base_dir: Path) -> list[dict[str, Any]]:
     if spec.startswith("hf:"):
-        from aopcore_hf.datasets import _load_hub
+        from aopcore_hf.dataset_io import _load_hub
 
         rows = [dict(r) for r in _load_hub(spec[3:])]
     else:

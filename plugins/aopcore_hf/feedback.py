@@ -1,5 +1,5 @@
 """A local Hugging Face causal LM as FeedbackLLM (writes prompts) and as Judge (reads P(A), P(B), P(C)): the ``local``
-plugins. Their model runs in transformers here, or in a vLLM engine (vllm_feedback.py) when ``engine`` resolves to
+plugins. Their model runs in transformers here, or in a vLLM engine (vllm/feedback.py) when ``engine`` resolves to
 vllm (local_llm.py says when); constructing the plugin class builds the one its options name.
 """
 from __future__ import annotations
@@ -26,7 +26,7 @@ class LocalFeedbackLLM(CachedLLM):
 
     def __new__(cls, options: LocalLLMOptions | None = None):  # None: unpickling, which passes no arguments
         if cls is LocalFeedbackLLM and options is not None and options.engine == "vllm":  # the plugin on the other engine
-            from aopcore_hf.vllm_feedback import VLLMFeedbackLLM
+            from aopcore_hf.vllm.feedback import VLLMFeedbackLLM
 
             return VLLMFeedbackLLM(options)
         return super().__new__(cls)
@@ -52,7 +52,7 @@ class LocalModelJudge:
 
     def __new__(cls, options: LocalJudgeOptions | None = None):  # None: unpickling, which passes no arguments
         if cls is LocalModelJudge and options is not None and options.engine == "vllm":
-            from aopcore_hf.vllm_feedback import VLLMJudge
+            from aopcore_hf.vllm.feedback import VLLMJudge
 
             return VLLMJudge(options)
         return super().__new__(cls)

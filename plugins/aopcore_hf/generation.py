@@ -7,7 +7,7 @@ widths and batches to one size, so it compiles once per width); ``continuous`` i
 continuous-batching ``generate_batch`` (paged attention, requests scheduled as they finish). ``auto``
 picks ``static`` on CUDA and ``plain`` elsewhere; when an automatically chosen backend fails, generation
 falls back to ``plain`` for the rest of the process and says so once. ``vllm`` (a vLLM engine in its own
-environment) lives in ``generation_vllm.py``; where it cannot take part (rollouts of TRL's trainers or of a
+environment) lives in ``vllm/generation.py``; where it cannot take part (rollouts of TRL's trainers or of a
 multi-process PPO), generation here treats it as ``auto``.
 """
 from __future__ import annotations

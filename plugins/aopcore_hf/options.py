@@ -69,7 +69,7 @@ class PolicyOptions(_Options):
 def sft_data_problem(spec: str, base_dir: Path, limit: int | None) -> str | None:
     """Read the SFT records now (a hub data set: its first record), so bad data shows before training."""
     from aopcore.errors import InputError
-    from aopcore_hf.datasets import load_dolly
+    from aopcore_hf.dataset_io import load_dolly
 
     try:
         load_dolly(spec, base_dir, limit=1 if spec.startswith("hf:") else limit)
@@ -111,9 +111,9 @@ class PPOOptions(PolicyOptions):
                                                     "Each takes batch_size / num_processes rollouts; results match one process.")
     accelerate_config: InputFile | None = Field(None, description="An accelerate config file (e.g. DeepSpeed ZeRO-1/2) passed through to `accelerate launch`.")
     # a group across machines: machine 0 is where the training stage runs (it holds the main rank and the reward
-    # service); every other machine runs `python -m aopcore_hf.ppo_launch join CONFIG --machine-rank K`
+    # service); every other machine runs `python -m aopcore_hf.ppo.launch join CONFIG --machine-rank K`
     num_machines: int = Field(1, ge=1, description="Machines the data-parallel group spans; num_processes counts the processes of all of them. "
-                                                   "Start machines 1.. with `python -m aopcore_hf.ppo_launch join CONFIG --machine-rank K`.")
+                                                   "Start machines 1.. with `python -m aopcore_hf.ppo.launch join CONFIG --machine-rank K`.")
     main_address: str = Field("127.0.0.1", description="Machine 0's address as the other machines reach it: the launchers' rendezvous "
                                                        "(torchrun --master_addr, accelerate --main_process_ip) when num_machines > 1.")
     main_port: int = Field(29500, ge=1, le=65535, description="Rendezvous port on machine 0 when num_machines > 1.")

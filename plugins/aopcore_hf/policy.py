@@ -73,7 +73,7 @@ class HFPolicyBase:
         return generate_rollouts(model, tokenizer, queries, settings)
 
     def _vllm_policy(self):
-        from aopcore_hf.generation_vllm import VLLMPolicy
+        from aopcore_hf.vllm.generation import VLLMPolicy
 
         if getattr(self, "_vllm", None) is None:
             g, o = self.options.generation, self.options
@@ -82,11 +82,11 @@ class HFPolicyBase:
         return self._vllm
 
     def _generate_vllm(self, policy: Path, prompts: Sequence[str], settings: GenerationSettings, *, seed: int) -> list[str]:
-        """Answers through the policy's vLLM engine (generation_vllm.py): one engine per process, the checkpoint's
+        """Answers through the policy's vLLM engine (vllm/generation.py): one engine per process, the checkpoint's
         weights reloaded into it, so the engine starts once for all evaluations and answers of a run."""
         from transformers import AutoTokenizer
 
-        from aopcore_hf.generation_vllm import local_folder
+        from aopcore_hf.vllm.generation import local_folder
         from aopcore_hf.models import resolve_model
         from aopcore_hf.policy_io import policy_source
 

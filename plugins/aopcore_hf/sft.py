@@ -11,7 +11,7 @@ import random
 import shutil
 from pathlib import Path
 
-from aopcore_hf.datasets import load_dolly
+from aopcore_hf.dataset_io import load_dolly
 from aopcore_hf.generation import format_prompt
 from aopcore_hf.models import DeviceChoice, load_causal_lm
 from aopcore_hf.options import SFTOptions

@@ -1,4 +1,5 @@
-"""Registers the testbed family: verifier reward and judge, the testbed writer, and the ``testbed`` data sources."""
+"""Registers the testbed family: verifier reward and judge, the testbed writer, the ``testbed`` data sources and the
+``testbed-tiny`` model aliases."""
 from __future__ import annotations
 
 from aopcore import hookimpl
@@ -38,3 +39,19 @@ def register_curricula(register):
     register("oracle", LazyFactory("aopcore_testbed.oracle:OracleCurriculum",
                                    doc="Testbed positive control: every step by p(1 - p) of pass rates measured on the whole pool (or categories weighted by measured learning gain)"),
              options=OracleOptions)
+
+
+@hookimpl
+def register_model_aliases(register):
+    def build(name: str):
+        def folder(models_dir):
+            from aopcore_testbed.model import ensure_alias  # torch: only when the alias is resolved
+
+            return ensure_alias(name, models_dir)
+
+        return folder
+
+    register("testbed-tiny", build("testbed-tiny"), module="aopcore_testbed",
+             source="aopcore's testbed family (shipped weights, copied into the cache on first use)")
+    register("testbed-tiny-base", build("testbed-tiny-base"), module="aopcore_testbed",
+             source="aopcore's testbed family (random initialisation from a seed, built on first use)")

@@ -1,6 +1,6 @@
-"""What each rank of a multi-process PPO group runs: ``python -m aopcore_hf.ppo_worker JOB.json``.
+"""What each rank of a multi-process PPO group runs: ``python -m aopcore_hf.ppo.worker JOB.json``.
 
-:mod:`aopcore_hf.ppo_launch` starts the group and serves it rewards; each rank started here reads the job
+:mod:`aopcore_hf.ppo.launch` starts the group and serves it rewards; each rank started here reads the job
 (options, policy, prompts, seed), joins the group through accelerate and runs
 ``PPOPolicyTrainer.train_with``; the main rank asks the launching process for every batch's scores. The
 trainer imports its launcher, and only this module imports both.
@@ -18,7 +18,7 @@ from pathlib import Path
 from aopcore import Prompt
 from aopcore.records import to_dict
 from aopcore_hf.options import PPOOptions
-from aopcore_hf.ppo_launch import AUTHKEY_ENV, check_joined
+from aopcore_hf.ppo.launch import AUTHKEY_ENV, check_joined
 
 
 def worker_main(job_path: str) -> None:
@@ -26,7 +26,7 @@ def worker_main(job_path: str) -> None:
 
     from aopcore_hf.models import choose_device
     from aopcore_hf.ppo import PPOPolicyTrainer
-    from aopcore_hf.ppo_comm import AccelerateComm
+    from aopcore_hf.ppo.comm import AccelerateComm
 
     job = json.loads(Path(job_path).read_text())
     local = PPOOptions.model_validate(job["options"])

@@ -1,7 +1,7 @@
 """A vLLM engine in a worker process of the vLLM environment, shared by everything in this process that asks for it.
 
 vLLM cannot live in aopcore's environment (it pins an older transformers: docs/gpu.md "vLLM"), so the engine runs
-in ``plugins/aopcore_hf/vllm_worker.py`` under the vLLM environment's Python and this module speaks to it over a
+in ``plugins/aopcore_hf/vllm/worker.py`` under the vLLM environment's Python and this module speaks to it over a
 Unix socket. Token ids go in and come out; tokenising and decoding stay here, with aopcore's tokenizer. Starting
 an engine costs tens of seconds, so engines are kept per role and model shape (``shared_engine``) and new weights
 (another checkpoint, or the policy after a training step) are handed over by folder (``reload``), not by restart.
@@ -27,8 +27,8 @@ from typing import Any
 from aopcore.errors import InputError, RuntimeFailure
 
 log = logging.getLogger(__name__)
-WORKER = Path(__file__).with_name("vllm_worker.py")
-ROOT = Path(__file__).resolve().parents[2]  # the source checkout (plugins/aopcore_hf/ -> root)
+WORKER = Path(__file__).with_name("worker.py")
+ROOT = Path(__file__).resolve().parents[3]  # the source checkout (plugins/aopcore_hf/vllm/ -> root)
 START_TIMEOUT_S = float(os.environ.get("AOPCORE_VLLM_START_TIMEOUT", "900"))
 # keys in config.json that do not change the shape of the model: checkpoints that differ only there share an engine
 _NOT_SHAPE = {"dtype", "torch_dtype", "transformers_version", "_name_or_path", "architectures_version", "use_cache"}
@@ -81,7 +81,7 @@ class VLLMEngine:
         self.model = str(model)
         self.weights = self.model  # the folder whose weights the engine holds now
         self.max_model_len = max_model_len
-        self.stamp: tuple | None = None  # what its users know of those weights (generation_vllm: names, times, sizes)
+        self.stamp: tuple | None = None  # what its users know of those weights (vllm.generation: names, times, sizes)
         self._lock = threading.Lock()
         self._dir = Path(tempfile.mkdtemp(prefix="aopcore-vllm-"))
         self.log_path = self._dir / "worker.log"
@@ -92,10 +92,9 @@ class VLLMEngine:
                    DO_NOT_TRACK="1", TOKENIZERS_PARALLELISM="false")
         env.setdefault("VLLM_CPU_KVCACHE_SPACE", str(int(kv_cache_gib)))  # the CPU backend's KV cache in GiB (its default: 4)
         env.setdefault("VLLM_LOGGING_LEVEL", "WARNING")
-        # run the worker by path without putting plugins/aopcore_hf/ on its sys.path (its datasets.py would shadow a package)
-        code = "import sys; p = sys.argv.pop(1); exec(compile(open(p).read(), p, 'exec'))"
+        # by path: the vLLM environment has no aopcore; the worker imports only the standard library and vLLM
         with open(self.log_path, "wb") as out:
-            self._proc = subprocess.Popen([self.python, "-c", code, str(WORKER), listener.address], cwd=self._dir, env=env,
+            self._proc = subprocess.Popen([self.python, str(WORKER), listener.address], cwd=self._dir, env=env,
                                           stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
         self._conn = self._accept(listener)
         cuda = shutil.which("nvidia-smi") is not None

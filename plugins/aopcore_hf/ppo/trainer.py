@@ -20,8 +20,8 @@ from tqdm.auto import tqdm
 
 from aopcore import InputError, Prompt, RewardModel, TrainStats
 from aopcore.steps import PromptStream, RolloutGroup
-from aopcore_hf import ppo_math as pm
-from aopcore_hf import ppo_memory
+from aopcore_hf.ppo import functional as pm
+from aopcore_hf.ppo import memory as ppo_memory
 from aopcore_hf.generation import (
     Rollout,
     decode_responses,
@@ -31,9 +31,9 @@ from aopcore_hf.models import load_causal_lm
 from aopcore_hf.options import PPOOptions
 from aopcore_hf.policy import HFPolicyBase
 from aopcore_hf.policy_io import policy_source, save_policy
-from aopcore_hf.ppo_checkpoint import PPOCheckpoints
-from aopcore_hf.ppo_comm import AccelerateComm, LocalComm
-from aopcore_hf.ppo_scoring import Score, score_and_book  # noqa: F401 (score_and_book: also imported from here)
+from aopcore_hf.ppo.checkpoint import PPOCheckpoints
+from aopcore_hf.ppo.comm import AccelerateComm, LocalComm
+from aopcore_hf.ppo.scoring import Score, score_and_book  # noqa: F401 (score_and_book: also imported from here)
 from aopcore_hf.tracking import Trackers
 
 VALUE_HEAD = "value_head.pt"
@@ -140,7 +140,7 @@ class PPOPolicyTrainer(HFPolicyBase):
             raise InputError(f"ppo: a curriculum that takes part in the per-step channel needs num_processes = 1 so far "
                              f"(num_processes = {self.options.num_processes}{', accelerate_config' if self.options.accelerate_config else ''})")
         if self.options.num_processes > 1 or self.options.accelerate_config:
-            from aopcore_hf.ppo_launch import train_distributed
+            from aopcore_hf.ppo.launch import train_distributed
 
             if self.options.save_every_steps:
                 logging.getLogger("aopcore").warning("ppo: save_every_steps applies to one process only so far; "

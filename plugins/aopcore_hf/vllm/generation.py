@@ -1,6 +1,6 @@
 """The policy's generation through vLLM (``generation_backend = "vllm"``): evaluation, test answers and PPO rollouts.
 
-One engine per process serves the policy (``vllm_engine.shared_engine("policy", ...)``, started on first use, tens of
+One engine per process serves the policy (``engine.shared_engine("policy", ...)``, started on first use, tens of
 seconds). Checkpoints are handed to it by folder: evaluating another checkpoint of the same model reloads its weights
 in place, and PPO writes the weights it is training into a scratch folder before each step's rollouts and reloads
 them, as TRL's vLLM colocate mode does, so rollouts come from the current policy without restarting the engine.
@@ -61,7 +61,7 @@ class VLLMPolicy:
         self.reload_seconds: list[float] = []
 
     def engine_for(self, folder: str):
-        from aopcore_hf.vllm_engine import shared_engine
+        from aopcore_hf.vllm.engine import shared_engine
 
         engine = shared_engine("policy", folder, **fit_length(folder, self.engine_options))
         stamp = (folder, _weights_stamp(folder))

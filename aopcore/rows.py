@@ -2,8 +2,8 @@
 
 Every data source (the core's ``builtin:``, the Hugging Face family's files and hub ids, a third
 party's scheme) can turn rows into :class:`Question` objects with :class:`RowMapper`, so a schema is
-recognised the same way wherever the rows come from. Also registers the ``builtin`` source: data
-shipped inside aopcore, through the same hook a third-party plugin uses.
+recognised the same way wherever the rows come from. The core's own ``builtin:`` source is
+:mod:`aopcore.builtin_data`.
 """
 from __future__ import annotations
 
@@ -11,16 +11,14 @@ import gzip
 import json
 import re
 import zlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from aopcore.errors import InputError
-from aopcore.hookspecs import hookimpl
 from aopcore.records import Question
 
-BUILTIN_DIR = Path(__file__).parent / "data"
 LFS_POINTER = "version https://git-lfs.github.com/spec/"
 HH_ASSISTANT = "\n\nAssistant:"
 # HH-RLHF subsets -> category; red-team-attempts has another schema
@@ -183,19 +181,3 @@ def default_prefix(path: Path) -> str:
     stem = path.name.split(".")[0]
     subset = hh_subset(str(path))
     return f"{subset}-{stem}" if subset else stem
-
-
-def builtin_names() -> list[str]:
-    return sorted(p.stem for p in BUILTIN_DIR.glob("*.jsonl"))
-
-
-def load_builtin(arg: str, base_dir: Path, *, fields: FieldMap | None = None) -> Iterable[Question]:
-    """Questions shipped with aopcore: `builtin:heldout` (5 per SHP category), `builtin:test-prompts`."""
-    if arg not in builtin_names():
-        raise InputError(f"no built-in data set {arg!r} (built-ins: {', '.join(builtin_names())})")
-    return questions_from_jsonl(BUILTIN_DIR / f"{arg}.jsonl", fields)
-
-
-@hookimpl
-def register_data_sources(register):
-    register("builtin", load_builtin)
