@@ -188,7 +188,10 @@ def test_online_curricula_hear_every_step_and_keep_evicts_and_refills(tmp_path):
     refill_draws = [b for b in log if not all(b["kept"])]
     assert sum(k is False for b in log for k in b["kept"]) == sum(s["metrics"].get("training/aopcore/dropped_groups", 0)
                                                                    for s in steps if s["round"] == 1)
-    # every group trained was kept: no prompt of a dropped group is in that step's batch unless drawn again
+    # the update never sees a dropped group: every (draw, position) trained was kept, every kept one was trained
+    kept = {(b["draw"], k) for b in log for k, ok in enumerate(b["kept"]) if ok}
+    trained = [tuple(t) for s in steps if s["round"] == 1 for t in s["trained"]]
+    assert len(trained) == len(set(trained)) and set(trained) == kept
     for b in refill_draws:
         for g, k in zip(b["groups"], b["kept"]):
             assert k or len(set(g["rewards"])) == 1  # only zero-variance groups are dropped

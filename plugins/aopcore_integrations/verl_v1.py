@@ -111,20 +111,20 @@ def check_trainer_config(data_config: Any) -> bool:
     return bool(_get(root, "trainer.use_v1"))
 
 
-def groups_of(uids: Sequence[str], infos: Sequence[Any], rewards: Sequence[float], tokens: Sequence[int]) -> dict[str, tuple[Any, list[float], int]]:
-    """Per prompt uid: its row's ``extra_info``, the rewards of its trajectories and their response tokens."""
-    out: dict[str, tuple[Any, list[float], int]] = {}
-    for uid, info, r, t in zip(uids, infos, rewards, tokens, strict=True):
-        prev = out.get(uid)
-        out[uid] = (info, (prev[1] if prev else []) + [float(r)], (prev[2] if prev else 0) + int(t))
+def trajectories_by_uid(keys: Sequence[str], infos: Sequence[Any], rewards: Sequence[float],
+                        tokens: Sequence[int]) -> dict[str, list[tuple[Any, float, int]]]:
+    """Per prompt uid (a TransferQueue key is ``{uid}_{session}_{index}``): (extra_info, reward, response tokens) of
+    each of its trajectories."""
+    out: dict[str, list[tuple[Any, float, int]]] = {}
+    for key, info, r, t in zip(keys, infos, rewards, tokens, strict=True):
+        out.setdefault(key.split("_")[0], []).append((info, float(r), int(t)))
     return out
 
 
 def _build_class() -> type:
     from verl.trainer.ppo.v1 import replay_buffer as rb
 
-    from aopcore.steps import RolloutGroup
-    from aopcore_integrations.verl import CATEGORY, DRAW, ID, POSITION, ROUND, SIZE
+    from aopcore_integrations.verl import DRAW, POSITION, ROUND, SIZE, group_by_position
 
     class AopcoreReplayBuffer(rb.ReplayBuffer):
         """veRL's sync ``ReplayBuffer`` that reports each finished draw to aopcore and evicts/refills what it drops."""
@@ -147,7 +147,7 @@ def _build_class() -> type:
             super().__init__(trainer_mode, trainer_config, max_off_policy_threshold, max_off_policy_strategy, sampler_kwargs,
                              poll_interval=float(kw.get("poll_interval", poll_interval)), refill_fn=refill_fn, **kwargs)
             self._trainer = trainer
-            self._seen: dict[str, tuple[Any, list[float], int]] = {}  # finished uids read, not yet reported
+            self._seen: dict[str, list[tuple[Any, float, int]]] = {}  # finished uids read, not yet reported
             self._reported: set[str] = set()  # reported and kept, awaiting selection
             self.dropped_groups = 0
             self.refills = 0
@@ -171,22 +171,22 @@ def _build_class() -> type:
             rewards = [float(v.sum().item()) for v in data["rm_scores"]]
             infos = [getattr(i, "data", i) for i in data["extra_info"]]
             tokens = [int(part[k].get("response_len", 0)) for k in keys]
-            self._seen.update(groups_of([k.split("_")[0] for k in keys], infos, rewards, tokens))
+            self._seen.update(trajectories_by_uid(keys, infos, rewards, tokens))
 
         def _report_complete_draws(self) -> list[str]:
             """Report every draw whose groups all finished; returns the uids the curriculum's ``keep`` dropped."""
             driver = self._dataset().driver
             by_draw: dict[int, list[str]] = {}
-            for uid, (info, _, _) in self._seen.items():
-                by_draw.setdefault(int(info[DRAW]), []).append(uid)
+            for uid, trajectories in self._seen.items():
+                by_draw.setdefault(int(trajectories[0][0][DRAW]), []).append(uid)
             dropped: list[str] = []
             for draw, uids in sorted(by_draw.items()):
-                info0 = self._seen[uids[0]][0]
+                info0 = self._seen[uids[0]][0][0]
                 if len(uids) < int(info0[SIZE]):
                     continue
-                uids.sort(key=lambda u: int(self._seen[u][0][POSITION]))
-                groups = [RolloutGroup(str(self._seen[u][0][ID]), str(self._seen[u][0][CATEGORY]), tuple(self._seen[u][1]),
-                                       self._seen[u][2]) for u in uids]
+                uids.sort(key=lambda u: int(self._seen[u][0][0][POSITION]))
+                rows = [t for u in uids for t in self._seen[u]]  # the legacy adapter's grouping, shared
+                groups = group_by_position([t[0] for t in rows], [t[1] for t in rows], [t[2] for t in rows])[draw]
                 kept = driver.report(int(info0[ROUND]), draw, groups)
                 for u, k in zip(uids, kept, strict=True):
                     del self._seen[u]
@@ -243,4 +243,4 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-__all__ = ["AopcoreReplayBuffer", "check_trainer_config", "groups_of", "trainer_problems"]
+__all__ = ["AopcoreReplayBuffer", "check_trainer_config", "trajectories_by_uid", "trainer_problems"]

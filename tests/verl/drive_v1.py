@@ -162,6 +162,7 @@ def main() -> int:
             assert len(batch.keys) == batch_size * N, len(batch.keys)
             out.write(json.dumps({"step": step, "round": infos[0]["aopcore_round"], "ids": [i["aopcore_id"] for i in infos],
                                   "categories": [i["aopcore_category"] for i in infos],
+                                  "trained": [[i["aopcore_draw"], i["aopcore_pos"]] for i in infos],
                                   "refills": trainer.replay_buffer.refills - refills, "metrics": metrics}) + "\n")
             out.flush()
             STORE.kv_clear(batch.keys, "train")  # fit's step 7
