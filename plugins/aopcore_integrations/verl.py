@@ -19,6 +19,11 @@ batch's indices; the sampler's indices only size the epoch). Every ``steps_per_r
 the config names: the training rollouts of the round just trained (``evaluation = "rollouts"``, default), or
 the held-out questions answered by a ``generate`` function (``evaluation = "generate"``).
 
+veRL's V1 trainer (verl 0.9.1's default, ``trainer.use_v1: true``) never calls ``on_batch_end``: there the same
+dataset serves the rows and :mod:`aopcore_integrations.verl_v1`'s replay buffer reports the rewards (and refills what
+``keep`` drops). The constructor reads the whole config (the data config's root) and refuses, in one line naming the
+key, a trainer in which neither hook would fire (:func:`aopcore_integrations.verl_v1.check_trainer_config`).
+
 Resume. veRL saves ``train_dataloader.state_dict()`` into ``global_step_N/data.pt``; torchdata's
 ``StatefulDataLoader`` includes the dataset's :meth:`state_dict` (round, draws made) when it runs in the main
 process (``data.dataloader_num_workers=0``, which this class requires: worker processes would hold copies whose
