@@ -2,8 +2,9 @@
 
 tests/verl/drive_v1.py composes veRL's full config with Hydra (the command in docs/integrations.md), builds the
 sync trainer's replay buffer through veRL's custom_sampler loader and its dataloader through _init_dataloader, and
-runs steps with prepare_step / ReplayBuffer.sample / _save_checkpoint / _load_checkpoint; TransferQueue, the agent
-loop's generation and the GPU stages after sampling are simulated (see its docstring).
+runs steps with prepare_step / ReplayBuffer.sample / _save_checkpoint / _load_checkpoint, on veRL's real
+TransferQueue (one test) or an in-process store; the agent loop's generation and the GPU stages after sampling are
+simulated (see its docstring).
 """
 from __future__ import annotations
 
@@ -224,3 +225,14 @@ def test_veRL_refuses_at_start_what_the_adapter_cannot_serve(tmp_path, change, k
     lines = [ln for ln in err.splitlines() if ln.startswith("aopcore.errors.InputError") or ln.startswith(key + ":")]
     assert lines and any(ln.split("InputError: ")[-1].startswith(key + ":") for ln in lines), err[-2000:]
     assert "built" not in err
+
+
+@needs_verl
+@pytest.mark.slow
+def test_real_transfer_queue_gives_the_draws_of_the_in_process_store(tmp_path):
+    """The docs' command once more with veRL's real TransferQueue (its controller and storage as Ray actors on a local
+    Ray): the replay buffer reads the same tags, rewards and extra_info, so every step trains the same prompts."""
+    real = _drive(tmp_path, "t", _aop(tmp_path, "t"), "--real-tq")
+    store = _drive(tmp_path, "s", _aop(tmp_path, "s"))
+    assert len(real) == len(store) > 0
+    assert [s["ids"] for s in real] == [s["ids"] for s in store]

@@ -7,8 +7,8 @@ by Hydra from verl/trainer/config/ppo_trainer.yaml with the overrides given (``-
 ``prepare_step`` -> ``_next_train_batch`` -> ``_submit_batch_to_rollout`` (and, as ``refill_fn``,
 ``_add_prompts_to_generate``); ``ReplayBuffer._sync_metadata_from_transfer_queue``, ``_clear_groups``,
 ``_select_prompt_uids``, ``_materialize_batch``; ``_save_checkpoint`` (data.pt, latest_checkpointed_iteration.txt) and
-``_load_checkpoint`` (resume_mode=resume_path). Simulated: TransferQueue (an in-process key/value store with its
-kv_* calls; the real one starts Ray actors), the agent loop (random response lengths; the reward a per-category pass
+``_load_checkpoint`` (resume_mode=auto); with ``--real-tq``, veRL's TransferQueue on a local Ray (otherwise an
+in-process key/value store with its kv_* calls, for speed). Simulated: the agent loop (random response lengths; the reward a per-category pass
 rate, written as ``rm_scores`` as veRL's reward loop does before a group is marked finished), and the actor/critic
 stages after sampling (the step's batch is recorded and cleared from the store, as ``fit`` does).
 
@@ -60,21 +60,31 @@ class KVStore:
         rows = [self.fields[partition_id][k] for k in keys]
         return {f: [r[f] for r in rows] for f in select_fields}
 
-    def kv_clear(self, keys, partition_id):
+    def kv_clear(self, keys, partition_id=None):
         for key in keys:
             self.tags.get(partition_id, {}).pop(key, None)
             self.fields.get(partition_id, {}).pop(key, None)
 
 
 STORE = KVStore()
-rb.tq = tb.tq = STORE
+
+
+def start_transfer_queue():
+    """The real TransferQueue (its controller and one storage unit are Ray actors of num_cpus=1 each)."""
+    import ray
+    import transfer_queue
+
+    ray.init(num_cpus=3, include_dashboard=False, log_to_driver=False)
+    transfer_queue.init(OmegaConf.create({"backend": {"SimpleStorage": {"num_data_storage_units": 1}}}))
+    return transfer_queue
 
 
 class AgentLoop:
     """AgentLoopWorkerTQ's contract: n trajectories per prompt, rewarded, then the prompt marked finished."""
 
-    def __init__(self, pass_rates: dict[str, float]) -> None:
+    def __init__(self, pass_rates: dict[str, float], kv) -> None:
         self.pass_rates = pass_rates
+        self.kv = kv
 
     def generate_sequences(self, batch) -> None:
         infos = batch["extra_info"]
@@ -92,8 +102,12 @@ class AgentLoop:
                 fields.append({"rm_scores": scores, "extra_info": info})
                 tags.append({"status": "success", "response_len": length, "global_steps": step,
                              "min_global_steps": step, "max_global_steps": step})
-            STORE.kv_batch_put(keys, "train", fields=fields, tags=tags)
-            STORE.kv_put(uid, "train", tag={"status": "finished"})
+            if self.kv is not STORE:
+                from verl.utils.tensordict_utils import list_of_dict_to_tensordict
+
+                fields = list_of_dict_to_tensordict(fields)
+            self.kv.kv_batch_put(keys=keys, partition_id="train", fields=fields, tags=tags)
+            self.kv.kv_put(key=uid, partition_id="train", tag={"status": "finished"})
 
 
 class WorkerGroup:
@@ -138,7 +152,11 @@ def main() -> int:
     ap.add_argument("--save-at", type=int, default=0)
     ap.add_argument("--crash-at", type=int, default=0, help="os._exit after this step")
     ap.add_argument("--build-only", action="store_true", help="build the trainer's sampler and dataloader, then stop")
+    ap.add_argument("--real-tq", action="store_true", help="the real TransferQueue on a local Ray, not the in-process store")
     args = ap.parse_args()
+    kv = start_transfer_queue() if args.real_tq else STORE
+    if not args.real_tq:
+        rb.tq = tb.tq = STORE
     args.work.mkdir(parents=True, exist_ok=True)
     if not (args.work / "val.parquet").exists():
         write_inputs(args.work)
@@ -148,7 +166,7 @@ def main() -> int:
         return 0
     assert type(trainer.replay_buffer).__name__ == "AopcoreReplayBuffer", type(trainer.replay_buffer)
     trainer._load_checkpoint()
-    trainer.agent_loop_manager = AgentLoop(PASS)
+    trainer.agent_loop_manager = AgentLoop(PASS, kv)
     batch_size = trainer.config.data.train_batch_size
     with open(args.out, "a", encoding="utf-8") as out:
         for step in range(trainer.global_steps + 1, trainer.total_training_steps + 1):
@@ -157,7 +175,8 @@ def main() -> int:
             trainer.prepare_step()
             batch, metrics = trainer.replay_buffer.sample(global_steps=step, partition_id="train", batch_size=batch_size)
             uids = sorted({k.split("_")[0] for k in batch.keys})
-            infos = [STORE.fields["train"][f"{u}_0_0"]["extra_info"] for u in uids]
+            got = kv.kv_batch_get(keys=[f"{u}_0_0" for u in uids], partition_id="train", select_fields=["extra_info"])
+            infos = [getattr(i, "data", i) for i in got["extra_info"]]
             infos.sort(key=lambda i: (i["aopcore_draw"], i["aopcore_pos"]))
             assert len(batch.keys) == batch_size * N, len(batch.keys)
             out.write(json.dumps({"step": step, "round": infos[0]["aopcore_round"], "ids": [i["aopcore_id"] for i in infos],
@@ -165,11 +184,13 @@ def main() -> int:
                                   "trained": [[i["aopcore_draw"], i["aopcore_pos"]] for i in infos],
                                   "refills": trainer.replay_buffer.refills - refills, "metrics": metrics}) + "\n")
             out.flush()
-            STORE.kv_clear(batch.keys, "train")  # fit's step 7
+            kv.kv_clear(keys=batch.keys, partition_id="train")  # fit's step 7
             if step == args.save_at:
                 trainer._save_checkpoint()
             if step == args.crash_at:
                 os._exit(3)
+    if args.real_tq:
+        kv.close()
     return 0
 
 
