@@ -24,6 +24,7 @@ sampler's, the first adapter code each trainer runs, before any worker starts. v
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -199,6 +200,7 @@ def _build_class() -> type:
                 return super().sample(global_steps, partition_id, batch_size)
             metrics: dict[str, float] = {}
             rounds = 0
+            last_debug = time.time()
             while True:
                 self._sync_metadata_from_transfer_queue()
                 terminal = self.finished_keys["train"] | self.failure_keys["train"]
@@ -224,7 +226,7 @@ def _build_class() -> type:
                     selected, snapshot, _ = self._select_prompt_uids("train", ready, batch_size)
                     self._reported.difference_update(selected)
                     return self._materialize_batch("train", selected, snapshot), metrics
-                self._wait_for_next_poll("train", 0.0)
+                last_debug = self._wait_for_next_poll("train", last_debug)
 
     AopcoreReplayBuffer.__module__, AopcoreReplayBuffer.__qualname__ = __name__, SAMPLER_NAME
     return AopcoreReplayBuffer
