@@ -121,7 +121,6 @@ def _share(steps: list[dict], rnd: int, cats: set[str]) -> float:
     return sum(c in cats for c in drawn) / len(drawn)
 
 
-@needs_verl
 def test_docs_command_has_the_v1_keys():
     cmd = docs_command()
     assert "trainer.v1.sampler.custom_sampler.path=pkg://aopcore_integrations.verl_v1" in cmd
