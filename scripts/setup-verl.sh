@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# veRL in its own virtualenv, ./.venv-verl (idempotent), for the `data.custom_cls` adapter
-# (plugins/aopcore_integrations/verl.py) and its test (tests/test_verl_adapter.py).
+# veRL in its own virtualenv, ./.venv-verl (idempotent), for the veRL adapters (plugins/aopcore_integrations/verl.py,
+# verl_v1.py) and their tests (tests/test_verl_adapter.py, tests/test_verl_v1.py).
 #
 # Why a separate environment: verl 0.9.1 requires transformers >=5.5.3,<5.11 (the main environment has
 # 5.24), tensordict <=0.10 and ray. The extra packages below sit in verl's `verl-core` extra and the plain
-# install lacks them, though `verl.trainer.ppo.ray_trainer` imports them.
+# install lacks them, though `verl.trainer.ppo.ray_trainer` imports them; TransferQueue (in that extra too) is imported
+# by the V1 trainer (`verl.trainer.ppo.v1`, the default), which aopcore_integrations.verl_v1 plugs into.
 # aopcore goes in without its dependencies (they would move transformers): the adapter needs only the
 # core (pluggy, pydantic, tqdm, numpy) and the family's package.
 set -euo pipefail
@@ -19,8 +20,8 @@ fi
 PIP=(.venv-verl/bin/python -m pip --disable-pip-version-check -q)
 "${PIP[@]}" install --upgrade pip setuptools wheel
 # shellcheck disable=SC2086
-"${PIP[@]}" install $TORCH_SPEC $VERL_SPEC cachetools uvicorn fastapi pyzmq msgspec
+"${PIP[@]}" install $TORCH_SPEC $VERL_SPEC cachetools uvicorn fastapi pyzmq msgspec "TransferQueue>=0.1.10"
 "${PIP[@]}" install --no-deps -e .
 "${PIP[@]}" install pluggy pydantic tqdm
-.venv-verl/bin/python -c "import verl, transformers, torch, aopcore; from verl import DataProto; from verl.utils.dataset.rl_dataset import RLHFDataset; print('verl', verl.__version__, '| transformers', transformers.__version__, '| torch', torch.__version__)"
+.venv-verl/bin/python -c "import verl, transformers, torch, aopcore; from verl import DataProto; from verl.utils.dataset.rl_dataset import RLHFDataset; from verl.trainer.ppo.v1.replay_buffer import ReplayBuffer; print('verl', verl.__version__, '| transformers', transformers.__version__, '| torch', torch.__version__)"
 echo "veRL is set up in .venv-verl ($(( $(date +%s) - start )) s)"

@@ -19,6 +19,11 @@ batch's indices; the sampler's indices only size the epoch). Every ``steps_per_r
 the config names: the training rollouts of the round just trained (``evaluation = "rollouts"``, default), or
 the held-out questions answered by a ``generate`` function (``evaluation = "generate"``).
 
+veRL's V1 trainer (verl 0.9.1's default, ``trainer.use_v1: true``) never calls ``on_batch_end``: there the same
+dataset serves the rows and :mod:`aopcore_integrations.verl_v1`'s replay buffer reports the rewards (and refills what
+``keep`` drops). The constructor reads the whole config (the data config's root) and refuses, in one line naming the
+key, a trainer in which neither hook would fire (:func:`aopcore_integrations.verl_v1.check_trainer_config`).
+
 Resume. veRL saves ``train_dataloader.state_dict()`` into ``global_step_N/data.pt``; torchdata's
 ``StatefulDataLoader`` includes the dataset's :meth:`state_dict` (round, draws made) when it runs in the main
 process (``data.dataloader_num_workers=0``, which this class requires: worker processes would hold copies whose
@@ -47,6 +52,7 @@ log = logging.getLogger("aopcore")
 #: ``extra_info`` keys a row carries, so they come back in ``on_batch_end``'s batch
 ID, CATEGORY, ROUND, DRAW, POSITION, TEXT = ("aopcore_id", "aopcore_category", "aopcore_round", "aopcore_draw",
                                             "aopcore_pos", "aopcore_text")
+SIZE = "aopcore_n"  # the draw's size (V1 rows): the sampler reports a draw once that many groups finished
 STATE_VERSION = 1
 
 
@@ -167,6 +173,12 @@ def batch_groups(batch: Any) -> dict[int, list[RolloutGroup]]:
     if infos is None:
         raise RuntimeFailure("on_batch_end: the batch carries no extra_info (were these rows made by AopcoreDataset?)")
     rewards, tokens = sequence_rewards(batch)
+    return group_by_position(list(infos), rewards, tokens)
+
+
+def group_by_position(infos: Sequence[Any], rewards: Sequence[float], tokens: Sequence[int]) -> dict[int, list[RolloutGroup]]:
+    """Responses (each with its row's ``extra_info``, reward and token count) as :class:`RolloutGroup` lists per draw,
+    each draw's groups in prompt-position order: what both veRL trainers hand back, however they ordered the rows."""
     by_key: dict[tuple[int, int], list[int]] = {}
     meta: dict[tuple[int, int], tuple[str, str]] = {}
     for k, info in enumerate(infos):
@@ -295,6 +307,13 @@ class RoundDriver:
             self.open_round(1)
         return self.round, self.prompts[k % len(self.prompts)]
 
+    def refill(self, n: int) -> tuple[int, int, list[Prompt]]:
+        """(round, draw index, prompts) of a refill draw replacing ``n`` dropped groups (it does not advance the round)."""
+        if self.stream is None:
+            raise RuntimeFailure("aopcore: a refill was asked for before any draw")
+        prompts = self.stream.refill(n)
+        return self.round, self.stream.draws - 1, prompts
+
     def report(self, r: int, draw: int, groups: Sequence[RolloutGroup]) -> list[bool]:
         if r != self.round or self.stream is None:
             log.warning("aopcore: ignored the rollouts of round %d draw %d (the dataset is at round %d)", r, draw, self.round)
@@ -303,7 +322,9 @@ class RoundDriver:
 
     # ---- checkpoint ----------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
-        return {"version": STATE_VERSION, "round": self.round, "draws": self.draws_in_round}
+        # stream_draws: the stream's draws, refills included (V1 refills dropped groups; legacy: equal to draws)
+        return {"version": STATE_VERSION, "round": self.round, "draws": self.draws_in_round,
+                "stream_draws": self.stream.draws if self.stream is not None else 0}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Back to a checkpoint taken after ``draws`` draws of round ``round`` (veRL saves it before the step's
@@ -316,7 +337,7 @@ class RoundDriver:
             return
         self.open_round(r)
         assert self.stream is not None
-        _restore(self.stream, d)
+        _restore(self.stream, int(state.get("stream_draws", d)))
         self.draws_in_round = d
 
 
@@ -425,8 +446,13 @@ def _build_class() -> type:
         """
 
         def __init__(self, data_files: Any, tokenizer: Any, config: Any, processor: Any = None, max_samples: int = -1) -> None:
+            from aopcore_integrations.verl_v1 import check_trainer_config
+
             train, val = config.get("train_files"), config.get("val_files")
             self._aopcore = _same_files(data_files, train)
+            self._v1 = False
+            self._queue: list[dict[str, Any]] = []  # V1: rows of the current draw not fetched yet
+            self._refill_wanted = 0
             if self._aopcore and _same_files(train, val):
                 raise InputError("data.val_files: must differ from data.train_files (veRL builds both with data.custom_cls; "
                                  "aopcore's dataset serves the training files' rows from the curriculum)")
@@ -435,10 +461,14 @@ def _build_class() -> type:
                 if workers:
                     raise InputError(f"data.dataloader_num_workers: {workers}; aopcore's dataset needs 0 (worker processes "
                                      "would hold copies of the dataset that on_batch_end cannot update)")
+                # the full config (the data config's root): refuse a trainer in which no aopcore hook would fire
+                self._v1 = check_trainer_config(config)
                 opts = parse_options(config)
                 self._opts = opts
+                # V1 fetches data.gen_batch_size (1) prompts at a time: a draw is the step's train_batch_size prompts
+                draw_size = config.get("train_batch_size") if self._v1 else (config.get("gen_batch_size") or config.get("train_batch_size"))
                 self._driver = RoundDriver(
-                    open_session(opts), batch_size=int(config.get("gen_batch_size") or config.get("train_batch_size")),
+                    open_session(opts), batch_size=int(draw_size),
                     steps_per_round=opts.steps_per_round, evaluation=opts.evaluation,
                     initial_evaluation=read_jsonl(Path(opts.initial_evaluation), EvalRecord) if opts.initial_evaluation else None,
                     generate=import_function(opts.generate, "data.aopcore.generate") if opts.generate else None)
@@ -460,13 +490,14 @@ def _build_class() -> type:
                 return super().__len__()
             return self._driver.total_draws * self._driver.batch_size
 
-        def _row(self, p: Prompt, r: int, draw: int, pos: int) -> dict[str, Any]:
+        def _row(self, p: Prompt, r: int, draw: int, pos: int, n: int = 0) -> dict[str, Any]:
             row = {
                 "data_source": self._opts.data_source,
                 self.prompt_key: [{"role": "user", "content": p.text}],
                 "ability": p.category,
                 "reward_model": {"style": "aopcore", "ground_truth": ""},
-                "extra_info": {"index": pos, ID: p.id, CATEGORY: p.category, ROUND: r, DRAW: draw, POSITION: pos, TEXT: p.text},
+                "extra_info": {"index": pos, ID: p.id, CATEGORY: p.category, ROUND: r, DRAW: draw, POSITION: pos, TEXT: p.text,
+                               **({SIZE: n} if n else {})},
             }
             self.dataframe = [row]
             return RLHFDataset.__getitem__(self, 0)
@@ -475,8 +506,26 @@ def _build_class() -> type:
             """One draw of ``len(indices)`` prompts from the round's stream (the indices only count the batch)."""
             if not self._aopcore:
                 return [self[i] for i in indices]
-            r, draw, prompts = self._driver.draw(len(indices))
-            return [self._row(p, r, draw, k) for k, p in enumerate(prompts)]
+            if not self._v1:
+                r, draw, prompts = self._driver.draw(len(indices))
+                return [self._row(p, r, draw, k) for k, p in enumerate(prompts)]
+            out = []
+            for _ in indices:  # V1: rows of one draw (or refill draw) across as many fetches as it takes
+                if not self._queue:
+                    if self._refill_wanted:
+                        r, draw, prompts = self._driver.refill(self._refill_wanted)
+                        self._refill_wanted = 0
+                    else:
+                        r, draw, prompts = self._driver.draw(self._driver.batch_size)
+                    self._queue = [self._row(p, r, draw, k, len(prompts)) for k, p in enumerate(prompts)]
+                out.append(self._queue.pop(0))
+            return out
+
+        def expect_refill(self, n: int) -> None:
+            """V1: the next ``n`` prompts fetched replace dropped groups (aopcore's sampler calls this before refill_fn)."""
+            if self._queue:
+                raise RuntimeFailure(f"aopcore: a refill of {n} was asked for while {len(self._queue)} rows of a draw were unfetched")
+            self._refill_wanted += int(n)
 
         def __getitem__(self, item: int) -> dict[str, Any]:
             """A look at the current round's prompt ``item`` (modulo the budget), not a draw: the loader draws through
@@ -497,11 +546,17 @@ def _build_class() -> type:
 
         # torchdata's StatefulDataLoader saves and restores these with veRL's data.pt
         def state_dict(self) -> dict[str, Any]:
+            if self._aopcore and self._queue:
+                raise RuntimeFailure("aopcore: veRL saved the dataloader mid-draw (rows fetched but not all submitted)")
             return self._driver.state_dict() if self._aopcore else {}
 
         def load_state_dict(self, state: dict[str, Any]) -> None:
             if self._aopcore:
                 self._driver.load_state_dict(state)
+
+        @property
+        def driver(self) -> RoundDriver:
+            return self._driver
 
         @property
         def session(self) -> Any:

@@ -85,7 +85,8 @@ def config(work: Path, state: Path, batch: int, budget: int, rounds: int, steps_
         data.aopcore = {"curriculum": "category-bandit", "options": {"pool": "testbed:pool", "temperature": 0.05}, "heldout": "testbed:heldout",
                         "budget": budget, "rounds": rounds, "steps_per_round": steps_per_round, "seed": 0,
                         "state_dir": str(state)}
-    return OmegaConf.create({"data": data, "trainer": {"total_epochs": 1, "total_training_steps": None}})
+    # verl 0.9.1 defaults to the V1 trainer: this is the legacy form (trainer.use_v1=false), where on_batch_end fires
+    return OmegaConf.create({"data": data, "trainer": {"total_epochs": 1, "total_training_steps": None, "use_v1": False}})
 
 
 def simulate_rollout(trainer: RayPPOTrainer, batch: DataProto, step: int) -> DataProto:
