@@ -36,6 +36,7 @@ from aopcore.errors import InputError, RuntimeFailure
 from aopcore.experiment import _reads_evaluation, stage_seed
 from aopcore.fingerprint import check_run_dir, describe, normalise, package_versions, questions_digest
 from aopcore.ledger import Attempt, StageMeter, counted_context, counted_feedback, record_usage
+from aopcore.prompt_audit import audit, generation_log, label_checker
 from aopcore.protocols import CurriculumContext
 from aopcore.records import EvalRecord, Prompt, Question, category_counts, read_jsonl, write_jsonl
 from aopcore.steps import PromptStream, observes_steps, open_stream, read_batches, write_batches
@@ -72,13 +73,17 @@ class CurriculumSession:
         name: the arm name (``ctx.arm``, seeds, paths).
         allow_changes: continue a ``state_dir`` whose fingerprint differs (recorded, as for a run directory).
         base_dir: where relative data specs are resolved (default: the current folder).
+        solve: ``solve(question) -> answer or None``: a generating curriculum (aop, sop, eva) gives each question
+            this answer (``Prompt.metadata["answer"]``, the rows' ``answer`` column in TRL) and drops, counted,
+            those it returns None for. Part of the fingerprint.
     """
 
     def __init__(self, curriculum: Any, *, options: dict[str, Any] | BaseModel | None = None,
                  heldout: Sequence[Question] | str, state_dir: Path | str, budget: int,
                  categories: Sequence[str] | None = None, feedback: Any = None, embedder: Any = None, reward: Any = None,
                  seed: int = 0, rounds: int | None = None, name: str = "session", allow_changes: bool = False,
-                 base_dir: Path | str | None = None, passes: int = 1, _registry: Any = None,
+                 base_dir: Path | str | None = None, passes: int = 1, solve: Callable[[str], Any] | None = None,
+                 _registry: Any = None,
                  _described: dict[str, Any] | None = None, _snapshot: dict[str, Any] | None = None) -> None:
         self.name = name
         self.seed = int(seed)
@@ -109,6 +114,11 @@ class CurriculumSession:
             if obj is not None and callable(getattr(type(obj), "declared", None)):  # a lazily built plugin
                 obj.bind(built)
         self.feedback, self.embedder, self.reward = built["feedback"], built["embedder"], built["reward"]
+        if solve is not None and not callable(solve):
+            raise InputError(f"session.solve: {type(solve).__name__} is not a function solve(question) -> answer or None")
+        self.solve = solve
+        if solve is not None:
+            described["solve"] = describe(solve)
         self.heldout = self._questions(heldout)
         self.categories = list(categories) if categories else sorted({q.category for q in self.heldout})
         if isinstance(self.reward, contracts.RewardFunction):
@@ -234,6 +244,7 @@ class CurriculumSession:
             "session": {"arm": self.name, "seed": self.seed, "rounds": self.rounds, "budget": self.budget},
             "data": {"heldout": questions_digest(self.heldout), "categories": list(self.categories)},
             **{role: self._described.get(role) for role in ("curriculum", *ROLES)},
+            **({"solve": self._described["solve"]} if "solve" in self._described else {}),
             "versions": package_versions(),
         })
 
@@ -307,7 +318,9 @@ class CurriculumSession:
             prompts = list(self.curriculum.prompts(ctx))
             self._check_prompts(r, prompts)
             write_jsonl(path, prompts)
-            return {"n_prompts": len(prompts), "categories": category_counts(prompts)}
+            return {"n_prompts": len(prompts), "categories": category_counts(prompts),
+                    "audit": audit(prompts, (q.text for q in self.heldout), label_checker(self.feedback),
+                                   generation_log(ctx.workdir, r))}
 
         logs = [f"arms/{self.name}/curriculum/iter-{r:02d}.log.json"] + ([f"arms/{self.name}/curriculum/pool.log.json"] if r == 1 else [])
         self._stage(stage_id, "prompts", work, outputs=[self._rel(path), *logs])
@@ -331,6 +344,7 @@ class CurriculumSession:
                               generate=_policy_generate(generate, seed) if generate is not None else None),
             base_seed=self.seed,
             steps=self._earlier_steps(r) if observes_steps(self.curriculum) else [],
+            solve=self.solve,
         )
         ctx.workdir.mkdir(parents=True, exist_ok=True)
         self._contexts[r] = ctx

@@ -354,3 +354,52 @@ def test_sigkill_mid_round_resumes_with_the_same_prompts(tmp_path):
     assert b["calls"] < a["calls"]  # round 1 was not chosen again
     attempts = json.loads((tmp_path / "killed" / "stages" / "arms__session__iter-02__prompts.json").read_text())
     assert attempts["attempts"] == 2 and attempts["lost_wall_s"] > 0
+
+
+# ---- generated prompts that a verifiable reward can score (issue 31, item 5) -----------------------------------------
+def test_writer_answers_travel_with_each_generated_question_and_the_round_record_audits_them(tmp_path):
+    from aopcore_testbed.skills import skill_of
+
+    s = CurriculumSession("aop", options={**AOP, "answers": "writer"}, heldout="testbed:heldout", state_dir=tmp_path, budget=8,
+                          feedback="testbed-writer", reward="verifier", rounds=1)
+    prompts = s.next_prompts(generate=wrong)
+    assert [p.metadata["answer"] for p in prompts] == [skill_of(p.text).solve(p.text) for p in prompts]
+    stored = (tmp_path / "arms" / "session" / "iter-01" / "prompts.jsonl").read_text()
+    assert stored.count('"answer"') == 8  # the answers are in the run store, read back on resume
+    record = {r["stage"]: r for r in s.ledger()}["arms/session/iter-01/prompts"]["audit"]
+    assert record["with_answer"] == 8 and record["heldout_overlap"] == 0
+    assert record["label_checked"] == 8 and record["label_agreement"] == 1.0  # the writer's checker tells each category
+
+
+def test_solve_decides_answers_and_questions_it_cannot_answer_are_dropped_and_booked(tmp_path):
+    from aopcore_testbed.skills import skill_of
+
+    def solve(question):  # knows only addition
+        skill = skill_of(question)
+        return skill.solve(question) if skill is not None and skill.name == "addition" else None
+
+    s = CurriculumSession("aop", options=AOP, heldout="testbed:heldout", state_dir=tmp_path, budget=4, feedback="testbed-writer",
+                          reward="verifier", rounds=1, solve=solve)
+    prompts = s.next_prompts(generate=wrong)
+    assert {skill_of(p.text).name for p in prompts} == {"addition"}
+    assert all(p.metadata["answer"] == solve(p.text) for p in prompts)
+    audit = {r["stage"]: r for r in s.ledger()}["arms/session/iter-01/prompts"]["audit"]
+    assert audit["generation_dropped"]["no answer"] > 0 and audit["with_answer"] == 4
+    assert "solve" in json.loads((tmp_path / "fingerprint.json").read_text())
+
+
+def test_generated_copies_of_heldout_questions_are_dropped_and_counted(tmp_path):
+    from aopcore_curricula.generators import ScoreBasedGenerator
+    from aopcore_curricula.options import ScoreBasedOptions
+
+    heldout = ["What is 2 + 3?", "What is 4 + 4?"]
+    evaluation = [EvalRecord(f"h{k}", q, "addition", "no", 0.0) for k, q in enumerate(heldout)]
+
+    class Copier:
+        def complete(self, prompts):
+            return ["1. what is 2+3?\n2. What is 4 + 4 ?\n3. What is 1 + 1?"] * len(prompts)
+
+    gen = ScoreBasedGenerator(ScoreBasedOptions(**{**AOP, "draws": 1, "max_draws_factor": 1.0}), "aop")
+    out, log = gen.generate(evaluation, 1, feedback=Copier(), embedder=None, categories=["addition"], history=[], iteration=1, seed=0)
+    assert [p.text for p in out] == ["What is 1 + 1?"]
+    assert log.dropped["held-out question"] == 2

@@ -431,3 +431,31 @@ def test_adapter_refuses_a_shuffled_or_unbounded_config(tmp_path: Path):
 
     with pytest.raises(RuntimeFailure, match="before training began"):
         list(StreamFeed(PromptStream(_KeepVaried(planned)), row=lambda t: {"prompt": t}, max_steps=1).dataset())
+
+
+def test_generated_prompts_carry_their_answers_to_a_reward_that_checks_the_answer_column(tiny_policy: Path, tmp_path: Path):
+    """AOP with answers = "writer": each row's `answer` column is the reference answer of that row's prompt."""
+    from trl import GRPOTrainer
+
+    from aopcore_integrations.trl import TRLCurriculum
+    from aopcore_testbed.skills import skill_of
+
+    session = CurriculumSession("aop", options={"targeting": "per-category", "prompt_style": "compact", "draws": 4,
+                                                "answers": "writer"},
+                                heldout="testbed:heldout", state_dir=tmp_path / "session", budget=8, rounds=2,
+                                feedback="testbed-writer", reward="verifier")
+    aop = TRLCurriculum(session, every=2, generate=lambda texts: ["no idea"] * len(texts))
+    seen: list[tuple[str, str]] = []
+
+    def exact(prompts, completions, answer, **_):  # a verifiable reward: the completion must equal the reference answer
+        seen.extend(zip(prompts, answer))
+        return [1.0 if c.strip() == a else 0.0 for c, a in zip(completions, answer)]
+
+    model, tokenizer, config = _grpo(tiny_policy, tmp_path / "trl", max_steps=4)
+    trainer = GRPOTrainer(model=model, reward_funcs=aop.reward(exact), args=config, processing_class=tokenizer,
+                          train_dataset=aop.dataset(), callbacks=[aop.callback])
+    trainer.train()
+    assert len(seen) == 4 * 8  # every completion of every step was scored against an answer
+    assert all(a == skill_of(p).solve(p) for p, a in seen), [(p, a) for p, a in seen if a != skill_of(p).solve(p)][:3]
+    summary = json.loads((tmp_path / "session" / "rounds" / "round-01.json").read_text())
+    assert summary["prompts_audit"]["with_answer"] == 8 and summary["prompts_audit"]["heldout_overlap"] == 0
