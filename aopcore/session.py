@@ -56,7 +56,8 @@ class CurriculumSession:
         options: that plugin's options (a dict validated by its pydantic ``Options``, as in a config; or the
             model itself). Only with a plugin name.
         heldout: the held-out questions the policy is evaluated on: a list of :class:`~aopcore.Question` or a
-            data spec (``"testbed:heldout"``, ``"builtin:heldout"``, a file path).
+            data spec (``"testbed:heldout"``, ``"builtin:heldout"``, a file path), or a spec with its columns as a
+            dict, as a ``[data]`` table is in a config: ``{"source": "q.jsonl", "text": "question", "category": "topic"}``.
         state_dir: the folder that keeps everything (run-directory formats, see the module doc). One folder
             serves every round; reopening it resumes.
         budget: prompts per round (``ctx.budget``).
@@ -79,7 +80,7 @@ class CurriculumSession:
     """
 
     def __init__(self, curriculum: Any, *, options: dict[str, Any] | BaseModel | None = None,
-                 heldout: Sequence[Question] | str, state_dir: Path | str, budget: int,
+                 heldout: Sequence[Question] | str | dict[str, Any], state_dir: Path | str, budget: int,
                  categories: Sequence[str] | None = None, feedback: Any = None, embedder: Any = None, reward: Any = None,
                  seed: int = 0, rounds: int | None = None, name: str = "session", allow_changes: bool = False,
                  base_dir: Path | str | None = None, passes: int = 1, solve: Callable[[str], Any] | None = None,
@@ -206,14 +207,15 @@ class CurriculumSession:
             return LazyComponent(impl, model), description
         return impl.build(model), description
 
-    def _questions(self, heldout: Sequence[Question] | str) -> list[Question]:
-        if isinstance(heldout, (str, Path)):
-            from aopcore.datasources import load_source
+    def _questions(self, heldout: Sequence[Question] | str | dict[str, Any]) -> list[Question]:
+        if isinstance(heldout, (str, Path, dict)):  # a data spec, or a mapping {"source": ..., "text": "COLUMN", ...}
+            from aopcore.datasources import in_python_terms, load_source
 
             try:
-                questions = load_source(str(heldout), self.base_dir, registry=self._registry_())
+                questions = load_source(heldout if isinstance(heldout, dict) else str(heldout), self.base_dir,
+                                        registry=self._registry_())
             except InputError as exc:
-                raise InputError(*[f"session.heldout: {p}" for p in exc.problems]) from None
+                raise InputError(*[f"session.heldout: {in_python_terms(p)}" for p in exc.problems]) from None
         else:
             questions = list(heldout or [])
         bad = [q for q in questions if not isinstance(q, Question)]
@@ -251,7 +253,8 @@ class CurriculumSession:
     def _open(self, allow_changes: bool) -> None:
         root = self.store.root
         root.mkdir(parents=True, exist_ok=True)
-        changed = check_run_dir(root, self.fingerprint(), allow_changes=allow_changes)
+        changed = check_run_dir(root, self.fingerprint(), allow_changes=allow_changes, what="state folder",
+                                remedy="choose another state_dir, or continue anyway with CurriculumSession(..., allow_changes=True)")
         if changed:
             shutil.rmtree(self.store.path("scratch"), ignore_errors=True)
         config = self.store.path("config.json")
@@ -370,6 +373,8 @@ class CurriculumSession:
         reads = _reads_evaluation(self.curriculum, r)
         if evaluation is not None and not list(evaluation):
             evaluation = None  # an empty evaluation is none
+        if evaluation is None and not reads:
+            return []  # the curriculum does not read it (uses_evaluation): evaluating would be cost without use
         if evaluation is None and generate is None:
             if reads:
                 raise InputError(f"session.next_prompts: {type(self.curriculum).__name__} chooses round {r}'s prompts from the "

@@ -403,3 +403,35 @@ def test_generated_copies_of_heldout_questions_are_dropped_and_counted(tmp_path)
     out, log = gen.generate(evaluation, 1, feedback=Copier(), embedder=None, categories=["addition"], history=[], iteration=1, seed=0)
     assert [p.text for p in out] == ["What is 1 + 1?"]
     assert log.dropped["held-out question"] == 2
+
+
+def test_a_curriculum_that_reads_no_evaluation_is_not_evaluated_for(tmp_path):
+    calls = []
+
+    def generate(texts):
+        calls.append(len(texts))
+        return wrong(texts)
+
+    bandit = CurriculumSession("category-bandit", options={"pool": "testbed:pool"}, heldout="testbed:heldout",
+                               state_dir=tmp_path, budget=4, reward="verifier", rounds=1)
+    assert len(bandit.next_prompts(generate=generate)) == 4
+    assert calls == [] and not (tmp_path / "sft" / "evaluation.jsonl").exists()
+    assert "sft/evaluation" not in {r["stage"] for r in bandit.ledger()}
+
+
+def test_heldout_takes_a_column_mapping_from_python_and_its_errors_speak_python(tmp_path):
+    data = tmp_path / "quiz.jsonl"
+    data.write_text("".join(json.dumps({"q": f"What is {k} + 1?", "topic": "plus"}) + "\n" for k in range(3)))
+    s = CurriculumSession(SeedCurriculum(), heldout={"source": str(data), "text": "q", "category": "topic"},
+                          state_dir=tmp_path / "s", budget=2, rounds=1)
+    assert [q.text for q in s.heldout] == ["What is 0 + 1?", "What is 1 + 1?", "What is 2 + 1?"] and s.categories == ["plus"]
+    with pytest.raises(InputError) as err:
+        CurriculumSession(SeedCurriculum(), heldout=str(data), state_dir=tmp_path / "t", budget=2, rounds=1)
+    assert '{"source": "...", "text": "COLUMN"' in str(err.value) and 'text = "' not in str(err.value)
+
+
+def test_a_refused_change_names_the_sessions_own_argument(tmp_path):
+    CurriculumSession(SeedCurriculum(), heldout=[Question("q", "x?", "a")], state_dir=tmp_path, budget=2, rounds=1)
+    with pytest.raises(InputError) as err:
+        CurriculumSession(SeedCurriculum(), heldout=[Question("q", "x?", "a")], state_dir=tmp_path, budget=3, rounds=1)
+    assert "CurriculumSession(..., allow_changes=True)" in str(err.value) and "--allow-changed-config" not in str(err.value)
