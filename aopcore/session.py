@@ -230,6 +230,9 @@ class CurriculumSession:
         for role in ROLES:
             if getattr(self, role) is not None:
                 problems += contracts.check_component(role, getattr(self, role), f"session.{role}")
+        columns = contracts.reward_columns_problem(self.reward, "session.reward")
+        if columns:
+            problems.append(columns)
         needs = set(getattr(self.curriculum, "requires", ()))
         for need in ("feedback", "embedder"):
             if need in needs and getattr(self, need) is None:
@@ -390,7 +393,11 @@ class CurriculumSession:
                 records = self._evaluate(generate, seed)  # type: ignore[arg-type]
                 how = "generate"
             write_jsonl(path, records)
-            return {"mean_reward": sum(e.reward for e in records) / len(records), "used_for_choosing": reads, "evaluation": how}
+            warning = contracts.uniform_reward_warning(self.reward, [e.reward for e in records]) if how == "generate" else None
+            if warning:
+                log.warning("%s: %s", stage_id, warning)
+            return {"mean_reward": sum(e.reward for e in records) / len(records), "used_for_choosing": reads, "evaluation": how,
+                    **({"warning": warning} if warning else {})}
 
         self._stage(stage_id, "evaluate", work, outputs=[self._rel(path)])
         return read_jsonl(path, EvalRecord)

@@ -435,3 +435,25 @@ def test_a_refused_change_names_the_sessions_own_argument(tmp_path):
     with pytest.raises(InputError) as err:
         CurriculumSession(SeedCurriculum(), heldout=[Question("q", "x?", "a")], state_dir=tmp_path, budget=3, rounds=1)
     assert "CurriculumSession(..., allow_changes=True)" in str(err.value) and "--allow-changed-config" not in str(err.value)
+
+
+def test_a_trl_reward_that_needs_dataset_columns_is_refused_in_one_line(tmp_path):
+    def correct(prompts, completions, answer, **kwargs):
+        return [float(c == a) for c, a in zip(completions, answer)]
+
+    with pytest.raises(InputError) as err:
+        CurriculumSession(SeedCurriculum(), heldout=[Question("q", "x?", "a")], state_dir=tmp_path, budget=2, rounds=1, reward=correct)
+    assert len(err.value.problems) == 1 and "correct() needs the dataset column(s) answer" in err.value.problems[0]
+
+
+def test_a_kwargs_reward_that_scores_every_heldout_answer_alike_is_not_silent(tmp_path, caplog):
+    def correct(prompts, completions, **kwargs):  # looks for a column the evaluation does not pass
+        return [float(c == a) for c, a in zip(completions, kwargs.get("answer", [None] * len(completions)))]
+
+    s = CurriculumSession(SeedCurriculum(), heldout=[Question("q1", "x?", "a"), Question("q2", "y?", "a")], state_dir=tmp_path,
+                          budget=2, rounds=1, reward=correct)
+    with caplog.at_level("WARNING", logger="aopcore"):
+        s.next_prompts(generate=wrong)
+    record = {r["stage"]: r for r in s.ledger()}["sft/evaluation"]
+    assert "gave every one of 2 held-out answers 0.0" in record["warning"]
+    assert "gave every one of 2 held-out answers 0.0" in caplog.text
