@@ -459,3 +459,29 @@ def test_generated_prompts_carry_their_answers_to_a_reward_that_checks_the_answe
     assert all(a == skill_of(p).solve(p) for p, a in seen), [(p, a) for p, a in seen if a != skill_of(p).solve(p)][:3]
     summary = json.loads((tmp_path / "session" / "rounds" / "round-01.json").read_text())
     assert summary["prompts_audit"]["with_answer"] == 8 and summary["prompts_audit"]["heldout_overlap"] == 0
+
+
+def test_a_fresh_run_or_changed_trainer_settings_into_a_used_state_folder_is_refused(tiny_policy: Path, tmp_path: Path):
+    """The trainer's settings are part of the session's setup (state_dir/trainer.json); another run's folder is refused."""
+    from trl import GRPOTrainer
+
+    from aopcore import InputError
+    from aopcore_integrations.trl import TRLCurriculum
+
+    def run(lr: float, **kw):
+        session = CurriculumSession(_OnlineToy(), heldout=[Question("q1", "say good", "easy")], state_dir=tmp_path / "session",
+                                    budget=8, rounds=1)
+        aop = TRLCurriculum(session, every=2, **kw)
+        model, tokenizer, config = _grpo(tiny_policy, tmp_path / "trl", max_steps=2)
+        config.learning_rate = lr
+        trainer = GRPOTrainer(model=model, reward_funcs=aop.reward(lambda prompts, completions, **_: [0.0] * len(prompts)),
+                              args=config, processing_class=tokenizer, train_dataset=aop.dataset(), callbacks=[aop.callback])
+        trainer.train()
+
+    run(1e-3)
+    assert json.loads((tmp_path / "session" / "trainer.json").read_text())["learning_rate"] == 1e-3
+    with pytest.raises(InputError, match="holds another training run"):
+        run(1e-3)  # the same settings, but round 1 ended: a fresh run would replay its draws
+    (tmp_path / "session" / "stages" / "arms__session__iter-01__train.json").unlink()  # as if killed inside round 1
+    with pytest.raises(InputError, match=r"learning_rate: 0\.001 -> 0\.002.*allow_changes=True"):
+        run(2e-3)

@@ -128,6 +128,9 @@ class _Feed:
         self.args = args
         self._configured = True
 
+    def check_start(self, args: Any, *, resuming: bool) -> None:
+        """Refuse a start this feed's saved state does not belong to (a session checks the trainer's settings)."""
+
     def round_of(self, draw: int) -> tuple[int, int]:
         """(round, draw within the round) of a global draw index."""
         return draw // self.draws_per_round + 1, draw % self.draws_per_round
@@ -300,6 +303,7 @@ def _callback_class():
 
         def on_train_begin(self, args, state, control, model=None, processing_class=None, **kwargs):
             self.feed.configure(args, self.max_steps)
+            self.feed.check_start(args, resuming=state.global_step > 0)
             self.feed.model = model
             self.feed.tokenizer = processing_class
             if state.global_step > 0:
@@ -348,6 +352,9 @@ class TRLCurriculum(_Feed):
         answer_column: the column that carries a prompt's reference answer (``Prompt.metadata["answer"]``: a
             generating curriculum's ``answers = "writer"``, or the session's ``solve``), which the reward
             function receives as a keyword; default ``answer``. Prompts without one get no column.
+        allow_changes: continue a state folder whose trainer settings (``state_dir/trainer.json``: learning rate,
+            batch and generation settings, seed, ...) differ from this run's; default: refused in one line. A fresh
+            run (no ``resume_from_checkpoint``) into a folder where a round has ended is always refused.
 
     Use :meth:`dataset` as ``train_dataset``, :meth:`reward` around the reward function(s), and :attr:`callback`
     in ``callbacks``; set ``max_steps`` and ``shuffle_dataset=False`` in the config.
@@ -355,14 +362,21 @@ class TRLCurriculum(_Feed):
 
     def __init__(self, session: Any, *, every: int, row: Callable[[str], dict[str, Any]] | None = None,
                  generate: Callable[[Sequence[str]], Sequence[str]] | None = None, report_dir: Path | str | None = None,
-                 answer_column: str = "answer") -> None:
+                 answer_column: str = "answer", allow_changes: bool = False) -> None:
         if not isinstance(every, int) or isinstance(every, bool) or every < 1:
             raise InputError(f"TRLCurriculum.every: {every!r} is not a positive number of steps per round")
         super().__init__(row=row, every=every, answer_column=answer_column)
         self.session = session
+        self.allow_changes = allow_changes
         self.generate = generate
         self.report_dir = Path(report_dir) if report_dir is not None else session.store.root / "rounds"
         self.callback = _callback_class()(self)
+
+    def check_start(self, args: Any, *, resuming: bool) -> None:
+        from aopcore_integrations.trainer_settings import check_settings
+
+        s = self.session
+        check_settings(s.store.root, args, resuming=resuming, ended_rounds=s._ended_rounds(), allow_changes=self.allow_changes)
 
     # ---- rounds from the session -----------------------------------------------------------
     def open_round(self, r: int, completed: int) -> PromptStream:
