@@ -457,3 +457,31 @@ def test_a_kwargs_reward_that_scores_every_heldout_answer_alike_is_not_silent(tm
     record = {r["stage"]: r for r in s.ledger()}["sft/evaluation"]
     assert "gave every one of 2 held-out answers 0.0" in record["warning"]
     assert "gave every one of 2 held-out answers 0.0" in caplog.text
+
+
+def test_a_feedback_reply_from_the_cache_or_generated_leaves_the_policys_random_stream_alike(tmp_path):
+    """The cause of 'three runs, three trajectories': a local LLM reseeds torch's global generator when it generates
+    and not when its reply is cached, so the policy's sampling after it differed; feedback calls are RNG-neutral now."""
+    torch = pytest.importorskip("torch")
+    cache: dict[str, str] = {}
+
+    class CachingWriter:  # as the local feedback LLM: torch.manual_seed(seed) and sampling on a miss only
+        def complete(self, prompts):
+            misses = [p for p in prompts if p not in cache]
+            if misses:
+                torch.manual_seed(0)
+                torch.rand(len(misses))
+                cache.update(zip(misses, writer().complete(misses)))
+            return [cache[p] for p in prompts]
+
+    def policy_after_a_round(folder):
+        s = CurriculumSession("aop", options=AOP, heldout="testbed:heldout", state_dir=folder, budget=4,
+                              feedback=CachingWriter(), reward="verifier", rounds=1)
+        torch.manual_seed(123)
+        prompts = s.next_prompts(generate=wrong)
+        return [p.text for p in prompts], torch.rand(4).tolist()
+
+    cold = policy_after_a_round(tmp_path / "cold")
+    assert cache  # the first run generated
+    warm = policy_after_a_round(tmp_path / "warm")  # every reply from the cache
+    assert warm == cold
