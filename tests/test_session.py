@@ -485,3 +485,16 @@ def test_a_feedback_reply_from_the_cache_or_generated_leaves_the_policys_random_
     assert cache  # the first run generated
     warm = policy_after_a_round(tmp_path / "warm")  # every reply from the cache
     assert warm == cold
+
+
+def test_the_audit_shows_prompts_that_are_not_what_their_label_says_and_copies_of_heldout_questions(tmp_path):
+    from aopcore.prompt_audit import audit, label_checker
+    from aopcore_testbed.writer import TestbedWriter
+
+    prompts = [Prompt("a", "What is 2 + 3?", "bigger"), Prompt("b", "What is 4 + 4?", "addition"),
+               Prompt("c", "Shout it!", "shout", metadata={"answer": "IT"})]
+    checker = label_checker(CurriculumSession(SeedCurriculum(), heldout=[Question("q", "x?", "a")], state_dir=tmp_path,
+                                              budget=2, rounds=1, feedback=TestbedWriter()).feedback)  # through the counting wrapper
+    out = audit(prompts, ["what is 4+4"], checker)  # the same question once normalised
+    assert out["heldout_overlap"] == 1 and out["with_answer"] == 1
+    assert out["label_checked"] == 2 and out["label_agreement"] == 0.5  # "bigger" is an addition question
