@@ -28,14 +28,24 @@ def normalised(text: str) -> str:
 
 
 def label_checker(component: Any) -> Callable[[str], str | None] | None:
-    """The component's ``category_of`` (through counting and caching wrappers), or None when it has none."""
+    """The component's ``category_of`` (through counting wrappers), or None when it has none.
+
+    A plugin not built yet is asked through its declared class, so a feedback model that has no checker is never
+    loaded for the audit alone."""
     for _ in range(4):
         if component is None:
             return None
+        inner = vars(component).get("inner") if hasattr(component, "__dict__") else None
+        if inner is not None and type(component).__name__ == "CallCounter":
+            component = inner
+            continue
+        declared = getattr(type(component), "declared", None)
+        if callable(declared):  # a lazily built plugin: look at its class first
+            cls, _ = component.declared()
+            if cls is None or not callable(getattr(cls, "category_of", None)):
+                return None
         fn = getattr(component, "category_of", None)
-        if callable(fn):
-            return fn
-        component = getattr(component, "inner", None)
+        return fn if callable(fn) else None
     return None
 
 

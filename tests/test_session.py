@@ -498,3 +498,11 @@ def test_the_audit_shows_prompts_that_are_not_what_their_label_says_and_copies_o
     out = audit(prompts, ["what is 4+4"], checker)  # the same question once normalised
     assert out["heldout_overlap"] == 1 and out["with_answer"] == 1
     assert out["label_checked"] == 2 and out["label_agreement"] == 0.5  # "bigger" is an addition question
+
+
+def test_the_audit_does_not_build_a_feedback_model_that_has_no_label_checker(tmp_path):
+    s = CurriculumSession(SeedCurriculum(), heldout=[Question("q", "x?", "a")], state_dir=tmp_path, budget=2, rounds=1,
+                          feedback="local")
+    s.next_prompts(evaluation=[EvalRecord("q", "x?", "a", "y", 0.0)])
+    assert s.feedback.inner.built is False  # the local LLM was never loaded for the audit
+    assert "label_checked" not in {r["stage"]: r for r in s.ledger()}["arms/session/iter-01/prompts"]["audit"]
