@@ -38,7 +38,7 @@ def correct(prompts, completions, question, **_):
     return verifier.score(question, completions)
 
 
-path = offline_model_dir("testbed-tiny")  # a saveable HF folder, built on first use (about a minute), then cached; or "smollm2-135m-instruct"
+path = offline_model_dir("testbed-tiny")  # a saveable HF folder (or "smollm2-135m-instruct"), built once, then cached
 model = AutoModelForCausalLM.from_pretrained(path)
 tokenizer = AutoTokenizer.from_pretrained(path)
 session = CurriculumSession("aop", options={"samples_per_category": 6, "draws": 8, "questions_per_call": 20, "unlabeled": "drop"},  # aopcore

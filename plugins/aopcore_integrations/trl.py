@@ -69,7 +69,8 @@ class _Feed:
     ``grpo``/``rloo`` trainers (one stream per training stage) supply the two.
     """
 
-    def __init__(self, *, row: Callable[[str], dict[str, Any]] | None, every: int | None, answer_column: str | None = "answer") -> None:
+    def __init__(self, *, row: Callable[[str], dict[str, Any]] | None, every: int | None,
+                 answer_column: str | None = "answer") -> None:
         self.row = row or (lambda text: {"prompt": text})
         self.answer_column = answer_column
         self.every = every
@@ -535,7 +536,8 @@ class RefillFeed(StreamFeed):
 
     def _rows_of(self, prompts: Sequence[Prompt], size: int) -> list[dict[str, Any]]:
         d = self.stream.draws - 1
-        return [{**self.row(p.text), **self.answer_of(p), ID: p.id, CATEGORY: p.category, DRAW: d} for p in prompts for _ in range(size)]
+        return [{**self.row(p.text), **self.answer_of(p), ID: p.id, CATEGORY: p.category, DRAW: d}
+                for p in prompts for _ in range(size)]
 
     def generate(self, score: Callable[[list[dict[str, Any]]], dict[str, Any]], rows: int, *, pad_id: int) -> dict[str, Any]:
         """One generation batch of ``rows`` completions: ``score(rows) -> TRL's batch`` for the draw, then for refills."""
