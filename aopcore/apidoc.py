@@ -87,7 +87,7 @@ def signature(fn: Callable[..., Any], name: str | None = None, *, drop_self: boo
     parts = []
     star = False
     for p in sig.parameters.values():
-        if drop_self and p.name == "self":
+        if (drop_self and p.name == "self") or p.name.startswith("_"):  # private keywords are not the API
             continue
         text = p.name
         if p.kind is p.VAR_POSITIONAL:
@@ -232,6 +232,8 @@ def api_reference() -> str:
             out += [f"### `{name}`", "", "```python", signature(fn), "```", "", *_render_doc(fn.__doc__)]
     out += class_section(registry.LazyFactory, "aopcore.registry.LazyFactory", methods=False, init=True)
 
+    out += _loops_section()
+
     out += _options_section()
 
     out += ["## Testing helpers", "", _roles(inspect.cleandoc(testing.__doc__ or "")), ""]
@@ -243,6 +245,27 @@ def api_reference() -> str:
             out += function_section(obj, f"aopcore.testing.{name}")
     text = "\n".join(out)
     return re.sub(r"\n{3,}", "\n\n", text).rstrip() + "\n"
+
+
+def _loops_section() -> list[str]:
+    """Curricula in a loop aopcore does not own: the session, the per-step channel (aopcore.steps), the TRL adapter."""
+    from aopcore import session, steps
+
+    out = ["## Curricula in your own training loop", "", _roles(inspect.cleandoc(session.__doc__ or "")), ""]
+    out += class_section(session.CurriculumSession, "aopcore.CurriculumSession", init=True)
+    out += ["## The per-step channel (`aopcore.steps`)", "", _roles(inspect.cleandoc(steps.__doc__ or "")), ""]
+    for cls in (steps.RolloutGroup, steps.StepBatch, steps.StepSelector, steps.PlannedSelector, steps.PromptStream):
+        out += class_section(cls, f"aopcore.steps.{cls.__name__}", init=cls is not steps.StepSelector)
+    for fn in (steps.open_stream, steps.group_rollouts, steps.read_batches, steps.write_batches, steps.is_online,
+               steps.observes_steps):
+        out += function_section(fn, f"aopcore.steps.{fn.__name__}")
+    try:  # a plugin family: the core imports none, so the page shows it only where it is installed
+        trl = importlib.import_module("aopcore_integrations.trl")
+    except ImportError:
+        return out
+    out += ["## TRL (`aopcore_integrations.trl`)", "", _roles(inspect.cleandoc(trl.__doc__ or "")), ""]
+    out += class_section(trl.TRLCurriculum, "aopcore_integrations.trl.TRLCurriculum", init=True)
+    return out
 
 
 def _options_section() -> list[str]:

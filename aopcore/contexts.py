@@ -39,7 +39,7 @@ def earlier_steps(layout: RunLayout, arm: str, i: int, curriculum: Any) -> list[
 def curriculum_context(layout: RunLayout, curriculum: Any, arm: str, i: int, *, iterations: int, budget: int,
                        base_seed: int, categories: Sequence[str], evaluation: Sequence[EvalRecord], feedback: Any,
                        embedder: Any, reward: Any, generate: Callable[[int], Callable[..., Any]] | None = None,
-                       counted: bool = True) -> CurriculumContext:
+                       counted: bool = True, solve: Callable[[str], Any] | None = None) -> CurriculumContext:
     """The context of ``arm``'s iteration ``i``.
 
     ``generate(seed)`` makes ``ctx.generate`` (the policy's sampler, defaulting to that seed). ``counted``: every
@@ -54,6 +54,7 @@ def curriculum_context(layout: RunLayout, curriculum: Any, arm: str, i: int, *, 
     ctx = CurriculumContext(
         arm=arm, iteration=i, iterations=iterations, budget=budget, seed=seed, categories=list(categories or []),
         evaluation=list(evaluation), history=history(layout, arm, i), workdir=layout.curriculum_dir(arm),
-        **components, base_seed=base_seed, steps=earlier_steps(layout, arm, i, curriculum))
+        **components, base_seed=base_seed, steps=earlier_steps(layout, arm, i, curriculum),
+        solve=solve)
     ctx.workdir.mkdir(parents=True, exist_ok=True)
     return ctx

@@ -142,6 +142,45 @@ class RewardFunction:
     def fingerprint(self) -> Any:
         return {"class": class_name(self), "function": describe(self.fn)}
 
+    def columns_needed(self) -> list[str]:
+        """Required parameters beyond prompts and completions: dataset columns (``answer``) aopcore cannot pass."""
+        try:
+            params = list(inspect.signature(self.fn).parameters.values())
+        except (TypeError, ValueError):
+            return []
+        plain = [p for p in params if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+        named = {p.name for p in plain[:2] if p.kind != p.KEYWORD_ONLY}  # prompts, completions (by position)
+        return [p.name for p in plain if p.default is p.empty and p.name not in named | {"prompts", "completions", "categories"}]
+
+    def reads_keywords(self) -> bool:
+        """Whether it takes ``**kwargs``: it may look for dataset columns there and find none."""
+        try:
+            return any(p.kind == p.VAR_KEYWORD for p in inspect.signature(self.fn).parameters.values())
+        except (TypeError, ValueError):
+            return False
+
+
+def reward_columns_problem(reward: Any, where: str) -> str | None:
+    """A TRL reward that needs dataset columns, given where aopcore scores held-out answers: refused in one line."""
+    if not isinstance(reward, RewardFunction):
+        return None
+    needed = reward.columns_needed()
+    if not needed:
+        return None
+    name = getattr(reward.fn, "__name__", type(reward.fn).__name__)
+    return (f"{where}: {name}() needs the dataset column(s) {', '.join(needed)}, which the held-out questions do not carry: "
+            f"give a reward(prompts, completions, **kw) that scores held-out answers without them (the TRL trainer keeps {name})")
+
+
+def uniform_reward_warning(reward: Any, rewards: Sequence[float]) -> str | None:
+    """A TRL-style reward that reads ``**kwargs`` and gave every held-out answer the same score: likely columns it lacked."""
+    if not isinstance(reward, RewardFunction) or not reward.reads_keywords() or len(rewards) < 2 or len(set(rewards)) != 1:
+        return None
+    name = getattr(reward.fn, "__name__", type(reward.fn).__name__)
+    return (f"reward function {name}() gave every one of {len(rewards)} held-out answers {rewards[0]}: if it reads dataset "
+            "columns from **kwargs, the held-out evaluation passes none (only prompts, completions, categories), so the "
+            "curriculum is choosing from a blank evaluation")
+
 
 class FeedbackFunction:
     """``fn(prompt) -> str`` (or ``fn(prompts) -> list[str]`` with ``batched=True``) as a FeedbackLLM.

@@ -8,6 +8,7 @@ are applied while reading and a large file is never held as raw rows.
 from __future__ import annotations
 
 import inspect
+import re
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -154,11 +155,23 @@ def load_data(registry: Any, data: Any, base_dir: Path) -> tuple[list[LoadedSour
     return loaded, problems
 
 
-def load_source(spec: str, base_dir: Path, *, limit: int | None = None, per_category: int | None = None,
+_TOML_KEY = re.compile(r'\b(source|path|text|id|category|default_category) = "')
+
+
+def in_python_terms(problem: str) -> str:
+    """A problem line whose hint shows TOML (``{source = "f", text = "COLUMN"}``), in Python's dict syntax instead."""
+    return _TOML_KEY.sub(r'"\1": "', problem)
+
+
+def load_source(spec: str | dict[str, Any] | SourceSpec, base_dir: Path, *, limit: int | None = None, per_category: int | None = None,
                 registry: Any = None) -> list[Question]:
-    """Library and benchmark use: the questions of ``spec`` (a registry is loaded when none is given)."""
+    """Library and benchmark use: the questions of ``spec`` (a registry is loaded when none is given).
+
+    ``spec`` is a spec string or, as a ``[data]`` table is in a config, a mapping with ``source`` and the columns:
+    ``{"source": "q.jsonl", "text": "question", "category": "topic"}``."""
     if registry is None:
         from aopcore.registry import load_registry
 
         registry = load_registry()
-    return read_source(registry, SourceSpec(spec), base_dir, limit=limit, per_category=per_category)
+    source = spec if isinstance(spec, SourceSpec) else SourceSpec.from_config(spec)
+    return read_source(registry, source, base_dir, limit=limit, per_category=per_category)

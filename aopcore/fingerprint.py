@@ -266,10 +266,12 @@ def _without(snapshot: Mapping[str, Any], sections: set[str]) -> dict[str, Any]:
     return out
 
 
-def check_run_dir(root: Path, fingerprint: dict[str, Any], *, allow_changes: bool = False) -> list[str]:
+def check_run_dir(root: Path, fingerprint: dict[str, Any], *, allow_changes: bool = False, remedy: str | None = None,
+                  what: str = "run directory") -> list[str]:
     """Compare with the fingerprint stored in ``root``; refuse a different setup unless ``allow_changes``.
 
-    Stores the fingerprint on the first run. Returns the changes that were allowed (empty when none).
+    Stores the fingerprint on the first run. Returns the changes that were allowed (empty when none). ``remedy`` is
+    how the caller's user continues anyway (a session names its own argument, not the CLI's flag).
     """
     from aopcore.errors import InputError
     from aopcore.store import atomic_write_json, atomic_write_text
@@ -286,9 +288,9 @@ def check_run_dir(root: Path, fingerprint: dict[str, Any], *, allow_changes: boo
     if changed and not allow_changes:
         shown = "; ".join(changed[:SHOWN_CHANGES]) + (f"; and {len(changed) - SHOWN_CHANGES} more" if len(changed) > SHOWN_CHANGES else "")
         raise InputError(
-            f"{root}: this run directory holds results of a different config ({shown}); rerun with the same setup, "
-            "choose another run name, or continue anyway with Experiment(..., allow_changes=True) or "
-            f"`aopcore run --allow-changed-config` (recorded in {CHANGES})")
+            f"{root}: this {what} holds results of a different config ({shown}); rerun with the same setup, "
+            + (remedy or "choose another run name, or continue anyway with Experiment(..., allow_changes=True) or "
+               "`aopcore run --allow-changed-config`") + f" (recorded in {CHANGES})")
     if versions:
         log.warning("%s: package versions changed since this run started (%s); continuing, recorded in %s",
                     root, "; ".join(versions), CHANGES)

@@ -92,10 +92,11 @@ class CallCounter:
     attribute is the component's own. Wrapping a CallCounter again counts nothing twice.
     """
 
-    def __init__(self, inner: Any, method: str, keys: Sequence[str]) -> None:
+    def __init__(self, inner: Any, method: str, keys: Sequence[str], *, rng_neutral: bool = False) -> None:
         self.inner = inner
         self._method = method
         self._keys = tuple(keys)
+        self._rng_neutral = rng_neutral  # leave the global random streams as found (aopcore.rngguard)
 
     def __getattr__(self, name: str) -> Any:
         if name == "inner" or name.startswith("__"):  # not set yet (unpickling), or a protocol lookup
@@ -103,6 +104,10 @@ class CallCounter:
         attr = getattr(self.inner, name)
         if name != self._method:
             return attr
+        if self.__dict__.get("_rng_neutral"):
+            from aopcore.rngguard import rng_neutral
+
+            attr = rng_neutral(attr)
         return counted_call(attr, self._keys)
 
     def fingerprint(self) -> Any:
@@ -112,7 +117,9 @@ class CallCounter:
 
 
 def counted_feedback(feedback: Any) -> Any:
-    return None if feedback is None else CallCounter(feedback, "complete", ("feedback_calls", "cached_calls"))
+    """``complete`` booked, and neutral to the global random streams: a cached reply and a generated one leave the
+    policy's sampling alike (see :mod:`aopcore.rngguard`)."""
+    return None if feedback is None else CallCounter(feedback, "complete", ("feedback_calls", "cached_calls"), rng_neutral=True)
 
 
 def counted_judge(judge: Any) -> Any:

@@ -189,6 +189,9 @@ class CurriculumContext:
         steps: this arm's per-step rollout batches of earlier iterations, oldest first
             (:class:`aopcore.steps.StepBatch`; empty unless the curriculum takes part in the
             per-step channel, see :mod:`aopcore.steps`): per-prompt pass rates carried across iterations.
+        solve: ``solve(question) -> answer or None``, the user's solver (``CurriculumSession(solve=...)``):
+            a generating curriculum puts each question's answer in ``Prompt.metadata["answer"]`` and drops
+            (and counts) the questions it returns None for. None when nobody gave one.
     """
 
     arm: str
@@ -207,6 +210,7 @@ class CurriculumContext:
     base_seed: int = 0  # the experiment's seed: lets arms that should agree (AOP and SOP at iteration 1) draw alike
     extras: dict[str, Any] = field(default_factory=dict)
     steps: list[Any] = field(default_factory=list)  # aopcore.steps.StepBatch of earlier iterations
+    solve: Callable[[str], Any] | None = None  # solve(question) -> reference answer or None (a session's `solve`)
 
     def __post_init__(self) -> None:
         # plain callables work here as they do for Experiment: fn(prompt) -> str, fn(texts) -> array, a TRL reward fn

@@ -62,12 +62,17 @@ class Prompt:
         category: one of the experiment's categories (``ctx.categories``) where the curriculum
             targets categories; reports group prompts by it.
         provenance: where it came from; None for prompts with no story to tell.
+        metadata: data that travels with the prompt to the trainer's rows and the reward (JSON values):
+            ``answer`` is the reference answer of a generated question (a curriculum's ``answers``
+            option or a session's ``solve``), which a verifiable reward checks. Empty by default and
+            then not written, so prompts without it are stored as before.
     """
 
     id: str
     text: str
     category: str
     provenance: Provenance | None = None
+    metadata: dict[str, Any] = field(default_factory=dict, hash=False)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "Prompt":
@@ -77,6 +82,7 @@ class Prompt:
             text=data["text"],
             category=data["category"],
             provenance=Provenance.from_dict(prov) if prov else None,
+            metadata=dict(data.get("metadata") or {}),
         )
 
 
@@ -202,6 +208,8 @@ def category_counts(prompts: Iterable[Prompt]) -> dict[str, int]:
 def to_dict(record: Any) -> dict[str, Any]:
     """A record as plain JSON-able data (the inverse of its ``from_dict``)."""
     data = dataclasses.asdict(record)
+    if isinstance(record, Prompt) and not data.get("metadata"):
+        data.pop("metadata", None)  # prompts without metadata are stored as before it existed
     return data
 
 

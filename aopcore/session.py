@@ -36,6 +36,7 @@ from aopcore.capabilities import reads_evaluation
 from aopcore.contexts import curriculum_context
 from aopcore.fingerprint import check_run_dir, describe, normalise, package_versions, questions_digest
 from aopcore.ledger import counted_feedback, record_usage
+from aopcore.prompt_audit import audit, generation_log, label_checker
 from aopcore.protocols import CurriculumContext
 from aopcore.rundir import SFT_EVALUATION, RunLayout, evaluation_seed_key, stage_seed
 from aopcore.rundir import stage_id as arm_stage
@@ -60,7 +61,8 @@ class CurriculumSession:
         options: that plugin's options (a dict validated by its pydantic ``Options``, as in a config; or the
             model itself). Only with a plugin name.
         heldout: the held-out questions the policy is evaluated on: a list of :class:`~aopcore.Question` or a
-            data spec (``"testbed:heldout"``, ``"builtin:heldout"``, a file path).
+            data spec (``"testbed:heldout"``, ``"builtin:heldout"``, a file path), or a spec with its columns as a
+            dict, as a ``[data]`` table is in a config: ``{"source": "q.jsonl", "text": "question", "category": "topic"}``.
         state_dir: the folder that keeps everything (run-directory formats, see the module doc). One folder
             serves every round; reopening it resumes.
         budget: prompts per round (``ctx.budget``).
@@ -77,13 +79,17 @@ class CurriculumSession:
         name: the arm name (``ctx.arm``, seeds, paths).
         allow_changes: continue a ``state_dir`` whose fingerprint differs (recorded, as for a run directory).
         base_dir: where relative data specs are resolved (default: the current folder).
+        solve: ``solve(question) -> answer or None``: a generating curriculum (aop, sop, eva) gives each question
+            this answer (``Prompt.metadata["answer"]``, the rows' ``answer`` column in TRL) and drops, counted,
+            those it returns None for. Part of the fingerprint.
     """
 
     def __init__(self, curriculum: Any, *, options: dict[str, Any] | BaseModel | None = None,
-                 heldout: Sequence[Question] | str, state_dir: Path | str, budget: int,
+                 heldout: Sequence[Question] | str | dict[str, Any], state_dir: Path | str, budget: int,
                  categories: Sequence[str] | None = None, feedback: Any = None, embedder: Any = None, reward: Any = None,
                  seed: int = 0, rounds: int | None = None, name: str = "session", allow_changes: bool = False,
-                 base_dir: Path | str | None = None, passes: int = 1, _registry: Any = None,
+                 base_dir: Path | str | None = None, passes: int = 1, solve: Callable[[str], Any] | None = None,
+                 _registry: Any = None,
                  _described: dict[str, Any] | None = None, _snapshot: dict[str, Any] | None = None) -> None:
         self.name = name
         self.seed = int(seed)
@@ -105,6 +111,11 @@ class CurriculumSession:
             if obj is not None and callable(getattr(type(obj), "declared", None)):  # a lazily built plugin
                 obj.bind(built)
         self.feedback, self.embedder, self.reward = built["feedback"], built["embedder"], built["reward"]
+        if solve is not None and not callable(solve):
+            raise InputError(f"session.solve: {type(solve).__name__} is not a function solve(question) -> answer or None")
+        self.solve = solve
+        if solve is not None:
+            described["solve"] = describe(solve)
         self.heldout = heldout_questions(heldout, self.base_dir, self._registry_)
         self.categories = list(categories) if categories else sorted({q.category for q in self.heldout})
         if isinstance(self.reward, contracts.RewardFunction):
@@ -174,13 +185,15 @@ class CurriculumSession:
             "session": {"arm": self.name, "seed": self.seed, "rounds": self.rounds, "budget": self.budget},
             "data": {"heldout": questions_digest(self.heldout), "categories": list(self.categories)},
             **{role: self._described.get(role) for role in ("curriculum", *ROLES)},
+            **({"solve": self._described["solve"]} if "solve" in self._described else {}),
             "versions": package_versions(),
         })
 
     def _open(self, allow_changes: bool) -> None:
         root = self.store.root
         root.mkdir(parents=True, exist_ok=True)
-        changed = check_run_dir(root, self.fingerprint(), allow_changes=allow_changes)
+        changed = check_run_dir(root, self.fingerprint(), allow_changes=allow_changes, what="state folder",
+                                remedy="choose another state_dir, or continue anyway with CurriculumSession(..., allow_changes=True)")
         if changed:
             shutil.rmtree(self.layout.scratch_root, ignore_errors=True)
         config = self.layout.config
@@ -247,7 +260,9 @@ class CurriculumSession:
             prompts = list(self.curriculum.prompts(ctx))
             self._check_prompts(r, prompts)
             write_jsonl(path, prompts)
-            return {"n_prompts": len(prompts), "categories": category_counts(prompts)}
+            return {"n_prompts": len(prompts), "categories": category_counts(prompts),
+                    "audit": audit(prompts, (q.text for q in self.heldout), label_checker(self.feedback),
+                                   generation_log(ctx.workdir, r))}
 
         self._stage(stage_id, "prompts", work, outputs=[self._rel(path), *self.layout.curriculum_logs(self.name, r)])
         self.round = r
@@ -264,7 +279,8 @@ class CurriculumSession:
             budget=self.budget, base_seed=self.seed, categories=self.categories, evaluation=evaluation,
             # every call a curriculum makes through these is booked in the round's ledger as choosing compute
             feedback=self.feedback, embedder=self.embedder, reward=self.reward,
-            generate=(lambda seed: policy_generate(generate, seed)) if generate is not None else None)
+            generate=(lambda seed: policy_generate(generate, seed)) if generate is not None else None,
+            solve=self.solve)
         self._contexts[r] = ctx
         return ctx
 
@@ -280,6 +296,8 @@ class CurriculumSession:
         reads = reads_evaluation(self.curriculum, r)
         if evaluation is not None and not list(evaluation):
             evaluation = None  # an empty evaluation is none
+        if evaluation is None and not reads:
+            return []  # the curriculum does not read it (uses_evaluation): evaluating would be cost without use
         if evaluation is None and generate is None:
             if reads:
                 raise InputError(f"session.next_prompts: {type(self.curriculum).__name__} chooses round {r}'s prompts from the "
@@ -295,7 +313,11 @@ class CurriculumSession:
                 records = self._evaluate(generate, seed)  # type: ignore[arg-type]
                 how = "generate"
             write_jsonl(path, records)
-            return {"mean_reward": sum(e.reward for e in records) / len(records), "used_for_choosing": reads, "evaluation": how}
+            warning = contracts.uniform_reward_warning(self.reward, [e.reward for e in records]) if how == "generate" else None
+            if warning:
+                log.warning("%s: %s", stage_id, warning)
+            return {"mean_reward": sum(e.reward for e in records) / len(records), "used_for_choosing": reads, "evaluation": how,
+                    **({"warning": warning} if warning else {})}
 
         self._stage(stage_id, "evaluate", work, outputs=[self._rel(path)])
         return read_jsonl(path, EvalRecord)

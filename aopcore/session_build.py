@@ -95,15 +95,18 @@ def policy_generate(generate: Callable[..., Sequence[str]], default_seed: int) -
     return bound
 
 
-def heldout_questions(heldout: Sequence[Question] | str | Path, base_dir: Path, registry: Callable[[], Any]) -> list[Question]:
-    """The session's held-out questions: given, or read from a data spec (``registry()`` is asked only then)."""
-    if isinstance(heldout, (str, Path)):
-        from aopcore.datasources import load_source
+def heldout_questions(heldout: Sequence[Question] | str | Path | dict[str, Any], base_dir: Path,
+                      registry: Callable[[], Any]) -> list[Question]:
+    """The session's held-out questions: given, or read from a data spec or a column mapping
+    ``{"source": ..., "text": "COLUMN", ...}`` (``registry()`` is asked only then)."""
+    if isinstance(heldout, (str, Path, dict)):
+        from aopcore.datasources import in_python_terms, load_source
 
         try:
-            questions = load_source(str(heldout), base_dir, registry=registry())
+            questions = load_source(heldout if isinstance(heldout, dict) else str(heldout), base_dir,
+                                    registry=registry())
         except InputError as exc:
-            raise InputError(*[f"session.heldout: {p}" for p in exc.problems]) from None
+            raise InputError(*[f"session.heldout: {in_python_terms(p)}" for p in exc.problems]) from None
     else:
         questions = list(heldout or [])
     bad = [q for q in questions if not isinstance(q, Question)]

@@ -83,6 +83,9 @@ def session_problems(curriculum: Any, components: Mapping[str, Any], rounds: int
     for role, obj in components.items():
         if obj is not None:
             problems += contracts.check_component(role, obj, f"session.{role}")
+    columns = contracts.reward_columns_problem(components.get("reward"), "session.reward")
+    if columns:
+        problems.append(columns)
     needs = required_components(curriculum)
     for need in ("feedback", "embedder"):
         if need in needs and components.get(need) is None:

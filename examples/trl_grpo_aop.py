@@ -17,7 +17,7 @@ from trl import GRPOConfig, GRPOTrainer
 
 from aopcore import CurriculumSession  # aopcore
 from aopcore_hf.generation import PLAIN_TEMPLATE
-from aopcore_hf.models import resolve_model
+from aopcore_integrations.models import offline_model_dir
 from aopcore_integrations.trl import TRLCurriculum  # aopcore
 from aopcore_testbed.verifier import VerifierReward
 
@@ -38,7 +38,7 @@ def correct(prompts, completions, question, **_):
     return verifier.score(question, completions)
 
 
-path = resolve_model("testbed-tiny")  # built and pretrained on first use (about a minute), then cached
+path = offline_model_dir("testbed-tiny")  # a saveable HF folder (or "smollm2-135m-instruct"), built once, then cached
 model = AutoModelForCausalLM.from_pretrained(path)
 tokenizer = AutoTokenizer.from_pretrained(path)
 session = CurriculumSession("aop", options={"samples_per_category": 6, "draws": 8, "questions_per_call": 20, "unlabeled": "drop"},  # aopcore

@@ -14,7 +14,7 @@ from transformers.trainer_utils import get_last_checkpoint
 from trl import GRPOConfig, GRPOTrainer
 
 from aopcore_hf.generation import PLAIN_TEMPLATE
-from aopcore_hf.models import resolve_model
+from aopcore_integrations.models import offline_model_dir
 from aopcore_testbed.sets import load
 from aopcore_testbed.verifier import VerifierReward
 
@@ -35,7 +35,7 @@ def correct(prompts, completions, question, **_):
     return verifier.score(question, completions)
 
 
-path = resolve_model("testbed-tiny")  # built and pretrained on first use (about a minute), then cached
+path = offline_model_dir("testbed-tiny")  # a saveable HF folder (or "smollm2-135m-instruct"), built once, then cached
 model = AutoModelForCausalLM.from_pretrained(path)
 tokenizer = AutoTokenizer.from_pretrained(path)
 dataset = Dataset.from_list([row(q.text) for q in load("pool")])

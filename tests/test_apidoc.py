@@ -56,3 +56,11 @@ def test_docstring_sections_become_lists():
     assert body == "Summary."
     assert sections["Args"] == [("a", "first, continued."), ("b", "second.")]
     assert sections["Returns"] == [("", "The thing.")]
+
+
+def test_reference_covers_the_session_the_per_step_channel_and_the_trl_adapter():
+    text = (ROOT / "docs" / "api.md").read_text()
+    for title in ("### `aopcore.CurriculumSession`", "### `aopcore.steps.PromptStream`", "### `aopcore.steps.StepSelector`",
+                  "### `aopcore.steps.RolloutGroup`", "### `aopcore_integrations.trl.TRLCurriculum`"):
+        assert title in text, title
+    assert "_registry" not in text  # private keywords are not the API

@@ -157,10 +157,35 @@ def run_session(tmp_path: Path, curriculum: str, options: dict, *, steps: int, p
 
 
 def heldout_accuracy(tmp_path: Path) -> dict[str, float]:
+    """The start policy's held-out accuracy per category: the session's evaluation, or (for a curriculum that reads
+    none, which the session then does not make) the same greedy evaluation made here."""
     by: dict[str, list[float]] = {}
-    for line in (tmp_path / "session" / "sft" / "evaluation.jsonl").read_text().splitlines():
+    path = tmp_path / "session" / "sft" / "evaluation.jsonl"
+    if not path.exists():
+        return start_policy_accuracy()
+    for line in path.read_text().splitlines():
         e = json.loads(line)
         by.setdefault(e["category"], []).append(e["reward"])
+    return {c: sum(v) / len(v) for c, v in by.items()}
+
+
+def start_policy_accuracy() -> dict[str, float]:
+    """What TRLCurriculum's default evaluation computes: greedy answers of testbed-tiny, 4 new tokens, the verifier."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from aopcore.datasources import load_source
+    from aopcore_hf.generation import PLAIN_TEMPLATE
+    from aopcore_hf.models import resolve_model
+    from aopcore_integrations.trl import generate_with
+    from aopcore_testbed.verifier import VerifierReward
+
+    path = resolve_model("testbed-tiny")
+    model, tokenizer = AutoModelForCausalLM.from_pretrained(path), AutoTokenizer.from_pretrained(path)
+    questions = load_source("testbed:heldout", Path.cwd())
+    answers = generate_with(model, tokenizer, [PLAIN_TEMPLATE.format(prompt=q.text) for q in questions], max_new_tokens=4)
+    by: dict[str, list[float]] = {}
+    for q, r in zip(questions, VerifierReward().score([q.text for q in questions], answers)):
+        by.setdefault(q.category, []).append(r)
     return {c: sum(v) / len(v) for c, v in by.items()}
 
 
@@ -187,6 +212,8 @@ def test_shipped_online_curriculum_moves_away_from_zero_variance_categories_insi
     assert train["stream"]["online"] is True and train["stream"]["draws"] == 10
     assert "dropped_groups" not in train  # nothing filters here
     not_the_plan(batches, plan)
+    # the bandit reads no evaluation (uses_evaluation = False): the session makes none for it
+    assert (tmp_path / "session" / "sft" / "evaluation.jsonl").exists() == (curriculum != "category-bandit")
     heldout = heldout_accuracy(tmp_path)
     assert 0.3 < heldout[MASTERED] < 0.7 and 0.3 < heldout[HOPELESS] < 0.7  # the prior sees nothing special in them
     late = rigged_share(batches[4:])

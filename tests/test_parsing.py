@@ -148,3 +148,16 @@ def test_the_filter_beats_the_old_one_on_the_labelled_smollm2_sample():
     assert before["kept_with_marker_label_or_score_left"] >= 20 and after["kept_with_marker_label_or_score_left"] <= 3
     held_out = result["after"]["seed 2"]  # labelled after the filter was written
     assert held_out["precision"] >= 0.9 and held_out["recall"] >= 0.95
+
+
+def test_answers_stay_with_their_questions_on_the_same_line_the_next_line_or_in_json():
+    raw = "Here are 3:\n1. What is 2 + 3? Answer: 5\n2. What is the sum of 1 and 1?\nAnswer: 2\n3. What is 9 + 9?"
+    items = parse_questions(raw, ["addition"], answers=True).items
+    assert [(i.text, i.answer) for i in items] == [("What is 2 + 3?", "5"), ("What is the sum of 1 and 1?", "2"),
+                                                    ("What is 9 + 9?", None)]
+    labelled = parse_questions("addition | What is 4 + 4? Answer: 8", ["addition"], answers=True).items
+    assert [(i.text, i.category, i.answer) for i in labelled] == [("What is 4 + 4?", "addition", "8")]
+    assert parse_questions('[{"question": "What is 4 + 4?", "answer": 8}]', ["addition"], answers=True).items[0].answer == "8"
+    # without answers=True a line is kept whole, as before
+    whole = parse_questions("1. What is 2 + 3? Answer: 5.", ["addition"]).items
+    assert [(i.text, i.answer) for i in whole] == [("What is 2 + 3? Answer: 5.", None)]

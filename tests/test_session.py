@@ -354,3 +354,155 @@ def test_sigkill_mid_round_resumes_with_the_same_prompts(tmp_path):
     assert b["calls"] < a["calls"]  # round 1 was not chosen again
     attempts = json.loads((tmp_path / "killed" / "stages" / "arms__session__iter-02__prompts.json").read_text())
     assert attempts["attempts"] == 2 and attempts["lost_wall_s"] > 0
+
+
+# ---- generated prompts that a verifiable reward can score (issue 31, item 5) -----------------------------------------
+def test_writer_answers_travel_with_each_generated_question_and_the_round_record_audits_them(tmp_path):
+    from aopcore_testbed.skills import skill_of
+
+    s = CurriculumSession("aop", options={**AOP, "answers": "writer"}, heldout="testbed:heldout", state_dir=tmp_path, budget=8,
+                          feedback="testbed-writer", reward="verifier", rounds=1)
+    prompts = s.next_prompts(generate=wrong)
+    assert [p.metadata["answer"] for p in prompts] == [skill_of(p.text).solve(p.text) for p in prompts]
+    stored = (tmp_path / "arms" / "session" / "iter-01" / "prompts.jsonl").read_text()
+    assert stored.count('"answer"') == 8  # the answers are in the run store, read back on resume
+    record = {r["stage"]: r for r in s.ledger()}["arms/session/iter-01/prompts"]["audit"]
+    assert record["with_answer"] == 8 and record["heldout_overlap"] == 0
+    assert record["label_checked"] == 8 and record["label_agreement"] == 1.0  # the writer's checker tells each category
+
+
+def test_solve_decides_answers_and_questions_it_cannot_answer_are_dropped_and_booked(tmp_path):
+    from aopcore_testbed.skills import skill_of
+
+    def solve(question):  # knows only addition
+        skill = skill_of(question)
+        return skill.solve(question) if skill is not None and skill.name == "addition" else None
+
+    s = CurriculumSession("aop", options=AOP, heldout="testbed:heldout", state_dir=tmp_path, budget=4, feedback="testbed-writer",
+                          reward="verifier", rounds=1, solve=solve)
+    prompts = s.next_prompts(generate=wrong)
+    assert {skill_of(p.text).name for p in prompts} == {"addition"}
+    assert all(p.metadata["answer"] == solve(p.text) for p in prompts)
+    audit = {r["stage"]: r for r in s.ledger()}["arms/session/iter-01/prompts"]["audit"]
+    assert audit["generation_dropped"]["no answer"] > 0 and audit["with_answer"] == 4
+    assert "solve" in json.loads((tmp_path / "fingerprint.json").read_text())
+
+
+def test_generated_copies_of_heldout_questions_are_dropped_and_counted(tmp_path):
+    from aopcore_curricula.generators import ScoreBasedGenerator
+    from aopcore_curricula.options import ScoreBasedOptions
+
+    heldout = ["What is 2 + 3?", "What is 4 + 4?"]
+    evaluation = [EvalRecord(f"h{k}", q, "addition", "no", 0.0) for k, q in enumerate(heldout)]
+
+    class Copier:
+        def complete(self, prompts):
+            return ["1. what is 2+3?\n2. What is 4 + 4 ?\n3. What is 1 + 1?"] * len(prompts)
+
+    gen = ScoreBasedGenerator(ScoreBasedOptions(**{**AOP, "draws": 1, "max_draws_factor": 1.0}), "aop")
+    out, log = gen.generate(evaluation, 1, feedback=Copier(), embedder=None, categories=["addition"], history=[], iteration=1, seed=0)
+    assert [p.text for p in out] == ["What is 1 + 1?"]
+    assert log.dropped["held-out question"] == 2
+
+
+def test_a_curriculum_that_reads_no_evaluation_is_not_evaluated_for(tmp_path):
+    calls = []
+
+    def generate(texts):
+        calls.append(len(texts))
+        return wrong(texts)
+
+    bandit = CurriculumSession("category-bandit", options={"pool": "testbed:pool"}, heldout="testbed:heldout",
+                               state_dir=tmp_path, budget=4, reward="verifier", rounds=1)
+    assert len(bandit.next_prompts(generate=generate)) == 4
+    assert calls == [] and not (tmp_path / "sft" / "evaluation.jsonl").exists()
+    assert "sft/evaluation" not in {r["stage"] for r in bandit.ledger()}
+
+
+def test_heldout_takes_a_column_mapping_from_python_and_its_errors_speak_python(tmp_path):
+    data = tmp_path / "quiz.jsonl"
+    data.write_text("".join(json.dumps({"q": f"What is {k} + 1?", "topic": "plus"}) + "\n" for k in range(3)))
+    s = CurriculumSession(SeedCurriculum(), heldout={"source": str(data), "text": "q", "category": "topic"},
+                          state_dir=tmp_path / "s", budget=2, rounds=1)
+    assert [q.text for q in s.heldout] == ["What is 0 + 1?", "What is 1 + 1?", "What is 2 + 1?"] and s.categories == ["plus"]
+    with pytest.raises(InputError) as err:
+        CurriculumSession(SeedCurriculum(), heldout=str(data), state_dir=tmp_path / "t", budget=2, rounds=1)
+    assert '{"source": "...", "text": "COLUMN"' in str(err.value) and 'text = "' not in str(err.value)
+
+
+def test_a_refused_change_names_the_sessions_own_argument(tmp_path):
+    CurriculumSession(SeedCurriculum(), heldout=[Question("q", "x?", "a")], state_dir=tmp_path, budget=2, rounds=1)
+    with pytest.raises(InputError) as err:
+        CurriculumSession(SeedCurriculum(), heldout=[Question("q", "x?", "a")], state_dir=tmp_path, budget=3, rounds=1)
+    assert "CurriculumSession(..., allow_changes=True)" in str(err.value) and "--allow-changed-config" not in str(err.value)
+
+
+def test_a_trl_reward_that_needs_dataset_columns_is_refused_in_one_line(tmp_path):
+    def correct(prompts, completions, answer, **kwargs):
+        return [float(c == a) for c, a in zip(completions, answer)]
+
+    with pytest.raises(InputError) as err:
+        CurriculumSession(SeedCurriculum(), heldout=[Question("q", "x?", "a")], state_dir=tmp_path, budget=2, rounds=1, reward=correct)
+    assert len(err.value.problems) == 1 and "correct() needs the dataset column(s) answer" in err.value.problems[0]
+
+
+def test_a_kwargs_reward_that_scores_every_heldout_answer_alike_is_not_silent(tmp_path, caplog):
+    def correct(prompts, completions, **kwargs):  # looks for a column the evaluation does not pass
+        return [float(c == a) for c, a in zip(completions, kwargs.get("answer", [None] * len(completions)))]
+
+    s = CurriculumSession(SeedCurriculum(), heldout=[Question("q1", "x?", "a"), Question("q2", "y?", "a")], state_dir=tmp_path,
+                          budget=2, rounds=1, reward=correct)
+    with caplog.at_level("WARNING", logger="aopcore"):
+        s.next_prompts(generate=wrong)
+    record = {r["stage"]: r for r in s.ledger()}["sft/evaluation"]
+    assert "gave every one of 2 held-out answers 0.0" in record["warning"]
+    assert "gave every one of 2 held-out answers 0.0" in caplog.text
+
+
+def test_a_feedback_reply_from_the_cache_or_generated_leaves_the_policys_random_stream_alike(tmp_path):
+    """The cause of 'three runs, three trajectories': a local LLM reseeds torch's global generator when it generates
+    and not when its reply is cached, so the policy's sampling after it differed; feedback calls are RNG-neutral now."""
+    torch = pytest.importorskip("torch")
+    cache: dict[str, str] = {}
+
+    class CachingWriter:  # as the local feedback LLM: torch.manual_seed(seed) and sampling on a miss only
+        def complete(self, prompts):
+            misses = [p for p in prompts if p not in cache]
+            if misses:
+                torch.manual_seed(0)
+                torch.rand(len(misses))
+                cache.update(zip(misses, writer().complete(misses)))
+            return [cache[p] for p in prompts]
+
+    def policy_after_a_round(folder):
+        s = CurriculumSession("aop", options=AOP, heldout="testbed:heldout", state_dir=folder, budget=4,
+                              feedback=CachingWriter(), reward="verifier", rounds=1)
+        torch.manual_seed(123)
+        prompts = s.next_prompts(generate=wrong)
+        return [p.text for p in prompts], torch.rand(4).tolist()
+
+    cold = policy_after_a_round(tmp_path / "cold")
+    assert cache  # the first run generated
+    warm = policy_after_a_round(tmp_path / "warm")  # every reply from the cache
+    assert warm == cold
+
+
+def test_the_audit_shows_prompts_that_are_not_what_their_label_says_and_copies_of_heldout_questions(tmp_path):
+    from aopcore.prompt_audit import audit, label_checker
+    from aopcore_testbed.writer import TestbedWriter
+
+    prompts = [Prompt("a", "What is 2 + 3?", "bigger"), Prompt("b", "What is 4 + 4?", "addition"),
+               Prompt("c", "Shout it!", "shout", metadata={"answer": "IT"})]
+    checker = label_checker(CurriculumSession(SeedCurriculum(), heldout=[Question("q", "x?", "a")], state_dir=tmp_path,
+                                              budget=2, rounds=1, feedback=TestbedWriter()).feedback)  # through the counting wrapper
+    out = audit(prompts, ["what is 4+4"], checker)  # the same question once normalised
+    assert out["heldout_overlap"] == 1 and out["with_answer"] == 1
+    assert out["label_checked"] == 2 and out["label_agreement"] == 0.5  # "bigger" is an addition question
+
+
+def test_the_audit_does_not_build_a_feedback_model_that_has_no_label_checker(tmp_path):
+    s = CurriculumSession(SeedCurriculum(), heldout=[Question("q", "x?", "a")], state_dir=tmp_path, budget=2, rounds=1,
+                          feedback="local")
+    s.next_prompts(evaluation=[EvalRecord("q", "x?", "a", "y", 0.0)])
+    assert s.feedback.inner.built is False  # the local LLM was never loaded for the audit
+    assert "label_checked" not in {r["stage"]: r for r in s.ledger()}["arms/session/iter-01/prompts"]["audit"]

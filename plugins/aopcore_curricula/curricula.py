@@ -97,7 +97,8 @@ class SOPCurriculum:
             # same seed as AOP's first iteration: with a deterministic or cached feedback LLM, AOP iteration 1 == SOP iteration 1
             prompts, gen_log = self.generator.generate(
                 ctx.evaluation, ctx.budget * ctx.iterations, feedback=_need_feedback(ctx), embedder=ctx.embedder,
-                categories=ctx.categories, history=[], iteration=1, seed=stage_seed(ctx.base_seed, "score-based/iter-01"))
+                categories=ctx.categories, history=[], iteration=1, seed=stage_seed(ctx.base_seed, "score-based/iter-01"),
+                solve=ctx.solve)
             write_jsonl(pool_path, prompts)
             save_json(ctx.workdir / "pool.log.json", gen_log.as_dict())
         return _slice(pool_path, ctx)
@@ -117,7 +118,7 @@ class AOPCurriculum:
         prompts, gen_log = self.generator.generate(
             ctx.evaluation, ctx.budget, feedback=_need_feedback(ctx), embedder=ctx.embedder, categories=ctx.categories,
             history=[p.text for p in ctx.history], iteration=ctx.iteration,
-            seed=stage_seed(ctx.base_seed, f"score-based/iter-{ctx.iteration:02d}"))
+            seed=stage_seed(ctx.base_seed, f"score-based/iter-{ctx.iteration:02d}"), solve=ctx.solve)
         save_json(ctx.workdir / f"iter-{ctx.iteration:02d}.log.json", gen_log.as_dict())
         if ctx.iteration == 1:
             # identical ids to SOP's first slice, so the equality of the two arms at iteration 1 is visible
@@ -143,7 +144,7 @@ class EvaCurriculum:
         n_candidates = math.ceil(ctx.budget * o.candidates_factor)
         candidates, gen_log = self.generator.generate(
             ctx.evaluation, n_candidates, feedback=_need_feedback(ctx), embedder=ctx.embedder, categories=ctx.categories,
-            history=[p.text for p in ctx.history], iteration=ctx.iteration, seed=ctx.seed)
+            history=[p.text for p in ctx.history], iteration=ctx.iteration, seed=ctx.seed, solve=ctx.solve)
         texts = [c.text for c in candidates for _ in range(o.samples_per_prompt)]
         answers = ctx.generate(texts, sample=True, seed=ctx.seed)
         rewards = np.asarray(ctx.reward.score(texts, answers), dtype=np.float64).reshape(len(candidates), o.samples_per_prompt)

@@ -5,8 +5,9 @@ import json
 import logging
 import random
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -102,6 +103,10 @@ class ScoreBasedGenerator:
         return sample
 
     def _prompt(self, sample: Sequence[EvalRecord], draw: int, categories: Sequence[str]) -> tuple[str, str | None]:
+        text, target = self._instructions(sample, draw, categories)
+        return (templates.with_answer_request(text) if self.opts.answers == "writer" else text), target
+
+    def _instructions(self, sample: Sequence[EvalRecord], draw: int, categories: Sequence[str]) -> tuple[str, str | None]:
         o = self.opts
         text = templates.format_samples(sample, o.max_answer_chars)
         summary = templates.domain_summary(sample)
@@ -119,7 +124,10 @@ class ScoreBasedGenerator:
         return templates.SCORE_BASED.format(n=o.questions_per_call, samples=text, summary=lines, domains=", ".join(categories)), None
 
     def generate(self, evaluation: Sequence[EvalRecord], needed: int, *, feedback: FeedbackLLM, embedder: Embedder | None,
-                 categories: Sequence[str], history: Sequence[str], iteration: int, seed: int) -> tuple[list[Prompt], GenerationLog]:
+                 categories: Sequence[str], history: Sequence[str], iteration: int, seed: int,
+                 solve: Callable[[str], Any] | None = None) -> tuple[list[Prompt], GenerationLog]:
+        """``needed`` prompts; with ``opts.answers == "writer"`` or a ``solve`` each carries ``metadata["answer"]``,
+        and a question whose answer cannot be established is dropped (``dropped["no answer"]``)."""
         o = self.opts
         rng = random.Random(seed)
         gen_log = GenerationLog()
@@ -130,6 +138,8 @@ class ScoreBasedGenerator:
             raise RuntimeFailure(f"{self.name}: the evaluation is empty; nothing to generate prompts from")
         # never train on a held-out question (small models like to copy the examples they are shown)
         deduper = IncrementalDeduper(embedder, o.max_similarity, [*history, *(r.question for r in evaluation)])
+        heldout_keys = {normalise_text(r.question) for r in evaluation}
+        want_answers = o.answers == "writer" or solve is not None
         if embedder is None:
             log.warning("%s: no embedder, so questions are de-duplicated by exact text only (max_similarity is unused)%s", self.name,
                         "; questions without a valid domain are dropped" if o.targeting == "llm" and o.unlabeled == "nearest" else "")
@@ -155,12 +165,17 @@ class ScoreBasedGenerator:
             responses = feedback.complete([b[2] for b in batch])
             gen_log.calls += len(batch)
             for (d, sample, _, target), response in zip(batch, responses):
-                parsed = parse_questions(response, list(categories))
+                parsed = parse_questions(response, list(categories), answers=o.answers == "writer")
                 gen_log.dropped.update(parsed.dropped)
                 gen_log.parsed += len(parsed.items)
                 items = self._label(parsed.items, target, sample, categories, cat_vectors, embedder, gen_log)
-                accepted = deduper.accept([t for t, _ in items]) if items else []
-                for (text, cat), ok in zip(items, accepted):
+                copied = [normalise_text(t) in heldout_keys for t, _, _ in items]
+                gen_log.dropped["held-out question"] += sum(copied)
+                items = [it for it, c in zip(items, copied) if not c]
+                if want_answers:
+                    items = self._answered(items, solve, gen_log)
+                accepted = deduper.accept([t for t, _, _ in items]) if items else []
+                for (text, cat, answer), ok in zip(items, accepted):
                     if not ok:
                         gen_log.dropped["near duplicate"] += 1
                         continue
@@ -172,6 +187,7 @@ class ScoreBasedGenerator:
                         id=f"{self.name}-i{iteration:02d}-{len(out):05d}", text=text, category=cat,
                         provenance=Provenance(self.name, iteration, "generated", feedback_call=f"{self.name}-i{iteration:02d}-d{d}",
                                               draw=d, sample_ids=tuple(r.question_id for r in sample)),
+                        metadata={"answer": answer} if want_answers else {},
                     ))
         gen_log.accepted = len(out)
         if len(out) < needed:
@@ -180,17 +196,33 @@ class ScoreBasedGenerator:
         log.info("%s: %d calls, %d parsed, %d kept; targets %s", self.name, gen_log.calls, gen_log.parsed, len(out), dict(gen_log.targets))
         return out, gen_log
 
-    def _label(self, items, target, sample, categories, cat_vectors, embedder, gen_log) -> list[tuple[str, str]]:
+    @staticmethod
+    def _answered(items: list[tuple[str, str, str | None]], solve: Callable[[str], Any] | None,
+                  gen_log: GenerationLog) -> list[tuple[str, str, str]]:
+        """The items whose answer is established: the solver's (when given) or the writer's; the rest counted as dropped."""
+        out = []
+        for text, cat, answer in items:
+            if solve is not None:
+                solved = solve(text)
+                answer = None if solved is None else str(solved).strip() or None
+            if answer is None:
+                gen_log.dropped["no answer"] += 1
+                continue
+            out.append((text, cat, answer))
+        return out
+
+    def _label(self, items, target, sample, categories, cat_vectors, embedder, gen_log) -> list[tuple[str, str, str | None]]:
         if target is not None:
-            return [(it.text, target) for it in items]
-        labelled = [(it.text, it.category) for it in items if it.category]
-        missing = [it.text for it in items if not it.category]
+            return [(it.text, target, it.answer) for it in items]
+        labelled = [(it.text, it.category, it.answer) for it in items if it.category]
+        missing_items = [it for it in items if not it.category]
+        missing = [it.text for it in missing_items]
         if missing and cat_vectors is not None:
             allowed = sorted({r.category for r in sample} & set(categories)) or list(categories)
             idx = [list(categories).index(c) for c in allowed]
             emb = np.asarray(embedder.embed(missing), dtype=np.float32)
             best = (emb @ cat_vectors[idx].T).argmax(axis=1)
-            labelled += [(t, allowed[b]) for t, b in zip(missing, best)]
+            labelled += [(it.text, allowed[b], it.answer) for it, b in zip(missing_items, best)]
             gen_log.inferred_domains += len(missing)
         elif missing:
             gen_log.dropped["no domain"] += len(missing)

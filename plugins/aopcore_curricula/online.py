@@ -107,7 +107,7 @@ def _stamp(p: Prompt, curriculum: str, iteration: int, **extra: Any) -> Prompt:
     base = p.provenance
     prov = Provenance(curriculum, iteration, base.source if base else "pool", base.feedback_call if base else None,
                       base.draw if base else None, base.sample_ids if base else (), {**(base.extra if base else {}), **extra})
-    return Prompt(p.id, p.text, p.category, prov)
+    return Prompt(p.id, p.text, p.category, prov, dict(p.metadata))
 
 
 class _Candidates:

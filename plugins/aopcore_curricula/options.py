@@ -72,6 +72,10 @@ class ScoreBasedOptions(_CategoryWording):
     weak_categories: int = Field(3, ge=1, description="per-category targeting: rotate over this many weakest domains of each draw.")
     unlabeled: Literal["nearest", "drop"] = Field("nearest", description="llm targeting: a question without a valid domain gets the "
                                                   "nearest domain of its draw by embedding (needs an embedder), or is dropped.")
+    answers: Literal["none", "writer"] = Field(
+        "none", description="writer: the feedback LLM writes a reference answer with each question (kept in the prompt's "
+        "metadata as `answer`, a column of the trainer's rows for a verifiable reward); a question without one is dropped "
+        "and counted. A session's `solve` function, when given, decides every answer instead.")
 
 
     @model_validator(mode="after")

@@ -58,6 +58,31 @@ def normalise_category(label: str, categories: Iterable[str]) -> str | None:
 class ParsedItem:
     text: str
     category: str | None = None
+    answer: str | None = None  # the reference answer the writer gave with the question (parse_questions(answers=True))
+
+
+# "What is 2 + 3? Answer: 5" on one line, or "Answer: 5" on the line after the question
+ANSWER_IN = re.compile(r"\s+(?:\|\|?\s*)?(?:reference\s+)?answer\s*[:=]\s*", re.I)
+ANSWER_LINE = re.compile(r"^\s*(?:[-*]\s*)?(?:reference\s+)?answer\s*[:=]\s*(?P<a>.*)$", re.I)
+
+
+def _answer_text(raw: str | None) -> str | None:
+    text = (raw or "").strip().strip('"“”').strip()
+    return text or None
+
+
+def split_answers(lines: list[str]) -> list[tuple[str, str | None]]:
+    """(question line, its answer or None): an answer stays with the question it follows, on its line or the next."""
+    out: list[tuple[str, str | None]] = []
+    for line in lines:
+        only = ANSWER_LINE.match(line)
+        if only:
+            if out and out[-1][1] is None:
+                out[-1] = (out[-1][0], _answer_text(only.group("a")))
+            continue
+        m = ANSWER_IN.search(line)
+        out.append((line[:m.start()], _answer_text(line[m.end():])) if m else (line, None))
+    return out
 
 
 @dataclass
@@ -112,12 +137,12 @@ def question_problem(text: str, *, raw_end: str = "", last: bool = False) -> str
     return None
 
 
-def _keep_if_question(result: ParseResult, text: str, category: str | None) -> None:
+def _keep_if_question(result: ParseResult, text: str, category: str | None, answer: str | None = None) -> None:
     problem = question_problem(text, raw_end=".")  # a JSON string is a whole item: never cut by the token limit
     if problem:
         result.dropped[problem] += 1
     else:
-        result.items.append(ParsedItem(text, category))
+        result.items.append(ParsedItem(text, category, answer))
 
 
 def _from_json(raw: str, categories: list[str], result: ParseResult) -> bool:
@@ -150,14 +175,17 @@ def _from_json(raw: str, categories: list[str], result: ParseResult) -> bool:
                 if isinstance(label, str) and cat is None:
                     result.dropped["unknown category"] += 1
                     continue
-                _keep_if_question(result, _clean(text), cat)
+                answer = entry.get("answer")
+                _keep_if_question(result, _clean(text), cat, _answer_text(str(answer)) if answer is not None else None)
             else:
                 result.dropped["json item not text"] += 1
         return True
     return False
 
 
-def parse_questions(raw: str | None, categories: list[str], *, min_chars: int = 12, max_chars: int = 600) -> ParseResult:
+def parse_questions(raw: str | None, categories: list[str], *, min_chars: int = 12, max_chars: int = 600,
+                    answers: bool = False) -> ParseResult:
+    """Questions (and, with ``answers``, the reference answer written with each) in ``raw``; drops counted by reason."""
     result = ParseResult()
     if raw is None or not raw.strip():
         result.dropped["empty response"] += 1
@@ -166,8 +194,9 @@ def parse_questions(raw: str | None, categories: list[str], *, min_chars: int = 
         result.dropped["refusal"] += 1
         return result
     if not _from_json(raw, categories, result):
-        lines = candidate_lines(raw)
-        for n, line in enumerate(lines):
+        pairs = split_answers(candidate_lines(raw)) if answers else [(ln, None) for ln in candidate_lines(raw)]
+        lines = [ln for ln, _ in pairs]
+        for n, (line, answer) in enumerate(pairs):
             listed = bool(LIST_MARK.match(line))
             body = LIST_MARK.sub("", line, count=1).strip()
             category = None
@@ -201,7 +230,7 @@ def parse_questions(raw: str | None, categories: list[str], *, min_chars: int = 
             if problem:
                 result.dropped[problem] += 1
                 continue
-            result.items.append(ParsedItem(body, category))
+            result.items.append(ParsedItem(body, category, answer))
     kept = []
     for item in result.items:
         if len(item.text) < min_chars:

@@ -101,6 +101,15 @@ SCORE_BASED_COMPACT = """Here are questions people asked, with how helpful the a
 Write {n} new questions for {venue}, written like the high-scoring ones. {convention}Return only a numbered list of questions."""
 
 
+# appended to a score-based prompt when the curriculum asks the writer for reference answers (answers = "writer")
+ANSWER_REQUEST = ("After each question, on the same line, write its short reference answer (the exact answer a grader "
+                  "would accept) as: Answer: <answer>")
+
+
+def with_answer_request(prompt: str) -> str:
+    return f"{prompt}\n{ANSWER_REQUEST}"
+
+
 def compact_examples(records: Sequence[EvalRecord], target: str, k: int = 4) -> str:
     """The best-scoring questions of the draw and the worst of the target domain: short enough for small models."""
     best = sorted(records, key=lambda r: -r.reward)[:k]

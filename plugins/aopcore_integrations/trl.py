@@ -70,8 +70,10 @@ class _Feed:
     ``grpo``/``rloo`` trainers (one stream per training stage) supply the two.
     """
 
-    def __init__(self, *, row: Callable[[str], dict[str, Any]] | None, every: int | None) -> None:
+    def __init__(self, *, row: Callable[[str], dict[str, Any]] | None, every: int | None,
+                 answer_column: str | None = "answer") -> None:
         self.row = row or (lambda text: {"prompt": text})
+        self.answer_column = answer_column
         self.every = every
         self.n = 0  # prompts per draw
         self.draws_per_round = 0
@@ -128,6 +130,9 @@ class _Feed:
         self.args = args
         self._configured = True
 
+    def check_start(self, args: Any, *, resuming: bool) -> None:
+        """Refuse a start this feed's saved state does not belong to (a session checks the trainer's settings)."""
+
     def round_of(self, draw: int) -> tuple[int, int]:
         """(round, draw within the round) of a global draw index."""
         return draw // self.draws_per_round + 1, draw % self.draws_per_round
@@ -160,7 +165,13 @@ class _Feed:
             prompts = stream.next(self.n)
             g = (r - 1) * self.draws_per_round + local
             for p in prompts:
-                yield {**self.row(p.text), ID: p.id, CATEGORY: p.category, DRAW: g}
+                yield {**self.row(p.text), **self.answer_of(p), ID: p.id, CATEGORY: p.category, DRAW: g}
+
+    def answer_of(self, p: Prompt) -> dict[str, Any]:
+        """The reference answer column of a prompt that carries one (a generating curriculum's answers, a ``solve``)."""
+        if self.answer_column is None or p.metadata.get("answer") is None:
+            return {}
+        return {self.answer_column: p.metadata["answer"]}
 
     def _stream(self, r: int, completed: int) -> PromptStream:
         if r not in self._streams:
@@ -294,6 +305,7 @@ def _callback_class():
 
         def on_train_begin(self, args, state, control, model=None, processing_class=None, **kwargs):
             self.feed.configure(args, self.max_steps)
+            self.feed.check_start(args, resuming=state.global_step > 0)
             self.feed.model = model
             self.feed.tokenizer = processing_class
             if state.global_step > 0:
@@ -336,22 +348,37 @@ class TRLCurriculum(_Feed):
         generate: ``generate(texts) -> answers`` with the live model, for the held-out evaluation; default:
             greedy decoding with the trainer's model and processing class, prompts formatted by ``row``,
             ``max_completion_length`` new tokens.
-        report_dir: where to write ``round-RR.json`` (prompts per category, held-out reward per category) as each
+        report_dir: where to write ``round-RR.json`` (prompts per category, held-out reward per category, the
+            prompts' audit: held-out overlap, label agreement, answers, and what generation dropped) as each
             round ends; default ``state_dir/rounds``.
+        answer_column: the column that carries a prompt's reference answer (``Prompt.metadata["answer"]``: a
+            generating curriculum's ``answers = "writer"``, or the session's ``solve``), which the reward
+            function receives as a keyword; default ``answer``. Prompts without one get no column.
+        allow_changes: continue a state folder whose trainer settings (``state_dir/trainer.json``: learning rate,
+            batch and generation settings, seed, ...) differ from this run's; default: refused in one line. A fresh
+            run (no ``resume_from_checkpoint``) into a folder where a round has ended is always refused.
 
     Use :meth:`dataset` as ``train_dataset``, :meth:`reward` around the reward function(s), and :attr:`callback`
     in ``callbacks``; set ``max_steps`` and ``shuffle_dataset=False`` in the config.
     """
 
     def __init__(self, session: Any, *, every: int, row: Callable[[str], dict[str, Any]] | None = None,
-                 generate: Callable[[Sequence[str]], Sequence[str]] | None = None, report_dir: Path | str | None = None) -> None:
+                 generate: Callable[[Sequence[str]], Sequence[str]] | None = None, report_dir: Path | str | None = None,
+                 answer_column: str = "answer", allow_changes: bool = False) -> None:
         if not isinstance(every, int) or isinstance(every, bool) or every < 1:
             raise InputError(f"TRLCurriculum.every: {every!r} is not a positive number of steps per round")
-        super().__init__(row=row, every=every)
+        super().__init__(row=row, every=every, answer_column=answer_column)
         self.session = session
+        self.allow_changes = allow_changes
         self.generate = generate
         self.report_dir = Path(report_dir) if report_dir is not None else session.store.root / "rounds"
         self.callback = _callback_class()(self)
+
+    def check_start(self, args: Any, *, resuming: bool) -> None:
+        from aopcore_integrations.trainer_settings import check_settings
+
+        s = self.session
+        check_settings(s.store.root, args, resuming=resuming, ended_rounds=s._ended_rounds(), allow_changes=self.allow_changes)
 
     # ---- rounds from the session -----------------------------------------------------------
     def open_round(self, r: int, completed: int) -> PromptStream:
@@ -426,11 +453,14 @@ class TRLCurriculum(_Feed):
 
             for e in read_jsonl(evaluation_path, EvalRecord):
                 by_cat.setdefault(e.category, []).append(e.reward)
+        record = s.store.stage_file(f"arms/{s.name}/iter-{r:02d}/prompts")
+        audit = json.loads(record.read_text()).get("audit") if record.exists() else None
         summary = {
             "round": r, "steps": [(r - 1) * (self.every or 0), r * (self.every or 0)],
             "prompts_by_category": category_counts(prompts),
             "draws_by_category": dict(sorted(drawn.items())),
             "heldout_reward_by_category": {c: sum(v) / len(v) for c, v in sorted(by_cat.items())},
+            "prompts_audit": audit,
         }
         self.report_dir.mkdir(parents=True, exist_ok=True)
         (self.report_dir / f"round-{r:02d}.json").write_text(json.dumps(summary, indent=2) + "\n")
@@ -506,7 +536,8 @@ class RefillFeed(StreamFeed):
 
     def _rows_of(self, prompts: Sequence[Prompt], size: int) -> list[dict[str, Any]]:
         d = self.stream.draws - 1
-        return [{**self.row(p.text), ID: p.id, CATEGORY: p.category, DRAW: d} for p in prompts for _ in range(size)]
+        return [{**self.row(p.text), **self.answer_of(p), ID: p.id, CATEGORY: p.category, DRAW: d}
+                for p in prompts for _ in range(size)]
 
     def generate(self, score: Callable[[list[dict[str, Any]]], dict[str, Any]], rows: int, *, pad_id: int) -> dict[str, Any]:
         """One generation batch of ``rows`` completions: ``score(rows) -> TRL's batch`` for the draw, then for refills."""

@@ -15,7 +15,10 @@ What it reads from a prompt:
   received a low score", each labelled "domain | question";
 - otherwise the first category named in the prompt's last lines (a custom ``category_wording``).
 A prompt that names none of the testbed's categories gets a refusal, as a real model's off-topic reply would
-(the parser drops it).
+(the parser drops it). A prompt that asks for a reference answer with each question (a curriculum's
+``answers = "writer"``) gets "Answer: <answer>" after every question: the writer knows it, since every question it
+writes is a testbed task solved from its text. :meth:`TestbedWriter.category_of` tells which category a question
+really is, so a round record can show whether the curriculum's labels agree.
 The reply depends only on the writer's seed and the prompt text: deterministic, and different for every draw.
 """
 from __future__ import annotations
@@ -27,12 +30,13 @@ from collections.abc import Sequence
 
 from aopcore import record_usage
 from aopcore_testbed.options import WriterOptions
-from aopcore_testbed.skills import CATEGORIES, SKILLS
+from aopcore_testbed.skills import CATEGORIES, SKILLS, skill_of
 
 _COUNT = re.compile(r"\b(?:write|set of)\s+(?:exactly\s+)?(\d{1,4})\b", re.I)
 _NAMED = re.compile(r'"([^"\n]{2,40})"|\br/([A-Za-z0-9_]+)')
 _SUMMARY = re.compile(r"^\s*([A-Za-z0-9_]+):\s*(-?\d+(?:\.\d+)?)\s*$", re.M)
 _DOMAIN_FORMAT = re.compile(r"domain \| question")
+_ANSWER_REQUEST = re.compile(r"reference answer", re.I)
 
 
 def _category(label: str) -> str | None:
@@ -54,6 +58,12 @@ class TestbedWriter:
         record_usage(feedback_calls=len(prompts), prompt_tokens=sum(len(p.split()) for p in prompts),
                      tokens_generated=sum(len(r.split()) for r in replies))
         return replies
+
+    @staticmethod
+    def category_of(question: str) -> str | None:
+        """The testbed category ``question`` really is (from its phrasing), or None: the label checker."""
+        skill = skill_of(question)
+        return skill.name if skill is not None else None
 
     def _rng(self, prompt: str) -> random.Random:
         digest = hashlib.sha256(f"{self.options.seed}\0{prompt}".encode()).hexdigest()
@@ -85,7 +95,9 @@ class TestbedWriter:
             cats = rng.choices(names, weights=[target[c] for c in names], k=n)
         lines = [f"Here are {n} questions:"] if self.options.preamble else []
         labelled = bool(_DOMAIN_FORMAT.search(prompt))
+        answered = bool(_ANSWER_REQUEST.search(prompt))
         for i, cat in enumerate(cats, start=1):
             q = SKILLS[cat].make(rng)
-            lines.append(f"{cat} | {q}" if labelled else f"{i}. {q}")
+            line = f"{cat} | {q}" if labelled else f"{i}. {q}"
+            lines.append(f"{line} Answer: {SKILLS[cat].solve(q)}" if answered else line)
         return "\n".join(lines)
