@@ -127,3 +127,24 @@ def test_two_processes_draw_what_one_process_draws_and_resume_after_sigkill(driv
     resumed = _run(driver, tmp_path / "resumed", processes=2)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert _drawn(tmp_path / "resumed") == expected
+
+
+def test_accelerate_cpu_launch_that_started_one_of_several_processes_is_refused(monkeypatch):
+    """``accelerate launch --cpu --num_processes 2`` runs its simple launcher: one process, MASTER_PORT set, no WORLD_SIZE."""
+    from types import SimpleNamespace
+
+    from aopcore.errors import InputError
+    from aopcore.steps import PlannedSelector, PromptStream
+    from aopcore_integrations.trl import StreamFeed
+
+    args = SimpleNamespace(shuffle_dataset=False, world_size=1, max_steps=2, num_generations=2, generation_batch_size=4,
+                           steps_per_generation=1, num_iterations=1, gradient_accumulation_steps=1)
+    feed = StreamFeed(PromptStream(PlannedSelector([], passes=1, seed=0)), row=lambda t: {"prompt": t}, max_steps=2)
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    monkeypatch.setenv("ACCELERATE_USE_CPU", "True")
+    monkeypatch.setenv("MASTER_PORT", "29500")
+    with pytest.raises(InputError, match="torchrun --nproc_per_node N"):
+        feed.configure(args)
+    monkeypatch.delenv("MASTER_PORT")  # accelerate launch --cpu with one process: allowed
+    feed.configure(args)
+    assert feed.n == 2 and feed.world == 1

@@ -137,6 +137,12 @@ class _Feed:
 
     def _check_processes(self, args: Any) -> None:
         """Refuse a launch whose processes would not share one stream."""
+        import os
+
+        if (os.environ.get("ACCELERATE_USE_CPU", "").lower() == "true" and "MASTER_PORT" in os.environ
+                and "WORLD_SIZE" not in os.environ):  # accelerate's CPU launcher asked for N processes and started one
+            raise InputError("accelerate launch --cpu --num_processes N starts one process (its CPU launcher needs MPI): "
+                             "on CPU launch with torchrun --nproc_per_node N (gloo), or drop --num_processes")
         expected = int(getattr(args, "world_size", 1) or 1)
         if expected != self.world:
             raise InputError(f"TRL reports {expected} processes but {self.world} joined the process group: launch with "
