@@ -190,6 +190,10 @@ class CurriculumSession:
         })
 
     def _open(self, allow_changes: bool) -> None:
+        from aopcore.ranks import is_main_process
+
+        if not is_main_process():  # a distributed launch: rank 0 checks and writes the run directory's files
+            return
         root = self.store.root
         root.mkdir(parents=True, exist_ok=True)
         changed = check_run_dir(root, self.fingerprint(), allow_changes=allow_changes, what="state folder",

@@ -34,7 +34,13 @@ How it works, and why it is deterministic:
   resumed step (the loader's new iterator consumed a random number), so a resumed run draws what an
   uninterrupted one draws.
 
-One process: the stream lives in the training process, and each process of a multi-GPU run would hold its own.
+Several processes (``torchrun``/``accelerate launch``, see :mod:`aopcore_integrations.trl_ranks`): TRL reads the
+dataset in every process and gives each a contiguous slice of each generation batch. Rank 0 alone opens the rounds
+and the stream, draws, and broadcasts each draw's rows, so every process trains on its share of the same draws; the
+reward wrapper gathers every process's rewards to rank 0, which reports the whole draw once and sends back the
+rewards each process trains on. Rank 0 alone writes the session's files and the checkpoint's extra files; every
+process resumes from the checkpoint's position (``trainer_state.json``) and its own random state. A run draws
+what a one-process run with the same ``generation_batch_size`` draws (when the rewards agree).
 """
 from __future__ import annotations
 
@@ -87,6 +93,7 @@ class _Feed:
         self.last_kept: list[bool] = []  # the last report's keep decisions, per group
         self.model: Any = None
         self.tokenizer: Any = None
+        self.rank, self.world = 0, 1  # set by configure() from the process group
 
     # ---- hooks the owner supplies ---------------------------------------------------------
     def open_round(self, r: int, completed: int) -> PromptStream:
@@ -107,9 +114,10 @@ class _Feed:
         if getattr(args, "shuffle_dataset", False):
             raise InputError("GRPOConfig.shuffle_dataset: set shuffle_dataset=False; aopcore's curriculum orders the prompts "
                              "(a shuffle buffer would draw a thousand prompts ahead of the rewards)")
-        if getattr(args, "world_size", 1) > 1:
-            raise InputError(f"aopcore's TRL adapter runs in one process (this run has {args.world_size}): each process "
-                             "would hold its own prompt stream")
+        from aopcore_integrations.trl_ranks import rank_and_world
+
+        self.rank, self.world = rank_and_world()
+        self._check_processes(args)
         steps = int(max_steps if max_steps is not None else args.max_steps)
         if steps <= 0:
             raise InputError("GRPOConfig.max_steps: set max_steps; the curriculum's dataset is an IterableDataset without a length")
@@ -133,6 +141,19 @@ class _Feed:
     def check_start(self, args: Any, *, resuming: bool) -> None:
         """Refuse a start this feed's saved state does not belong to (a session checks the trainer's settings)."""
 
+    def _check_processes(self, args: Any) -> None:
+        """Refuse a launch whose processes would not share one stream."""
+        import os
+
+        if (os.environ.get("ACCELERATE_USE_CPU", "").lower() == "true" and "MASTER_PORT" in os.environ
+                and "WORLD_SIZE" not in os.environ):  # accelerate's CPU launcher asked for N processes and started one
+            raise InputError("accelerate launch --cpu --num_processes N starts one process (its CPU launcher needs MPI): "
+                             "on CPU launch with torchrun --nproc_per_node N (gloo), or drop --num_processes")
+        expected = int(getattr(args, "world_size", 1) or 1)
+        if expected != self.world:
+            raise InputError(f"TRL reports {expected} processes but {self.world} joined the process group: launch with "
+                             "torchrun --nproc_per_node N (or accelerate launch --multi_gpu --num_processes N [--cpu])")
+
     def round_of(self, draw: int) -> tuple[int, int]:
         """(round, draw within the round) of a global draw index."""
         return draw // self.draws_per_round + 1, draw % self.draws_per_round
@@ -144,7 +165,25 @@ class _Feed:
         return IterableDataset.from_generator(self._rows)
 
     def _rows(self) -> Iterator[dict[str, Any]]:
-        """One round's rows (the dataset's pass): draws from the round's stream, ``n`` prompts each."""
+        """One round's rows; with several processes rank 0 draws and every process yields the same rows."""
+        if self.world == 1:
+            for rows in self._draw_rows():
+                yield from rows
+            return
+        from aopcore_integrations.trl_ranks import broadcast_from_main
+
+        if self._resume_from is not None:
+            self.reported, self._resume_from = self._resume_from, None
+        if self.rank == 0:
+            for rows in self._draw_rows():
+                yield from broadcast_from_main(rows)
+            broadcast_from_main(None)  # the round's pass ends in every process
+            return
+        while (rows := broadcast_from_main(None)) is not None:
+            yield from rows
+
+    def _draw_rows(self) -> Iterator[list[dict[str, Any]]]:
+        """One round's draws from the round's stream, ``n`` rows each (the process that owns the stream)."""
         if not self._configured:
             raise RuntimeFailure("the curriculum's dataset was read before training began: pass the adapter's callback "
                                  "to the trainer (callbacks=[...callback])")
@@ -164,8 +203,7 @@ class _Feed:
                                      "(did the Trainer skip batches on resume? the adapter's callback sets ignore_data_skip)")
             prompts = stream.next(self.n)
             g = (r - 1) * self.draws_per_round + local
-            for p in prompts:
-                yield {**self.row(p.text), **self.answer_of(p), ID: p.id, CATEGORY: p.category, DRAW: g}
+            yield [{**self.row(p.text), **self.answer_of(p), ID: p.id, CATEGORY: p.category, DRAW: g} for p in prompts]
 
     def answer_of(self, p: Prompt) -> dict[str, Any]:
         """The reference answer column of a prompt that carries one (a generating curriculum's answers, a ``solve``)."""
@@ -192,7 +230,7 @@ class _Feed:
 
     def finish(self) -> None:
         """Close the last round once training reached ``max_steps`` (every draw made was reported)."""
-        if self.reported and self.reported == self.total_draws:
+        if self.rank == 0 and self.reported and self.reported == self.total_draws:
             self._close(self.round_of(self.reported - 1)[0])
 
     # ---- the reward wrapper ---------------------------------------------------------------
@@ -212,7 +250,7 @@ class _Feed:
                     raise RuntimeFailure(f"reward function {getattr(fn, '__name__', fn)!r} returned {len(values)} rewards "
                                          f"for {len(completions)} completions")
                 total = [t + weight * float(v if v is not None else math.nan) for t, v in zip(total, values)]
-            return feed.report(kwargs, total)
+            return feed.report(kwargs, total) if feed.world == 1 else feed.report_across(kwargs, total)
 
         names = "+".join(getattr(fn, "__name__", "reward") for fn in funcs)
         aopcore_reward.__name__ = names if len(funcs) == 1 else f"aopcore({names})"
@@ -248,6 +286,24 @@ class _Feed:
                 k += size
         return out
 
+    def report_across(self, columns: dict[str, Any], rewards: list[float]) -> list[float]:
+        """Every process's slice of one generation batch reported once, by rank 0; each gets its slice back."""
+        from aopcore_integrations.trl_ranks import broadcast_from_main, gather_all
+
+        keys = [k for k in (ID, CATEGORY, DRAW, "completion_ids") if k in columns]
+        mine = {k: list(columns[k]) for k in keys}
+        parts = gather_all((mine, list(rewards)))
+        full: list[float] | None = None
+        if self.rank == 0:
+            merged = {k: [v for cols, _ in parts for v in cols[k]] for k in keys}
+            full = self.report(merged, [v for _, values in parts for v in values])
+        full, kept = broadcast_from_main((full, self.last_kept))
+        self.last_kept = list(kept)
+        if self.rank != 0 and int(columns[DRAW][0]) == self.reported:
+            self.reported += 1
+        start = sum(len(values) for _, values in parts[:self.rank])
+        return list(full[start:start + len(rewards)])
+
     def _locate(self, draw: int) -> tuple[PromptStream, int]:
         """The open stream a global draw index belongs to, and the draw's index in it."""
         r, local = self.round_of(draw)
@@ -266,7 +322,9 @@ class _Feed:
         self._resume_from = position
         self.reported = position
         r, done = self.round_of(position)
-        if position and done == 0:
+        if self.rank != 0:  # rank 0 owns the stream and its files
+            pass
+        elif position and done == 0:
             self.restore_files(checkpoint, r - 1)
         else:
             self.restore_files(checkpoint, r)
@@ -325,7 +383,7 @@ def _callback_class():
 
         def on_save(self, args, state, control, **kwargs):
             folder = Path(args.output_dir) / f"checkpoint-{state.global_step}"
-            if folder.is_dir():
+            if folder.is_dir() and self.feed.rank == 0:
                 self.feed.save(folder)
             return control
 
@@ -375,6 +433,8 @@ class TRLCurriculum(_Feed):
         self.callback = _callback_class()(self)
 
     def check_start(self, args: Any, *, resuming: bool) -> None:
+        if self.rank != 0:  # rank 0 owns the state folder (trainer.json); the others follow its draws
+            return
         from aopcore_integrations.trainer_settings import check_settings
 
         s = self.session
@@ -515,6 +575,12 @@ class RefillFeed(StreamFeed):
 
     def _locate(self, draw: int) -> tuple[PromptStream, int]:
         return self.stream, draw
+
+    def _check_processes(self, args: Any) -> None:
+        super()._check_processes(args)
+        if self.world > 1:
+            raise InputError(f"a filtering curriculum (keep) refills dropped groups in one process only; this run has "
+                             f"{self.world}: run it with one process, or use a curriculum without keep")
 
     def saved_position(self) -> int:
         return self.stream.completed

@@ -581,4 +581,4 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-__all__ = ["AopcoreDataset", "RoundDriver", "compute_score", "VerlOptions", "batch_groups", "parse_options", "rollout_evaluation", "sequence_rewards"]
+__all__ = ["AopcoreDataset", "RoundDriver", "compute_score", "VerlOptions", "batch_groups", "parse_options", "rollout_evaluation", "sequence_rewards"]  # noqa: F822 (defined lazily by __getattr__)

@@ -245,4 +245,4 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-__all__ = ["AopcoreReplayBuffer", "check_trainer_config", "trajectories_by_uid", "trainer_problems"]
+__all__ = ["AopcoreReplayBuffer", "check_trainer_config", "trajectories_by_uid", "trainer_problems"]  # noqa: F822 (defined lazily by __getattr__)
