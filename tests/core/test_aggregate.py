@@ -280,7 +280,7 @@ def test_human_eval_results_report_judge_agreement(tmp_path: Path):
 
     from aopcore_eval import human_eval
 
-    from conftest import run_cli
+    from helpers import run_cli
 
     run = tmp_path / "run"
     (run / "stages").mkdir(parents=True)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import re
 
-from conftest import ROOT, run_cli
+from helpers import ROOT, run_cli
 
 from aopcore import apidoc, protocols, records
 

@@ -17,7 +17,7 @@ import pytest
 from aopcore.config import parse_config
 from aopcore.data import jsonl_rows
 from aopcore.errors import InputError
-from conftest import AOPCORE, run_cli
+from helpers import AOPCORE, run_cli
 
 
 # ---- 1: preflight answers at once when the hub cannot be reached ------------------------------------------

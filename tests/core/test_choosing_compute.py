@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 import toy_components as toy
-from fakes import HashEmbedder, ScriptedLLM
+from helpers.fakes import HashEmbedder, ScriptedLLM
 
 from aopcore import Budget, Experiment, Prompt, Provenance, Question, record_usage, run_seeds
 from aopcore.aggregate import aggregate

@@ -6,7 +6,7 @@ import re
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, TESTS, run_cli
+from helpers import ROOT, TOY, run_cli
 
 from aopcore import InputError, Prompt, Provenance
 from aopcore.records import JSONLDecodeError, iter_jsonl, load_questions, load_records, read_jsonl, write_jsonl
@@ -97,9 +97,9 @@ def register_curricula(register):
 ])
 def test_exit_status_follows_the_documented_rule(curriculum: str, status: int, message: str, tmp_path: Path, toy_config):
     (tmp_path / "budget_plugin.py").write_text(BUDGET_PLUGIN)
-    text = (TESTS / "toy.toml").read_text()
+    text = (TOY / "toy.toml").read_text()
     text = text.replace('plugins = ["toy_components"]', 'plugins = ["toy_components", "budget_plugin"]')
-    text = text.replace('plugin_paths = ["."]', f'plugin_paths = ["{TESTS}", "{tmp_path}"]')
+    text = text.replace('plugin_paths = ["."]', f'plugin_paths = ["{TOY}", "{tmp_path}"]')
     text = text[: text.index("[arms.static]")] + f'[arms.only]\ncurriculum = "{curriculum}"\n'
     config = toy_config(text)
     result = run_cli("run", str(config))
@@ -113,7 +113,7 @@ def test_sft_of_a_tied_model_reloads_its_best_epoch_without_a_missing_keys_warni
     from aopcore_hf.models import choose_device, load_causal_lm
     from aopcore_hf.options import SFTOptions
     from aopcore_hf.sft import run_sft
-    from tiny_models import save_tiny_gpt2
+    from helpers.tiny_models import save_tiny_gpt2
 
     base = save_tiny_gpt2(tmp_path / "gpt2")
     out = tmp_path / "sft"

@@ -1,7 +1,7 @@
 """`aopcore validate` reports every problem at once: file:line: toml.path: message, exit 2, no traceback."""
 from pathlib import Path
 
-from conftest import run_cli
+from helpers import run_cli
 
 from aopcore.build import resolve
 

@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from conftest import ROOT, run_cli
+from helpers import ROOT, run_cli
 
 FAMILIES = ("aopcore_hf", "aopcore_eval", "aopcore_curricula", "aopcore_providers", "aopcore_testbed", "aopcore_integrations")
 CORE = ROOT / "aopcore"

@@ -10,7 +10,7 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import TESTS, run_cli
+from helpers import TOY, run_cli
 
 from aopcore.data import FieldMap
 from aopcore.datasources import SourceSpec, read_source
@@ -180,7 +180,7 @@ def test_third_party_data_source_through_an_entry_point(toy_config, tmp_path):
     (tmp_path / "qs.txt").write_text("cooking\tHow long do I rest a steak?\ncooking\tWhy salt pasta water?\ncars\tWhat is torque?\n")
     config = toy_config()
     config.write_text(config.read_text().replace("[data]\n", '[data]\nheldout = "lines:qs.txt"\n'))
-    env = {"PYTHONPATH": f"{site}:{TESTS}", "HF_HUB_OFFLINE": "1"}
+    env = {"PYTHONPATH": f"{site}:{TOY}", "HF_HUB_OFFLINE": "1"}
     result = run_cli("validate", str(config), env=env)
     assert result.returncode == 0, result.stderr
     assert "data.heldout: 3 questions from lines:qs.txt (2 categories: cars 1, cooking 2)" in result.stdout

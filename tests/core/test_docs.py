@@ -1,5 +1,5 @@
 """The documentation that is generated from code must match the code."""
-from conftest import ROOT, run_cli
+from helpers import ROOT, run_cli
 
 
 def test_configuration_reference_is_current():

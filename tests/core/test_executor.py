@@ -45,7 +45,7 @@ def test_config_chooses_the_executor_and_it_does_not_change_the_run(toy_config):
 
 
 def test_bad_executor_value_is_one_line(toy_config):
-    from conftest import run_cli
+    from helpers import run_cli
 
     out = run_cli("validate", str(toy_config()), "--set", 'experiment.executor="slurm"')
     assert out.returncode == 2 and "experiment.executor" in out.stderr and "Traceback" not in out.stderr

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import AOPCORE, TESTS
+from helpers import AOPCORE, TOY
 
 pytest.importorskip("ray")
 
@@ -53,9 +53,9 @@ def register_curricula(register):
 
 def write_config(folder: Path, name: str, *, delay: float = 0.0) -> Path:
     (folder / "twin_plugin.py").write_text(TWIN_PLUGIN)
-    text = (TESTS / "toy.toml").read_text()
+    text = (TOY / "toy.toml").read_text()
     text = text.replace('name = "toy"', f'name = "{name}"').replace('plugins = ["toy_components"]', 'plugins = ["toy_components", "twin_plugin"]')
-    text = text.replace('plugin_paths = ["."]', f'plugin_paths = ["{TESTS}", "{folder}"]').replace("step_delay_s = 0.0", f"step_delay_s = {delay}")
+    text = text.replace('plugin_paths = ["."]', f'plugin_paths = ["{TOY}", "{folder}"]').replace("step_delay_s = 0.0", f"step_delay_s = {delay}")
     text = text.replace("passes = 2", 'passes = 2\nkeep_checkpoints = "last"')
     text += '\n[arms.a]\ncurriculum = "twin"\n\n[arms.b]\ncurriculum = "twin"\n'
     path = folder / f"{name}.toml"
@@ -194,7 +194,7 @@ def test_local_run_killed_then_resumed_by_the_ray_executor(tmp_path: Path, refer
 def test_parallelism_benchmark_small():
     import sys
 
-    from conftest import ROOT
+    from helpers import ROOT
 
     out = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "executor_parallelism.py"), "--arms", "2", "--iterations", "2",
                           "--train-s", "0.4", "--prompt-s", "0.1", "--generate-s", "0.1", "--workers", "4"],
@@ -300,8 +300,8 @@ def test_quickstart_like_run_is_identical_under_both_executors(tmp_path: Path):
     """The quickstart's arms, curricula, PPO, reward, embedder and judge, with a tiny policy and an OpenAI-compatible
     feedback server on 127.0.0.1 (the workers call it over HTTP like any provider)."""
     pytest.importorskip("torch")
-    from fake_providers import FakeProviderServer
-    from tiny_models import save_tiny_gpt2
+    from helpers.fake_providers import FakeProviderServer
+    from helpers.tiny_models import save_tiny_gpt2
 
     policy = save_tiny_gpt2(tmp_path / "gpt2", init_range=0.6)
     env = {**os.environ, "AOPCORE_TEST_KEY": "test-key"}

@@ -105,7 +105,7 @@ def test_library_example_runs():
     import subprocess
     import sys
 
-    from conftest import ROOT
+    from helpers import ROOT
 
     result = subprocess.run([sys.executable, str(ROOT / "examples" / "embed_in_python.py")], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr

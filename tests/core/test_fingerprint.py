@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 import toy_components as toy
-from conftest import run_cli
+from helpers import run_cli
 
 from aopcore import Budget, Experiment, InputError, Question, TrainStats
 from aopcore.fingerprint import describe

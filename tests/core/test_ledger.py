@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 import toy_components as toy
-from fakes import HashEmbedder, ScriptedLLM
+from helpers.fakes import HashEmbedder, ScriptedLLM
 
 from aopcore import Budget, Experiment, Question, TrainStats, Verdict, record_usage
 from aopcore.report import ledger_summary
 
-TESTS_DIR = Path(__file__).parent
+TESTS_DIR = Path(__file__).resolve().parents[1] / "toy"  # toy_components
 CATS = ["askbaking", "askvet", "legaladvice"]
 HELDOUT = [Question(f"h{i}", f"{c} held-out question {i}?", c) for i, c in enumerate(CATS * 2)]
 TESTS = [Question(f"t{i}", f"test {i}") for i in range(4)]

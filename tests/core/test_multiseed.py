@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import AOPCORE, run_cli
-from test_resume import outputs
+from helpers import AOPCORE, run_cli
+from helpers.runs import outputs
 
 SEEDS = "[0, 1, 2]"
 

@@ -5,7 +5,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, run_cli
+from helpers import ROOT, run_cli
 
 from aopcore.registry import load_registry
 
@@ -60,7 +60,7 @@ def test_broken_plugin_is_reported_and_others_still_load(tmp_path: Path):
     (site / "broken_plugin_dist-1.0.dist-info" / "METADATA").write_text("Metadata-Version: 2.1\nName: broken-plugin-dist\nVersion: 1.0\n")
     (site / "broken_plugin_dist-1.0.dist-info" / "entry_points.txt").write_text("[aopcore]\nbroken = broken_plugin_mod\n")
     (site / "broken_plugin_mod.py").write_text("import not_a_real_module_xyz\n")
-    result = run_cli("plugins", env={"PYTHONPATH": f"{site}:{Path(__file__).parent}"})
+    result = run_cli("plugins", env={"PYTHONPATH": f"{site}:{Path(__file__).parents[1] / 'toy'}"})
     assert result.returncode == 0
     assert "plugin 'broken' from broken-plugin-dist failed to load: ModuleNotFoundError: No module named 'not_a_real_module_xyz'" in result.stderr
     assert "trainer:" in result.stdout or "curriculum:" in result.stdout

@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import TESTS, run_cli
+from helpers import TOY, run_cli
 
 from aopcore.cli import main
 
@@ -23,7 +23,7 @@ iterations = 2
 records_per_iteration = 4
 passes = 1
 plugins = ["toy_components"]
-plugin_paths = ["{TESTS}"]
+plugin_paths = ["{TOY}"]
 
 [data]
 heldout = "heldout.jsonl"

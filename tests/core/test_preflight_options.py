@@ -7,7 +7,7 @@ import typing
 from pathlib import Path
 
 import pytest
-from conftest import TESTS, run_cli
+from helpers import TOY, run_cli
 from pydantic import BaseModel
 
 from aopcore.cli import main
@@ -105,7 +105,7 @@ iterations = 2
 records_per_iteration = 3
 passes = 1
 plugins = ["toy_components", "opts_test_plugin"]
-plugin_paths = ["{TESTS}", "PLUGIN_DIR"]
+plugin_paths = ["{TOY}", "PLUGIN_DIR"]
 
 [data]
 heldout_per_category = 1
@@ -269,7 +269,7 @@ def test_third_party_options_in_config_reference_and_plugin_details(tmp_path):
     (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: aopcore-fromfile\nVersion: 1.4\n")
     (dist / "entry_points.txt").write_text("[aopcore]\nfromfile = opts_test_plugin\n")
     (site / "opts_test_plugin.py").write_text(PLUGIN)
-    env = {"PYTHONPATH": f"{site}:{TESTS}"}
+    env = {"PYTHONPATH": f"{site}:{TOY}"}
     ref = run_cli("config-reference", env=env)
     assert ref.returncode == 0, ref.stderr
     section = ref.stdout[ref.stdout.index("### aopcore-fromfile 1.4"):]
@@ -352,7 +352,7 @@ def test_setting_up_the_quickstart_builds_no_model(tmp_path, monkeypatch):
     from aopcore.build import LazyComponent, resolve
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    plan = resolve(Path(__file__).parent.parent / "examples" / "quickstart.toml", [f'experiment.output_dir="{tmp_path}"'])
+    plan = resolve(Path(__file__).parents[2] / "examples" / "quickstart.toml", [f'experiment.output_dir="{tmp_path}"'])
     experiment = plan.build()
     experiment.prepare()
     assert len(experiment.stages()) > 20

@@ -2,7 +2,7 @@
 import json
 from pathlib import Path
 
-from conftest import run_cli
+from helpers import run_cli
 
 
 def _run_dir(root: Path, arms=("aop", "sop"), iterations=(1,)) -> Path:
@@ -93,7 +93,7 @@ def test_the_plugin_guide_test_snippet_passes_against_a_fresh_scaffold(tmp_path:
     import subprocess
     import sys
 
-    guide = (Path(__file__).parents[1] / "docs" / "plugins.md").read_text()
+    guide = (Path(__file__).parents[2] / "docs" / "plugins.md").read_text()
     section = guide.split("## Testing with `aopcore.testing`", 1)[1]
     snippet = re.search(r"```python\n(.*?)```", section, re.S).group(1)
     assert "def test_" in snippet
@@ -117,7 +117,7 @@ def test_sft_uses_the_current_checkpointing_api_and_prints_no_deprecation(tmp_pa
     from aopcore_hf.models import choose_device
     from aopcore_hf.options import SFTOptions
     from aopcore_hf.sft import run_sft, sft_config
-    from tiny_models import save_tiny_gpt2
+    from helpers.tiny_models import save_tiny_gpt2
 
     options = SFTOptions(dataset="builtin:dolly-mini", max_epochs=1, limit=16, batch_size=8, learning_rate=5e-3)
     assert sft_config(options, tmp_path / "work", choice=choose_device("cpu"), seed=0).activation_checkpointing is True

@@ -27,7 +27,7 @@ from aopcore import (
 from aopcore.records import read_jsonl
 from aopcore.steps import RolloutGroup, StepBatch
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 AOP = {"targeting": "per-category", "prompt_style": "compact", "draws": 4}
 
 
@@ -65,7 +65,7 @@ def _heldout():
 
 
 def test_seeds_history_and_prompts_match_an_experiment(tmp_path):
-    sys.path.insert(0, str(Path(__file__).parent))
+    sys.path.insert(0, str(Path(__file__).parents[1] / "toy"))
     from toy_components import LengthJudge, LengthReward, MarginJudgeOptions, ToyTrainer, ToyTrainerOptions
 
     heldout = _heldout()
@@ -334,7 +334,7 @@ print(json.dumps({{"rounds": out, "calls": calls["n"]}}))
 
 
 def _script(tmp_path, state, kill):
-    return KILLED.format(tests=str(Path(__file__).parent), kill=kill, marker=str(tmp_path / f"{state}.marker"),
+    return KILLED.format(tests=str(Path(__file__).resolve().parents[1]), kill=kill, marker=str(tmp_path / f"{state}.marker"),
                          aop=AOP, state=str(tmp_path / state))
 
 

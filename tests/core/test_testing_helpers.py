@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from aopcore_curricula import curricula as builtin
 from aopcore_curricula.options import EvaOptions, PoolOptions, ScoreBasedOptions, VanillaGenerationOptions
-from fakes import HashEmbedder, ScriptedLLM
+from helpers.fakes import HashEmbedder, ScriptedLLM
 from toy_components import EchoFeedback, EchoFeedbackOptions, LengthJudge, LengthReward, MarginJudgeOptions, ToyTrainer, ToyTrainerOptions
 
 from aopcore import CurriculumContext, Prompt, Provenance, Verdict
@@ -293,7 +293,7 @@ def test_example_plugin_package_passes_its_own_tests():
     """examples/plugin-weakness-sampler/tests, written with these helpers, run in CI through this test."""
     import subprocess
 
-    from conftest import ROOT
+    from helpers import ROOT
 
     folder = ROOT / "examples" / "plugin-weakness-sampler"
     result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(folder / "tests")],

@@ -18,7 +18,7 @@ from aopcore_curricula.options import (
     ScoreBasedOptions,
     VanillaGenerationOptions,
 )
-from fakes import HashEmbedder, ScriptedLLM
+from helpers.fakes import HashEmbedder, ScriptedLLM
 
 from aopcore import (
     Budget,

@@ -1,6 +1,6 @@
 import numpy as np
 from aopcore_curricula.dedup import IncrementalDeduper, cluster_dedup, redundancy_scores
-from fakes import HashEmbedder
+from helpers.fakes import HashEmbedder
 
 
 def unit(x):

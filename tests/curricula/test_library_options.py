@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 from aopcore_curricula.curricula import AOPCurriculum, VanillaCurriculum
 from aopcore_curricula.options import ScoreBasedOptions, VanillaGenerationOptions
-from fakes import HashEmbedder, ScriptedLLM
+from helpers.fakes import HashEmbedder, ScriptedLLM
 from pydantic import ValidationError
 
 from aopcore import CurriculumContext, EvalRecord
@@ -105,7 +105,7 @@ def test_library_reference_names_every_option():
     import dataclasses
 
     from aopcore import Experiment, TrainStats
-    from conftest import ROOT
+    from helpers import ROOT
 
     text = (ROOT / "docs" / "library.md").read_text()
     names = [*VanillaGenerationOptions.model_fields, *ScoreBasedOptions.model_fields,

@@ -134,7 +134,7 @@ def test_the_filter_beats_the_old_one_on_the_labelled_smollm2_sample():
     import subprocess
     import sys
 
-    from conftest import ROOT
+    from helpers import ROOT
 
     out = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "prompt_filter.py")], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]

@@ -4,7 +4,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import ROOT
+from helpers import ROOT
 
 BENCH = ROOT / "benchmarks"
 
@@ -69,7 +69,7 @@ def test_smollm_benchmark_config_validates_for_both_trainers(trainer, tmp_path):
     sys.path.insert(0, str(ROOT / "benchmarks"))
     import tomllib
 
-    from conftest import run_cli
+    from helpers import run_cli
     from smollm_testbed import config_text, parser
 
     args = parser().parse_args(["--trainer", trainer, "--arms", "vanilla", "learnability", "--run-dir", str(tmp_path)])

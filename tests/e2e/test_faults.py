@@ -20,8 +20,8 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import AOPCORE, TESTS
-from test_resume import outputs
+from helpers import AOPCORE, TOY
+from helpers.runs import outputs
 
 from aopcore.runlock import RunDirectoryBusy, driver_lock
 
@@ -33,7 +33,7 @@ iterations = 3
 records_per_iteration = 12
 passes = 2
 plugins = ["toy_components", "fault_components"]
-plugin_paths = ["{TESTS}"]
+plugin_paths = ["{TOY}"]
 
 [data]
 heldout_per_category = 2
@@ -417,7 +417,7 @@ def test_policy_folders_written_by_save_pretrained_follow_the_umask(tmp_path: Pa
     """The HF plugins' save (save_pretrained of weights and tokenizer) inside an atomic policy folder, umask 027."""
     pytest.importorskip("torch")
     from aopcore_hf.policy_io import save_policy
-    from tiny_models import save_tiny_gpt2
+    from helpers.tiny_models import save_tiny_gpt2
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from aopcore.store import atomic_directory

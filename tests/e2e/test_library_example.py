@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 pytest.importorskip("torch")
-from conftest import ROOT  # noqa: E402
+from helpers import ROOT  # noqa: E402
 
 from aopcore import InputError  # noqa: E402
 

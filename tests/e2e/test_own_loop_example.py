@@ -3,7 +3,7 @@ import ast
 import subprocess
 import sys
 
-from conftest import ROOT
+from helpers import ROOT
 
 WORD_TASKS = {"counting", "reversal", "uppercase", "conversion"}  # what the example's policy answers wrong at first
 

@@ -3,7 +3,7 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, run_cli
+from helpers import ROOT, run_cli
 
 TINY = [
     "experiment.records_per_iteration=4", "experiment.passes=1",

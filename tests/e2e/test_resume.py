@@ -6,29 +6,8 @@ import subprocess
 import time
 from pathlib import Path
 
-from conftest import AOPCORE
-
-
-def outputs(run: Path) -> dict[str, str]:
-    """Every result file of a run, minus wall-clock times (the only thing allowed to differ)."""
-    out = {}
-    for path in sorted(run.rglob("*")):
-        if not path.is_file():
-            continue
-        rel = str(path.relative_to(run))
-        text = path.read_text()
-        if rel.startswith("stages/"):
-            record = json.loads(text)
-            for timing in ("wall_s", "lost_wall_s", "attempts"):  # an interrupted stage books its lost attempt
-                record.pop(timing, None)
-            text = json.dumps(record, sort_keys=True)
-        if rel == "report.md":
-            text = text.split("## Compute ledger")[0]  # the ledger holds wall times
-        if rel == "report.html":
-            head, _, rest = text.partition("<h2>Compute ledger")
-            text = head + rest[rest.find("<h2>"):]  # drop the ledger table (wall times), keep everything else
-        out[rel] = text
-    return out
+from helpers import AOPCORE
+from helpers.runs import outputs
 
 
 def test_sigkill_mid_iteration_then_resume_matches_uninterrupted_run(toy_config, tmp_path: Path):

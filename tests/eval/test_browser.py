@@ -125,7 +125,7 @@ def expected_kappa(run: Path) -> float:
 
 
 def test_report_renders_tables_and_plots(browser, tmp_path: Path):
-    sys.path.insert(0, str(Path(__file__).parent))
+    sys.path.insert(0, str(Path(__file__).parents[1] / "toy"))
     import toy_components as toy
 
     from aopcore import Budget, Experiment, Question

@@ -2,7 +2,7 @@
 import json
 from pathlib import Path
 
-from conftest import TESTS, run_cli
+from helpers import TOY, run_cli
 
 
 def write_pairs(path: Path) -> None:
@@ -24,7 +24,7 @@ def test_rm_bench_counts_agreement_per_category(tmp_path: Path):
     write_pairs(tmp_path / "shp.jsonl")
     (tmp_path / "bench.toml").write_text(
         'data = "shp.jsonl"\nper_category = 4\nplugins = ["toy_components"]\n\n[rewards.length]\nplugin = "toy-length"\n')
-    result = run_cli("rm-bench", str(tmp_path / "bench.toml"), env={"PYTHONPATH": str(TESTS)})
+    result = run_cli("rm-bench", str(tmp_path / "bench.toml"), env={"PYTHONPATH": str(TOY)})
     assert result.returncode == 0, result.stderr
     assert "length: 9/12 agree (75.0%)" in result.stdout  # the length RM agrees on 3 of 4 pairs per category
     out = json.loads((tmp_path / "rm-bench" / "rm_bench.json").read_text())

@@ -14,7 +14,7 @@ import pytest
 from aopcore import Budget, Experiment, InputError, Prompt, TrainStats
 from aopcore.steps import RolloutGroup, read_batches
 
-TESTS = Path(__file__).parent
+TESTS = Path(__file__).resolve().parents[1]  # the tests root (helpers)
 sys.path.insert(0, str(TESTS))
 from toy_components import TEMPLATES, ToyTrainer, ToyTrainerOptions  # noqa: E402
 
@@ -160,7 +160,7 @@ PPO_SCRIPT = """
 import json, os, random, signal, sys
 from pathlib import Path
 sys.path.insert(0, {tests!r})
-from tiny_models import KillAtCallReward as Reward  # SIGKILLs the process at reward call $KILL_AT
+from helpers.tiny_models import KillAtCallReward as Reward  # SIGKILLs the process at reward call $KILL_AT
 from aopcore import CurriculumContext, Prompt
 from aopcore.steps import open_stream
 from aopcore_hf.options import PPOOptions
@@ -207,7 +207,7 @@ if __name__ == "__main__":
 def test_online_ppo_stage_killed_mid_stage_draws_the_same_prompts(tmp_path: Path):
     torch = pytest.importorskip("torch")
     from test_ppo_resume import OPTIONS, load_script, weights, without_timing
-    from tiny_models import save_tiny_gpt2
+    from helpers.tiny_models import save_tiny_gpt2
 
     policy = save_tiny_gpt2(tmp_path / "policy")
     stage = load_script(tmp_path / "ppo_online.py", PPO_SCRIPT.format(tests=str(TESTS)))

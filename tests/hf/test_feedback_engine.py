@@ -8,12 +8,12 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import run_cli
+from helpers import run_cli
 
 pytest.importorskip("torch")
 from aopcore_hf.feedback import LocalFeedbackLLM, LocalJudgeOptions, LocalLLMOptions, LocalModelJudge  # noqa: E402
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 QUICKSTART = ROOT / "examples" / "quickstart.toml"
 WITH_VLLM = {"AOPCORE_VLLM_PYTHON": sys.executable}
 WITHOUT_VLLM = {"AOPCORE_VLLM_PYTHON": ""}  # set but empty: no vLLM, even where .venv-vllm exists

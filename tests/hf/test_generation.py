@@ -4,7 +4,7 @@ from pathlib import Path
 import pytest
 
 torch = pytest.importorskip("torch")
-from tiny_models import save_tiny_gpt2  # noqa: E402
+from helpers.tiny_models import save_tiny_gpt2  # noqa: E402
 
 PROMPTS = ["why", "how do i run ? the dog is blue and the sky is red", "what is a cat ?", "good", "the tree is red",
            "yes no yes", "i do jump"]

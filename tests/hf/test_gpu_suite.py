@@ -4,7 +4,7 @@ from pathlib import Path
 import pytest
 
 torch = pytest.importorskip("torch")
-from tiny_models import WordReward, save_tiny_gpt2  # noqa: E402
+from helpers.tiny_models import WordReward, save_tiny_gpt2  # noqa: E402
 
 from aopcore import Prompt  # noqa: E402
 

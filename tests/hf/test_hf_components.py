@@ -4,7 +4,7 @@ from pathlib import Path
 import pytest
 
 torch = pytest.importorskip("torch")
-from tiny_models import save_tiny_classifier, save_tiny_gpt2, save_tiny_t5  # noqa: E402
+from helpers.tiny_models import save_tiny_classifier, save_tiny_gpt2, save_tiny_t5  # noqa: E402
 
 
 @pytest.fixture(scope="module")

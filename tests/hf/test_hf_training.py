@@ -5,7 +5,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 from aopcore_hf.options import PPOOptions, TRLOptions  # noqa: E402
-from tiny_models import WordReward, save_tiny_gpt2  # noqa: E402
+from helpers.tiny_models import WordReward, save_tiny_gpt2  # noqa: E402
 
 from aopcore import Prompt  # noqa: E402
 

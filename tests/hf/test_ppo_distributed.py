@@ -11,7 +11,7 @@ import pytest
 torch = pytest.importorskip("torch")
 from aopcore_hf.options import PPOOptions  # noqa: E402
 from aopcore_hf.ppo import PPOPolicyTrainer  # noqa: E402
-from tiny_models import WordReward, save_tiny_gpt2  # noqa: E402
+from helpers.tiny_models import WordReward, save_tiny_gpt2  # noqa: E402
 
 from aopcore import Prompt  # noqa: E402
 from aopcore.ledger import StageMeter  # noqa: E402

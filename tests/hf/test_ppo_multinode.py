@@ -16,7 +16,7 @@ from aopcore_hf.options import PPOOptions  # noqa: E402
 from aopcore_hf.ppo import PPOPolicyTrainer  # noqa: E402
 from aopcore_hf.ppo_launch import check_joined, joined_options, launch_command  # noqa: E402
 from test_ppo_distributed import KEYS, PROMPTS, weights  # noqa: E402
-from tiny_models import WordReward, save_tiny_gpt2  # noqa: E402
+from helpers.tiny_models import WordReward, save_tiny_gpt2  # noqa: E402
 
 from aopcore import InputError  # noqa: E402
 from aopcore.ledger import StageMeter  # noqa: E402

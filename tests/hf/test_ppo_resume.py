@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 torch = pytest.importorskip("torch")
-from tiny_models import save_tiny_gpt2  # noqa: E402
+from helpers.tiny_models import save_tiny_gpt2  # noqa: E402
 
-TESTS = Path(__file__).parent
+TESTS = Path(__file__).resolve().parents[1]  # the tests root (helpers)
 STEPS = 6  # 12 prompts, batch 2, one pass
 OPTIONS = dict(learning_rate=3e-3, batch_size=2, mini_batch_size=2, ppo_epochs=2, init_kl_coef=0.05, device="cpu",
                generation={"max_new_tokens": 6, "temperature": 1.0}, save_every_steps=2)
@@ -21,7 +21,7 @@ SCRIPT = """
 import json, os, signal, sys
 from pathlib import Path
 sys.path.insert(0, {tests!r})
-from tiny_models import KillAtCallReward as Reward  # SIGKILLs the process at reward call $KILL_AT
+from helpers.tiny_models import KillAtCallReward as Reward  # SIGKILLs the process at reward call $KILL_AT
 from aopcore import Prompt
 from aopcore_hf.options import PPOOptions
 from aopcore_hf.ppo import PPOPolicyTrainer

@@ -21,7 +21,7 @@ from aopcore_hf.vllm_engine import vllm_python  # noqa: E402
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(vllm_python() is None, reason="no vLLM environment: run scripts/setup-vllm.sh "
                                                    "(or set AOPCORE_VLLM_PYTHON)")]
 os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")  # GiB per engine: plenty for these tests, kind to a shared machine
-TESTS = Path(__file__).parent
+TESTS = Path(__file__).resolve().parents[1]  # the tests root (helpers)
 QUESTIONS = ["What is the capital of France?", "Name three fruits.", "What is 2 + 2?", "Why is the sky blue?",
              "How do I boil an egg?", "What is a noun?"]
 
@@ -63,7 +63,7 @@ def test_greedy_answers_through_vllm_equal_the_plain_backend_in_float32(tmp_path
 def test_trained_weights_reach_the_engine_without_a_restart(tmp_path: Path):
     """One PPO step with vLLM rollouts: the engine reloads the weights being trained, and afterwards answers for the trained
     checkpoint are the plain backend's answers for it (and not the untrained ones)."""
-    from tiny_models import WordReward
+    from helpers.tiny_models import WordReward
 
     from aopcore import Prompt
     from aopcore_hf.vllm_engine import _engines
@@ -172,7 +172,7 @@ SCRIPT = """
 import json, os, signal, sys
 from pathlib import Path
 sys.path.insert(0, {tests!r})
-from tiny_models import KillAtCallReward as Reward  # SIGKILLs the process at reward call $KILL_AT
+from helpers.tiny_models import KillAtCallReward as Reward  # SIGKILLs the process at reward call $KILL_AT
 from aopcore import Prompt
 from aopcore_hf.options import PPOOptions
 from aopcore_hf.ppo import PPOPolicyTrainer
@@ -196,7 +196,7 @@ if __name__ == "__main__":
 
 def save_tiny_gpt2_for_vllm(folder: Path) -> Path:
     """tests/tiny_models.py's word-level GPT-2 with 64-wide heads (vLLM's CPU attention has no 16-wide kernel)."""
-    from tiny_models import word_tokenizer
+    from helpers.tiny_models import word_tokenizer
     from transformers import GPT2Config, GPT2LMHeadModel
 
     torch.manual_seed(0)

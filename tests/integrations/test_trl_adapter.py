@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 pytest.importorskip("trl")
-from conftest import ROOT  # noqa: E402
-from tiny_models import WordReward, save_tiny_gpt2  # noqa: E402
+from helpers import ROOT  # noqa: E402
+from helpers.tiny_models import WordReward, save_tiny_gpt2  # noqa: E402
 
 from aopcore import CurriculumContext, CurriculumSession, Prompt, Question  # noqa: E402
 from aopcore.steps import StepBatch, open_stream, read_batches  # noqa: E402
@@ -293,7 +293,7 @@ from aopcore.steps import open_stream
 from aopcore_hf.options import TRLOptions
 from aopcore_hf.trl_trainers import GRPOPolicyTrainer
 sys.path.insert(0, sys.argv[4])
-from tiny_models import WordReward
+from helpers.tiny_models import WordReward
 
 policy, out, kill_at = Path(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3])
 

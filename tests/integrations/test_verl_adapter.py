@@ -19,9 +19,9 @@ import pytest
 
 from aopcore.errors import InputError
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 VERL_PY = ROOT / ".venv-verl" / "bin" / "python"
-DRIVE = ROOT / "tests" / "verl" / "drive.py"
+DRIVE = ROOT / "tests" / "integrations" / "verl" / "drive.py"
 needs_verl = pytest.mark.skipif(not VERL_PY.exists(), reason=".venv-verl is absent: run `bash scripts/setup-verl.sh` "
                                 "(veRL 0.9.1 in its own virtualenv; CI runs it)")
 

@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
-from fake_providers import FakeProviderServer
+from helpers.fake_providers import FakeProviderServer
 
 from aopcore import JudgeItem, Question, RuntimeFailure
 from aopcore.judging import judge_pair
@@ -117,9 +117,9 @@ def test_key_goes_only_to_the_server(server, tmp_path, caplog):
 
 SCRIPT = textwrap.dedent('''
     import os, sys
-    sys.path.insert(0, {tests!r})
+    sys.path[:0] = {paths!r}  # this folder (test_providers) and the tests root (helpers)
     from test_providers import make
-    from fake_providers import FakeProviderServer
+    from helpers.fake_providers import FakeProviderServer
     class S:  # points at the test's server
         def base_url(self, provider): return {url!r}
     llm = make("openai", S(), __import__("pathlib").Path({tmp!r}), concurrency=4)
@@ -129,7 +129,7 @@ SCRIPT = textwrap.dedent('''
 
 def test_no_paid_call_repeats_after_a_crash(tmp_path):
     with FakeProviderServer(hang_s=60) as server:
-        script = SCRIPT.format(tests=str(Path(__file__).parent), url=server.base_url("openai"), tmp=str(tmp_path))
+        script = SCRIPT.format(paths=[str(Path(__file__).parent), str(Path(__file__).resolve().parents[1])], url=server.base_url("openai"), tmp=str(tmp_path))
         proc = subprocess.Popen([sys.executable, "-c", script], env={**os.environ, "AOPCORE_TEST_KEY": SECRET})
         deadline = time.time() + 60
         while sum(v for k, v in server.attempts.items() if k.startswith("resume")) < 6 or server.attempts["FAULT:hang:1 never finishes"] < 1:

@@ -16,7 +16,7 @@ from aopcore_testbed import sets
 from aopcore_testbed.oracle import allocate, measurement_config, weights_from_gains
 from aopcore_testbed.skills import CATEGORIES, SKILLS
 
-ROOT = Path(__file__).parent.parent
+ROOT = Path(__file__).parents[2]
 POOL = {q.text: q.category for q in sets.build_sets()["pool"]}
 PASS = {"addition": 1.0, "subtraction": 0.0, "maximum": 0.5, "counting": 0.5}  # the rest: 0.9
 

@@ -13,7 +13,7 @@ from aopcore_testbed import sets
 from aopcore_testbed.skills import CATEGORIES, SKILLS, check, skill_of
 from aopcore_testbed.verifier import VerifierJudge, VerifierReward
 from aopcore_testbed.writer import TestbedWriter as Writer  # (not collected as a test class)
-from conftest import run_cli
+from helpers import run_cli
 
 from aopcore import CurriculumContext, EvalRecord, JudgeItem
 from aopcore.datasources import SourceSpec, read_source
@@ -104,8 +104,8 @@ def test_testbed_data_source_is_found_through_the_registry(tmp_path):
 
 
 def test_an_unknown_testbed_set_is_one_clean_line_with_exit_status_2(tmp_path):
-    config = (Path(__file__).parent.parent / "examples" / "testbed.toml").read_text().replace('"testbed:test"', '"testbed:tests"')
-    (tmp_path / "c.toml").write_text(config.replace('"../plugins/', f'"{Path(__file__).parent.parent}/plugins/'))
+    config = (Path(__file__).parents[2] / "examples" / "testbed.toml").read_text().replace('"testbed:test"', '"testbed:tests"')
+    (tmp_path / "c.toml").write_text(config.replace('"../plugins/', f'"{Path(__file__).parents[2]}/plugins/'))
     result = run_cli("validate", str(tmp_path / "c.toml"))
     assert result.returncode == 2, result.stderr
     assert "testbed:tests: no such testbed set (sets: heldout, test, pool)" in result.stderr
@@ -113,7 +113,7 @@ def test_an_unknown_testbed_set_is_one_clean_line_with_exit_status_2(tmp_path):
 
 
 def test_example_config_validates():
-    result = run_cli("validate", str(Path(__file__).parent.parent / "examples" / "testbed.toml"))
+    result = run_cli("validate", str(Path(__file__).parents[2] / "examples" / "testbed.toml"))
     assert result.returncode == 0, result.stderr
     assert "seeds: 0, 1, 2, 3, 4" in result.stdout
 

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from aopcore_testbed import sets
 from aopcore_testbed.skills import CATEGORIES
-from conftest import run_cli
+from helpers import run_cli
 
-ROOT = Path(__file__).parent.parent
+ROOT = Path(__file__).parents[2]
 TRAINED = "maximum"
 
 

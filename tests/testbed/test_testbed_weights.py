@@ -12,7 +12,7 @@ import pytest
 from aopcore_testbed.model import RECIPE, SPECIALS, _recipe_id, ensure_alias, shipped_key, vocabulary
 from aopcore_testbed.shipped import MANIFEST, WEIGHTS, digest, file_hashes
 
-ROOT = Path(__file__).parent.parent
+ROOT = Path(__file__).parents[2]
 DOC = ROOT / "docs" / "testbed.md"
 
 

@@ -29,8 +29,8 @@ from verl import DataProto
 from verl.trainer.ppo.ray_trainer import RayPPOTrainer
 from verl.trainer.ppo.reward import extract_reward
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from tiny_models import word_tokenizer  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the tests root (helpers)
+from helpers.tiny_models import word_tokenizer  # noqa: E402
 
 # the simulated policy: per-category probability that a response is right (the testbed's start accuracies
 # say subtraction is weak; this policy has since learned it, and is weak at reversal and counting)
