@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # veRL in its own virtualenv, ./.venv-verl (idempotent), for the `data.custom_cls` adapter
-# (plugins/aopcore_integrations/verl.py) and its test (tests/test_verl_adapter.py).
+# (plugins/aopcore_integrations/verl.py) and its test (tests/integrations/test_verl_adapter.py).
 #
 # Why a separate environment: verl 0.9.1 requires transformers >=5.5.3,<5.11 (the main environment has
 # 5.24), tensordict <=0.10 and ray. The extra packages below sit in verl's `verl-core` extra and the plain

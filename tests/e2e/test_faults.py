@@ -3,7 +3,7 @@
 Every case runs the real ``aopcore`` CLI on the toy experiment (seconds per run) and asserts the one-line
 ``error:`` message, the exit status, that no traceback was printed, and that the rerun after the fix
 finishes with the outputs of an uninterrupted run (``test_resume.outputs``: every file, wall times aside).
-Faults of components come from tests/fault_components.py (``AOPCORE_FAULT``); the disk-full and read-only
+Faults of components come from tests/toy/fault_components.py (``AOPCORE_FAULT``); the disk-full and read-only
 cases mount a small tmpfs where this process may (root), and the disk-full case also has an injected
 variant that runs everywhere.
 """

@@ -1,7 +1,7 @@
 """The `local` feedback LLM's `engine = "auto"`: vLLM where a vLLM environment exists, else transformers, resolved
 once when the config is read and recorded, so a run directory never switches engines silently. None of these tests
 needs vLLM: $AOPCORE_VLLM_PYTHON decides what is "installed" (an executable stands in for the vLLM Python; nothing
-here starts an engine). tests/test_vllm.py runs the resolved engine for real."""
+here starts an engine). tests/hf/test_vllm.py runs the resolved engine for real."""
 from __future__ import annotations
 
 import sys

@@ -195,7 +195,7 @@ if __name__ == "__main__":
 
 
 def save_tiny_gpt2_for_vllm(folder: Path) -> Path:
-    """tests/tiny_models.py's word-level GPT-2 with 64-wide heads (vLLM's CPU attention has no 16-wide kernel)."""
+    """tests/helpers/tiny_models.py's word-level GPT-2 with 64-wide heads (vLLM's CPU attention has no 16-wide kernel)."""
     from helpers.tiny_models import word_tokenizer
     from transformers import GPT2Config, GPT2LMHeadModel
 

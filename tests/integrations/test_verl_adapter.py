@@ -1,6 +1,6 @@
 """The veRL adapter (aopcore_integrations.verl) against veRL 0.9.1's own classes, in veRL's own virtualenv.
 
-veRL pins transformers below what the main environment has, so the real checks run tests/verl/drive.py under
+veRL pins transformers below what the main environment has, so the real checks run tests/integrations/verl/drive.py under
 .venv-verl/bin/python (scripts/setup-verl.sh makes it; CI runs that script). The driver builds the dataloader
 with RayPPOTrainer._create_dataloader (create_rl_dataset with data.custom_cls, the StatefulDataLoader, veRL's
 collate_fn), turns each batch into a DataProto, rewards it as veRL's reward stage would (simulated rollouts,
@@ -96,7 +96,7 @@ def test_verl_dataset_follows_the_rollouts_and_resumes(tmp_path):
     assert {e["question_id"] for e in evaluation} >= set(steps[0]["ids"])  # round 2 chose from round 1's rollouts
     assert (state / "fingerprint.json").exists() and (state / "stages/arms__verl__iter-02__prompts.json").exists()
 
-    # the same setup named by an aopcore config (data.aopcore.config = tests/verl/aop.toml), killed after step 4
+    # the same setup named by an aopcore config (data.aopcore.config = tests/integrations/verl/aop.toml), killed after step 4
     # (round 3 not chosen yet) and resumed from veRL's checkpoint of step 3 (mid round 2): the prompts of the
     # inline run, before and after the crash
     _drive(tmp_path, "b", "--curriculum", "toml", "--save-at", "3", "--crash-at", "4", rc=3)

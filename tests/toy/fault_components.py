@@ -1,6 +1,6 @@
-"""Toy components that misbehave on request, for the fault suite (tests/test_faults.py).
+"""Toy components that misbehave on request, for the fault suite (tests/e2e/test_faults.py).
 
-Each behaves exactly like its tests/toy_components.py counterpart unless the environment variable
+Each behaves exactly like its tests/toy/toy_components.py counterpart unless the environment variable
 ``AOPCORE_FAULT`` names a fault, so a rerun "after the fix" (the variable unset) is the same experiment
 (the environment is not part of a run's fingerprint) and must finish with the outputs of a clean run.
 

@@ -1,6 +1,6 @@
 """Drive aopcore's veRL dataset with veRL's own classes, as RayPPOTrainer.fit does, minus the GPU workers.
 
-Run under .venv-verl/bin/python (tests/test_verl_adapter.py does). What is veRL's own code here: the data config
+Run under .venv-verl/bin/python (tests/integrations/test_verl_adapter.py does). What is veRL's own code here: the data config
 (verl/trainer/config/data/legacy_data.yaml), ``RayPPOTrainer._create_dataloader`` (create_rl_dataset with
 data.custom_cls, create_rl_sampler, the StatefulDataLoader and RLHFDataset's collate_fn), ``DataProto``,
 ``_get_gen_batch``, ``DataProto.repeat/union/reorder``, ``extract_reward``, the dataloader checkpoint
