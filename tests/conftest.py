@@ -1,6 +1,7 @@
 """Fixtures only; shared helper functions live in ``tests/helpers`` (import ``helpers``)."""
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -30,3 +31,27 @@ def toy_config(tmp_path: Path):
         return path
 
     return make
+
+
+@pytest.fixture(scope="session")
+def shared_model_cache() -> Path:
+    """The converted-model cache (``$AOPCORE_CACHE/models``) that all tests share: converting SmolLM2 from its
+    GGUF costs about 15 s, so it happens once per machine, where a run outside the tests would keep it too."""
+    root = os.environ.get("AOPCORE_CACHE") or os.path.join(os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "aopcore")
+    models = Path(root) / "models"
+    models.mkdir(parents=True, exist_ok=True)
+    return models
+
+
+@pytest.fixture(autouse=True)
+def isolated_aopcore_cache(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory,
+                           monkeypatch: pytest.MonkeyPatch, shared_model_cache: Path) -> Path | None:
+    """Each test gets its own ``AOPCORE_CACHE`` (so the LLM response cache, ``llm-cache.sqlite``, starts empty and a
+    test can never pass on answers another test or a developer's earlier run left behind), with ``models/`` linked to
+    the shared model cache. Subprocesses inherit it through the environment. ``@pytest.mark.user_cache`` opts out."""
+    if request.node.get_closest_marker("user_cache"):
+        return None
+    cache = tmp_path_factory.mktemp("aopcore-cache")
+    (cache / "models").symlink_to(shared_model_cache, target_is_directory=True)
+    monkeypatch.setenv("AOPCORE_CACHE", str(cache))
+    return cache

@@ -32,6 +32,7 @@ def test_dedup_scale_small():
     assert r["n"] == 3000 and r["kept"] == 2100
 
 
+@pytest.mark.gpu
 @pytest.mark.slow
 def test_gpu_suite_cpu_smoke(tmp_path):
     """The GPU check's own code at tiny sizes on the CPU, so it cannot rot before it meets a GPU (docs/gpu.md)."""

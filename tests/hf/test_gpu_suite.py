@@ -8,6 +8,8 @@ from helpers.tiny_models import WordReward, save_tiny_gpt2  # noqa: E402
 
 from aopcore import Prompt  # noqa: E402
 
+pytestmark = [pytest.mark.slow, pytest.mark.gpu]  # the GPU suite's options, run on the CPU
+
 KEYS = ("objective/kl", "objective/scores", "loss/policy_avg", "loss/value_avg", "policy/approxkl_avg", "val/ratio",
         "objective/entropy", "tokens/response_len_mean")
 

@@ -9,6 +9,8 @@ from helpers.tiny_models import WordReward, save_tiny_gpt2  # noqa: E402
 
 from aopcore import Prompt  # noqa: E402
 
+pytestmark = pytest.mark.slow  # real trainers on tiny models
+
 PROMPTS = [Prompt(f"p{i}", text, "c") for i, text in enumerate(
     ["how do i run ?", "why is the sky blue ?", "what is a cat ?", "how do i jump ?"] * 4)]
 

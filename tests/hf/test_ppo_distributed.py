@@ -30,6 +30,8 @@ def weights(folder: Path) -> dict[str, torch.Tensor]:
     return state
 
 
+@pytest.mark.slow
+@pytest.mark.torchrun
 def test_two_process_ppo_matches_one_process(tmp_path: Path):
     policy = save_tiny_gpt2(tmp_path / "gpt2", init_range=0.6)
     common = dict(model=str(policy), device="cpu", learning_rate=3e-3, batch_size=8, mini_batch_size=4, ppo_epochs=2,
@@ -81,6 +83,8 @@ class BrokenReward:
         raise ValueError("reward model exploded")
 
 
+@pytest.mark.slow
+@pytest.mark.torchrun
 def test_a_failing_reward_stops_the_group_with_its_error(tmp_path: Path):
     """The reward runs in the experiment's process; its failure must end the workers, not leave them waiting."""
     policy = save_tiny_gpt2(tmp_path / "gpt2")
@@ -91,6 +95,8 @@ def test_a_failing_reward_stops_the_group_with_its_error(tmp_path: Path):
     assert not (tmp_path / "out" / "model.safetensors").exists()
 
 
+@pytest.mark.slow
+@pytest.mark.torchrun
 def test_accelerate_config_is_passed_to_accelerate_launch(tmp_path: Path):
     """The path GPU users take (`accelerate launch --config_file ...`), here with a one-process CPU config."""
     from aopcore_hf.ppo_launch import launch_command
@@ -110,6 +116,8 @@ def test_accelerate_config_is_passed_to_accelerate_launch(tmp_path: Path):
     assert (tmp_path / "launched" / "model.safetensors").exists()
 
 
+@pytest.mark.slow
+@pytest.mark.torchrun
 def test_experiment_trains_with_a_two_process_group_and_an_in_process_reward(tmp_path: Path):
     """Library use: the reward object exists only in this process (no plugin the workers could load)."""
     import json

@@ -39,6 +39,7 @@ def trainer_toml(path: Path, policy: Path, port: int) -> Path:
     return path
 
 
+@pytest.mark.torchrun
 @pytest.mark.slow
 def test_two_machine_group_matches_one_process(tmp_path: Path):
     policy = save_tiny_gpt2(tmp_path / "gpt2", init_range=0.6)

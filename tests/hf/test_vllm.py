@@ -18,7 +18,7 @@ import pytest
 torch = pytest.importorskip("torch")
 from aopcore_hf.vllm_engine import vllm_python  # noqa: E402
 
-pytestmark = [pytest.mark.slow, pytest.mark.skipif(vllm_python() is None, reason="no vLLM environment: run scripts/setup-vllm.sh "
+pytestmark = [pytest.mark.slow, pytest.mark.vllm, pytest.mark.skipif(vllm_python() is None, reason="no vLLM environment: run scripts/setup-vllm.sh "
                                                    "(or set AOPCORE_VLLM_PYTHON)")]
 os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")  # GiB per engine: plenty for these tests, kind to a shared machine
 TESTS = Path(__file__).resolve().parents[1]  # the tests root (helpers)

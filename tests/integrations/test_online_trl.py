@@ -174,6 +174,7 @@ def not_the_plan(batches: Sequence[StepBatch], plan: Sequence[Prompt]) -> None:
     ("learnability", {"pool": "testbed:pool"}),
     ("category-bandit", {"pool": "testbed:pool", "temperature": 0.1}),
 ])
+@pytest.mark.slow
 def test_shipped_online_curriculum_moves_away_from_zero_variance_categories_inside_grpo_trainer(
         curriculum: str, options: dict, tmp_path: Path):
     """10 GRPO steps of 8 prompts x 4 completions. Learnability's prior (held-out accuracy) ranks the rigged categories
@@ -193,6 +194,7 @@ def test_shipped_online_curriculum_moves_away_from_zero_variance_categories_insi
     assert late < 0.5 * 2 / 7, [sum(g.category in RIGGED for g in b.groups) for b in batches]  # 2/7: their share of the pool
 
 
+@pytest.mark.slow
 def test_shipped_dynamic_filter_drops_zero_variance_groups_up_to_its_cap_inside_grpo_trainer(tmp_path: Path):
     """dynamic-filter around learnability in a GRPOTrainer: the groups it drops are exactly the zero-variance ones its
     cap allows, in report order; the session books them (groups, rollouts, tokens) in the round's record."""
@@ -326,6 +328,7 @@ def test_a_prompt_drawn_twice_in_a_row_is_two_groups_of_num_generations(tmp_path
 
 
 # ---- DAPO refill in aopcore's grpo and rloo -------------------------------------------------------------------------
+@pytest.mark.slow
 @pytest.mark.parametrize("algorithm", ["grpo", "rloo"])
 def test_our_trl_trainers_refill_the_groups_the_filter_drops(algorithm: str, tmp_path: Path, monkeypatch):
     """dynamic-filter around learnability with aopcore's grpo/rloo: each generation batch's dropped groups are

@@ -80,6 +80,7 @@ class _OnlineToy:
         return _LowestMeanSelector(list(planned), self.log)
 
 
+@pytest.mark.slow
 def test_online_curriculum_adapts_every_step_inside_grpo_trainer(tiny_policy: Path, tmp_path: Path):
     """An online curriculum chooses every draw of a real GRPOTrainer run from the rewards of earlier draws (lag 1)."""
     from trl import GRPOTrainer
@@ -126,6 +127,7 @@ class _Watcher:
         self.batches.append(batch)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("algorithm", ["grpo", "rloo"])
 def test_aopcore_trl_trainers_deliver_step_batches_to_a_watcher(algorithm: str, tiny_policy: Path, tmp_path: Path):
     from aopcore_hf.options import TRLOptions

@@ -70,6 +70,7 @@ def _share(steps: list[dict], rnd: int, cats: set[str]) -> float:
 
 
 @needs_verl
+@pytest.mark.verl
 @pytest.mark.slow
 def test_verl_dataset_follows_the_rollouts_and_resumes(tmp_path):
     steps = _drive(tmp_path, "a")
@@ -107,6 +108,7 @@ def test_verl_dataset_follows_the_rollouts_and_resumes(tmp_path):
 
 
 @needs_verl
+@pytest.mark.verl
 @pytest.mark.slow
 def test_verl_online_curriculum_chooses_per_step_and_resumes(tmp_path):
     """An online curriculum (category-bandit) through the same hooks: every dataloader batch is chosen from the
