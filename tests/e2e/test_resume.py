@@ -1,4 +1,4 @@
-"""Kill a real `aopcore run` with SIGKILL mid-iteration; rerunning resumes to identical results."""
+"""Kill a real `aopcore run` (SIGKILL mid-iteration, SIGTERM); rerunning resumes to identical results."""
 import json
 import os
 import signal
@@ -6,7 +6,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from helpers import AOPCORE
+from helpers import AOPCORE, run_cli
 from helpers.runs import outputs
 
 
@@ -45,3 +45,25 @@ def test_sigkill_mid_iteration_then_resume_matches_uninterrupted_run(toy_config,
     interrupted = json.loads((run / "stages" / "arms__static__iter-02__train.json").read_text())
     assert interrupted["attempts"] == 2 and "lost_wall_s" in interrupted  # booked to the heartbeat (10 s) precision
     assert not list(run.rglob(".*.tmp"))
+
+
+def test_sigterm_stops_with_a_resume_line_and_keeps_finished_work(toy_config, tmp_path):
+    config = toy_config(step_delay_s="0.02")
+    proc = subprocess.Popen([*AOPCORE, "run", str(config)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    run = tmp_path / "runs" / "toy"
+    marker = run / "stages" / "arms__static__iter-01__prompts.json"
+    deadline = time.time() + 120
+    while not marker.exists():
+        assert proc.poll() is None, proc.communicate()
+        assert time.time() < deadline
+        time.sleep(0.01)
+    time.sleep(0.1)
+    proc.send_signal(signal.SIGTERM)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 143, stderr
+    assert stderr.rstrip().endswith("stopped (SIGTERM); rerun the same command to resume"), stderr
+    assert "Traceback" not in stderr
+    assert marker.exists()
+    resumed = run_cli("run", str(config))
+    assert resumed.returncode == 0, resumed.stderr
+    assert "skip  arms/static/iter-01/prompts" in resumed.stderr
