@@ -1,6 +1,6 @@
 """The plugin API reference (docs/api.md), generated from the code's docstrings and type hints so it cannot drift.
 
-``aopcore api-reference > docs/api.md`` writes it; ``tests/test_apidoc.py`` fails when the file
+``aopcore api-reference > docs/api.md`` writes it; ``tests/core/test_apidoc.py`` fails when the file
 differs from what the code says, and when a public field has no description. Docstrings use
 the Google layout (``Args:``, ``Returns:``, ``Raises:``, ``Attributes:``); Sphinx roles such as
 :class:`~aopcore.records.Prompt` become code spans.
@@ -176,7 +176,7 @@ def _intro() -> list[str]:
         "# Plugin API reference",
         "",
         "Generated from the code's docstrings and type hints by `aopcore api-reference`; do not edit by hand",
-        "(`tests/test_apidoc.py` fails when this page is out of date). The guide is [plugins.md](plugins.md);",
+        "(`tests/core/test_apidoc.py` fails when this page is out of date). The guide is [plugins.md](plugins.md);",
         "configuration keys are in [configuration.md](configuration.md).",
         "",
         "Everything here is importable from `aopcore` unless a module is named. Types are written as in the",

@@ -8,7 +8,7 @@ Written out, a config must work where it lands: the repository's configs say ``o
 (relative to the file: ``runs/`` at the top of the checkout), which becomes ``output_dir = "runs"`` next to
 the written file, and command lines in comments lose their checkout paths (``.venv/bin/aopcore run
 examples/quickstart.toml`` -> ``aopcore run quickstart.toml``). No example config names any other relative
-path (tests/test_pip_user.py checks it), so nothing else needs to travel with it.
+path (tests/e2e/test_pip_user.py checks it), so nothing else needs to travel with it.
 """
 from __future__ import annotations
 

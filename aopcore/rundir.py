@@ -1,7 +1,7 @@
 """The run directory's layout: the one module that spells its paths, stage ids and seed keys.
 
 The run directory is the contract that resume, reports, ``verify`` and the adapters share, so its names live
-here and nowhere else (``tests/test_run_layout.py`` greps the tree for them). The layout is the one written by
+here and nowhere else (``tests/core/test_run_layout.py`` greps the tree for them). The layout is the one written by
 every release so far; changing a name here changes where old run directories are read::
 
     config.json, fingerprint.json, stages/<stage id>.json, attempts/, scratch/, train-index/

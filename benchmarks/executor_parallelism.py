@@ -1,6 +1,6 @@
 """Executor parallelism: wall time of the Ray executor over the local one, against the dependency graph's ideal.
 
-The experiment is the toy one (tests/toy_components.py) with 3 arms x 4 iterations whose stages sleep
+The experiment is the toy one (tests/toy/toy_components.py) with 3 arms x 4 iterations whose stages sleep
 instead of computing (training sleeps per step, prompt writing per feedback call, answering per
 batch), so two cores do not cap what the graph allows. The ideal is the critical path of
 ``Experiment.stages()`` with the stage times the local run measured, over their sum (what one process
@@ -22,7 +22,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict
 
 HERE = Path(__file__).resolve().parent
-TESTS = HERE.parent / "tests"
+TESTS = HERE.parent / "tests" / "toy"  # toy_components, a plugin module named in the config below
 sys.path[:0] = [str(HERE), str(TESTS)]
 
 import toy_components as toy  # noqa: E402

@@ -20,7 +20,7 @@ others still run; the JSON is rewritten after every section, so even a killed ru
   curricula, PPO, test answers, judging, report) with the real Hugging Face plugins on tiny random models.
 
 Models and tokenizers are built in-process (no hub, no downloads). ``--cpu-smoke`` runs the same code at tiny
-sizes on the CPU (CI: tests/test_benchmarks.py).
+sizes on the CPU (CI: tests/e2e/test_benchmarks.py).
 
     bash scripts/gpu-check.sh                                   # on the GPU machine (installs the carried wheels)
     python benchmarks/gpu_suite.py --cpu-smoke --out /tmp/gpu_suite.json
@@ -448,7 +448,7 @@ seed = 0
 iterations = {iterations}
 records_per_iteration = {records}
 passes = 1
-plugins = ["toy_components"]   # two curricula that need no feedback LLM (tests/toy_components.py)
+plugins = ["toy_components"]   # two curricula that need no feedback LLM (tests/toy/toy_components.py)
 plugin_paths = ["{tests}"]
 
 [data]
@@ -502,7 +502,7 @@ def section_experiment(ctx: Context, out: dict, *, timeout: float) -> None:
     # the CPU smoke runs one short iteration without SFT (the tests cover SFT on the CPU) to stay within a minute
     sft = E2E_SFT if ctx.cuda else ""
     iterations, records = (2, 8) if ctx.cuda else (1, 4)
-    config.write_text(E2E_CONFIG.format(runs=runs, tests=ROOT / "tests", policy=ctx.tiny_policy, reward=ctx.tiny_reward,
+    config.write_text(E2E_CONFIG.format(runs=runs, tests=ROOT / "tests" / "toy", policy=ctx.tiny_policy, reward=ctx.tiny_reward,
                                         device=ctx.device, sft=sft, iterations=iterations, records=records))
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "AOPCORE_CACHE": str(ctx.work / "cache")}
     t0 = time.perf_counter()
@@ -536,7 +536,7 @@ def section_vllm(ctx: Context, out: dict) -> None:
     """vLLM (generation_backend = "vllm") where a Python with vLLM exists (AOPCORE_VLLM_PYTHON or .venv-vllm): the engine
     started in its worker process on the paper-sized policy (bf16), the generation section's queries greedily, tokens/s
     against plain, and one in-place weight reload (how PPO hands its weights over). vLLM does not fit in the carried
-    wheels, so on the offline GPU machine this section says so and skips; on CPUs tests/test_vllm.py covers the path."""
+    wheels, so on the offline GPU machine this section says so and skips; on CPUs tests/hf/test_vllm.py covers the path."""
     from aopcore_hf.vllm.engine import VLLMEngine, vllm_python
 
     if vllm_python() is None:
@@ -544,7 +544,7 @@ def section_vllm(ctx: Context, out: dict) -> None:
                                             "carried wheels); set AOPCORE_VLLM_PYTHON to one to measure it")
         return
     if not ctx.cuda:
-        out.update(status="skipped", reason="CPU run: tests/test_vllm.py covers vLLM on the CPU (an engine start costs tens of s)")
+        out.update(status="skipped", reason="CPU run: tests/hf/test_vllm.py covers vLLM on the CPU (an engine start costs tens of s)")
         return
     s = ctx.sizes
     rng = random.Random(1)

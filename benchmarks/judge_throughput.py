@@ -25,11 +25,11 @@ from aopcore_providers.llm import OpenAIJudge  # noqa: E402
 from aopcore_providers.options import OpenAIOptions  # noqa: E402
 
 TESTS = Path(__file__).resolve().parents[1] / "tests"
-# the fake OpenAI-compatible server (tests/fake_providers.py) in its own process, as a remote server would be
+# the fake OpenAI-compatible server (tests/helpers/fake_providers.py) in its own process, as a remote server would be
 SERVER = """
 import sys, time
 sys.path.insert(0, {tests!r})
-from fake_providers import FakeProviderServer
+from helpers.fake_providers import FakeProviderServer
 with FakeProviderServer(latency={latency}) as s:
     print(s.base_url("openai"), flush=True)
     while True:

@@ -4,7 +4,7 @@
     .venv/bin/python benchmarks/testbed_tables.py --write    # replace the generated blocks in docs/testbed.md
 
 Each table lives in docs/testbed.md between ``<!-- table:NAME -->`` and ``<!-- /table:NAME -->``; ``--write``
-replaces what is between the markers and nothing else, and ``tests/test_testbed_docs.py`` fails when the page and
+replaces what is between the markers and nothing else, and ``tests/testbed/test_testbed_docs.py`` fails when the page and
 the results disagree, so a rerun of the comparison cannot leave stale figures in the docs.
 """
 from __future__ import annotations

@@ -4,7 +4,7 @@
    --new-tokens new tokens: generated tokens/s of the ``plain``, ``static`` and ``continuous`` backends (transformers,
    float32, as aopcore runs on a CPU) and of vLLM (bfloat16, its default here, and float32). Greedy agreement of each
    with ``plain`` at the smallest size (answers equal as token lists).
-2. ``quickstart``: examples/quickstart.toml at the reduced sizes of tests/test_quickstart_e2e.py through the CLI, on
+2. ``quickstart``: examples/quickstart.toml at the reduced sizes of tests/e2e/test_quickstart_e2e.py through the CLI, on
    three sides: ``plain`` (no vLLM), ``feedback`` (vLLM for the feedback LLM only: what ``engine = "auto"`` picks) and
    ``vllm`` (also the policy's generation: evaluation, test answers, PPO rollouts): wall time, the peak memory of the
    whole process tree (sampled every 0.5 s) and the feedback work done. The runs alternate (--quickstart-order, by
@@ -32,7 +32,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-sys.path[:0] = [str(ROOT / "plugins"), str(ROOT / "tests"), str(HERE)]
+sys.path[:0] = [str(ROOT / "plugins"), str(ROOT / "tests"), str(ROOT / "tests" / "e2e"), str(HERE)]
 from _output import emit  # noqa: E402
 
 
@@ -244,7 +244,7 @@ def main() -> None:
     else:
         result["machine"] = kept.get("machine", result["machine"])  # it describes the throughput run kept in the file
     if not args.skip_quickstart:
-        head = {"config": "examples/quickstart.toml with tests/test_quickstart_e2e.py's TINY overrides"
+        head = {"config": "examples/quickstart.toml with tests/e2e/test_quickstart_e2e.py's TINY overrides"
                 + (f" and {args.quickstart_set}" if args.quickstart_set else ""),
                 "machine": f"{platform.machine()}, {os.cpu_count()} cores, shared with other work",
                 "measured_at_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}

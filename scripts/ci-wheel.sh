@@ -4,7 +4,7 @@
 # list the examples, write the quickstart and testbed configs, install the offline models, validate both,
 # run a small testbed. Exit 0 only if all of it works.
 #
-# The lines run through `user` are README.md's "From pip" section, word for word (tests/test_pip_user.py
+# The lines run through `user` are README.md's "From pip" section, word for word (tests/e2e/test_pip_user.py
 # compares them), except that CI installs the wheel it just built where the README says "aopcore[all]".
 #
 #   bash scripts/ci-wheel.sh   # 14 min measured on 2 cores shared by six sessions (load 13): build 94 s, pip install

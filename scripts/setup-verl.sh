@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # veRL in its own virtualenv, ./.venv-verl (idempotent), for the veRL adapters (plugins/aopcore_integrations/verl.py,
-# verl_v1.py) and their tests (tests/test_verl_adapter.py, tests/test_verl_v1.py).
+# verl_v1.py) and their tests (tests/integrations/test_verl_adapter.py, tests/integrations/test_verl_v1.py).
 #
 # Why a separate environment: verl 0.9.1 requires transformers >=5.5.3,<5.11 (the main environment has
 # 5.24), tensordict <=0.10 and ray. The extra packages below sit in verl's `verl-core` extra and the plain

@@ -1,22 +1,18 @@
+"""Fixtures only; shared helper functions live in ``tests/helpers`` (import ``helpers``)."""
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-TESTS = Path(__file__).parent
-ROOT = TESTS.parent
-sys.path.insert(0, str(TESTS))  # toy_components, as a plugin module named in configs
+_TESTS = Path(__file__).resolve().parent
+for _path in (_TESTS / "toy", _TESTS):  # ends as [tests, tests/toy, ...]: helpers, then the toy plugin modules
+    if str(_path) not in sys.path:
+        sys.path.insert(0, str(_path))
 
-AOPCORE = [sys.executable, "-m", "aopcore.cli"]
-
-
-def run_cli(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
-    full_env = {**os.environ, **(env or {})}
-    return subprocess.run([*AOPCORE, *args], cwd=cwd, env=full_env, capture_output=True, text=True, timeout=timeout)
+from helpers import TOY  # noqa: E402
 
 
 @pytest.fixture
@@ -24,8 +20,8 @@ def toy_config(tmp_path: Path):
     """Write a toy config into tmp_path; keyword overrides replace whole lines by key."""
 
     def make(text: str | None = None, **replace: str) -> Path:
-        body = (TESTS / "toy.toml").read_text() if text is None else text
-        body = body.replace('plugin_paths = ["."]', f'plugin_paths = ["{TESTS}"]')
+        body = (TOY / "toy.toml").read_text() if text is None else text
+        body = body.replace('plugin_paths = ["."]', f'plugin_paths = ["{TOY}"]')
         for key, value in replace.items():
             lines = body.splitlines()
             lines = [f"{key} = {value}" if ln.split("=")[0].strip() == key else ln for ln in lines]
@@ -35,3 +31,27 @@ def toy_config(tmp_path: Path):
         return path
 
     return make
+
+
+@pytest.fixture(scope="session")
+def shared_model_cache() -> Path:
+    """The converted-model cache (``$AOPCORE_CACHE/models``) that all tests share: converting SmolLM2 from its
+    GGUF costs about 15 s, so it happens once per machine, where a run outside the tests would keep it too."""
+    root = os.environ.get("AOPCORE_CACHE") or os.path.join(os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "aopcore")
+    models = Path(root) / "models"
+    models.mkdir(parents=True, exist_ok=True)
+    return models
+
+
+@pytest.fixture(autouse=True)
+def isolated_aopcore_cache(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory,
+                           monkeypatch: pytest.MonkeyPatch, shared_model_cache: Path) -> Path | None:
+    """Each test gets its own ``AOPCORE_CACHE`` (so the LLM response cache, ``llm-cache.sqlite``, starts empty and a
+    test can never pass on answers another test or a developer's earlier run left behind), with ``models/`` linked to
+    the shared model cache. Subprocesses inherit it through the environment. ``@pytest.mark.user_cache`` opts out."""
+    if request.node.get_closest_marker("user_cache"):
+        return None
+    cache = tmp_path_factory.mktemp("aopcore-cache")
+    (cache / "models").symlink_to(shared_model_cache, target_is_directory=True)
+    monkeypatch.setenv("AOPCORE_CACHE", str(cache))
+    return cache

@@ -1,6 +1,6 @@
 """Batched, length-sorted generation with the policy's chat template (or a plain instruction format).
 
-Four backends give the same greedy tokens (tests/test_generation.py) at different speeds:
+Four backends give the same greedy tokens (tests/hf/test_generation.py) at different speeds:
 ``plain`` is ``model.generate`` with the dynamic KV cache; ``static`` uses transformers' static cache,
 whose decoding step transformers compiles with torch.compile on CUDA (prompts are padded to a few fixed
 widths and batches to one size, so it compiles once per width); ``continuous`` is transformers'

@@ -139,7 +139,7 @@ def pretrain(src: Path, out: Path, rows: list[dict[str, str]], *, epochs: int = 
 
 
 # the recipe of the shipped "testbed-tiny" weights (python -m aopcore_testbed.regenerate) and of the base model;
-# a change (or a new vocabulary) gives the base a new folder name, and fails tests/test_testbed_weights.py until
+# a change (or a new vocabulary) gives the base a new folder name, and fails tests/testbed/test_testbed_weights.py until
 # the shipped weights are regenerated
 RECIPE = {"n_embd": 64, "n_layer": 2, "n_head": 4, "epochs": 20, "lr": 3e-3, "batch_size": 32, "seed": 0}
 

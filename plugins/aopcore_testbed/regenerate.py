@@ -10,7 +10,7 @@ were made: it pins torch to one thread before anything runs (so the result does 
 ``OMP_NUM_THREADS``), builds the random-initialised model (``model.build``), pretrains it on the SFT data
 (``model.pretrain``, recipe ``model.RECIPE``), and writes ``manifest.json`` beside the weights with the SHA-256 of
 every file, the recipe id, the library versions and machine it ran on, and the start policy's held-out accuracy
-(greedy, exactly as an experiment evaluates it). ``tests/test_testbed_weights.py`` checks the shipped files against
+(greedy, exactly as an experiment evaluates it). ``tests/testbed/test_testbed_weights.py`` checks the shipped files against
 that manifest, the recipe id against the current code, and the accuracy against docs/testbed.md.
 
 Regenerate after changing the vocabulary (skills), the SFT plan or the recipe, then update the start-accuracy

@@ -5,7 +5,7 @@ crash (and is removed once the stage is recorded). Every ``save_every_steps`` st
 saves there everything the next step depends on: the policy and value head, the optimiser state,
 the KL controller, every rank's RNG states, the step counter and the metrics and token count so
 far. A resumed stage loads the latest save and redoes only the steps after it; on CPU the result
-is bit-identical to an uninterrupted stage (``tests/test_ppo_resume.py``).
+is bit-identical to an uninterrupted stage (``tests/hf/test_ppo_resume.py``).
 
 Layout: ``scratch/ppo-step-00000040/{state.pt, rng-0.pt, ..., meta.json}``; a save is written
 under ``.partial`` and renamed, so a kill during a save leaves the previous one intact.

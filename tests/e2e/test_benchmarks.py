@@ -1,0 +1,87 @@
+"""The benchmark scripts run and emit their JSON (small forms; the figures themselves live in benchmarks/results)."""
+import json
+import subprocess
+import sys
+
+import pytest
+from helpers import ROOT
+
+BENCH = ROOT / "benchmarks"
+
+
+def run(script: str, *args: str) -> list[dict]:
+    out = subprocess.run([sys.executable, str(BENCH / script), *args], capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-2000:]
+    text = out.stdout.strip()
+    return [json.loads(text)] if text.startswith("{\n") else [json.loads(line) for line in text.splitlines()]
+
+
+def test_judge_throughput_small():
+    (r,) = run("judge_throughput.py", "--calls", "64", "--latency", "0.02", "--concurrency", "8")
+    assert r["calls"] == 64 and r["verdicts_A"] == 64 and r["max_in_flight"] == 8 and r["ratio_to_ideal"] > 0
+
+
+def test_datasource_memory_small():
+    (r,) = run("datasource_memory.py", "--rows", "3000", "--limit", "100")
+    assert r["runs"]["all"]["questions"] == 3000 and r["runs"]["limit"]["questions"] == 100
+    assert r["runs"]["limit"]["seconds"] < r["runs"]["all"]["seconds"]  # reading stopped at the limit
+
+
+def test_dedup_scale_small():
+    (r,) = run("dedup_scale.py", "--sizes", "3000", "--synthetic-embeddings")
+    assert r["n"] == 3000 and r["kept"] == 2100
+
+
+@pytest.mark.gpu
+@pytest.mark.slow
+def test_gpu_suite_cpu_smoke(tmp_path):
+    """The GPU check's own code at tiny sizes on the CPU, so it cannot rot before it meets a GPU (docs/gpu.md)."""
+    out = tmp_path / "gpu_suite.json"
+    run("gpu_suite.py", "--cpu-smoke", "--out", str(out))
+    r = json.loads(out.read_text())
+    sections = r["sections"]
+    assert list(sections) == ["environment", "setup", "ppo_ours", "ppo_trl", "generation", "precision", "experiment", "vllm"]
+    assert all(s["status"] == "ok" for name, s in sections.items() if name not in ("ppo_trl", "vllm")), \
+        {k: s.get("error") for k, s in sections.items()}
+    assert sections["vllm"]["status"] == "skipped" and "vLLM" in sections["vllm"]["reason"]  # on a card where vLLM is installed it runs
+    # TRL 1.12's PPOTrainer runs where its wheel is installed (the GPU machine); elsewhere the section says why not
+    assert sections["ppo_trl"]["status"] == "ok" or "not importable" in sections["ppo_trl"]["reason"]
+    ours = sections["ppo_ours"]
+    assert ours["steps"] == 2 and ours["episodes_per_s"] > 0 and ours["epoch_extrapolation"]["hours"] > 0
+    gen = sections["generation"]
+    assert gen["exactness"]["static"]["all_identical"] and gen["exactness"]["continuous"]["all_identical"]
+    assert all(gen["speed"][b]["tokens_per_s"] > 0 for b in ("plain", "static", "continuous"))
+    assert sections["precision"]["agree"] and sections["precision"]["float32"]["kl"] > 0
+    e2e = sections["experiment"]
+    assert e2e["completed"] and {"evaluate", "train", "answers", "judge", "report"} <= set(e2e["stage_kinds"])
+    assert r["summary"]["paper_a100_hours_per_epoch"] == 1.5
+
+
+@pytest.mark.slow
+def test_eval_throughput_small():
+    (r,) = run("eval_throughput.py", "--prompts", "4", "--new-tokens", "4", "--batch-size", "4")
+    assert r["identical_answers"] == "4/4" and r["speedup"] > 0
+
+
+@pytest.mark.parametrize("trainer", ["grpo", "ppo"])
+def test_smollm_benchmark_config_validates_for_both_trainers(trainer, tmp_path):
+    """benchmarks/smollm_testbed.py runs for an hour, so CI checks what it would run: the config it derives from
+    examples/testbed.toml (SmolLM2 policy, short-answer system prompt, only the chosen arms) passes preflight."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import tomllib
+
+    from helpers import run_cli
+    from smollm_testbed import config_text, parser
+
+    args = parser().parse_args(["--trainer", trainer, "--arms", "vanilla", "learnability", "--run-dir", str(tmp_path)])
+    text = config_text(args)
+    parsed = tomllib.loads(text)
+    assert parsed["trainer"]["plugin"] == trainer and parsed["trainer"]["model"] == "smollm2-135m-instruct"
+    assert sorted(parsed["arms"]) == ["learnability", "vanilla"] and "Reply with just the answer" in parsed["trainer"]["system_prompt"]
+    cfg = ROOT / "examples" / f".smollm-test-{trainer}-{tmp_path.name}.toml"  # beside the base: its relative paths hold
+    cfg.write_text(text)
+    try:
+        result = run_cli("validate", str(cfg))
+    finally:
+        cfg.unlink()
+    assert result.returncode == 0, result.stdout + result.stderr

@@ -1,0 +1,53 @@
+"""Supervised fine-tuning (aopcore_hf.sft) on a tiny GPT-2: tied weights reload cleanly, no deprecated TRL settings."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.slow  # trains a tiny model
+
+
+def test_sft_of_a_tied_model_reloads_its_best_epoch_without_a_missing_keys_warning(tmp_path: Path, capfd):
+    """SmolLM2 and GPT-2 tie lm_head to the embeddings; reloading the best SFT epoch used to warn about lm_head.weight."""
+    torch = pytest.importorskip("torch")
+    from aopcore_hf.models import choose_device, load_causal_lm
+    from aopcore_hf.options import SFTOptions
+    from aopcore_hf.sft import run_sft
+    from helpers.tiny_models import save_tiny_gpt2
+
+    base = save_tiny_gpt2(tmp_path / "gpt2")
+    out = tmp_path / "sft"
+    out.mkdir()
+    run_sft(str(base), SFTOptions(dataset="builtin:dolly-mini", max_epochs=1, limit=16, batch_size=8, learning_rate=5e-3),
+            out, choice=choose_device("cpu"), seed=0)
+    err = capfd.readouterr().err
+    assert "missing keys" not in err, err[-2000:]
+    model, _ = load_causal_lm(str(out), choose_device("cpu"))
+    before, _ = load_causal_lm(str(base), choose_device("cpu"))
+    assert model.lm_head.weight.data_ptr() == model.transformer.wte.weight.data_ptr()  # still tied after the reload
+    assert not torch.equal(model.transformer.wte.weight, before.transformer.wte.weight)  # and it is the trained model
+
+
+def test_sft_uses_the_current_checkpointing_api_and_prints_no_deprecation(tmp_path: Path):
+    """TRL's SFTConfig sets the deprecated `gradient_checkpointing` unless `activation_checkpointing` is given."""
+    import warnings
+
+    import pytest
+
+    pytest.importorskip("trl")
+    from aopcore_hf.models import choose_device
+    from aopcore_hf.options import SFTOptions
+    from aopcore_hf.sft import run_sft, sft_config
+    from helpers.tiny_models import save_tiny_gpt2
+
+    options = SFTOptions(dataset="builtin:dolly-mini", max_epochs=1, limit=16, batch_size=8, learning_rate=5e-3)
+    assert sft_config(options, tmp_path / "work", choice=choose_device("cpu"), seed=0).activation_checkpointing is True
+    base = save_tiny_gpt2(tmp_path / "gpt2")
+    (tmp_path / "sft").mkdir()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        run_sft(str(base), options, tmp_path / "sft", choice=choose_device("cpu"), seed=0)
+    assert (tmp_path / "sft" / "sft.json").exists()
+    deprecated = [str(w.message) for w in caught if "checkpointing" in str(w.message)]
+    assert not deprecated, deprecated
