@@ -5,6 +5,7 @@ checkout); ``build_py`` copies every matching file into ``aopcore/_examples/`` o
 is packaged without editing anything here. ``aopcore examples`` lists and writes them (aopcore/examples.py);
 an editable install reads the checkout's ``examples/`` directly. Everything else lives in pyproject.toml.
 """
+
 from __future__ import annotations
 
 import shutil
@@ -18,8 +19,12 @@ EXAMPLE_PATTERNS = ("*.toml", "*.py")
 
 def example_files(root: Path) -> list[Path]:
     """The files under ``root/examples`` that ship with the package (top level only; folders are separate packages)."""
-    return sorted(p for pattern in EXAMPLE_PATTERNS for p in (root / "examples").glob(pattern)
-                  if p.is_file() and not p.name.startswith("."))  # hidden files are someone's scratch
+    return sorted(
+        p
+        for pattern in EXAMPLE_PATTERNS
+        for p in (root / "examples").glob(pattern)
+        if p.is_file() and not p.name.startswith(".")
+    )  # hidden files are someone's scratch
 
 
 class BuildPyWithExamples(build_py):
@@ -33,7 +38,10 @@ class BuildPyWithExamples(build_py):
             shutil.copyfile(src, target / src.name)
 
     def get_outputs(self, include_bytecode: bool = True) -> list[str]:
-        extra = [str(Path(self.build_lib) / "aopcore" / "_examples" / p.name) for p in example_files(Path(__file__).resolve().parent)]
+        extra = [
+            str(Path(self.build_lib) / "aopcore" / "_examples" / p.name)
+            for p in example_files(Path(__file__).resolve().parent)
+        ]
         return super().get_outputs(include_bytecode) + ([] if self.editable_mode else extra)
 
 

@@ -2,6 +2,7 @@
 
 The public API: the protocols, the records, the hook marker and the Experiment.
 """
+
 from aopcore.contracts import FeedbackFunction, JudgeFunction, RewardFunction
 from aopcore.errors import AopcoreError, InputError, RuntimeFailure
 from aopcore.experiment import (
@@ -12,8 +13,8 @@ from aopcore.experiment import (
     stage_seed,
 )
 from aopcore.hookspecs import hookimpl
-from aopcore.multiseed import MultiSeedResult, run_seeds
 from aopcore.ledger import record_usage
+from aopcore.multiseed import MultiSeedResult, run_seeds
 from aopcore.progress import enable_console_progress
 from aopcore.protocols import (
     CurriculumContext,
@@ -24,7 +25,6 @@ from aopcore.protocols import (
     PromptCurriculum,
     RewardModel,
 )
-from aopcore.session import CurriculumSession
 from aopcore.records import (
     EvalRecord,
     JudgeItem,
@@ -34,12 +34,40 @@ from aopcore.records import (
     TrainStats,
     Verdict,
 )
+from aopcore.session import CurriculumSession
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "AopcoreError", "Budget", "CurriculumContext", "CurriculumSession", "Embedder", "EvalRecord", "Experiment", "ExperimentResult",
-    "FeedbackLLM", "InputError", "Judge", "JudgeItem", "JudgingPlan", "MultiSeedResult", "PolicyTrainer", "Prompt", "PromptCurriculum",
-    "Provenance", "Question", "RewardModel", "RuntimeFailure", "TrainStats", "Verdict", "hookimpl", "record_usage", "run_seeds",
-    "stage_seed", "enable_console_progress", "RewardFunction", "FeedbackFunction", "JudgeFunction",
+    "AopcoreError",
+    "Budget",
+    "CurriculumContext",
+    "CurriculumSession",
+    "Embedder",
+    "EvalRecord",
+    "Experiment",
+    "ExperimentResult",
+    "FeedbackLLM",
+    "InputError",
+    "Judge",
+    "JudgeItem",
+    "JudgingPlan",
+    "MultiSeedResult",
+    "PolicyTrainer",
+    "Prompt",
+    "PromptCurriculum",
+    "Provenance",
+    "Question",
+    "RewardModel",
+    "RuntimeFailure",
+    "TrainStats",
+    "Verdict",
+    "hookimpl",
+    "record_usage",
+    "run_seeds",
+    "stage_seed",
+    "enable_console_progress",
+    "RewardFunction",
+    "FeedbackFunction",
+    "JudgeFunction",
 ]

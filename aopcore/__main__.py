@@ -1,4 +1,5 @@
 """``python -m aopcore``: the ``aopcore`` command, for an environment whose scripts folder is not on PATH."""
+
 import sys
 
 from aopcore.cli import main

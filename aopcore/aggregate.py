@@ -23,6 +23,7 @@ Everything lands in ``aggregate.json`` (see :func:`aggregate`):
 
 Intervals are ``null`` where there is too little data (one seed for a t-interval).
 """
+
 from __future__ import annotations
 
 import itertools
@@ -35,33 +36,40 @@ from typing import Any
 
 from aopcore.records import iter_jsonl
 from aopcore.report import LEDGER_KEYS, category_rewards, ledger_group
-from aopcore.stats import Interval, clustered_bootstrap_counts, cohen_kappa, t_interval, two_level_bootstrap_mean
 from aopcore.rundir import TRAIN_RECORD, RunLayout, pair_name, stage_iteration
+from aopcore.stats import Interval, clustered_bootstrap_counts, cohen_kappa, t_interval, two_level_bootstrap_mean
 from aopcore.store import RunStore
 from aopcore.verdicts import MIN_SEEDS, _seeds, _varies, verdict  # noqa: F401 - verdict and MIN_SEEDS are part of this module's API
 
 RESAMPLES = 2000
 # the ledger keys the compute table sums: the report's, plus what a curriculum spends through its context (booked by
 # the experiment, aopcore.ledger.counted_context): policy samples, reward calls, embedder calls
-COMPUTE_KEYS = (*LEDGER_KEYS, "policy_samples", "reward_calls", "embedder_calls",
-                "dropped_rollouts", "dropped_tokens", "predicted_skips")  # per-step filtering (aopcore.steps)
+COMPUTE_KEYS = (
+    *LEDGER_KEYS,
+    "policy_samples",
+    "reward_calls",
+    "embedder_calls",
+    "dropped_rollouts",
+    "dropped_tokens",
+    "predicted_skips",
+)  # per-step filtering (aopcore.steps)
 METHODS = {
     "heldout": "mean held-out reward over the held-out questions, one value per seed; 95% Student-t interval across seeds",
     "heldout_difference": "difference of the two arms' reward on the same held-out question within each seed, averaged "
-                          f"per seed, then across seeds; 95% percentile interval of a paired two-level bootstrap ({RESAMPLES} "
-                          "replicates: resample seeds, then questions within each seed), seeded, so reruns agree",
+    f"per seed, then across seeds; 95% percentile interval of a paired two-level bootstrap ({RESAMPLES} "
+    "replicates: resample seeds, then questions within each seed), seeded, so reruns agree",
     "winrate": f"verdicts pooled over seeds (dropped verdicts excluded); 95% percentile interval of a two-level bootstrap "
-               f"({RESAMPLES} replicates: resample seeds, then test prompts within each seed), seeded, so reruns agree",
+    f"({RESAMPLES} replicates: resample seeds, then test prompts within each seed), seeded, so reruns agree",
     "verdict": f"a difference is called only with at least {MIN_SEEDS} seeds whose per-seed values differ and an interval "
-               "that excludes zero; otherwise 'no conclusion' (with the reason) or 'no detectable difference'",
+    "that excludes zero; otherwise 'no conclusion' (with the reason) or 'no detectable difference'",
     "compute": "cumulative per arm up to the iteration, mean across seeds: training episodes (train.json) and the stage "
-               "ledger split into choosing (stages of kind evaluate and prompts) and train; choosing includes every policy "
-               "sample, reward call, embedder call and feedback call a curriculum makes through its context (booked by the "
-               "experiment) and the reward calls of the evaluations it reads",
+    "ledger split into choosing (stages of kind evaluate and prompts) and train; choosing includes every policy "
+    "sample, reward call, embedder call and feedback call a curriculum makes through its context (booked by the "
+    "experiment) and the reward calls of the evaluations it reads",
     "equal_compute": "arms compared at equal total compute (training plus choosing, in tokens; aopcore.aggregate_compute): "
-                     "each question's reward interpolated in cumulative compute per seed, then as for held-out differences",
+    "each question's reward interpolated in cumulative compute per seed, then as for held-out differences",
     "judge_agreement": "LLM judge verdict vs the human majority on the same items (ties included as a third label); "
-                       "agreement and Cohen's kappa, pooled over seeds",
+    "agreement and Cohen's kappa, pooled over seeds",
 }
 
 
@@ -152,27 +160,41 @@ def human_judge_labels(run_dir: Path, items: Sequence[dict[str, Any]] | None = N
             verdicts[key] = {rec["item_id"]: rec["choice"] for _, rec in iter_jsonl(path)} if path.exists() else {}
         judge = verdicts[key].get(str(item["question"]))
         if judge is not None:
-            rows.append({"pair": key[0], "iteration": key[1], "question": item["question"], "human": item["majority"], "judge": judge})
+            rows.append(
+                {
+                    "pair": key[0],
+                    "iteration": key[1],
+                    "question": item["question"],
+                    "human": item["majority"],
+                    "judge": judge,
+                }
+            )
     return rows
 
 
 # ---- sentences ---------------------------------------------------------------------------------------------------
-def reward_sentence(a: str, b: str, iteration: int, mean_a: float, mean_b: float, diff: Interval,
-                    seeds_vary: bool = True) -> str:
+def reward_sentence(
+    a: str, b: str, iteration: int, mean_a: float, mean_b: float, diff: Interval, seeds_vary: bool = True
+) -> str:
     ci = f"95% CI {diff.low:+.3f} to {diff.high:+.3f}" if diff.defined else "no interval"
-    return (f"{a} vs {b}, iteration {iteration} ({_seeds(diff.n)}): held-out reward "
-            f"{mean_a:.3f} vs {mean_b:.3f}, difference {diff.estimate:+.3f} ({ci}): "
-            f"{verdict(a, b, diff, seeds=diff.n, seeds_vary=seeds_vary)}.")
+    return (
+        f"{a} vs {b}, iteration {iteration} ({_seeds(diff.n)}): held-out reward "
+        f"{mean_a:.3f} vs {mean_b:.3f}, difference {diff.estimate:+.3f} ({ci}): "
+        f"{verdict(a, b, diff, seeds=diff.n, seeds_vary=seeds_vary)}."
+    )
 
 
-def winrate_sentence(a: str, b: str, iteration: int, rates: dict[str, Interval], seeds: int,
-                     seeds_vary: bool = True) -> str:
+def winrate_sentence(
+    a: str, b: str, iteration: int, rates: dict[str, Interval], seeds: int, seeds_vary: bool = True
+) -> str:
     diff = rates["difference"]
     ci = f"95% CI {100 * diff.low:+.1f} to {100 * diff.high:+.1f}" if diff.defined else "no interval"
-    return (f"{a} vs {b}, iteration {iteration}: {a} wins {100 * rates['a_win_rate'].estimate:.1f}%, {b} wins "
-            f"{100 * rates['b_win_rate'].estimate:.1f}%, ties {100 * rates['tie_rate'].estimate:.1f}% of {diff.n} judged test "
-            f"prompts pooled over {seeds} seed{'s' if seeds != 1 else ''}; win-rate difference {100 * diff.estimate:+.1f} "
-            f"points ({ci}): {verdict(a, b, diff, seeds=seeds, seeds_vary=seeds_vary, higher='wins more often')}.")
+    return (
+        f"{a} vs {b}, iteration {iteration}: {a} wins {100 * rates['a_win_rate'].estimate:.1f}%, {b} wins "
+        f"{100 * rates['b_win_rate'].estimate:.1f}%, ties {100 * rates['tie_rate'].estimate:.1f}% of {diff.n} judged test "
+        f"prompts pooled over {seeds} seed{'s' if seeds != 1 else ''}; win-rate difference {100 * diff.estimate:+.1f} "
+        f"points ({ci}): {verdict(a, b, diff, seeds=seeds, seeds_vary=seeds_vary, higher='wins more often')}."
+    )
 
 
 # ---- across seeds ------------------------------------------------------------------------------------------------
@@ -181,16 +203,22 @@ def agreement_sentence(agree: dict[str, Any] | None) -> str:
     if not agree:
         return "No human-evaluation tally (`aopcore human-eval results SEED_DIR`) in any seed."
     kappa = "n/a" if agree["cohen_kappa"] is None else f"{agree['cohen_kappa']:.3f}"
-    return (f"The LLM judge agrees with the human majority on {100 * agree['agreement']:.1f}% of {agree['items']} items "
-            f"(Cohen's kappa {kappa}; labels A, B, tie; pooled over seeds).")
+    return (
+        f"The LLM judge agrees with the human majority on {100 * agree['agreement']:.1f}% of {agree['items']} items "
+        f"(Cohen's kappa {kappa}; labels A, B, tie; pooled over seeds)."
+    )
 
 
 def _rate(k: int) -> Any:
     return lambda t: t[k] / sum(t) if sum(t) else float("nan")
 
 
-WIN_STATS = {"a_win_rate": _rate(0), "b_win_rate": _rate(1), "tie_rate": _rate(2),
-             "difference": lambda t: (t[0] - t[1]) / sum(t) if sum(t) else float("nan")}
+WIN_STATS = {
+    "a_win_rate": _rate(0),
+    "b_win_rate": _rate(1),
+    "tie_rate": _rate(2),
+    "difference": lambda t: (t[0] - t[1]) / sum(t) if sum(t) else float("nan"),
+}
 
 
 def _summary(values: Sequence[float]) -> dict[str, Any]:
@@ -220,16 +248,30 @@ def aggregate(root: Path, *, resamples: int = RESAMPLES) -> dict[str, Any]:
             per_seed = {s: v for s in runs if (v := reward(s, arm, i)) is not None}
             if not per_seed:
                 continue
-            heldout[arm].append({"iteration": i, **_summary(list(per_seed.values())),
-                                 "per_seed": {str(s): round(v, 6) for s, v in per_seed.items()}})
+            heldout[arm].append(
+                {
+                    "iteration": i,
+                    **_summary(list(per_seed.values())),
+                    "per_seed": {str(s): round(v, 6) for s, v in per_seed.items()},
+                }
+            )
             cats = sorted({c for s in per_seed for c in rewards[s][arm][i] if c != "(all)"})
-            categories[arm][str(i)] = {c: _summary([v for s in per_seed if (v := reward(s, arm, i, c)) is not None]) for c in cats}
+            categories[arm][str(i)] = {
+                c: _summary([v for s in per_seed if (v := reward(s, arm, i, c)) is not None]) for c in cats
+            }
             seeds_i = list(per_seed)
-            row: dict[str, Any] = {"iteration": i, "n_seeds": len(seeds_i),
-                                   "episodes": _summary([episodes[s][arm].get(i, 0.0) for s in seeds_i])}
+            row: dict[str, Any] = {
+                "iteration": i,
+                "n_seeds": len(seeds_i),
+                "episodes": _summary([episodes[s][arm].get(i, 0.0) for s in seeds_i]),
+            }
             for group in ("choosing", "train"):
-                row[group] = {key: _summary([ledgers[s][arm].get(i, {}).get(group, {}).get(key, 0.0) for s in seeds_i])["estimate"]
-                              for key in COMPUTE_KEYS}
+                row[group] = {
+                    key: _summary([ledgers[s][arm].get(i, {}).get(group, {}).get(key, 0.0) for s in seeds_i])[
+                        "estimate"
+                    ]
+                    for key in COMPUTE_KEYS
+                }
             compute[arm].append(row)
 
     differences, winrates, conclusions = [], [], []
@@ -243,36 +285,68 @@ def aggregate(root: Path, *, resamples: int = RESAMPLES) -> dict[str, Any]:
                 qa, qb = _question_rewards(run, a, i), _question_rewards(run, b, i)
                 if shared := [q for q in qa if q in qb]:
                     per_question[s] = [qa[q] - qb[q] for q in shared]
-            paired = {s: (ra, rb) for s in per_question if (ra := reward(s, a, i)) is not None and (rb := reward(s, b, i)) is not None}
+            paired = {
+                s: (ra, rb)
+                for s in per_question
+                if (ra := reward(s, a, i)) is not None and (rb := reward(s, b, i)) is not None
+            }
             if not paired:
                 continue
-            diff = two_level_bootstrap_mean([per_question[s] for s in paired], resamples=resamples,
-                                            seed=zlib.crc32(f"{a}-vs-{b}/heldout/{i}".encode()))
+            diff = two_level_bootstrap_mean(
+                [per_question[s] for s in paired],
+                resamples=resamples,
+                seed=zlib.crc32(f"{a}-vs-{b}/heldout/{i}".encode()),
+            )
             per_seed = {s: sum(per_question[s]) / len(per_question[s]) for s in paired}
             vary = _varies(list(per_seed.values()))
-            differences.append({"arm_a": a, "arm_b": b, "iteration": i, **diff.as_dict(),
-                                "questions": sum(len(per_question[s]) for s in paired),
-                                "mean_a": round(sum(p[0] for p in paired.values()) / len(paired), 6),
-                                "mean_b": round(sum(p[1] for p in paired.values()) / len(paired), 6),
-                                "per_seed": {str(s): round(d, 6) for s, d in per_seed.items()},
-                                "verdict": verdict(a, b, diff, seeds=diff.n, seeds_vary=vary)})
+            differences.append(
+                {
+                    "arm_a": a,
+                    "arm_b": b,
+                    "iteration": i,
+                    **diff.as_dict(),
+                    "questions": sum(len(per_question[s]) for s in paired),
+                    "mean_a": round(sum(p[0] for p in paired.values()) / len(paired), 6),
+                    "mean_b": round(sum(p[1] for p in paired.values()) / len(paired), 6),
+                    "per_seed": {str(s): round(d, 6) for s, d in per_seed.items()},
+                    "verdict": verdict(a, b, diff, seeds=diff.n, seeds_vary=vary),
+                }
+            )
             last_reward = (i, diff, differences[-1]["mean_a"], differences[-1]["mean_b"], vary)
         counts = {s: _verdict_counts(run, a, b) for s, run in runs.items()}
         last_win = None
         for i in sorted({i for c in counts.values() for i in c}):
             tables = {s: c[i] for s, c in counts.items() if i in c}
-            rates = clustered_bootstrap_counts([t[:3] for t in tables.values()], WIN_STATS, resamples=resamples,
-                                               seed=zlib.crc32(f"{a}-vs-{b}/{i}".encode()))
+            rates = clustered_bootstrap_counts(
+                [t[:3] for t in tables.values()],
+                WIN_STATS,
+                resamples=resamples,
+                seed=zlib.crc32(f"{a}-vs-{b}/{i}".encode()),
+            )
             vary = _varies([WIN_STATS["difference"](t[:3]) for t in tables.values() if sum(t[:3])])
-            winrates.append({"arm_a": a, "arm_b": b, "iteration": i, "n_seeds": len(tables),
-                             "wins_a": sum(t[0] for t in tables.values()), "wins_b": sum(t[1] for t in tables.values()),
-                             "ties": sum(t[2] for t in tables.values()), "dropped": sum(t[3] for t in tables.values()),
-                             **{name: r.as_dict() for name, r in rates.items()},
-                             "per_seed": {str(s): t for s, t in tables.items()},
-                             "verdict": verdict(a, b, rates["difference"], seeds=len(tables), seeds_vary=vary,
-                                                higher="wins more often")})
+            winrates.append(
+                {
+                    "arm_a": a,
+                    "arm_b": b,
+                    "iteration": i,
+                    "n_seeds": len(tables),
+                    "wins_a": sum(t[0] for t in tables.values()),
+                    "wins_b": sum(t[1] for t in tables.values()),
+                    "ties": sum(t[2] for t in tables.values()),
+                    "dropped": sum(t[3] for t in tables.values()),
+                    **{name: r.as_dict() for name, r in rates.items()},
+                    "per_seed": {str(s): t for s, t in tables.items()},
+                    "verdict": verdict(
+                        a, b, rates["difference"], seeds=len(tables), seeds_vary=vary, higher="wins more often"
+                    ),
+                }
+            )
             last_win = (i, rates, len(tables), vary)
-        held = reward_sentence(a, b, last_reward[0], last_reward[2], last_reward[3], last_reward[1], last_reward[4]) if last_reward else None
+        held = (
+            reward_sentence(a, b, last_reward[0], last_reward[2], last_reward[3], last_reward[1], last_reward[4])
+            if last_reward
+            else None
+        )
         won = winrate_sentence(a, b, *last_win) if last_win and last_win[1]["difference"].n else None
         if held or won:
             conclusions.append({"arm_a": a, "arm_b": b, "heldout": held, "winrate": won})
@@ -286,17 +360,29 @@ def aggregate(root: Path, *, resamples: int = RESAMPLES) -> dict[str, Any]:
 
     at_compute = equal_compute(runs, arms, resamples=resamples)
     for c in conclusions:
-        c["equal_compute"] = next((d["sentence"] for d in at_compute["differences"]
-                                   if (d["arm_a"], d["arm_b"]) == (c["arm_a"], c["arm_b"])), None)
+        c["equal_compute"] = next(
+            (d["sentence"] for d in at_compute["differences"] if (d["arm_a"], d["arm_b"]) == (c["arm_a"], c["arm_b"])),
+            None,
+        )
 
     expected = manifest.get("seeds") or list(runs)
     return {
-        "run": root.name, "seeds": expected, "seeds_found": list(runs),
+        "run": root.name,
+        "seeds": expected,
+        "seeds_found": list(runs),
         "seeds_finished": [s for s, run in runs.items() if (run / "stages" / "report.json").exists()],
-        "arms": arms, "iterations": iterations, "methods": METHODS, "bootstrap_resamples": resamples,
-        "heldout": heldout, "heldout_by_category": categories, "compute": compute,
-        "heldout_differences": differences, "winrates": winrates, "conclusions": conclusions,
-        "judge_agreement": agreement, "equal_compute": at_compute,
+        "arms": arms,
+        "iterations": iterations,
+        "methods": METHODS,
+        "bootstrap_resamples": resamples,
+        "heldout": heldout,
+        "heldout_by_category": categories,
+        "compute": compute,
+        "heldout_differences": differences,
+        "winrates": winrates,
+        "conclusions": conclusions,
+        "judge_agreement": agreement,
+        "equal_compute": at_compute,
     }
 
 
@@ -307,5 +393,8 @@ def judge_agreement(rows: Sequence[dict[str, Any]]) -> dict[str, Any] | None:
         return None
     human, judge = [r["human"] for r in rows], [r["judge"] for r in rows]
     kappa = cohen_kappa(human, judge)
-    return {"items": len(rows), "agreement": round(sum(h == j for h, j in zip(human, judge)) / len(rows), 6),
-            "cohen_kappa": None if kappa != kappa else round(kappa, 6)}
+    return {
+        "items": len(rows),
+        "agreement": round(sum(h == j for h, j in zip(human, judge)) / len(rows), 6),
+        "cohen_kappa": None if kappa != kappa else round(kappa, 6),
+    }

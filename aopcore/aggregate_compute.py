@@ -13,6 +13,7 @@ policy, compute 0). Two arms are compared at the largest compute both reach in e
 reward is interpolated linearly in compute between the two iterations around that level, per seed; the paired
 differences go through the same two-level bootstrap and verdict as the equal-step comparison.
 """
+
 from __future__ import annotations
 
 import itertools
@@ -25,12 +26,14 @@ from typing import Any
 
 from aopcore.records import iter_jsonl
 from aopcore.report import ledger_group
-from aopcore.stats import two_level_bootstrap_mean
 from aopcore.rundir import RunLayout, stage_iteration
+from aopcore.stats import two_level_bootstrap_mean
 from aopcore.store import RunStore
 
-UNIT = ("tokens: policy tokens of training rollouts (dropped ones included), of the evaluations a curriculum reads "
-        "and of the samples it draws; feedback-LLM reply tokens; feedback-LLM prompt tokens x prompt_weight")
+UNIT = (
+    "tokens: policy tokens of training rollouts (dropped ones included), of the evaluations a curriculum reads "
+    "and of the samples it draws; feedback-LLM reply tokens; feedback-LLM prompt tokens x prompt_weight"
+)
 
 
 def _stage_compute(rec: dict[str, Any], prompt_weight: float) -> float:
@@ -80,7 +83,9 @@ def interpolated_rewards(run: Path, arm: str, curve: dict[int, float], level: fl
     return {q: (1 - t) * a[q] + t * b[q] for q in a if q in b}
 
 
-def equal_compute(runs: dict[int, Path], arms: Sequence[str], *, resamples: int, prompt_weight: float = 1.0) -> dict[str, Any]:
+def equal_compute(
+    runs: dict[int, Path], arms: Sequence[str], *, resamples: int, prompt_weight: float = 1.0
+) -> dict[str, Any]:
     """Curves of held-out reward against compute per arm, and every pair compared at equal total compute."""
     from aopcore.stats import t_interval
     from aopcore.verdicts import _varies, verdict
@@ -94,8 +99,13 @@ def equal_compute(runs: dict[int, Path], arms: Sequence[str], *, resamples: int,
             rewards = [sum(r.values()) / len(r) for s in seeds if (r := _question_rewards(runs[s], arm, i))]
             if not rewards:
                 continue
-            rows.append({"iteration": i, "compute": t_interval([curves[s][arm][i] for s in seeds]).as_dict(),
-                         "heldout": t_interval(rewards).as_dict()})
+            rows.append(
+                {
+                    "iteration": i,
+                    "compute": t_interval([curves[s][arm][i] for s in seeds]).as_dict(),
+                    "heldout": t_interval(rewards).as_dict(),
+                }
+            )
         out_curves[arm] = rows
     pairs, sentences = [], {}
     for a, b in itertools.combinations(arms, 2):
@@ -114,22 +124,41 @@ def equal_compute(runs: dict[int, Path], arms: Sequence[str], *, resamples: int,
                 means_b.append(sum(rb[q] for q in shared) / len(shared))
         if not diffs:
             continue
-        diff = two_level_bootstrap_mean(list(diffs.values()), resamples=resamples,
-                                        seed=zlib.crc32(f"{a}-vs-{b}/equal-compute".encode()))
+        diff = two_level_bootstrap_mean(
+            list(diffs.values()), resamples=resamples, seed=zlib.crc32(f"{a}-vs-{b}/equal-compute".encode())
+        )
         per_seed = {str(s): round(sum(d) / len(d), 6) for s, d in diffs.items()}
         vary = _varies(list(per_seed.values()))
         v = verdict(a, b, diff, seeds=diff.n, seeds_vary=vary)
         ma, mb = sum(means_a) / len(means_a), sum(means_b) / len(means_b)
         ci = f"95% CI {diff.low:+.3f} to {diff.high:+.3f}" if diff.defined else "no interval"
-        sentence = (f"{a} vs {b} at equal compute ({level:,.0f} tokens, {len(diffs)} seeds): held-out reward "
-                    f"{ma:.3f} vs {mb:.3f}, difference {diff.estimate:+.3f} ({ci}): {v}.")
-        pairs.append({"arm_a": a, "arm_b": b, "compute": round(level, 3), **diff.as_dict(), "mean_a": round(ma, 6),
-                      "mean_b": round(mb, 6), "per_seed": per_seed, "verdict": v, "sentence": sentence})
+        sentence = (
+            f"{a} vs {b} at equal compute ({level:,.0f} tokens, {len(diffs)} seeds): held-out reward "
+            f"{ma:.3f} vs {mb:.3f}, difference {diff.estimate:+.3f} ({ci}): {v}."
+        )
+        pairs.append(
+            {
+                "arm_a": a,
+                "arm_b": b,
+                "compute": round(level, 3),
+                **diff.as_dict(),
+                "mean_a": round(ma, 6),
+                "mean_b": round(mb, 6),
+                "per_seed": per_seed,
+                "verdict": v,
+                "sentence": sentence,
+            }
+        )
         sentences[(a, b)] = sentence
-    return {"unit": UNIT, "prompt_weight": prompt_weight, "curves": out_curves, "differences": pairs,
-            "method": "per seed, each held-out question's reward interpolated linearly in cumulative compute between "
-                      "the iterations around the level both arms reach in every seed (the smaller of their final "
-                      "compute); paired differences, two-level bootstrap and verdict as for equal steps"}
+    return {
+        "unit": UNIT,
+        "prompt_weight": prompt_weight,
+        "curves": out_curves,
+        "differences": pairs,
+        "method": "per seed, each held-out question's reward interpolated linearly in cumulative compute between "
+        "the iterations around the level both arms reach in every seed (the smaller of their final "
+        "compute); paired differences, two-level bootstrap and verdict as for equal steps",
+    }
 
 
 def read_compute(path: Path) -> dict[str, Any]:

@@ -5,6 +5,7 @@ differs from what the code says, and when a public field has no description. Doc
 the Google layout (``Args:``, ``Returns:``, ``Raises:``, ``Attributes:``); Sphinx roles such as
 :class:`~aopcore.records.Prompt` become code spans.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -69,7 +70,11 @@ def _render_doc(doc: str | None, *, skip: tuple[str, ...] = ()) -> list[str]:
         out.append(f"*{name}:*")
         out.append("")
         for item, text in sections[name]:
-            out.append(f"- `{item}`: {_roles(text)}" if item and name != "Returns" else f"- {_roles(f'{item}: {text}' if item else text)}")
+            out.append(
+                f"- `{item}`: {_roles(text)}"
+                if item and name != "Returns"
+                else f"- {_roles(f'{item}: {text}' if item else text)}"
+            )
         out.append("")
     return out
 
@@ -136,7 +141,15 @@ def _methods(cls: type) -> list[str]:
     for name, fn in cls.__dict__.items():
         if name.startswith("_") or not callable(fn):
             continue
-        out += [f"#### `{cls.__name__}.{name}`", "", "```python", signature(fn, name), "```", "", *_render_doc(fn.__doc__)]
+        out += [
+            f"#### `{cls.__name__}.{name}`",
+            "",
+            "```python",
+            signature(fn, name),
+            "```",
+            "",
+            *_render_doc(fn.__doc__),
+        ]
     return out
 
 
@@ -158,8 +171,14 @@ def module_attribute_docs(module: Any) -> dict[str, str]:
     docs: dict[str, str] = {}
     body = tree.body
     for node, nxt in zip(body, body[1:]):
-        if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name) \
-                and isinstance(nxt, ast.Expr) and isinstance(nxt.value, ast.Constant) and isinstance(nxt.value.value, str):
+        if (
+            isinstance(node, ast.Assign)
+            and len(node.targets) == 1
+            and isinstance(node.targets[0], ast.Name)
+            and isinstance(nxt, ast.Expr)
+            and isinstance(nxt.value, ast.Constant)
+            and isinstance(nxt.value.value, str)
+        ):
             docs[node.targets[0].id] = nxt.value.value
     return docs
 
@@ -167,8 +186,11 @@ def module_attribute_docs(module: Any) -> dict[str, str]:
 def module_assignments(module: Any) -> list[str]:
     """Names assigned at module level, in source order."""
     tree = ast.parse(inspect.getsource(module))
-    return [n.targets[0].id for n in tree.body
-            if isinstance(n, ast.Assign) and len(n.targets) == 1 and isinstance(n.targets[0], ast.Name)]
+    return [
+        n.targets[0].id
+        for n in tree.body
+        if isinstance(n, ast.Assign) and len(n.targets) == 1 and isinstance(n.targets[0], ast.Name)
+    ]
 
 
 def _intro() -> list[str]:
@@ -182,8 +204,11 @@ def _intro() -> list[str]:
         "Everything here is importable from `aopcore` unless a module is named. Types are written as in the",
         "source (`X | None` means the value may be None).",
         "",
-        "- [Protocols](#protocols): " + ", ".join(f"[`{n}`](#{n.lower()})" for n in
-                                                   ("PromptCurriculum", "PolicyTrainer", "RewardModel", "FeedbackLLM", "Judge", "Embedder")),
+        "- [Protocols](#protocols): "
+        + ", ".join(
+            f"[`{n}`](#{n.lower()})"
+            for n in ("PromptCurriculum", "PolicyTrainer", "RewardModel", "FeedbackLLM", "Judge", "Embedder")
+        ),
         "- [Curriculum context and records](#curriculum-context-and-records): `CurriculumContext`, `Prompt`, `Provenance`, "
         "`EvalRecord`, `Question`, `JudgeItem`, `Verdict`, `TrainStats`, JSONL helpers",
         "- [Errors and exit statuses](#errors-and-exit-statuses): `InputError`, `RuntimeFailure`",
@@ -200,19 +225,37 @@ def api_reference() -> str:
     from aopcore import errors, hookspecs, ledger, protocols, records, registry, testing
 
     out = _intro()
-    out += ["## Protocols", "",
-            _roles(inspect.cleandoc(protocols.__doc__ or "")), ""]
-    for cls in (protocols.PromptCurriculum, protocols.PolicyTrainer, protocols.RewardModel, protocols.FeedbackLLM,
-                protocols.Judge, protocols.Embedder):
+    out += ["## Protocols", "", _roles(inspect.cleandoc(protocols.__doc__ or "")), ""]
+    for cls in (
+        protocols.PromptCurriculum,
+        protocols.PolicyTrainer,
+        protocols.RewardModel,
+        protocols.FeedbackLLM,
+        protocols.Judge,
+        protocols.Embedder,
+    ):
         out += class_section(cls)
 
     out += ["## Curriculum context and records", "", _roles(inspect.cleandoc(records.__doc__ or "")), ""]
     out += dataclass_section(protocols.CurriculumContext)
-    for cls in (records.Prompt, records.Provenance, records.EvalRecord, records.Question, records.JudgeItem,
-                records.Verdict, records.TrainStats):
+    for cls in (
+        records.Prompt,
+        records.Provenance,
+        records.EvalRecord,
+        records.Question,
+        records.JudgeItem,
+        records.Verdict,
+        records.TrainStats,
+    ):
         out += dataclass_section(cls)
     out += ["### JSONL helpers (`aopcore.records`)", ""]
-    for fn in (records.write_jsonl, records.read_jsonl, records.iter_jsonl, records.load_questions, records.load_records):
+    for fn in (
+        records.write_jsonl,
+        records.read_jsonl,
+        records.iter_jsonl,
+        records.load_questions,
+        records.load_records,
+    ):
         out += [f"#### `{fn.__name__}`", "", "```python", signature(fn), "```", "", *_render_doc(fn.__doc__)]
 
     out += ["## Errors and exit statuses", "", _roles(inspect.cleandoc(errors.__doc__ or "")), ""]
@@ -222,11 +265,27 @@ def api_reference() -> str:
     out += ["## Cost accounting", "", _roles(inspect.cleandoc(ledger.__doc__ or "")), ""]
     out += function_section(ledger.record_usage)
 
-    out += ["## Hooks", "", _roles(inspect.cleandoc(hookspecs.__doc__ or "")), "",
-            "Implement a hook with the `aopcore.hookimpl` marker in the module your entry point names:", "",
-            "```python", "from aopcore import hookimpl", "", "@hookimpl", "def register_curricula(register):",
-            "    register(\"my-curriculum\", MyCurriculum)", "```", ""]
-    out += ["### `register(name, factory, *, options=None, description=None)`", "", *_render_doc(hookspecs.Register.__doc__)]
+    out += [
+        "## Hooks",
+        "",
+        _roles(inspect.cleandoc(hookspecs.__doc__ or "")),
+        "",
+        "Implement a hook with the `aopcore.hookimpl` marker in the module your entry point names:",
+        "",
+        "```python",
+        "from aopcore import hookimpl",
+        "",
+        "@hookimpl",
+        "def register_curricula(register):",
+        '    register("my-curriculum", MyCurriculum)',
+        "```",
+        "",
+    ]
+    out += [
+        "### `register(name, factory, *, options=None, description=None)`",
+        "",
+        *_render_doc(hookspecs.Register.__doc__),
+    ]
     for name, fn in inspect.getmembers(hookspecs, inspect.isfunction):
         if name.startswith("register_"):
             out += [f"### `{name}`", "", "```python", signature(fn), "```", "", *_render_doc(fn.__doc__)]
@@ -256,8 +315,14 @@ def _loops_section() -> list[str]:
     out += ["## The per-step channel (`aopcore.steps`)", "", _roles(inspect.cleandoc(steps.__doc__ or "")), ""]
     for cls in (steps.RolloutGroup, steps.StepBatch, steps.StepSelector, steps.PlannedSelector, steps.PromptStream):
         out += class_section(cls, f"aopcore.steps.{cls.__name__}", init=cls is not steps.StepSelector)
-    for fn in (steps.open_stream, steps.group_rollouts, steps.read_batches, steps.write_batches, steps.is_online,
-               steps.observes_steps):
+    for fn in (
+        steps.open_stream,
+        steps.group_rollouts,
+        steps.read_batches,
+        steps.write_batches,
+        steps.is_online,
+        steps.observes_steps,
+    ):
         out += function_section(fn, f"aopcore.steps.{fn.__name__}")
     try:  # a plugin family: the core imports none, so the page shows it only where it is installed
         trl = importlib.import_module("aopcore_integrations.trl")
@@ -273,8 +338,14 @@ def _options_section() -> list[str]:
         options = importlib.import_module("aopcore.options")
     except ImportError:  # the options machinery is optional for this page
         return []
-    out = ["## Options the framework understands", "", _roles(inspect.cleandoc(options.__doc__ or "")), "",
-           "| type (`aopcore.options`) | definition | meaning |", "| --- | --- | --- |"]
+    out = [
+        "## Options the framework understands",
+        "",
+        _roles(inspect.cleandoc(options.__doc__ or "")),
+        "",
+        "| type (`aopcore.options`) | definition | meaning |",
+        "| --- | --- | --- |",
+    ]
     docs = module_attribute_docs(options)
     for name in module_assignments(options):
         value = getattr(options, name, None)

@@ -7,6 +7,7 @@ plugin's ``preflight(ctx)`` with the experiment's budget and categories, and che
 variables. It builds nothing expensive; ``Plan.build`` builds components lazily, so a rerun of a
 finished experiment loads no model.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -32,7 +33,13 @@ from aopcore.options import PreflightContext, run_preflight, validation_context
 from aopcore.records import Question
 from aopcore.registry import Implementation, Registry, ensure_path, load_registry
 
-SECTION_KIND = {"trainer": "trainer", "reward": "reward", "feedback": "feedback", "judge": "judge", "embedder": "embedder"}
+SECTION_KIND = {
+    "trainer": "trainer",
+    "reward": "reward",
+    "feedback": "feedback",
+    "judge": "judge",
+    "embedder": "embedder",
+}
 
 
 @dataclass
@@ -43,7 +50,9 @@ class Plan:
     components: dict[str, tuple[Implementation, BaseModel]] = field(default_factory=dict)
     arms: dict[str, tuple[Implementation, BaseModel]] = field(default_factory=dict)
     data: list[LoadedSource] = field(default_factory=list)  # read and checked by the preflight
-    overrides: list[str] = field(default_factory=list)  # the --set values, so an executor can rebuild the plan on a worker
+    overrides: list[str] = field(
+        default_factory=list
+    )  # the --set values, so an executor can rebuild the plan on a worker
 
     @property
     def base_dir(self) -> Path:
@@ -62,7 +71,9 @@ class Plan:
         data = self.config.model_dump(mode="json", exclude={"experiment": {"output_dir", "executor", "ray_address"}})
         for section, (impl, options) in self.components.items():
             data[section] = {"plugin": impl.name, **options.model_dump(mode="json")}
-        data["arms"] = {arm: {"curriculum": impl.name, **opts.model_dump(mode="json")} for arm, (impl, opts) in self.arms.items()}
+        data["arms"] = {
+            arm: {"curriculum": impl.name, **opts.model_dump(mode="json")} for arm, (impl, opts) in self.arms.items()
+        }
         return data
 
     def build(self, **overrides: Any) -> Experiment:
@@ -75,12 +86,22 @@ class Plan:
         out = Path(exp.output_dir) if Path(exp.output_dir).is_absolute() else self.base_dir / exp.output_dir
         ev = self.config.evaluation
         kwargs: dict[str, Any] = dict(
-            name=exp.name, output_dir=out, trainer=built["trainer"], reward=built["reward"], judge=built["judge"],
-            feedback=built.get("feedback"), embedder=built.get("embedder"), arms=arms,
-            heldout=self.questions("heldout"), test_prompts=self.questions("test_prompts"),
+            name=exp.name,
+            output_dir=out,
+            trainer=built["trainer"],
+            reward=built["reward"],
+            judge=built["judge"],
+            feedback=built.get("feedback"),
+            embedder=built.get("embedder"),
+            arms=arms,
+            heldout=self.questions("heldout"),
+            test_prompts=self.questions("test_prompts"),
             budget=Budget(exp.iterations, exp.records_per_iteration, exp.passes),
             judging=JudgingPlan([tuple(p) for p in ev.pairs] if ev.pairs else None, ev.iterations, ev.both_orders),
-            categories=data.categories, seed=exp.seed, keep_checkpoints=exp.keep_checkpoints, snapshot=self.snapshot(),
+            categories=data.categories,
+            seed=exp.seed,
+            keep_checkpoints=exp.keep_checkpoints,
+            snapshot=self.snapshot(),
             source=(self.file, tuple(self.overrides)),
         )
         kwargs.update(overrides)
@@ -151,7 +172,9 @@ class LazyComponent:
         return f"<{impl.kind} {impl.name!r} ({'built' if self.built else 'not built yet'})>"
 
 
-def _section(raw: dict[str, Any], key: str, model: type[BaseModel], *, required: bool = False, partial: bool = False) -> Any:
+def _section(
+    raw: dict[str, Any], key: str, model: type[BaseModel], *, required: bool = False, partial: bool = False
+) -> Any:
     """Validate one core section on its own, so its problems are reported even when another section has some.
 
     parse_config has reported the section's errors already. With ``partial``, keys with errors are dropped
@@ -174,7 +197,9 @@ def _section(raw: dict[str, Any], key: str, model: type[BaseModel], *, required:
             return None
 
 
-def resolve(file: Path | str, overrides: list[str] | None = None, *, model: type[ExperimentConfig] | None = None) -> Plan:
+def resolve(
+    file: Path | str, overrides: list[str] | None = None, *, model: type[ExperimentConfig] | None = None
+) -> Plan:
     """Validate a config completely; raise ConfigProblems listing every problem at once.
 
     ``model``: the core structure to expect (default ExperimentConfig; the curriculum session passes SessionConfig).
@@ -200,8 +225,16 @@ def resolve(file: Path | str, overrides: list[str] | None = None, *, model: type
         name = spec.get("plugin")
         if not isinstance(name, str):
             continue  # the core model already reported it
-        checked = _check_component(report, registry, SECTION_KIND[section], (section,), name,
-                                   {k: v for k, v in spec.items() if k != "plugin"}, name_key="plugin", context=context)
+        checked = _check_component(
+            report,
+            registry,
+            SECTION_KIND[section],
+            (section,),
+            name,
+            {k: v for k, v in spec.items() if k != "plugin"},
+            name_key="plugin",
+            context=context,
+        )
         if checked:
             plan_components[section] = checked
 
@@ -217,8 +250,16 @@ def resolve(file: Path | str, overrides: list[str] | None = None, *, model: type
             name = spec.get("curriculum", arm)
             if not isinstance(name, str):
                 continue
-            checked = _check_component(report, registry, "curriculum", ("arms", arm), name,
-                                       {k: v for k, v in spec.items() if k != "curriculum"}, name_key="curriculum", context=context)
+            checked = _check_component(
+                report,
+                registry,
+                "curriculum",
+                ("arms", arm),
+                name,
+                {k: v for k, v in spec.items() if k != "curriculum"},
+                name_key="curriculum",
+                context=context,
+            )
             if checked:
                 plan_arms[arm] = checked
         if not arms_raw:
@@ -237,14 +278,22 @@ def resolve(file: Path | str, overrides: list[str] | None = None, *, model: type
     _check_references(report, experiment, evaluation, arm_names)
 
     heldout = next((s.questions for s in loaded if s.key == "data.heldout"), [])
-    categories = (data.categories if data is not None and data.categories else sorted({q.category for q in heldout}))
+    categories = data.categories if data is not None and data.categories else sorted({q.category for q in heldout})
     seeds = getattr(experiment, "seeds", None) or [getattr(experiment, "seed", 0)]
     curricula = {arm: impl.name for arm, (impl, _) in plan_arms.items()}
-    for path, (impl, options) in [((s,), c) for s, c in plan_components.items()] + [(("arms", a), c) for a, c in plan_arms.items()]:
+    for path, (_impl, options) in [((s,), c) for s, c in plan_components.items()] + [
+        (("arms", a), c) for a, c in plan_arms.items()
+    ]:
         ctx = PreflightContext(
-            config_file=file, base_dir=file.parent, section=".".join(path),
-            iterations=getattr(experiment, "iterations", 1), records_per_iteration=getattr(experiment, "records_per_iteration", 1),
-            passes=getattr(experiment, "passes", 1), seeds=list(seeds), categories=list(categories), arms=curricula,
+            config_file=file,
+            base_dir=file.parent,
+            section=".".join(path),
+            iterations=getattr(experiment, "iterations", 1),
+            records_per_iteration=getattr(experiment, "records_per_iteration", 1),
+            passes=getattr(experiment, "passes", 1),
+            seeds=list(seeds),
+            categories=list(categories),
+            arms=curricula,
         )
         _run_preflight(report, path, options, ctx)
 
@@ -272,7 +321,9 @@ def _check_references(report: ConfigReport, experiment: Any, evaluation: Any, ar
     if experiment is not None:
         for i in evaluation.iterations or []:
             if not 1 <= i <= experiment.iterations:
-                report.add(("evaluation", "iterations"), f"{i} is outside 1..{experiment.iterations} (experiment.iterations)")
+                report.add(
+                    ("evaluation", "iterations"), f"{i} is outside 1..{experiment.iterations} (experiment.iterations)"
+                )
 
 
 def _run_preflight(report: ConfigReport, path: tuple[str, ...], options: BaseModel, ctx: PreflightContext) -> None:
@@ -292,9 +343,17 @@ def _run_preflight(report: ConfigReport, path: tuple[str, ...], options: BaseMod
             report.add(path, problem)
 
 
-def _check_component(report: ConfigReport, registry: Registry, kind: str, path: tuple[str, ...], name: str,
-                     options: dict[str, Any], *, name_key: str, context: dict[str, Any] | None = None,
-                     ) -> tuple[Implementation, BaseModel] | None:
+def _check_component(
+    report: ConfigReport,
+    registry: Registry,
+    kind: str,
+    path: tuple[str, ...],
+    name: str,
+    options: dict[str, Any],
+    *,
+    name_key: str,
+    context: dict[str, Any] | None = None,
+) -> tuple[Implementation, BaseModel] | None:
     """Validate one section against its plugin's options model (paths resolved against the config file).
 
     Without ``context`` (callers outside ``resolve``) the plugin's preflight also runs here.

@@ -3,6 +3,7 @@
 It registers through the same ``register_data_sources`` hook a third party uses (entry point
 ``core = "aopcore.builtin_data"``; :mod:`aopcore.registry` loads it even where that entry point is missing).
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterable

@@ -5,6 +5,7 @@ classes; ``isinstance`` checks the member's presence). The core asks these funct
 optional parts of the plugin contract are visible to a type checker and listed in one place (docs/plugins.md).
 A trainer's keyword capabilities (``train(stream=)``, ``train(scratch=)``) are read from its signature, here only.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -64,8 +65,18 @@ class StreamTrainer(Protocol):
     """A trainer whose ``train`` takes ``stream=`` (draws each step's prompts) and/or ``scratch=`` (a
     crash-surviving folder for its mid-stage checkpoints). Detected from the signature by the functions below."""
 
-    def train(self, policy: Path, prompts: Sequence[Any], reward: Any, *, passes: int, out: Path, seed: int,
-              stream: Any = None, scratch: Path | None = None) -> Any: ...
+    def train(
+        self,
+        policy: Path,
+        prompts: Sequence[Any],
+        reward: Any,
+        *,
+        passes: int,
+        out: Path,
+        seed: int,
+        stream: Any = None,
+        scratch: Path | None = None,
+    ) -> Any: ...
 
 
 def _member(obj: Any, capability: type, name: str) -> Any:
@@ -122,6 +133,20 @@ def train_accepts(trainer: Any, keyword: str) -> bool:
     return accepts_keyword(trainer.train, keyword)
 
 
-__all__ = ["ChoosesPerStep", "ObservesSteps", "UsesEvaluation", "RequiresComponents", "NeedsIterations", "Binds",
-           "StreamTrainer", "chooses_per_step", "observes_steps", "reads_evaluation", "required_components",
-           "needs_iterations", "binds", "trains_from_stream", "train_accepts"]
+__all__ = [
+    "ChoosesPerStep",
+    "ObservesSteps",
+    "UsesEvaluation",
+    "RequiresComponents",
+    "NeedsIterations",
+    "Binds",
+    "StreamTrainer",
+    "chooses_per_step",
+    "observes_steps",
+    "reads_evaluation",
+    "required_components",
+    "needs_iterations",
+    "binds",
+    "trains_from_stream",
+    "train_accepts",
+]

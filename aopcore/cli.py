@@ -2,6 +2,7 @@
 
 Exit status: 0 success; 2 bad input (one line per problem, no traceback); 1 runtime failure.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -107,11 +108,10 @@ def _cmd_plugins(args: argparse.Namespace) -> int:
 
 def _cmd_report(args: argparse.Namespace) -> int:
     from aopcore.aggregate import is_multiseed_root, seed_dirs
-    from aopcore.report import write_reports
-    from aopcore.store import require_run_dir
-
     from aopcore.errors import RuntimeFailure
     from aopcore.integrity import damaged_message, first_damage
+    from aopcore.report import write_reports
+    from aopcore.store import require_run_dir
 
     if (damage := first_damage(args.run_dir)) is not None:  # name the damaged file instead of failing on it
         raise RuntimeFailure(damaged_message(args.run_dir, damage))
@@ -143,14 +143,20 @@ def _cmd_verify(args: argparse.Namespace) -> int:
         result = verify_run(root)
         for d in result.damage:
             print(d.line(root))
-        old = f"; {len(result.unverifiable)} stage(s) recorded before output hashes, not checked" if result.unverifiable else ""
+        old = (
+            f"; {len(result.unverifiable)} stage(s) recorded before output hashes, not checked"
+            if result.unverifiable
+            else ""
+        )
         if result.ok:
             print(f"{root}: OK, {result.stages} finished stage(s), {result.files} file(s) match their records{old}")
         else:
             stages = result.damaged_stages()
             damaged += len(stages)
-            print(f"{root}: {len(stages)} damaged stage(s): {', '.join(stages)}{old}; `aopcore run` with this run's "
-                  "config recomputes them and the stages that depend on them")
+            print(
+                f"{root}: {len(stages)} damaged stage(s): {', '.join(stages)}{old}; `aopcore run` with this run's "
+                "config recomputes them and the stages that depend on them"
+            )
     return 1 if damaged else 0
 
 
@@ -161,7 +167,9 @@ def _cmd_config_reference(args: argparse.Namespace) -> int:
     registry = load_registry()
     known = sorted({impl.distribution for impl in registry.all()})
     if unknown := [d for d in args.distribution or [] if d not in known]:
-        raise InputError(f"--distribution {', '.join(unknown)}: no installed plugins from it (distributions: {', '.join(known)})")
+        raise InputError(
+            f"--distribution {', '.join(unknown)}: no installed plugins from it (distributions: {', '.join(known)})"
+        )
     print(config_reference(registry, distributions=args.distribution or None), end="")
     return 0
 
@@ -173,30 +181,63 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"aopcore {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("run", help="run (or resume) an experiment")
-    p.add_argument("config", type=Path, help="a config file, or the name of a packaged example (aopcore examples): ./NAME.toml, written when missing")
+    p.add_argument(
+        "config",
+        type=Path,
+        help="a config file, or the name of a packaged example (aopcore examples): ./NAME.toml, written when missing",
+    )
     p.add_argument("-v", "--verbose", action="store_true")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config value, e.g. experiment.iterations=2")
-    p.add_argument("--allow-changed-config", action="store_true",
-                   help="continue a run directory whose config, data or components changed (recorded in fingerprint-changes.jsonl)")
-    p.add_argument("--wait", action="store_true",
-                   help="if another driver is running this run directory, wait for it to finish (default: refuse at once, exit 2)")
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config value, e.g. experiment.iterations=2",
+    )
+    p.add_argument(
+        "--allow-changed-config",
+        action="store_true",
+        help="continue a run directory whose config, data or components changed (recorded in fingerprint-changes.jsonl)",
+    )
+    p.add_argument(
+        "--wait",
+        action="store_true",
+        help="if another driver is running this run directory, wait for it to finish (default: refuse at once, exit 2)",
+    )
     p.set_defaults(func=_cmd_run)
     p = sub.add_parser("validate", help="check a config without running it")
-    p.add_argument("config", type=Path, help="a config file, or the name of a packaged example (aopcore examples): ./NAME.toml, written when missing")
+    p.add_argument(
+        "config",
+        type=Path,
+        help="a config file, or the name of a packaged example (aopcore examples): ./NAME.toml, written when missing",
+    )
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config value")
     p.set_defaults(func=_cmd_validate)
     p = sub.add_parser("plugins", help="list every registered implementation and where it comes from")
     p.add_argument("--load", action="append", metavar="MODULE", help="also load this plugin module")
-    p.add_argument("--details", metavar="NAME", help="one implementation's description, options (defaults, bounds), package and version")
+    p.add_argument(
+        "--details",
+        metavar="NAME",
+        help="one implementation's description, options (defaults, bounds), package and version",
+    )
     p.set_defaults(func=_cmd_plugins)
     p = sub.add_parser("config-reference", help="print the configuration reference (Markdown) from the option models")
-    p.add_argument("--distribution", action="append", metavar="DIST",
-                   help="only plugins from this distribution (repeatable); default: every installed plugin, grouped by distribution")
+    p.add_argument(
+        "--distribution",
+        action="append",
+        metavar="DIST",
+        help="only plugins from this distribution (repeatable); default: every installed plugin, grouped by distribution",
+    )
     p.set_defaults(func=_cmd_config_reference)
-    p = sub.add_parser("report", help="(re)write the report of a run directory (of every seed and the aggregate, for a multi-seed run)")
+    p = sub.add_parser(
+        "report", help="(re)write the report of a run directory (of every seed and the aggregate, for a multi-seed run)"
+    )
     p.add_argument("run_dir", type=Path)
     p.set_defaults(func=_cmd_report)
-    p = sub.add_parser("verify", help="check a run directory's finished outputs against the hashes in their stage records (changes nothing)")
+    p = sub.add_parser(
+        "verify",
+        help="check a run directory's finished outputs against the hashes in their stage records (changes nothing)",
+    )
     p.add_argument("run_dir", type=Path)
     p.set_defaults(func=_cmd_verify)
     from aopcore import apidoc, envreport, examples, scaffold  # scaffold, API reference: for plugin authors
@@ -216,7 +257,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     # leave a handler someone else installed alone (an embedding program); signals are the main thread's only
-    installed = signal.getsignal(signal.SIGTERM) == signal.SIG_DFL and threading.current_thread() is threading.main_thread()
+    installed = (
+        signal.getsignal(signal.SIGTERM) == signal.SIG_DFL and threading.current_thread() is threading.main_thread()
+    )
     if installed:
         signal.signal(signal.SIGTERM, _on_sigterm)
     try:
@@ -236,8 +279,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {os_error_line(exc)}", file=sys.stderr)  # no space, no permission, read-only, too many files
         return 1
     except JSONLDecodeError as exc:  # a damaged file the command read: name it (verify says whether more is damaged)
-        print(f"error: {exc}; the file is damaged: `aopcore verify RUN_DIR` lists damage, `aopcore run` recomputes it",
-              file=sys.stderr)
+        print(
+            f"error: {exc}; the file is damaged: `aopcore verify RUN_DIR` lists damage, `aopcore run` recomputes it",
+            file=sys.stderr,
+        )
         return 1
     except Terminated:
         print("stopped (SIGTERM); rerun the same command to resume", file=sys.stderr)

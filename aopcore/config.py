@@ -4,6 +4,7 @@ A component section names its plugin (``plugin = "ppo"``) and carries that
 plugin's options beside it; an arm section names a curriculum (default: the
 arm's own name). Problems come back as ``file:line: toml.path: message`` lines.
 """
+
 from __future__ import annotations
 
 import difflib
@@ -12,7 +13,7 @@ import re
 import tomllib
 import typing
 from pathlib import Path
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError, model_validator
 
@@ -31,30 +32,49 @@ class ExperimentSection(_Strict):
     output_dir: str = Field("runs", description="Folder that holds run directories (relative to the config file).")
     seed: int = Field(0, description="Base seed; every stage derives its own seed from it and its stage id.")
     seeds: list[Annotated[int, Field(ge=0)]] | None = Field(
-        None, min_length=1,
+        None,
+        min_length=1,
         description="Run once per seed, e.g. [0, 1, 2, 3, 4] (instead of `seed`): a resumable sub-run <name>/seed-<s>/ "
-                    "each, then an aggregate report with 95% intervals across seeds in <name>/aggregate/.")
-    share_sft: bool = Field(True, description="With `seeds`: train the SFT policy once (with the first seed) and start "
-                                              "every seed from it, so seeds differ only in the RL phase being compared.")
+        "each, then an aggregate report with 95% intervals across seeds in <name>/aggregate/.",
+    )
+    share_sft: bool = Field(
+        True,
+        description="With `seeds`: train the SFT policy once (with the first seed) and start "
+        "every seed from it, so seeds differ only in the RL phase being compared.",
+    )
     iterations: int = Field(4, ge=1, description="RLHF iterations per arm (paper: 4).")
-    records_per_iteration: int = Field(2000, ge=1, description="Prompts each arm trains on per iteration (paper: 2000).")
+    records_per_iteration: int = Field(
+        2000, ge=1, description="Prompts each arm trains on per iteration (paper: 2000)."
+    )
     passes: int = Field(2, ge=1, description="How many times each prompt is seen per iteration (paper: 2).")
-    keep_checkpoints: Literal["all", "last"] = Field("all", description="Keep every iteration's policy checkpoint, or only the latest one per arm.")
+    keep_checkpoints: Literal["all", "last"] = Field(
+        "all", description="Keep every iteration's policy checkpoint, or only the latest one per arm."
+    )
     plugins: list[str] = Field(default_factory=list, description="Extra plugin modules to load by import name.")
-    plugin_paths: list[str] = Field(default_factory=list, description="Folders added to sys.path before loading `plugins`.")
-    executor: Literal["local", "ray"] = Field("local", description="Where stages run: `local` (one at a time, in this process) or `ray` "
-                                                               "(independent stages at once as Ray tasks; needs `pip install 'aopcore[ray]'`). "
-                                                               "Either resumes the other's run directory.")
-    ray_address: str | None = Field(None, description="With executor = \"ray\": the cluster to join (`auto`, `ray://HOST:10001`); "
-                                                      "default: RAY_ADDRESS, else a Ray instance started on this machine.")
+    plugin_paths: list[str] = Field(
+        default_factory=list, description="Folders added to sys.path before loading `plugins`."
+    )
+    executor: Literal["local", "ray"] = Field(
+        "local",
+        description="Where stages run: `local` (one at a time, in this process) or `ray` "
+        "(independent stages at once as Ray tasks; needs `pip install 'aopcore[ray]'`). "
+        "Either resumes the other's run directory.",
+    )
+    ray_address: str | None = Field(
+        None,
+        description='With executor = "ray": the cluster to join (`auto`, `ray://HOST:10001`); '
+        "default: RAY_ADDRESS, else a Ray instance started on this machine.",
+    )
 
     @model_validator(mode="after")
-    def _one_way_to_seed(self) -> "ExperimentSection":
+    def _one_way_to_seed(self) -> ExperimentSection:
         from pydantic_core import PydanticCustomError
 
         if self.seeds is not None and "seed" in self.model_fields_set:
-            raise PydanticCustomError("aopcore_input", "seed and seeds are exclusive: use seeds = [...] for a multi-seed run, "
-                                      "or seed = N for a single run")
+            raise PydanticCustomError(
+                "aopcore_input",
+                "seed and seeds are exclusive: use seeds = [...] for a multi-seed run, or seed = N for a single run",
+            )
         if self.seeds is not None and len(set(self.seeds)) != len(self.seeds):
             raise PydanticCustomError("aopcore_input", "seeds must be distinct (got {seeds})", {"seeds": self.seeds})
         return self
@@ -63,15 +83,17 @@ class ExperimentSection(_Strict):
 class SourceTable(_Strict):
     """A data source with an explicit field mapping, for data in a schema aopcore does not recognise."""
 
-    source: str = Field(validation_alias=AliasChoices("source", "path"),
-                        description="The data: a path (file or folder) or scheme:ARG, as for a plain string entry; `path` is accepted too.")
+    source: str = Field(
+        validation_alias=AliasChoices("source", "path"),
+        description="The data: a path (file or folder) or scheme:ARG, as for a plain string entry; `path` is accepted too.",
+    )
     text: str | None = Field(None, description="Column holding the question text.")
     id: str | None = Field(None, description="Column holding a unique id (default: the row number).")
     category: str | None = Field(None, description="Column holding the category.")
     default_category: str | None = Field(None, description="Category of rows without one (default: general).")
 
     @model_validator(mode="after")
-    def _text_first(self) -> "SourceTable":
+    def _text_first(self) -> SourceTable:
         if self.text is None and (self.id or self.category):
             raise ValueError("a field mapping needs `text` (the column holding the question) as well")
         return self
@@ -82,22 +104,40 @@ def _source_kind(value: Any) -> str:
 
 
 # a string spec or a table; tags starting with "~" are left out of error locations
-DataSource = Annotated[Union[Annotated[str, Tag("~spec")], Annotated[SourceTable, Tag("~table")]], Discriminator(_source_kind)]
+DataSource = Annotated[
+    Annotated[str, Tag("~spec")] | Annotated[SourceTable, Tag("~table")], Discriminator(_source_kind)
+]
 
-DATA_SPEC_HELP = ("a path (file or folder: .jsonl, .jsonl.gz, .json, .parquet, .csv), builtin:NAME, "
-                  "hf:ID[:CONFIG][:SPLIT], another installed scheme, or a table {source = ..., text = COLUMN, ...}")
+DATA_SPEC_HELP = (
+    "a path (file or folder: .jsonl, .jsonl.gz, .json, .parquet, .csv), builtin:NAME, "
+    "hf:ID[:CONFIG][:SPLIT], another installed scheme, or a table {source = ..., text = COLUMN, ...}"
+)
 
 
 class DataSection(_Strict):
-    heldout: DataSource = Field("builtin:heldout", description=f"Held-out questions evaluated every iteration: {DATA_SPEC_HELP}.")
-    heldout_per_category: int | None = Field(None, ge=1, description="Keep at most this many held-out questions per category.")
-    test_prompts: DataSource = Field("builtin:test-prompts", description=f"Prompts the judge compares arms on: {DATA_SPEC_HELP}.")
-    test_size: int | None = Field(None, ge=1, description="Use the first N test prompts (paper: 2000); more than the data hold is an error.")
-    categories: list[str] | None = Field(None, min_length=1, description="Restrict held-out questions and curricula to these categories; default: all categories of the held-out questions.")
+    heldout: DataSource = Field(
+        "builtin:heldout", description=f"Held-out questions evaluated every iteration: {DATA_SPEC_HELP}."
+    )
+    heldout_per_category: int | None = Field(
+        None, ge=1, description="Keep at most this many held-out questions per category."
+    )
+    test_prompts: DataSource = Field(
+        "builtin:test-prompts", description=f"Prompts the judge compares arms on: {DATA_SPEC_HELP}."
+    )
+    test_size: int | None = Field(
+        None, ge=1, description="Use the first N test prompts (paper: 2000); more than the data hold is an error."
+    )
+    categories: list[str] | None = Field(
+        None,
+        min_length=1,
+        description="Restrict held-out questions and curricula to these categories; default: all categories of the held-out questions.",
+    )
 
 
 class EvaluationSection(_Strict):
-    pairs: list[tuple[str, str]] | None = Field(None, description="Arm pairs to judge at each iteration; default: every pair.")
+    pairs: list[tuple[str, str]] | None = Field(
+        None, description="Arm pairs to judge at each iteration; default: every pair."
+    )
     iterations: list[int] | None = Field(None, description="Iterations to judge; default: all.")
     both_orders: bool = Field(True, description="Judge each pair in both orders; a win counts only when both agree.")
     samples_in_report: int = Field(3, ge=0, description="Sample generations shown per arm in the report.")
@@ -171,7 +211,11 @@ def _model_at(model: type[BaseModel] | None, path: list[Any]) -> type[BaseModel]
             return None
         field = model.model_fields.get(str(part))
         args = typing.get_args(field.annotation) if field else ()
-        found = [a for a in (args or ((field.annotation,) if field else ())) if isinstance(a, type) and issubclass(a, BaseModel)]
+        found = [
+            a
+            for a in (args or ((field.annotation,) if field else ()))
+            if isinstance(a, type) and issubclass(a, BaseModel)
+        ]
         model = found[0] if found else None
     return model
 
@@ -203,7 +247,9 @@ class ConfigReport:
         dotted = ".".join(str(p) for p in path)
         self.problems.append(f"{where}: {dotted}: {message}" if dotted else f"{where}: {message}")
 
-    def add_validation_error(self, prefix: tuple[Any, ...], error: ValidationError, model: type[BaseModel] | None) -> None:
+    def add_validation_error(
+        self, prefix: tuple[Any, ...], error: ValidationError, model: type[BaseModel] | None
+    ) -> None:
         for err in error.errors():
             loc = prefix + tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("~")))
             if err["type"] == "extra_forbidden":
@@ -274,8 +320,12 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[tuple[str
     return applied
 
 
-def parse_config(file: Path, overrides: list[str] | None = None, *, model: type[ExperimentConfig] | None = None,
-                 ) -> tuple[ExperimentConfig | None, dict[str, Any], ConfigReport]:
+def parse_config(
+    file: Path,
+    overrides: list[str] | None = None,
+    *,
+    model: type[ExperimentConfig] | None = None,
+) -> tuple[ExperimentConfig | None, dict[str, Any], ConfigReport]:
     """Validate the core structure (``model``: ExperimentConfig, or a variant such as the curriculum session's);
     plugin options are checked later, against the registry."""
     model = model or ExperimentConfig

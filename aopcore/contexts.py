@@ -5,6 +5,7 @@ Shared by :class:`~aopcore.Experiment` (the prompts stage and the per-step strea
 the seed ``stage_seed(base_seed, arms/<arm>/iter-RR/prompts)``, the arm's earlier prompts as history, its
 curriculum workdir, and the per-step batches of earlier iterations (for curricula in the per-step channel).
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
@@ -36,10 +37,24 @@ def earlier_steps(layout: RunLayout, arm: str, i: int, curriculum: Any) -> list[
     return [b for j in range(1, i) if layout.steps(arm, j).exists() for b in read_batches(layout.steps(arm, j))]
 
 
-def curriculum_context(layout: RunLayout, curriculum: Any, arm: str, i: int, *, iterations: int, budget: int,
-                       base_seed: int, categories: Sequence[str], evaluation: Sequence[EvalRecord], feedback: Any,
-                       embedder: Any, reward: Any, generate: Callable[[int], Callable[..., Any]] | None = None,
-                       counted: bool = True, solve: Callable[[str], Any] | None = None) -> CurriculumContext:
+def curriculum_context(
+    layout: RunLayout,
+    curriculum: Any,
+    arm: str,
+    i: int,
+    *,
+    iterations: int,
+    budget: int,
+    base_seed: int,
+    categories: Sequence[str],
+    evaluation: Sequence[EvalRecord],
+    feedback: Any,
+    embedder: Any,
+    reward: Any,
+    generate: Callable[[int], Callable[..., Any]] | None = None,
+    counted: bool = True,
+    solve: Callable[[str], Any] | None = None,
+) -> CurriculumContext:
     """The context of ``arm``'s iteration ``i``.
 
     ``generate(seed)`` makes ``ctx.generate`` (the policy's sampler, defaulting to that seed). ``counted``: every
@@ -49,12 +64,25 @@ def curriculum_context(layout: RunLayout, curriculum: Any, arm: str, i: int, *, 
     seed = prompts_seed(base_seed, arm, i)
     checked = contracts.checked_reward(reward)
     sampler = generate(seed) if generate is not None else None
-    components = (counted_context(feedback=feedback, embedder=embedder, reward=checked, generate=sampler) if counted
-                  else {"feedback": feedback, "embedder": embedder, "reward": checked})
+    components = (
+        counted_context(feedback=feedback, embedder=embedder, reward=checked, generate=sampler)
+        if counted
+        else {"feedback": feedback, "embedder": embedder, "reward": checked}
+    )
     ctx = CurriculumContext(
-        arm=arm, iteration=i, iterations=iterations, budget=budget, seed=seed, categories=list(categories or []),
-        evaluation=list(evaluation), history=history(layout, arm, i), workdir=layout.curriculum_dir(arm),
-        **components, base_seed=base_seed, steps=earlier_steps(layout, arm, i, curriculum),
-        solve=solve)
+        arm=arm,
+        iteration=i,
+        iterations=iterations,
+        budget=budget,
+        seed=seed,
+        categories=list(categories or []),
+        evaluation=list(evaluation),
+        history=history(layout, arm, i),
+        workdir=layout.curriculum_dir(arm),
+        **components,
+        base_seed=base_seed,
+        steps=earlier_steps(layout, arm, i, curriculum),
+        solve=solve,
+    )
     ctx.workdir.mkdir(parents=True, exist_ok=True)
     return ctx

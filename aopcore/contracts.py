@@ -17,6 +17,7 @@ every component it is given):
 - judge: ``fn(question, answer_a, answer_b) -> "A" | "B" | "C" | None`` (:class:`JudgeFunction`);
 - embedder: ``fn(texts) -> array``; curriculum: ``fn(ctx) -> list[Prompt]``.
 """
+
 from __future__ import annotations
 
 import inspect
@@ -37,7 +38,11 @@ CALLS: dict[str, dict[str, tuple[tuple[Any, ...], dict[str, Any], str]]] = {
     "trainer": {
         "initial_policy": ((_P,), {"seed": 0}, "initial_policy(out, *, seed)"),
         "generate": ((_P, ["q"]), {"seed": 0, "sample": False}, "generate(policy, prompts, *, seed, sample=False)"),
-        "train": ((_P, [], None), {"passes": 1, "out": _P, "seed": 0}, "train(policy, prompts, reward, *, passes, out, seed)"),
+        "train": (
+            (_P, [], None),
+            {"passes": 1, "out": _P, "seed": 0},
+            "train(policy, prompts, reward, *, passes, out, seed)",
+        ),
     },
     "reward": {"score": ((["q"], ["a"]), {}, "score(prompts, responses) -> list[float]")},
     "feedback": {"complete": ((["p"],), {}, "complete(prompts) -> list[str]")},
@@ -45,8 +50,14 @@ CALLS: dict[str, dict[str, tuple[tuple[Any, ...], dict[str, Any], str]]] = {
     "embedder": {"embed": ((["t"],), {}, "embed(texts) -> array")},
     "curriculum": {"prompts": ((None,), {}, "prompts(ctx) -> list[Prompt]")},
 }
-PROTOCOL = {"trainer": "PolicyTrainer", "reward": "RewardModel", "feedback": "FeedbackLLM", "judge": "Judge",
-            "embedder": "Embedder", "curriculum": "PromptCurriculum"}
+PROTOCOL = {
+    "trainer": "PolicyTrainer",
+    "reward": "RewardModel",
+    "feedback": "FeedbackLLM",
+    "judge": "Judge",
+    "embedder": "Embedder",
+    "curriculum": "PromptCurriculum",
+}
 NOT_TRAIN_STATS = ("dict", "list", "tuple", "None", "float", "int", "str", "Path")
 
 
@@ -92,7 +103,9 @@ def check_component(role: str, obj: Any, where: str | None = None) -> list[str]:
             ret = sig.return_annotation
             text = ret if isinstance(ret, str) else getattr(ret, "__name__", str(ret))
             if ret is not inspect.Signature.empty and str(text).split("[")[0].strip() in NOT_TRAIN_STATS:
-                problems.append(f"{_label(where, obj)}: train() is annotated to return {text}; it must return aopcore.TrainStats")
+                problems.append(
+                    f"{_label(where, obj)}: train() is annotated to return {text}; it must return aopcore.TrainStats"
+                )
     return problems
 
 
@@ -102,7 +115,10 @@ def accepts_keyword(fn: Callable[..., Any], name: str) -> bool:
         params = inspect.signature(fn).parameters.values()
     except (TypeError, ValueError):
         return False
-    return any(p.name == name and p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD) or p.kind == p.VAR_KEYWORD for p in params)
+    return any(
+        p.name == name and p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD) or p.kind == p.VAR_KEYWORD
+        for p in params
+    )
 
 
 def takes_keyword(obj: Any, method: str, name: str) -> bool:
@@ -150,7 +166,11 @@ class RewardFunction:
             return []
         plain = [p for p in params if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
         named = {p.name for p in plain[:2] if p.kind != p.KEYWORD_ONLY}  # prompts, completions (by position)
-        return [p.name for p in plain if p.default is p.empty and p.name not in named | {"prompts", "completions", "categories"}]
+        return [
+            p.name
+            for p in plain
+            if p.default is p.empty and p.name not in named | {"prompts", "completions", "categories"}
+        ]
 
     def reads_keywords(self) -> bool:
         """Whether it takes ``**kwargs``: it may look for dataset columns there and find none."""
@@ -168,18 +188,27 @@ def reward_columns_problem(reward: Any, where: str) -> str | None:
     if not needed:
         return None
     name = getattr(reward.fn, "__name__", type(reward.fn).__name__)
-    return (f"{where}: {name}() needs the dataset column(s) {', '.join(needed)}, which the held-out questions do not carry: "
-            f"give a reward(prompts, completions, **kw) that scores held-out answers without them (the TRL trainer keeps {name})")
+    return (
+        f"{where}: {name}() needs the dataset column(s) {', '.join(needed)}, which the held-out questions do not carry: "
+        f"give a reward(prompts, completions, **kw) that scores held-out answers without them (the TRL trainer keeps {name})"
+    )
 
 
 def uniform_reward_warning(reward: Any, rewards: Sequence[float]) -> str | None:
     """A TRL-style reward that reads ``**kwargs`` and gave every held-out answer the same score: likely columns it lacked."""
-    if not isinstance(reward, RewardFunction) or not reward.reads_keywords() or len(rewards) < 2 or len(set(rewards)) != 1:
+    if (
+        not isinstance(reward, RewardFunction)
+        or not reward.reads_keywords()
+        or len(rewards) < 2
+        or len(set(rewards)) != 1
+    ):
         return None
     name = getattr(reward.fn, "__name__", type(reward.fn).__name__)
-    return (f"reward function {name}() gave every one of {len(rewards)} held-out answers {rewards[0]}: if it reads dataset "
-            "columns from **kwargs, the held-out evaluation passes none (only prompts, completions, categories), so the "
-            "curriculum is choosing from a blank evaluation")
+    return (
+        f"reward function {name}() gave every one of {len(rewards)} held-out answers {rewards[0]}: if it reads dataset "
+        "columns from **kwargs, the held-out evaluation passes none (only prompts, completions, categories), so the "
+        "curriculum is choosing from a blank evaluation"
+    )
 
 
 class FeedbackFunction:
@@ -253,7 +282,10 @@ class CurriculumFunction:
 
 
 ADAPTERS: dict[str, Callable[[Any], Any]] = {
-    "reward": RewardFunction, "feedback": FeedbackFunction, "judge": JudgeFunction, "embedder": EmbedFunction,
+    "reward": RewardFunction,
+    "feedback": FeedbackFunction,
+    "judge": JudgeFunction,
+    "embedder": EmbedFunction,
     "curriculum": CurriculumFunction,
 }
 
@@ -301,8 +333,10 @@ def train_stats(trainer: Any, value: Any) -> TrainStats:
     """The TrainStats a train() returned, or a clear error naming the trainer."""
     if isinstance(value, TrainStats):
         return value
-    raise RuntimeFailure(f"{_label('trainer', trainer)}: train() returned {type(value).__name__}, not aopcore.TrainStats "
-                    "(return TrainStats(steps=..., episodes=..., tokens_generated=..., metrics=[...]))")
+    raise RuntimeFailure(
+        f"{_label('trainer', trainer)}: train() returned {type(value).__name__}, not aopcore.TrainStats "
+        "(return TrainStats(steps=..., episodes=..., tokens_generated=..., metrics=[...]))"
+    )
 
 
 # ---- values checked where they enter ------------------------------------------------------------
@@ -342,8 +376,15 @@ def output_list(values: Any, expected: int, call: str, kind: str, unit: str, per
     return values
 
 
-def checked_rewards(reward: Any, values: Any, prompts: Sequence[str], *, ids: Sequence[str] | None = None,
-                    where: str = "reward", method: str = "score") -> list[float]:
+def checked_rewards(
+    reward: Any,
+    values: Any,
+    prompts: Sequence[str],
+    *,
+    ids: Sequence[str] | None = None,
+    where: str = "reward",
+    method: str = "score",
+) -> list[float]:
     """The rewards as floats, or a BadComponentOutput naming the component, method and first bad item.
 
     A reward must be a finite real number for every response: None, NaN, infinities, strings and other
@@ -368,7 +409,9 @@ def checked_rewards(reward: Any, values: Any, prompts: Sequence[str], *, ids: Se
                     problem = repr(f)
                 out.append(f)
         if problem:
-            raise BadComponentOutput(f"{call} returned {problem} for {_item(prompts, ids, k)}; a reward must be a finite number")
+            raise BadComponentOutput(
+                f"{call} returned {problem} for {_item(prompts, ids, k)}; a reward must be a finite number"
+            )
     return out
 
 

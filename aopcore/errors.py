@@ -5,6 +5,7 @@ Which to raise is decided by who can fix it: the user, by editing the config or 
 The CLI prints either as ``error: ...`` lines without a traceback; finished stages are kept,
 so the user fixes the cause and reruns the same command.
 """
+
 from __future__ import annotations
 
 

@@ -10,6 +10,7 @@ the written file, and command lines in comments lose their checkout paths (``.ve
 examples/quickstart.toml`` -> ``aopcore run quickstart.toml``). No example config names any other relative
 path (tests/e2e/test_pip_user.py checks it), so nothing else needs to travel with it.
 """
+
 from __future__ import annotations
 
 import difflib
@@ -123,8 +124,10 @@ def write_example(name: str, folder: Path, *, force: bool = False) -> tuple[Path
         if target.read_text(encoding="utf-8", errors="replace") == text:
             return target, False
         if not force:
-            raise InputError(f"{target}: exists and differs from the packaged example {example.filename} "
-                             "(your edits?); remove it, write elsewhere, or pass --force to overwrite")
+            raise InputError(
+                f"{target}: exists and differs from the packaged example {example.filename} "
+                "(your edits?); remove it, write elsewhere, or pass --force to overwrite"
+            )
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(f".{target.name}.tmp")
     tmp.write_text(text, encoding="utf-8")
@@ -149,16 +152,22 @@ def config_argument(arg: Path) -> tuple[Path, str | None]:
         return arg, None
     target = Path(example.filename)
     if target.exists():
-        return target, f"{arg}: no such file; using ./{target} (the packaged example {example.name}, or your edit of it)"
+        return (
+            target,
+            f"{arg}: no such file; using ./{target} (the packaged example {example.name}, or your edit of it)",
+        )
     target, _ = write_example(example.name, Path("."))
     return target, f"{arg}: no such file; wrote the packaged example to ./{target} (edit it and rerun)"
 
 
 def add_parser(sub) -> None:
     """``aopcore examples [list|show NAME|write NAME [DIR]]``."""
-    p = sub.add_parser("examples", help="list the example configs and scripts that ship with aopcore, show or write one",
-                       description="Without an action: list them. `aopcore run NAME` runs a packaged config by name "
-                                   "(writing ./NAME.toml first when it is missing).")
+    p = sub.add_parser(
+        "examples",
+        help="list the example configs and scripts that ship with aopcore, show or write one",
+        description="Without an action: list them. `aopcore run NAME` runs a packaged config by name "
+        "(writing ./NAME.toml first when it is missing).",
+    )
     actions = p.add_subparsers(dest="action")
     actions.add_parser("list", help="list the examples (the default)")
     show = actions.add_parser("show", help="print one example as it would be written")

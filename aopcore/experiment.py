@@ -3,6 +3,7 @@
 Library first: build an :class:`Experiment` from any objects that satisfy the
 protocols. The CLI only turns a config file into such objects.
 """
+
 from __future__ import annotations
 
 import json
@@ -19,17 +20,15 @@ from aopcore.errors import InputError, RuntimeFailure
 from aopcore.fingerprint import check_run_dir, experiment_fingerprint
 from aopcore.ledger import counted_feedback, counted_judge
 from aopcore.protocols import Embedder, FeedbackLLM, Judge, PolicyTrainer, PromptCurriculum, RewardModel
-from aopcore.rundir import RunLayout, stage_seed
 from aopcore.records import Question
+from aopcore.rundir import RunLayout, stage_seed  # noqa: F401 (stage_seed: published as aopcore.experiment.stage_seed)
+from aopcore.stage_work import StageWork, _link_tree  # noqa: F401
+from aopcore.stagegraph import Stage, StageGraph  # noqa: F401 - Stage is part of this module's API
 from aopcore.stagerun import commit_stage
 from aopcore.stats import WinRate
 from aopcore.store import RunStore, atomic_write_json, clean_temporaries
-
-from aopcore.stagegraph import Stage, StageGraph  # noqa: F401 - Stage is part of this module's API
-from aopcore.stage_work import StageWork, _link_tree  # noqa: F401
 from aopcore.training import TrainingStage
 from aopcore.twins import TwinReuse
-
 from aopcore.validation import experiment_problems, raise_problems
 
 log = logging.getLogger("aopcore")
@@ -87,29 +86,46 @@ class Experiment(StageGraph, StageWork, TrainingStage, TwinReuse):
     keep_checkpoints: str = "all"  # "all" | "last"
     snapshot: dict[str, Any] | None = None
     after_stage: Callable[[str], None] | None = None  # hook for progress UIs and tests
-    initial_policy: Path | None = None  # an existing policy_0 folder (linked, not trained): seeds sharing one SFT, own SFT models
-    allow_changes: bool = False  # continue a run directory whose fingerprint differs (recorded in fingerprint-changes.jsonl)
+    initial_policy: Path | None = (
+        None  # an existing policy_0 folder (linked, not trained): seeds sharing one SFT, own SFT models
+    )
+    allow_changes: bool = (
+        False  # continue a run directory whose fingerprint differs (recorded in fingerprint-changes.jsonl)
+    )
     source: tuple[Path, tuple[str, ...]] | None = None  # (config file, --set overrides) the components were built from
-    rebuild: Callable[..., Any] | None = None  # rebuild(config, overrides, carried) -> Experiment: how executors' workers build it again
+    rebuild: Callable[..., Any] | None = (
+        None  # rebuild(config, overrides, carried) -> Experiment: how executors' workers build it again
+    )
 
     def __post_init__(self) -> None:
         self.layout = RunLayout(Path(self.output_dir) / self.name)
         self.store = RunStore(self.layout.root)
         self._graph: list[Stage] | None = None
         self._written: dict[str, list[str]] = {}  # outputs a stage's work names for its record (e.g. the train index)
-        self.worker = "local"  # where this process runs stages (an executor sets e.g. "ray:<pid>"); kept in stage records
+        self.worker = (
+            "local"  # where this process runs stages (an executor sets e.g. "ray:<pid>"); kept in stage records
+        )
         if self.categories is None:
             self.categories = sorted({q.category for q in self.heldout})
-        library = self.snapshot is None or self.snapshot.get("source") == "library"  # (re)made here, e.g. after replace()
+        library = (
+            self.snapshot is None or self.snapshot.get("source") == "library"
+        )  # (re)made here, e.g. after replace()
         self._configured = None if library else self.snapshot  # a given config (the CLI's) describes the components
         self._adapt_components()
         if library:  # library use: the fingerprint describes the objects; config.json records the basics
             self.snapshot = {
                 "source": "library",
-                "experiment": {"name": self.name, "seed": self.seed, "iterations": self.budget.iterations,
-                               "records_per_iteration": self.budget.records_per_iteration, "passes": self.budget.passes},
+                "experiment": {
+                    "name": self.name,
+                    "seed": self.seed,
+                    "iterations": self.budget.iterations,
+                    "records_per_iteration": self.budget.records_per_iteration,
+                    "passes": self.budget.passes,
+                },
                 "arms": {arm: type(c).__name__ for arm, c in self.arms.items()},
-                "components": {k: type(getattr(self, k)).__name__ for k in ("trainer", "reward", "judge", "feedback", "embedder")},
+                "components": {
+                    k: type(getattr(self, k)).__name__ for k in ("trainer", "reward", "judge", "feedback", "embedder")
+                },
             }
         self._check()
 
@@ -162,15 +178,32 @@ class Experiment(StageGraph, StageWork, TrainingStage, TwinReuse):
             atomic_write_json(path, self.snapshot)
 
     # ---- stage machinery ----------------------------------------------------------------
-    def _stage(self, stage_id: str, kind: str, work: Callable[[], dict[str, Any] | None], *, arm: str | None = None,
-               order: int = 0, removes: Sequence[str] = ()) -> bool:
+    def _stage(
+        self,
+        stage_id: str,
+        kind: str,
+        work: Callable[[], dict[str, Any] | None],
+        *,
+        arm: str | None = None,
+        order: int = 0,
+        removes: Sequence[str] = (),
+    ) -> bool:
         """Run ``work`` unless the stage is done; returns True if it ran.
 
         The record, written last, holds the sha256 of every output (:mod:`aopcore.integrity`) and the paths the
         stage removes right after (``removes``: a pruned checkpoint is not damage).
         """
-        ran = commit_stage(self.store, stage_id, kind, work, outputs=lambda extra: self._stage_outputs(stage_id, kind, extra),
-                           order=order, arm=arm, worker=self.worker, removes=removes)
+        ran = commit_stage(
+            self.store,
+            stage_id,
+            kind,
+            work,
+            outputs=lambda extra: self._stage_outputs(stage_id, kind, extra),
+            order=order,
+            arm=arm,
+            worker=self.worker,
+            removes=removes,
+        )
         if ran and self.after_stage:
             self.after_stage(stage_id)
         return ran
@@ -209,8 +242,11 @@ class Experiment(StageGraph, StageWork, TrainingStage, TwinReuse):
             log.warning("damaged: %s", damage.line(self.store.root))
         redo = [sid for sid in integrity.dependents(graph, result.damaged_stages()) if self.store.is_done(sid)]
         later = [sid for sid in redo if sid not in set(result.damaged_stages())]
-        log.warning("recomputing %s%s", ", ".join(result.damaged_stages()),
-                    f" and the {len(later)} finished stage(s) that depend on it: {', '.join(later)}" if later else "")
+        log.warning(
+            "recomputing %s%s",
+            ", ".join(result.damaged_stages()),
+            f" and the {len(later)} finished stage(s) that depend on it: {', '.join(later)}" if later else "",
+        )
         for sid in redo:
             if sid in known:
                 self.store.stage_file(sid).unlink(missing_ok=True)
@@ -229,8 +265,13 @@ class Experiment(StageGraph, StageWork, TrainingStage, TwinReuse):
         missing = [d for d in stage.deps if not self.store.is_done(d)]
         if missing and not self.store.is_done(stage_id):
             raise RuntimeFailure(f"stage {stage_id} cannot run before {', '.join(missing)}")
-        prunes = stage.kind == "evaluate" and stage.arm is not None and self.keep_checkpoints == "last" and bool(stage.iteration) \
+        prunes = (
+            stage.kind == "evaluate"
+            and stage.arm is not None
+            and self.keep_checkpoints == "last"
+            and bool(stage.iteration)
             and (stage.iteration or 0) > 1
+        )
         removes = [self._rel(self._policy_dir(stage.arm, (stage.iteration or 0) - 1))] if prunes else []
         ran = self._stage(stage.id, stage.kind, stage.work, arm=stage.arm, order=index + 1, removes=removes)
         if prunes:
@@ -273,6 +314,8 @@ class Experiment(StageGraph, StageWork, TrainingStage, TwinReuse):
 
     # ---- the stages' work -------------------------------------------------------------------
     # ---- the per-step channel (aopcore.steps) ----------------------------------------------------
+
+
 def configure_logging(verbose: bool = False) -> None:
     from aopcore.progress import enable_console_progress
 

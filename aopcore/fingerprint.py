@@ -18,6 +18,7 @@ How an object is described (:func:`describe`):
   read, standard-library objects (locks, loggers) count by class, and long lists are reduced to
   their length and a hash.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -42,8 +43,10 @@ VERSIONED_PACKAGES = ("aopcore", "torch", "transformers", "trl", "accelerate", "
 MAX_DEPTH = 4
 MAX_LIST = 64  # longer lists are fingerprinted by length and hash, so the diff stays one line
 PLAIN_DEPTH = 2  # plain objects nested deeper are described by their class only
-SECRET_NAME = re.compile(r"(^|_)(api_?key|key|secret|password|passwd|credentials?|cookie|auth|(access|api|auth|hf|bearer|refresh)_?token)$",
-                         re.IGNORECASE)
+SECRET_NAME = re.compile(
+    r"(^|_)(api_?key|key|secret|password|passwd|credentials?|cookie|auth|(access|api|auth|hf|bearer|refresh)_?token)$",
+    re.IGNORECASE,
+)
 SKIPPED = object()
 
 
@@ -80,7 +83,9 @@ def describe(obj: Any, depth: int = 0) -> Any:
     if isinstance(obj, BaseModel):
         return obj.model_dump(mode="json")
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        return _clean({f.name: describe(getattr(obj, f.name), depth + 1) for f in dataclasses.fields(obj) if _public(f.name)})
+        return _clean(
+            {f.name: describe(getattr(obj, f.name), depth + 1) for f in dataclasses.fields(obj) if _public(f.name)}
+        )
     if isinstance(obj, Mapping):
         return _clean({str(k): describe(v, depth + 1) for k, v in obj.items() if _public(str(k))})
     if isinstance(obj, (list, tuple, set, frozenset)):
@@ -188,7 +193,7 @@ def differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
     keys = {key for key in set(a) | set(b) if key not in a or key not in b or a[key] != b[key]}
     out = []
     for key in sorted(keys):
-        if key.startswith("config.") and key[len("config."):] in keys:
+        if key.startswith("config.") and key[len("config.") :] in keys:
             continue
         if key not in a:
             out.append(f"{key}: (absent) -> {_show(b[key])}")
@@ -201,7 +206,11 @@ def differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
 
 def version_differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
     a, b = old.get("versions", {}), new.get("versions", {})
-    return [f"{name} {a.get(name, '(absent)')} -> {b.get(name, '(absent)')}" for name in sorted(set(a) | set(b)) if a.get(name) != b.get(name)]
+    return [
+        f"{name} {a.get(name, '(absent)')} -> {b.get(name, '(absent)')}"
+        for name in sorted(set(a) | set(b))
+        if a.get(name) != b.get(name)
+    ]
 
 
 def normalise(data: Any) -> Any:
@@ -224,13 +233,22 @@ def experiment_fingerprint(exp: Any, snapshot: Mapping[str, Any] | None = None) 
     """
     judging = exp.judging
     fp: dict[str, Any] = {
-        "experiment": {"seed": exp.seed, "iterations": exp.budget.iterations,
-                       "records_per_iteration": exp.budget.records_per_iteration, "passes": exp.budget.passes},
-        "data": {"heldout": questions_digest(exp.heldout), "test_prompts": questions_digest(exp.test_prompts),
-                 "categories": list(exp.categories or [])},
-        "evaluation": {"pairs": [list(p) for p in judging.pairs] if judging.pairs else None,
-                       "iterations": list(judging.iterations) if judging.iterations else None,
-                       "both_orders": judging.both_orders},
+        "experiment": {
+            "seed": exp.seed,
+            "iterations": exp.budget.iterations,
+            "records_per_iteration": exp.budget.records_per_iteration,
+            "passes": exp.budget.passes,
+        },
+        "data": {
+            "heldout": questions_digest(exp.heldout),
+            "test_prompts": questions_digest(exp.test_prompts),
+            "categories": list(exp.categories or []),
+        },
+        "evaluation": {
+            "pairs": [list(p) for p in judging.pairs] if judging.pairs else None,
+            "iterations": list(judging.iterations) if judging.iterations else None,
+            "both_orders": judging.both_orders,
+        },
     }
     for role in COMPONENT_ROLES:
         if snapshot and isinstance(snapshot.get(role), Mapping):
@@ -249,8 +267,10 @@ def experiment_fingerprint(exp: Any, snapshot: Mapping[str, Any] | None = None) 
 
 
 # snapshot keys that do not change what a run computes: changing them never refuses a rerun
-NOT_SHAPING = {"experiment": {"name", "output_dir", "keep_checkpoints", "plugins", "plugin_paths", "seeds"},
-               "evaluation": {"samples_in_report"}}
+NOT_SHAPING = {
+    "experiment": {"name", "output_dir", "keep_checkpoints", "plugins", "plugin_paths", "seeds"},
+    "evaluation": {"samples_in_report"},
+}
 
 
 def _without(snapshot: Mapping[str, Any], sections: set[str]) -> dict[str, Any]:
@@ -266,8 +286,14 @@ def _without(snapshot: Mapping[str, Any], sections: set[str]) -> dict[str, Any]:
     return out
 
 
-def check_run_dir(root: Path, fingerprint: dict[str, Any], *, allow_changes: bool = False, remedy: str | None = None,
-                  what: str = "run directory") -> list[str]:
+def check_run_dir(
+    root: Path,
+    fingerprint: dict[str, Any],
+    *,
+    allow_changes: bool = False,
+    remedy: str | None = None,
+    what: str = "run directory",
+) -> list[str]:
     """Compare with the fingerprint stored in ``root``; refuse a different setup unless ``allow_changes``.
 
     Stores the fingerprint on the first run. Returns the changes that were allowed (empty when none). ``remedy`` is
@@ -286,19 +312,35 @@ def check_run_dir(root: Path, fingerprint: dict[str, Any], *, allow_changes: boo
     changed = differences(old, fingerprint)
     versions = version_differences(old, fingerprint)
     if changed and not allow_changes:
-        shown = "; ".join(changed[:SHOWN_CHANGES]) + (f"; and {len(changed) - SHOWN_CHANGES} more" if len(changed) > SHOWN_CHANGES else "")
+        shown = "; ".join(changed[:SHOWN_CHANGES]) + (
+            f"; and {len(changed) - SHOWN_CHANGES} more" if len(changed) > SHOWN_CHANGES else ""
+        )
         raise InputError(
             f"{root}: this {what} holds results of a different config ({shown}); rerun with the same setup, "
-            + (remedy or "choose another run name, or continue anyway with Experiment(..., allow_changes=True) or "
-               "`aopcore run --allow-changed-config`") + f" (recorded in {CHANGES})")
+            + (
+                remedy
+                or "choose another run name, or continue anyway with Experiment(..., allow_changes=True) or "
+                "`aopcore run --allow-changed-config`"
+            )
+            + f" (recorded in {CHANGES})"
+        )
     if versions:
-        log.warning("%s: package versions changed since this run started (%s); continuing, recorded in %s",
-                    root, "; ".join(versions), CHANGES)
+        log.warning(
+            "%s: package versions changed since this run started (%s); continuing, recorded in %s",
+            root,
+            "; ".join(versions),
+            CHANGES,
+        )
     if changed or versions:
         import time
 
-        entry = {"time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "changes": changed, "versions": versions,
-                 "allowed_by": "allow_changes" if changed else None, "previous": old}
+        entry = {
+            "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "changes": changed,
+            "versions": versions,
+            "allowed_by": "allow_changes" if changed else None,
+            "previous": old,
+        }
         history = (root / CHANGES).read_text(encoding="utf-8") if (root / CHANGES).exists() else ""
         atomic_write_text(root / CHANGES, history + json.dumps(entry, sort_keys=True, default=str) + "\n")
         atomic_write_json(path, fingerprint)

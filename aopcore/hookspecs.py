@@ -4,6 +4,7 @@
 declared as ``factory.Options`` (a pydantic model) or passed as
 ``register(name, factory, options=Model)``.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -62,8 +63,16 @@ class RegisterModelAlias(Protocol):
             model is part of the plugin's own distribution.
     """
 
-    def __call__(self, name: str, build: AliasBuild, *, also: tuple[str, ...] = (), source: str = "",
-                 module: str, requirement: str | None = None) -> None: ...
+    def __call__(
+        self,
+        name: str,
+        build: AliasBuild,
+        *,
+        also: tuple[str, ...] = (),
+        source: str = "",
+        module: str,
+        requirement: str | None = None,
+    ) -> None: ...
 
 
 @hookspec
@@ -152,6 +161,7 @@ def register_model_aliases(register: RegisterModelAlias) -> None:
     ``testbed-tiny``) registers it here instead of being imported by the resolver. Import heavy dependencies
     inside ``build``: it runs only when the alias is used.
     """
+
 
 # kind -> hook name; the kinds are also the config section names.
 HOOKS = {

@@ -12,6 +12,7 @@ Records written before output hashes existed have no ``outputs``: they are reuse
 "not verifiable"). Files a stage record lists under ``removes`` (checkpoints ``keep_checkpoints = "last"``
 prunes on purpose) are not damage when absent.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -154,7 +155,9 @@ def verify_run(root: Path, stage_ids: Iterable[str] | None = None) -> Verificati
             continue
         result.stages += 1
         if record is None:
-            result.damage.append(Damage(sid, files[name].relative_to(root).as_posix(), "stage record is not valid JSON"))
+            result.damage.append(
+                Damage(sid, files[name].relative_to(root).as_posix(), "stage record is not valid JSON")
+            )
             continue
         if "outputs" not in record:
             result.unverifiable.append(sid)
@@ -211,5 +214,7 @@ def first_damage(path: Path, stages: Callable[[str], bool] | None = None) -> Dam
 
 def damaged_message(path: Path, damage: Damage) -> str:
     """One line for commands that read a run directory (report, human-eval): the file, and what to do."""
-    return (f"{Path(path) / damage.path}: {damage.problem}, a damaged output of stage {damage.stage}; "
-            f"rerun `aopcore run` with this run's config to recompute it (`aopcore verify {path}` lists all damage)")
+    return (
+        f"{Path(path) / damage.path}: {damage.problem}, a damaged output of stage {damage.stage}; "
+        f"rerun `aopcore run` with this run's config to recompute it (`aopcore verify {path}` lists all damage)"
+    )

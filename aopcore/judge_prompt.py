@@ -3,6 +3,7 @@
 In the core because three plugin families send it (the evaluation family's judges, the providers'
 judges, the Hugging Face family's local-model judge): each imports it from here, never from another family.
 """
+
 from __future__ import annotations
 
 import re

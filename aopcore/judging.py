@@ -12,6 +12,7 @@ still asks the judge once, on a real item (a contract check, not tallied), so a 
 whole run unnoticed. Every verdict is checked where it enters (:func:`_checked`), and ``raw`` (when given a
 list) collects what the judge said for each item, for the audit file beside the verdicts.
 """
+
 from __future__ import annotations
 
 import random
@@ -36,7 +37,7 @@ class PairVerdict:
     identical: bool = False  # the answers were the same text: a tie without a judge call
 
     @classmethod
-    def from_dict(cls, data: dict) -> "PairVerdict":
+    def from_dict(cls, data: dict) -> PairVerdict:
         return cls(data["item_id"], data["choice"], tuple(data["orders"]), bool(data.get("identical", False)))
 
 
@@ -62,8 +63,14 @@ def judge_pair(
     rng = random.Random(seed)
     swapped = [rng.random() < 0.5 for _ in questions]  # drawn for every item, so a skipped one moves no other's draw
     raw = [] if raw is None else raw
-    judged = _judge_distinct(judge, [questions[k] for k in asked], [answers_a[k] for k in asked],
-                             [answers_b[k] for k in asked], None if both_orders else [swapped[k] for k in asked], raw)
+    judged = _judge_distinct(
+        judge,
+        [questions[k] for k in asked],
+        [answers_a[k] for k in asked],
+        [answers_b[k] for k in asked],
+        None if both_orders else [swapped[k] for k in asked],
+        raw,
+    )
     checked = 0
     if not asked and questions:  # every pair tied: exercise the judge once on a real item all the same
         item = JudgeItem(f"{questions[0].id}:check", questions[0].text, answers_a[0], answers_b[0])
@@ -73,11 +80,20 @@ def judge_pair(
     if len(asked) < len(questions):
         record_usage(judge_calls_saved=(len(questions) - len(asked)) * (2 if both_orders else 1) - checked)
     by_index = dict(zip(asked, judged))
-    return [by_index[k] if k in by_index else PairVerdict(q.id, "C", ("C",), identical=True) for k, q in enumerate(questions)]
+    return [
+        by_index[k] if k in by_index else PairVerdict(q.id, "C", ("C",), identical=True)
+        for k, q in enumerate(questions)
+    ]
 
 
-def _judge_distinct(judge: Judge, questions: Sequence[Question], answers_a: Sequence[str], answers_b: Sequence[str],
-                    swapped: Sequence[bool] | None, raw: list[dict]) -> list[PairVerdict]:
+def _judge_distinct(
+    judge: Judge,
+    questions: Sequence[Question],
+    answers_a: Sequence[str],
+    answers_b: Sequence[str],
+    swapped: Sequence[bool] | None,
+    raw: list[dict],
+) -> list[PairVerdict]:
     """Ask the judge: both orders when ``swapped`` is None, else one order per item (swapped where True)."""
     if not questions:
         return []
@@ -109,8 +125,9 @@ def _judge_distinct(judge: Judge, questions: Sequence[Question], answers_a: Sequ
     return out
 
 
-def _checked(verdicts: Sequence[Verdict], items: Sequence[JudgeItem], judge: Judge,
-             raw: list[dict] | None = None) -> list[Verdict]:
+def _checked(
+    verdicts: Sequence[Verdict], items: Sequence[JudgeItem], judge: Judge, raw: list[dict] | None = None
+) -> list[Verdict]:
     """The verdicts, or a BadComponentOutput naming the judge, its method and the first bad item."""
     from aopcore.contracts import BadComponentOutput, component_name, output_list
 
@@ -119,9 +136,11 @@ def _checked(verdicts: Sequence[Verdict], items: Sequence[JudgeItem], judge: Jud
     for v, item in zip(verdicts, items):
         choice = getattr(v, "choice", v)
         if not hasattr(v, "choice") or choice not in ("A", "B", "C", None):
-            raise BadComponentOutput(f"{name}: judge() returned {'choice ' if hasattr(v, 'choice') else ''}{choice!r:.40} "
-                                     f"for item {item.id!r}; a verdict is aopcore.Verdict with choice \"A\", \"B\", "
-                                     "\"C\" (a tie) or None (unusable)")
+            raise BadComponentOutput(
+                f"{name}: judge() returned {'choice ' if hasattr(v, 'choice') else ''}{choice!r:.40} "
+                f'for item {item.id!r}; a verdict is aopcore.Verdict with choice "A", "B", '
+                '"C" (a tie) or None (unusable)'
+            )
     if raw is not None:
         raw.extend({"item": it.id, "choice": v.choice, "raw": getattr(v, "raw", "")} for v, it in zip(verdicts, items))
     return verdicts

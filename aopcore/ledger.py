@@ -24,6 +24,7 @@ Booking rules that keep the ledger honest:
   again, the wall time of the attempts that never finished is booked as ``lost_wall_s``
   (:class:`Attempt`).
 """
+
 from __future__ import annotations
 
 import json
@@ -36,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 _lock = threading.Lock()
-_active: list["StageMeter"] = []  # stages run one at a time; the last one is current
+_active: list[StageMeter] = []  # stages run one at a time; the last one is current
 
 
 def record_usage(**counts: float) -> None:
@@ -119,7 +120,11 @@ class CallCounter:
 def counted_feedback(feedback: Any) -> Any:
     """``complete`` booked, and neutral to the global random streams: a cached reply and a generated one leave the
     policy's sampling alike (see :mod:`aopcore.rngguard`)."""
-    return None if feedback is None else CallCounter(feedback, "complete", ("feedback_calls", "cached_calls"), rng_neutral=True)
+    return (
+        None
+        if feedback is None
+        else CallCounter(feedback, "complete", ("feedback_calls", "cached_calls"), rng_neutral=True)
+    )
 
 
 def counted_judge(judge: Any) -> Any:
@@ -144,13 +149,19 @@ def counted_generate(generate: Any) -> Any:
     return None if generate is None else counted_call(generate, ("policy_samples",))
 
 
-def counted_context(*, feedback: Any = None, embedder: Any = None, reward: Any = None, generate: Any = None) -> dict[str, Any]:
+def counted_context(
+    *, feedback: Any = None, embedder: Any = None, reward: Any = None, generate: Any = None
+) -> dict[str, Any]:
     """The CurriculumContext components with every call a curriculum makes through them booked (see the rules above).
 
     An already counted feedback LLM (the experiment counts its own once) is not wrapped again.
     """
-    return {"feedback": feedback if feedback is None or isinstance(feedback, CallCounter) else counted_feedback(feedback),
-            "embedder": counted_embedder(embedder), "reward": counted_reward(reward), "generate": counted_generate(generate)}
+    return {
+        "feedback": feedback if feedback is None or isinstance(feedback, CallCounter) else counted_feedback(feedback),
+        "embedder": counted_embedder(embedder),
+        "reward": counted_reward(reward),
+        "generate": counted_generate(generate),
+    }
 
 
 class Attempt:
@@ -174,7 +185,7 @@ class Attempt:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
-    def start(self) -> "Attempt":
+    def start(self) -> Attempt:
         if self.path.exists():
             try:
                 old = json.loads(self.path.read_text(encoding="utf-8"))
@@ -188,8 +199,13 @@ class Attempt:
                 pass  # an unreadable attempt file: nothing can be booked from it
         from aopcore.store import atomic_write_json
 
-        self._record = {"started": time.time(), "lost_wall_s": round(self.lost_wall_s, 3),
-                        "attempts": self.attempts, "pid": os.getpid(), "heartbeat_s": self.heartbeat_s}
+        self._record = {
+            "started": time.time(),
+            "lost_wall_s": round(self.lost_wall_s, 3),
+            "attempts": self.attempts,
+            "pid": os.getpid(),
+            "heartbeat_s": self.heartbeat_s,
+        }
         atomic_write_json(self.path, self._record)
         self._thread = threading.Thread(target=self._beat, daemon=True, name=f"aopcore-heartbeat-{self.path.stem}")
         self._thread.start()
@@ -238,7 +254,7 @@ class StageMeter:
         self.counts: Counter[str] = Counter()
         self.wall_s = 0.0
 
-    def __enter__(self) -> "StageMeter":
+    def __enter__(self) -> StageMeter:
         with _lock:
             _active.append(self)
         self._start = time.perf_counter()

@@ -5,6 +5,7 @@ credentials, so a rerun or a resume never pays for the same call twice and no
 secret reaches the cache file. :class:`InFlight` extends that to calls made at the
 same moment: an identical request already on its way is waited for, not sent again.
 """
+
 from __future__ import annotations
 
 import concurrent.futures
@@ -20,12 +21,16 @@ from typing import Any
 
 
 def default_cache_path() -> Path:
-    root = os.environ.get("AOPCORE_CACHE") or os.path.join(os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "aopcore")
+    root = os.environ.get("AOPCORE_CACHE") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "aopcore"
+    )
     return Path(root) / "llm-cache.sqlite"
 
 
 def cache_key(provider: str, model: str, request: Any, params: dict[str, Any]) -> str:
-    blob = json.dumps({"provider": provider, "model": model, "request": request, "params": params}, sort_keys=True, ensure_ascii=False)
+    blob = json.dumps(
+        {"provider": provider, "model": model, "request": request, "params": params}, sort_keys=True, ensure_ascii=False
+    )
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
@@ -40,7 +45,9 @@ class ResponseCache:
             # WAL + NORMAL: every committed response survives a crash or kill of this process; only an OS crash
             # could lose the last few. Full fsync per response would cap throughput at the disk's flush rate.
             self._db.execute("PRAGMA synchronous=NORMAL")
-            self._db.execute("CREATE TABLE IF NOT EXISTS responses (key TEXT PRIMARY KEY, text TEXT NOT NULL, meta TEXT, created REAL)")
+            self._db.execute(
+                "CREATE TABLE IF NOT EXISTS responses (key TEXT PRIMARY KEY, text TEXT NOT NULL, meta TEXT, created REAL)"
+            )
             self._db.commit()
 
     def get_many(self, keys: Sequence[str]) -> dict[str, str]:
@@ -48,7 +55,9 @@ class ResponseCache:
         with self._lock:
             for start in range(0, len(keys), 500):
                 chunk = list(keys[start : start + 500])
-                rows = self._db.execute(f"SELECT key, text FROM responses WHERE key IN ({','.join('?' * len(chunk))})", chunk)
+                rows = self._db.execute(
+                    f"SELECT key, text FROM responses WHERE key IN ({','.join('?' * len(chunk))})", chunk
+                )
                 found.update(dict(rows.fetchall()))
         return found
 
@@ -58,7 +67,9 @@ class ResponseCache:
     def put(self, key: str, text: str, meta: dict[str, Any] | None = None) -> None:
         """Store one response immediately (committed), so a crash right after loses nothing that was paid for."""
         with self._lock:
-            self._db.execute("INSERT OR REPLACE INTO responses VALUES (?, ?, ?, ?)", (key, text, json.dumps(meta or {}), time.time()))
+            self._db.execute(
+                "INSERT OR REPLACE INTO responses VALUES (?, ?, ?, ?)", (key, text, json.dumps(meta or {}), time.time())
+            )
             self._db.commit()
 
     def __len__(self) -> int:
@@ -81,7 +92,9 @@ class InFlight:
         self._lock = threading.Lock()
         self._futures: dict[str, concurrent.futures.Future] = {}
 
-    def claim(self, keys: Iterable[str]) -> tuple[dict[str, concurrent.futures.Future], dict[str, concurrent.futures.Future]]:
+    def claim(
+        self, keys: Iterable[str]
+    ) -> tuple[dict[str, concurrent.futures.Future], dict[str, concurrent.futures.Future]]:
         """(keys this caller now owns and must send, keys another caller is sending), each with its future."""
         owned: dict[str, concurrent.futures.Future] = {}
         joined: dict[str, concurrent.futures.Future] = {}

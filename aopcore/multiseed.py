@@ -11,6 +11,7 @@ Every seed is an ordinary :class:`~aopcore.experiment.Experiment`, so each resum
 the same command skips finished seeds and finishes the others. The seeds list may grow between runs (new
 seeds run, finished ones are kept); anything else that changes the config is refused.
 """
+
 from __future__ import annotations
 
 import copy
@@ -24,8 +25,8 @@ from typing import Any
 
 from aopcore.errors import InputError
 from aopcore.experiment import Experiment, ExperimentResult
-from aopcore.rundir import MULTISEED_MANIFEST, SFT_POLICY, RunLayout, seed_name, stage_seed
 from aopcore.ledger import StageMeter
+from aopcore.rundir import MULTISEED_MANIFEST, SFT_POLICY, RunLayout, seed_name, stage_seed
 from aopcore.store import RunStore, atomic_directory, atomic_write_json, clean_temporaries
 
 log = logging.getLogger("aopcore")
@@ -69,8 +70,10 @@ def check_seeds(seeds: Sequence[int]) -> list[int]:
 def check_single_run_root(root: Path) -> None:
     """A single-seed run must not write into a multi-seed run directory (it would mix the two layouts)."""
     if RunLayout.of(root).manifest.exists():
-        raise InputError(f"{root}: this run directory holds a multi-seed run (experiment.seeds); "
-                         "use the same seeds setting or choose another experiment.name")
+        raise InputError(
+            f"{root}: this run directory holds a multi-seed run (experiment.seeds); "
+            "use the same seeds setting or choose another experiment.name"
+        )
 
 
 def _manifest(root: Path, first: Experiment, seeds: list[int], share_sft: bool) -> None:
@@ -80,8 +83,10 @@ def _manifest(root: Path, first: Experiment, seeds: list[int], share_sft: bool) 
     same message and the same override as a single run.
     """
     if RunLayout.of(root).config.exists():
-        raise InputError(f"{root}: this run directory holds a single-seed run; "
-                         "choose another experiment.name for a multi-seed run (finished work is never overwritten)")
+        raise InputError(
+            f"{root}: this run directory holds a single-seed run; "
+            "choose another experiment.name for a multi-seed run (finished work is never overwritten)"
+        )
     config = seed_snapshot(first.snapshot, 0) or {}
     config.get("experiment", {}).pop("seed", None)
     sft = {"share_sft": share_sft, "sft_seed": seeds[0] if share_sft else None}
@@ -89,11 +94,15 @@ def _manifest(root: Path, first: Experiment, seeds: list[int], share_sft: bool) 
     if path.exists():
         old = json.loads(path.read_text())
         if old.get("share_sft") and share_sft and old.get("sft_seed") != sft["sft_seed"]:
-            raise InputError(f"{root}: the shared SFT policy was trained with seed {old.get('sft_seed')} (the first of "
-                             f"experiment.seeds); keep {old.get('sft_seed')} first or choose another experiment.name")
+            raise InputError(
+                f"{root}: the shared SFT policy was trained with seed {old.get('sft_seed')} (the first of "
+                f"experiment.seeds); keep {old.get('sft_seed')} first or choose another experiment.name"
+            )
         if bool(old.get("share_sft")) != share_sft:
-            raise InputError(f"{root}: this multi-seed run was started with share_sft = {str(bool(old.get('share_sft'))).lower()}; "
-                             "keep it or choose another experiment.name")
+            raise InputError(
+                f"{root}: this multi-seed run was started with share_sft = {str(bool(old.get('share_sft'))).lower()}; "
+                "keep it or choose another experiment.name"
+            )
         seeds = list(dict.fromkeys([*old.get("seeds", []), *seeds]))  # seeds only ever accumulate
     atomic_write_json(path, {**sft, "config": config, "arms": list(first.arms), "seeds": seeds})
 
@@ -118,20 +127,38 @@ def shared_policy(root: Path, experiment: Experiment, sft_seed: int) -> Path:
     with StageMeter("sft") as meter:
         with atomic_directory(policy) as tmp:
             experiment.trainer.initial_policy(tmp, seed=stage_seed(sft_seed, SFT_POLICY))
-    store.mark_done(SFT_POLICY, {"order": 0, "arm": None, "seed": sft_seed, **meter.as_record(),
-                                   "outputs": integrity.output_hashes(store.root, [policy.relative_to(store.root).as_posix()])})
+    store.mark_done(
+        SFT_POLICY,
+        {
+            "order": 0,
+            "arm": None,
+            "seed": sft_seed,
+            **meter.as_record(),
+            "outputs": integrity.output_hashes(store.root, [policy.relative_to(store.root).as_posix()]),
+        },
+    )
     log.info("done  %s %.1fs", where, meter.wall_s)
     return policy
 
 
-def seed_experiments(experiment: Experiment | Callable[[int], Experiment], seeds: Sequence[int], root: Path,
-                     initial_policy: Path | None = None) -> dict[int, Experiment]:
+def seed_experiments(
+    experiment: Experiment | Callable[[int], Experiment],
+    seeds: Sequence[int],
+    root: Path,
+    initial_policy: Path | None = None,
+) -> dict[int, Experiment]:
     """Each seed's Experiment, placed at ``root/seed-<s>`` (the factory may return any name and output_dir)."""
     out = {}
     for s in seeds:
         base = experiment if isinstance(experiment, Experiment) else experiment(s)
-        out[s] = dataclasses.replace(base, name=seed_dir_name(s), output_dir=root, seed=s,
-                                     snapshot=seed_snapshot(base.snapshot, s), initial_policy=initial_policy)
+        out[s] = dataclasses.replace(
+            base,
+            name=seed_dir_name(s),
+            output_dir=root,
+            seed=s,
+            snapshot=seed_snapshot(base.snapshot, s),
+            initial_policy=initial_policy,
+        )
     return out
 
 
@@ -165,8 +192,14 @@ def run_seeds(
         return _run_seeds(experiment, seeds, root, share_sft, executor, aggregate)
 
 
-def _run_seeds(experiment: Experiment | Callable[[int], Experiment], seeds: list[int], root: Path, share_sft: bool,
-               executor: Any, aggregate: bool) -> MultiSeedResult:
+def _run_seeds(
+    experiment: Experiment | Callable[[int], Experiment],
+    seeds: list[int],
+    root: Path,
+    share_sft: bool,
+    executor: Any,
+    aggregate: bool,
+) -> MultiSeedResult:
     root.mkdir(parents=True, exist_ok=True)
     first = experiment if isinstance(experiment, Experiment) else experiment(seeds[0])
     _manifest(root, first, seeds, share_sft)
@@ -189,4 +222,6 @@ def _run_seeds(experiment: Experiment | Callable[[int], Experiment], seeds: list
 def run_plan(plan: Any, executor: Any = None, allow_changes: bool = False, wait: bool = False) -> MultiSeedResult:
     """The CLI's path: a resolved config with ``experiment.seeds`` (see :mod:`aopcore.build`)."""
     exp = plan.config.experiment
-    return run_seeds(plan.build(allow_changes=allow_changes), exp.seeds, share_sft=exp.share_sft, executor=executor, wait=wait)
+    return run_seeds(
+        plan.build(allow_changes=allow_changes), exp.seeds, share_sft=exp.share_sft, executor=executor, wait=wait
+    )

@@ -6,6 +6,7 @@ relative value is resolved against the config file and a missing file is reporte
 for every plugin, with no per-plugin code. ``preflight(self, ctx)`` on an options model receives a
 :class:`PreflightContext` (budget, categories, arms, seeds) so cross-checks run before anything loads.
 """
+
 from __future__ import annotations
 
 import inspect
@@ -27,9 +28,15 @@ def split_scheme(spec: str) -> tuple[str | None, str]:
     return (m.group(1), m.group(2)) if m else (None, spec)
 
 
-def validation_context(base_dir: Path, data_schemes: set[str] | None = None, *, check_paths: bool = True) -> dict[str, Any]:
+def validation_context(
+    base_dir: Path, data_schemes: set[str] | None = None, *, check_paths: bool = True
+) -> dict[str, Any]:
     """What the core passes to ``Model.model_validate(..., context=...)`` so path options resolve and are checked."""
-    return {"aopcore_base_dir": Path(base_dir).resolve(), "aopcore_data_schemes": data_schemes, "aopcore_check_paths": check_paths}
+    return {
+        "aopcore_base_dir": Path(base_dir).resolve(),
+        "aopcore_data_schemes": data_schemes,
+        "aopcore_check_paths": check_paths,
+    }
 
 
 def resolve_path(value: str, base_dir: Path | None) -> Path:
@@ -76,8 +83,14 @@ def check_path(value: str, base_dir: Path, kind: str = "any", check: bool = True
         ok = path.is_file() if kind == "file" else path.is_dir() if kind == "folder" else path.exists()
         if not ok:
             what = {"file": "file", "folder": "folder"}.get(kind, "path")
-            hint = " (relative paths are relative to the config file)" if not Path(os.path.expanduser(value)).is_absolute() else ""
-            raise PydanticCustomError("aopcore_input", "{what} not found: {path}{hint}", {"what": what, "path": str(path), "hint": hint})
+            hint = (
+                " (relative paths are relative to the config file)"
+                if not Path(os.path.expanduser(value)).is_absolute()
+                else ""
+            )
+            raise PydanticCustomError(
+                "aopcore_input", "{what} not found: {path}{hint}", {"what": what, "path": str(path), "hint": hint}
+            )
     return str(path.resolve()) if path.exists() else str(path)
 
 
@@ -99,8 +112,11 @@ class DataSpecOption:
             return check_path(value, ctx["aopcore_base_dir"], "any", ctx.get("aopcore_check_paths", True))
         schemes = ctx.get("aopcore_data_schemes")
         if schemes is not None and scheme not in schemes:
-            raise PydanticCustomError("aopcore_input", "unknown data source '{scheme}' (installed: {known}); a path needs no scheme",
-                                      {"scheme": scheme, "known": ", ".join(sorted(schemes)) or "none"})
+            raise PydanticCustomError(
+                "aopcore_input",
+                "unknown data source '{scheme}' (installed: {known}); a path needs no scheme",
+                {"scheme": scheme, "known": ", ".join(sorted(schemes)) or "none"},
+            )
         return value
 
 

@@ -5,6 +5,7 @@ bugs: the CLI prints :func:`os_error_line` instead of a traceback (exit status 1
 run goes through a temporary file renamed into place, so finished stages are intact and the same
 command resumes once the cause is fixed.
 """
+
 from __future__ import annotations
 
 import errno

@@ -9,6 +9,7 @@ stage, generation summaries, warnings); it adds no handler itself, as a library 
 
 Trainers and generation draw tqdm bars on stderr by themselves (set ``TQDM_DISABLE=1`` to hide them).
 """
+
 from __future__ import annotations
 
 import logging

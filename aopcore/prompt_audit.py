@@ -9,6 +9,7 @@ cannot hide prompts that are not what their label says, copies of held-out quest
 - ``generation_dropped``: what the curriculum's generation log says it dropped, by reason.
 - ``with_answer``: prompts carrying a reference answer (``metadata["answer"]``) for a verifiable reward.
 """
+
 from __future__ import annotations
 
 import json
@@ -55,8 +56,12 @@ def generation_log(workdir: Path, iteration: int) -> Path | None:
     return next((workdir / n for n in names if (workdir / n).is_file()), None)
 
 
-def audit(prompts: Sequence[Prompt], heldout: Iterable[str], checker: Callable[[str], str | None] | None = None,
-          generation_log: Path | None = None) -> dict[str, Any]:
+def audit(
+    prompts: Sequence[Prompt],
+    heldout: Iterable[str],
+    checker: Callable[[str], str | None] | None = None,
+    generation_log: Path | None = None,
+) -> dict[str, Any]:
     """The audit block of a round record (see the module doc); label fields only when a checker is given, and
     ``generation_dropped`` (questions dropped while generating, by reason: no answer, held-out question, ...) when the
     curriculum wrote a generation log."""

@@ -5,6 +5,7 @@ to :class:`aopcore.Experiment` without subclassing or registering anything.
 Policies are identified by checkpoint directories, which is what makes every
 stage resumable and lets a trainer keep its own on-disk format.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence

@@ -3,6 +3,7 @@
 Read from ``RANK``/``WORLD_SIZE`` rather than ``torch.distributed`` because a session is opened before the trainer
 initialises the process group: only process 0 may write a run directory's ``config.json``/``fingerprint.json``.
 """
+
 from __future__ import annotations
 
 import os

@@ -3,6 +3,7 @@
 Every record is a frozen dataclass with a JSON-lines round trip, so what a
 stage wrote can be read back byte-for-byte on resume and compared across runs.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -44,7 +45,7 @@ class Provenance:
     extra: dict[str, Any] = field(default_factory=dict, hash=False)  # plugin data; JSON values only
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "Provenance":
+    def from_dict(cls, data: dict[str, Any]) -> Provenance:
         data = dict(data)
         data["sample_ids"] = tuple(data.get("sample_ids", ()))
         data["extra"] = dict(data.get("extra") or {})
@@ -75,7 +76,7 @@ class Prompt:
     metadata: dict[str, Any] = field(default_factory=dict, hash=False)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "Prompt":
+    def from_dict(cls, data: dict[str, Any]) -> Prompt:
         prov = data.get("provenance")
         return cls(
             id=data["id"],
@@ -101,7 +102,7 @@ class Question:
     category: str = "general"
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "Question":
+    def from_dict(cls, data: dict[str, Any]) -> Question:
         return cls(id=str(data["id"]), text=data["text"], category=data.get("category", "general"))
 
 
@@ -128,7 +129,7 @@ class EvalRecord:
     reward: float
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "EvalRecord":
+    def from_dict(cls, data: dict[str, Any]) -> EvalRecord:
         return cls(**data)
 
 
@@ -171,7 +172,7 @@ class Verdict:
     raw: str = ""
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "Verdict":
+    def from_dict(cls, data: dict[str, Any]) -> Verdict:
         return cls(**data)
 
 
@@ -193,7 +194,7 @@ class TrainStats:
     metrics: list[dict[str, float]] = field(default_factory=list)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "TrainStats":
+    def from_dict(cls, data: dict[str, Any]) -> TrainStats:
         return cls(**data)
 
 
@@ -217,7 +218,10 @@ def write_jsonl(path: Path, records: Iterable[Any]) -> None:
     """Atomically write records as JSON lines (temp file + rename)."""
     from aopcore.store import atomic_write_text
 
-    lines = [json.dumps(to_dict(r) if dataclasses.is_dataclass(r) else r, ensure_ascii=False, sort_keys=True) for r in records]
+    lines = [
+        json.dumps(to_dict(r) if dataclasses.is_dataclass(r) else r, ensure_ascii=False, sort_keys=True)
+        for r in records
+    ]
     atomic_write_text(path, "".join(line + "\n" for line in lines))
 
 
@@ -290,5 +294,3 @@ def load_questions(path: Path | str) -> list[Question]:
     if not out:
         raise InputError(f"{path}: no questions")
     return out
-
-

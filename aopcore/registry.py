@@ -11,6 +11,7 @@ view of it that holds exactly the plugins that call names, so a config's local p
 another config's registry. :func:`reset_plugins` forgets the manager (tests that install a distribution
 in-process).
 """
+
 from __future__ import annotations
 
 import difflib
@@ -87,7 +88,9 @@ class PluginProblem:
 
 @dataclass
 class Registry:
-    implementations: dict[str, dict[str, Implementation]] = field(default_factory=lambda: {k: {} for k in hookspecs.HOOKS})
+    implementations: dict[str, dict[str, Implementation]] = field(
+        default_factory=lambda: {k: {} for k in hookspecs.HOOKS}
+    )
     problems: list[PluginProblem] = field(default_factory=list)
 
     def get(self, kind: str, name: str) -> Implementation:
@@ -213,8 +216,8 @@ class _View:
     """The plugins one call asked for, in the order the old fresh-manager-per-call code registered them."""
 
     pm: pluggy.PluginManager
-    order: dict[str, str]                  # name in the manager -> name shown (the module path a config gave)
-    origin: dict[str, tuple[str, str]]     # name shown -> (distribution, version)
+    order: dict[str, str]  # name in the manager -> name shown (the module path a config gave)
+    origin: dict[str, tuple[str, str]]  # name shown -> (distribution, version)
 
     def hookimpls(self, hook_name: str) -> list[tuple[str, Any]]:
         """``(name shown, hook function)`` of every selected plugin implementing ``hook_name``, in order."""
@@ -224,8 +227,14 @@ class _View:
         return [(self.order[i.plugin_name], i.function) for i in impls]
 
 
-def _register_extra(pm: pluggy.PluginManager, module: types.ModuleType, name: str, dist: str,
-                    protected: set[str], problems: list[PluginProblem]) -> str | None:
+def _register_extra(
+    pm: pluggy.PluginManager,
+    module: types.ModuleType,
+    name: str,
+    dist: str,
+    protected: set[str],
+    problems: list[PluginProblem],
+) -> str | None:
     """Register a config-named module with the shared manager; returns its name there, None if it failed."""
     if pm.is_registered(module):
         return pm.get_name(module)
@@ -241,7 +250,9 @@ def _register_extra(pm: pluggy.PluginManager, module: types.ModuleType, name: st
     return name
 
 
-def _select(extra_modules: Iterable[str | types.ModuleType], entry_points: bool, problems: list[PluginProblem]) -> _View:
+def _select(
+    extra_modules: Iterable[str | types.ModuleType], entry_points: bool, problems: list[PluginProblem]
+) -> _View:
     """The cached manager, plus the extra modules registered into it; the view keeps only what this call names."""
     pm = load_plugins()
     assert _loaded is not None
@@ -284,14 +295,27 @@ def load_registry(extra_modules: Iterable[str | types.ModuleType] = (), *, entry
         for plugin_name, function in view.hookimpls(hook_name):
             dist, version = view.origin.get(plugin_name, ("(unknown)", ""))
 
-            def register(name: str, factory: Any, *, options: Any = None, description: str | None = None,
-                         _kind: str = kind, _plugin: str = plugin_name, _dist: str = dist, _ver: str = version) -> None:
+            def register(
+                name: str,
+                factory: Any,
+                *,
+                options: Any = None,
+                description: str | None = None,
+                _kind: str = kind,
+                _plugin: str = plugin_name,
+                _dist: str = dist,
+                _ver: str = version,
+            ) -> None:
                 model = options or getattr(factory, "Options", None) or NoOptions
                 if not (isinstance(model, type) and issubclass(model, BaseModel)):
                     raise TypeError(f"options for {_kind} {name!r} must be a pydantic model class")
                 existing = registry.implementations[_kind].get(name)
                 if existing is not None:
-                    registry.problems.append(PluginProblem(_plugin, _dist, f"{_kind} {name!r} already registered by {existing.plugin}; ignored"))
+                    registry.problems.append(
+                        PluginProblem(
+                            _plugin, _dist, f"{_kind} {name!r} already registered by {existing.plugin}; ignored"
+                        )
+                    )
                     return
                 doc = description or (factory.__doc__ or "").strip().splitlines()[0:1]
                 registry.implementations[_kind][name] = Implementation(
@@ -301,12 +325,15 @@ def load_registry(extra_modules: Iterable[str | types.ModuleType] = (), *, entry
             try:
                 function(register=register)
             except Exception as exc:
-                registry.problems.append(PluginProblem(plugin_name, dist, f"{hook_name} failed: {type(exc).__name__}: {exc}"))
+                registry.problems.append(
+                    PluginProblem(plugin_name, dist, f"{hook_name} failed: {type(exc).__name__}: {exc}")
+                )
     return registry
 
 
-def add_plugin_commands(subparsers: Any, extra_modules: Iterable[str | types.ModuleType] = (), *,
-                        entry_points: bool = True) -> list[PluginProblem]:
+def add_plugin_commands(
+    subparsers: Any, extra_modules: Iterable[str | types.ModuleType] = (), *, entry_points: bool = True
+) -> list[PluginProblem]:
     """Let every plugin add its subcommands to the CLI; a plugin whose hook fails is reported, the rest still load."""
     problems: list[PluginProblem] = []
     view = _select(extra_modules, entry_points, problems)
@@ -335,8 +362,13 @@ def call_register_hook(hook_name: str, register: Callable[..., None], extra_modu
         except Exception as exc:  # noqa: BLE001
             log.warning("plugin %s: %s failed: %s: %s", plugin_name, hook_name, type(exc).__name__, exc)
     for p in problems:
-        log.log(logging.DEBUG if p.distribution == "(config)" else logging.WARNING, "plugin %s (%s) failed to load: %s",
-                p.plugin, p.distribution, p.error)
+        log.log(
+            logging.DEBUG if p.distribution == "(config)" else logging.WARNING,
+            "plugin %s (%s) failed to load: %s",
+            p.plugin,
+            p.distribution,
+            p.error,
+        )
 
 
 def registered_pairs(hook_name: str, extra_modules: Iterable[str] = ()) -> list[tuple[str, Any]]:

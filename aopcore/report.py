@@ -1,4 +1,5 @@
 """A Markdown report built only from the run directory, so it can be regenerated at any time."""
+
 from __future__ import annotations
 
 import json
@@ -20,7 +21,7 @@ CHOOSING = ("evaluate", "prompts")
 def category_rewards(run_dir: Path) -> dict[str, dict[int, dict[str, float]]]:
     """arm -> iteration -> category -> mean held-out reward (iteration 0 is the SFT policy)."""
     out: dict[str, dict[int, dict[str, float]]] = {}
-    from aopcore.rundir import EVALUATION, PROMPTS, RunLayout
+    from aopcore.rundir import EVALUATION, RunLayout
 
     layout = RunLayout.of(run_dir)
     sft = layout.evaluation(None, 0)
@@ -43,10 +44,31 @@ def _mean_by_category(path: Path) -> dict[str, float]:
 
 # judge_calls_saved: items with identical answers, a tie without asking; coalesced_calls: identical requests in flight
 # at once, sent once. Both are calls not paid for, beside cached_calls (answered from the response cache).
-LEDGER_KEYS = ("wall_s", "tokens_generated", "prompt_tokens", "feedback_calls", "judge_calls", "cached_calls",
-               "judge_calls_saved", "coalesced_calls", "cost_usd")
-LEDGER_HEADER = ["owner", "stage group", "wall s", "tokens generated", "prompt tokens sent", "feedback calls", "judge calls",
-                 "cached calls", "judge calls saved (identical answers)", "coalesced calls", "cost USD", "where (host/executor × stages)"]
+LEDGER_KEYS = (
+    "wall_s",
+    "tokens_generated",
+    "prompt_tokens",
+    "feedback_calls",
+    "judge_calls",
+    "cached_calls",
+    "judge_calls_saved",
+    "coalesced_calls",
+    "cost_usd",
+)
+LEDGER_HEADER = [
+    "owner",
+    "stage group",
+    "wall s",
+    "tokens generated",
+    "prompt tokens sent",
+    "feedback calls",
+    "judge calls",
+    "cached calls",
+    "judge calls saved (identical answers)",
+    "coalesced calls",
+    "cost USD",
+    "where (host/executor × stages)",
+]
 
 
 def ledger_group(rec: dict[str, Any]) -> str:
@@ -72,15 +94,26 @@ def ledger_places(run_dir: Path) -> dict[tuple[str, str], str]:
     counts: dict[tuple[str, str], dict[str, int]] = defaultdict(lambda: defaultdict(int))
     for rec in RunStore(run_dir).stage_records():
         if "host" in rec:
-            counts[(rec.get("arm") or "(shared)", ledger_group(rec))][f"{rec['host']}/{str(rec.get('worker', '')).split(':')[0]}"] += 1
+            counts[(rec.get("arm") or "(shared)", ledger_group(rec))][
+                f"{rec['host']}/{str(rec.get('worker', '')).split(':')[0]}"
+            ] += 1
     return {k: ", ".join(f"{place} ×{n}" for place, n in sorted(v.items())) for k, v in counts.items()}
 
 
 def ledger_rows(run_dir: Path) -> list[list[str]]:
     """The ledger as table rows (LEDGER_HEADER), shared by the Markdown and HTML reports."""
     places = ledger_places(run_dir)
-    return [[owner, group, f"{v['wall_s']:.1f}", *(str(int(v[k])) for k in LEDGER_KEYS[1:-1]), f"{v['cost_usd']:.4f}",
-             places.get((owner, group), "")] for (owner, group), v in ledger_summary(run_dir).items()]
+    return [
+        [
+            owner,
+            group,
+            f"{v['wall_s']:.1f}",
+            *(str(int(v[k])) for k in LEDGER_KEYS[1:-1]),
+            f"{v['cost_usd']:.4f}",
+            places.get((owner, group), ""),
+        ]
+        for (owner, group), v in ledger_summary(run_dir).items()
+    ]
 
 
 def targeting(run_dir: Path) -> dict[str, list[dict[str, Any]]]:
@@ -93,7 +126,7 @@ def targeting(run_dir: Path) -> dict[str, list[dict[str, Any]]]:
     """
     out: dict[str, list[dict[str, Any]]] = {}
     rewards = category_rewards(run_dir)
-    from aopcore.rundir import EVALUATION, PROMPTS, RunLayout
+    from aopcore.rundir import PROMPTS, RunLayout
 
     layout = RunLayout.of(run_dir)
     for arm in layout.arms():
@@ -115,11 +148,23 @@ def targeting(run_dir: Path) -> dict[str, list[dict[str, Any]]]:
             log_file = next((f for f in logs if f.exists()), logs[0])
             gen_log = json.loads(log_file.read_text()) if log_file.exists() else {}
             evaluated = min(written_at) - 1 if written_at else None
-            before = {c: r for c, r in rewards.get(arm, {}).get(evaluated, {}).items() if c != "(all)"} if evaluated is not None else {}
+            before = (
+                {c: r for c, r in rewards.get(arm, {}).get(evaluated, {}).items() if c != "(all)"}
+                if evaluated is not None
+                else {}
+            )
             weakest = sorted(before, key=lambda c: before[c])[:3]
-            rows.append({"iteration": i, "prompts": dict(sorted(counts.items(), key=lambda kv: -kv[1])),
-                         "targeted": evaluated is not None, "evaluated_at": evaluated, "basis": _basis(evaluated, i, sources),
-                         "weakest_before": [(c, round(before[c], 3)) for c in weakest], "log": gen_log})
+            rows.append(
+                {
+                    "iteration": i,
+                    "prompts": dict(sorted(counts.items(), key=lambda kv: -kv[1])),
+                    "targeted": evaluated is not None,
+                    "evaluated_at": evaluated,
+                    "basis": _basis(evaluated, i, sources),
+                    "weakest_before": [(c, round(before[c], 3)) for c in weakest],
+                    "log": gen_log,
+                }
+            )
         out[arm] = rows
     return out
 
@@ -146,19 +191,29 @@ def samples(run_dir: Path, n: int) -> dict[str, list[dict[str, str]]]:
     for arm in layout.arms():
         answered = layout.iterations_with(arm, TEST_ANSWERS)
         if answered and n:
-            out[arm] = [{**o, "iteration": iteration_name(answered[-1])} for _, o in iter_jsonl(layout.test_answers(arm, answered[-1]))][:n]
+            out[arm] = [
+                {**o, "iteration": iteration_name(answered[-1])}
+                for _, o in iter_jsonl(layout.test_answers(arm, answered[-1]))
+            ][:n]
     return out
 
 
 def write_markdown_report(run_dir: Path) -> list[str]:
     run_dir = Path(run_dir)
-    config: dict[str, Any] = json.loads((run_dir / "config.json").read_text()) if (run_dir / "config.json").exists() else {}
+    config: dict[str, Any] = (
+        json.loads((run_dir / "config.json").read_text()) if (run_dir / "config.json").exists() else {}
+    )
     parts = [f"# aopcore report: {run_dir.name}", ""]
     exp = config.get("experiment", {})
     if exp:
-        parts += ["## Budget (identical for every arm)", "",
-                  f"- iterations: {exp.get('iterations')}", f"- records per iteration: {exp.get('records_per_iteration')}",
-                  f"- passes per record: {exp.get('passes')}", ""]
+        parts += [
+            "## Budget (identical for every arm)",
+            "",
+            f"- iterations: {exp.get('iterations')}",
+            f"- records per iteration: {exp.get('records_per_iteration')}",
+            f"- passes per record: {exp.get('passes')}",
+            "",
+        ]
     parts += ["## Held-out reward per category", ""]
     for arm, per_iter in category_rewards(run_dir).items():
         if not per_iter:
@@ -169,23 +224,38 @@ def write_markdown_report(run_dir: Path) -> list[str]:
         parts.append("| category | " + " | ".join(f"iter {i}" for i in sorted(per_iter)) + " |")
         parts.append("| --- |" + " ---: |" * len(per_iter))
         for c in cats:
-            parts.append(f"| {c} | " + " | ".join(f"{per_iter[i].get(c, float('nan')):.3f}" for i in sorted(per_iter)) + " |")
+            parts.append(
+                f"| {c} | " + " | ".join(f"{per_iter[i].get(c, float('nan')):.3f}" for i in sorted(per_iter)) + " |"
+            )
         parts.append("")
-    parts += ["## Prompt categories per iteration, and why", "",
-              "How each iteration's prompts were chosen (from the prompts' provenance), the weakest categories of the "
-              "evaluation they were written from where they were, and where the prompts went.", ""]
+    parts += [
+        "## Prompt categories per iteration, and why",
+        "",
+        "How each iteration's prompts were chosen (from the prompts' provenance), the weakest categories of the "
+        "evaluation they were written from where they were, and where the prompts went.",
+        "",
+    ]
     for arm, rows in targeting(run_dir).items():
         for row in rows:
             weak = ", ".join(f"{c} ({r:.3f})" for c, r in row["weakest_before"])
             went = ", ".join(f"{c} {n}" for c, n in list(row["prompts"].items())[:6])
             log = row["log"]
-            calls = f"; {log['calls']} feedback calls, {log['parsed']} questions parsed, {log['accepted']} kept" if log.get("calls") is not None else ""
+            calls = (
+                f"; {log['calls']} feedback calls, {log['parsed']} questions parsed, {log['accepted']} kept"
+                if log.get("calls") is not None
+                else ""
+            )
             why = f"{row['basis']}: {weak}" if weak else row["basis"]
             parts.append(f"- **{arm}** iteration {row['iteration']}: {why} → prompts: {went}{calls}")
     parts.append("")
     winrates = run_dir / "tables" / "winrates.md"
     parts += ["## Win rates (pairwise judge)", "", winrates.read_text() if winrates.exists() else "not judged yet", ""]
-    parts += ["## Compute ledger", "", "| " + " | ".join(LEDGER_HEADER) + " |", "| --- | --- |" + " ---: |" * (len(LEDGER_HEADER) - 3) + " --- |"]
+    parts += [
+        "## Compute ledger",
+        "",
+        "| " + " | ".join(LEDGER_HEADER) + " |",
+        "| --- | --- |" + " ---: |" * (len(LEDGER_HEADER) - 3) + " --- |",
+    ]
     parts += ["| " + " | ".join(row) + " |" for row in ledger_rows(run_dir)]
     parts.append("")
     n_samples = config.get("evaluation", {}).get("samples_in_report", 3)

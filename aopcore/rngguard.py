@@ -7,12 +7,13 @@ with a cold one. A feedback call wrapped here restores Python's ``random``, NumP
 global states afterwards, so a cached and a generated reply leave the policy's stream alike. Only modules already
 imported are saved: nothing heavy is imported for it.
 """
+
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any, Iterator
+from typing import Any
 
 
 @contextmanager

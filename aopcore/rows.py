@@ -5,6 +5,7 @@ party's scheme) can turn rows into :class:`Question` objects with :class:`RowMap
 recognised the same way wherever the rows come from. The core's own ``builtin:`` source is
 :mod:`aopcore.builtin_data`.
 """
+
 from __future__ import annotations
 
 import gzip
@@ -22,8 +23,12 @@ from aopcore.records import Question
 LFS_POINTER = "version https://git-lfs.github.com/spec/"
 HH_ASSISTANT = "\n\nAssistant:"
 # HH-RLHF subsets -> category; red-team-attempts has another schema
-HH_SUBSETS = {"harmless-base": "harmless", "helpful-base": "helpful", "helpful-online": "helpful",
-              "helpful-rejection-sampled": "helpful"}
+HH_SUBSETS = {
+    "harmless-base": "harmless",
+    "helpful-base": "helpful",
+    "helpful-online": "helpful",
+    "helpful-rejection-sampled": "helpful",
+}
 SPLIT_SUFFIX = re.compile(r"_(train|test|validation)$")
 
 
@@ -83,22 +88,30 @@ class RowMapper:
         if isinstance(row.get("chosen"), str):  # HH-RLHF
             category = f.default_category or HH_SUBSETS.get(self.subset or "", "helpful")
             return Question(f"{self.id_prefix}-{index}", hh_prompt(row["chosen"]), category)
-        if isinstance(row.get("history"), str) and isinstance(row.get("domain"), str):  # SHP: several comment pairs per post
+        if isinstance(row.get("history"), str) and isinstance(
+            row.get("domain"), str
+        ):  # SHP: several comment pairs per post
             post = str(row.get("post_id", f"{self.id_prefix}-{index}"))
             if post in self._seen_posts:
                 return None
             self._seen_posts.add(post)
             return Question(post, row["history"], SPLIT_SUFFIX.sub("", row["domain"]))
         if isinstance(row.get("instruction"), str):  # Dolly
-            return Question(f"{self.id_prefix}-{index}", row["instruction"], str(row.get("category") or f.default_category or "general"))
+            return Question(
+                f"{self.id_prefix}-{index}",
+                row["instruction"],
+                str(row.get("category") or f.default_category or "general"),
+            )
         if isinstance(row.get("text"), str):
             qid = row.get("id")
             if qid is None or qid == "":
                 raise InputError(f"{where}: a question needs an 'id' (or map one: id = \"COLUMN\")")
             return Question(str(qid), row["text"], str(row.get("category") or f.default_category or "general"))
         columns = ", ".join(map(str, row)) or "none"
-        raise InputError(f"{where}: no recognised schema (columns: {columns}); map the fields, e.g. "
-                         "{source = \"...\", text = \"COLUMN\", id = \"COLUMN\", category = \"COLUMN\"}")
+        raise InputError(
+            f"{where}: no recognised schema (columns: {columns}); map the fields, e.g. "
+            '{source = "...", text = "COLUMN", id = "COLUMN", category = "COLUMN"}'
+        )
 
     def _mapped(self, row: dict[str, Any], index: int, where: str) -> Question:
         f = self.fields
@@ -149,8 +162,10 @@ def jsonl_rows(path: Path) -> Iterator[tuple[int, Any]]:
                 try:
                     line = raw.decode("utf-8")
                 except UnicodeDecodeError as exc:
-                    raise InputError(f"{path}:{lineno}: not UTF-8 text (byte 0x{raw[exc.start]:02x} at column "
-                                     f"{len(raw[:exc.start].decode('utf-8', 'replace')) + 1})") from None
+                    raise InputError(
+                        f"{path}:{lineno}: not UTF-8 text (byte 0x{raw[exc.start]:02x} at column "
+                        f"{len(raw[: exc.start].decode('utf-8', 'replace')) + 1})"
+                    ) from None
                 if lineno == 1 and line.startswith(LFS_POINTER):
                     raise InputError(f"{path}: a Git LFS pointer, not the data: fetch the file itself (git lfs pull)")
                 if not line.strip():
@@ -166,8 +181,9 @@ def jsonl_rows(path: Path) -> Iterator[tuple[int, Any]]:
         raise InputError(f"{path}: cannot read ({exc.strerror or exc})") from None
 
 
-def questions_from_jsonl(path: Path, fields: FieldMap | None = None, *, hint: str | None = None,
-                         id_prefix: str | None = None) -> Iterator[Question]:
+def questions_from_jsonl(
+    path: Path, fields: FieldMap | None = None, *, hint: str | None = None, id_prefix: str | None = None
+) -> Iterator[Question]:
     """Questions from a JSON Lines file (gzipped or not), streaming."""
     mapper = RowMapper(fields, hint=str(path) if hint is None else hint, id_prefix=id_prefix or default_prefix(path))
     for lineno, row in jsonl_rows(path):

@@ -14,6 +14,7 @@ every release so far; changing a name here changes where old run directories are
 
 A run directory travels as a :class:`RunLayout` (``RunLayout.of(path)`` accepts either).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -25,7 +26,13 @@ SFT_POLICY = "sft/policy"
 SFT_EVALUATION = "sft/evaluation"
 MULTISEED_MANIFEST = "multiseed.json"
 # the files of an iteration folder arms/<arm>/iter-NN/
-PROMPTS, EVALUATION, TEST_ANSWERS, STEPS, TRAIN_RECORD = "prompts.jsonl", "evaluation.jsonl", "test_answers.jsonl", "steps.jsonl", "train.json"
+PROMPTS, EVALUATION, TEST_ANSWERS, STEPS, TRAIN_RECORD = (
+    "prompts.jsonl",
+    "evaluation.jsonl",
+    "test_answers.jsonl",
+    "steps.jsonl",
+    "train.json",
+)
 _ITERATION = re.compile(r"^iter-(\d+)$")
 _STAGE_ITERATION = re.compile(r"/iter-(\d+)(?:/|$)")
 _SEED = re.compile(r"^seed-(\d+)$")
@@ -106,7 +113,7 @@ class RunLayout:
         object.__setattr__(self, "root", Path(self.root))
 
     @classmethod
-    def of(cls, run: "RunLayout | Path | str") -> "RunLayout":
+    def of(cls, run: RunLayout | Path | str) -> RunLayout:
         return run if isinstance(run, RunLayout) else cls(Path(run))
 
     def path(self, *parts: str) -> Path:
@@ -252,7 +259,22 @@ class RunLayout:
         return self.manifest.exists() or bool(self.seed_runs())
 
 
-
-
-__all__ = ["RunLayout", "stage_seed", "stage_id", "judge_stage_id", "iteration_name", "iteration_of", "stage_iteration",
-           "seed_name", "seed_link", "pair_name", "PROMPTS", "EVALUATION", "TEST_ANSWERS", "STEPS", "TRAIN_RECORD", "SFT_POLICY", "SFT_EVALUATION"]
+__all__ = [
+    "RunLayout",
+    "stage_seed",
+    "stage_id",
+    "judge_stage_id",
+    "iteration_name",
+    "iteration_of",
+    "stage_iteration",
+    "seed_name",
+    "seed_link",
+    "pair_name",
+    "PROMPTS",
+    "EVALUATION",
+    "TEST_ANSWERS",
+    "STEPS",
+    "TRAIN_RECORD",
+    "SFT_POLICY",
+    "SFT_EVALUATION",
+]

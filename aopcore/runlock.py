@@ -13,6 +13,7 @@ stage lock of :mod:`aopcore.executors.lock` shared, as before. On a file system 
 support the run goes on with a warning, refusing only a holder recorded on this host whose process
 still lives.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -23,7 +24,7 @@ import os
 import socket
 import time
 from collections.abc import Iterator
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -54,7 +55,7 @@ def read_holder(path: Path) -> dict[str, Any] | None:
 def describe_holder(holder: dict[str, Any] | None) -> str:
     if not holder:
         return "a driver that is just starting"
-    started = datetime.fromtimestamp(float(holder.get("started", 0)), timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+    started = datetime.fromtimestamp(float(holder.get("started", 0)), UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
     text = f"pid {holder.get('pid')} on {holder.get('host')}, started {started}"
     if holder.get("host") == socket.gethostname() and not _alive(int(holder.get("pid", 0))):
         text += "; that process is gone, a process it started still holds the lock"
@@ -88,22 +89,33 @@ def driver_lock(run_dir: Path, *, wait: bool = False) -> Iterator[None]:
         except BlockingIOError:
             holder = _holder_when_busy(path)
             if not wait:
-                raise RunDirectoryBusy(f"{run_dir}: another driver is running this run directory ({describe_holder(holder)}); "
-                                       "wait for it to finish or stop it, or rerun with --wait") from None
+                raise RunDirectoryBusy(
+                    f"{run_dir}: another driver is running this run directory ({describe_holder(holder)}); "
+                    "wait for it to finish or stop it, or rerun with --wait"
+                ) from None
             log.info("waiting for the driver that runs %s (%s) to finish", run_dir, describe_holder(holder))
             fcntl.flock(handle, fcntl.LOCK_EX)
             locked = True
         except OSError as exc:  # no flock on this file system: the holder file is all there is
             holder = read_holder(path)
-            if holder and holder.get("host") == socket.gethostname() and _alive(int(holder.get("pid", 0))) \
-                    and int(holder.get("pid", 0)) != os.getpid():
-                raise RunDirectoryBusy(f"{run_dir}: another driver is running this run directory ({describe_holder(holder)}); "
-                                       "wait for it to finish or stop it") from None
+            if (
+                holder
+                and holder.get("host") == socket.gethostname()
+                and _alive(int(holder.get("pid", 0)))
+                and int(holder.get("pid", 0)) != os.getpid()
+            ):
+                raise RunDirectoryBusy(
+                    f"{run_dir}: another driver is running this run directory ({describe_holder(holder)}); "
+                    "wait for it to finish or stop it"
+                ) from None
             log.warning("no lock on %s (%s): make sure no other driver runs this run directory", run_dir, exc)
             held_unlocked = True
         previous = read_holder(path)
         if previous and previous.get("pid") != os.getpid():
-            log.info("took over the run directory from a driver that ended without releasing it (%s)", describe_holder(previous))
+            log.info(
+                "took over the run directory from a driver that ended without releasing it (%s)",
+                describe_holder(previous),
+            )
         _write_holder(handle)
         yield
     finally:

@@ -12,6 +12,7 @@ every plugin has, one folder per kind for its options, implementation and test),
 implementation is small but real (it passes its kind's contract check untouched), so the author starts from green
 tests and changes behaviour one step at a time.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -27,30 +28,56 @@ from aopcore.errors import InputError
 class Kind(NamedTuple):
     """What a plugin of one component kind is called and registered as; its templates are in ``scaffold_templates/<kind>/``."""
 
-    hook: str      # the hook its plugin.py implements
-    impl: str      # the implementation's module (and its test's) name: <module>/<impl>.py, tests/test_<impl>.py
-    suffix: str    # the class name's suffix (FocusCurriculum)
-    summary: str   # one line for the README
-    usage: str     # the config lines the README shows (a template itself)
+    hook: str  # the hook its plugin.py implements
+    impl: str  # the implementation's module (and its test's) name: <module>/<impl>.py, tests/test_<impl>.py
+    suffix: str  # the class name's suffix (FocusCurriculum)
+    summary: str  # one line for the README
+    usage: str  # the config lines the README shows (a template itself)
 
 
 KINDS = {
-    "curriculum": Kind("register_curricula", "curriculum", "Curriculum",
-                       "A prompt curriculum that puts each iteration's prompts on the categories where the policy does worst",
-                       '[arms.$name]\ncurriculum = "$name"\ntemperature = 0.3     # options are validated against $options'),
-    "reward": Kind("register_reward_models", "reward", "Reward",
-                   "A reward model that scores answers of a useful length that address the question",
-                   '[reward]\nplugin = "$name"\ntarget_words = 60'),
-    "judge": Kind("register_judges", "judge", "Judge", "A pairwise judge that prefers the more detailed answer",
-                  '[judge]\nplugin = "$name"\ntie_margin = 0.1'),
-    "feedback": Kind("register_feedback_llms", "feedback", "Feedback",
-                     "A feedback LLM (offline stub) that writes numbered questions",
-                     '[feedback]\nplugin = "$name"\nquestions = 5'),
-    "trainer": Kind("register_trainers", "trainer", "Trainer",
-                    "A policy trainer whose policy is a learned preference over answer styles",
-                    '[trainer]\nplugin = "$name"\nlearning_rate = 0.5'),
-    "embedder": Kind("register_embedders", "embedder", "Embedder", "An embedder that hashes words into a normalised vector",
-                     '[embedder]\nplugin = "$name"\ndim = 256'),
+    "curriculum": Kind(
+        "register_curricula",
+        "curriculum",
+        "Curriculum",
+        "A prompt curriculum that puts each iteration's prompts on the categories where the policy does worst",
+        '[arms.$name]\ncurriculum = "$name"\ntemperature = 0.3     # options are validated against $options',
+    ),
+    "reward": Kind(
+        "register_reward_models",
+        "reward",
+        "Reward",
+        "A reward model that scores answers of a useful length that address the question",
+        '[reward]\nplugin = "$name"\ntarget_words = 60',
+    ),
+    "judge": Kind(
+        "register_judges",
+        "judge",
+        "Judge",
+        "A pairwise judge that prefers the more detailed answer",
+        '[judge]\nplugin = "$name"\ntie_margin = 0.1',
+    ),
+    "feedback": Kind(
+        "register_feedback_llms",
+        "feedback",
+        "Feedback",
+        "A feedback LLM (offline stub) that writes numbered questions",
+        '[feedback]\nplugin = "$name"\nquestions = 5',
+    ),
+    "trainer": Kind(
+        "register_trainers",
+        "trainer",
+        "Trainer",
+        "A policy trainer whose policy is a learned preference over answer styles",
+        '[trainer]\nplugin = "$name"\nlearning_rate = 0.5',
+    ),
+    "embedder": Kind(
+        "register_embedders",
+        "embedder",
+        "Embedder",
+        "An embedder that hashes words into a normalised vector",
+        '[embedder]\nplugin = "$name"\ndim = 256',
+    ),
 }
 
 
@@ -58,19 +85,29 @@ def template(rel: str) -> str:
     """The text of ``scaffold_templates/<rel>.tmpl`` (package data)."""
     return (resources.files("aopcore") / "scaffold_templates" / f"{rel}.tmpl").read_text(encoding="utf-8")
 
+
 NAME = re.compile(r"^[a-z][a-z0-9]*(?:-[a-z0-9]+)*$")
 
 
 def names(name: str, kind: str) -> dict[str, str]:
     """The names a package for plugin ``name`` uses: distribution, module, class, options class."""
     if not NAME.match(name):
-        raise InputError(f"new-plugin: name {name!r} must be lower-case letters, digits and single hyphens, starting with a letter "
-                         "(e.g. weakness-sampler)")
+        raise InputError(
+            f"new-plugin: name {name!r} must be lower-case letters, digits and single hyphens, starting with a letter "
+            "(e.g. weakness-sampler)"
+        )
     dist = name if name.startswith("aopcore-") else f"aopcore-{name}"
     camel = "".join(part.capitalize() for part in name.split("-"))
     suffix = KINDS[kind].suffix
     cls = camel if camel.endswith(suffix) else camel + suffix
-    return {"name": name, "dist": dist, "module": dist.replace("-", "_"), "cls": cls, "options": f"{cls}Options", "kind": kind}
+    return {
+        "name": name,
+        "dist": dist,
+        "module": dist.replace("-", "_"),
+        "cls": cls,
+        "options": f"{cls}Options",
+        "kind": kind,
+    }
 
 
 def render(kind: str, name: str) -> dict[str, str]:
@@ -111,7 +148,9 @@ def write_package(kind: str, name: str, folder: Path | None = None) -> Path:
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     """Register ``aopcore new-plugin`` on the CLI's subparsers."""
-    p = sub.add_parser("new-plugin", help="write a plugin package (entry point, options, implementation, tests, README)")
+    p = sub.add_parser(
+        "new-plugin", help="write a plugin package (entry point, options, implementation, tests, README)"
+    )
     p.add_argument("kind", choices=list(KINDS), help="the component the plugin provides")
     p.add_argument("name", help="the plugin's name in configs, e.g. weakness-sampler")
     p.add_argument("--dir", type=Path, default=None, help="where to write the package (default: ./aopcore-NAME)")

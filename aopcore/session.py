@@ -20,6 +20,7 @@ Layout of ``state_dir`` (the arm is ``name``)::
     arms/<name>/curriculum/                       the curriculum's workdir, one for every round
     scratch/arms__<name>__iter-RR__train/         the round's prompt-stream log until end_round
 """
+
 from __future__ import annotations
 
 import logging
@@ -31,21 +32,28 @@ from typing import Any
 from pydantic import BaseModel
 
 from aopcore import contracts
-from aopcore.errors import InputError, RuntimeFailure
 from aopcore.capabilities import reads_evaluation
 from aopcore.contexts import curriculum_context
+from aopcore.errors import InputError, RuntimeFailure
 from aopcore.fingerprint import check_run_dir, describe, normalise, package_versions, questions_digest
 from aopcore.ledger import counted_feedback, record_usage
 from aopcore.prompt_audit import audit, generation_log, label_checker
 from aopcore.protocols import CurriculumContext
+from aopcore.records import EvalRecord, Prompt, Question, category_counts, read_jsonl, write_jsonl
 from aopcore.rundir import SFT_EVALUATION, RunLayout, evaluation_seed_key, stage_seed
 from aopcore.rundir import stage_id as arm_stage
-from aopcore.records import EvalRecord, Prompt, Question, category_counts, read_jsonl, write_jsonl
+from aopcore.session_build import (
+    call_generate,
+    eval_record,
+    fn_name,
+    heldout_questions,
+    policy_generate,
+    validated_options,
+)
 from aopcore.stagerun import commit_stage
-from aopcore.session_build import call_generate, eval_record, fn_name, heldout_questions, policy_generate, validated_options
-from aopcore.validation import raise_problems, session_problems, session_setting_problems
 from aopcore.steps import PromptStream, open_stream, write_batches
 from aopcore.store import RunStore, atomic_write_json, clean_temporaries
+from aopcore.validation import raise_problems, session_problems, session_setting_problems
 
 log = logging.getLogger("aopcore")
 
@@ -84,13 +92,29 @@ class CurriculumSession:
             those it returns None for. Part of the fingerprint.
     """
 
-    def __init__(self, curriculum: Any, *, options: dict[str, Any] | BaseModel | None = None,
-                 heldout: Sequence[Question] | str | dict[str, Any], state_dir: Path | str, budget: int,
-                 categories: Sequence[str] | None = None, feedback: Any = None, embedder: Any = None, reward: Any = None,
-                 seed: int = 0, rounds: int | None = None, name: str = "session", allow_changes: bool = False,
-                 base_dir: Path | str | None = None, passes: int = 1, solve: Callable[[str], Any] | None = None,
-                 _registry: Any = None,
-                 _described: dict[str, Any] | None = None, _snapshot: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        curriculum: Any,
+        *,
+        options: dict[str, Any] | BaseModel | None = None,
+        heldout: Sequence[Question] | str | dict[str, Any],
+        state_dir: Path | str,
+        budget: int,
+        categories: Sequence[str] | None = None,
+        feedback: Any = None,
+        embedder: Any = None,
+        reward: Any = None,
+        seed: int = 0,
+        rounds: int | None = None,
+        name: str = "session",
+        allow_changes: bool = False,
+        base_dir: Path | str | None = None,
+        passes: int = 1,
+        solve: Callable[[str], Any] | None = None,
+        _registry: Any = None,
+        _described: dict[str, Any] | None = None,
+        _snapshot: dict[str, Any] | None = None,
+    ) -> None:
         self.name = name
         self.seed = int(seed)
         self.rounds = rounds
@@ -100,9 +124,13 @@ class CurriculumSession:
         self.layout = RunLayout(Path(state_dir))
         self.store = RunStore(self.layout.root)
         self._registry = _registry
-        raise_problems(session_setting_problems(budget=budget, rounds=rounds, name=name, options=options, curriculum=curriculum))
+        raise_problems(
+            session_setting_problems(budget=budget, rounds=rounds, name=name, options=options, curriculum=curriculum)
+        )
         described = dict(_described or {})
-        self.curriculum, described["curriculum"] = self._component("curriculum", curriculum, options, lazy=False, described=described)
+        self.curriculum, described["curriculum"] = self._component(
+            "curriculum", curriculum, options, lazy=False, described=described
+        )
         built: dict[str, Any] = {}
         for role, value in (("feedback", feedback), ("embedder", embedder), ("reward", reward)):
             obj, described[role] = self._component(role, value, None, lazy=True, described=described)
@@ -112,7 +140,9 @@ class CurriculumSession:
                 obj.bind(built)
         self.feedback, self.embedder, self.reward = built["feedback"], built["embedder"], built["reward"]
         if solve is not None and not callable(solve):
-            raise InputError(f"session.solve: {type(solve).__name__} is not a function solve(question) -> answer or None")
+            raise InputError(
+                f"session.solve: {type(solve).__name__} is not a function solve(question) -> answer or None"
+            )
         self.solve = solve
         if solve is not None:
             described["solve"] = describe(solve)
@@ -130,8 +160,14 @@ class CurriculumSession:
 
     # ---- construction -----------------------------------------------------------------------
     @classmethod
-    def from_config(cls, path: Path | str, *, arm: str | None = None, state_dir: Path | str | None = None,
-                    overrides: Sequence[str] = ()) -> "CurriculumSession":
+    def from_config(
+        cls,
+        path: Path | str,
+        *,
+        arm: str | None = None,
+        state_dir: Path | str | None = None,
+        overrides: Sequence[str] = (),
+    ) -> CurriculumSession:
         """A session from the sections of an ``aopcore run`` config, checked by the same preflight.
 
         ``[experiment]`` gives ``seed``, ``records_per_iteration`` (the budget), ``iterations`` (the rounds) and
@@ -153,7 +189,9 @@ class CurriculumSession:
             self._registry = load_registry()
         return self._registry
 
-    def _component(self, role: str, value: Any, options: Any, *, lazy: bool, described: dict[str, Any]) -> tuple[Any, Any]:
+    def _component(
+        self, role: str, value: Any, options: Any, *, lazy: bool, described: dict[str, Any]
+    ) -> tuple[Any, Any]:
         """(the component, its description for the fingerprint) from an object, a callable or a plugin name."""
         if role in described:  # from_config: built already, described by its configuration
             return value, described[role]
@@ -167,7 +205,9 @@ class CurriculumSession:
         impl = registry.implementations[kind].get(value)
         if impl is None:
             raise InputError(f"session.{role}: {registry.unknown_message(kind, value)}")
-        model = validated_options(impl, options, f"session.{'options' if role == 'curriculum' else role}", self.base_dir, registry)
+        model = validated_options(
+            impl, options, f"session.{'options' if role == 'curriculum' else role}", self.base_dir, registry
+        )
         key = "curriculum" if role == "curriculum" else "plugin"
         description = {key: impl.name, **model.model_dump(mode="json")}
         if lazy:
@@ -181,13 +221,15 @@ class CurriculumSession:
 
     def fingerprint(self) -> dict[str, Any]:
         """Everything that shapes the session's prompts (compared with ``state_dir/fingerprint.json`` on open)."""
-        return normalise({
-            "session": {"arm": self.name, "seed": self.seed, "rounds": self.rounds, "budget": self.budget},
-            "data": {"heldout": questions_digest(self.heldout), "categories": list(self.categories)},
-            **{role: self._described.get(role) for role in ("curriculum", *ROLES)},
-            **({"solve": self._described["solve"]} if "solve" in self._described else {}),
-            "versions": package_versions(),
-        })
+        return normalise(
+            {
+                "session": {"arm": self.name, "seed": self.seed, "rounds": self.rounds, "budget": self.budget},
+                "data": {"heldout": questions_digest(self.heldout), "categories": list(self.categories)},
+                **{role: self._described.get(role) for role in ("curriculum", *ROLES)},
+                **({"solve": self._described["solve"]} if "solve" in self._described else {}),
+                "versions": package_versions(),
+            }
+        )
 
     def _open(self, allow_changes: bool) -> None:
         from aopcore.ranks import is_main_process
@@ -196,16 +238,32 @@ class CurriculumSession:
             return
         root = self.store.root
         root.mkdir(parents=True, exist_ok=True)
-        changed = check_run_dir(root, self.fingerprint(), allow_changes=allow_changes, what="state folder",
-                                remedy="choose another state_dir, or continue anyway with CurriculumSession(..., allow_changes=True)")
+        changed = check_run_dir(
+            root,
+            self.fingerprint(),
+            allow_changes=allow_changes,
+            what="state folder",
+            remedy="choose another state_dir, or continue anyway with CurriculumSession(..., allow_changes=True)",
+        )
         if changed:
             shutil.rmtree(self.layout.scratch_root, ignore_errors=True)
         config = self.layout.config
         if changed or not config.exists():
-            atomic_write_json(config, self._snapshot or {
-                "source": "session", "arm": self.name,
-                "experiment": {"name": self.name, "seed": self.seed, "iterations": self.rounds, "records_per_iteration": self.budget},
-                "arms": {self.name: type(self.curriculum).__name__}})
+            atomic_write_json(
+                config,
+                self._snapshot
+                or {
+                    "source": "session",
+                    "arm": self.name,
+                    "experiment": {
+                        "name": self.name,
+                        "seed": self.seed,
+                        "iterations": self.rounds,
+                        "records_per_iteration": self.budget,
+                    },
+                    "arms": {self.name: type(self.curriculum).__name__},
+                },
+            )
         removed = clean_temporaries(root)
         if removed:
             log.info("removed %d partial writes left by an interrupted session", removed)
@@ -229,8 +287,13 @@ class CurriculumSession:
             r += 1
         return r
 
-    def next_prompts(self, *, evaluation: Sequence[EvalRecord] | None = None,
-                     generate: Callable[..., Sequence[str]] | None = None, round: int | None = None) -> list[Prompt]:
+    def next_prompts(
+        self,
+        *,
+        evaluation: Sequence[EvalRecord] | None = None,
+        generate: Callable[..., Sequence[str]] | None = None,
+        round: int | None = None,
+    ) -> list[Prompt]:
         """The prompts of round ``session.round + 1`` (or of ``round``): exactly ``budget`` of them.
 
         Args:
@@ -247,7 +310,9 @@ class CurriculumSession:
         r = self.round + 1 if round is None else int(round)
         chosen = self._chosen_rounds()
         if r < 1 or r > chosen + 1:
-            raise InputError(f"session.next_prompts: round {r} is not available (rounds 1..{chosen} are recorded; the next is {chosen + 1})")
+            raise InputError(
+                f"session.next_prompts: round {r} is not available (rounds 1..{chosen} are recorded; the next is {chosen + 1})"
+            )
         if self.rounds is not None and r > self.rounds:
             raise InputError(f"session.next_prompts: round {r} is past the session's rounds={self.rounds}")
         stage_id = self._id(r, "prompts")
@@ -264,34 +329,58 @@ class CurriculumSession:
             prompts = list(self.curriculum.prompts(ctx))
             self._check_prompts(r, prompts)
             write_jsonl(path, prompts)
-            return {"n_prompts": len(prompts), "categories": category_counts(prompts),
-                    "audit": audit(prompts, (q.text for q in self.heldout), label_checker(self.feedback),
-                                   generation_log(ctx.workdir, r))}
+            return {
+                "n_prompts": len(prompts),
+                "categories": category_counts(prompts),
+                "audit": audit(
+                    prompts,
+                    (q.text for q in self.heldout),
+                    label_checker(self.feedback),
+                    generation_log(ctx.workdir, r),
+                ),
+            }
 
         self._stage(stage_id, "prompts", work, outputs=[self._rel(path), *self.layout.curriculum_logs(self.name, r)])
         self.round = r
         return read_jsonl(path, Prompt)
 
-    def context(self, r: int, *, evaluation: Sequence[EvalRecord] | None = None,
-                generate: Callable[..., Sequence[str]] | None = None) -> CurriculumContext:
+    def context(
+        self,
+        r: int,
+        *,
+        evaluation: Sequence[EvalRecord] | None = None,
+        generate: Callable[..., Sequence[str]] | None = None,
+    ) -> CurriculumContext:
         """Round ``r``'s :class:`CurriculumContext`, built exactly as the experiment builds an arm's (seed, history, steps)."""
         if evaluation is None:
             path = self._evaluation_path(r)
             evaluation = read_jsonl(path, EvalRecord) if path.exists() else []
         ctx = curriculum_context(
-            self.layout, self.curriculum, self.name, r, iterations=self.rounds if self.rounds is not None else r,
-            budget=self.budget, base_seed=self.seed, categories=self.categories, evaluation=evaluation,
+            self.layout,
+            self.curriculum,
+            self.name,
+            r,
+            iterations=self.rounds if self.rounds is not None else r,
+            budget=self.budget,
+            base_seed=self.seed,
+            categories=self.categories,
+            evaluation=evaluation,
             # every call a curriculum makes through these is booked in the round's ledger as choosing compute
-            feedback=self.feedback, embedder=self.embedder, reward=self.reward,
+            feedback=self.feedback,
+            embedder=self.embedder,
+            reward=self.reward,
             generate=(lambda seed: policy_generate(generate, seed)) if generate is not None else None,
-            solve=self.solve)
+            solve=self.solve,
+        )
         self._contexts[r] = ctx
         return ctx
 
     def _evaluation_path(self, r: int) -> Path:
         return self.layout.evaluation(self.name, r - 1)
 
-    def _evaluation(self, r: int, evaluation: Sequence[EvalRecord] | None, generate: Callable[..., Sequence[str]] | None) -> list[EvalRecord]:
+    def _evaluation(
+        self, r: int, evaluation: Sequence[EvalRecord] | None, generate: Callable[..., Sequence[str]] | None
+    ) -> list[EvalRecord]:
         """The evaluation round ``r`` chooses from: recorded, given, or made with ``generate`` (then recorded)."""
         stage_id = SFT_EVALUATION if r == 1 else self._id(r - 1, "evaluation")
         path = self._evaluation_path(r)
@@ -304,8 +393,10 @@ class CurriculumSession:
             return []  # the curriculum does not read it (uses_evaluation): evaluating would be cost without use
         if evaluation is None and generate is None:
             if reads:
-                raise InputError(f"session.next_prompts: {type(self.curriculum).__name__} chooses round {r}'s prompts from the "
-                                 "current policy's evaluation; pass evaluation=[EvalRecord, ...] or generate=fn(texts) -> answers")
+                raise InputError(
+                    f"session.next_prompts: {type(self.curriculum).__name__} chooses round {r}'s prompts from the "
+                    "current policy's evaluation; pass evaluation=[EvalRecord, ...] or generate=fn(texts) -> answers"
+                )
             return []
         seed = stage_seed(self.seed, evaluation_seed_key(r - 1))
 
@@ -317,35 +408,53 @@ class CurriculumSession:
                 records = self._evaluate(generate, seed)  # type: ignore[arg-type]
                 how = "generate"
             write_jsonl(path, records)
-            warning = contracts.uniform_reward_warning(self.reward, [e.reward for e in records]) if how == "generate" else None
+            warning = (
+                contracts.uniform_reward_warning(self.reward, [e.reward for e in records])
+                if how == "generate"
+                else None
+            )
             if warning:
                 log.warning("%s: %s", stage_id, warning)
-            return {"mean_reward": sum(e.reward for e in records) / len(records), "used_for_choosing": reads, "evaluation": how,
-                    **({"warning": warning} if warning else {})}
+            return {
+                "mean_reward": sum(e.reward for e in records) / len(records),
+                "used_for_choosing": reads,
+                "evaluation": how,
+                **({"warning": warning} if warning else {}),
+            }
 
         self._stage(stage_id, "evaluate", work, outputs=[self._rel(path)])
         return read_jsonl(path, EvalRecord)
 
     def _evaluate(self, generate: Callable[..., Sequence[str]], seed: int) -> list[EvalRecord]:
         if self.reward is None:
-            raise InputError("session.reward: next_prompts(generate=...) scores the held-out answers, and the session has no reward")
+            raise InputError(
+                "session.reward: next_prompts(generate=...) scores the held-out answers, and the session has no reward"
+            )
         texts = [q.text for q in self.heldout]
         answers = list(call_generate(generate, texts, seed=seed, sample=False))
         if len(answers) != len(texts):
-            raise contracts.BadComponentOutput(f"generate ({fn_name(generate)}) returned {len(answers)} answers for {len(texts)} questions")
-        rewards = contracts.checked_rewards(self.reward, self.reward.score(texts, answers), texts, ids=[q.id for q in self.heldout])
+            raise contracts.BadComponentOutput(
+                f"generate ({fn_name(generate)}) returned {len(answers)} answers for {len(texts)} questions"
+            )
+        rewards = contracts.checked_rewards(
+            self.reward, self.reward.score(texts, answers), texts, ids=[q.id for q in self.heldout]
+        )
         record_usage(reward_calls=len(texts))
         return [EvalRecord(q.id, q.text, q.category, str(a), r) for q, a, r in zip(self.heldout, answers, rewards)]
 
     def _check_prompts(self, r: int, prompts: Sequence[Prompt]) -> None:
         if len(prompts) != self.budget:
-            raise RuntimeFailure(f"session.curriculum: {type(self.curriculum).__name__} returned {len(prompts)} prompts for round {r}, "
-                                 f"budget is {self.budget}")
+            raise RuntimeFailure(
+                f"session.curriculum: {type(self.curriculum).__name__} returned {len(prompts)} prompts for round {r}, "
+                f"budget is {self.budget}"
+            )
         if any(not isinstance(p, Prompt) for p in prompts):
             raise RuntimeFailure(f"session.curriculum: round {r}: prompts must be aopcore.Prompt objects")
         ids = [p.id for p in prompts]
         if len(set(ids)) != len(ids):
-            raise RuntimeFailure(f"session.curriculum: {type(self.curriculum).__name__} returned duplicate prompt ids at round {r}")
+            raise RuntimeFailure(
+                f"session.curriculum: {type(self.curriculum).__name__} returned duplicate prompt ids at round {r}"
+            )
 
     # ---- the per-step channel --------------------------------------------------------------
     def scratch(self, r: int | None = None) -> Path:
@@ -361,10 +470,14 @@ class CurriculumSession:
         """
         r = self.round
         if r < 1:
-            raise RuntimeFailure("session.stream(): call next_prompts() first (the stream draws from the round's prompts)")
+            raise RuntimeFailure(
+                "session.stream(): call next_prompts() first (the stream draws from the round's prompts)"
+            )
         planned = read_jsonl(self.layout.prompts(self.name, r), Prompt)
         ctx = self._contexts.get(r) or self.context(r)
-        return open_stream(self.curriculum, ctx, planned, passes=passes or self.passes, log=self.scratch(r) / "stream.jsonl")
+        return open_stream(
+            self.curriculum, ctx, planned, passes=passes or self.passes, log=self.scratch(r) / "stream.jsonl"
+        )
 
     def end_round(self, stream: PromptStream | None = None) -> None:
         """Close the current round: keep its per-step batches as ``steps.jsonl`` (from ``stream.batches()``) and
@@ -386,8 +499,11 @@ class CurriculumSession:
             write_batches(steps, batches)
             dropped = [g for b in batches for g, k in zip(b.groups, b.kept) if not k]
             if dropped:
-                record_usage(dropped_groups=len(dropped), dropped_rollouts=sum(len(g.rewards) for g in dropped),
-                             dropped_tokens=sum(g.tokens for g in dropped))
+                record_usage(
+                    dropped_groups=len(dropped),
+                    dropped_rollouts=sum(len(g.rewards) for g in dropped),
+                    dropped_tokens=sum(g.tokens for g in dropped),
+                )
             return {"external": True, "stream": stream.summary()}
 
         self._stage(stage_id, "train", work, outputs=[self._rel(steps)])
@@ -408,8 +524,17 @@ class CurriculumSession:
     def _stage(self, stage_id: str, kind: str, work: Callable[[], dict[str, Any]], *, outputs: Sequence[str]) -> None:
         """Run ``work`` and write the stage record last (as :class:`~aopcore.Experiment` does): the commit point."""
         arm = self.name if kind != "evaluate" or stage_id != SFT_EVALUATION else None
-        if commit_stage(self.store, stage_id, kind, work, outputs=lambda extra: outputs, order=len(self.store.stage_records()) + 1,
-                        arm=arm, worker="session", say_skip=False):
+        if commit_stage(
+            self.store,
+            stage_id,
+            kind,
+            work,
+            outputs=lambda extra: outputs,
+            order=len(self.store.stage_records()) + 1,
+            arm=arm,
+            worker="session",
+            say_skip=False,
+        ):
             try:
                 self.layout.attempts_root.rmdir()
             except OSError:

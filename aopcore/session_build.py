@@ -1,5 +1,6 @@
 """How a :class:`~aopcore.CurriculumSession` is assembled: from a config file, from plugin options, and the
 policy ``generate`` function it is given (only the keywords that function takes are passed)."""
+
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
@@ -13,8 +14,9 @@ from aopcore.errors import InputError
 from aopcore.records import EvalRecord, Question
 
 
-def session_arguments(path: Path | str, *, arm: str | None, state_dir: Path | str | None, overrides: Sequence[str],
-                      roles: Sequence[str]) -> tuple[Any, dict[str, Any]]:
+def session_arguments(
+    path: Path | str, *, arm: str | None, state_dir: Path | str | None, overrides: Sequence[str], roles: Sequence[str]
+) -> tuple[Any, dict[str, Any]]:
     """(the curriculum, the other keyword arguments of CurriculumSession) from an ``aopcore run`` config."""
     from aopcore.build import LazyComponent, resolve
     from aopcore.config import SessionConfig
@@ -25,8 +27,10 @@ def session_arguments(path: Path | str, *, arm: str | None, state_dir: Path | st
     arms = list(plan.arms)
     if arm is None:
         if len(arms) != 1:
-            raise InputError(f"{file}: arms: the config has {len(arms)} arms ({', '.join(arms)}); "
-                             "pass arm=NAME to choose the session's curriculum")
+            raise InputError(
+                f"{file}: arms: the config has {len(arms)} arms ({', '.join(arms)}); "
+                "pass arm=NAME to choose the session's curriculum"
+            )
         arm = arms[0]
     if arm not in plan.arms:
         raise InputError(f"{file}: arms: no arm {arm!r} (arms: {', '.join(arms)})")
@@ -41,23 +45,45 @@ def session_arguments(path: Path | str, *, arm: str | None, state_dir: Path | st
             components[role] = LazyComponent(*plan.components[role])
             described[role] = snapshot[role]
     out = Path(exp.output_dir) if Path(exp.output_dir).is_absolute() else plan.base_dir / exp.output_dir
-    keep = {"source": "session", "config": str(file), "arm": arm, "data": snapshot.get("data"),
-            "experiment": {k: snapshot["experiment"].get(k) for k in ("name", "seed", "iterations", "records_per_iteration", "passes")}}
-    return impl.build(opts), dict(heldout=plan.questions("heldout"), state_dir=state_dir or out / exp.name,
-               budget=exp.records_per_iteration, categories=plan.config.data.categories, seed=exp.seed,
-               rounds=exp.iterations, name=arm, base_dir=plan.base_dir, passes=exp.passes, _registry=plan.registry,
-               _described=described, _snapshot=keep, **components)
+    keep = {
+        "source": "session",
+        "config": str(file),
+        "arm": arm,
+        "data": snapshot.get("data"),
+        "experiment": {
+            k: snapshot["experiment"].get(k) for k in ("name", "seed", "iterations", "records_per_iteration", "passes")
+        },
+    }
+    return impl.build(opts), dict(
+        heldout=plan.questions("heldout"),
+        state_dir=state_dir or out / exp.name,
+        budget=exp.records_per_iteration,
+        categories=plan.config.data.categories,
+        seed=exp.seed,
+        rounds=exp.iterations,
+        name=arm,
+        base_dir=plan.base_dir,
+        passes=exp.passes,
+        _registry=plan.registry,
+        _described=described,
+        _snapshot=keep,
+        **components,
+    )
 
 
 def validated_options(impl: Any, options: Any, where: str, base_dir: Path, registry: Any) -> BaseModel:
     if isinstance(options, BaseModel):
         if not isinstance(options, impl.options):
-            raise InputError(f"{where}: {type(options).__name__} is not {impl.name}'s options ({impl.options.__name__})")
+            raise InputError(
+                f"{where}: {type(options).__name__} is not {impl.name}'s options ({impl.options.__name__})"
+            )
         return options
     from aopcore.options import validation_context
 
     try:
-        return impl.options.model_validate(options or {}, context=validation_context(base_dir, set(registry.names("data"))))
+        return impl.options.model_validate(
+            options or {}, context=validation_context(base_dir, set(registry.names("data")))
+        )
     except ValidationError as exc:
         lines = []
         for err in exc.errors():
@@ -82,7 +108,9 @@ def fn_name(fn: Any) -> str:
     return getattr(fn, "__qualname__", type(fn).__name__)
 
 
-def call_generate(generate: Callable[..., Sequence[str]], texts: list[str], *, seed: int, sample: bool) -> Sequence[str]:
+def call_generate(
+    generate: Callable[..., Sequence[str]], texts: list[str], *, seed: int, sample: bool
+) -> Sequence[str]:
     """``generate(texts)``, passing ``seed`` and ``sample`` only to a function that takes them."""
     kwargs = {k: v for k, v in (("seed", seed), ("sample", sample)) if contracts.accepts_keyword(generate, k)}
     return generate(texts, **kwargs)
@@ -95,16 +123,18 @@ def policy_generate(generate: Callable[..., Sequence[str]], default_seed: int) -
     return bound
 
 
-def heldout_questions(heldout: Sequence[Question] | str | Path | dict[str, Any], base_dir: Path,
-                      registry: Callable[[], Any]) -> list[Question]:
+def heldout_questions(
+    heldout: Sequence[Question] | str | Path | dict[str, Any], base_dir: Path, registry: Callable[[], Any]
+) -> list[Question]:
     """The session's held-out questions: given, or read from a data spec or a column mapping
     ``{"source": ..., "text": "COLUMN", ...}`` (``registry()`` is asked only then)."""
     if isinstance(heldout, (str, Path, dict)):
         from aopcore.datasources import in_python_terms, load_source
 
         try:
-            questions = load_source(heldout if isinstance(heldout, dict) else str(heldout), base_dir,
-                                    registry=registry())
+            questions = load_source(
+                heldout if isinstance(heldout, dict) else str(heldout), base_dir, registry=registry()
+            )
         except InputError as exc:
             raise InputError(*[f"session.heldout: {in_python_terms(p)}" for p in exc.problems]) from None
     else:

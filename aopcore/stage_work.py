@@ -3,6 +3,7 @@
 A mixin of :class:`~aopcore.Experiment` (it reads the experiment's components, budget and run layout); each method is
 one stage's body, run under the commit protocol of :mod:`aopcore.stagerun`.
 """
+
 from __future__ import annotations
 
 import logging
@@ -18,19 +19,18 @@ from aopcore.errors import InputError, RuntimeFailure
 from aopcore.judging import PairVerdict, judge_pair, tally
 from aopcore.ledger import record_usage
 from aopcore.protocols import PromptCurriculum
+from aopcore.records import EvalRecord, Prompt, category_counts, iter_jsonl, read_jsonl, write_jsonl
 from aopcore.rundir import (
     EVALUATION,
-    TEST_ANSWERS,
     SFT_POLICY,
+    TEST_ANSWERS,
     answers_seed_key,
     evaluation_seed_key,
     judge_stage_id,
     stage_seed,
 )
-from aopcore.records import EvalRecord, Prompt, category_counts, iter_jsonl, read_jsonl, write_jsonl
 from aopcore.stats import WinRate
 from aopcore.store import atomic_directory, atomic_write_text
-
 
 log = logging.getLogger("aopcore")
 
@@ -43,7 +43,9 @@ class StageWork:
         answers = self.trainer.generate(policy, texts, seed=seed)
         if problem := contracts.count_problem("trainer", self.trainer, "generate", answers, len(texts)):
             raise contracts.BadComponentOutput(problem)
-        rewards = contracts.checked_rewards(self.reward, self.reward.score(texts, answers), texts, ids=[q.id for q in self.heldout])
+        rewards = contracts.checked_rewards(
+            self.reward, self.reward.score(texts, answers), texts, ids=[q.id for q in self.heldout]
+        )
         record_usage(reward_calls=len(texts))
         records = [EvalRecord(q.id, q.text, q.category, a, r) for q, a, r in zip(self.heldout, answers, rewards)]
         write_jsonl(out, records)
@@ -62,13 +64,24 @@ class StageWork:
         return None
 
     def _evaluate_policy_0(self) -> dict[str, Any]:
-        return {**self._evaluate(self._policy_dir(None, 0), self._evaluation_path("", 0), stage_seed(self.seed, evaluation_seed_key(0))),
-                "used_for_choosing": any(reads_evaluation(c, 1) for c in self.arms.values())}
+        return {
+            **self._evaluate(
+                self._policy_dir(None, 0), self._evaluation_path("", 0), stage_seed(self.seed, evaluation_seed_key(0))
+            ),
+            "used_for_choosing": any(reads_evaluation(c, 1) for c in self.arms.values()),
+        }
 
     def _choose_prompts(self, arm: str, curriculum: PromptCurriculum, i: int) -> dict[str, Any]:
         prev_policy = self._policy_dir(arm, i - 1)
-        ctx = self._context(arm, i, generate=lambda seed: (
-            lambda texts, sample=False, seed=seed: self.trainer.generate(prev_policy, texts, seed=seed, sample=sample)))
+        ctx = self._context(
+            arm,
+            i,
+            generate=lambda seed: (
+                lambda texts, sample=False, seed=seed: self.trainer.generate(
+                    prev_policy, texts, seed=seed, sample=sample
+                )
+            ),
+        )
         prompts = list(curriculum.prompts(ctx))
         self._check_prompts(arm, i, prompts)
         write_jsonl(self.layout.prompts(arm, i), prompts)
@@ -78,11 +91,17 @@ class StageWork:
         # booked as choosing cost only where the next iteration's prompts are chosen from it (see aopcore.report)
         used = {"used_for_choosing": i < self.budget.iterations and reads_evaluation(self.arms[arm], i + 1)}
         twin = self._twin(arm, i)
-        if twin is not None and self._verified(f"{self._rel(twin)}/evaluation"):  # same policy, same seed: same evaluation
+        if twin is not None and self._verified(
+            f"{self._rel(twin)}/evaluation"
+        ):  # same policy, same seed: same evaluation
             atomic_write_text(self._evaluation_path(arm, i), (twin / EVALUATION).read_text())
             return {"reused_from": str(twin.relative_to(self.store.root)), **used}
-        return {**self._evaluate(self._policy_dir(arm, i), self._evaluation_path(arm, i), stage_seed(self.seed, evaluation_seed_key(i))),
-                **used}
+        return {
+            **self._evaluate(
+                self._policy_dir(arm, i), self._evaluation_path(arm, i), stage_seed(self.seed, evaluation_seed_key(i))
+            ),
+            **used,
+        }
 
     def _answer_tests(self, arm: str, i: int) -> dict[str, Any]:
         twin = self._twin(arm, i)
@@ -90,17 +109,23 @@ class StageWork:
             atomic_write_text(self.layout.test_answers(arm, i), (twin / TEST_ANSWERS).read_text())
             return {"reused_from": str(twin.relative_to(self.store.root))}
         texts = [q.text for q in self.test_prompts]
-        answers = self.trainer.generate(self._policy_dir(arm, i), texts, seed=stage_seed(self.seed, answers_seed_key(i)))
+        answers = self.trainer.generate(
+            self._policy_dir(arm, i), texts, seed=stage_seed(self.seed, answers_seed_key(i))
+        )
         if problem := contracts.count_problem("trainer", self.trainer, "generate", answers, len(texts)):
             raise contracts.BadComponentOutput(problem)
-        write_jsonl(self.layout.test_answers(arm, i),
-                    [{"id": q.id, "question": q.text, "answer": a} for q, a in zip(self.test_prompts, answers)])
+        write_jsonl(
+            self.layout.test_answers(arm, i),
+            [{"id": q.id, "question": q.text, "answer": a} for q, a in zip(self.test_prompts, answers)],
+        )
         return {"n_answers": len(answers)}
 
     def _check_prompts(self, arm: str, i: int, prompts: Sequence[Prompt]) -> None:
         want = self.budget.records_per_iteration
         if len(prompts) != want:
-            raise RuntimeFailure(f"arms.{arm}: curriculum returned {len(prompts)} prompts for iteration {i}, budget is {want}")
+            raise RuntimeFailure(
+                f"arms.{arm}: curriculum returned {len(prompts)} prompts for iteration {i}, budget is {want}"
+            )
         ids = [p.id for p in prompts]
         if len(set(ids)) != len(ids):
             raise RuntimeFailure(f"arms.{arm}: curriculum returned duplicate prompt ids at iteration {i}")
@@ -113,8 +138,15 @@ class StageWork:
         ans_a = [o["answer"] for _, o in iter_jsonl(self.layout.test_answers(a, i))]
         ans_b = [o["answer"] for _, o in iter_jsonl(self.layout.test_answers(b, i))]
         raw: list[dict[str, Any]] = []
-        verdicts = judge_pair(self._counted_judge, self.test_prompts, ans_a, ans_b,
-                              both_orders=self.judging.both_orders, seed=stage_seed(self.seed, stage_id), raw=raw)
+        verdicts = judge_pair(
+            self._counted_judge,
+            self.test_prompts,
+            ans_a,
+            ans_b,
+            both_orders=self.judging.both_orders,
+            seed=stage_seed(self.seed, stage_id),
+            raw=raw,
+        )
         raw_path = self.layout.raw_verdicts(a, b, i)  # what the judge said, for audit
         write_jsonl(raw_path, raw)
         write_jsonl(self._judge_path(a, b, i), verdicts)

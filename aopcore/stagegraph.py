@@ -2,20 +2,19 @@
 
 A mixin of :class:`~aopcore.Experiment`; the stage ids and paths come from :mod:`aopcore.rundir`.
 """
+
 from __future__ import annotations
 
 import functools
 import itertools
-import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from aopcore import tables
 from aopcore.protocols import PromptCurriculum
-from aopcore.rundir import SFT_EVALUATION, SFT_POLICY, judge_stage_id, stage_id as arm_stage
-
+from aopcore.rundir import SFT_EVALUATION, SFT_POLICY, judge_stage_id
+from aopcore.rundir import stage_id as arm_stage
 
 log = logging.getLogger("aopcore")
 
@@ -63,8 +62,16 @@ class StageGraph:
                 for i in self._judged_iterations():
                     stage_id = judge_stage_id(a, b, i)
                     judge_ids.append(stage_id)
-                    stages.append(Stage(stage_id, "judge", None, (arm_stage(a, i, "answers"), arm_stage(b, i, "answers")),
-                                        functools.partial(self._judge_stage, a, b, i, stage_id), iteration=i))
+                    stages.append(
+                        Stage(
+                            stage_id,
+                            "judge",
+                            None,
+                            (arm_stage(a, i, "answers"), arm_stage(b, i, "answers")),
+                            functools.partial(self._judge_stage, a, b, i, stage_id),
+                            iteration=i,
+                        )
+                    )
         stages.append(Stage("tables", "report", None, tuple(judge_ids), lambda: self._write_tables(self._winrates())))
         stages.append(Stage("report", "report", None, tuple(s.id for s in stages), self._write_report))
         self._graph = stages
@@ -74,19 +81,49 @@ class StageGraph:
         prev_train = arm_stage(arm, i - 1, "train") if i > 1 else SFT_POLICY
         prev_eval = arm_stage(arm, i - 1, "evaluation") if i > 1 else SFT_EVALUATION
         eval_deps = [arm_stage(arm, i, "train")]
-        if self.keep_checkpoints == "last" and i > 1 and (i - 1) in (set(self._judged_iterations()) if self.judge else set()):
+        if (
+            self.keep_checkpoints == "last"
+            and i > 1
+            and (i - 1) in (set(self._judged_iterations()) if self.judge else set())
+        ):
             eval_deps.append(arm_stage(arm, i - 1, "answers"))  # the previous policy is removed after this evaluation
         out = [
-            Stage(arm_stage(arm, i, "prompts"), "prompts", arm, (prev_eval, prev_train),
-                  functools.partial(self._choose_prompts, arm, curriculum, i), iteration=i),
-            Stage(arm_stage(arm, i, "train"), "train", arm, (arm_stage(arm, i, "prompts"), prev_train),
-                  functools.partial(self._train, arm, i), iteration=i),
-            Stage(arm_stage(arm, i, "evaluation"), "evaluate", arm, tuple(eval_deps), functools.partial(self._evaluate_iteration, arm, i),
-                  iteration=i),
+            Stage(
+                arm_stage(arm, i, "prompts"),
+                "prompts",
+                arm,
+                (prev_eval, prev_train),
+                functools.partial(self._choose_prompts, arm, curriculum, i),
+                iteration=i,
+            ),
+            Stage(
+                arm_stage(arm, i, "train"),
+                "train",
+                arm,
+                (arm_stage(arm, i, "prompts"), prev_train),
+                functools.partial(self._train, arm, i),
+                iteration=i,
+            ),
+            Stage(
+                arm_stage(arm, i, "evaluation"),
+                "evaluate",
+                arm,
+                tuple(eval_deps),
+                functools.partial(self._evaluate_iteration, arm, i),
+                iteration=i,
+            ),
         ]
         if answers:
-            out.append(Stage(arm_stage(arm, i, "answers"), "answers", arm, (arm_stage(arm, i, "train"),),
-                             functools.partial(self._answer_tests, arm, i), iteration=i))
+            out.append(
+                Stage(
+                    arm_stage(arm, i, "answers"),
+                    "answers",
+                    arm,
+                    (arm_stage(arm, i, "train"),),
+                    functools.partial(self._answer_tests, arm, i),
+                    iteration=i,
+                )
+            )
         return out
 
     def stage(self, stage_id: str) -> Stage:
@@ -109,8 +146,11 @@ class StageGraph:
         if kind == "prompts" and arm is not None:
             return [self._rel(self.layout.prompts(arm, i)), *self.layout.curriculum_logs(arm, i)]
         if kind == "train" and arm is not None:
-            return [self._rel(self._policy_dir(arm, i)), self._rel(self.layout.train_record(arm, i)),
-                    *self._written.pop(stage_id, [])]
+            return [
+                self._rel(self._policy_dir(arm, i)),
+                self._rel(self.layout.train_record(arm, i)),
+                *self._written.pop(stage_id, []),
+            ]
         if kind == "answers" and arm is not None:
             return [self._rel(self.layout.test_answers(arm, i))]
         if kind == "judge":

@@ -1,5 +1,6 @@
 """Statistics: win rates with Wilson intervals (paper eq. 2), and the multi-seed tools behind the aggregate report
 (Student-t intervals across seeds, two-level bootstraps over seeds and prompts, Cohen's kappa)."""
+
 from __future__ import annotations
 
 import math
@@ -41,8 +42,11 @@ class WinRate:
 
     def as_row(self) -> dict[str, float | int | str]:
         row: dict[str, float | int | str] = {
-            "arm_a": self.arm_a, "arm_b": self.arm_b, "iteration": self.iteration,
-            "n": self.n, "dropped": self.dropped,
+            "arm_a": self.arm_a,
+            "arm_b": self.arm_b,
+            "iteration": self.iteration,
+            "n": self.n,
+            "dropped": self.dropped,
         }
         for label, count in (("a_wins", self.wins_a), ("b_wins", self.wins_b), ("ties", self.ties)):
             lo, hi = wilson_interval(count, self.n)
@@ -260,8 +264,9 @@ def clustered_bootstrap_counts(
     return out
 
 
-def clustered_bootstrap_mean(clusters: Sequence[Sequence[float]], *, resamples: int = 2000, seed: int = 0,
-                             confidence: float = 0.95) -> Interval:
+def clustered_bootstrap_mean(
+    clusters: Sequence[Sequence[float]], *, resamples: int = 2000, seed: int = 0, confidence: float = 0.95
+) -> Interval:
     """Pooled mean of clustered values with a two-level (clusters, then items) percentile bootstrap interval."""
     levels = sorted({v for c in clusters for v in c})
     index = {v: j for j, v in enumerate(levels)}
@@ -276,11 +281,14 @@ def clustered_bootstrap_mean(clusters: Sequence[Sequence[float]], *, resamples: 
         n = sum(t)
         return sum(v * k for v, k in zip(levels, t)) / n if n else NAN
 
-    return clustered_bootstrap_counts(tables, {"mean": pooled_mean}, resamples=resamples, seed=seed, confidence=confidence)["mean"]
+    return clustered_bootstrap_counts(
+        tables, {"mean": pooled_mean}, resamples=resamples, seed=seed, confidence=confidence
+    )["mean"]
 
 
-def two_level_bootstrap_mean(clusters: Sequence[Sequence[float]], *, resamples: int = 2000, seed: int = 0,
-                             confidence: float = 0.95) -> Interval:
+def two_level_bootstrap_mean(
+    clusters: Sequence[Sequence[float]], *, resamples: int = 2000, seed: int = 0, confidence: float = 0.95
+) -> Interval:
     """Mean over clusters of each cluster's mean, with a two-level (clusters, then items) percentile interval.
 
     Unlike :func:`clustered_bootstrap_mean` every cluster weighs the same (one seed, one vote, as in a t-interval

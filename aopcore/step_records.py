@@ -1,5 +1,6 @@
 """What the per-step channel records: a prompt's rewarded rollouts (:class:`RolloutGroup`) and one draw's
 (:class:`StepBatch`), as kept in ``steps.jsonl``. Part of :mod:`aopcore.steps` (import them from there)."""
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -34,11 +35,21 @@ class RolloutGroup:
         return len(self.rewards) > 0 and max(self.rewards) == min(self.rewards)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"prompt_id": self.prompt_id, "category": self.category, "rewards": list(self.rewards), "tokens": self.tokens}
+        return {
+            "prompt_id": self.prompt_id,
+            "category": self.category,
+            "rewards": list(self.rewards),
+            "tokens": self.tokens,
+        }
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "RolloutGroup":
-        return cls(str(data["prompt_id"]), str(data["category"]), tuple(float(r) for r in data["rewards"]), int(data.get("tokens", 0)))
+    def from_dict(cls, data: dict[str, Any]) -> RolloutGroup:
+        return cls(
+            str(data["prompt_id"]),
+            str(data["category"]),
+            tuple(float(r) for r in data["rewards"]),
+            int(data.get("tokens", 0)),
+        )
 
 
 @dataclass(frozen=True)
@@ -58,17 +69,27 @@ class StepBatch:
     kept: tuple[bool, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
-        return {"iteration": self.iteration, "draw": self.draw, "groups": [g.to_dict() for g in self.groups],
-                "kept": list(self.kept or (True,) * len(self.groups))}
+        return {
+            "iteration": self.iteration,
+            "draw": self.draw,
+            "groups": [g.to_dict() for g in self.groups],
+            "kept": list(self.kept or (True,) * len(self.groups)),
+        }
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "StepBatch":
+    def from_dict(cls, data: dict[str, Any]) -> StepBatch:
         groups = tuple(RolloutGroup.from_dict(g) for g in data["groups"])
-        return cls(int(data.get("iteration", 0)), int(data["draw"]), groups, tuple(bool(k) for k in data.get("kept", [True] * len(groups))))
+        return cls(
+            int(data.get("iteration", 0)),
+            int(data["draw"]),
+            groups,
+            tuple(bool(k) for k in data.get("kept", [True] * len(groups))),
+        )
 
 
-def group_rollouts(prompt_ids: Sequence[str], categories: Sequence[str], rewards: Sequence[float],
-                   tokens: Sequence[int] | None = None) -> list[RolloutGroup]:
+def group_rollouts(
+    prompt_ids: Sequence[str], categories: Sequence[str], rewards: Sequence[float], tokens: Sequence[int] | None = None
+) -> list[RolloutGroup]:
     """Flat per-completion lists (as TRL and veRL hand them: a prompt's completions share its id) as groups.
 
     Completions of one prompt id that follow each other form one group; groups keep the order in

@@ -20,6 +20,7 @@ logged to a JSONL file; after a crash, :meth:`PromptStream.restore` replays the 
 selector up to the trainer's checkpoint, so the resumed run draws the same prompts as an
 uninterrupted one, and a selector never has to serialise its own state.
 """
+
 from __future__ import annotations
 
 import json
@@ -32,7 +33,6 @@ from typing import Any, Protocol, runtime_checkable
 from aopcore.errors import RuntimeFailure
 from aopcore.ledger import record_usage
 from aopcore.records import Prompt
-
 from aopcore.step_records import RolloutGroup, StepBatch, group_rollouts  # noqa: F401 - part of this module's API
 
 DEFAULT_LAG = 1
@@ -76,8 +76,9 @@ class PlannedSelector:
     the same multiset of prompts as without the channel.
     """
 
-    def __init__(self, planned: Sequence[Prompt], *, passes: int, seed: int,
-                 watch: Callable[[StepBatch], None] | None = None) -> None:
+    def __init__(
+        self, planned: Sequence[Prompt], *, passes: int, seed: int, watch: Callable[[StepBatch], None] | None = None
+    ) -> None:
         import random
 
         rng = random.Random(seed)
@@ -118,8 +119,16 @@ class PromptStream:
         make_selector: builds a fresh selector; :meth:`restore` replays the log into it.
     """
 
-    def __init__(self, selector: StepSelector, *, iteration: int = 0, log: Path | None = None, lag: int = DEFAULT_LAG,
-                 online: bool = True, make_selector: Callable[[], StepSelector] | None = None) -> None:
+    def __init__(
+        self,
+        selector: StepSelector,
+        *,
+        iteration: int = 0,
+        log: Path | None = None,
+        lag: int = DEFAULT_LAG,
+        online: bool = True,
+        make_selector: Callable[[], StepSelector] | None = None,
+    ) -> None:
         if lag < 0:
             raise ValueError("lag must be >= 0")
         self.selector = selector
@@ -138,7 +147,9 @@ class PromptStream:
         self.refills = 0
         self._booking = True  # False while restore() replays work that was booked when it first ran
         # a log left by a crashed attempt: the trainer restores from its checkpoint, or the stream starts over
-        self._needs_restore = self._log_path is not None and self._log_path.exists() and self._log_path.stat().st_size > 0
+        self._needs_restore = (
+            self._log_path is not None and self._log_path.exists() and self._log_path.stat().st_size > 0
+        )
 
     # ---- the trainer's side --------------------------------------------------------------
     @property
@@ -169,10 +180,14 @@ class PromptStream:
         self._deliver_until(d - 1 - self.lag)
         prompts = list(self.selector.draw(n, d))
         if len(prompts) != n:
-            raise RuntimeFailure(f"{_name(self.selector)}.draw returned {len(prompts)} prompts for draw {d}, asked for {n}")
+            raise RuntimeFailure(
+                f"{_name(self.selector)}.draw returned {len(prompts)} prompts for draw {d}, asked for {n}"
+            )
         self._sizes.append(n)
         self.refills += refill
-        self._append({"event": "draw", "draw": d, "n": n, "ids": [p.id for p in prompts], **({"refill": True} if refill else {})})
+        self._append(
+            {"event": "draw", "draw": d, "n": n, "ids": [p.id for p in prompts], **({"refill": True} if refill else {})}
+        )
         return prompts
 
     def report(self, draw: int, groups: Sequence[RolloutGroup]) -> list[bool]:
@@ -196,8 +211,11 @@ class PromptStream:
         if dropped and self._booking:
             self.dropped_groups += len(dropped)
             self.dropped_rollouts += sum(len(g.rewards) for g in dropped)
-            record_usage(dropped_groups=len(dropped), dropped_rollouts=sum(len(g.rewards) for g in dropped),
-                         dropped_tokens=sum(g.tokens for g in dropped))
+            record_usage(
+                dropped_groups=len(dropped),
+                dropped_rollouts=sum(len(g.rewards) for g in dropped),
+                dropped_tokens=sum(g.tokens for g in dropped),
+            )
         batch = StepBatch(self.iteration, draw, tuple(groups), tuple(kept))
         self._pending[draw] = batch
         self._observed.add(draw)
@@ -226,7 +244,9 @@ class PromptStream:
         reports = {e["draw"]: e for e in events if e["event"] == "report"}
         missing = [d for d in range(completed) if d not in draws or d not in reports]
         if missing:
-            raise RuntimeFailure(f"prompt stream log {self._log_path} lacks draw {missing[0]} of the checkpoint's {completed}")
+            raise RuntimeFailure(
+                f"prompt stream log {self._log_path} lacks draw {missing[0]} of the checkpoint's {completed}"
+            )
         self.selector = self._make()
         self._events, self._pending, self._sizes, self._observed, self._delivered = [], {}, [], set(), 0
         self.dropped_groups = self.dropped_rollouts = self.refills = 0
@@ -237,8 +257,10 @@ class PromptStream:
             for d in range(completed):
                 prompts = self._draw(draws[d]["n"], refill=bool(draws[d].get("refill")))
                 if [p.id for p in prompts] != draws[d]["ids"]:
-                    raise RuntimeFailure(f"{_name(self.selector)} is not deterministic: replaying draw {d} gave other prompts "
-                                         "(seed every random choice from ctx.seed)")
+                    raise RuntimeFailure(
+                        f"{_name(self.selector)} is not deterministic: replaying draw {d} gave other prompts "
+                        "(seed every random choice from ctx.seed)"
+                    )
                 self.report(d, [RolloutGroup.from_dict(g) for g in reports[d]["groups"]])
         finally:
             self._booking = True
@@ -253,8 +275,13 @@ class PromptStream:
 
     def summary(self) -> dict[str, Any]:
         """Counts for the stage record."""
-        return {"draws": self.draws, "refills": self.refills, "dropped_groups": self.dropped_groups,
-                "dropped_rollouts": self.dropped_rollouts, "online": self.online}
+        return {
+            "draws": self.draws,
+            "refills": self.refills,
+            "dropped_groups": self.dropped_groups,
+            "dropped_rollouts": self.dropped_rollouts,
+            "online": self.online,
+        }
 
     # ---- internals -----------------------------------------------------------------------
     def _deliver_until(self, last: int) -> None:
@@ -263,7 +290,8 @@ class PromptStream:
             if batch is None:
                 raise RuntimeFailure(
                     f"draw {len(self._sizes)} was asked for before the rollouts of draw {self._delivered} were reported: "
-                    f"the trainer runs more than lag={self.lag} draws ahead (give the PromptStream a larger lag)")
+                    f"the trainer runs more than lag={self.lag} draws ahead (give the PromptStream a larger lag)"
+                )
             self.selector.observe(batch)
             self._delivered += 1
 
@@ -277,8 +305,15 @@ class PromptStream:
                 os.fsync(fh.fileno())
 
 
-def open_stream(curriculum: Any, ctx: Any, planned: Sequence[Prompt], *, passes: int, log: Path | None = None,
-                lag: int = DEFAULT_LAG) -> PromptStream | None:
+def open_stream(
+    curriculum: Any,
+    ctx: Any,
+    planned: Sequence[Prompt],
+    *,
+    passes: int,
+    log: Path | None = None,
+    lag: int = DEFAULT_LAG,
+) -> PromptStream | None:
     """The stream an iteration's trainer draws from, or None for a curriculum that takes no part in the channel.
 
     Online curricula (``selector``) choose every draw; watchers (``observe_step``) get the planned
@@ -286,12 +321,16 @@ def open_stream(curriculum: Any, ctx: Any, planned: Sequence[Prompt], *, passes:
     """
     planned = list(planned)
     if is_online(curriculum):
+
         def make() -> StepSelector:
             return curriculum.selector(ctx, planned)
+
         online = True
     elif observes_steps(curriculum):  # a watcher (ObservesSteps), since it does not choose
+
         def make() -> StepSelector:
             return PlannedSelector(planned, passes=passes, seed=ctx.seed, watch=curriculum.observe_step)
+
         online = False
     else:
         return None
@@ -301,14 +340,19 @@ def open_stream(curriculum: Any, ctx: Any, planned: Sequence[Prompt], *, passes:
 
 def read_batches(path: Path) -> list[StepBatch]:
     """The batches of a ``steps.jsonl`` file (an iteration's record, or a stream log)."""
-    return [StepBatch.from_dict({k: v for k, v in e.items() if k != "event"}) for e in _read_log(path)
-            if e.get("event", "report") == "report"]
+    return [
+        StepBatch.from_dict({k: v for k, v in e.items() if k != "event"})
+        for e in _read_log(path)
+        if e.get("event", "report") == "report"
+    ]
 
 
 def write_batches(path: Path, batches: Iterable[StepBatch]) -> None:
     from aopcore.store import atomic_write_text
 
-    atomic_write_text(path, "".join(json.dumps({"event": "report", **b.to_dict()}, sort_keys=True) + "\n" for b in batches))
+    atomic_write_text(
+        path, "".join(json.dumps({"event": "report", **b.to_dict()}, sort_keys=True) + "\n" for b in batches)
+    )
 
 
 def _read_log(path: Path | None) -> list[dict[str, Any]]:

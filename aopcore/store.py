@@ -4,6 +4,7 @@ A stage is done when its record ``stages/<stage id>.json`` exists. That record i
 written last, after the stage's outputs were renamed into place, so a crash at
 any moment leaves either a finished stage or one that is recomputed from scratch.
 """
+
 from __future__ import annotations
 
 import json

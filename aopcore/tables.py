@@ -1,4 +1,5 @@
 """Win-rate tables in the paper's format (tables 2 and 3) as Markdown, CSV and JSON."""
+
 from __future__ import annotations
 
 import csv
@@ -14,7 +15,9 @@ from aopcore.store import atomic_write_json, atomic_write_text
 def markdown_table(rates: Sequence[WinRate]) -> str:
     """One table per arm pair: Iteration | A Wins | B Wins | Ties, percentages with 95% CIs."""
     blocks = []
-    for (a, b), group in groupby(sorted(rates, key=lambda r: (r.arm_a, r.arm_b, r.iteration)), key=lambda r: (r.arm_a, r.arm_b)):
+    for (a, b), group in groupby(
+        sorted(rates, key=lambda r: (r.arm_a, r.arm_b, r.iteration)), key=lambda r: (r.arm_a, r.arm_b)
+    ):
         lines = [
             f"### {a} vs {b}",
             "",
@@ -24,7 +27,8 @@ def markdown_table(rates: Sequence[WinRate]) -> str:
         for r in group:
             row = r.as_row()
             cells = [
-                f"{row[f'{k}_pct']:.2f} [{row[f'{k}_ci_low']:.1f}, {row[f'{k}_ci_high']:.1f}]" for k in ("a_wins", "b_wins", "ties")
+                f"{row[f'{k}_pct']:.2f} [{row[f'{k}_ci_low']:.1f}, {row[f'{k}_ci_high']:.1f}]"
+                for k in ("a_wins", "b_wins", "ties")
             ]
             lines.append(f"| {r.iteration} | {' | '.join(cells)} | {r.n} | {r.dropped} |")
         blocks.append("\n".join(lines))

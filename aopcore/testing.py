@@ -15,6 +15,7 @@ Every check raises ``AssertionError`` with a message that names the component, t
 iteration and what was wrong, so a failing test reads like a bug report. Everything here
 is pure Python (no torch) and never touches the network.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -37,8 +38,17 @@ from aopcore.testing_components import (  # noqa: F401 - part of this module's A
 )
 
 __all__ = [
-    "FakeFeedbackLLM", "FakePolicy", "FakeReward", "check_curriculum", "check_embedder", "check_feedback_llm",
-    "check_judge", "check_reward_model", "check_trainer", "make_context", "make_evaluation",
+    "FakeFeedbackLLM",
+    "FakePolicy",
+    "FakeReward",
+    "check_curriculum",
+    "check_embedder",
+    "check_feedback_llm",
+    "check_judge",
+    "check_reward_model",
+    "check_trainer",
+    "make_context",
+    "make_evaluation",
 ]
 
 
@@ -47,6 +57,7 @@ def _stable_seed(*parts: object) -> int:
 
 
 # --------------------------------------------------------------------------- contexts
+
 
 def make_evaluation(rewards: Mapping[str, float | Sequence[float]], *, per_category: int = 3) -> list[EvalRecord]:
     """Synthetic evaluation records: one per held-out question, grouped by category.
@@ -64,17 +75,38 @@ def make_evaluation(rewards: Mapping[str, float | Sequence[float]], *, per_categ
     for category, value in rewards.items():
         values = [float(value)] * per_category if isinstance(value, numbers.Real) else [float(v) for v in value]
         for k, reward in enumerate(values):
-            records.append(EvalRecord(f"{category}-{k}", f"A question about {category}, number {k}: how does it work?",
-                                      category, f"An answer about {category} ({k}).", reward))
+            records.append(
+                EvalRecord(
+                    f"{category}-{k}",
+                    f"A question about {category}, number {k}: how does it work?",
+                    category,
+                    f"An answer about {category} ({k}).",
+                    reward,
+                )
+            )
     return records
 
 
-def make_context(workdir: Path | str | None = None, *, rewards: Mapping[str, float | Sequence[float]] | None = None,
-                 categories: Sequence[str] | None = None, budget: int = 4, iteration: int = 1, iterations: int = 2,
-                 seed: int = 0, base_seed: int = 0, per_category: int = 3, arm: str = "test",
-                 history: Sequence[Prompt] = (), evaluation: Sequence[EvalRecord] | None = None,
-                 feedback: Any = None, embedder: Any = None, reward: Any = None,
-                 generate: Callable[..., list[str]] | None = None, extras: dict[str, Any] | None = None) -> CurriculumContext:
+def make_context(
+    workdir: Path | str | None = None,
+    *,
+    rewards: Mapping[str, float | Sequence[float]] | None = None,
+    categories: Sequence[str] | None = None,
+    budget: int = 4,
+    iteration: int = 1,
+    iterations: int = 2,
+    seed: int = 0,
+    base_seed: int = 0,
+    per_category: int = 3,
+    arm: str = "test",
+    history: Sequence[Prompt] = (),
+    evaluation: Sequence[EvalRecord] | None = None,
+    feedback: Any = None,
+    embedder: Any = None,
+    reward: Any = None,
+    generate: Callable[..., list[str]] | None = None,
+    extras: dict[str, Any] | None = None,
+) -> CurriculumContext:
     """A :class:`CurriculumContext` as the experiment would build it, from a few arguments.
 
     Args:
@@ -93,13 +125,27 @@ def make_context(workdir: Path | str | None = None, *, rewards: Mapping[str, flo
     cats = list(categories) if categories is not None else list(rewards) or sorted({r.category for r in evaluation})
     folder = Path(workdir) if workdir is not None else Path(tempfile.mkdtemp(prefix="aopcore-ctx-"))
     folder.mkdir(parents=True, exist_ok=True)
-    return CurriculumContext(arm=arm, iteration=iteration, iterations=iterations, budget=budget, seed=seed,
-                             categories=cats, evaluation=evaluation, history=list(history), workdir=folder,
-                             feedback=feedback, embedder=embedder, reward=reward, generate=generate,
-                             base_seed=base_seed, extras=dict(extras or {}))
+    return CurriculumContext(
+        arm=arm,
+        iteration=iteration,
+        iterations=iterations,
+        budget=budget,
+        seed=seed,
+        categories=cats,
+        evaluation=evaluation,
+        history=list(history),
+        workdir=folder,
+        feedback=feedback,
+        embedder=embedder,
+        reward=reward,
+        generate=generate,
+        base_seed=base_seed,
+        extras=dict(extras or {}),
+    )
 
 
 # --------------------------------------------------------------------------- fakes
+
 
 class FakePolicy:
     """Stands in for ``ctx.generate`` (and ``PolicyTrainer.generate``): answers come from a rule you choose.
@@ -114,8 +160,12 @@ class FakePolicy:
     ``calls`` records each batch of prompts, so a test can assert how the policy was used.
     """
 
-    def __init__(self, answer: Callable[[str], str] | str | None = None, *,
-                 variants: Sequence[str] = ("", " Briefly.", " In detail, step by step, with an example.")) -> None:
+    def __init__(
+        self,
+        answer: Callable[[str], str] | str | None = None,
+        *,
+        variants: Sequence[str] = ("", " Briefly.", " In detail, step by step, with an example."),
+    ) -> None:
         self._answer = answer
         self.variants = list(variants)
         self.calls: list[list[str]] = []
@@ -129,7 +179,9 @@ class FakePolicy:
         self.calls.append(list(texts))
         if not sample or not self.variants:
             return [self.answer(t) for t in texts]
-        return [self.answer(t) + random.Random(_stable_seed(seed, t, k)).choice(self.variants) for k, t in enumerate(texts)]
+        return [
+            self.answer(t) + random.Random(_stable_seed(seed, t, k)).choice(self.variants) for k, t in enumerate(texts)
+        ]
 
     def generate(self, policy: Path, prompts: Sequence[str], *, seed: int, sample: bool = False) -> list[str]:
         """The :class:`~aopcore.protocols.PolicyTrainer` signature; ``policy`` is ignored."""
@@ -148,7 +200,9 @@ class FakeReward:
     ``pairs`` records every scored (prompt, response).
     """
 
-    def __init__(self, fn: Callable[[str, str], float] | None = None, *, by_category: Mapping[str, float] | None = None) -> None:
+    def __init__(
+        self, fn: Callable[[str, str], float] | None = None, *, by_category: Mapping[str, float] | None = None
+    ) -> None:
         self.fn = fn or (lambda prompt, response: len(response.split()) / 10)
         self.by_category = dict(by_category or {})
         self.pairs: list[tuple[str, str]] = []
@@ -178,7 +232,9 @@ class FakeFeedbackLLM:
     ``prompts`` records every prompt received.
     """
 
-    def __init__(self, script: Callable[[str], str] | Mapping[str, str] | Sequence[str] = (), *, default: str = "") -> None:
+    def __init__(
+        self, script: Callable[[str], str] | Mapping[str, str] | Sequence[str] = (), *, default: str = ""
+    ) -> None:
         self.script = script
         self.default = default
         self.prompts: list[str] = []
@@ -202,6 +258,7 @@ class FakeFeedbackLLM:
 
 # --------------------------------------------------------------------------- contract checks
 
+
 def _name(component: Any) -> str:
     return type(component).__name__
 
@@ -221,7 +278,9 @@ def _first_difference(a: list[Prompt], b: list[Prompt]) -> str:
     return f"{len(a)} vs {len(b)} prompts"
 
 
-def _context_factory(ctx: CurriculumContext | Callable[[], CurriculumContext] | None) -> Callable[[], CurriculumContext]:
+def _context_factory(
+    ctx: CurriculumContext | Callable[[], CurriculumContext] | None,
+) -> Callable[[], CurriculumContext]:
     if ctx is None:
         return lambda: make_context()
     if isinstance(ctx, CurriculumContext):
@@ -233,12 +292,23 @@ def _iteration_context(base: CurriculumContext, i: int, history: list[Prompt], w
     from aopcore.rundir import stage_id, stage_seed  # the experiment's own seeding, so checks see what a run sees
 
     workdir.mkdir(parents=True, exist_ok=True)
-    return dataclasses.replace(base, iteration=i, history=list(history), workdir=workdir,
-                               seed=stage_seed(base.base_seed, stage_id(base.arm, i, "prompts")))
+    return dataclasses.replace(
+        base,
+        iteration=i,
+        history=list(history),
+        workdir=workdir,
+        seed=stage_seed(base.base_seed, stage_id(base.arm, i, "prompts")),
+    )
 
 
-def _run_curriculum(make: Callable[[], PromptCurriculum], contexts: Callable[[], CurriculumContext], workdir: Path,
-                    iterations: int, *, fresh_each: bool) -> list[list[Prompt]]:
+def _run_curriculum(
+    make: Callable[[], PromptCurriculum],
+    contexts: Callable[[], CurriculumContext],
+    workdir: Path,
+    iterations: int,
+    *,
+    fresh_each: bool,
+) -> list[list[Prompt]]:
     curriculum = make()
     history: list[Prompt] = []
     out = []
@@ -251,9 +321,13 @@ def _run_curriculum(make: Callable[[], PromptCurriculum], contexts: Callable[[],
     return out
 
 
-def check_curriculum(make: Callable[[], PromptCurriculum],
-                     ctx: CurriculumContext | Callable[[], CurriculumContext] | None = None, *,
-                     iterations: int | None = None, categories: bool = True) -> list[list[Prompt]]:
+def check_curriculum(
+    make: Callable[[], PromptCurriculum],
+    ctx: CurriculumContext | Callable[[], CurriculumContext] | None = None,
+    *,
+    iterations: int | None = None,
+    categories: bool = True,
+) -> list[list[Prompt]]:
     """Check that a curriculum honours the :class:`~aopcore.protocols.PromptCurriculum` contract.
 
     Runs the curriculum over ``iterations`` iterations (default ``ctx.iterations``) as the
@@ -315,19 +389,25 @@ def check_curriculum(make: Callable[[], PromptCurriculum],
             _fail(f"{where}: prompts cannot be stored as JSON lines ({exc}); provenance.extra takes JSON values only")
         if back != prompts:
             diff = next(k for k, (a, b) in enumerate(zip(prompts, back)) if a != b)
-            _fail(f"{where}: prompt {prompts[diff].id!r} changes when stored and read back: {prompts[diff]!r} -> {back[diff]!r}")
+            _fail(
+                f"{where}: prompt {prompts[diff].id!r} changes when stored and read back: {prompts[diff]!r} -> {back[diff]!r}"
+            )
 
     again = _run_curriculum(make, contexts, root / "check-again", n, fresh_each=False)
     for i, (a, b) in enumerate(zip(first, again), start=1):
         if [_key(p) for p in a] != [_key(p) for p in b]:
-            _fail(f"{name}: iteration {i}: not deterministic: a second instance with the same seed chose different "
-                  f"prompts ({_first_difference(a, b)}); draw every random choice from ctx.seed")
+            _fail(
+                f"{name}: iteration {i}: not deterministic: a second instance with the same seed chose different "
+                f"prompts ({_first_difference(a, b)}); draw every random choice from ctx.seed"
+            )
 
     history: list[Prompt] = []
     for i, expected in enumerate(first, start=1):
         resumed = list(make().prompts(_iteration_context(contexts(), i, history, root / "check-run")))
         if [_key(p) for p in resumed] != [_key(p) for p in expected]:
-            _fail(f"{name}: iteration {i}: not resume-safe: a fresh instance reading the same workdir chose different "
-                  f"prompts ({_first_difference(expected, resumed)}); keep state in ctx.workdir, not in the instance")
+            _fail(
+                f"{name}: iteration {i}: not resume-safe: a fresh instance reading the same workdir chose different "
+                f"prompts ({_first_difference(expected, resumed)}); keep state in ctx.workdir, not in the instance"
+            )
         history += expected
     return first

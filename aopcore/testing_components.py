@@ -2,6 +2,7 @@
 
 Part of :mod:`aopcore.testing` (import them from there); kept apart so each module has one job.
 """
+
 from __future__ import annotations
 
 import math
@@ -75,11 +76,18 @@ def check_reward_model(model: Any, pairs: Sequence[tuple[str, str]] | None = Non
 DEFAULT_ITEMS: list[JudgeItem] = [
     JudgeItem("j1", "How do I keep bread from going stale?", "Freeze slices; toast them from frozen.", "no."),
     JudgeItem("j2", "Why is the sky blue?", "Because.", "Sunlight scatters off air molecules; blue scatters most."),
-    JudgeItem("j3", "What is a virus?", "A tiny thing that copies itself inside cells.", "A tiny thing that copies itself inside cells."),
+    JudgeItem(
+        "j3",
+        "What is a virus?",
+        "A tiny thing that copies itself inside cells.",
+        "A tiny thing that copies itself inside cells.",
+    ),
 ]
 
 
-def check_judge(judge: Any, items: Sequence[JudgeItem] | None = None, *, allow_all_unusable: bool = False) -> list[Verdict]:
+def check_judge(
+    judge: Any, items: Sequence[JudgeItem] | None = None, *, allow_all_unusable: bool = False
+) -> list[Verdict]:
     """Check the :class:`~aopcore.protocols.Judge` contract: one valid verdict per item, in order.
 
     Each result must be a :class:`~aopcore.records.Verdict` whose ``item_id`` is its item's id
@@ -105,7 +113,9 @@ def check_judge(judge: Any, items: Sequence[JudgeItem] | None = None, *, allow_a
         if not isinstance(v, Verdict):
             _fail(f"{name}.judge: item {item.id!r}: got {type(v).__name__}; return aopcore.Verdict")
         if v.item_id != item.id:
-            _fail(f"{name}.judge: verdict for item {item.id!r} has item_id {v.item_id!r}; keep the items' order and ids")
+            _fail(
+                f"{name}.judge: verdict for item {item.id!r} has item_id {v.item_id!r}; keep the items' order and ids"
+            )
         if v.choice not in ("A", "B", "C", None):
             _fail(f"{name}.judge: item {item.id!r}: choice {v.choice!r} is not 'A', 'B', 'C' (tie) or None (unusable)")
     if not allow_all_unusable and items and all(v.choice is None for v in verdicts):
@@ -130,7 +140,7 @@ def check_feedback_llm(llm: Any, prompts: Sequence[str] | None = None) -> list[s
         _fail(f"{name}.complete returned {len(out)} completions for {len(prompts)} prompts")
     for k, text in enumerate(out):
         if not isinstance(text, str):
-            _fail(f"{name}.complete: completion {k} is {type(text).__name__}; return str (\"\" for a failed call)")
+            _fail(f'{name}.complete: completion {k} is {type(text).__name__}; return str ("" for a failed call)')
     if list(llm.complete([])) != []:
         _fail(f"{name}.complete of no prompts must be an empty list")
     return out
@@ -167,8 +177,9 @@ def check_embedder(embedder: Any, texts: Sequence[str] | None = None) -> list[li
     return vectors
 
 
-def check_trainer(trainer: Any, workdir: Path | str, *, prompts: Sequence[Prompt] | None = None,
-                  reward: Any = None, passes: int = 1) -> TrainStats:
+def check_trainer(
+    trainer: Any, workdir: Path | str, *, prompts: Sequence[Prompt] | None = None, reward: Any = None, passes: int = 1
+) -> TrainStats:
     """Check the :class:`~aopcore.protocols.PolicyTrainer` contract on a small job.
 
     Writes policy_0 into an empty folder, answers prompts with it (one string each, the same

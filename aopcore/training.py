@@ -2,6 +2,7 @@
 
 A mixin of :class:`~aopcore.Experiment`.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -19,12 +20,12 @@ from aopcore.errors import RuntimeFailure
 from aopcore.fingerprint import describe
 from aopcore.ledger import book_train_tokens
 from aopcore.protocols import CurriculumContext
-from aopcore.rundir import TRAIN_RECORD, stage_id as arm_stage, stage_seed, train_seed_key
 from aopcore.records import EvalRecord, Prompt, read_jsonl, to_dict
+from aopcore.rundir import TRAIN_RECORD, stage_seed, train_seed_key
+from aopcore.rundir import stage_id as arm_stage
+from aopcore.stage_work import _link_tree
 from aopcore.steps import open_stream, write_batches
 from aopcore.store import atomic_directory, atomic_write_json, atomic_write_text
-
-from aopcore.stage_work import _link_tree
 
 log = logging.getLogger("aopcore")
 
@@ -41,12 +42,23 @@ class TrainingStage:
         # train the same model, and other arms are compared under the same sampling noise.
         # an arm in the per-step channel trains on what its curriculum draws, not only on the planned prompts
         channel = self._channel_key(arm, i)
-        key = [self._lineage(arm, i - 1), [(p.id, p.text) for p in prompts]] + ([channel] if channel is not None else [])
+        key = [self._lineage(arm, i - 1), [(p.id, p.text) for p in prompts]] + (
+            [channel] if channel is not None else []
+        )
         digest = hashlib.sha256(json.dumps(key).encode()).hexdigest()
         index = self.layout.train_index(digest)
-        twin = self.store.path(integrity.read_record(index).get("iteration_dir", "")) if integrity.read_record(index) else None
+        twin = (
+            self.store.path(integrity.read_record(index).get("iteration_dir", ""))
+            if integrity.read_record(index)
+            else None
+        )
         twin_stage = f"{twin.relative_to(self.store.root).as_posix()}/train" if twin is not None else ""
-        if twin is not None and twin != self._iter_dir(arm, i) and self._verified(twin_stage) and (twin / "policy").exists():
+        if (
+            twin is not None
+            and twin != self._iter_dir(arm, i)
+            and self._verified(twin_stage)
+            and (twin / "policy").exists()
+        ):
             # the same start policy trained on the same prompts with the same seed: the result is known
             with atomic_directory(out) as tmp:
                 _link_tree(twin / "policy", tmp)
@@ -64,13 +76,24 @@ class TrainingStage:
             scratch.mkdir(parents=True, exist_ok=True)
         try:
             with atomic_directory(out) as tmp:
-                stats = contracts.train_stats(self.trainer, self.trainer.train(
-                    prev_policy, prompts, contracts.checked_reward(self.reward), passes=self.budget.passes, out=tmp,
-                    seed=stage_seed(self.seed, train_seed_key(digest)), **extra))
+                stats = contracts.train_stats(
+                    self.trainer,
+                    self.trainer.train(
+                        prev_policy,
+                        prompts,
+                        contracts.checked_reward(self.reward),
+                        passes=self.budget.passes,
+                        out=tmp,
+                        seed=stage_seed(self.seed, train_seed_key(digest)),
+                        **extra,
+                    ),
+                )
                 if problem := contracts.policy_problem(self.trainer, tmp, "train"):
                     raise RuntimeFailure(problem)  # the stage stays unfinished; a fixed trainer completes it
         except contracts.BadComponentOutput:
-            shutil.rmtree(scratch, ignore_errors=True)  # checkpoints written up to a bad value must not seed the next attempt
+            shutil.rmtree(
+                scratch, ignore_errors=True
+            )  # checkpoints written up to a bad value must not seed the next attempt
             raise
         book_train_tokens(stats.tokens_generated)  # unless train() recorded its tokens itself: never both
         written = [self._rel(index)]
@@ -89,9 +112,21 @@ class TrainingStage:
     def _context(self, arm: str, i: int, *, generate: Any = None, counted: bool = True) -> CurriculumContext:
         """The arm's iteration-``i`` context (:mod:`aopcore.contexts`, shared with CurriculumSession)."""
         return curriculum_context(
-            self.layout, self.arms[arm], arm, i, iterations=self.budget.iterations, budget=self.budget.records_per_iteration,
-            base_seed=self.seed, categories=self.categories or [], evaluation=read_jsonl(self._evaluation_path(arm, i - 1), EvalRecord),
-            feedback=self._counted_feedback, embedder=self.embedder, reward=self.reward, generate=generate, counted=counted)
+            self.layout,
+            self.arms[arm],
+            arm,
+            i,
+            iterations=self.budget.iterations,
+            budget=self.budget.records_per_iteration,
+            base_seed=self.seed,
+            categories=self.categories or [],
+            evaluation=read_jsonl(self._evaluation_path(arm, i - 1), EvalRecord),
+            feedback=self._counted_feedback,
+            embedder=self.embedder,
+            reward=self.reward,
+            generate=generate,
+            counted=counted,
+        )
 
     def _channel_key(self, arm: str, i: int) -> Any:
         """What, beyond the planned prompts, decides an arm's training in the per-step channel: its curriculum and
@@ -100,8 +135,10 @@ class TrainingStage:
         if not observes_steps(curriculum):
             return None
         configured = (self._configured or {}).get("arms", {}).get(arm) if isinstance(self._configured, dict) else None
-        return {"curriculum": configured if configured is not None else describe(curriculum),
-                "seed": stage_seed(self.seed, arm_stage(arm, i, "prompts"))}
+        return {
+            "curriculum": configured if configured is not None else describe(curriculum),
+            "seed": stage_seed(self.seed, arm_stage(arm, i, "prompts")),
+        }
 
     def _open_stream(self, arm: str, i: int, prompts: Sequence[Prompt], scratch: Path) -> Any:
         """The stream the trainer draws iteration ``i``'s steps from, for a curriculum in the channel and a trainer

@@ -2,6 +2,7 @@
 
 A mixin of :class:`~aopcore.Experiment`; executors ask ``waits_for`` before running a stage.
 """
+
 from __future__ import annotations
 
 import json
@@ -10,9 +11,8 @@ from pathlib import Path
 
 from aopcore import integrity
 from aopcore.capabilities import required_components
-from aopcore.rundir import stage_id as arm_stage
 from aopcore.records import Prompt, read_jsonl
-
+from aopcore.rundir import stage_id as arm_stage
 
 log = logging.getLogger("aopcore")
 
@@ -46,8 +46,11 @@ class TwinReuse:
             for earlier in self.stages():
                 if earlier.id == stage_id:
                     break
-                shares = earlier.kind == stage.kind and earlier.iteration == stage.iteration and (
-                    stage.kind == "judge" or self._writes_with_feedback(earlier.arm))
+                shares = (
+                    earlier.kind == stage.kind
+                    and earlier.iteration == stage.iteration
+                    and (stage.kind == "judge" or self._writes_with_feedback(earlier.arm))
+                )
                 if shares and not self.store.is_done(earlier.id):
                     return [earlier.id]
         if stage.arm is None or stage.iteration is None:
@@ -65,7 +68,7 @@ class TwinReuse:
             if not self.store.is_done(twin_stage):
                 return [twin_stage]
         if stage.kind == "evaluate" and self.keep_checkpoints == "last" and i > 1:  # this stage removes policy(i - 1)
-            for later in arms[arms.index(stage.arm) + 1:]:
+            for later in arms[arms.index(stage.arm) + 1 :]:
                 train = arm_stage(later, i - 1, "train")
                 same = False if self.store.is_done(train) else self._same_lineage(later, stage.arm, i - 1)
                 if isinstance(same, str):
@@ -96,4 +99,7 @@ class TwinReuse:
 
     def _lineage(self, arm: str, iteration: int) -> list[list[str]]:
         """The prompt ids that produced policy_{iteration} of this arm (empty for the shared SFT policy)."""
-        return [[f"{p.id}:{p.text}" for p in read_jsonl(self.layout.prompts(arm, j), Prompt)] for j in range(1, iteration + 1)]
+        return [
+            [f"{p.id}:{p.text}" for p in read_jsonl(self.layout.prompts(arm, j), Prompt)]
+            for j in range(1, iteration + 1)
+        ]

@@ -4,6 +4,7 @@ Every problem is one line naming where it is (``arms.aop: ...``, ``session.round
 together as one :class:`~aopcore.errors.InputError` (the CLI prints them and exits with status 2). A config file
 is checked earlier by :mod:`aopcore.build`, which names ``file:line: key``.
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping
@@ -46,10 +47,12 @@ def experiment_problems(exp: Any) -> list[str]:
         if "embedder" in needs and exp.embedder is None:
             problems.append(f"arms.{arm}: curriculum needs an [embedder] and none is configured")
         if chooses_per_step(curriculum) and not trains_from_stream(exp.trainer):
-            problems.append(f"arms.{arm}: curriculum {type(curriculum).__name__} chooses every training step's prompts "
-                            f"(selector), and {contracts.component_name('trainer', exp.trainer)} takes no stream "
-                            "(its train() has no `stream` keyword): use a trainer that does (ppo, grpo, rloo) or a curriculum "
-                            "that chooses per iteration")
+            problems.append(
+                f"arms.{arm}: curriculum {type(curriculum).__name__} chooses every training step's prompts "
+                f"(selector), and {contracts.component_name('trainer', exp.trainer)} takes no stream "
+                "(its train() has no `stream` keyword): use a trainer that does (ppo, grpo, rloo) or a curriculum "
+                "that chooses per iteration"
+            )
     if exp.judging.pairs:
         for a, b in exp.judging.pairs:
             for arm in (a, b):
@@ -89,9 +92,13 @@ def session_problems(curriculum: Any, components: Mapping[str, Any], rounds: int
     needs = required_components(curriculum)
     for need in ("feedback", "embedder"):
         if need in needs and components.get(need) is None:
-            problems.append(f"session.curriculum: curriculum needs {'an' if need[0] in 'aeiou' else 'a'} {need} "
-                            f"and the session has none (pass {need}=...)")
+            problems.append(
+                f"session.curriculum: curriculum needs {'an' if need[0] in 'aeiou' else 'a'} {need} "
+                f"and the session has none (pass {need}=...)"
+            )
     if rounds is None and needs_iterations(curriculum):
-        problems.append(f"session.rounds: {type(curriculum).__name__} writes one pool for every round and splits it, "
-                        "so it needs the number of rounds; rounds=None (open-ended) is for curricula that choose every round")
+        problems.append(
+            f"session.rounds: {type(curriculum).__name__} writes one pool for every round and splits it, "
+            "so it needs the number of rounds; rounds=None (open-ended) is for curricula that choose every round"
+        )
     return problems

@@ -3,6 +3,7 @@
 Its own module so that the aggregate and its equal-compute part (:mod:`aopcore.aggregate_compute`) both use it
 without importing each other.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence

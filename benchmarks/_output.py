@@ -1,4 +1,5 @@
 """Shared output of the benchmark scripts: pretty JSON on stdout, and to --out when given."""
+
 from __future__ import annotations
 
 import json

@@ -8,6 +8,7 @@ reads it three ways, each in a fresh subprocess (memory: peak RSS added by the r
 
     .venv/bin/python benchmarks/datasource_memory.py --rows 100000 --out benchmarks/results/datasource_memory.json
 """
+
 from __future__ import annotations
 
 import argparse
@@ -23,7 +24,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 from _output import emit  # noqa: E402
 
-TURN = "\n\nHuman: I keep burning the bottom of my bread in the oven, what could be wrong with it? Row {i}.\n\nAssistant: "
+TURN = (
+    "\n\nHuman: I keep burning the bottom of my bread in the oven, what could be wrong with it? Row {i}.\n\nAssistant: "
+)
 
 
 def write(path: Path, rows: int) -> None:
@@ -51,8 +54,12 @@ def measure(mode: str, path: str, limit: int) -> dict:
         n = len(rows)
     else:
         n = len(read_source(registry, SourceSpec(path), Path("."), limit=limit if mode == "limit" else None))
-    return {"mode": mode, "questions": n, "seconds": round(time.perf_counter() - start, 3),
-            "added_peak_rss_mb": round(_rss_mb() - before, 1)}
+    return {
+        "mode": mode,
+        "questions": n,
+        "seconds": round(time.perf_counter() - start, 3),
+        "added_peak_rss_mb": round(_rss_mb() - before, 1),
+    }
 
 
 def main() -> None:
@@ -71,14 +78,26 @@ def main() -> None:
         size_mb = path.stat().st_size / 2**20
         runs = {}
         for mode in ("baseline", "all", "limit"):
-            out = subprocess.run([sys.executable, __file__, "--limit", str(args.limit), "--child", mode, str(path)],
-                                 capture_output=True, text=True, check=True)
+            out = subprocess.run(
+                [sys.executable, __file__, "--limit", str(args.limit), "--child", mode, str(path)],
+                capture_output=True,
+                text=True,
+                check=True,
+            )
             runs[mode] = json.loads(out.stdout.strip().splitlines()[-1])
     base = max(runs["baseline"]["added_peak_rss_mb"], 0.1)
-    emit({"rows": args.rows, "file_mb_gz": round(size_mb, 1), "limit": args.limit, "runs": runs,
-          "all_over_baseline_memory": round(runs["all"]["added_peak_rss_mb"] / base, 3),
-          "limit_over_baseline_memory": round(runs["limit"]["added_peak_rss_mb"] / base, 3),
-          "all_over_baseline_time": round(runs["all"]["seconds"] / max(runs["baseline"]["seconds"], 1e-3), 2)}, args.out)
+    emit(
+        {
+            "rows": args.rows,
+            "file_mb_gz": round(size_mb, 1),
+            "limit": args.limit,
+            "runs": runs,
+            "all_over_baseline_memory": round(runs["all"]["added_peak_rss_mb"] / base, 3),
+            "limit_over_baseline_memory": round(runs["limit"]["added_peak_rss_mb"] / base, 3),
+            "all_over_baseline_time": round(runs["all"]["seconds"] / max(runs["baseline"]["seconds"], 1e-3), 2),
+        },
+        args.out,
+    )
 
 
 if __name__ == "__main__":

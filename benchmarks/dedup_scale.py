@@ -7,6 +7,7 @@ subprocess so peak RSS is per size. Output: JSON lines, one per size.
 
     .venv/bin/python benchmarks/dedup_scale.py --sizes 10000 30000 100000
 """
+
 from __future__ import annotations
 
 import argparse
@@ -18,12 +19,45 @@ import time
 
 
 def questions(n: int) -> list[str]:
-    forms = ["How do I {v} my {o} when it {p}?", "Why does my {o} {p} after I {v} it?", "Is it normal that my {o} {p}?",
-             "What's the best way to {v} a {o} that {p}?", "ELI5: why would a {o} {p}?", "My {o} {p}. Should I {v} it myself?"]
+    forms = [
+        "How do I {v} my {o} when it {p}?",
+        "Why does my {o} {p} after I {v} it?",
+        "Is it normal that my {o} {p}?",
+        "What's the best way to {v} a {o} that {p}?",
+        "ELI5: why would a {o} {p}?",
+        "My {o} {p}. Should I {v} it myself?",
+    ]
     verbs = ["fix", "clean", "store", "replace", "check", "heat", "cool", "train", "feed", "sell", "paint", "insure"]
-    objects = ["oven", "car", "dog", "cat", "lease", "bread", "bike", "laptop", "garden", "roof", "boiler", "phone", "sofa", "guitar"]
-    problems = ["smells odd", "makes a noise", "stops working", "gets too hot", "looks damaged", "keeps failing", "costs too much",
-                "breaks again", "leaks water", "shakes a lot", "turns off", "feels slow"]
+    objects = [
+        "oven",
+        "car",
+        "dog",
+        "cat",
+        "lease",
+        "bread",
+        "bike",
+        "laptop",
+        "garden",
+        "roof",
+        "boiler",
+        "phone",
+        "sofa",
+        "guitar",
+    ]
+    problems = [
+        "smells odd",
+        "makes a noise",
+        "stops working",
+        "gets too hot",
+        "looks damaged",
+        "keeps failing",
+        "costs too much",
+        "breaks again",
+        "leaks water",
+        "shakes a lot",
+        "turns off",
+        "feels slow",
+    ]
     out = []
     i = 0
     while len(out) < n:
@@ -35,6 +69,7 @@ def questions(n: int) -> list[str]:
 
 def run_one(n: int, synthetic: bool) -> dict:
     import numpy as np
+
     from aopcore_curricula.dedup import cluster_dedup
 
     t0 = time.perf_counter()
@@ -51,9 +86,18 @@ def run_one(n: int, synthetic: bool) -> dict:
     kept = cluster_dedup(emb, int(n * 0.7), n_clusters=11, pca_components=32, seed=0)
     t2 = time.perf_counter()
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    return {"benchmark": "dedup_scale", "n": n, "target": int(n * 0.7), "kept": len(kept), "embeddings": "random" if synthetic else "MiniLM",
-            "embed_s": round(t1 - t0, 2), "dedup_s": round(t2 - t1, 2), "peak_rss_mb": round(peak_mb, 1),
-            "embedding_matrix_mb": round(emb.nbytes / 2**20, 1), "n_by_n_matrix_would_be_mb": round(n * n * 4 / 2**20, 1)}
+    return {
+        "benchmark": "dedup_scale",
+        "n": n,
+        "target": int(n * 0.7),
+        "kept": len(kept),
+        "embeddings": "random" if synthetic else "MiniLM",
+        "embed_s": round(t1 - t0, 2),
+        "dedup_s": round(t2 - t1, 2),
+        "peak_rss_mb": round(peak_mb, 1),
+        "embedding_matrix_mb": round(emb.nbytes / 2**20, 1),
+        "n_by_n_matrix_would_be_mb": round(n * n * 4 / 2**20, 1),
+    }
 
 
 def main() -> None:
@@ -66,7 +110,9 @@ def main() -> None:
         print(json.dumps(run_one(args.child, args.synthetic_embeddings)))
         return
     for n in args.sizes:
-        cmd = [sys.executable, __file__, "--child", str(n)] + (["--synthetic-embeddings"] if args.synthetic_embeddings else [])
+        cmd = [sys.executable, __file__, "--child", str(n)] + (
+            ["--synthetic-embeddings"] if args.synthetic_embeddings else []
+        )
         out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout.strip().splitlines()[-1]
         print(out, flush=True)
 

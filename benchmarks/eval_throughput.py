@@ -5,6 +5,7 @@ Goal: batched at least 5x faster. JSON to stdout (and --out).
 
     .venv/bin/python benchmarks/eval_throughput.py
 """
+
 from __future__ import annotations
 
 import argparse
@@ -25,6 +26,8 @@ def main() -> None:
     ap.add_argument("--out", type=Path)
     args = ap.parse_args()
     import torch
+
+    from aopcore.datasources import load_source
     from aopcore_hf.generation import (
         GenerationSettings,
         decode_responses,
@@ -33,12 +36,11 @@ def main() -> None:
     )
     from aopcore_hf.models import choose_device, load_causal_lm
 
-    from aopcore.datasources import load_source
-
     questions = [q.text for q in load_source("builtin:heldout", Path("."))][: args.prompts]
     choice = choose_device()
     model, tok = load_causal_lm(args.model, choice)
     queries = encode_queries(tok, questions, 512)
+
     # min_new_tokens makes both sides generate exactly the same number of tokens
     def settings(bs: int) -> GenerationSettings:
         return GenerationSettings(max_new_tokens=args.new_tokens, do_sample=False, batch_size=bs)
@@ -53,11 +55,21 @@ def main() -> None:
     tokens_s = sum(len(r.response) for r in single)
     same = sum(a == b for a, b in zip(decode_responses(tok, batched), decode_responses(tok, single)))
     result = {
-        "benchmark": "eval_throughput", "model": args.model, "device": choice.device, "threads": torch.get_num_threads(),
-        "prompts": len(queries), "max_new_tokens": args.new_tokens, "batch_size": args.batch_size,
-        "batched_s": round(t1 - t0, 2), "one_at_a_time_s": round(t2 - t1, 2), "speedup": round((t2 - t1) / (t1 - t0), 2),
-        "batched_tokens_per_s": round(tokens_b / (t1 - t0), 1), "one_at_a_time_tokens_per_s": round(tokens_s / (t2 - t1), 1),
-        "identical_answers": f"{same}/{len(queries)}", "goal_speedup": 5.0, "meets_goal": (t2 - t1) / (t1 - t0) >= 5.0,
+        "benchmark": "eval_throughput",
+        "model": args.model,
+        "device": choice.device,
+        "threads": torch.get_num_threads(),
+        "prompts": len(queries),
+        "max_new_tokens": args.new_tokens,
+        "batch_size": args.batch_size,
+        "batched_s": round(t1 - t0, 2),
+        "one_at_a_time_s": round(t2 - t1, 2),
+        "speedup": round((t2 - t1) / (t1 - t0), 2),
+        "batched_tokens_per_s": round(tokens_b / (t1 - t0), 1),
+        "one_at_a_time_tokens_per_s": round(tokens_s / (t2 - t1), 1),
+        "identical_answers": f"{same}/{len(queries)}",
+        "goal_speedup": 5.0,
+        "meets_goal": (t2 - t1) / (t1 - t0) >= 5.0,
     }
     emit(result, args.out)
 

@@ -9,6 +9,7 @@ reported apart from the run. This module is also the plugin module of the sleepi
 
     .venv/bin/python benchmarks/executor_parallelism.py --out benchmarks/results/executor_parallelism.json
 """
+
 from __future__ import annotations
 
 import argparse
@@ -19,15 +20,15 @@ import tempfile
 import time
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import ConfigDict
 
 HERE = Path(__file__).resolve().parent
 TESTS = HERE.parent / "tests" / "toy"  # toy_components, a plugin module named in the config below
 sys.path[:0] = [str(HERE), str(TESTS)]
 
-import toy_components as toy  # noqa: E402
-
 from aopcore import hookimpl  # noqa: E402
+
+import toy_components as toy  # noqa: E402
 
 
 class SleepyTrainerOptions(toy.ToyTrainerOptions):
@@ -66,8 +67,10 @@ def register_curricula(register):
 
 
 def write_config(folder: Path, name: str, args: argparse.Namespace) -> Path:
-    arms = "".join(f'\n[arms.arm{k}]\ncurriculum = "sleepy"\ndelay_s = {args.prompt_s}\npool = ["q{k}a?", "q{k}b?"]\n'
-                   for k in range(args.arms))
+    arms = "".join(
+        f'\n[arms.arm{k}]\ncurriculum = "sleepy"\ndelay_s = {args.prompt_s}\npool = ["q{k}a?", "q{k}b?"]\n'
+        for k in range(args.arms)
+    )
     text = f'''[experiment]
 name = "{name}"
 output_dir = "{folder}"
@@ -106,13 +109,15 @@ def main() -> None:
     parser.add_argument("--train-s", type=float, default=3.0, help="seconds one training stage sleeps")
     parser.add_argument("--prompt-s", type=float, default=1.0, help="seconds one prompts stage sleeps")
     parser.add_argument("--generate-s", type=float, default=0.5, help="seconds one evaluation or answers stage sleeps")
-    parser.add_argument("--workers", type=int, default=6, help="logical CPUs of the local Ray instance (stages at once)")
+    parser.add_argument(
+        "--workers", type=int, default=6, help="logical CPUs of the local Ray instance (stages at once)"
+    )
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
 
     import ray
-
     from _output import emit
+
     from aopcore.build import resolve
     from aopcore.executors import critical_path
     from aopcore.executors.ray_executor import RayExecutor
@@ -140,21 +145,42 @@ def main() -> None:
 
         same = all(
             (tmp / "local" / rel).read_bytes() == (tmp / "ray" / rel).read_bytes()
-            for rel in ("tables/winrates.json", *(f"arms/arm{k}/iter-{i:02d}/{f}" for k in range(args.arms)
-                                                  for i in range(1, args.iterations + 1) for f in ("prompts.jsonl", "evaluation.jsonl")))
+            for rel in (
+                "tables/winrates.json",
+                *(
+                    f"arms/arm{k}/iter-{i:02d}/{f}"
+                    for k in range(args.arms)
+                    for i in range(1, args.iterations + 1)
+                    for f in ("prompts.jsonl", "evaluation.jsonl")
+                ),
+            )
         )
         hosts = sorted({json.loads(p.read_text())["worker"] for p in (tmp / "ray" / "stages").glob("*.json")})
-        emit({
-            "arms": args.arms, "iterations": args.iterations, "stages": len(graph), "ray_workers": args.workers,
-            "stage_sleep_s": {"train": args.train_s, "prompts": args.prompt_s, "evaluate_or_answers": args.generate_s},
-            "local_s": round(local_s, 2), "local_stage_sum_s": round(serial_s, 2),
-            "ideal_critical_path_s": round(ideal_s, 2), "critical_path": chain,
-            "ray_s": round(ray_s, 2), "ray_startup_s": round(startup_s, 2), "ray_worker_processes": len(hosts),
-            "ratio_ray_over_local": round(ray_s / local_s, 3),
-            "ratio_ideal": round(ideal_s / serial_s, 3),
-            "ray_over_ideal": round(ray_s / ideal_s, 3),
-            "identical_results": same,
-        }, args.out)
+        emit(
+            {
+                "arms": args.arms,
+                "iterations": args.iterations,
+                "stages": len(graph),
+                "ray_workers": args.workers,
+                "stage_sleep_s": {
+                    "train": args.train_s,
+                    "prompts": args.prompt_s,
+                    "evaluate_or_answers": args.generate_s,
+                },
+                "local_s": round(local_s, 2),
+                "local_stage_sum_s": round(serial_s, 2),
+                "ideal_critical_path_s": round(ideal_s, 2),
+                "critical_path": chain,
+                "ray_s": round(ray_s, 2),
+                "ray_startup_s": round(startup_s, 2),
+                "ray_worker_processes": len(hosts),
+                "ratio_ray_over_local": round(ray_s / local_s, 3),
+                "ratio_ideal": round(ideal_s / serial_s, 3),
+                "ray_over_ideal": round(ray_s / ideal_s, 3),
+                "identical_results": same,
+            },
+            args.out,
+        )
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

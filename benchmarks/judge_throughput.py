@@ -6,6 +6,7 @@ request and response handling) sets the pace instead of the server's latency, an
 
     .venv/bin/python benchmarks/judge_throughput.py --calls 2000 --latency 0.1 --concurrency 8 16 24 32 64
 """
+
 from __future__ import annotations
 
 import argparse
@@ -46,8 +47,9 @@ def main() -> None:
     args = ap.parse_args()
     os.environ["AOPCORE_BENCH_KEY"] = "bench-key"
     # the server runs in its own process, as a remote one would: no shared interpreter lock with the client
-    server_proc = subprocess.Popen([sys.executable, "-c", SERVER.format(tests=str(TESTS), latency=args.latency)],
-                                   stdout=subprocess.PIPE, text=True)
+    server_proc = subprocess.Popen(
+        [sys.executable, "-c", SERVER.format(tests=str(TESTS), latency=args.latency)], stdout=subprocess.PIPE, text=True
+    )
     base_url = server_proc.stdout.readline().strip()
     results = []
     try:
@@ -62,9 +64,19 @@ def main() -> None:
 
 def measure(base_url: str, calls: int, latency: float, concurrency: int) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
-        judge = OpenAIJudge(OpenAIOptions(model="bench", api_key_env="AOPCORE_BENCH_KEY", base_url=base_url,
-                                          concurrency=concurrency, cache_path=str(Path(tmp) / "c.sqlite"), timeout=30))
-        items = [JudgeItem(str(i), f"question {i}? ({concurrency})", f"GOOD answer {i}", f"answer {i}") for i in range(calls)]
+        judge = OpenAIJudge(
+            OpenAIOptions(
+                model="bench",
+                api_key_env="AOPCORE_BENCH_KEY",
+                base_url=base_url,
+                concurrency=concurrency,
+                cache_path=str(Path(tmp) / "c.sqlite"),
+                timeout=30,
+            )
+        )
+        items = [
+            JudgeItem(str(i), f"question {i}? ({concurrency})", f"GOOD answer {i}", f"answer {i}") for i in range(calls)
+        ]
         start, cpu = time.perf_counter(), time.process_time()
         verdicts = judge.judge(items)
         wall, cpu = time.perf_counter() - start, time.process_time() - cpu
@@ -73,12 +85,23 @@ def measure(base_url: str, calls: int, latency: float, concurrency: int) -> dict
         cached = time.perf_counter() - start
     ideal = math.ceil(calls / concurrency) * latency
     return {
-        "benchmark": "judge_throughput", "calls": calls, "latency_s": latency, "concurrency": concurrency,
-        "wall_s": round(wall, 3), "ideal_s": round(ideal, 3), "ratio_to_ideal": round(wall / ideal, 3),
-        "goal_ratio": 1.3, "meets_goal": wall / ideal <= 1.3, "max_in_flight": judge.calls.max_in_flight,
-        "calls_per_s": round(calls / wall, 1), "client_cpu_ms_per_call": round(1000 * cpu / calls, 2),
-        "cpu_cores": os.cpu_count(), "verdicts_A": sum(v.choice == "A" for v in verdicts), "cached_rerun_s": round(cached, 3),
+        "benchmark": "judge_throughput",
+        "calls": calls,
+        "latency_s": latency,
+        "concurrency": concurrency,
+        "wall_s": round(wall, 3),
+        "ideal_s": round(ideal, 3),
+        "ratio_to_ideal": round(wall / ideal, 3),
+        "goal_ratio": 1.3,
+        "meets_goal": wall / ideal <= 1.3,
+        "max_in_flight": judge.calls.max_in_flight,
+        "calls_per_s": round(calls / wall, 1),
+        "client_cpu_ms_per_call": round(1000 * cpu / calls, 2),
+        "cpu_cores": os.cpu_count(),
+        "verdicts_A": sum(v.choice == "A" for v in verdicts),
+        "cached_rerun_s": round(cached, 3),
     }
+
 
 if __name__ == "__main__":
     main()

@@ -9,6 +9,7 @@ is a GPT-2 sequence classifier on the same tokenizer (TRL's PPO requires a share
 TRL 1.12 implements the later "PPOv2" algorithm (separate value model, score at the end, fixed KL), ours the
 classic one (value head on the trunk, adaptive KL): the figure compares cost per episode, not algorithms.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -38,7 +39,16 @@ def build(folder: Path) -> tuple[Path, Path, list[str]]:
     core.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
     tok = PreTrainedTokenizerFast(tokenizer_object=core, pad_token="[PAD]", eos_token="[EOS]", unk_token="[UNK]")
     torch.manual_seed(0)
-    common = dict(vocab_size=VOCAB, n_positions=256, n_embd=256, n_layer=4, n_head=4, bos_token_id=1, eos_token_id=1, pad_token_id=0)
+    common = dict(
+        vocab_size=VOCAB,
+        n_positions=256,
+        n_embd=256,
+        n_layer=4,
+        n_head=4,
+        bos_token_id=1,
+        eos_token_id=1,
+        pad_token_id=0,
+    )
     GPT2LMHeadModel(GPT2Config(**common)).save_pretrained(folder / "policy")
     tok.save_pretrained(folder / "policy")
     GPT2ForSequenceClassification(GPT2Config(num_labels=1, **common)).save_pretrained(folder / "rm")
@@ -55,7 +65,21 @@ def ensure_trl_venv() -> Path:
     python = TRL_VENV / "bin" / "python"
     if not python.exists():
         subprocess.run([sys.executable, "-m", "venv", str(TRL_VENV)], check=True)
-        subprocess.run([str(python), "-m", "pip", "install", "-q", "torch==2.13.0", "trl==1.12.0", "transformers", "accelerate", "datasets"], check=True)
+        subprocess.run(
+            [
+                str(python),
+                "-m",
+                "pip",
+                "install",
+                "-q",
+                "torch==2.13.0",
+                "trl==1.12.0",
+                "transformers",
+                "accelerate",
+                "datasets",
+            ],
+            check=True,
+        )
     return python
 
 
@@ -70,15 +94,35 @@ def run_trl(policy: Path, rm: Path, prompts: list[str], episodes: int, response_
     ids = [tok(p)["input_ids"] for p in prompts]
     data = Dataset.from_dict({"input_ids": [ids[i % len(ids)] for i in range(episodes)]})
     with tempfile.TemporaryDirectory() as out:
-        config = PPOConfig(output_dir=out, per_device_train_batch_size=16, num_mini_batches=2, num_ppo_epochs=4,
-                           response_length=response_length, total_episodes=episodes, temperature=0.9, learning_rate=1.41e-5,
-                           report_to="none", bf16=False, fp16=False, use_cpu=not torch.cuda.is_available(), save_strategy="no",
-                           num_sample_generations=0, local_rollout_forward_batch_size=16, seed=0, stop_token="eos")
-        trainer = PPOTrainer(args=config, processing_class=tok, model=AutoModelForCausalLM.from_pretrained(policy),
-                             ref_model=AutoModelForCausalLM.from_pretrained(policy),
-                             reward_model=AutoModelForSequenceClassification.from_pretrained(rm),
-                             value_model=AutoModelForSequenceClassification.from_pretrained(rm),
-                             train_dataset=data, eval_dataset=data.select(range(16)))
+        config = PPOConfig(
+            output_dir=out,
+            per_device_train_batch_size=16,
+            num_mini_batches=2,
+            num_ppo_epochs=4,
+            response_length=response_length,
+            total_episodes=episodes,
+            temperature=0.9,
+            learning_rate=1.41e-5,
+            report_to="none",
+            bf16=False,
+            fp16=False,
+            use_cpu=not torch.cuda.is_available(),
+            save_strategy="no",
+            num_sample_generations=0,
+            local_rollout_forward_batch_size=16,
+            seed=0,
+            stop_token="eos",
+        )
+        trainer = PPOTrainer(
+            args=config,
+            processing_class=tok,
+            model=AutoModelForCausalLM.from_pretrained(policy),
+            ref_model=AutoModelForCausalLM.from_pretrained(policy),
+            reward_model=AutoModelForSequenceClassification.from_pretrained(rm),
+            value_model=AutoModelForSequenceClassification.from_pretrained(rm),
+            train_dataset=data,
+            eval_dataset=data.select(range(16)),
+        )
         start = time.perf_counter()
         trainer.train()
         wall = time.perf_counter() - start
@@ -92,8 +136,15 @@ def run_ours(policy: Path, rm: Path, prompts: list[str], episodes: int, response
     from aopcore_hf.rewards import ClassifierOptions, SequenceClassifierReward
 
     reward = SequenceClassifierReward(ClassifierOptions(model=str(rm), device="auto"))
-    trainer = PPOPolicyTrainer(PPOOptions(model=str(policy), batch_size=16, mini_batch_size=8, ppo_epochs=4,
-                                          generation={"max_new_tokens": response_length, "temperature": 0.9}))
+    trainer = PPOPolicyTrainer(
+        PPOOptions(
+            model=str(policy),
+            batch_size=16,
+            mini_batch_size=8,
+            ppo_epochs=4,
+            generation={"max_new_tokens": response_length, "temperature": 0.9},
+        )
+    )
     items = [Prompt(str(i), prompts[i % len(prompts)], "c") for i in range(episodes)]
     with tempfile.TemporaryDirectory() as out:
         start = time.perf_counter()
@@ -110,21 +161,57 @@ def main() -> None:
     ap.add_argument("--out", type=Path)
     args = ap.parse_args()
     if args.child_trl:
-        print(json.dumps(run_trl(Path(args.child_trl[0]), Path(args.child_trl[1]), make_prompts(), args.episodes, args.response_length)))
+        print(
+            json.dumps(
+                run_trl(
+                    Path(args.child_trl[0]),
+                    Path(args.child_trl[1]),
+                    make_prompts(),
+                    args.episodes,
+                    args.response_length,
+                )
+            )
+        )
         return
     with tempfile.TemporaryDirectory() as tmp:
         policy, rm, prompts = build(Path(tmp))
         python = ensure_trl_venv()
-        child = subprocess.run([str(python), __file__, "--child-trl", str(policy), str(rm), "--episodes", str(args.episodes),
-                                "--response-length", str(args.response_length)], capture_output=True, text=True)
+        child = subprocess.run(
+            [
+                str(python),
+                __file__,
+                "--child-trl",
+                str(policy),
+                str(rm),
+                "--episodes",
+                str(args.episodes),
+                "--response-length",
+                str(args.response_length),
+            ],
+            capture_output=True,
+            text=True,
+        )
         if child.returncode != 0:
             raise SystemExit(f"TRL run failed:\n{child.stderr[-3000:]}")
         trl = json.loads(child.stdout.strip().splitlines()[-1])
         ours = run_ours(policy, rm, prompts, args.episodes, args.response_length)
-    emit({"benchmark": "ppo_vs_trl", "trl_version": "1.12.0", "model": "gpt2 4x256, 2k-word vocab, random", "batch_size": 16,
-          "mini_batch_size": 8, "ppo_epochs": 4, "response_length": args.response_length, "trl": trl, "ours": ours,
-          "speed_ratio_ours_over_trl": round(ours["episodes_per_s"] / trl["episodes_per_s"], 3),
-          "goal": "ours >= TRL", "meets_goal": ours["episodes_per_s"] >= trl["episodes_per_s"]}, args.out)
+    emit(
+        {
+            "benchmark": "ppo_vs_trl",
+            "trl_version": "1.12.0",
+            "model": "gpt2 4x256, 2k-word vocab, random",
+            "batch_size": 16,
+            "mini_batch_size": 8,
+            "ppo_epochs": 4,
+            "response_length": args.response_length,
+            "trl": trl,
+            "ours": ours,
+            "speed_ratio_ours_over_trl": round(ours["episodes_per_s"] / trl["episodes_per_s"], 3),
+            "goal": "ours >= TRL",
+            "meets_goal": ours["episodes_per_s"] >= trl["episodes_per_s"],
+        },
+        args.out,
+    )
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ and labelled after it was finished (the check on overfitting to the lines the ru
 
     .venv/bin/python benchmarks/prompt_filter.py --out benchmarks/results/prompt_filter.json
 """
+
 from __future__ import annotations
 
 import argparse
@@ -30,8 +31,11 @@ HERE = Path(__file__).parent
 DATA = HERE / "data"
 # what a kept question must not still carry: a list marker or label in front ("4:", "[2]", "Question 3:", "#Tag:",
 # "A:", "Challenge:"; "ELI5:" and "CMV:" are conventions, not labels), or a copied score behind ("(1.99)", "score 0.48")
-LEFTOVER = re.compile(r"^\W*(?:\d{1,3}(?:\.\d+)*\s*[.:)\]\-]|(?:question|q)\s*\d{0,3}\s*[.:)\-]|#\w+\s*:|[a-h]\s*[:)]\s|"
-                      r"(?!(?:eli5|cmv)\s*:)[a-z][\w'’]*(?: [\w'’]+)?:\s)|(?:\(\s*-?\d+(?:\.\d+)?\s*\)|\([^()]*\bscore\b[^()]*\)|\bscore:?\s*-?\d+(?:\.\d+)?|\s-\s*\d*)\s*$", re.I)
+LEFTOVER = re.compile(
+    r"^\W*(?:\d{1,3}(?:\.\d+)*\s*[.:)\]\-]|(?:question|q)\s*\d{0,3}\s*[.:)\-]|#\w+\s*:|[a-h]\s*[:)]\s|"
+    r"(?!(?:eli5|cmv)\s*:)[a-z][\w'’]*(?: [\w'’]+)?:\s)|(?:\(\s*-?\d+(?:\.\d+)?\s*\)|\([^()]*\bscore\b[^()]*\)|\bscore:?\s*-?\d+(?:\.\d+)?|\s-\s*\d*)\s*$",
+    re.I,
+)
 
 
 def _load_baseline() -> Callable:
@@ -46,7 +50,9 @@ def _norm(text: str) -> str:
     return re.sub(r"\s+", " ", text).strip().lower()
 
 
-def decisions(parse: Callable, responses: list[dict], rows: list[dict], categories: list[str]) -> list[tuple[bool, bool]]:
+def decisions(
+    parse: Callable, responses: list[dict], rows: list[dict], categories: list[str]
+) -> list[tuple[bool, bool]]:
     """(kept, kept text clean) per sample row, parsing each response whole as the curricula do."""
     kept_by_response = {}
     for n, r in enumerate(responses):
@@ -64,11 +70,19 @@ def score(rows: list[dict], decided: list[tuple[bool, bool]]) -> dict:
     kept = sum(k for k, _ in decided)
     should = sum(r["label"] == "keep" for r in rows)
     wrong = Counter(r["reason"] for r, (k, c) in zip(rows, decided) if k and r["label"] == "reject")
-    return {"lines": len(rows), "should_keep": should, "kept": kept, "kept_correctly": tp,
-            "precision": round(tp / kept, 4) if kept else None, "recall": round(tp / should, 4) if should else None,
-            "wrongly_kept_by_reason": dict(wrong.most_common()),
-            "kept_with_marker_label_or_score_left": sum(k and not c and r["label"] == "keep" for r, (k, c) in zip(rows, decided)),
-            "missed": sum(not k and r["label"] == "keep" for r, (k, _) in zip(rows, decided))}
+    return {
+        "lines": len(rows),
+        "should_keep": should,
+        "kept": kept,
+        "kept_correctly": tp,
+        "precision": round(tp / kept, 4) if kept else None,
+        "recall": round(tp / should, 4) if should else None,
+        "wrongly_kept_by_reason": dict(wrong.most_common()),
+        "kept_with_marker_label_or_score_left": sum(
+            k and not c and r["label"] == "keep" for r, (k, c) in zip(rows, decided)
+        ),
+        "missed": sum(not k and r["label"] == "keep" for r, (k, _) in zip(rows, decided)),
+    }
 
 
 def main() -> None:
@@ -83,9 +97,14 @@ def main() -> None:
     responses = [json.loads(line) for line in args.raw.read_text().splitlines()]
     rows = [json.loads(line) for line in args.sample.read_text().splitlines()]
     categories = sorted(templates.category_info())
-    result: dict = {"sample": str(args.sample.relative_to(HERE.parent)) if args.sample.is_relative_to(HERE.parent) else str(args.sample),
-                    "responses": len(responses), "labels": dict(Counter(r["label"] for r in rows)),
-                    "reject_reasons": dict(Counter(r["reason"] for r in rows if r["label"] == "reject").most_common())}
+    result: dict = {
+        "sample": str(args.sample.relative_to(HERE.parent))
+        if args.sample.is_relative_to(HERE.parent)
+        else str(args.sample),
+        "responses": len(responses),
+        "labels": dict(Counter(r["label"] for r in rows)),
+        "reject_reasons": dict(Counter(r["reason"] for r in rows if r["label"] == "reject").most_common()),
+    }
     for name, parse in (("before", _load_baseline()), ("after", parse_questions)):
         decided = decisions(parse, responses, rows, categories)
         result[name] = {"all": score(rows, decided)}

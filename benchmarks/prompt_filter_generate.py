@@ -7,6 +7,7 @@ response. Offline; a few minutes per seed on 2 cores.
 
     nice .venv/bin/python benchmarks/prompt_filter_generate.py --out benchmarks/data/prompt_filter_raw.jsonl
 """
+
 from __future__ import annotations
 
 import argparse
@@ -31,12 +32,24 @@ def prompts(seed: int) -> list[dict]:
         keyword = rng.choice(templates.keywords(cat))
         out.append({"kind": "vanilla", "category": cat, "prompt": templates.vanilla_prompt(cat, keyword, 5, "compact")})
         # a draw as the score-based curricula make it: one held-out question per category, scored
-        sample = [EvalRecord(q.id, q.text, q.category, "", round(rng.uniform(-1, 1), 2))
-                  for q in (rng.choice(v) for v in by_cat.values())]
+        sample = [
+            EvalRecord(q.id, q.text, q.category, "", round(rng.uniform(-1, 1), 2))
+            for q in (rng.choice(v) for v in by_cat.values())
+        ]
         conv = templates.convention(cat)
-        out.append({"kind": "score-based", "category": cat, "prompt": templates.SCORE_BASED_COMPACT.format(
-            examples=templates.compact_examples(sample, cat), n=6, target=cat, venue=f"the Reddit forum r/{cat}",
-            convention=f"{conv} " if conv else "")})
+        out.append(
+            {
+                "kind": "score-based",
+                "category": cat,
+                "prompt": templates.SCORE_BASED_COMPACT.format(
+                    examples=templates.compact_examples(sample, cat),
+                    n=6,
+                    target=cat,
+                    venue=f"the Reddit forum r/{cat}",
+                    convention=f"{conv} " if conv else "",
+                ),
+            }
+        )
     return out
 
 
@@ -50,8 +63,11 @@ def main() -> None:
     args = ap.parse_args()
     rows = []
     for seed in args.seeds:
-        llm = LocalFeedbackLLM(LocalLLMOptions(max_new_tokens=args.max_new_tokens, batch_size=16, seed=seed, cache=False,
-                                              engine="transformers"))  # the committed labels came from transformers
+        llm = LocalFeedbackLLM(
+            LocalLLMOptions(
+                max_new_tokens=args.max_new_tokens, batch_size=16, seed=seed, cache=False, engine="transformers"
+            )
+        )  # the committed labels came from transformers
         calls = prompts(seed)
         for call, response in zip(calls, llm.complete([c["prompt"] for c in calls])):
             rows.append({"seed": seed, **call, "response": response})

@@ -12,6 +12,7 @@ the task, statements that ask nothing, and questions followed by their own answe
 
     .venv/bin/python benchmarks/prompt_filter_label.py   # writes data/prompt_filter_sample.jsonl
 """
+
 from __future__ import annotations
 
 import json
@@ -25,10 +26,17 @@ ASSISTANT = re.compile(
     r"\b(i'?m (ready|here|glad|happy|not sure i'?m)|i'?d (love|like|be happy)|i'?ll\b|as a friendly ai|a helpful ai|smollm|"
     r"how can i (help|assist)|what can i (help|assist)|what'?s your (first )?question|question you'?d like|let me know|"
     r"looking forward|that'?s all i have|ladies and gentlemen|please (use|provide|answer|go ahead)|you can ask me|"
-    r"here(?: are| is|'s) |your questions? (were|:)|which of these questions|these are some of the questions|you could edit)", re.I)
-INTERROGATIVE = re.compile(r"^(?:(?:what|why|how|when|where|who|whom|which|whose|is|are|was|were|do|does|did|can|could|should|would|"
-                           r"will|have|has|may|might|shall|am|any)\b|eli5:|cmv:)", re.I)
-DANGLING = re.compile(r"\b(a|an|the|to|of|and|or|my|your|in|on|for|with|about|is|are|what|how|that|when|i|be|if)$", re.I)
+    r"here(?: are| is|'s) |your questions? (were|:)|which of these questions|these are some of the questions|you could edit)",
+    re.I,
+)
+INTERROGATIVE = re.compile(
+    r"^(?:(?:what|why|how|when|where|who|whom|which|whose|is|are|was|were|do|does|did|can|could|should|would|"
+    r"will|have|has|may|might|shall|am|any)\b|eli5:|cmv:)",
+    re.I,
+)
+DANGLING = re.compile(
+    r"\b(a|an|the|to|of|and|or|my|your|in|on|for|with|about|is|are|what|how|that|when|i|be|if)$", re.I
+)
 
 
 def candidates(raw: str) -> list[str]:
@@ -61,13 +69,23 @@ NOT_A_QUESTION = ("reject", "not a question")
 OVERRIDES: dict[tuple[int, int], tuple[str, str]] = {
     (20, 2): ASSISTANT_TALK,  # "You can't answer with the given questions, but you can ..." (also cut off)
     (24, 1): ("reject", "fragment, not a question"),  # "Star Trek: The Last Hope?"
-    (26, 0): ("keep", "complete question"),  # ends in a closing quote without "?"; the model stopped, not the token limit
+    (26, 0): (
+        "keep",
+        "complete question",
+    ),  # ends in a closing quote without "?"; the model stopped, not the token limit
     (27, 0): NOT_A_QUESTION,  # a row of emoji
-    (31, 5): ("keep", "complete question"),  # "CMV: Reality TV is harmless entertainment." is a complete r/changemyview post
-    (35, 5): MARKER_ONLY, (35, 7): MARKER_ONLY,  # "A:"
+    (31, 5): (
+        "keep",
+        "complete question",
+    ),  # "CMV: Reality TV is harmless entertainment." is a complete r/changemyview post
+    (35, 5): MARKER_ONLY,
+    (35, 7): MARKER_ONLY,  # "A:"
     (38, 4): ("reject", "greeting, not a question"),  # "How do you do?"
     (40, 0): MARKER_ONLY,  # "1. Cookie: "
-    (42, 0): ASSISTANT_TALK,  # "Can you tell me what type of engine light you're referring to?": the assistant asking back
+    (
+        42,
+        0,
+    ): ASSISTANT_TALK,  # "Can you tell me what type of engine light you're referring to?": the assistant asking back
     (43, 1): ASSISTANT_TALK,  # 'Your question: "..." is a classic riddle.'
     (56, 4): NOT_A_QUESTION,  # "5. Quantum mechanics": a topic, complete but no question
     (58, 2): ("keep", "complete question"),  # the question is whole; only its trailing " -" annotation was cut
@@ -76,14 +94,22 @@ OVERRIDES: dict[tuple[int, int], tuple[str, str]] = {
     (66, 1): ("keep", "complete question"),  # 'Challenge: "CMV: ..."': a CMV post behind a label
     # seed 2: labelled after the filter was written, not used to write it
     (73, 2): ("keep", "complete question"),  # complete how-to; only its trailing " -" annotation was cut (as 58:2)
-    (75, 0): NOT_A_QUESTION, (75, 1): NOT_A_QUESTION,  # emoji
+    (75, 0): NOT_A_QUESTION,
+    (75, 1): NOT_A_QUESTION,  # emoji
     (77, 2): MARKER_ONLY,  # "A:"
-    (78, 1): ("reject", "fragment, not a question"), (78, 2): ("reject", "fragment, not a question"),  # "A: 1. How to identify it"
-    (82, 0): MARKER_ONLY, (82, 5): MARKER_ONLY,  # "1. 1. Questions about back pain:": a heading
+    (78, 1): ("reject", "fragment, not a question"),
+    (78, 2): ("reject", "fragment, not a question"),  # "A: 1. How to identify it"
+    (82, 0): MARKER_ONLY,
+    (82, 5): MARKER_ONLY,  # "1. 1. Questions about back pain:": a heading
     # "- 1.1. What is it?", "How to avoid it?", "What to do?": no subject without the heading above them
-    (82, 1): ("reject", "fragment, not a question"), (82, 2): ("reject", "fragment, not a question"),
-    (82, 3): ("reject", "fragment, not a question"), (82, 4): ("reject", "fragment, not a question"),
-    (87, 2): ("keep", "complete question"),  # '"EBO: I'm a digital nomad, how do I avoid ...?" score 0.68': whole, score and all
+    (82, 1): ("reject", "fragment, not a question"),
+    (82, 2): ("reject", "fragment, not a question"),
+    (82, 3): ("reject", "fragment, not a question"),
+    (82, 4): ("reject", "fragment, not a question"),
+    (87, 2): (
+        "keep",
+        "complete question",
+    ),  # '"EBO: I'm a digital nomad, how do I avoid ...?" score 0.68': whole, score and all
     (90, 3): ("reject", "fragment, not a question"),  # "What is the difference between the two?"
     (94, 6): ASSISTANT_TALK,  # "Just finish with 5 unique questions:"
     (98, 5): MARKER_ONLY,  # "Output:"
@@ -101,8 +127,12 @@ def main() -> None:
         for k, line in enumerate(lines):
             label, reason = OVERRIDES.get((n, k)) or rule_label(line, k == len(lines) - 1)
             rows.append({"response": n, "line": k, "text": line, "label": label, "reason": reason})
-    (DATA / "prompt_filter_sample.jsonl").write_text("".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows))
-    print(f"{len(rows)} lines: {sum(r['label'] == 'keep' for r in rows)} keep, {sum(r['label'] == 'reject' for r in rows)} reject")
+    (DATA / "prompt_filter_sample.jsonl").write_text(
+        "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
+    )
+    print(
+        f"{len(rows)} lines: {sum(r['label'] == 'keep' for r in rows)} keep, {sum(r['label'] == 'reject' for r in rows)} reject"
+    )
 
 
 if __name__ == "__main__":

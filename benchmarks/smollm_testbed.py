@@ -17,6 +17,7 @@ the held-out accuracy per arm and iteration (overall and per category), per trai
 share of groups without reward variance and the step time, a sample of answers, the settings, the load average
 and the wall time.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -109,8 +110,11 @@ def accuracy(path: Path) -> dict:
     by: dict[str, list[float]] = {}
     for r in rows:
         by.setdefault(r["category"], []).append(float(r["reward"]))
-    return {"(all)": round(statistics.mean(float(r["reward"]) for r in rows), 4), "n": len(rows),
-            **{c: round(statistics.mean(v), 4) for c, v in sorted(by.items())}}
+    return {
+        "(all)": round(statistics.mean(float(r["reward"]) for r in rows), 4),
+        "n": len(rows),
+        **{c: round(statistics.mean(v), 4) for c, v in sorted(by.items())},
+    }
 
 
 def _step_rows(metrics: list[dict]) -> dict:
@@ -154,12 +158,15 @@ def comparisons(run: Path, arms: list[str]) -> dict:
         for ev in sorted((run / "arms" / arm).glob("iter-*/evaluation.jsonl")):
             out[f"start vs {arm} {ev.parent.name}"] = paired(start, ev)
     if len(arms) >= 2:
-        common = sorted({e.parent.name for e in (run / "arms" / arms[0]).glob("iter-*/evaluation.jsonl")}
-                        & {e.parent.name for e in (run / "arms" / arms[1]).glob("iter-*/evaluation.jsonl")})
+        common = sorted(
+            {e.parent.name for e in (run / "arms" / arms[0]).glob("iter-*/evaluation.jsonl")}
+            & {e.parent.name for e in (run / "arms" / arms[1]).glob("iter-*/evaluation.jsonl")}
+        )
         if common:
             it = common[-1]
-            out[f"{arms[0]} vs {arms[1]} {it}"] = paired(run / "arms" / arms[0] / it / "evaluation.jsonl",
-                                                        run / "arms" / arms[1] / it / "evaluation.jsonl")
+            out[f"{arms[0]} vs {arms[1]} {it}"] = paired(
+                run / "arms" / arms[0] / it / "evaluation.jsonl", run / "arms" / arms[1] / it / "evaluation.jsonl"
+            )
     return out
 
 
@@ -175,18 +182,23 @@ def summarise(run: Path, arms: list[str]) -> dict:
     for arm in arms:
         for tj in sorted((run / "arms" / arm).glob("iter-*/train.json")):
             stats = json.loads(tj.read_text())
-            out["training"].setdefault(arm, []).append({"iteration": int(tj.parent.name.split("-")[1]),
-                                                        **_step_rows(stats.get("metrics", []))})
+            out["training"].setdefault(arm, []).append(
+                {"iteration": int(tj.parent.name.split("-")[1]), **_step_rows(stats.get("metrics", []))}
+            )
     out["paired"] = comparisons(run, arms)
-    out["prompt_categories"] = {arm: {tj.parent.name: _categories(tj.parent) for tj in sorted((run / "arms" / arm).glob("iter-*/train.json"))}
-                                for arm in arms}
+    out["prompt_categories"] = {
+        arm: {tj.parent.name: _categories(tj.parent) for tj in sorted((run / "arms" / arm).glob("iter-*/train.json"))}
+        for arm in arms
+    }
     out["answers_sample"] = {}
-    for label, ev in [("start", sft_eval)] + [(arm, max((run / "arms" / arm).glob("iter-*/evaluation.jsonl"), default=None))
-                                              for arm in arms]:
+    for label, ev in [("start", sft_eval)] + [
+        (arm, max((run / "arms" / arm).glob("iter-*/evaluation.jsonl"), default=None)) for arm in arms
+    ]:
         if ev is not None and ev.exists():
             out["answers_sample"][label if label == "start" else f"{label} ({ev.parent.name})"] = [
                 {k: r[k] for k in ("question", "answer", "reward") if k in r}
-                for r in map(json.loads, ev.read_text().splitlines()[:14])]
+                for r in map(json.loads, ev.read_text().splitlines()[:14])
+            ]
     return out
 
 
@@ -194,8 +206,12 @@ def _categories(iteration: Path) -> dict[str, int]:
     """The categories an iteration trained on: per step for an online curriculum (steps.jsonl), else its prompts."""
     steps = iteration / "steps.jsonl"
     if steps.exists():
-        cats = [g["category"] for d in map(json.loads, steps.read_text().splitlines()) if d.get("event") == "report"
-                for g in d["groups"]]
+        cats = [
+            g["category"]
+            for d in map(json.loads, steps.read_text().splitlines())
+            if d.get("event") == "report"
+            for g in d["groups"]
+        ]
     else:
         cats = [json.loads(line)["category"] for line in (iteration / "prompts.jsonl").read_text().splitlines()]
     return {c: cats.count(c) for c in sorted(set(cats))}
@@ -217,7 +233,12 @@ class LoadSampler:
     def stop(self) -> dict:
         self._stop.set()
         s = self.samples + [os.getloadavg()[0]]
-        return {"start": round(s[0], 2), "mean": round(statistics.mean(s), 2), "max": round(max(s), 2), "end": round(s[-1], 2)}
+        return {
+            "start": round(s[0], 2),
+            "mean": round(statistics.mean(s), 2),
+            "max": round(max(s), 2),
+            "end": round(s[-1], 2),
+        }
 
 
 def previous_invocations(out: Path, settings: dict) -> list[dict]:
@@ -226,8 +247,9 @@ def previous_invocations(out: Path, settings: dict) -> list[dict]:
         old = json.loads(out.read_text())
     except (OSError, ValueError):
         return []
-    same = {k: v for k, v in old.get("settings", {}).items() if k not in RESUMABLE} == \
-           {k: v for k, v in settings.items() if k not in RESUMABLE}
+    same = {k: v for k, v in old.get("settings", {}).items() if k not in RESUMABLE} == {
+        k: v for k, v in settings.items() if k not in RESUMABLE
+    }
     return list(old.get("invocations", [])) if same else []
 
 
@@ -259,7 +281,9 @@ def main() -> None:
     p = parser()
     args = p.parse_args()
     if args.heldout_size < 7 or args.heldout_size % 7:
-        p.error(f"--heldout-size must be a positive multiple of 7 (balanced over the categories), not {args.heldout_size}")
+        p.error(
+            f"--heldout-size must be a positive multiple of 7 (balanced over the categories), not {args.heldout_size}"
+        )
     known = [line[6:].split("]")[0] for line in BASE.read_text().splitlines() if line.startswith("[arms.")]
     if unknown := [a for a in args.arms if a not in known]:
         p.error(f"unknown arm(s) {', '.join(unknown)}; {BASE.name} has {', '.join(known)}")
@@ -270,13 +294,27 @@ def main() -> None:
 
     cfg = BASE.parent / f".smollm-testbed-{args.name}.toml"  # beside the base config: its relative paths hold
     cfg.write_text(config_text(args))
-    cmd = [sys.executable, "-m", "aopcore.cli", "run", str(cfg), "--set", f"experiment.seeds=[{args.seed}]",
-           "--set", f"experiment.iterations={args.iterations}", "--set", f'experiment.name="{args.name}"',
-           "--set", f'experiment.output_dir="{args.run_dir.resolve()}"']
+    cmd = [
+        sys.executable,
+        "-m",
+        "aopcore.cli",
+        "run",
+        str(cfg),
+        "--set",
+        f"experiment.seeds=[{args.seed}]",
+        "--set",
+        f"experiment.iterations={args.iterations}",
+        "--set",
+        f'experiment.name="{args.name}"',
+        "--set",
+        f'experiment.output_dir="{args.run_dir.resolve()}"',
+    ]
     env = {**os.environ, "TQDM_DISABLE": "1", "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
     load = LoadSampler()
     t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    proc = subprocess.Popen(
+        cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
+    )
     log_path = args.run_dir.resolve() / f"{args.name}.log"
     tail: list[str] = []
     stopped = False  # by the budget
@@ -302,16 +340,33 @@ def main() -> None:
     wall = round(time.perf_counter() - t0, 1)
     loadavg = load.stop()
     failed = proc.returncode not in (0, None) and not stopped
-    ended_by = "budget" if stopped else "finished" if not failed else (
-        f"exit status {proc.returncode}" + (" (killed: e.g. the kernel's OOM killer)" if proc.returncode == -signal.SIGKILL else ""))
-    invocations.append({"wall_s": wall, "budget_minutes": args.budget_minutes, "ended_by": ended_by,
-                        "load_average_1m": loadavg, "omp_num_threads": env["OMP_NUM_THREADS"]})
+    ended_by = (
+        "budget"
+        if stopped
+        else "finished"
+        if not failed
+        else (
+            f"exit status {proc.returncode}"
+            + (" (killed: e.g. the kernel's OOM killer)" if proc.returncode == -signal.SIGKILL else "")
+        )
+    )
+    invocations.append(
+        {
+            "wall_s": wall,
+            "budget_minutes": args.budget_minutes,
+            "ended_by": ended_by,
+            "load_average_1m": loadavg,
+            "omp_num_threads": env["OMP_NUM_THREADS"],
+        }
+    )
     # a run that failed part-way still has its finished iterations on disk: record them, then report the failure
     emit(build_result(args, settings, invocations), args.out)
     if failed:
         sys.stderr.write("".join(tail))
-        raise SystemExit(f"aopcore run failed with exit status {proc.returncode} (log: {log_path}); "
-                         f"the finished iterations are in {args.out}")
+        raise SystemExit(
+            f"aopcore run failed with exit status {proc.returncode} (log: {log_path}); "
+            f"the finished iterations are in {args.out}"
+        )
 
 
 def build_result(args: argparse.Namespace, settings: dict, invocations: list[dict]) -> dict:
@@ -320,11 +375,16 @@ def build_result(args: argparse.Namespace, settings: dict, invocations: list[dic
     return {
         "benchmark": "smollm_testbed",
         "policy": "smollm2-135m-instruct (packaged GGUF Q4_1, converted to float32), chat template with the system prompt, "
-                  "free-text answers, verifier reward, greedy evaluation",
-        "trainer": args.trainer, "settings": settings, "ended_by": invocations[-1]["ended_by"],
-        "wall_s": round(sum(i["wall_s"] for i in invocations), 1), "cpus": os.cpu_count(),
-        "invocations": invocations, **summarise(run, args.arms),
+        "free-text answers, verifier reward, greedy evaluation",
+        "trainer": args.trainer,
+        "settings": settings,
+        "ended_by": invocations[-1]["ended_by"],
+        "wall_s": round(sum(i["wall_s"] for i in invocations), 1),
+        "cpus": os.cpu_count(),
+        "invocations": invocations,
+        **summarise(run, args.arms),
     }
+
 
 if __name__ == "__main__":
     main()

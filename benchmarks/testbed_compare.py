@@ -18,6 +18,7 @@ the start policy's hash and accuracy, the load average) and how long it took (``
 The run directory is kept (``--run-dir``); rerunning resumes it and only recomputes the summary (the timing of the
 invocation that ran the experiment is then kept from the earlier results file as ``time_full_run``).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -38,8 +39,17 @@ from _output import emit  # noqa: E402
 CONFIG = ROOT / "examples" / "testbed.toml"
 ARMS = ["vanilla", "sop", "aop", "eva", "pool", "learnability", "dynamic-filter", "category-bandit", "oracle"]
 ARMS_ALL = tuple(ARMS)
-COLORS = {"vanilla": "#7f7f7f", "sop": "#1f77b4", "aop": "#d62728", "eva": "#2ca02c", "pool": "#9467bd",
-          "learnability": "#ff7f0e", "dynamic-filter": "#8c564b", "category-bandit": "#e377c2", "oracle": "#000000"}
+COLORS = {
+    "vanilla": "#7f7f7f",
+    "sop": "#1f77b4",
+    "aop": "#d62728",
+    "eva": "#2ca02c",
+    "pool": "#9467bd",
+    "learnability": "#ff7f0e",
+    "dynamic-filter": "#8c564b",
+    "category-bandit": "#e377c2",
+    "oracle": "#000000",
+}
 
 
 def arms_config(config: Path, arms: list[str]) -> Path:
@@ -53,13 +63,17 @@ def arms_config(config: Path, arms: list[str]) -> Path:
     import tomllib
 
     def keep_pairs(m: re.Match) -> str:  # judged pairs that name a dropped arm go
-        pairs = [p for p in tomllib.loads(m.group(0))["pairs"] if set(p) <= set(arms)] or ([arms[:2]] if len(arms) > 1 else [])
+        pairs = [p for p in tomllib.loads(m.group(0))["pairs"] if set(p) <= set(arms)] or (
+            [arms[:2]] if len(arms) > 1 else []
+        )
         return "pairs = " + json.dumps(pairs)
 
     body = re.sub(r"(?m)^pairs = \[.*\]$", keep_pairs, body)
     out = config.parent / f".{config.stem}-arms-{'-'.join(arms)}.toml"
     out.write_text(head + "\n" + body)
     return out
+
+
 THREADS = "1"  # torch threads per process (OMP_NUM_THREADS): the tiny model only loses with more
 
 
@@ -67,7 +81,9 @@ def _vector_flags() -> list[str]:
     """The CPU's vector extensions: float kernels (and so trained weights, by a question or two) differ between
     CPUs with and without AVX-512, even where the model name reads alike."""
     try:
-        flags = next(line for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("flags")).split()
+        flags = next(
+            line for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("flags")
+        ).split()
     except (OSError, StopIteration):
         return []
     return sorted(f for f in set(flags) if f.startswith(("avx", "amx", "fma")))
@@ -81,23 +97,53 @@ def machine(load_at_start: float) -> dict:
     from aopcore_testbed.shipped import MANIFEST, WEIGHTS, cpu_model
 
     versions = {}
-    for name in ("aopcore", "torch", "transformers", "tokenizers", "sentence-transformers", "numpy", "scikit-learn", "matplotlib"):
+    for name in (
+        "aopcore",
+        "torch",
+        "transformers",
+        "tokenizers",
+        "sentence-transformers",
+        "numpy",
+        "scikit-learn",
+        "matplotlib",
+    ):
         try:
             versions[name] = version(name)
         except PackageNotFoundError:
             versions[name] = None
     start = json.loads((WEIGHTS / MANIFEST).read_text())
-    return {"cpu": cpu_model(), "cpu_vector_flags": _vector_flags(), "cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),
-            "omp_num_threads": THREADS, "libraries": versions,
-            "start_policy": {"sha256": start["sha256"], "heldout_accuracy": start["heldout_accuracy"]["(all)"]},
-            "load_average_1m_at_start": round(load_at_start, 2), "load_average_1m_at_end": round(os.getloadavg()[0], 2)}
+    return {
+        "cpu": cpu_model(),
+        "cpu_vector_flags": _vector_flags(),
+        "cpus": os.cpu_count(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "omp_num_threads": THREADS,
+        "libraries": versions,
+        "start_policy": {"sha256": start["sha256"], "heldout_accuracy": start["heldout_accuracy"]["(all)"]},
+        "load_average_1m_at_start": round(load_at_start, 2),
+        "load_average_1m_at_end": round(os.getloadavg()[0], 2),
+    }
 
 
-def run_experiment(run_dir: Path, name: str, seeds: list[int], iterations: int, overrides: list[str],
-                   config: Path = CONFIG) -> dict[str, float]:
-    cmd = [sys.executable, "-m", "aopcore.cli", "run", str(config), "--set", f"experiment.seeds={json.dumps(seeds)}",
-           "--set", f"experiment.iterations={iterations}", "--set", f'experiment.name="{name}"',
-           "--set", f'experiment.output_dir="{run_dir}"'] + [a for o in overrides for a in ("--set", o)]
+def run_experiment(
+    run_dir: Path, name: str, seeds: list[int], iterations: int, overrides: list[str], config: Path = CONFIG
+) -> dict[str, float]:
+    cmd = [
+        sys.executable,
+        "-m",
+        "aopcore.cli",
+        "run",
+        str(config),
+        "--set",
+        f"experiment.seeds={json.dumps(seeds)}",
+        "--set",
+        f"experiment.iterations={iterations}",
+        "--set",
+        f'experiment.name="{name}"',
+        "--set",
+        f'experiment.output_dir="{run_dir}"',
+    ] + [a for o in overrides for a in ("--set", o)]
     env = {**os.environ, "OMP_NUM_THREADS": THREADS, "TQDM_DISABLE": "1"}
     t0, before = time.perf_counter(), resource.getrusage(resource.RUSAGE_CHILDREN)
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
@@ -105,12 +151,16 @@ def run_experiment(run_dir: Path, name: str, seeds: list[int], iterations: int, 
     if proc.returncode != 0:
         sys.stderr.write(proc.stderr[-4000:])
         raise SystemExit(f"aopcore run failed with exit status {proc.returncode}")
-    return {"wall_s": round(time.perf_counter() - t0, 1), "finished_at_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            "cpu_s": round(after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime, 1)}
+    return {
+        "wall_s": round(time.perf_counter() - t0, 1),
+        "finished_at_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "cpu_s": round(after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime, 1),
+    }
 
 
-def run_parallel(run_dir: Path, name: str, seeds: list[int], iterations: int, overrides: list[str], config: Path,
-                 jobs: int) -> dict[str, float]:
+def run_parallel(
+    run_dir: Path, name: str, seeds: list[int], iterations: int, overrides: list[str], config: Path, jobs: int
+) -> dict[str, float]:
     """Each seed as its own run (``NAME/parts/seed<S>``), ``jobs`` at a time, then one multi-seed root of links.
 
     A seed's run equals that seed's sub-run of a multi-seed run (docs/concepts.md), so the root reads as one.
@@ -134,8 +184,12 @@ def run_parallel(run_dir: Path, name: str, seeds: list[int], iterations: int, ov
         if not link.exists():
             link.symlink_to(Path("parts") / f"seed{s}" / f"seed-{s}")
     (root / "multiseed.json").write_text(json.dumps(manifest, indent=1))
-    return {"wall_s": round(time.perf_counter() - t0, 1), "finished_at_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            "cpu_s": round(after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime, 1), "jobs": jobs}
+    return {
+        "wall_s": round(time.perf_counter() - t0, 1),
+        "finished_at_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "cpu_s": round(after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime, 1),
+        "jobs": jobs,
+    }
 
 
 def _accuracy(path: Path) -> dict[str, float]:
@@ -155,8 +209,14 @@ def per_seed_table(root: Path, seeds: list[int], iterations: int) -> dict:
         table[arm] = {}
         for s in seeds:
             run = root / f"seed-{s}"
-            rows = [{"iteration": 0, "accuracy": (acc := _accuracy(run / "sft" / "evaluation.jsonl"))["(all)"],
-                     "by_category": {c: v for c, v in acc.items() if c != "(all)"}, "trained_on": {}}]
+            rows = [
+                {
+                    "iteration": 0,
+                    "accuracy": (acc := _accuracy(run / "sft" / "evaluation.jsonl"))["(all)"],
+                    "by_category": {c: v for c, v in acc.items() if c != "(all)"},
+                    "trained_on": {},
+                }
+            ]
             for i in range(1, iterations + 1):
                 folder = run / "arms" / arm / f"iter-{i:02d}"
                 acc = _accuracy(folder / "evaluation.jsonl")
@@ -171,8 +231,14 @@ def per_seed_table(root: Path, seeds: list[int], iterations: int) -> dict:
                     for line in (folder / "prompts.jsonl").read_text().splitlines():
                         cat = json.loads(line)["category"]
                         trained[cat] = trained.get(cat, 0) + 1
-                rows.append({"iteration": i, "accuracy": acc["(all)"], "by_category": {c: v for c, v in acc.items() if c != "(all)"},
-                             "trained_on": dict(sorted(trained.items()))})
+                rows.append(
+                    {
+                        "iteration": i,
+                        "accuracy": acc["(all)"],
+                        "by_category": {c: v for c, v in acc.items() if c != "(all)"},
+                        "trained_on": dict(sorted(trained.items())),
+                    }
+                )
             table[arm][str(s)] = rows
     return table
 
@@ -195,25 +261,48 @@ def area_under_curve(root: Path, seeds: list[int], iterations: int) -> dict:
     for arm in ARMS:
         per_q[arm] = {}
         for s in seeds:
-            rewards = [_question_rewards(root / f"seed-{s}" / "arms" / arm / f"iter-{i:02d}" / "evaluation.jsonl")
-                       for i in range(1, iterations + 1)]
-            per_q[arm][s] = {q: statistics.mean(r[q] for r in rewards) for q in rewards[0] if all(q in r for r in rewards)}
-    summary = {arm: two_level_bootstrap_mean([list(per_q[arm][s].values()) for s in seeds], resamples=RESAMPLES,
-                                             seed=zlib.crc32(f"auc/{arm}".encode())).as_dict() for arm in ARMS}
+            rewards = [
+                _question_rewards(root / f"seed-{s}" / "arms" / arm / f"iter-{i:02d}" / "evaluation.jsonl")
+                for i in range(1, iterations + 1)
+            ]
+            per_q[arm][s] = {
+                q: statistics.mean(r[q] for r in rewards) for q in rewards[0] if all(q in r for r in rewards)
+            }
+    summary = {
+        arm: two_level_bootstrap_mean(
+            [list(per_q[arm][s].values()) for s in seeds], resamples=RESAMPLES, seed=zlib.crc32(f"auc/{arm}".encode())
+        ).as_dict()
+        for arm in ARMS
+    }
     pairs = []
     for a, b in auc_pairs():
         diffs = {s: [per_q[a][s][q] - per_q[b][s][q] for q in per_q[a][s] if q in per_q[b][s]] for s in seeds}
-        diff = two_level_bootstrap_mean(list(diffs.values()), resamples=RESAMPLES, seed=zlib.crc32(f"auc/{a}-vs-{b}".encode()))
+        diff = two_level_bootstrap_mean(
+            list(diffs.values()), resamples=RESAMPLES, seed=zlib.crc32(f"auc/{a}-vs-{b}".encode())
+        )
         per_seed = {str(s): round(statistics.mean(d), 6) for s, d in diffs.items()}
         vary = len(set(per_seed.values())) > 1
-        pairs.append({"arm_a": a, "arm_b": b, **diff.as_dict(), "questions": sum(len(d) for d in diffs.values()),
-                      "per_seed": per_seed, "verdict": verdict(a, b, diff, seeds=diff.n, seeds_vary=vary)})
-    return {"per_seed": {arm: {str(s): round(statistics.mean(v.values()), 6) for s, v in per.items()} for arm, per in per_q.items()},
-            "summary": summary, "differences": pairs,
-            "method": "each held-out question's reward averaged over iterations 1..N within a seed; mean over questions, "
-                      "then over seeds; 95% percentile interval of aopcore.aggregate's two-level bootstrap "
-                      f"({RESAMPLES} replicates: seeds, then questions within each seed), paired per question for "
-                      "differences; verdicts by aopcore.aggregate.verdict"}
+        pairs.append(
+            {
+                "arm_a": a,
+                "arm_b": b,
+                **diff.as_dict(),
+                "questions": sum(len(d) for d in diffs.values()),
+                "per_seed": per_seed,
+                "verdict": verdict(a, b, diff, seeds=diff.n, seeds_vary=vary),
+            }
+        )
+    return {
+        "per_seed": {
+            arm: {str(s): round(statistics.mean(v.values()), 6) for s, v in per.items()} for arm, per in per_q.items()
+        },
+        "summary": summary,
+        "differences": pairs,
+        "method": "each held-out question's reward averaged over iterations 1..N within a seed; mean over questions, "
+        "then over seeds; 95% percentile interval of aopcore.aggregate's two-level bootstrap "
+        f"({RESAMPLES} replicates: seeds, then questions within each seed), paired per question for "
+        "differences; verdicts by aopcore.aggregate.verdict",
+    }
 
 
 def auc_pairs() -> list[tuple[str, str]]:
@@ -234,14 +323,20 @@ def oracle_fractions(auc: dict, agg: dict, seeds: list[int], iterations: int) ->
 
     if "oracle" not in ARMS or "vanilla" not in ARMS:
         return {}
-    last = {arm: {int(s): v for s, v in next(r for r in agg["heldout"][arm] if r["iteration"] == iterations)["per_seed"].items()}
-            for arm in ARMS}
+    last = {
+        arm: {
+            int(s): v
+            for s, v in next(r for r in agg["heldout"][arm] if r["iteration"] == iterations)["per_seed"].items()
+        }
+        for arm in ARMS
+    }
     area = {arm: {int(s): v for s, v in auc["per_seed"][arm].items()} for arm in ARMS}
     rng = random.Random(19)
     out: dict = {}
     for label, per in (("area_under_curve", area), (f"iteration_{iterations}", last)):
+
         def gain(arm: str, sample: list[int]) -> float:
-            return statistics.mean(per[arm][s] - per["vanilla"][s] for s in sample)
+            return statistics.mean(per[arm][s] - per["vanilla"][s] for s in sample)  # noqa: B023 (called inside the loop body)
 
         boots = [[rng.choice(seeds) for _ in seeds] for _ in range(2000)]
         oracle = sorted(gain("oracle", b) for b in boots)
@@ -253,14 +348,22 @@ def oracle_fractions(auc: dict, agg: dict, seeds: list[int], iterations: int) ->
             ratios = sorted(gain(arm, b) / g for b in boots if (g := gain("oracle", b)) > 0)
             point = gain(arm, seeds) / gain("oracle", seeds) if gain("oracle", seeds) > 0 else None
             usable = oracle_ci[0] > 0 and len(ratios) > 1900
-            rows[arm] = {"gain": round(gain(arm, seeds), 6), "fraction_of_oracle": round(point, 3) if point is not None else None,
-                         "ci_low": round(ratios[int(0.025 * len(ratios))], 3) if usable else None,
-                         "ci_high": round(ratios[int(0.975 * len(ratios)) - 1], 3) if usable else None}
-        out[label] = {"oracle_gain": round(gain("oracle", seeds), 6), "oracle_gain_ci": [round(x, 6) for x in oracle_ci],
-                      "arms": rows}
-    out["method"] = ("gain = arm minus vanilla per seed (held-out accuracy averaged over iterations 1..N, or at the last "
-                     "iteration), mean over seeds; fraction = that gain / the oracle's; 95% interval from 2,000 paired "
-                     "bootstrap resamples of the seeds, given only when the oracle's gain interval is above zero")
+            rows[arm] = {
+                "gain": round(gain(arm, seeds), 6),
+                "fraction_of_oracle": round(point, 3) if point is not None else None,
+                "ci_low": round(ratios[int(0.025 * len(ratios))], 3) if usable else None,
+                "ci_high": round(ratios[int(0.975 * len(ratios)) - 1], 3) if usable else None,
+            }
+        out[label] = {
+            "oracle_gain": round(gain("oracle", seeds), 6),
+            "oracle_gain_ci": [round(x, 6) for x in oracle_ci],
+            "arms": rows,
+        }
+    out["method"] = (
+        "gain = arm minus vanilla per seed (held-out accuracy averaged over iterations 1..N, or at the last "
+        "iteration), mean over seeds; fraction = that gain / the oracle's; 95% interval from 2,000 paired "
+        "bootstrap resamples of the seeds, given only when the oracle's gain interval is above zero"
+    )
     return out
 
 
@@ -269,7 +372,9 @@ def _shown(path: Path) -> str:
     return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
 
 
-def plots(table: dict, agg: dict, seeds: list[int], iterations: int, out_dir: Path, prefix: str = "testbed") -> list[str]:
+def plots(
+    table: dict, agg: dict, seeds: list[int], iterations: int, out_dir: Path, prefix: str = "testbed"
+) -> list[str]:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -302,7 +407,9 @@ def plots(table: dict, agg: dict, seeds: list[int], iterations: int, out_dir: Pa
     fig, axes = plt.subplots(2, 4, figsize=(12, 5.6), sharex=True, sharey=True)
     for ax, cat in zip(axes.flat, categories):
         for arm in ARMS:
-            ys = [statistics.mean(table[arm][str(s)][i]["by_category"][cat] for s in seeds) for i in range(iterations + 1)]
+            ys = [
+                statistics.mean(table[arm][str(s)][i]["by_category"][cat] for s in seeds) for i in range(iterations + 1)
+            ]
             ax.plot(range(iterations + 1), ys, marker=".", color=colors[arm], label=arm)
         ax.set_title(cat, fontsize=10)
         ax.set_ylim(0, 1)
@@ -343,8 +450,13 @@ def plots(table: dict, agg: dict, seeds: list[int], iterations: int, out_dir: Pa
         fig, ax = plt.subplots(figsize=(6.4, 4.2))
         for arm in ARMS:
             rows = eq["curves"].get(arm, [])
-            ax.plot([r["compute"]["estimate"] for r in rows], [r["heldout"]["estimate"] for r in rows], marker="o",
-                    label=arm, color=colors[arm])
+            ax.plot(
+                [r["compute"]["estimate"] for r in rows],
+                [r["heldout"]["estimate"] for r in rows],
+                marker="o",
+                label=arm,
+                color=colors[arm],
+            )
         ax.set_xscale("symlog", linthresh=1000)
         ax.set_xlabel("total compute, tokens (training + choosing; symlog)")
         ax.set_ylabel("held-out accuracy")
@@ -365,12 +477,24 @@ def main() -> None:
     parser.add_argument("--name", default="testbed-compare")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "testbed_compare.json")
     parser.add_argument("--figures", type=Path, default=ROOT / "docs" / "img")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help="passed to aopcore run (a reduced run, e.g. experiment.records_per_iteration=16)")
-    parser.add_argument("--config", type=Path, default=CONFIG, help="the comparison's config (e.g. examples/testbed-regime.toml)")
-    parser.add_argument("--arms", nargs="+", default=list(ARMS), help=f"a subset of the arms (default: all of {' '.join(ARMS)})")
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="passed to aopcore run (a reduced run, e.g. experiment.records_per_iteration=16)",
+    )
+    parser.add_argument(
+        "--config", type=Path, default=CONFIG, help="the comparison's config (e.g. examples/testbed-regime.toml)"
+    )
+    parser.add_argument(
+        "--arms", nargs="+", default=list(ARMS), help=f"a subset of the arms (default: all of {' '.join(ARMS)})"
+    )
     parser.add_argument("--prefix", default="testbed", help="figure file names: PREFIX_accuracy.png, ...")
-    parser.add_argument("--jobs", type=int, default=1, help="run this many seeds at once, each as its own run (NAME/parts/)")
+    parser.add_argument(
+        "--jobs", type=int, default=1, help="run this many seeds at once, each as its own run (NAME/parts/)"
+    )
     args = parser.parse_args()
     unknown = [a for a in args.arms if a not in ARMS]
     if unknown:
@@ -390,42 +514,62 @@ def main() -> None:
     load_at_start = os.getloadavg()[0]
     try:
         if args.jobs > 1:
-            timing = run_parallel(args.run_dir.resolve(), args.name, args.seeds, args.iterations, args.overrides, run_config, args.jobs)
+            timing = run_parallel(
+                args.run_dir.resolve(), args.name, args.seeds, args.iterations, args.overrides, run_config, args.jobs
+            )
         else:
-            timing = run_experiment(args.run_dir.resolve(), args.name, args.seeds, args.iterations, args.overrides, run_config)
+            timing = run_experiment(
+                args.run_dir.resolve(), args.name, args.seeds, args.iterations, args.overrides, run_config
+            )
     finally:
         if run_config != config:
             run_config.unlink(missing_ok=True)
     table = per_seed_table(root, args.seeds, args.iterations)
     agg = aggregate(root)
     shown_config = _shown(config)
-    full = (args.seeds == [0, 1, 2, 3, 4] and args.iterations == planned_iterations and not args.overrides
-            and set(ARMS) == set(ARMS_ALL))
-    command = (f"OMP_NUM_THREADS=1 nice .venv/bin/python benchmarks/testbed_compare.py --seeds {' '.join(map(str, args.seeds))} "
-               f"--iterations {args.iterations}" + "".join(f" --set {o}" for o in args.overrides)
-               + (f" --config {shown_config}" if config != CONFIG.resolve() else "")
-               + (f" --arms {' '.join(ARMS)}" if set(ARMS) != set(ARMS_ALL) else ""))
+    full = (
+        args.seeds == [0, 1, 2, 3, 4]
+        and args.iterations == planned_iterations
+        and not args.overrides
+        and set(ARMS) == set(ARMS_ALL)
+    )
+    command = (
+        f"OMP_NUM_THREADS=1 nice .venv/bin/python benchmarks/testbed_compare.py --seeds {' '.join(map(str, args.seeds))} "
+        f"--iterations {args.iterations}"
+        + "".join(f" --set {o}" for o in args.overrides)
+        + (f" --config {shown_config}" if config != CONFIG.resolve() else "")
+        + (f" --arms {' '.join(ARMS)}" if set(ARMS) != set(ARMS_ALL) else "")
+    )
     auc = area_under_curve(root, args.seeds, args.iterations)
     earlier = json.loads(args.out.read_text()) if resumed and args.out.exists() else {}
     full_run = earlier.get("time_full_run", earlier.get("time")) if earlier.get("command") == command else None
     result = {
         "benchmark": "testbed_compare",
         "complete": full,
-        "scope": (f"the full comparison of {shown_config}" if full else
-                  f"REDUCED: seeds {args.seeds}, {args.iterations} iterations, arms {ARMS}, overrides {args.overrides} "
-                  f"(the example runs all nine arms, 5 seeds x {planned_iterations} iterations)"),
+        "scope": (
+            f"the full comparison of {shown_config}"
+            if full
+            else f"REDUCED: seeds {args.seeds}, {args.iterations} iterations, arms {ARMS}, overrides {args.overrides} "
+            f"(the example runs all nine arms, 5 seeds x {planned_iterations} iterations)"
+        ),
         "command": command,
-        "config": shown_config, "seeds": args.seeds, "iterations": args.iterations, "arms": ARMS,
+        "config": shown_config,
+        "seeds": args.seeds,
+        "iterations": args.iterations,
+        "arms": ARMS,
         "machine": machine(load_at_start),
         "time": timing,
         "time_full_run": timing if not resumed else full_run,
         "accuracy": table,
         "area_under_curve": auc,
         "fraction_of_oracle": oracle_fractions(auc, agg, args.seeds, args.iterations),
-        "heldout": agg["heldout"], "heldout_differences": agg["heldout_differences"], "winrates": agg["winrates"],
+        "heldout": agg["heldout"],
+        "heldout_differences": agg["heldout_differences"],
+        "winrates": agg["winrates"],
         "equal_compute": agg.get("equal_compute"),
         "compute": agg["compute"],
-        "conclusions": agg["conclusions"], "methods": agg["methods"],
+        "conclusions": agg["conclusions"],
+        "methods": agg["methods"],
         "figures": plots(table, agg, args.seeds, args.iterations, args.figures, args.prefix),
     }
     emit(result, args.out)

@@ -7,6 +7,7 @@ Each table lives in docs/testbed.md between ``<!-- table:NAME -->`` and ``<!-- /
 replaces what is between the markers and nothing else, and ``tests/testbed/test_testbed_docs.py`` fails when the page and
 the results disagree, so a rerun of the comparison cannot leave stale figures in the docs.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -38,15 +39,20 @@ def _total_tokens(rows: list[dict]) -> float:
 
 def arms_table(d: dict) -> str:
     n = d["iterations"]
-    out = [f"| arm | accuracy, iteration {n} (t 95% CI over seeds) | mean over iterations 1-{n} (two-level bootstrap 95% CI) "
-           "| total compute, tokens |", "| --- | --- | --- | ---: |"]
+    out = [
+        f"| arm | accuracy, iteration {n} (t 95% CI over seeds) | mean over iterations 1-{n} (two-level bootstrap 95% CI) "
+        "| total compute, tokens |",
+        "| --- | --- | --- | ---: |",
+    ]
     start = d["heldout"][d["arms"][0]][0]["estimate"]
     out.append(f"| start policy | {start:.3f} | | |")
     for arm in d["arms"]:
         last = next(r for r in d["heldout"][arm] if r["iteration"] == n)
         auc = d["area_under_curve"]["summary"][arm]
-        out.append(f"| {arm} | {last['estimate']:.3f} ({last['ci_low']:.3f}-{last['ci_high']:.3f}) | "
-                   f"{auc['estimate']:.3f} ({auc['ci_low']:.3f}-{auc['ci_high']:.3f}) | {_total_tokens(d['compute'][arm]):,.0f} |")
+        out.append(
+            f"| {arm} | {last['estimate']:.3f} ({last['ci_low']:.3f}-{last['ci_high']:.3f}) | "
+            f"{auc['estimate']:.3f} ({auc['ci_low']:.3f}-{auc['ci_high']:.3f}) | {_total_tokens(d['compute'][arm]):,.0f} |"
+        )
     return "\n".join(out)
 
 
@@ -61,9 +67,13 @@ def pairs_table(d: dict) -> str:
 def oracle_table(d: dict) -> str:
     f = d["fraction_of_oracle"]["area_under_curve"]
     lo, hi = f["oracle_gain_ci"]
-    out = [f"The oracle's own gain over vanilla (mean over iterations 1-{d['iterations']}): {f['oracle_gain']:+.3f} "
-           f"(seed-bootstrap 95% CI {lo:+.3f} to {hi:+.3f}).", "",
-           "| arm | gain over vanilla | fraction of the oracle's gain (95% CI) |", "| --- | ---: | --- |"]
+    out = [
+        f"The oracle's own gain over vanilla (mean over iterations 1-{d['iterations']}): {f['oracle_gain']:+.3f} "
+        f"(seed-bootstrap 95% CI {lo:+.3f} to {hi:+.3f}).",
+        "",
+        "| arm | gain over vanilla | fraction of the oracle's gain (95% CI) |",
+        "| --- | ---: | --- |",
+    ]
     for arm, r in f["arms"].items():
         if r["fraction_of_oracle"] is None:
             frac = "no fraction: the oracle gained nothing"
@@ -77,20 +87,28 @@ def oracle_table(d: dict) -> str:
 
 def compute_sentences(d: dict) -> str:
     wanted = {(r["arm_a"], r["arm_b"]) for r in d["area_under_curve"]["differences"]}
-    rows = [r for r in d["equal_compute"]["differences"]
-            if (r["arm_a"], r["arm_b"]) in wanted or (r["arm_b"], r["arm_a"]) in wanted]
+    rows = [
+        r
+        for r in d["equal_compute"]["differences"]
+        if (r["arm_a"], r["arm_b"]) in wanted or (r["arm_b"], r["arm_a"]) in wanted
+    ]
     return "\n".join(f"- {r['sentence']}" for r in rows)
 
 
 def regime_table(default: dict, regime: dict) -> str:
     """Mean accuracy over iterations, each curriculum's difference to vanilla, per configuration."""
+
     def diffs(d: dict) -> dict[tuple[str, str], dict]:
         return {(r["arm_a"], r["arm_b"]): r for r in d["area_under_curve"]["differences"]}
 
     cols = [("default", default), ("regime", regime)]
     heads = [f"default ({_shape(default)})", f"regime ({_shape(regime)})"]
     out = ["| curriculum | " + " | ".join(heads) + " |", "| --- | " + " | ".join("---" for _ in cols) + " |"]
-    out.append("| vanilla (accuracy) | " + " | ".join(f"{d['area_under_curve']['summary']['vanilla']['estimate']:.3f}" for _, d in cols) + " |")
+    out.append(
+        "| vanilla (accuracy) | "
+        + " | ".join(f"{d['area_under_curve']['summary']['vanilla']['estimate']:.3f}" for _, d in cols)
+        + " |"
+    )
     arms = [a for a in default["arms"] if a != "vanilla"] + [a for a in regime["arms"] if a not in default["arms"]]
     pairs = [(a, "vanilla") for a in arms] + [("aop", "sop")]
     for a, b in pairs:
@@ -107,27 +125,38 @@ def _shape(d: dict) -> str:
     cfg = (ROOT / d["config"]).read_text() if (ROOT / d["config"]).exists() else ""
     lr = re.search(r"^learning_rate = ([0-9.e-]+)", cfg, re.M)
     rec = re.search(r"^records_per_iteration = (\d+)", cfg, re.M)
-    return f"lr {lr.group(1) if lr else '?'}, {d['iterations']} x {rec.group(1) if rec else '?'}, {len(d['seeds'])} seeds"
+    return (
+        f"lr {lr.group(1) if lr else '?'}, {d['iterations']} x {rec.group(1) if rec else '?'}, {len(d['seeds'])} seeds"
+    )
 
 
 def tables() -> dict[str, str]:
     default = json.loads(DEFAULT.read_text())
-    out = {"arms": arms_table(default), "pairs": pairs_table(default), "oracle": oracle_table(default),
-           "compute": compute_sentences(default)}
+    out = {
+        "arms": arms_table(default),
+        "pairs": pairs_table(default),
+        "oracle": oracle_table(default),
+        "compute": compute_sentences(default),
+    }
     if REGIME.exists():
         regime = json.loads(REGIME.read_text())
-        out |= {"regime": regime_table(default, regime), "regime-oracle": oracle_table(regime),
-                "regime-arms": arms_table(regime)}
+        out |= {
+            "regime": regime_table(default, regime),
+            "regime-oracle": oracle_table(regime),
+            "regime-arms": arms_table(regime),
+        }
     return out
 
 
 def render(page: str, generated: dict[str, str]) -> str:
     """``page`` with every ``<!-- table:NAME -->`` block replaced by the generated table NAME."""
+
     def sub(m: re.Match) -> str:
         name = m.group(1)
         if name not in generated:
             raise SystemExit(f"{DOCS}: no generated table named {name!r} (have {sorted(generated)})")
         return f"<!-- table:{name} -->\n{generated[name]}\n<!-- /table:{name} -->"
+
     return re.sub(r"<!-- table:([\w-]+) -->\n.*?<!-- /table:\1 -->", sub, page, flags=re.S)
 
 

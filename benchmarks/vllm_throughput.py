@@ -17,6 +17,7 @@
 With --out naming an existing file, the parts not run this time (--skip-...) keep what that file holds. A short check
 of the quickstart part: ``--skip-throughput --quickstart-order vllm --quickstart-set experiment.iterations=1``.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -55,8 +56,12 @@ def throughput(sizes: list[int], new_tokens: int, backends: list[str], partial=N
     for name in backends:
         if name.startswith("vllm"):
             t0 = time.perf_counter()
-            engines[name] = VLLMEngine(folder, dtype="float32" if name == "vllm-fp32" else "bfloat16",
-                                       max_model_len=512, kv_cache_gib=int(os.environ.get("VLLM_CPU_KVCACHE_SPACE", "4")))
+            engines[name] = VLLMEngine(
+                folder,
+                dtype="float32" if name == "vllm-fp32" else "bfloat16",
+                max_model_len=512,
+                kv_cache_gib=int(os.environ.get("VLLM_CPU_KVCACHE_SPACE", "4")),
+            )
             rows.setdefault(name, {})["start_s"] = round(time.perf_counter() - t0, 1)
     for size in sizes:
         queries = encode_queries(tok, prompts(size), 256)
@@ -70,7 +75,11 @@ def throughput(sizes: list[int], new_tokens: int, backends: list[str], partial=N
                 out = [r.response for r in generate_rollouts(model, tok, queries, settings)]
             seconds = time.perf_counter() - t0
             tokens = sum(len(r) for r in out)
-            rows.setdefault(name, {})[str(size)] = {"seconds": round(seconds, 2), "tokens": tokens, "tokens_per_s": round(tokens / seconds, 1)}
+            rows.setdefault(name, {})[str(size)] = {
+                "seconds": round(seconds, 2),
+                "tokens": tokens,
+                "tokens_per_s": round(tokens / seconds, 1),
+            }
             if size == sizes[0]:
                 answers[name] = out
             print(f"{name} B={size}: {tokens} tokens in {seconds:.1f} s", file=sys.stderr, flush=True)
@@ -78,12 +87,27 @@ def throughput(sizes: list[int], new_tokens: int, backends: list[str], partial=N
             partial({"backends": rows, "sizes_done": sizes[: sizes.index(size) + 1]})
     for engine in engines.values():
         engine.close()
-    ratios = {name: {str(s): round(rows[name][str(s)]["tokens_per_s"] / rows["plain"][str(s)]["tokens_per_s"], 2) for s in sizes}
-              for name in backends if name != "plain" and "plain" in rows}
-    agreement = {name: f"{sum(a == b for a, b in zip(answers[name], answers['plain']))}/{len(answers['plain'])}"
-                 for name in backends if name != "plain" and "plain" in answers}
-    return {"model": "smollm2-135m-instruct", "new_tokens": new_tokens, "greedy": True, "transformers_dtype": "float32",
-            "backends": rows, "tokens_per_s_over_plain": ratios, f"greedy_answers_equal_to_plain_at_B{sizes[0]}": agreement}
+    ratios = {
+        name: {
+            str(s): round(rows[name][str(s)]["tokens_per_s"] / rows["plain"][str(s)]["tokens_per_s"], 2) for s in sizes
+        }
+        for name in backends
+        if name != "plain" and "plain" in rows
+    }
+    agreement = {
+        name: f"{sum(a == b for a, b in zip(answers[name], answers['plain']))}/{len(answers['plain'])}"
+        for name in backends
+        if name != "plain" and "plain" in answers
+    }
+    return {
+        "model": "smollm2-135m-instruct",
+        "new_tokens": new_tokens,
+        "greedy": True,
+        "transformers_dtype": "float32",
+        "backends": rows,
+        "tokens_per_s_over_plain": ratios,
+        f"greedy_answers_equal_to_plain_at_B{sizes[0]}": agreement,
+    }
 
 
 class TreeMemory:
@@ -132,13 +156,24 @@ def quickstart(side: str, out: Path, extra: list[str] = ()) -> dict:
     """One reduced quickstart through the CLI (a fresh process, so engine starts and model loads count)."""
     from test_quickstart_e2e import TINY
 
-    args = [sys.executable, "-m", "aopcore.cli", "run", str(ROOT / "examples" / "quickstart.toml"),
-            "--set", f'experiment.output_dir="{out}"', "--set", f'feedback.cache_path="{out / "llm-cache.sqlite"}"']
+    args = [
+        sys.executable,
+        "-m",
+        "aopcore.cli",
+        "run",
+        str(ROOT / "examples" / "quickstart.toml"),
+        "--set",
+        f'experiment.output_dir="{out}"',
+        "--set",
+        f'feedback.cache_path="{out / "llm-cache.sqlite"}"',
+    ]
     for item in [*TINY, *SIDES[side], *extra]:
         args += ["--set", item]
     load_before = [round(x, 2) for x in os.getloadavg()]
     t0 = time.perf_counter()
-    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, "TQDM_DISABLE": "1"})
+    proc = subprocess.Popen(
+        args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, "TQDM_DISABLE": "1"}
+    )
     memory = TreeMemory(proc.pid)
     stdout, stderr = proc.communicate()
     wall = time.perf_counter() - t0
@@ -151,16 +186,27 @@ def quickstart(side: str, out: Path, extra: list[str] = ()) -> dict:
         by_kind[s["kind"]] = round(by_kind.get(s["kind"], 0.0) + s.get("wall_s", 0.0), 1)
     # sampled feedback differs between engines (bf16 against float32), so the work each side's feedback did is kept
     feedback = [s for s in stages if s["kind"] == "prompts"]
-    work = {"feedback_calls": sum(s.get("feedback_calls", 0) for s in feedback),
-            "feedback_tokens_generated": sum(s.get("tokens_generated", 0) for s in feedback)}
+    work = {
+        "feedback_calls": sum(s.get("feedback_calls", 0) for s in feedback),
+        "feedback_tokens_generated": sum(s.get("tokens_generated", 0) for s in feedback),
+    }
     if work["feedback_tokens_generated"]:
-        work["prompts_stage_s_per_feedback_token"] = round(by_kind.get("prompts", 0.0) / work["feedback_tokens_generated"], 3)
-    return {"wall_s": round(wall, 1), "peak_rss_gib": round(peak / 2**30, 2), "stage_wall_s_by_kind": by_kind, **work,
-            "load_average_1_5_15_before": load_before, "load_average_1_5_15_after": [round(x, 2) for x in os.getloadavg()]}
+        work["prompts_stage_s_per_feedback_token"] = round(
+            by_kind.get("prompts", 0.0) / work["feedback_tokens_generated"], 3
+        )
+    return {
+        "wall_s": round(wall, 1),
+        "peak_rss_gib": round(peak / 2**30, 2),
+        "stage_wall_s_by_kind": by_kind,
+        **work,
+        "load_average_1_5_15_before": load_before,
+        "load_average_1_5_15_after": [round(x, 2) for x in os.getloadavg()],
+    }
 
 
-def quickstart_comparison(order: list[str], extra: list[str], partial=None, *, concurrent: bool = False,
-                          workdir: Path | None = None) -> dict:
+def quickstart_comparison(
+    order: list[str], extra: list[str], partial=None, *, concurrent: bool = False, workdir: Path | None = None
+) -> dict:
     """The reduced quickstart without and with vLLM, in ``order`` (e.g. plain, vllm, vllm, plain); ratios of the means.
     ``partial`` receives the summary after every run, so a comparison stopped part-way keeps what it measured. With
     ``concurrent`` all runs start together: under a load that drifts a lot, both sides then meet the same load at every
@@ -178,8 +224,12 @@ def quickstart_comparison(order: list[str], extra: list[str], partial=None, *, c
         for i, name in enumerate(order):
             row = quickstart(name, base / f"{i}-{name}", extra)
             runs.append({"side": name, **row})
-            print(f"quickstart {name}: {row['wall_s']} s, {row['peak_rss_gib']} GiB, load {row['load_average_1_5_15_before']}"
-                  f" -> {row['load_average_1_5_15_after']}", file=sys.stderr, flush=True)
+            print(
+                f"quickstart {name}: {row['wall_s']} s, {row['peak_rss_gib']} GiB, load {row['load_average_1_5_15_before']}"
+                f" -> {row['load_average_1_5_15_after']}",
+                file=sys.stderr,
+                flush=True,
+            )
             if partial is not None and i < len(order) - 1:
                 partial(summarise(order, runs))
     return summarise(order, runs)
@@ -190,8 +240,10 @@ def summarise(order: list[str], runs: list[dict], *, concurrent: bool = False) -
     sides = {name: [r for r in runs if r["side"] == name] for name in SIDES}
     for name, rows in sides.items():
         if rows:
-            result[f"{name}_mean"] = {key: round(sum(r.get(key, 0) for r in rows) / len(rows), 2)
-                                      for key in ("wall_s", "peak_rss_gib", "feedback_calls", "feedback_tokens_generated")}
+            result[f"{name}_mean"] = {
+                key: round(sum(r.get(key, 0) for r in rows) / len(rows), 2)
+                for key in ("wall_s", "peak_rss_gib", "feedback_calls", "feedback_tokens_generated")
+            }
             result[f"{name}_mean"]["runs"] = len(rows)
     if sides["plain"]:
         plain = result["plain_mean"]
@@ -200,7 +252,9 @@ def summarise(order: list[str], runs: list[dict], *, concurrent: bool = False) -
                 continue
             other = result[f"{name}_mean"]
             result[f"wall_ratio_{name}_over_plain"] = round(other["wall_s"] / plain["wall_s"], 2)
-            result[f"wall_ratio_plain_over_{name}"] = round(plain["wall_s"] / other["wall_s"], 2)  # > 1: that side was faster
+            result[f"wall_ratio_plain_over_{name}"] = round(
+                plain["wall_s"] / other["wall_s"], 2
+            )  # > 1: that side was faster
             result[f"peak_memory_ratio_{name}_over_plain"] = round(other["peak_rss_gib"] / plain["peak_rss_gib"], 2)
             result[f"{name}_faster"] = other["wall_s"] < plain["wall_s"]
     return result
@@ -213,19 +267,34 @@ def main() -> None:
     parser.add_argument("--backends", default="plain,static,continuous,vllm,vllm-fp32")
     parser.add_argument("--skip-quickstart", action="store_true")
     parser.add_argument("--skip-throughput", action="store_true")
-    parser.add_argument("--quickstart-order", default="plain,feedback,vllm,vllm,feedback,plain",
-                        help="the quickstart runs, in order (comma-separated; plain: no vLLM, feedback: vLLM for the feedback "
-                        "LLM only, vllm: for the policy's generation too); alternate them on a shared machine")
-    parser.add_argument("--quickstart-set", action="append", default=[], metavar="KEY=VALUE",
-                        help="an extra --set for every quickstart run (repeatable), e.g. experiment.iterations=1 for a short check")
-    parser.add_argument("--quickstart-concurrent", action="store_true",
-                        help="start the quickstart runs together instead of one after another (a heavily loaded machine)")
-    parser.add_argument("--quickstart-dir", type=Path, help="keep the quickstart run directories here (default: a temporary folder)")
+    parser.add_argument(
+        "--quickstart-order",
+        default="plain,feedback,vllm,vllm,feedback,plain",
+        help="the quickstart runs, in order (comma-separated; plain: no vLLM, feedback: vLLM for the feedback "
+        "LLM only, vllm: for the policy's generation too); alternate them on a shared machine",
+    )
+    parser.add_argument(
+        "--quickstart-set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="an extra --set for every quickstart run (repeatable), e.g. experiment.iterations=1 for a short check",
+    )
+    parser.add_argument(
+        "--quickstart-concurrent",
+        action="store_true",
+        help="start the quickstart runs together instead of one after another (a heavily loaded machine)",
+    )
+    parser.add_argument(
+        "--quickstart-dir", type=Path, help="keep the quickstart run directories here (default: a temporary folder)"
+    )
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
     order = [s.strip() for s in args.quickstart_order.split(",") if s.strip()]
     if not args.skip_quickstart and (not order or set(order) - set(SIDES)):
-        parser.exit(2, f"error: --quickstart-order {args.quickstart_order!r}: give {', '.join(SIDES)}, comma-separated\n")
+        parser.exit(
+            2, f"error: --quickstart-order {args.quickstart_order!r}: give {', '.join(SIDES)}, comma-separated\n"
+        )
     import torch
 
     kept: dict = {}
@@ -234,23 +303,41 @@ def main() -> None:
             kept = json.loads(args.out.read_text())
         except json.JSONDecodeError:
             parser.exit(2, f"error: --out {args.out}: not JSON; remove it or name another file\n")
-    result: dict = {**kept, "benchmark": "vllm_throughput", "machine": f"{platform.machine()}, {os.cpu_count()} cores, shared with other "
-                    "work (runs under nice; load varies during the run)", "torch_threads": torch.get_num_threads()}
+    result: dict = {
+        **kept,
+        "benchmark": "vllm_throughput",
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, shared with other "
+        "work (runs under nice; load varies during the run)",
+        "torch_threads": torch.get_num_threads(),
+    }
     if not args.skip_throughput:
         result.pop("throughput_partial", None)
-        result["throughput"] = throughput([int(s) for s in args.sizes.split(",")], args.new_tokens, args.backends.split(","),
-                                          partial=lambda part: emit({**result, "throughput_partial": part}, args.out))
+        result["throughput"] = throughput(
+            [int(s) for s in args.sizes.split(",")],
+            args.new_tokens,
+            args.backends.split(","),
+            partial=lambda part: emit({**result, "throughput_partial": part}, args.out),
+        )
         emit(result, args.out)
     else:
         result["machine"] = kept.get("machine", result["machine"])  # it describes the throughput run kept in the file
     if not args.skip_quickstart:
-        head = {"config": "examples/quickstart.toml with tests/e2e/test_quickstart_e2e.py's TINY overrides"
-                + (f" and {args.quickstart_set}" if args.quickstart_set else ""),
-                "machine": f"{platform.machine()}, {os.cpu_count()} cores, shared with other work",
-                "measured_at_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
-        result["quickstart"] = {**head, **quickstart_comparison(
-            order, args.quickstart_set, partial=lambda part: emit({**result, "quickstart": {**head, **part}}, args.out),
-            concurrent=args.quickstart_concurrent, workdir=args.quickstart_dir)}
+        head = {
+            "config": "examples/quickstart.toml with tests/e2e/test_quickstart_e2e.py's TINY overrides"
+            + (f" and {args.quickstart_set}" if args.quickstart_set else ""),
+            "machine": f"{platform.machine()}, {os.cpu_count()} cores, shared with other work",
+            "measured_at_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        }
+        result["quickstart"] = {
+            **head,
+            **quickstart_comparison(
+                order,
+                args.quickstart_set,
+                partial=lambda part: emit({**result, "quickstart": {**head, **part}}, args.out),
+                concurrent=args.quickstart_concurrent,
+                workdir=args.quickstart_dir,
+            ),
+        }
     emit(result, args.out)
 
 

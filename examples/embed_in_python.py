@@ -15,6 +15,7 @@ What a user of another RLHF stack already has, handed to aopcore as is:
 Run it twice: the second run resumes and recomputes nothing. Change the learning rate and run again: the run
 directory refuses, listing what changed (``allow_changes=True`` continues anyway and records it).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -25,16 +26,25 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from aopcore_curricula.curricula import AOPCurriculum, SOPCurriculum, VanillaCurriculum
-from aopcore_curricula.options import ScoreBasedOptions, VanillaGenerationOptions
 
 import aopcore
 from aopcore import Budget, Experiment, Prompt, Question, TrainStats
+from aopcore_curricula.curricula import AOPCurriculum, SOPCurriculum, VanillaCurriculum
+from aopcore_curricula.options import ScoreBasedOptions, VanillaGenerationOptions
 
 # ---- the task: each category has one answer that helps ------------------------------------------------------
-CATEGORIES = {"cooking": ("bread", "oven", "dough"), "cycling": ("bike", "chain", "tyre"), "gardening": ("tomato", "soil", "seeds")}
-ANSWERS = ["No idea, sorry.", "It depends on many things.", "Check the oven temperature and let the dough rest longer.",
-           "Check the tyre pressure and oil the chain.", "Test the soil and water the plants less often."]
+CATEGORIES = {
+    "cooking": ("bread", "oven", "dough"),
+    "cycling": ("bike", "chain", "tyre"),
+    "gardening": ("tomato", "soil", "seeds"),
+}
+ANSWERS = [
+    "No idea, sorry.",
+    "It depends on many things.",
+    "Check the oven temperature and let the dough rest longer.",
+    "Check the tyre pressure and oil the chain.",
+    "Test the soil and water the plants less often.",
+]
 HELPS = {"cooking": 2, "cycling": 3, "gardening": 4}
 
 
@@ -85,7 +95,9 @@ class TinyTorchTrainer:
             model.weight.mul_(0.1)  # close to uniform: the policy has everything to learn
         torch.save(model.state_dict(), out / "policy.pt")
 
-    def check_policy(self, path: Path) -> str | None:  # optional: lets the experiment refuse a folder generate() cannot load
+    def check_policy(
+        self, path: Path
+    ) -> str | None:  # optional: lets the experiment refuse a folder generate() cannot load
         return None if (path / "policy.pt").is_file() else "no policy.pt"
 
     def generate(self, policy: Path, prompts, *, seed: int, sample: bool = False) -> list[str]:
@@ -126,8 +138,17 @@ class TinyTorchTrainer:
             tokens += sum(len(a.split()) for a in answers)
             metrics.append({"step": step, "objective/scores": float(scores.mean()), "loss/policy_avg": loss.item()})
             if step % self.save_every_steps == 0:
-                torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "rng": rng.get_state(),
-                            "step": step, "metrics": metrics, "tokens": tokens}, checkpoint)
+                torch.save(
+                    {
+                        "model": model.state_dict(),
+                        "optimizer": optimizer.state_dict(),
+                        "rng": rng.get_state(),
+                        "step": step,
+                        "metrics": metrics,
+                        "tokens": tokens,
+                    },
+                    checkpoint,
+                )
         torch.save(model.state_dict(), out / "policy.pt")
         return TrainStats(steps=step, episodes=len(order), tokens_generated=tokens, metrics=metrics)
 
@@ -146,7 +167,9 @@ def my_llm(prompt: str) -> str:
     lines = []
     for k in range(n):
         word = topic[(salt + k) % 3]
-        lines.append(f"{k + 1}. My {word} ({category}, case {salt % 9973}-{k}): what should I try first with the {topic[(k + 1) % 3]}?")
+        lines.append(
+            f"{k + 1}. My {word} ({category}, case {salt % 9973}-{k}): what should I try first with the {topic[(k + 1) % 3]}?"
+        )
     return "\n".join(lines)
 
 
@@ -167,29 +190,61 @@ class LowestRewardReplayCurriculum:
         for rec in ctx.evaluation:
             by_cat.setdefault(rec.category, []).append(rec.reward)
         weakest = sorted(by_cat, key=lambda c: sum(by_cat[c]) / len(by_cat[c]))[:2]
-        return [Prompt(f"{ctx.iteration}-{n}", f"Another question about my {CATEGORIES[weakest[n % 2]][n % 3]} ({n})?", weakest[n % 2])
-                for n in range(ctx.budget)]
+        return [
+            Prompt(
+                f"{ctx.iteration}-{n}",
+                f"Another question about my {CATEGORIES[weakest[n % 2]][n % 3]} ({n})?",
+                weakest[n % 2],
+            )
+            for n in range(ctx.budget)
+        ]
 
 
 def experiment(out: Path, **overrides) -> Experiment:
-    heldout = [Question(f"h-{c}-{k}", f"How do I fix my {topic[k % 3]} problem number {k}?", c)
-               for c, topic in CATEGORIES.items() for k in range(4)]
-    tests = [Question(f"t-{c}-{k}", f"Any advice for my {topic[k]}?", c) for c, topic in CATEGORIES.items() for k in range(3)]
-    scored = dict(samples_per_category=2, draws=4, questions_per_call=8, parallel_calls=4, targeting="per-category",
-                  prompt_style="compact", weak_categories=2)
+    heldout = [
+        Question(f"h-{c}-{k}", f"How do I fix my {topic[k % 3]} problem number {k}?", c)
+        for c, topic in CATEGORIES.items()
+        for k in range(4)
+    ]
+    tests = [
+        Question(f"t-{c}-{k}", f"Any advice for my {topic[k]}?", c) for c, topic in CATEGORIES.items() for k in range(3)
+    ]
+    scored = dict(
+        samples_per_category=2,
+        draws=4,
+        questions_per_call=8,
+        parallel_calls=4,
+        targeting="per-category",
+        prompt_style="compact",
+        weak_categories=2,
+    )
     args = dict(
-        name="embedded", output_dir=out, trainer=TinyTorchTrainer(), reward=helpfulness, feedback=my_llm, judge=my_judge,
-        embedder=my_embedder, heldout=heldout, test_prompts=tests,
+        name="embedded",
+        output_dir=out,
+        trainer=TinyTorchTrainer(),
+        reward=helpfulness,
+        feedback=my_llm,
+        judge=my_judge,
+        embedder=my_embedder,
+        heldout=heldout,
+        test_prompts=tests,
         arms={
             # categories of your own: give vanilla keywords (their names alone make narrow questions; a warning says so)
-            "vanilla": VanillaCurriculum(VanillaGenerationOptions(
-                questions_per_call=6, prompt_style="compact", n_clusters=3, pca_components=8,
-                keywords={c: [f"{t} care" for t in topic] for c, topic in CATEGORIES.items()})),
+            "vanilla": VanillaCurriculum(
+                VanillaGenerationOptions(
+                    questions_per_call=6,
+                    prompt_style="compact",
+                    n_clusters=3,
+                    pca_components=8,
+                    keywords={c: [f"{t} care" for t in topic] for c, topic in CATEGORIES.items()},
+                )
+            ),
             "sop": SOPCurriculum(ScoreBasedOptions(**scored)),
             "aop": AOPCurriculum(ScoreBasedOptions(**scored)),
             "replay": LowestRewardReplayCurriculum(),
         },
-        budget=Budget(iterations=2, records_per_iteration=16, passes=2), seed=0,
+        budget=Budget(iterations=2, records_per_iteration=16, passes=2),
+        seed=0,
     )
     args.update(overrides)
     return Experiment(**args)
@@ -202,7 +257,9 @@ def main(out: Path | None = None, **overrides) -> aopcore.ExperimentResult:
     print(f"run directory: {result.run_dir}")
     print((result.run_dir / "report.md").read_text().split("## Prompt categories")[0])
     for w in result.winrates:
-        print(f"{w.arm_a} vs {w.arm_b}, iteration {w.iteration}: {w.arm_a} wins {w.wins_a}, {w.arm_b} wins {w.wins_b}, ties {w.ties}")
+        print(
+            f"{w.arm_a} vs {w.arm_b}, iteration {w.iteration}: {w.arm_a} wins {w.wins_a}, {w.arm_b} wins {w.wins_b}, ties {w.ties}"
+        )
     return result
 
 

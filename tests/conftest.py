@@ -1,4 +1,5 @@
 """Fixtures only; shared helper functions live in ``tests/helpers`` (import ``helpers``)."""
+
 from __future__ import annotations
 
 import os
@@ -37,15 +38,21 @@ def toy_config(tmp_path: Path):
 def shared_model_cache() -> Path:
     """The converted-model cache (``$AOPCORE_CACHE/models``) that all tests share: converting SmolLM2 from its
     GGUF costs about 15 s, so it happens once per machine, where a run outside the tests would keep it too."""
-    root = os.environ.get("AOPCORE_CACHE") or os.path.join(os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "aopcore")
+    root = os.environ.get("AOPCORE_CACHE") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "aopcore"
+    )
     models = Path(root) / "models"
     models.mkdir(parents=True, exist_ok=True)
     return models
 
 
 @pytest.fixture(autouse=True)
-def isolated_aopcore_cache(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory,
-                           monkeypatch: pytest.MonkeyPatch, shared_model_cache: Path) -> Path | None:
+def isolated_aopcore_cache(
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+    monkeypatch: pytest.MonkeyPatch,
+    shared_model_cache: Path,
+) -> Path | None:
     """Each test gets its own ``AOPCORE_CACHE`` (so the LLM response cache, ``llm-cache.sqlite``, starts empty and a
     test can never pass on answers another test or a developer's earlier run left behind), with ``models/`` linked to
     the shared model cache. Subprocesses inherit it through the environment. ``@pytest.mark.user_cache`` opts out."""

@@ -2,6 +2,7 @@
 rows to questions are :mod:`aopcore.rows`, the ``builtin:`` source :mod:`aopcore.builtin_data`. This folder holds
 the built-in question sets. The hook is not re-exported: an install whose entry point still names ``aopcore.data``
 registers nothing twice."""
+
 from __future__ import annotations
 
 from aopcore.builtin_data import BUILTIN_DIR, builtin_names, load_builtin  # noqa: F401

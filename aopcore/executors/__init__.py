@@ -7,6 +7,7 @@ truth (a stage is done when its record exists), so either executor resumes the o
 
 Ray is imported only when the Ray executor is chosen; the core needs no Ray installed.
 """
+
 from __future__ import annotations
 
 from typing import Any

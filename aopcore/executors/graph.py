@@ -3,13 +3,16 @@
 Used by the benchmark (ideal against measured) and to tell users what a cluster can gain: with every
 stage's duration, the critical path is the best any executor can do; the sum is what one process does.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 
-def critical_path(stages: Sequence[Any], duration: Callable[[Any], float] | Mapping[str, float]) -> tuple[float, list[str]]:
+def critical_path(
+    stages: Sequence[Any], duration: Callable[[Any], float] | Mapping[str, float]
+) -> tuple[float, list[str]]:
     """Length and stage ids of the longest dependency chain; ``stages`` are in a topological order (as ``stages()``)."""
     cost = duration if callable(duration) else (lambda s: duration.get(s.kind, 0.0))
     finish: dict[str, float] = {}
@@ -36,7 +39,9 @@ def expected_wall_time(stages: Sequence[Any], seconds_per_kind: Mapping[str, flo
     return {"serial_s": serial, "critical_path_s": parallel, "speedup": serial / parallel if parallel else 1.0}
 
 
-def simulate(stages: Sequence[Any], duration: Callable[[Any], float], slots: Callable[[Any], int], capacity: int) -> float:
+def simulate(
+    stages: Sequence[Any], duration: Callable[[Any], float], slots: Callable[[Any], int], capacity: int
+) -> float:
     """Wall time when stages start in ``stages()`` order as soon as their deps are done and ``slots`` of
     ``capacity`` (e.g. GPUs) are free, as the Ray executor hands them out; stages needing 0 slots never wait."""
     import heapq

@@ -9,6 +9,7 @@ The lock file is ``<output_dir>/.<run name>.lock``, outside the run directory, w
 of the run. On a shared file system the lock needs file-lock support (NFSv4 has it); where locking
 is unavailable the run goes on unlocked, with a warning.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -34,7 +35,9 @@ def wait_for_stages(run_dir: Path) -> None:
             try:
                 fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
-                log.info("waiting for stages of an interrupted run (or of another driver) that still run in %s", run_dir)
+                log.info(
+                    "waiting for stages of an interrupted run (or of another driver) that still run in %s", run_dir
+                )
                 fcntl.flock(handle, fcntl.LOCK_EX)
         except OSError as exc:
             log.warning("no lock on %s (%s): make sure no stage of an earlier run still runs", run_dir, exc)

@@ -11,6 +11,7 @@ directory, the config and its data must be on storage every node sees.
 Progress: the driver logs each stage it queues and each that finishes with its host and worker; the
 workers' own ``start``/``done`` lines reach the driver's console through Ray, prefixed with pid and node.
 """
+
 from __future__ import annotations
 
 import json
@@ -30,10 +31,22 @@ log = logging.getLogger("aopcore")
 
 # the Experiment fields a worker takes from the driver's experiment (the rest comes from the config);
 # they differ from plan.build() for multi-seed runs (name, output_dir, seed, snapshot, initial_policy)
-CARRIED_FIELDS = ("name", "output_dir", "seed", "snapshot", "initial_policy", "budget", "judging", "categories", "keep_checkpoints")
+CARRIED_FIELDS = (
+    "name",
+    "output_dir",
+    "seed",
+    "snapshot",
+    "initial_policy",
+    "budget",
+    "judging",
+    "categories",
+    "keep_checkpoints",
+)
 COMPONENT_FIELDS = ("trainer", "reward", "judge", "feedback", "embedder")
-NEEDS_CONFIG = ("the Ray executor builds components on each worker from a config file; an Experiment built from Python "
-                "objects runs with the local executor: call experiment.run() without an executor")
+NEEDS_CONFIG = (
+    "the Ray executor builds components on each worker from a config file; an Experiment built from Python "
+    "objects runs with the local executor: call experiment.run() without an executor"
+)
 
 
 def import_ray() -> Any:
@@ -79,8 +92,15 @@ class RayExecutor:
         requests = {s.id: self._fit(nodes, s.id, stage_resources(experiment, s)) for s in pending}
         plain, gpu = ray.remote(_run_stage_task), ray.remote(max_calls=1)(_run_stage_task)  # CUDA state is per process
         # what every task gets besides its stage id: how to rebuild the experiment, and how the driver runs
-        args = (experiment.rebuild, str(source[0]), list(source[1]), {name: getattr(experiment, name) for name in CARRIED_FIELDS},
-                os.getcwd(), log.isEnabledFor(logging.DEBUG), os.environ.get("OMP_NUM_THREADS"))
+        args = (
+            experiment.rebuild,
+            str(source[0]),
+            list(source[1]),
+            {name: getattr(experiment, name) for name in CARRIED_FIELDS},
+            os.getcwd(),
+            log.isEnabledFor(logging.DEBUG),
+            os.environ.get("OMP_NUM_THREADS"),
+        )
         running: dict[Any, Any] = {}
         failure: BaseException | None = None
         try:
@@ -94,8 +114,12 @@ class RayExecutor:
                 if not running:
                     if failure is not None:
                         break
-                    waiting = {s.id: [d for d in (*s.deps, *experiment.waits_for(s.id)) if d not in done] for s in pending}
-                    raise RuntimeFailure(f"no stage can start; waiting: {waiting}")  # a bug in the graph, never bad input
+                    waiting = {
+                        s.id: [d for d in (*s.deps, *experiment.waits_for(s.id)) if d not in done] for s in pending
+                    }
+                    raise RuntimeFailure(
+                        f"no stage can start; waiting: {waiting}"
+                    )  # a bug in the graph, never bad input
                 ready, _ = ray.wait(list(running), num_returns=1)
                 for ref in ready:
                     stage = running.pop(ref)
@@ -163,7 +187,9 @@ class RayExecutor:
                 self._warned_gpu = True
             request = {k: v for k, v in request.items() if k != "num_gpus"}
         if nodes and not any(all(n.get(names.get(k, k), 0) >= v for k, v in request.items()) for n in nodes):
-            raise InputError(f"stage {stage_id} asks for {_describe(request)}, more than any node of the Ray cluster has")
+            raise InputError(
+                f"stage {stage_id} asks for {_describe(request)}, more than any node of the Ray cluster has"
+            )
         return request
 
 
@@ -207,8 +233,16 @@ def _describe_cluster(ray: Any) -> str:
 _built: dict[tuple[Any, ...], Any] = {}  # experiments built in this worker process, reused by its next tasks
 
 
-def _run_stage_task(stage_id: str, rebuild: Any, config: str, overrides: list[str], carried: dict[str, Any], cwd: str,
-                    verbose: bool, threads: str | None) -> dict[str, Any]:
+def _run_stage_task(
+    stage_id: str,
+    rebuild: Any,
+    config: str,
+    overrides: list[str],
+    carried: dict[str, Any],
+    cwd: str,
+    verbose: bool,
+    threads: str | None,
+) -> dict[str, Any]:
     """One stage on a worker: build the experiment from its config with ``rebuild`` (the driver experiment's
     ``Experiment.rebuild``, i.e. :func:`aopcore.build.rebuild`; once per worker process), run the stage."""
     from aopcore.progress import enable_console_progress

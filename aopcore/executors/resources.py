@@ -7,6 +7,7 @@ Without a declaration, a component whose options have a ``device`` other than "c
 and anything else for nothing (an API-backed feedback LLM or judge). A stage asks for the largest
 request of each resource among the components it uses, and one CPU unless a component says otherwise.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -63,7 +64,9 @@ def component_resources(component: Any, kind: str) -> dict[str, float]:
 def stage_resources(experiment: Any, stage: Any) -> dict[str, float]:
     """The resource request of one stage (largest of each resource over the components it uses)."""
     names = KIND_COMPONENTS.get(stage.kind, ())
-    components = [experiment.arms.get(stage.arm) if name == "arm" else getattr(experiment, name, None) for name in names]
+    components = [
+        experiment.arms.get(stage.arm) if name == "arm" else getattr(experiment, name, None) for name in names
+    ]
     if stage.kind == "judge":  # a judge that uses other components (a reward-margin judge) needs what they need
         cls, _ = declared_class_and_options(experiment.judge)
         if cls is not None and hasattr(cls, "bind"):

@@ -6,6 +6,7 @@ Handles JSON (lists of strings or of {"category", "question"} objects, also insi
 code fences), numbered lists, bullets, "category: question" or "[category] question"
 labels, prose, refusals and empty text.
 """
+
 from __future__ import annotations
 
 import json
@@ -16,8 +17,12 @@ from dataclasses import dataclass, field
 
 REFUSAL = re.compile(r"^\s*(i'?m sorry|i cannot|i can'?t|as an ai|i am unable|i'm unable|sorry, but)", re.I)
 LIST_MARK = re.compile(r"^\s*(?:\d{1,3}[.)\]:-]|[-*•·]|\(\d{1,3}\)|q\d{1,3}[.:)])\s*", re.I)
-LABEL = re.compile(r"^\s*(?:\[(?P<b>[^\]]{2,40})\]|\((?P<p>[^)]{2,40})\)|(?P<c>(?:r/)?[A-Za-z_ ]{3,30})\s*[:|\-–]\s+)\s*(?P<q>.+)$")
-PREAMBLE = re.compile(r"^(here (are|is)|sure|certainly|okay|ok,|below|these|the following|questions?:|new questions)", re.I)
+LABEL = re.compile(
+    r"^\s*(?:\[(?P<b>[^\]]{2,40})\]|\((?P<p>[^)]{2,40})\)|(?P<c>(?:r/)?[A-Za-z_ ]{3,30})\s*[:|\-–]\s+)\s*(?P<q>.+)$"
+)
+PREAMBLE = re.compile(
+    r"^(here (are|is)|sure|certainly|okay|ok,|below|these|the following|questions?:|new questions)", re.I
+)
 FENCE = re.compile(r"```(?:json)?\s*(.*?)```", re.S)
 
 
@@ -40,7 +45,7 @@ class ParseResult:
     items: list[ParsedItem] = field(default_factory=list)
     dropped: Counter = field(default_factory=Counter)
 
-    def merge(self, other: "ParseResult") -> None:
+    def merge(self, other: ParseResult) -> None:
         self.items.extend(other.items)
         self.dropped.update(other.dropped)
 
@@ -88,7 +93,9 @@ def _from_json(raw: str, categories: list[str], result: ParseResult) -> bool:
     return False
 
 
-def parse_questions(raw: str | None, categories: list[str], *, min_chars: int = 12, max_chars: int = 600) -> ParseResult:
+def parse_questions(
+    raw: str | None, categories: list[str], *, min_chars: int = 12, max_chars: int = 600
+) -> ParseResult:
     result = ParseResult()
     if raw is None or not raw.strip():
         result.dropped["empty response"] += 1

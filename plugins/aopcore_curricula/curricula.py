@@ -3,6 +3,7 @@
 All use only the public plugin API (``CurriculumContext`` in, ``Prompt`` list out),
 exactly as a third-party curriculum would.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -19,18 +20,18 @@ from aopcore import (
     RuntimeFailure,
     stage_seed,
 )
-from aopcore.records import load_questions, read_jsonl, write_jsonl
+from aopcore.records import read_jsonl, write_jsonl
 from aopcore_curricula.generators import (
     ScoreBasedGenerator,
     generate_vanilla_pool,
     save_json,
 )
 from aopcore_curricula.options import (
-    load_pool,
     EvaOptions,
     PoolOptions,
     ScoreBasedOptions,
     VanillaGenerationOptions,
+    load_pool,
 )
 
 BUILTIN_POOL = Path(__file__).parent / "data" / "candidate-pool.jsonl"
@@ -44,9 +45,15 @@ def _slice(pool_path: Path, ctx: CurriculumContext) -> list[Prompt]:
     start = (ctx.iteration - 1) * ctx.budget
     chosen = pool[start : start + ctx.budget]
     if len(chosen) != ctx.budget:
-        raise RuntimeFailure(f"arms.{ctx.arm}: pool holds {len(pool)} prompts, iteration {ctx.iteration} needs {start + ctx.budget}")
-    return [dataclasses.replace(p, provenance=dataclasses.replace(p.provenance, iteration=ctx.iteration)) if p.provenance else p
-            for p in chosen]
+        raise RuntimeFailure(
+            f"arms.{ctx.arm}: pool holds {len(pool)} prompts, iteration {ctx.iteration} needs {start + ctx.budget}"
+        )
+    return [
+        dataclasses.replace(p, provenance=dataclasses.replace(p.provenance, iteration=ctx.iteration))
+        if p.provenance
+        else p
+        for p in chosen
+    ]
 
 
 def _need_feedback(ctx: CurriculumContext):
@@ -70,10 +77,13 @@ class VanillaCurriculum:
         pool_path = ctx.workdir / "pool.jsonl"
         if ctx.iteration == 1 or not pool_path.exists():
             seed = stage_seed(ctx.base_seed, "vanilla/pool")
-            triples, gen_log = generate_vanilla_pool(_need_feedback(ctx), ctx.embedder, ctx.categories,
-                                                     ctx.budget * ctx.iterations, self.options, seed)
-            pool = [Prompt(f"vanilla-{n:05d}", text, cat, Provenance("vanilla", 0, "generated", feedback_call=call))
-                    for n, (text, cat, call) in enumerate(triples)]
+            triples, gen_log = generate_vanilla_pool(
+                _need_feedback(ctx), ctx.embedder, ctx.categories, ctx.budget * ctx.iterations, self.options, seed
+            )
+            pool = [
+                Prompt(f"vanilla-{n:05d}", text, cat, Provenance("vanilla", 0, "generated", feedback_call=call))
+                for n, (text, cat, call) in enumerate(triples)
+            ]
             write_jsonl(pool_path, pool)
             save_json(ctx.workdir / "pool.log.json", gen_log.as_dict())
         return _slice(pool_path, ctx)
@@ -96,9 +106,16 @@ class SOPCurriculum:
         if ctx.iteration == 1:
             # same seed as AOP's first iteration: with a deterministic or cached feedback LLM, AOP iteration 1 == SOP iteration 1
             prompts, gen_log = self.generator.generate(
-                ctx.evaluation, ctx.budget * ctx.iterations, feedback=_need_feedback(ctx), embedder=ctx.embedder,
-                categories=ctx.categories, history=[], iteration=1, seed=stage_seed(ctx.base_seed, "score-based/iter-01"),
-                solve=ctx.solve)
+                ctx.evaluation,
+                ctx.budget * ctx.iterations,
+                feedback=_need_feedback(ctx),
+                embedder=ctx.embedder,
+                categories=ctx.categories,
+                history=[],
+                iteration=1,
+                seed=stage_seed(ctx.base_seed, "score-based/iter-01"),
+                solve=ctx.solve,
+            )
             write_jsonl(pool_path, prompts)
             save_json(ctx.workdir / "pool.log.json", gen_log.as_dict())
         return _slice(pool_path, ctx)
@@ -116,14 +133,27 @@ class AOPCurriculum:
 
     def prompts(self, ctx: CurriculumContext) -> list[Prompt]:
         prompts, gen_log = self.generator.generate(
-            ctx.evaluation, ctx.budget, feedback=_need_feedback(ctx), embedder=ctx.embedder, categories=ctx.categories,
-            history=[p.text for p in ctx.history], iteration=ctx.iteration,
-            seed=stage_seed(ctx.base_seed, f"score-based/iter-{ctx.iteration:02d}"), solve=ctx.solve)
+            ctx.evaluation,
+            ctx.budget,
+            feedback=_need_feedback(ctx),
+            embedder=ctx.embedder,
+            categories=ctx.categories,
+            history=[p.text for p in ctx.history],
+            iteration=ctx.iteration,
+            seed=stage_seed(ctx.base_seed, f"score-based/iter-{ctx.iteration:02d}"),
+            solve=ctx.solve,
+        )
         save_json(ctx.workdir / f"iter-{ctx.iteration:02d}.log.json", gen_log.as_dict())
         if ctx.iteration == 1:
             # identical ids to SOP's first slice, so the equality of the two arms at iteration 1 is visible
-            prompts = [dataclasses.replace(p, id=p.id.replace("aop-", "sop-", 1),
-                                           provenance=dataclasses.replace(p.provenance, curriculum="aop")) for p in prompts]
+            prompts = [
+                dataclasses.replace(
+                    p,
+                    id=p.id.replace("aop-", "sop-", 1),
+                    provenance=dataclasses.replace(p.provenance, curriculum="aop"),
+                )
+                for p in prompts
+            ]
         return prompts
 
 
@@ -143,16 +173,31 @@ class EvaCurriculum:
             raise InputError(f"arms.{ctx.arm}: eva needs the policy (generate) and the reward model in its context")
         n_candidates = math.ceil(ctx.budget * o.candidates_factor)
         candidates, gen_log = self.generator.generate(
-            ctx.evaluation, n_candidates, feedback=_need_feedback(ctx), embedder=ctx.embedder, categories=ctx.categories,
-            history=[p.text for p in ctx.history], iteration=ctx.iteration, seed=ctx.seed, solve=ctx.solve)
+            ctx.evaluation,
+            n_candidates,
+            feedback=_need_feedback(ctx),
+            embedder=ctx.embedder,
+            categories=ctx.categories,
+            history=[p.text for p in ctx.history],
+            iteration=ctx.iteration,
+            seed=ctx.seed,
+            solve=ctx.solve,
+        )
         texts = [c.text for c in candidates for _ in range(o.samples_per_prompt)]
         answers = ctx.generate(texts, sample=True, seed=ctx.seed)
-        rewards = np.asarray(ctx.reward.score(texts, answers), dtype=np.float64).reshape(len(candidates), o.samples_per_prompt)
+        rewards = np.asarray(ctx.reward.score(texts, answers), dtype=np.float64).reshape(
+            len(candidates), o.samples_per_prompt
+        )
         info = rewards.max(axis=1) - rewards.min(axis=1) if o.selection == "reward_gap" else rewards.std(axis=1)
         order = sorted(range(len(candidates)), key=lambda i: (-info[i], i))[: ctx.budget]
-        save_json(ctx.workdir / f"iter-{ctx.iteration:02d}.log.json",
-                  {**gen_log.as_dict(), "informativeness": {c.id: round(float(v), 6) for c, v in zip(candidates, info)},
-                   "selected": [candidates[i].id for i in sorted(order)]})
+        save_json(
+            ctx.workdir / f"iter-{ctx.iteration:02d}.log.json",
+            {
+                **gen_log.as_dict(),
+                "informativeness": {c.id: round(float(v), 6) for c, v in zip(candidates, info)},
+                "selected": [candidates[i].id for i in sorted(order)],
+            },
+        )
         return [candidates[i] for i in sorted(order)]
 
 
@@ -174,7 +219,9 @@ class PoolCurriculum:
         allowed = set(ctx.categories)
         free = [q for q in self.pool if q.id not in used and q.category in allowed]
         if len(free) < ctx.budget:
-            raise RuntimeFailure(f"arms.{ctx.arm}: pool has {len(free)} unused prompts in the experiment's categories, needs {ctx.budget}")
+            raise RuntimeFailure(
+                f"arms.{ctx.arm}: pool has {len(free)} unused prompts in the experiment's categories, needs {ctx.budget}"
+            )
         by_cat: dict[str, list[float]] = {}
         for r in ctx.evaluation:
             by_cat.setdefault(r.category, []).append(r.reward)
@@ -188,6 +235,13 @@ class PoolCurriculum:
         similarity = (emb @ ref.T).mean(axis=1)
         rng = np.random.default_rng(ctx.seed)
         # Gumbel top-k: a weighted sample without replacement
-        scores = np.array([log_weight.get(q.category, 0.0) for q in free]) + o.similarity_weight * similarity + rng.gumbel(size=len(free))
+        scores = (
+            np.array([log_weight.get(q.category, 0.0) for q in free])
+            + o.similarity_weight * similarity
+            + rng.gumbel(size=len(free))
+        )
         chosen = np.argsort(-scores, kind="stable")[: ctx.budget]
-        return [Prompt(free[i].id, free[i].text, free[i].category, Provenance("pool", ctx.iteration, "pool")) for i in sorted(chosen)]
+        return [
+            Prompt(free[i].id, free[i].text, free[i].category, Provenance("pool", ctx.iteration, "pool"))
+            for i in sorted(chosen)
+        ]

@@ -9,6 +9,7 @@ target count. Similarities are computed block by block: memory is O(n * dim), ne
 ``IncrementalDeduper``: accepts new questions one batch at a time, rejecting those too
 close to anything accepted before (used while score-based generation fills a budget).
 """
+
 from __future__ import annotations
 
 import re
@@ -31,7 +32,9 @@ def _unit(x: np.ndarray) -> np.ndarray:
     return x / np.maximum(norms, 1e-12)
 
 
-def redundancy_scores(emb: np.ndarray, labels: np.ndarray, *, row_block: int = 1024, col_block: int = 8192) -> np.ndarray:
+def redundancy_scores(
+    emb: np.ndarray, labels: np.ndarray, *, row_block: int = 1024, col_block: int = 8192
+) -> np.ndarray:
     """For each row: max cosine similarity to an earlier row with the same label (0 for the first)."""
     scores = np.zeros(len(emb), dtype=np.float32)
     for label in np.unique(labels):
@@ -69,7 +72,9 @@ def cluster_labels(emb: np.ndarray, *, n_clusters: int, pca_components: int, see
     return km.fit_predict(reduced)
 
 
-def cluster_dedup(embeddings: np.ndarray, target: int, *, n_clusters: int = 11, pca_components: int = 32, seed: int = 0) -> list[int]:
+def cluster_dedup(
+    embeddings: np.ndarray, target: int, *, n_clusters: int = 11, pca_components: int = 32, seed: int = 0
+) -> list[int]:
     """Indices (in input order) of the ``target`` least redundant rows."""
     emb = _unit(embeddings)
     if len(emb) <= target:

@@ -1,4 +1,5 @@
 """Question generation with a FeedbackLLM: from keywords (vanilla) and from scored evaluations (SOP/AOP)."""
+
 from __future__ import annotations
 
 import json
@@ -39,20 +40,35 @@ class GenerationLog:
     inferred_domains: int = 0  # unlabeled questions given the nearest domain
 
     def as_dict(self) -> dict:
-        return {"calls": self.calls, "parsed": self.parsed, "accepted": self.accepted, "dropped": dict(self.dropped),
-                "targets": dict(self.targets), "inferred_domains": self.inferred_domains}
+        return {
+            "calls": self.calls,
+            "parsed": self.parsed,
+            "accepted": self.accepted,
+            "dropped": dict(self.dropped),
+            "targets": dict(self.targets),
+            "inferred_domains": self.inferred_domains,
+        }
 
 
-def generate_vanilla_pool(feedback: FeedbackLLM, embedder: Embedder | None, categories: Sequence[str], total: int,
-                          opts: VanillaGenerationOptions, seed: int) -> tuple[list[tuple[str, str, str]], GenerationLog]:
+def generate_vanilla_pool(
+    feedback: FeedbackLLM,
+    embedder: Embedder | None,
+    categories: Sequence[str],
+    total: int,
+    opts: VanillaGenerationOptions,
+    seed: int,
+) -> tuple[list[tuple[str, str, str]], GenerationLog]:
     """(text, category, call id) triples: questions per category and keyword, de-duplicated down to ``total``."""
     gen_log = GenerationLog()
     requests = [(c, k) for c in categories for k in templates.keywords(c, opts.keywords)[: opts.keywords_per_category]]
     seen: set[str] = set()
     candidates: list[tuple[str, str, str]] = []
     for round_no in range(opts.max_rounds):
-        prompts = [templates.vanilla_prompt(c, k, opts.questions_per_call, opts.prompt_style, opts.category_wording) + (f"\nThis is batch {round_no + 1}; write new questions." if round_no else "")
-                   for c, k in requests]
+        prompts = [
+            templates.vanilla_prompt(c, k, opts.questions_per_call, opts.prompt_style, opts.category_wording)
+            + (f"\nThis is batch {round_no + 1}; write new questions." if round_no else "")
+            for c, k in requests
+        ]
         responses = feedback.complete(prompts)
         gen_log.calls += len(prompts)
         for (category, _), response, n in zip(requests, responses, range(len(requests))):
@@ -69,17 +85,27 @@ def generate_vanilla_pool(feedback: FeedbackLLM, embedder: Embedder | None, cate
         if len(candidates) >= total * opts.oversample:
             break
     if len(candidates) < total:
-        raise RuntimeFailure(f"vanilla generation produced {len(candidates)} usable questions, needs {total} "
-                             f"(dropped: {dict(gen_log.dropped)}); raise max_rounds or questions_per_call")
+        raise RuntimeFailure(
+            f"vanilla generation produced {len(candidates)} usable questions, needs {total} "
+            f"(dropped: {dict(gen_log.dropped)}); raise max_rounds or questions_per_call"
+        )
     if embedder is not None:
-        keep = cluster_dedup(np.asarray(embedder.embed([c[0] for c in candidates])), total,
-                             n_clusters=opts.n_clusters, pca_components=opts.pca_components, seed=seed)
+        keep = cluster_dedup(
+            np.asarray(embedder.embed([c[0] for c in candidates])),
+            total,
+            n_clusters=opts.n_clusters,
+            pca_components=opts.pca_components,
+            seed=seed,
+        )
         gen_log.dropped["near duplicate"] += len(candidates) - len(keep)
         candidates = [candidates[i] for i in keep]
     else:
         # without sentence embeddings there is no near-duplicate clustering: the pool is cut to its first questions
-        log.warning("vanilla: no embedder, so the pool is not de-duplicated by meaning (the paper's clustering); "
-                    "%d questions beyond the target are cut, not chosen", len(candidates) - total)
+        log.warning(
+            "vanilla: no embedder, so the pool is not de-duplicated by meaning (the paper's clustering); "
+            "%d questions beyond the target are cut, not chosen",
+            len(candidates) - total,
+        )
         gen_log.dropped["over target (no embedder: truncated)"] += len(candidates) - total
         candidates = candidates[:total]
     gen_log.accepted = len(candidates)
@@ -106,7 +132,9 @@ class ScoreBasedGenerator:
         text, target = self._instructions(sample, draw, categories)
         return (templates.with_answer_request(text) if self.opts.answers == "writer" else text), target
 
-    def _instructions(self, sample: Sequence[EvalRecord], draw: int, categories: Sequence[str]) -> tuple[str, str | None]:
+    def _instructions(
+        self, sample: Sequence[EvalRecord], draw: int, categories: Sequence[str]
+    ) -> tuple[str, str | None]:
         o = self.opts
         text = templates.format_samples(sample, o.max_answer_chars)
         summary = templates.domain_summary(sample)
@@ -115,17 +143,37 @@ class ScoreBasedGenerator:
             target = weak[draw % len(weak)]
             conv = templates.convention(target)
             if o.prompt_style == "compact":
-                return templates.SCORE_BASED_COMPACT.format(examples=templates.compact_examples(sample, target), n=o.questions_per_call,
-                                                            venue=templates.venue(target, o.category_wording), convention=f"{conv} " if conv else ""), target
-            return templates.SCORE_BASED_TARGETED.format(samples=text, target=target, n=o.questions_per_call,
-                                                         venue=templates.venue(target, o.category_wording),
-                                                         convention=f"{conv} " if conv else ""), target
+                return templates.SCORE_BASED_COMPACT.format(
+                    examples=templates.compact_examples(sample, target),
+                    n=o.questions_per_call,
+                    venue=templates.venue(target, o.category_wording),
+                    convention=f"{conv} " if conv else "",
+                ), target
+            return templates.SCORE_BASED_TARGETED.format(
+                samples=text,
+                target=target,
+                n=o.questions_per_call,
+                venue=templates.venue(target, o.category_wording),
+                convention=f"{conv} " if conv else "",
+            ), target
         lines = "\n".join(f"{c}: {m:.3f}" for c, m in summary)
-        return templates.SCORE_BASED.format(n=o.questions_per_call, samples=text, summary=lines, domains=", ".join(categories)), None
+        return templates.SCORE_BASED.format(
+            n=o.questions_per_call, samples=text, summary=lines, domains=", ".join(categories)
+        ), None
 
-    def generate(self, evaluation: Sequence[EvalRecord], needed: int, *, feedback: FeedbackLLM, embedder: Embedder | None,
-                 categories: Sequence[str], history: Sequence[str], iteration: int, seed: int,
-                 solve: Callable[[str], Any] | None = None) -> tuple[list[Prompt], GenerationLog]:
+    def generate(
+        self,
+        evaluation: Sequence[EvalRecord],
+        needed: int,
+        *,
+        feedback: FeedbackLLM,
+        embedder: Embedder | None,
+        categories: Sequence[str],
+        history: Sequence[str],
+        iteration: int,
+        seed: int,
+        solve: Callable[[str], Any] | None = None,
+    ) -> tuple[list[Prompt], GenerationLog]:
         """``needed`` prompts; with ``opts.answers == "writer"`` or a ``solve`` each carries ``metadata["answer"]``,
         and a question whose answer cannot be established is dropped (``dropped["no answer"]``)."""
         o = self.opts
@@ -141,8 +189,13 @@ class ScoreBasedGenerator:
         heldout_keys = {normalise_text(r.question) for r in evaluation}
         want_answers = o.answers == "writer" or solve is not None
         if embedder is None:
-            log.warning("%s: no embedder, so questions are de-duplicated by exact text only (max_similarity is unused)%s", self.name,
-                        "; questions without a valid domain are dropped" if o.targeting == "llm" and o.unlabeled == "nearest" else "")
+            log.warning(
+                "%s: no embedder, so questions are de-duplicated by exact text only (max_similarity is unused)%s",
+                self.name,
+                "; questions without a valid domain are dropped"
+                if o.targeting == "llm" and o.unlabeled == "nearest"
+                else "",
+            )
         cat_vectors = None
         if o.targeting == "llm" and o.unlabeled == "nearest" and embedder is not None:
             descr = [f"{c}: {', '.join(templates.keywords(c, o.keywords))}" for c in categories]
@@ -157,7 +210,9 @@ class ScoreBasedGenerator:
             for _ in range(min(o.parallel_calls, (o.draws if draw < o.draws else max_draws) - draw)):
                 sample = self._draw(by_cat, rng)
                 prompt, target = self._prompt(sample, draw, categories)
-                if seen_prompts[prompt]:  # few held-out questions: draws repeat; ask for new questions, not a cached reply
+                if seen_prompts[
+                    prompt
+                ]:  # few held-out questions: draws repeat; ask for new questions, not a cached reply
                     prompt += f"\nThis is request {seen_prompts[prompt] + 1} with these examples: write questions different from before."
                 seen_prompts[prompt.split("\nThis is request ")[0]] += 1
                 batch.append((draw, sample, prompt, target))
@@ -183,22 +238,42 @@ class ScoreBasedGenerator:
                         gen_log.dropped["over budget"] += 1
                         continue
                     gen_log.targets[cat] += 1
-                    out.append(Prompt(
-                        id=f"{self.name}-i{iteration:02d}-{len(out):05d}", text=text, category=cat,
-                        provenance=Provenance(self.name, iteration, "generated", feedback_call=f"{self.name}-i{iteration:02d}-d{d}",
-                                              draw=d, sample_ids=tuple(r.question_id for r in sample)),
-                        metadata={"answer": answer} if want_answers else {},
-                    ))
+                    out.append(
+                        Prompt(
+                            id=f"{self.name}-i{iteration:02d}-{len(out):05d}",
+                            text=text,
+                            category=cat,
+                            provenance=Provenance(
+                                self.name,
+                                iteration,
+                                "generated",
+                                feedback_call=f"{self.name}-i{iteration:02d}-d{d}",
+                                draw=d,
+                                sample_ids=tuple(r.question_id for r in sample),
+                            ),
+                            metadata={"answer": answer} if want_answers else {},
+                        )
+                    )
         gen_log.accepted = len(out)
         if len(out) < needed:
-            raise RuntimeFailure(f"{self.name}: {draw} feedback calls gave {len(out)} usable questions, iteration needs {needed} "
-                                 f"(dropped: {dict(gen_log.dropped)}); raise draws, questions_per_call or max_draws_factor")
-        log.info("%s: %d calls, %d parsed, %d kept; targets %s", self.name, gen_log.calls, gen_log.parsed, len(out), dict(gen_log.targets))
+            raise RuntimeFailure(
+                f"{self.name}: {draw} feedback calls gave {len(out)} usable questions, iteration needs {needed} "
+                f"(dropped: {dict(gen_log.dropped)}); raise draws, questions_per_call or max_draws_factor"
+            )
+        log.info(
+            "%s: %d calls, %d parsed, %d kept; targets %s",
+            self.name,
+            gen_log.calls,
+            gen_log.parsed,
+            len(out),
+            dict(gen_log.targets),
+        )
         return out, gen_log
 
     @staticmethod
-    def _answered(items: list[tuple[str, str, str | None]], solve: Callable[[str], Any] | None,
-                  gen_log: GenerationLog) -> list[tuple[str, str, str]]:
+    def _answered(
+        items: list[tuple[str, str, str | None]], solve: Callable[[str], Any] | None, gen_log: GenerationLog
+    ) -> list[tuple[str, str, str]]:
         """The items whose answer is established: the solver's (when given) or the writer's; the rest counted as dropped."""
         out = []
         for text, cat, answer in items:
@@ -211,7 +286,9 @@ class ScoreBasedGenerator:
             out.append((text, cat, answer))
         return out
 
-    def _label(self, items, target, sample, categories, cat_vectors, embedder, gen_log) -> list[tuple[str, str, str | None]]:
+    def _label(
+        self, items, target, sample, categories, cat_vectors, embedder, gen_log
+    ) -> list[tuple[str, str, str | None]]:
         if target is not None:
             return [(it.text, target, it.answer) for it in items]
         labelled = [(it.text, it.category, it.answer) for it in items if it.category]

@@ -17,6 +17,7 @@ Budget: a selector draws exactly what the trainer asks for, so an online arm tra
 a static one. Rollouts the filter drops are booked by the stream as choosing compute (``dropped_rollouts``,
 ``dropped_tokens``); predicted skips cost no rollout and are counted (``predicted_skips``).
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -35,10 +36,10 @@ from aopcore_curricula.options import (
     load_pool,
 )
 
-
 PLANNED_BLOCKS = 64  # a wrapped static curriculum's planned order: this many shuffled passes before it repeats
 
 # ---------------------------------------------------------------------------- pass rates
+
 
 class PassRates:
     """Per-prompt and per-category pass rates from observed rollouts, with a prior for unseen prompts.
@@ -47,8 +48,9 @@ class PassRates:
     shrunk towards ``base``, e.g. the category's held-out accuracy) and ``k`` the prior's strength in pseudo-trials.
     """
 
-    def __init__(self, *, threshold: float, strength: float, base: dict[str, float] | None = None,
-                 default: float = 0.5) -> None:
+    def __init__(
+        self, *, threshold: float, strength: float, base: dict[str, float] | None = None, default: float = 0.5
+    ) -> None:
         self.threshold = threshold
         self.strength = strength
         self.base = dict(base or {})
@@ -58,8 +60,9 @@ class PassRates:
         self.recent: dict[str, list[float]] = {}  # id -> rewards in order (for zero-variance prediction)
 
     def add(self, group: RolloutGroup) -> None:
-        self.add_counts(group.prompt_id, group.category, sum(1.0 for r in group.rewards if r >= self.threshold),
-                        len(group.rewards))
+        self.add_counts(
+            group.prompt_id, group.category, sum(1.0 for r in group.rewards if r >= self.threshold), len(group.rewards)
+        )
         self.recent.setdefault(group.prompt_id, []).extend(group.rewards)
 
     def add_counts(self, prompt_id: str, category: str, successes: float, trials: float) -> None:
@@ -96,7 +99,7 @@ def _evaluation_base(ctx: CurriculumContext) -> dict[str, float]:
 def _weighted_sample(rng: random.Random, items: Sequence[Any], weights: Sequence[float], n: int) -> list[Any]:
     """``n`` distinct items (fewer if there are fewer), weighted, without replacement (Gumbel top-k)."""
     keys = []
-    for k, w in enumerate(weights):
+    for _k, w in enumerate(weights):
         u = rng.random()
         keys.append((math.log(w) - math.log(-math.log(u or 1e-300))) if w > 0 else -math.inf)
     order = sorted(range(len(items)), key=lambda k: -keys[k])
@@ -105,8 +108,15 @@ def _weighted_sample(rng: random.Random, items: Sequence[Any], weights: Sequence
 
 def _stamp(p: Prompt, curriculum: str, iteration: int, **extra: Any) -> Prompt:
     base = p.provenance
-    prov = Provenance(curriculum, iteration, base.source if base else "pool", base.feedback_call if base else None,
-                      base.draw if base else None, base.sample_ids if base else (), {**(base.extra if base else {}), **extra})
+    prov = Provenance(
+        curriculum,
+        iteration,
+        base.source if base else "pool",
+        base.feedback_call if base else None,
+        base.draw if base else None,
+        base.sample_ids if base else (),
+        {**(base.extra if base else {}), **extra},
+    )
     return Prompt(p.id, p.text, p.category, prov, dict(p.metadata))
 
 
@@ -115,7 +125,9 @@ class _Candidates:
 
     def __init__(self, pool: str | None, inner: tuple[str, dict[str, Any]] | None, factor: float, name: str) -> None:
         self.name = name
-        self.pool = [Prompt(q.id, q.text, q.category, Provenance(name, 0, "pool")) for q in load_pool(pool)] if pool else None
+        self.pool = (
+            [Prompt(q.id, q.text, q.category, Provenance(name, 0, "pool")) for q in load_pool(pool)] if pool else None
+        )
         self.inner = _build_curriculum(*inner) if inner else None
         self.factor = factor
         self.requires = tuple(getattr(self.inner, "requires", ())) if self.inner is not None else ()
@@ -139,17 +151,21 @@ def _build_curriculum(name: str, options: dict[str, Any]) -> Any:
         return impl.build(options)
     except Exception as exc:  # pydantic ValidationError: name the nested field
         if type(exc).__name__ == "ValidationError":
-            raise InputError(f"options of the wrapped curriculum {name!r}: {exc.errors()[0]['loc']}: {exc.errors()[0]['msg']}") from None
+            raise InputError(
+                f"options of the wrapped curriculum {name!r}: {exc.errors()[0]['loc']}: {exc.errors()[0]['msg']}"
+            ) from None
         raise
 
 
 # ---------------------------------------------------------------------------- learnability
 
+
 class LearnabilitySelector:
     """Draws distinct prompts per draw with weight p(1 - p) (+ ``explore`` times the mean weight, so none starves)."""
 
-    def __init__(self, candidates: Sequence[Prompt], rates: PassRates, *, seed: int, explore: float, name: str,
-                 iteration: int) -> None:
+    def __init__(
+        self, candidates: Sequence[Prompt], rates: PassRates, *, seed: int, explore: float, name: str, iteration: int
+    ) -> None:
         self.candidates = list(candidates)
         self.rates = rates
         self.rng = random.Random(seed)
@@ -193,23 +209,38 @@ class LearnabilityCurriculum:
     def _candidates(self, ctx: CurriculumContext) -> list[Prompt]:
         cands = self.source.get(ctx)
         if len(cands) < ctx.budget:
-            raise InputError(f"arms.{ctx.arm}: {len(cands)} candidates in the experiment's categories, the budget is {ctx.budget}")
+            raise InputError(
+                f"arms.{ctx.arm}: {len(cands)} candidates in the experiment's categories, the budget is {ctx.budget}"
+            )
         return cands
 
     def prompts(self, ctx: CurriculumContext) -> list[Prompt]:
         """The plan: ``budget`` distinct candidates sampled by learnability from what earlier iterations showed."""
-        sel = LearnabilitySelector(self._candidates(ctx), self._rates(ctx), seed=ctx.seed, explore=self.options.explore,
-                                   name="learnability", iteration=ctx.iteration)
+        sel = LearnabilitySelector(
+            self._candidates(ctx),
+            self._rates(ctx),
+            seed=ctx.seed,
+            explore=self.options.explore,
+            name="learnability",
+            iteration=ctx.iteration,
+        )
         chosen = _weighted_sample(sel.rng, sel.candidates, sel.weights(), ctx.budget)
         return [_stamp(p, "learnability", ctx.iteration) for p in chosen]
 
     def selector(self, ctx: CurriculumContext, planned: Sequence[Prompt]) -> LearnabilitySelector:
         cands = self._candidates(ctx) if self.options.draw_from == "candidates" else list(planned)
-        return LearnabilitySelector(cands, self._rates(ctx), seed=ctx.seed + 1, explore=self.options.explore,
-                                    name="learnability", iteration=ctx.iteration)
+        return LearnabilitySelector(
+            cands,
+            self._rates(ctx),
+            seed=ctx.seed + 1,
+            explore=self.options.explore,
+            name="learnability",
+            iteration=ctx.iteration,
+        )
 
 
 # ---------------------------------------------------------------------------- dynamic filter
+
 
 class DynamicFilterSelector:
     """Wraps a selector: drops zero-variance groups (group size >= 2) and skips prompts predicted to give none.
@@ -219,8 +250,16 @@ class DynamicFilterSelector:
     (so a draw always ends, and at most that share of generation is spent only to choose).
     """
 
-    def __init__(self, inner: Any, rates: PassRates, *, seed: int, window: int, skip_probability: float,
-                 max_extra_fraction: float) -> None:
+    def __init__(
+        self,
+        inner: Any,
+        rates: PassRates,
+        *,
+        seed: int,
+        window: int,
+        skip_probability: float,
+        max_extra_fraction: float,
+    ) -> None:
         self.inner = inner
         self.rates = rates
         self.rng = random.Random(seed)
@@ -231,7 +270,7 @@ class DynamicFilterSelector:
         self.skips = 0
 
     def predicted_zero_variance(self, prompt_id: str) -> bool:
-        last = self.rates.recent.get(prompt_id, [])[-self.window:]
+        last = self.rates.recent.get(prompt_id, [])[-self.window :]
         return len(last) >= self.window and max(last) == min(last)
 
     def draw(self, n: int, draw: int) -> list[Prompt]:
@@ -239,8 +278,11 @@ class DynamicFilterSelector:
         skipped, max_skips = 0, int(self.max_extra_fraction * n)
         while len(out) < n:
             for p in self.inner.draw(n - len(out), draw):
-                if (skipped < max_skips and self.predicted_zero_variance(p.id)
-                        and self.rng.random() < self.skip_probability):
+                if (
+                    skipped < max_skips
+                    and self.predicted_zero_variance(p.id)
+                    and self.rng.random() < self.skip_probability
+                ):
                     skipped += 1
                     continue
                 out.append(p)
@@ -281,15 +323,23 @@ class DynamicFilterCurriculum:
         if is_online(self.inner):
             inner = self.inner.selector(ctx, planned)
         else:  # the planned prompts, each block of len(planned) draws reshuffled (what a static arm's passes do)
-            inner = PlannedSelector(planned, passes=PLANNED_BLOCKS, seed=ctx.seed,
-                                    watch=getattr(self.inner, "observe_step", None))
+            inner = PlannedSelector(
+                planned, passes=PLANNED_BLOCKS, seed=ctx.seed, watch=getattr(self.inner, "observe_step", None)
+            )
         rates = PassRates(threshold=o.success_threshold, strength=1.0)
         rates.add_batches(ctx.steps)
-        return DynamicFilterSelector(inner, rates, seed=ctx.seed + 2, window=o.window, skip_probability=o.skip_probability,
-                                     max_extra_fraction=o.max_extra_fraction)
+        return DynamicFilterSelector(
+            inner,
+            rates,
+            seed=ctx.seed + 2,
+            window=o.window,
+            skip_probability=o.skip_probability,
+            max_extra_fraction=o.max_extra_fraction,
+        )
 
 
 # ---------------------------------------------------------------------------- category bandit (SEC)
+
 
 class CategoryBanditSelector:
     """SEC: a category per prompt from softmax(Q / temperature); Q <- (1 - rate) Q + rate * mean |advantage|.
@@ -299,8 +349,17 @@ class CategoryBanditSelector:
     a shuffled deck, least-used first.
     """
 
-    def __init__(self, candidates: Sequence[Prompt], *, seed: int, temperature: float, rate: float,
-                 name: str, iteration: int, history: Iterable[StepBatch] = ()) -> None:
+    def __init__(
+        self,
+        candidates: Sequence[Prompt],
+        *,
+        seed: int,
+        temperature: float,
+        rate: float,
+        name: str,
+        iteration: int,
+        history: Iterable[StepBatch] = (),
+    ) -> None:
         self.rng = random.Random(seed)
         self.by_cat: dict[str, list[Prompt]] = {}
         for p in candidates:
@@ -354,15 +413,26 @@ class CategoryBanditCurriculum:
 
     def __init__(self, options: CategoryBanditOptions) -> None:
         self.options = options
-        self.pool = [Prompt(q.id, q.text, q.category, Provenance("category-bandit", 0, "pool")) for q in load_pool(options.pool)]
+        self.pool = [
+            Prompt(q.id, q.text, q.category, Provenance("category-bandit", 0, "pool")) for q in load_pool(options.pool)
+        ]
 
     def _selector(self, ctx: CurriculumContext, seed: int) -> CategoryBanditSelector:
         allowed = set(ctx.categories)
         cands = [p for p in self.pool if p.category in allowed]
         if len(cands) < ctx.budget:
-            raise InputError(f"arms.{ctx.arm}.pool: {len(cands)} candidates in the experiment's categories, the budget is {ctx.budget}")
-        return CategoryBanditSelector(cands, seed=seed, temperature=self.options.temperature, rate=self.options.learning_rate,
-                                      name="category-bandit", iteration=ctx.iteration, history=ctx.steps)
+            raise InputError(
+                f"arms.{ctx.arm}.pool: {len(cands)} candidates in the experiment's categories, the budget is {ctx.budget}"
+            )
+        return CategoryBanditSelector(
+            cands,
+            seed=seed,
+            temperature=self.options.temperature,
+            rate=self.options.learning_rate,
+            name="category-bandit",
+            iteration=ctx.iteration,
+            history=ctx.steps,
+        )
 
     def prompts(self, ctx: CurriculumContext) -> list[Prompt]:
         """The plan: ``budget`` distinct prompts from the bandit's category probabilities after earlier iterations."""

@@ -11,6 +11,7 @@ like an assistant ("I'm ready to help. What's your first question?"). Markers, l
 and scores are stripped; truncated lines, offers and statements are dropped, each
 counted under its reason. Measured on real SmolLM2 outputs by benchmarks/prompt_filter.py.
 """
+
 from __future__ import annotations
 
 import json
@@ -22,17 +23,30 @@ from dataclasses import dataclass, field
 REFUSAL = re.compile(r"^\s*(i'?m sorry|i cannot|i can'?t|as an ai|i am unable|i'm unable|sorry, but)", re.I)
 LIST_MARK = re.compile(r"^\s*(?:\d{1,3}[.)\]:-]|[-*•·]|\(\d{1,3}\)|\[\d{1,3}\]|q\d{1,3}[.:)])\s*", re.I)
 # what a model leaves in front of the question once the list marker is gone: "2.1.1:", "Question 3:", "Q:", "#Tag:", "A:"
-LEFT_MARK = re.compile(r"^\s*(?:\d{1,3}(?:\.\d{1,3})*\s*[.)\]:-]|\[\d{1,3}\]|(?:question|q)\s*\d{0,3}\s*[.:)-]|#\w{1,40}\s*:|[a-h][:)])\s*", re.I)
+LEFT_MARK = re.compile(
+    r"^\s*(?:\d{1,3}(?:\.\d{1,3})*\s*[.)\]:-]|\[\d{1,3}\]|(?:question|q)\s*\d{0,3}\s*[.:)-]|#\w{1,40}\s*:|[a-h][:)])\s*",
+    re.I,
+)
 # a score or number copied after the question from the examples it was shown: "(1.99)", "score 0.48", "- 1211122121"
-SCORE_TAIL = re.compile(r"\s*(?:\(\s*(?:score:?\s*)?-?\d+(?:\.\d+)?\s*\)|\bscore:?\s*-?\d+(?:\.\d+)?|\s-\s*\d*)\s*$", re.I)
-CONVENTION = re.compile(r"^(?:eli5|cmv)\s*:", re.I)  # the post conventions of r/explainlikeimfive and r/changemyview stay in the text
-QUESTION_START = re.compile(r"^(?:(?:what|why|how|when|where|who|whom|which|whose|is|are|was|were|do|does|did|can|could|should|"
-                            r"would|will|have|has|may|might|shall|am|any|anyone|explain|describe|tell me|recommend|suggest|"
-                            r"looking for|need)\b|eli5\s*:|cmv\s*:)", re.I)
+SCORE_TAIL = re.compile(
+    r"\s*(?:\(\s*(?:score:?\s*)?-?\d+(?:\.\d+)?\s*\)|\bscore:?\s*-?\d+(?:\.\d+)?|\s-\s*\d*)\s*$", re.I
+)
+CONVENTION = re.compile(
+    r"^(?:eli5|cmv)\s*:", re.I
+)  # the post conventions of r/explainlikeimfive and r/changemyview stay in the text
+QUESTION_START = re.compile(
+    r"^(?:(?:what|why|how|when|where|who|whom|which|whose|is|are|was|were|do|does|did|can|could|should|"
+    r"would|will|have|has|may|might|shall|am|any|anyone|explain|describe|tell me|recommend|suggest|"
+    r"looking for|need)\b|eli5\s*:|cmv\s*:)",
+    re.I,
+)
 REQUEST = re.compile(r"\b(?:advice|tips?|recommendations?|suggestions?|thoughts|opinions?|experiences?)\b", re.I)
 ENDS_SENTENCE = re.compile(r"[?.!)\"'”’]$")
-DANGLING = re.compile(r"\b(?:a|an|the|to|of|and|or|but|my|your|our|their|in|on|at|for|with|about|from|by|is|are|was|be|"
-                      r"what|how|why|when|which|that|if|i|i'm|you|we|than|as|very|some)$", re.I)
+DANGLING = re.compile(
+    r"\b(?:a|an|the|to|of|and|or|but|my|your|our|their|in|on|at|for|with|about|from|by|is|are|was|be|"
+    r"what|how|why|when|which|that|if|i|i'm|you|we|than|as|very|some)$",
+    re.I,
+)
 ASSISTANT = re.compile(
     r"\b(?:i'?m|i am) (?:ready|here|glad|happy|delighted|available) to (?:help|assist)|\bi'?m here to\b|"
     r"\b(?:how|what) (?:can|may) i (?:help|assist|do for you)|\b(?:can|may) i (?:help|assist) you\b|\bassist you\b|"
@@ -40,9 +54,15 @@ ASSISTANT = re.compile(
     r"\bi hope (?:this|these|that) helps?\b|\bas an? (?:friendly |helpful )?ai\b|"
     r"\bi'?d be (?:happy|glad) to\b|\bi'?ll (?:be happy|do my best|respond|provide|create)\b|"
     r"\bi'?m not sure i'?m the (?:right|best)\b|\byou(?:'re| are) referring to\b|\blooking forward to your\b|"
-    r"^(?:your|these|the) questions?\b.{0,40}\b(?:is|are|were)\b|^your (?:questions?|answers?)\s*:|\bwhich of these questions\b", re.I)
-LABEL = re.compile(r"^\s*(?:\[(?P<b>[^\]]{2,40})\]|\((?P<p>[^)]{2,40})\)|(?P<c>(?:r/)?[A-Za-z_ ]{3,30})\s*[:|\-–]\s+)\s*(?P<q>.+)$")
-PREAMBLE = re.compile(r"^(here (are|is)|sure|certainly|okay|ok,|below|these|the following|questions?:|new questions)", re.I)
+    r"^(?:your|these|the) questions?\b.{0,40}\b(?:is|are|were)\b|^your (?:questions?|answers?)\s*:|\bwhich of these questions\b",
+    re.I,
+)
+LABEL = re.compile(
+    r"^\s*(?:\[(?P<b>[^\]]{2,40})\]|\((?P<p>[^)]{2,40})\)|(?P<c>(?:r/)?[A-Za-z_ ]{3,30})\s*[:|\-–]\s+)\s*(?P<q>.+)$"
+)
+PREAMBLE = re.compile(
+    r"^(here (are|is)|sure|certainly|okay|ok,|below|these|the following|questions?:|new questions)", re.I
+)
 FENCE = re.compile(r"```(?:json)?\s*(.*?)```", re.S)
 
 
@@ -81,7 +101,7 @@ def split_answers(lines: list[str]) -> list[tuple[str, str | None]]:
                 out[-1] = (out[-1][0], _answer_text(only.group("a")))
             continue
         m = ANSWER_IN.search(line)
-        out.append((line[:m.start()], _answer_text(line[m.end():])) if m else (line, None))
+        out.append((line[: m.start()], _answer_text(line[m.end() :])) if m else (line, None))
     return out
 
 
@@ -90,7 +110,7 @@ class ParseResult:
     items: list[ParsedItem] = field(default_factory=list)
     dropped: Counter = field(default_factory=Counter)
 
-    def merge(self, other: "ParseResult") -> None:
+    def merge(self, other: ParseResult) -> None:
         self.items.extend(other.items)
         self.dropped.update(other.dropped)
 
@@ -132,7 +152,9 @@ def question_problem(text: str, *, raw_end: str = "", last: bool = False) -> str
         return "assistant talk, not a question"
     if "?" not in text and not QUESTION_START.match(text) and not REQUEST.search(text):
         return "statement, not a question"
-    if not (ENDS_SENTENCE.search(text) or ENDS_SENTENCE.search(raw_end)) and (last or DANGLING.search(text) or "?" not in text):
+    if not (ENDS_SENTENCE.search(text) or ENDS_SENTENCE.search(raw_end)) and (
+        last or DANGLING.search(text) or "?" not in text
+    ):
         return "truncated"  # "What is the best way to", "What happens when you move": no question ends like that
     return None
 
@@ -183,8 +205,9 @@ def _from_json(raw: str, categories: list[str], result: ParseResult) -> bool:
     return False
 
 
-def parse_questions(raw: str | None, categories: list[str], *, min_chars: int = 12, max_chars: int = 600,
-                    answers: bool = False) -> ParseResult:
+def parse_questions(
+    raw: str | None, categories: list[str], *, min_chars: int = 12, max_chars: int = 600, answers: bool = False
+) -> ParseResult:
     """Questions (and, with ``answers``, the reference answer written with each) in ``raw``; drops counted by reason."""
     result = ParseResult()
     if raw is None or not raw.strip():
@@ -213,7 +236,9 @@ def parse_questions(raw: str | None, categories: list[str], *, min_chars: int = 
             elif convention:
                 category = normalise_category(convention.group(0).rstrip(": "), categories)
             raw_end = body.rstrip()[-1:]
-            if ASSISTANT.search(body):  # before cleaning: 'Your question: "..." is a classic riddle.' loses its label there
+            if ASSISTANT.search(
+                body
+            ):  # before cleaning: 'Your question: "..." is a classic riddle.' loses its label there
                 result.dropped["assistant talk, not a question"] += 1
                 continue
             body = _clean(body)

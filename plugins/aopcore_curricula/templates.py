@@ -1,4 +1,5 @@
 """The instructions sent to the feedback LLM (paper sections 4.3 and 4.4), and the data behind them."""
+
 from __future__ import annotations
 
 import json
@@ -30,8 +31,11 @@ def keywords(category: str, given: Mapping[str, Sequence[str]] | None = None) ->
         return list(known)
     if category not in _weak_keywords_warned:
         _weak_keywords_warned.add(category)
-        log.warning("category %r has no keywords (the packaged ones cover the 18 SHP categories); its name is its only "
-                    "keyword, so its questions will be narrow: give some with the curriculum's `keywords` option", category)
+        log.warning(
+            "category %r has no keywords (the packaged ones cover the 18 SHP categories); its name is its only "
+            "keyword, so its questions will be narrow: give some with the curriculum's `keywords` option",
+            category,
+        )
     return [category]
 
 
@@ -102,8 +106,10 @@ Write {n} new questions for {venue}, written like the high-scoring ones. {conven
 
 
 # appended to a score-based prompt when the curriculum asks the writer for reference answers (answers = "writer")
-ANSWER_REQUEST = ("After each question, on the same line, write its short reference answer (the exact answer a grader "
-                  "would accept) as: Answer: <answer>")
+ANSWER_REQUEST = (
+    "After each question, on the same line, write its short reference answer (the exact answer a grader "
+    "would accept) as: Answer: <answer>"
+)
 
 
 def with_answer_request(prompt: str) -> str:

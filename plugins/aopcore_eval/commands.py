@@ -3,6 +3,7 @@
 Registered through the `register_commands` hook like any plugin's; the work is imported only
 when a command runs, so building the CLI stays cheap.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -12,7 +13,9 @@ from aopcore import InputError
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("rm-bench", help="agreement of candidate reward models with SHP human preferences (paper table 1)")
+    p = sub.add_parser(
+        "rm-bench", help="agreement of candidate reward models with SHP human preferences (paper table 1)"
+    )
     p.add_argument("config", type=Path)
     p.set_defaults(func=rm_bench)
     p = sub.add_parser("human-eval", help="blinded pairwise human evaluation: serve the web app, or tally the votes")
@@ -76,19 +79,25 @@ def _refuse_multiseed_root(path: Path) -> None:
 
 
 def _results(app, run_dir: Path) -> int:
-    from aopcore.store import atomic_write_json, atomic_write_text
-
     from aopcore.aggregate import human_judge_labels, judge_agreement
+    from aopcore.store import atomic_write_json, atomic_write_text
 
     out = app.results(run_dir)
     out["judge_agreement"] = judge_agreement(human_judge_labels(run_dir, out["items"]))
     agree = out["judge_agreement"]
-    agree_line = (f"LLM judge vs human majority: {100 * agree['agreement']:.1f}% agreement on {agree['items']} items, "
-                  f"Cohen's kappa {agree['cohen_kappa'] if agree['cohen_kappa'] is None else format(agree['cohen_kappa'], '.3f')}"
-                  if agree else "LLM judge vs human majority: no item was decided by both")
+    agree_line = (
+        f"LLM judge vs human majority: {100 * agree['agreement']:.1f}% agreement on {agree['items']} items, "
+        f"Cohen's kappa {agree['cohen_kappa'] if agree['cohen_kappa'] is None else format(agree['cohen_kappa'], '.3f')}"
+        if agree
+        else "LLM judge vs human majority: no item was decided by both"
+    )
     print(out["table"], end="")
-    print(f"votes: {out['votes']} from {out['raters']} raters on {out['items_rated']} items; Fleiss' kappa: {out['kappa']:.3f}")
+    print(
+        f"votes: {out['votes']} from {out['raters']} raters on {out['items_rated']} items; Fleiss' kappa: {out['kappa']:.3f}"
+    )
     print(agree_line)
-    atomic_write_text(run_dir / "tables" / "human_eval.md", out["table"] + f"\nFleiss' kappa: {out['kappa']:.3f}\n\n{agree_line}\n")
+    atomic_write_text(
+        run_dir / "tables" / "human_eval.md", out["table"] + f"\nFleiss' kappa: {out['kappa']:.3f}\n\n{agree_line}\n"
+    )
     atomic_write_json(run_dir / "tables" / "human_eval.json", out)
     return 0

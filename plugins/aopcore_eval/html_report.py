@@ -1,4 +1,5 @@
 """One self-contained HTML report with plots, built only from the run directory."""
+
 from __future__ import annotations
 
 import base64
@@ -79,8 +80,11 @@ def training_plot(run_dir: Path) -> str | None:
     for arm in layout.arms():
         for i in layout.iterations_with(arm, TRAIN_RECORD):
             curves.setdefault(arm, []).extend(json.loads(layout.train_record(arm, i).read_text()).get("metrics", []))
-    keys = [k for k in ("objective/scores", "objective/kl", "loss/policy_avg", "loss/value_avg")
-            if any(k in m for ms in curves.values() for m in ms)]
+    keys = [
+        k
+        for k in ("objective/scores", "objective/kl", "loss/policy_avg", "loss/value_avg")
+        if any(k in m for ms in curves.values() for m in ms)
+    ]
     if not keys:
         return None
     fig, axes = plt.subplots(1, len(keys), figsize=(3.3 * len(keys), 3), squeeze=False)
@@ -100,7 +104,11 @@ def winrate_plot(rows: list[dict[str, Any]]) -> str | None:
     labels = [f"{r['arm_a']} vs {r['arm_b']} @{r['iteration']}" for r in rows]
     fig, ax = plt.subplots(figsize=(7, 0.45 * len(rows) + 1))
     left = [0.0] * len(rows)
-    for key, color, name in (("a_wins_pct", "#2a9d8f", "A wins"), ("ties_pct", "#bbbbbb", "ties"), ("b_wins_pct", "#e76f51", "B wins")):
+    for key, color, name in (
+        ("a_wins_pct", "#2a9d8f", "A wins"),
+        ("ties_pct", "#bbbbbb", "ties"),
+        ("b_wins_pct", "#e76f51", "B wins"),
+    ):
         vals = [r[key] for r in rows]
         ax.barh(labels, vals, left=left, color=color, label=name)
         left = [a + b for a, b in zip(left, vals)]
@@ -113,26 +121,54 @@ def write_html_report(run_dir: Path) -> list[str]:
     run_dir = Path(run_dir)
     config = json.loads((run_dir / "config.json").read_text()) if (run_dir / "config.json").exists() else {}
     exp = config.get("experiment", {})
-    parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>aopcore report: {html.escape(run_dir.name)}</title>",
-             f"<style>{CSS}</style></head><body><h1>aopcore report: {html.escape(run_dir.name)}</h1>"]
+    parts = [
+        f"<!doctype html><html><head><meta charset='utf-8'><title>aopcore report: {html.escape(run_dir.name)}</title>",
+        f"<style>{CSS}</style></head><body><h1>aopcore report: {html.escape(run_dir.name)}</h1>",
+    ]
     if exp:
-        parts.append("<h2>Budget (identical for every arm)</h2>" + _table(
-            ["iterations", "records per iteration", "passes", "seed"],
-            [[exp.get("iterations"), exp.get("records_per_iteration"), exp.get("passes"), exp.get("seed")]]))
+        parts.append(
+            "<h2>Budget (identical for every arm)</h2>"
+            + _table(
+                ["iterations", "records per iteration", "passes", "seed"],
+                [[exp.get("iterations"), exp.get("records_per_iteration"), exp.get("passes"), exp.get("seed")]],
+            )
+        )
     parts.append("<h2>Held-out reward</h2>")
     parts += [f"<img alt='reward plot' src='{img}'>" for img in reward_plots(run_dir)]
-    parts.append("<h2>Prompt categories per iteration, and why</h2><p>How each iteration's prompts were chosen (from the "
-                 "prompts' provenance), the weakest categories of the evaluation they were written from where they were, "
-                 "and where the prompts went.</p>")
+    parts.append(
+        "<h2>Prompt categories per iteration, and why</h2><p>How each iteration's prompts were chosen (from the "
+        "prompts' provenance), the weakest categories of the evaluation they were written from where they were, "
+        "and where the prompts went.</p>"
+    )
     rows = []
     for arm, its in targeting(run_dir).items():
         for r in its:
             log = r["log"]
-            rows.append([arm, r["iteration"], r["basis"], ", ".join(f"{c} ({v:.3f})" for c, v in r["weakest_before"]) or "n/a",
-                         ", ".join(f"{c} {n}" for c, n in r["prompts"].items()),
-                         f"{log.get('calls', '')} / {log.get('parsed', '')} / {log.get('accepted', '')}" if log else "",
-                         ", ".join(f"{k}: {v}" for k, v in log.get("dropped", {}).items())])
-    parts.append(_table(["arm", "iteration", "chosen how", "weakest of that evaluation", "prompts by category", "calls / parsed / kept", "dropped"], rows))
+            rows.append(
+                [
+                    arm,
+                    r["iteration"],
+                    r["basis"],
+                    ", ".join(f"{c} ({v:.3f})" for c, v in r["weakest_before"]) or "n/a",
+                    ", ".join(f"{c} {n}" for c, n in r["prompts"].items()),
+                    f"{log.get('calls', '')} / {log.get('parsed', '')} / {log.get('accepted', '')}" if log else "",
+                    ", ".join(f"{k}: {v}" for k, v in log.get("dropped", {}).items()),
+                ]
+            )
+    parts.append(
+        _table(
+            [
+                "arm",
+                "iteration",
+                "chosen how",
+                "weakest of that evaluation",
+                "prompts by category",
+                "calls / parsed / kept",
+                "dropped",
+            ],
+            rows,
+        )
+    )
     parts.append("<h2>Training curves</h2>")
     if img := training_plot(run_dir):
         parts.append(f"<img alt='training curves' src='{img}'>")
@@ -140,10 +176,23 @@ def write_html_report(run_dir: Path) -> list[str]:
     wr = run_dir / "tables" / "winrates.json"
     wr_rows = json.loads(wr.read_text()) if wr.exists() else []
     if wr_rows:
-        parts.append(_table(["pair", "iteration", "A wins %", "B wins %", "ties %", "n", "dropped"], [
-            [f"{r['arm_a']} vs {r['arm_b']}", r["iteration"], f"{r['a_wins_pct']:.2f} [{r['a_wins_ci_low']:.1f}, {r['a_wins_ci_high']:.1f}]",
-             f"{r['b_wins_pct']:.2f} [{r['b_wins_ci_low']:.1f}, {r['b_wins_ci_high']:.1f}]",
-             f"{r['ties_pct']:.2f} [{r['ties_ci_low']:.1f}, {r['ties_ci_high']:.1f}]", r["n"], r["dropped"]] for r in wr_rows]))
+        parts.append(
+            _table(
+                ["pair", "iteration", "A wins %", "B wins %", "ties %", "n", "dropped"],
+                [
+                    [
+                        f"{r['arm_a']} vs {r['arm_b']}",
+                        r["iteration"],
+                        f"{r['a_wins_pct']:.2f} [{r['a_wins_ci_low']:.1f}, {r['a_wins_ci_high']:.1f}]",
+                        f"{r['b_wins_pct']:.2f} [{r['b_wins_ci_low']:.1f}, {r['b_wins_ci_high']:.1f}]",
+                        f"{r['ties_pct']:.2f} [{r['ties_ci_low']:.1f}, {r['ties_ci_high']:.1f}]",
+                        r["n"],
+                        r["dropped"],
+                    ]
+                    for r in wr_rows
+                ],
+            )
+        )
         if img := winrate_plot(wr_rows):
             parts.append(f"<img alt='win rates' src='{img}'>")
     else:
@@ -155,8 +204,10 @@ def write_html_report(run_dir: Path) -> list[str]:
         parts.append("<h2>Sample generations (test prompts)</h2>")
         for arm, rows_ in picked.items():
             for r in rows_:
-                parts.append(f"<p><b>{html.escape(arm)}</b> ({html.escape(r['iteration'])}) — <i>{html.escape(r['question'])}</i></p>"
-                             f"<blockquote>{html.escape(r['answer'] or '(empty)')}</blockquote>")
+                parts.append(
+                    f"<p><b>{html.escape(arm)}</b> ({html.escape(r['iteration'])}) — <i>{html.escape(r['question'])}</i></p>"
+                    f"<blockquote>{html.escape(r['answer'] or '(empty)')}</blockquote>"
+                )
     parts.append("<h2>Resolved config</h2><pre>" + html.escape(json.dumps(config, indent=2)) + "</pre></body></html>")
     atomic_write_text(run_dir / "report.html", "\n".join(parts))
     return ["report.html"]

@@ -6,6 +6,7 @@ votes are committed to SQLite at once, one per rater and item, so nothing is los
 `aopcore human-eval results RUN_DIR` un-shuffles, majority-votes each item and prints the win-rate table
 (paper table 4) with Fleiss' kappa for inter-rater agreement.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -58,16 +59,22 @@ def check_pairs(run_dir: Path, pairs: list[tuple[str, str]], iterations: list[in
     for a, b in pairs:
         for arm in (a, b):
             if arm not in arms:
-                raise InputError(f"{run_dir}: unknown arm {arm!r} in --pair {a}:{b} (arms: {', '.join(arms) or 'none'})")
+                raise InputError(
+                    f"{run_dir}: unknown arm {arm!r} in --pair {a}:{b} (arms: {', '.join(arms) or 'none'})"
+                )
         both = sorted(set(answered_iterations(run_dir, a)) & set(answered_iterations(run_dir, b)))
         for i in iterations:
             if i not in both:
                 have = ", ".join(map(str, both)) or "none yet (is the run finished?)"
-                raise InputError(f"{run_dir}: iteration {i} has no test answers for both {a} and {b} "
-                                 f"(iterations with answers: {have}); pick one with --iteration")
+                raise InputError(
+                    f"{run_dir}: iteration {i} has no test answers for both {a} and {b} "
+                    f"(iterations with answers: {have}); pick one with --iteration"
+                )
 
 
-def prepare(run_dir: Path, pairs: list[tuple[str, str]], iterations: list[int], sample: int, raters: list[str], seed: int = 0) -> dict[str, str]:
+def prepare(
+    run_dir: Path, pairs: list[tuple[str, str]], iterations: list[int], sample: int, raters: list[str], seed: int = 0
+) -> dict[str, str]:
     """Create the blinded items (once) and a token per new rater; returns {rater: token} for the new raters."""
     run_dir = Path(run_dir)
     from aopcore.errors import RuntimeFailure
@@ -94,7 +101,18 @@ def prepare(run_dir: Path, pairs: list[tuple[str, str]], iterations: list[int], 
                     swap = rng.random() < 0.5
                     first, second = (b, a) if swap else (a, b)
                     text = {a: answers_a[qid]["answer"], b: answers_b[qid]["answer"]}
-                    rows.append((f"{a}-vs-{b}:{i}:{qid}", f"{a}-vs-{b}", i, answers_a[qid]["question"], text[first], text[second], first, second))
+                    rows.append(
+                        (
+                            f"{a}-vs-{b}:{i}:{qid}",
+                            f"{a}-vs-{b}",
+                            i,
+                            answers_a[qid]["question"],
+                            text[first],
+                            text[second],
+                            first,
+                            second,
+                        )
+                    )
         rng.shuffle(rows)
         db.executemany("INSERT INTO items VALUES (?,?,?,?,?,?,?,?,?)", [(*r, n) for n, r in enumerate(rows)])
     tokens = {}
@@ -184,8 +202,11 @@ class HumanEvalServer:
             return self._vote_page(h, rater)
         if rater:
             return self._redirect(h, "/vote")
-        self._send(h, "<h1>Human evaluation</h1><form method='post' action='/login'><label>Your token "
-                      "<input name='token' id='token' autofocus></label> <button id='signin'>Sign in</button></form>")
+        self._send(
+            h,
+            "<h1>Human evaluation</h1><form method='post' action='/login'><label>Your token "
+            "<input name='token' id='token' autofocus></label> <button id='signin'>Sign in</button></form>",
+        )
 
     def post(self, h: BaseHTTPRequestHandler) -> None:
         form = self._form(h)
@@ -195,7 +216,9 @@ class HumanEvalServer:
             db.close()
             if not ok:
                 return self._send(h, "<p id='error'>Unknown token.</p><a href='/'>Try again</a>", 403)
-            return self._redirect(h, "/vote", {"set-cookie": f"token={form['token']}; HttpOnly; Path=/; SameSite=Strict"})
+            return self._redirect(
+                h, "/vote", {"set-cookie": f"token={form['token']}; HttpOnly; Path=/; SameSite=Strict"}
+            )
         rater = self._rater(h)
         if h.path == "/vote" and rater:
             if form.get("choice") not in ("A", "B", "C") or not form.get("item"):
@@ -204,7 +227,10 @@ class HumanEvalServer:
                 db = connect(self.run_dir)
                 exists = db.execute("SELECT 1 FROM items WHERE id = ?", (form["item"],)).fetchone()
                 if exists:
-                    db.execute("INSERT OR IGNORE INTO votes VALUES (?, ?, ?, strftime('%s','now'))", (rater, form["item"], form["choice"]))
+                    db.execute(
+                        "INSERT OR IGNORE INTO votes VALUES (?, ?, ?, strftime('%s','now'))",
+                        (rater, form["item"], form["choice"]),
+                    )
                     db.commit()
                 db.close()
             return self._redirect(h, "/vote")
@@ -215,17 +241,26 @@ class HumanEvalServer:
         total = db.execute("SELECT COUNT(*) FROM items").fetchone()[0]
         done = db.execute("SELECT COUNT(*) FROM votes WHERE rater = ?", (rater,)).fetchone()[0]
         # each rater gets the items in a personal shuffled order
-        rows = db.execute("SELECT id, question, shown_a, shown_b FROM items WHERE id NOT IN (SELECT item FROM votes WHERE rater = ?)", (rater,)).fetchall()
+        rows = db.execute(
+            "SELECT id, question, shown_a, shown_b FROM items WHERE id NOT IN (SELECT item FROM votes WHERE rater = ?)",
+            (rater,),
+        ).fetchall()
         db.close()
         if not rows:
-            return self._send(h, f"<h1>Thank you, {html.escape(rater)}</h1><p id='done'>All {total} items are rated.</p>")
+            return self._send(
+                h, f"<h1>Thank you, {html.escape(rater)}</h1><p id='done'>All {total} items are rated.</p>"
+            )
         rows.sort(key=lambda r: hashlib.sha256(f"{rater}:{r[0]}".encode()).hexdigest())
         item_id, question, a, b = rows[0]
-        buttons = "".join(f"<button name='choice' value='{c}' id='vote-{c}'>{label}</button>"
-                          for c, label in (("A", "A is more helpful"), ("B", "B is more helpful"), ("C", "About the same")))
-        body = (f"<p id='progress'>{html.escape(rater)}: {done} of {total} rated</p><h2>Question</h2><div class='resp' id='question'>{html.escape(question)}</div>"
-                f"<h3>Response A</h3><div class='resp' id='resp-a'>{html.escape(a)}</div><h3>Response B</h3><div class='resp' id='resp-b'>{html.escape(b)}</div>"
-                f"<form method='post' action='/vote'><input type='hidden' name='item' value='{html.escape(item_id)}'>{buttons}</form>")
+        buttons = "".join(
+            f"<button name='choice' value='{c}' id='vote-{c}'>{label}</button>"
+            for c, label in (("A", "A is more helpful"), ("B", "B is more helpful"), ("C", "About the same"))
+        )
+        body = (
+            f"<p id='progress'>{html.escape(rater)}: {done} of {total} rated</p><h2>Question</h2><div class='resp' id='question'>{html.escape(question)}</div>"
+            f"<h3>Response A</h3><div class='resp' id='resp-a'>{html.escape(a)}</div><h3>Response B</h3><div class='resp' id='resp-b'>{html.escape(b)}</div>"
+            f"<form method='post' action='/vote'><input type='hidden' name='item' value='{html.escape(item_id)}'>{buttons}</form>"
+        )
         self._send(h, body)
 
 
@@ -274,8 +309,26 @@ def results(run_dir: Path) -> dict:
     for item, counts in sorted(per_item.items()):
         _, pair, iteration, _ = items[item]
         tallies.setdefault((pair, iteration), Counter())[majority(counts)] += 1
-        rated.append({"item": item, "pair": pair, "iteration": iteration, "question": item.split(":", 2)[2],
-                      "majority": majority(counts), "votes": dict(sorted(counts.items()))})
-    rates = [WinRate(pair.split("-vs-")[0], pair.split("-vs-")[1], it, c["A"], c["B"], c["C"], 0) for (pair, it), c in sorted(tallies.items())]
-    return {"winrates": [r.as_row() for r in rates], "table": markdown_table(rates), "kappa": fleiss_kappa(list(per_item.values())),
-            "votes": sum(sum(c.values()) for c in per_item.values()), "raters": n_raters, "items_rated": len(per_item), "items": rated}
+        rated.append(
+            {
+                "item": item,
+                "pair": pair,
+                "iteration": iteration,
+                "question": item.split(":", 2)[2],
+                "majority": majority(counts),
+                "votes": dict(sorted(counts.items())),
+            }
+        )
+    rates = [
+        WinRate(pair.split("-vs-")[0], pair.split("-vs-")[1], it, c["A"], c["B"], c["C"], 0)
+        for (pair, it), c in sorted(tallies.items())
+    ]
+    return {
+        "winrates": [r.as_row() for r in rates],
+        "table": markdown_table(rates),
+        "kappa": fleiss_kappa(list(per_item.values())),
+        "votes": sum(sum(c.values()) for c in per_item.values()),
+        "raters": n_raters,
+        "items_rated": len(per_item),
+        "items": rated,
+    }

@@ -1,4 +1,5 @@
 """Judges that need no network: the reward-margin judge and a judge over any FeedbackLLM."""
+
 from __future__ import annotations
 
 from collections.abc import Sequence

@@ -1,4 +1,5 @@
 """Registers the evaluation family's judges, commands and HTML report."""
+
 from __future__ import annotations
 
 from aopcore import hookimpl

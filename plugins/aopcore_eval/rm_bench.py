@@ -3,6 +3,7 @@
 For each SHP pair (question, response A, response B, human label) a reward model agrees when it scores the
 human-preferred response strictly higher. Ties count as disagreement.
 """
+
 from __future__ import annotations
 
 import csv
@@ -28,7 +29,9 @@ class RMBenchConfig(BaseModel):
     seed: int = 0
     output_dir: str = Field("rm-bench", description="Where tables and the plot go (relative to the config file).")
     plugins: list[str] = Field(default_factory=list)
-    rewards: dict[str, ComponentSpec] = Field(description="Candidate reward models: [rewards.NAME] plugin = ... plus options.")
+    rewards: dict[str, ComponentSpec] = Field(
+        description="Candidate reward models: [rewards.NAME] plugin = ... plus options."
+    )
 
 
 def load_pairs(spec: str, base_dir: Path) -> list[dict[str, Any]]:
@@ -61,7 +64,9 @@ def agreement(reward, pairs: list[dict[str, Any]]) -> int:
     questions = [p["history"] for p in pairs]
     a = reward.score(questions, [p["human_ref_A"] for p in pairs])
     b = reward.score(questions, [p["human_ref_B"] for p in pairs])
-    return sum((sa > sb and int(p["labels"]) == 1) or (sb > sa and int(p["labels"]) == 0) for sa, sb, p in zip(a, b, pairs))
+    return sum(
+        (sa > sb and int(p["labels"]) == 1) or (sb > sa and int(p["labels"]) == 0) for sa, sb, p in zip(a, b, pairs)
+    )
 
 
 def run_rm_bench(config_file: Path) -> dict[str, Any]:
@@ -78,12 +83,17 @@ def run_rm_bench(config_file: Path) -> dict[str, Any]:
         raise
     registry = load_registry(cfg.plugins)
     base = config_file.parent
-    if not cfg.data.startswith("hf:") and not (Path(cfg.data) if Path(cfg.data).is_absolute() else base / cfg.data).is_file():
+    if (
+        not cfg.data.startswith("hf:")
+        and not (Path(cfg.data) if Path(cfg.data).is_absolute() else base / cfg.data).is_file()
+    ):
         report.add(("data",), f"data file not found: {base / cfg.data}")
     checked = {}
     for name, spec in cfg.rewards.items():
         options = {k: v for k, v in spec.model_dump().items() if k != "plugin"}
-        if c := _check_component(report, registry, "reward", ("rewards", name), spec.plugin, options, name_key="plugin"):
+        if c := _check_component(
+            report, registry, "reward", ("rewards", name), spec.plugin, options, name_key="plugin"
+        ):
             checked[name] = c
     report.raise_if_any()
     sampled = sample_pairs(load_pairs(cfg.data, base), cfg.per_category, cfg.seed)
@@ -94,8 +104,12 @@ def run_rm_bench(config_file: Path) -> dict[str, Any]:
         del model
     out = Path(cfg.output_dir) if Path(cfg.output_dir).is_absolute() else base / cfg.output_dir
     sizes = {cat: len(p) for cat, p in sampled.items()}
-    result = {"per_category": sizes, "matches": counts,
-              "totals": {n: sum(c.values()) for n, c in counts.items()}, "pairs": sum(sizes.values())}
+    result = {
+        "per_category": sizes,
+        "matches": counts,
+        "totals": {n: sum(c.values()) for n, c in counts.items()},
+        "pairs": sum(sizes.values()),
+    }
     write_tables(out, result)
     return result
 
@@ -106,9 +120,15 @@ def write_tables(out: Path, result: dict[str, Any]) -> None:
     n_total = result["pairs"]
     lines = ["| category | " + " | ".join(names) + " |", "| --- |" + " ---: |" * len(names)]
     for cat in cats:
-        lines.append(f"| {cat} (/{result['per_category'][cat]}) | " + " | ".join(str(result["matches"][n][cat]) for n in names) + " |")
+        lines.append(
+            f"| {cat} (/{result['per_category'][cat]}) | "
+            + " | ".join(str(result["matches"][n][cat]) for n in names)
+            + " |"
+        )
     lines.append(f"| No. of matches (/{n_total}) | " + " | ".join(str(result["totals"][n]) for n in names) + " |")
-    lines.append("| Agreement (%) | " + " | ".join(f"{100 * result['totals'][n] / max(n_total, 1):.2f}" for n in names) + " |")
+    lines.append(
+        "| Agreement (%) | " + " | ".join(f"{100 * result['totals'][n] / max(n_total, 1):.2f}" for n in names) + " |"
+    )
     atomic_write_text(out / "rm_bench.md", "\n".join(lines) + "\n")
     atomic_write_json(out / "rm_bench.json", result)
     buf = io.StringIO()
@@ -125,8 +145,12 @@ def write_tables(out: Path, result: dict[str, Any]) -> None:
     fig, ax = plt.subplots(figsize=(7, 0.35 * len(cats) * max(1, len(names) / 2) + 1.5))
     height = 0.8 / max(len(names), 1)
     for k, name in enumerate(names):
-        ax.barh([i + k * height for i in range(len(cats))],
-                [100 * result["matches"][name][c] / max(result["per_category"][c], 1) for c in cats], height=height, label=name)
+        ax.barh(
+            [i + k * height for i in range(len(cats))],
+            [100 * result["matches"][name][c] / max(result["per_category"][c], 1) for c in cats],
+            height=height,
+            label=name,
+        )
     ax.set_yticks([i + 0.4 - height / 2 for i in range(len(cats))], cats, fontsize=7)
     ax.axvline(50, color="grey", linestyle=":", linewidth=1)
     ax.set(xlabel="agreement with human preference (%)", xlim=(0, 100), title="Reward models vs SHP human preferences")

@@ -9,6 +9,7 @@
 Rows become questions through :class:`aopcore.rows.RowMapper` (HH-RLHF, SHP, Dolly, plain, or a
 field mapping). Also reads Dolly-format records for SFT (:func:`load_dolly`).
 """
+
 from __future__ import annotations
 
 import os
@@ -17,8 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from aopcore import InputError, Question
-from aopcore.rows import FieldMap, RowMapper, default_prefix, jsonl_rows
 from aopcore.options import resolve_path
+from aopcore.rows import FieldMap, RowMapper, default_prefix, jsonl_rows
 from aopcore_hf.models import hub_offline, hub_unreachable
 
 DATA_DIR = Path(__file__).parent / "data"
@@ -26,8 +27,10 @@ DOLLY_FIELDS = ("instruction", "context", "response")
 JSONL = (".jsonl", ".jsonl.gz", ".ndjson", ".ndjson.gz")
 BUILDERS = {".json": "json", ".json.gz": "json", ".parquet": "parquet", ".csv": "csv", ".csv.gz": "csv"}
 FORMATS = "JSON Lines (.jsonl, .jsonl.gz), JSON (.json), Parquet (.parquet), CSV (.csv)"
-OFFLINE_HINT = ("with no network: set HF_HUB_OFFLINE=1 and HF_HOME to a cache that holds it, "
-                "or download the files and give their local path")
+OFFLINE_HINT = (
+    "with no network: set HF_HUB_OFFLINE=1 and HF_HOME to a cache that holds it, "
+    "or download the files and give their local path"
+)
 
 
 def _format(path: Path) -> str | None:
@@ -120,21 +123,27 @@ def _load_hub(spec: str):
             with hub_offline():
                 return load_dataset(hub_id, **kwargs)
         except Exception:
-            raise InputError(f"hub data set {spec!r} is not in the local cache and the hub cannot be reached ({reason}); "
-                             f"{OFFLINE_HINT}") from None
+            raise InputError(
+                f"hub data set {spec!r} is not in the local cache and the hub cannot be reached ({reason}); "
+                f"{OFFLINE_HINT}"
+            ) from None
     try:
         return load_dataset(hub_id, **kwargs)
     except Exception as exc:  # not cached offline, no such data set, no such config or split
         if offline:
-            raise InputError(f"hub data set {spec!r} is not in the local cache and HF_HUB_OFFLINE is set: point HF_HOME "
-                             "(or HF_DATASETS_CACHE) at a cache that holds it, or download the files and give their local path") from None
+            raise InputError(
+                f"hub data set {spec!r} is not in the local cache and HF_HUB_OFFLINE is set: point HF_HOME "
+                "(or HF_DATASETS_CACHE) at a cache that holds it, or download the files and give their local path"
+            ) from None
         raise InputError(f"hub data set {spec!r}: cannot load it ({_datasets_error(exc)}); {OFFLINE_HINT}") from None
 
 
 def load_hub(arg: str, base_dir: Path, *, fields: FieldMap | None = None) -> Iterator[Question]:
     """Hub data sets through `datasets` (cached once, read memory-mapped): `hf:ID[:CONFIG][:SPLIT]` (split default train)."""
     hub_id, subset, split = parse_hub_spec(arg)
-    mapper = RowMapper(fields, hint=f"{hub_id}:{subset or ''}", id_prefix=f"{subset or hub_id.rsplit('/', 1)[-1]}-{split}")
+    mapper = RowMapper(
+        fields, hint=f"{hub_id}:{subset or ''}", id_prefix=f"{subset or hub_id.rsplit('/', 1)[-1]}-{split}"
+    )
     stream = _load_hub(arg)
     try:
         for index, row in enumerate(stream):
@@ -172,7 +181,9 @@ def load_dolly(spec: str, base_dir: Path | None = None, *, limit: int | None = N
     for where, row in _dolly_rows(spec, base_dir):
         if limit and len(rows) >= limit:
             break
-        missing = [f for f in ("instruction", "response") if not isinstance(row, dict) or not isinstance(row.get(f), str)]
+        missing = [
+            f for f in ("instruction", "response") if not isinstance(row, dict) or not isinstance(row.get(f), str)
+        ]
         if missing:
             raise InputError(f"{where}: a Dolly (SFT) record needs field(s) {', '.join(missing)}")
         rows.append({k: row.get(k) or "" for k in DOLLY_FIELDS})

@@ -2,6 +2,7 @@
 plugins. Their model runs in transformers here, or in a vLLM engine (vllm/feedback.py) when ``engine`` resolves to
 vllm (local_llm.py says when); constructing the plugin class builds the one its options name.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -16,7 +17,12 @@ from aopcore_hf.generation import (
 from aopcore_hf.local_llm import CachedLLM, LocalJudgeOptions, LocalLLMOptions, letter_ids, letter_verdict
 from aopcore_hf.models import choose_device, load_causal_lm
 
-__all__ = ["LocalFeedbackLLM", "LocalJudgeOptions", "LocalLLMOptions", "LocalModelJudge"]  # the options live in local_llm
+__all__ = [
+    "LocalFeedbackLLM",
+    "LocalJudgeOptions",
+    "LocalLLMOptions",
+    "LocalModelJudge",
+]  # the options live in local_llm
 
 
 class LocalFeedbackLLM(CachedLLM):
@@ -25,7 +31,9 @@ class LocalFeedbackLLM(CachedLLM):
     Options = LocalLLMOptions
 
     def __new__(cls, options: LocalLLMOptions | None = None):  # None: unpickling, which passes no arguments
-        if cls is LocalFeedbackLLM and options is not None and options.engine == "vllm":  # the plugin on the other engine
+        if (
+            cls is LocalFeedbackLLM and options is not None and options.engine == "vllm"
+        ):  # the plugin on the other engine
             from aopcore_hf.vllm.feedback import VLLMFeedbackLLM
 
             return VLLMFeedbackLLM(options)
@@ -37,11 +45,18 @@ class LocalFeedbackLLM(CachedLLM):
 
     def _generate(self, prompts: Sequence[str]) -> list[str]:
         o = self.options
-        settings = GenerationSettings(o.max_new_tokens, o.do_sample, o.temperature, o.top_p, 0, o.max_prompt_tokens, o.batch_size)
+        settings = GenerationSettings(
+            o.max_new_tokens, o.do_sample, o.temperature, o.top_p, 0, o.max_prompt_tokens, o.batch_size
+        )
         queries = encode_queries(self.tokenizer, prompts, o.max_prompt_tokens)
-        rollouts = generate_rollouts(self.model, self.tokenizer, queries, settings, seed=o.seed, desc=f"feedback x{len(prompts)}")
-        record_usage(feedback_calls=len(prompts), tokens_generated=sum(len(r.response) for r in rollouts),
-                     prompt_tokens=sum(len(q) for q in queries))
+        rollouts = generate_rollouts(
+            self.model, self.tokenizer, queries, settings, seed=o.seed, desc=f"feedback x{len(prompts)}"
+        )
+        record_usage(
+            feedback_calls=len(prompts),
+            tokens_generated=sum(len(r.response) for r in rollouts),
+            prompt_tokens=sum(len(q) for q in queries),
+        )
         return decode_responses(self.tokenizer, rollouts)
 
 
@@ -71,7 +86,9 @@ class LocalModelJudge:
 
         torch = self._torch
         o = self.options
-        queries = encode_queries(self.tokenizer, [judge_prompt(it.question, it.answer_a, it.answer_b) for it in items], o.max_prompt_tokens)
+        queries = encode_queries(
+            self.tokenizer, [judge_prompt(it.question, it.answer_a, it.answer_b) for it in items], o.max_prompt_tokens
+        )
         out: list[Verdict] = []
         pad = self.tokenizer.pad_token_id
         with torch.no_grad():
@@ -81,11 +98,15 @@ class LocalModelJudge:
                 ids = torch.full((len(chunk), width), pad, dtype=torch.long)
                 mask = torch.zeros_like(ids)
                 for row, q in enumerate(chunk):
-                    ids[row, width - len(q):] = torch.tensor(q)
-                    mask[row, width - len(q):] = 1
+                    ids[row, width - len(q) :] = torch.tensor(q)
+                    mask[row, width - len(q) :] = 1
                 positions = (mask.cumsum(1) - 1).clamp(min=0)
-                logits = self.model(input_ids=ids.to(self.choice.device), attention_mask=mask.to(self.choice.device),
-                                    position_ids=positions.to(self.choice.device), logits_to_keep=1).logits[:, -1, :]
+                logits = self.model(
+                    input_ids=ids.to(self.choice.device),
+                    attention_mask=mask.to(self.choice.device),
+                    position_ids=positions.to(self.choice.device),
+                    logits_to_keep=1,
+                ).logits[:, -1, :]
                 probs = torch.softmax(logits.float()[:, self.letters], dim=-1).cpu()
                 for it, p in zip(items[start : start + o.batch_size], probs):
                     pa, pb, pc = (float(x) for x in p)

@@ -10,6 +10,7 @@ falls back to ``plain`` for the rest of the process and says so once. ``vllm`` (
 environment) lives in ``vllm/generation.py``; where it cannot take part (rollouts of TRL's trainers or of a
 multi-process PPO), generation here treats it as ``auto``.
 """
+
 from __future__ import annotations
 
 import logging
@@ -54,7 +55,9 @@ class Rollout:
     response: list[int]
 
 
-def encode_queries(tokenizer, prompts: Sequence[str], max_prompt_tokens: int, *, system: str | None = None) -> list[list[int]]:
+def encode_queries(
+    tokenizer, prompts: Sequence[str], max_prompt_tokens: int, *, system: str | None = None
+) -> list[list[int]]:
     out = []
     for p in prompts:
         ids = tokenizer(format_prompt(tokenizer, p, system=system), add_special_tokens=False)["input_ids"]
@@ -82,8 +85,15 @@ def _sampling_kwargs(settings: GenerationSettings) -> dict:
     return dict(do_sample=False, temperature=None, top_p=None, top_k=None)
 
 
-def generate_rollouts(model, tokenizer, queries: Sequence[list[int]], settings: GenerationSettings, *,
-                      seed: int | None = None, desc: str | None = None) -> list[Rollout]:
+def generate_rollouts(
+    model,
+    tokenizer,
+    queries: Sequence[list[int]],
+    settings: GenerationSettings,
+    *,
+    seed: int | None = None,
+    desc: str | None = None,
+) -> list[Rollout]:
     """Generate for pre-tokenised queries with ``settings.backend``; results follow the order of ``queries``."""
     import torch
 
@@ -104,7 +114,9 @@ def generate_rollouts(model, tokenizer, queries: Sequence[list[int]], settings: 
         if settings.backend not in ("auto", "vllm") or backend == "plain":
             raise
         _failed_auto.add(backend)
-        log.warning("generation backend %r failed (%s: %s); using 'plain' from now on", backend, type(exc).__name__, exc)
+        log.warning(
+            "generation backend %r failed (%s: %s); using 'plain' from now on", backend, type(exc).__name__, exc
+        )
         if seed is not None:
             torch.manual_seed(seed)
         responses = _generate_padded(model, tokenizer, queries, settings, static=False, desc=desc)
@@ -114,8 +126,9 @@ def generate_rollouts(model, tokenizer, queries: Sequence[list[int]], settings: 
     return [Rollout(list(q), r) for q, r in zip(queries, responses)]
 
 
-def _generate_padded(model, tokenizer, queries: Sequence[list[int]], settings: GenerationSettings, *, static: bool,
-                     desc: str | None) -> list[list[int]]:
+def _generate_padded(
+    model, tokenizer, queries: Sequence[list[int]], settings: GenerationSettings, *, static: bool, desc: str | None
+) -> list[list[int]]:
     """``model.generate`` over length-sorted, left-padded batches. With ``static``, every batch has one width (a
     multiple of STATIC_WIDTH_STEP) and ``batch_size`` rows (a short last batch repeats its last row), so the
     compiled decoding step and its static cache are reused from batch to batch and call to call."""
@@ -127,7 +140,9 @@ def _generate_padded(model, tokenizer, queries: Sequence[list[int]], settings: G
     eos = tokenizer.eos_token_id
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos
     batches = [order[i : i + settings.batch_size] for i in range(0, len(order), settings.batch_size)]
-    kwargs = dict(max_new_tokens=settings.max_new_tokens, pad_token_id=pad, eos_token_id=eos, **_sampling_kwargs(settings))
+    kwargs = dict(
+        max_new_tokens=settings.max_new_tokens, pad_token_id=pad, eos_token_id=eos, **_sampling_kwargs(settings)
+    )
     if static:
         kwargs["cache_implementation"] = "static"
         longest = max(len(q) for q in queries)
@@ -143,22 +158,28 @@ def _generate_padded(model, tokenizer, queries: Sequence[list[int]], settings: G
             mask = torch.zeros((len(rows), width), dtype=torch.long)
             for row, i in enumerate(rows):
                 q = queries[i]
-                ids[row, width - len(q):] = torch.tensor(q)
-                mask[row, width - len(q):] = 1
+                ids[row, width - len(q) :] = torch.tensor(q)
+                mask[row, width - len(q) :] = 1
             out = model.generate(input_ids=ids.to(device), attention_mask=mask.to(device), **kwargs)
             for row, i in enumerate(batch):
                 results[i] = _cut(out[row, width:].tolist(), eos)
     return results
 
 
-def _generate_continuous(model, tokenizer, queries: Sequence[list[int]], settings: GenerationSettings) -> list[list[int]]:
+def _generate_continuous(
+    model, tokenizer, queries: Sequence[list[int]], settings: GenerationSettings
+) -> list[list[int]]:
     """transformers' continuous batching (``generate_batch``); it returns results in the order of the inputs."""
     from transformers import GenerationConfig
 
     eos = tokenizer.eos_token_id
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos
-    config = GenerationConfig(max_new_tokens=settings.max_new_tokens, pad_token_id=pad, eos_token_id=eos,
-                              **{k: v for k, v in _sampling_kwargs(settings).items() if v is not None})
+    config = GenerationConfig(
+        max_new_tokens=settings.max_new_tokens,
+        pad_token_id=pad,
+        eos_token_id=eos,
+        **{k: v for k, v in _sampling_kwargs(settings).items() if v is not None},
+    )
     cuda = next(model.parameters()).device.type == "cuda"
     paged = None
     if not cuda:  # off CUDA transformers sizes the paged cache from the machine's memory: far too large, and slow
@@ -166,12 +187,15 @@ def _generate_continuous(model, tokenizer, queries: Sequence[list[int]], setting
 
         blocks_each = -(-(max(len(q) for q in queries) + settings.max_new_tokens) // 256)  # 256: the default block size
         paged = ContinuousBatchingConfig(num_blocks=blocks_each * len(queries) + 1, max_batch_tokens=512)
-    out = model.generate_batch(inputs=[list(q) for q in queries], generation_config=config, continuous_batching_config=paged,
-                               warmup=cuda)
+    out = model.generate_batch(
+        inputs=[list(q) for q in queries], generation_config=config, continuous_batching_config=paged, warmup=cuda
+    )
     outputs = list(out.values())
     failed = [o.error for o in outputs if o.error is not None]
     if len(outputs) != len(queries) or failed:
-        raise RuntimeError(f"continuous batching returned {len(outputs)} of {len(queries)} results; errors: {failed[:3]}")
+        raise RuntimeError(
+            f"continuous batching returned {len(outputs)} of {len(queries)} results; errors: {failed[:3]}"
+        )
     return [_cut(list(o.generated_tokens), eos) for o in outputs]
 
 

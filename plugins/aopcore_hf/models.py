@@ -3,6 +3,7 @@
 The SmolLM2 alias converts the packaged GGUF file once (about 15-30 s) into a plain
 Hugging Face folder under the cache, so every later load is a normal fast one.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -25,7 +26,9 @@ log = logging.getLogger("aopcore")
 
 
 def cache_dir() -> Path:
-    root = os.environ.get("AOPCORE_CACHE") or os.path.join(os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "aopcore")
+    root = os.environ.get("AOPCORE_CACHE") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "aopcore"
+    )
     return Path(root)
 
 
@@ -86,11 +89,11 @@ class OfflineModel:
     """
 
     alias: str
-    also: tuple[str, ...]        # other names for the same model (hub-style ids)
-    source: str                  # where it comes from, for `aopcore models`
-    module: str                  # the import that must exist for the alias to resolve
-    requirement: str | None      # what `aopcore models install` installs (pip --no-deps); None: part of aopcore
-    build: Callable[[], str]     # -> a local folder
+    also: tuple[str, ...]  # other names for the same model (hub-style ids)
+    source: str  # where it comes from, for `aopcore models`
+    module: str  # the import that must exist for the alias to resolve
+    requirement: str | None  # what `aopcore models install` installs (pip --no-deps); None: part of aopcore
+    build: Callable[[], str]  # -> a local folder
 
 
 def offline_models() -> tuple[OfflineModel, ...]:
@@ -100,15 +103,23 @@ def offline_models() -> tuple[OfflineModel, ...]:
     found: list[OfflineModel] = []
     taken: set[str] = set()
 
-    def register(name: str, build: Callable[[Path], Any], *, also: tuple[str, ...] = (), source: str = "",
-                 module: str, requirement: str | None = None) -> None:
+    def register(
+        name: str,
+        build: Callable[[Path], Any],
+        *,
+        also: tuple[str, ...] = (),
+        source: str = "",
+        module: str,
+        requirement: str | None = None,
+    ) -> None:
         names = (name, *also)
         if taken & set(names):
             log.warning("model alias %r already registered; ignored", name)
             return
         taken.update(names)
-        found.append(OfflineModel(name, tuple(also), source, module, requirement,
-                                  lambda: str(build(cache_dir() / "models"))))
+        found.append(
+            OfflineModel(name, tuple(also), source, module, requirement, lambda: str(build(cache_dir() / "models")))
+        )
 
     call_register_hook("register_model_aliases", register)
     return tuple(found)
@@ -152,8 +163,10 @@ def resolve_model(spec: str) -> str:
     if model is not None:
         return model.build()
     if looks_like_path(spec) and not Path(os.path.expanduser(spec)).exists():
-        raise InputError(f"model folder not found: {spec} (a local path, not a hub id; was it removed, "
-                         "e.g. a checkpoint pruned by keep_checkpoints = \"last\"?)")
+        raise InputError(
+            f"model folder not found: {spec} (a local path, not a hub id; was it removed, "
+            'e.g. a checkpoint pruned by keep_checkpoints = "last"?)'
+        )
     return spec
 
 
@@ -183,7 +196,9 @@ def hub_unreachable(timeout: float = HUB_PROBE_TIMEOUT_S) -> str | None:
     if time.monotonic() - when < 60:
         return reason
     try:
-        urllib.request.urlopen(urllib.request.Request(endpoint + "/api/models?limit=1", method="HEAD"), timeout=timeout).close()
+        urllib.request.urlopen(
+            urllib.request.Request(endpoint + "/api/models?limit=1", method="HEAD"), timeout=timeout
+        ).close()
         reason = None
     except urllib.error.HTTPError:
         reason = None  # an answer, if not a welcome one
@@ -203,7 +218,11 @@ def hub_offline() -> Iterator[None]:
         from datasets import config as ds_config
     except ImportError:
         ds_config = None
-    saved = constants.HF_HUB_OFFLINE, getattr(ds_config, "HF_HUB_OFFLINE", None), getattr(ds_config, "HF_DATASETS_OFFLINE", None)
+    saved = (
+        constants.HF_HUB_OFFLINE,
+        getattr(ds_config, "HF_HUB_OFFLINE", None),
+        getattr(ds_config, "HF_DATASETS_OFFLINE", None),
+    )
     constants.HF_HUB_OFFLINE = True
     if ds_config is not None:
         ds_config.HF_HUB_OFFLINE = ds_config.HF_DATASETS_OFFLINE = True
@@ -236,7 +255,9 @@ def hub_problem(repo_id: str, *, timeout: float = HUB_PROBE_TIMEOUT_S) -> str | 
     if _offline():
         return f"{repo_id!r} is not in the Hugging Face cache and HF_HUB_OFFLINE is set: " + todo.format(id=hub_id)
     if reason := hub_unreachable():
-        return f"{repo_id!r} is not in the Hugging Face cache and the hub cannot be reached ({reason}): " + todo.format(id=hub_id)
+        return f"{repo_id!r} is not in the Hugging Face cache and the hub cannot be reached ({reason}): " + todo.format(
+            id=hub_id
+        )
     try:
         from huggingface_hub import HfApi
         from huggingface_hub.errors import GatedRepoError, RepositoryNotFoundError
@@ -248,7 +269,9 @@ def hub_problem(repo_id: str, *, timeout: float = HUB_PROBE_TIMEOUT_S) -> str | 
         return f"no model {repo_id!r} on the hub (nor a local folder of that name)"
     except Exception as exc:  # no network, proxy, DNS
         reason = str(exc).strip().splitlines()[0][:120] if str(exc).strip() else type(exc).__name__
-        return f"{repo_id!r} is not in the Hugging Face cache and the hub cannot be reached ({reason}): " + todo.format(id=hub_id)
+        return f"{repo_id!r} is not in the Hugging Face cache and the hub cannot be reached ({reason}): " + todo.format(
+            id=hub_id
+        )
     return None
 
 
@@ -287,7 +310,7 @@ class ModelPreflight:
     """Mixin for options models with a ``model`` field: preflight checks that it can be resolved."""
 
     def preflight(self, ctx: Any) -> list[str]:
-        problem = model_problem(getattr(self, "model"), ctx.base_dir)
+        problem = model_problem(self.model, ctx.base_dir)
         return [f"model: {problem}"] if problem else []
 
 

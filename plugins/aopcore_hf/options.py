@@ -1,4 +1,5 @@
 """Option models of the Hugging Face family (validated from the config's sections)."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -15,8 +16,12 @@ class _Options(BaseModel):
 
 
 class SFTOptions(_Options):
-    dataset: DataSpec = Field(description="Dolly-format data (instruction, context, response): a file or folder (.jsonl, .jsonl.gz, .json, .parquet, .csv), builtin:dolly-mini or hf:databricks/databricks-dolly-15k.")
-    max_epochs: int = Field(4, ge=1, description="Upper bound on epochs; training stops when validation loss stops improving (paper: 4).")
+    dataset: DataSpec = Field(
+        description="Dolly-format data (instruction, context, response): a file or folder (.jsonl, .jsonl.gz, .json, .parquet, .csv), builtin:dolly-mini or hf:databricks/databricks-dolly-15k."
+    )
+    max_epochs: int = Field(
+        4, ge=1, description="Upper bound on epochs; training stops when validation loss stops improving (paper: 4)."
+    )
     patience: int = Field(1, ge=1, description="Epochs without validation improvement before stopping.")
     validation_fraction: float = Field(0.1, gt=0, lt=1)
     learning_rate: float = Field(5e-5, gt=0)
@@ -27,35 +32,59 @@ class SFTOptions(_Options):
 
 class GenerationOptions(_Options):
     max_new_tokens: int = Field(64, ge=1, description="Response length during PPO rollouts (paper: 64).")
-    do_sample: bool = Field(True, description="Sample rollouts (PPO explores by sampling); false decodes greedily, for reproducibility checks.")
+    do_sample: bool = Field(
+        True,
+        description="Sample rollouts (PPO explores by sampling); false decodes greedily, for reproducibility checks.",
+    )
     temperature: float = Field(0.9, gt=0, description="Sampling temperature during rollouts (paper: 0.9).")
     top_p: float = Field(1.0, gt=0, le=1, description="Nucleus sampling (paper: 1.0, i.e. off).")
     top_k: int = Field(0, ge=0, description="Top-k sampling; 0 disables it (paper: off).")
     max_prompt_tokens: int = Field(512, ge=8, description="Queries are truncated to this many tokens (paper: 512).")
-    batch_size: int | None = Field(None, ge=1, description="Rollouts generated per generate call during PPO (default: the whole PPO batch, "
-                                                           "or this process's share of it); smaller lowers peak memory, the math is unchanged.")
+    batch_size: int | None = Field(
+        None,
+        ge=1,
+        description="Rollouts generated per generate call during PPO (default: the whole PPO batch, "
+        "or this process's share of it); smaller lowers peak memory, the math is unchanged.",
+    )
 
 
 class PolicyOptions(_Options):
-    model: ModelRef = Field("smollm2-135m-instruct", description="Hub id, local folder (relative to the config file), or offline alias (smollm2-135m-instruct).")
+    model: ModelRef = Field(
+        "smollm2-135m-instruct",
+        description="Hub id, local folder (relative to the config file), or offline alias (smollm2-135m-instruct).",
+    )
     device: str = Field("auto", description="auto picks CUDA when available.")
-    dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field("auto", description="auto: bf16 on CUDA where supported, else float32.")
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
+        "auto", description="auto: bf16 on CUDA where supported, else float32."
+    )
     system_prompt: str | None = Field(None, description="Optional system message for chat-template models.")
-    sft: SFTOptions | None = Field(None, description="Supervised fine-tuning that produces policy_0; omit to start from `model` as is.")
+    sft: SFTOptions | None = Field(
+        None, description="Supervised fine-tuning that produces policy_0; omit to start from `model` as is."
+    )
     generation: GenerationOptions = Field(default_factory=GenerationOptions)
-    eval_max_new_tokens: int | None = Field(None, ge=1, description="Answer length for evaluation and test answers (default: generation.max_new_tokens).")
-    eval_do_sample: bool = Field(False, description="Greedy decoding for evaluation by default, so rewards compare policies, not samples.")
+    eval_max_new_tokens: int | None = Field(
+        None, ge=1, description="Answer length for evaluation and test answers (default: generation.max_new_tokens)."
+    )
+    eval_do_sample: bool = Field(
+        False, description="Greedy decoding for evaluation by default, so rewards compare policies, not samples."
+    )
     eval_batch_size: int = Field(16, ge=1)
     generation_backend: Literal["auto", "plain", "static", "continuous", "vllm"] = Field(
-        "auto", description="How evaluation, test answers and rollouts are generated: plain `generate`; `static` (static KV cache, "
-                            "compiled decoding step on CUDA); `continuous` (transformers' continuous batching); `vllm` (a vLLM engine in "
-                            "the vLLM environment, scripts/setup-vllm.sh: evaluation, test answers and, for `ppo` in one process, "
-                            "rollouts with the trained weights handed over each step; GRPO/RLOO rollouts then use auto). auto: static "
-                            "on CUDA, else plain. See docs/gpu.md.")
+        "auto",
+        description="How evaluation, test answers and rollouts are generated: plain `generate`; `static` (static KV cache, "
+        "compiled decoding step on CUDA); `continuous` (transformers' continuous batching); `vllm` (a vLLM engine in "
+        "the vLLM environment, scripts/setup-vllm.sh: evaluation, test answers and, for `ppo` in one process, "
+        "rollouts with the trained weights handed over each step; GRPO/RLOO rollouts then use auto). auto: static "
+        "on CUDA, else plain. See docs/gpu.md.",
+    )
     vllm_dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
-        "auto", description="What the vLLM engine computes in (generation_backend = \"vllm\"); auto: bfloat16. float32 gives "
-                            "the plain backend's greedy tokens; bfloat16 is faster and differs on near-ties (docs/gpu.md).")
-    report_to: list[Literal["tensorboard", "wandb", "trackio"]] = Field(default_factory=list, description="Trackers that receive per-step metrics where installed.")
+        "auto",
+        description='What the vLLM engine computes in (generation_backend = "vllm"); auto: bfloat16. float32 gives '
+        "the plain backend's greedy tokens; bfloat16 is faster and differs on near-ties (docs/gpu.md).",
+    )
+    report_to: list[Literal["tensorboard", "wandb", "trackio"]] = Field(
+        default_factory=list, description="Trackers that receive per-step metrics where installed."
+    )
 
     def preflight(self, ctx: PreflightContext) -> list[str]:
         problems = []
@@ -94,41 +123,76 @@ class PPOOptions(PolicyOptions):
     adap_kl_ctrl: bool = True
     target: float = Field(6.0, gt=0, description="Target KL of the adaptive controller.")
     horizon: int = Field(10000, ge=1, description="Horizon of the adaptive KL controller.")
-    ratio_threshold: float = Field(10.0, gt=0, description="Skip a mini-batch whose mean probability ratio exceeds this.")
+    ratio_threshold: float = Field(
+        10.0, gt=0, description="Skip a mini-batch whose mean probability ratio exceeds this."
+    )
     whiten_advantages: bool = True
     max_grad_norm: float | None = Field(None, gt=0, description="Clip gradients to this norm (default: no clipping).")
-    save_every_steps: int | None = Field(None, ge=1, description="Save a mid-stage checkpoint (policy, value head, optimiser, KL controller, "
-                                         "RNG states) every N PPO steps into the stage's scratch folder; a killed stage resumes from the latest "
-                                         "(one process; num_processes > 1 does not save yet). Default: off (a killed stage restarts).")
+    save_every_steps: int | None = Field(
+        None,
+        ge=1,
+        description="Save a mid-stage checkpoint (policy, value head, optimiser, KL controller, "
+        "RNG states) every N PPO steps into the stage's scratch folder; a killed stage resumes from the latest "
+        "(one process; num_processes > 1 does not save yet). Default: off (a killed stage restarts).",
+    )
     mixed_precision: Literal["auto", "bf16", "no"] = Field(
-        "auto", description="bf16: float32 master weights and Adam states, forward passes under bf16 autocast. no: train in `dtype` "
-                            "(pure bf16 on CUDA when dtype is auto: updates of the paper's learning rate round away). auto: bf16 on CUDA.")
-    gradient_checkpointing: bool = Field(False, description="Recompute each layer's activations in the backward pass: less memory, about a third more compute.")
+        "auto",
+        description="bf16: float32 master weights and Adam states, forward passes under bf16 autocast. no: train in `dtype` "
+        "(pure bf16 on CUDA when dtype is auto: updates of the paper's learning rate round away). auto: bf16 on CUDA.",
+    )
+    gradient_checkpointing: bool = Field(
+        False,
+        description="Recompute each layer's activations in the backward pass: less memory, about a third more compute.",
+    )
     reference_placement: Literal["device", "offload", "cpu"] = Field(
-        "device", description="The frozen reference model: on the training device; `offload`: held in CPU memory and moved to the "
-                              "device for its one forward per step; `cpu`: computed on the CPU (no GPU memory, slow).")
-    num_processes: int = Field(1, ge=1, description="Data-parallel training processes (DDP through accelerate; gloo on CPU, NCCL on GPUs). "
-                                                    "Each takes batch_size / num_processes rollouts; results match one process.")
-    accelerate_config: InputFile | None = Field(None, description="An accelerate config file (e.g. DeepSpeed ZeRO-1/2) passed through to `accelerate launch`.")
+        "device",
+        description="The frozen reference model: on the training device; `offload`: held in CPU memory and moved to the "
+        "device for its one forward per step; `cpu`: computed on the CPU (no GPU memory, slow).",
+    )
+    num_processes: int = Field(
+        1,
+        ge=1,
+        description="Data-parallel training processes (DDP through accelerate; gloo on CPU, NCCL on GPUs). "
+        "Each takes batch_size / num_processes rollouts; results match one process.",
+    )
+    accelerate_config: InputFile | None = Field(
+        None, description="An accelerate config file (e.g. DeepSpeed ZeRO-1/2) passed through to `accelerate launch`."
+    )
     # a group across machines: machine 0 is where the training stage runs (it holds the main rank and the reward
     # service); every other machine runs `python -m aopcore_hf.ppo.launch join CONFIG --machine-rank K`
-    num_machines: int = Field(1, ge=1, description="Machines the data-parallel group spans; num_processes counts the processes of all of them. "
-                                                   "Start machines 1.. with `python -m aopcore_hf.ppo.launch join CONFIG --machine-rank K`.")
-    main_address: str = Field("127.0.0.1", description="Machine 0's address as the other machines reach it: the launchers' rendezvous "
-                                                       "(torchrun --master_addr, accelerate --main_process_ip) when num_machines > 1.")
+    num_machines: int = Field(
+        1,
+        ge=1,
+        description="Machines the data-parallel group spans; num_processes counts the processes of all of them. "
+        "Start machines 1.. with `python -m aopcore_hf.ppo.launch join CONFIG --machine-rank K`.",
+    )
+    main_address: str = Field(
+        "127.0.0.1",
+        description="Machine 0's address as the other machines reach it: the launchers' rendezvous "
+        "(torchrun --master_addr, accelerate --main_process_ip) when num_machines > 1.",
+    )
     main_port: int = Field(29500, ge=1, le=65535, description="Rendezvous port on machine 0 when num_machines > 1.")
-    reward_service_address: str = Field("127.0.0.1", description="Where the reward service listens for the main rank (which runs on machine 0) "
-                                                                 "with its per-launch key; 0.0.0.0 for every interface (e.g. ranks in containers).")
+    reward_service_address: str = Field(
+        "127.0.0.1",
+        description="Where the reward service listens for the main rank (which runs on machine 0) "
+        "with its per-launch key; 0.0.0.0 for every interface (e.g. ranks in containers).",
+    )
 
     @model_validator(mode="after")
-    def _batches_divide(self) -> "PPOOptions":
+    def _batches_divide(self) -> PPOOptions:
         if self.batch_size % self.mini_batch_size:
-            raise ValueError(f"batch_size ({self.batch_size}) must be a multiple of mini_batch_size ({self.mini_batch_size})")
+            raise ValueError(
+                f"batch_size ({self.batch_size}) must be a multiple of mini_batch_size ({self.mini_batch_size})"
+            )
         if self.mini_batch_size % self.num_processes:
-            raise ValueError(f"mini_batch_size ({self.mini_batch_size}) must be a multiple of num_processes ({self.num_processes})")
+            raise ValueError(
+                f"mini_batch_size ({self.mini_batch_size}) must be a multiple of num_processes ({self.num_processes})"
+            )
         if self.num_processes % self.num_machines:
-            raise ValueError(f"num_processes ({self.num_processes}) must be a multiple of num_machines ({self.num_machines}): "
-                             "it counts the processes of every machine")
+            raise ValueError(
+                f"num_processes ({self.num_processes}) must be a multiple of num_machines ({self.num_machines}): "
+                "it counts the processes of every machine"
+            )
         return self
 
 
@@ -139,6 +203,10 @@ class TRLOptions(PolicyOptions):
     batch_size: int = Field(16, ge=1, description="Completions per optimiser step (global).")
     num_generations: int = Field(4, ge=2, description="Completions sampled per prompt (group size).")
     beta: float = Field(0.05, ge=0, description="KL coefficient to the reference policy.")
-    save_every_steps: int | None = Field(None, ge=1, description="Save a TRL checkpoint every N optimiser steps into the stage's scratch folder "
-                                         "(save_steps); a killed stage resumes from the latest through resume_from_checkpoint. Default: off.")
+    save_every_steps: int | None = Field(
+        None,
+        ge=1,
+        description="Save a TRL checkpoint every N optimiser steps into the stage's scratch folder "
+        "(save_steps); a killed stage resumes from the latest through resume_from_checkpoint. Default: off.",
+    )
     extra: dict[str, object] = Field(default_factory=dict, description="Passed through to TRL's GRPOConfig/RLOOConfig.")

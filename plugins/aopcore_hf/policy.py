@@ -1,4 +1,5 @@
 """What every Hugging Face PolicyTrainer shares: policy_0 (optionally via SFT) and batched generation."""
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -29,7 +30,9 @@ class HFPolicyBase:
             return
         from aopcore_hf.sft import run_sft
 
-        run_sft(self.options.model, self.options.sft, out, choice=self.choice, seed=seed, system=self.options.system_prompt)
+        run_sft(
+            self.options.model, self.options.sft, out, choice=self.choice, seed=seed, system=self.options.system_prompt
+        )
 
     def check_policy(self, path: Path) -> str | None:
         """Why ``generate`` could not load the policy folder ``path`` (None: it can); the experiment asks before recording a stage."""
@@ -45,15 +48,28 @@ class HFPolicyBase:
     def eval_settings(self) -> GenerationSettings:
         g = self.options.generation
         return GenerationSettings(
-            max_new_tokens=self.options.eval_max_new_tokens or g.max_new_tokens, do_sample=self.options.eval_do_sample,
-            temperature=g.temperature, top_p=g.top_p, top_k=g.top_k, max_prompt_tokens=g.max_prompt_tokens,
-            batch_size=self.options.eval_batch_size, backend=self.options.generation_backend,
+            max_new_tokens=self.options.eval_max_new_tokens or g.max_new_tokens,
+            do_sample=self.options.eval_do_sample,
+            temperature=g.temperature,
+            top_p=g.top_p,
+            top_k=g.top_k,
+            max_prompt_tokens=g.max_prompt_tokens,
+            batch_size=self.options.eval_batch_size,
+            backend=self.options.generation_backend,
         )
 
     def rollout_settings(self, batch_size: int) -> GenerationSettings:
         g = self.options.generation
-        return GenerationSettings(g.max_new_tokens, g.do_sample, g.temperature, g.top_p, g.top_k, g.max_prompt_tokens,
-                                  min(g.batch_size or batch_size, max(batch_size, 1)), self.options.generation_backend)
+        return GenerationSettings(
+            g.max_new_tokens,
+            g.do_sample,
+            g.temperature,
+            g.top_p,
+            g.top_k,
+            g.max_prompt_tokens,
+            min(g.batch_size or batch_size, max(batch_size, 1)),
+            self.options.generation_backend,
+        )
 
     def generate(self, policy: Path, prompts: Sequence[str], *, seed: int, sample: bool = False) -> list[str]:
         settings = self.rollout_settings(self.options.eval_batch_size) if sample else self.eval_settings()
@@ -61,11 +77,15 @@ class HFPolicyBase:
             return self._generate_vllm(Path(policy), prompts, settings, seed=seed)
         model, tokenizer = self.cache.load(Path(policy), self.choice)
         queries = encode_queries(tokenizer, prompts, settings.max_prompt_tokens, system=self.options.system_prompt)
-        rollouts = generate_rollouts(model, tokenizer, queries, settings, seed=seed, desc=f"answer {len(prompts)} prompts")
+        rollouts = generate_rollouts(
+            model, tokenizer, queries, settings, seed=seed, desc=f"answer {len(prompts)} prompts"
+        )
         record_usage(tokens_generated=sum(len(r.response) for r in rollouts))
         return decode_responses(tokenizer, rollouts)
 
-    def rollouts(self, model, tokenizer, queries: Sequence[list[int]], settings: GenerationSettings, *, world: int = 1) -> list[Rollout]:
+    def rollouts(
+        self, model, tokenizer, queries: Sequence[list[int]], settings: GenerationSettings, *, world: int = 1
+    ) -> list[Rollout]:
         """Training rollouts from ``model`` as it is now: through vLLM (its weights handed to the engine) when
         ``generation_backend = "vllm"`` and one process trains; otherwise ``generate_rollouts``."""
         if settings.backend == "vllm" and world == 1:
@@ -81,14 +101,16 @@ class HFPolicyBase:
             self._vllm = VLLMPolicy(dtype=o.vllm_dtype, max_model_len=g.max_prompt_tokens + longest_answer + 8)
         return self._vllm
 
-    def _generate_vllm(self, policy: Path, prompts: Sequence[str], settings: GenerationSettings, *, seed: int) -> list[str]:
+    def _generate_vllm(
+        self, policy: Path, prompts: Sequence[str], settings: GenerationSettings, *, seed: int
+    ) -> list[str]:
         """Answers through the policy's vLLM engine (vllm/generation.py): one engine per process, the checkpoint's
         weights reloaded into it, so the engine starts once for all evaluations and answers of a run."""
         from transformers import AutoTokenizer
 
-        from aopcore_hf.vllm.generation import local_folder
         from aopcore_hf.models import resolve_model
         from aopcore_hf.policy_io import policy_source
+        from aopcore_hf.vllm.generation import local_folder
 
         folder = local_folder(resolve_model(policy_source(policy)))
         tokenizer = AutoTokenizer.from_pretrained(folder)

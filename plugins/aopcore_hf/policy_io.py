@@ -1,4 +1,5 @@
 """Checkpoints of Hugging Face policies: a full folder, or a pointer to a base model for an untouched policy_0."""
+
 from __future__ import annotations
 
 import json

@@ -1,5 +1,6 @@
 """Kept for compatibility (``python -m aopcore_hf.ppo_launch join ...``, as earlier docs published it): the launcher
 is :mod:`aopcore_hf.ppo.launch`."""
+
 from __future__ import annotations
 
 import sys

@@ -3,6 +3,7 @@
 All score decoded text, batch internally, truncate safely and run in eval mode
 under no_grad, so the same (prompt, response) always gets the same score.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -19,11 +20,16 @@ class _RMOptions(ModelPreflight, BaseModel):
     device: str = "auto"
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
     batch_size: int = Field(16, ge=1)
-    max_length: int = Field(512, ge=16, description="Inputs are truncated to this many tokens (question first, then answer).")
+    max_length: int = Field(
+        512, ge=16, description="Inputs are truncated to this many tokens (question first, then answer)."
+    )
 
 
 class ClassifierOptions(_RMOptions):
-    model: ModelRef = Field("OpenAssistant/reward-model-deberta-v3-large-v2", description="Any AutoModelForSequenceClassification reward model.")
+    model: ModelRef = Field(
+        "OpenAssistant/reward-model-deberta-v3-large-v2",
+        description="Any AutoModelForSequenceClassification reward model.",
+    )
     label_index: int = Field(0, ge=0, description="Which logit is the reward.")
 
 
@@ -63,8 +69,14 @@ class SequenceClassifierReward:
         out: list[float] = []
         with self._torch.no_grad():
             for sl in _batches(len(prompts), self.options.batch_size):
-                enc = self.tokenizer(list(prompts[sl]), list(responses[sl]), truncation="longest_first",
-                                     max_length=self.options.max_length, padding=True, return_tensors="pt").to(self.device)
+                enc = self.tokenizer(
+                    list(prompts[sl]),
+                    list(responses[sl]),
+                    truncation="longest_first",
+                    max_length=self.options.max_length,
+                    padding=True,
+                    return_tensors="pt",
+                ).to(self.device)
                 logits = self.model(**enc).logits
                 out.extend(logits[:, self.options.label_index].float().tolist())
         record_usage(reward_model_pairs=len(prompts))
@@ -103,8 +115,12 @@ class SteamSHPReward:
         with torch.no_grad():
             for sl in _batches(len(prompts), self.options.batch_size):
                 texts = [self._inputs(p, r) for p, r in zip(prompts[sl], responses[sl])]
-                enc = self.tokenizer(texts, truncation=True, max_length=self.options.max_length, padding=True, return_tensors="pt").to(self.device)
-                start = torch.full((len(texts), 1), self.model.config.decoder_start_token_id, dtype=torch.long, device=self.device)
+                enc = self.tokenizer(
+                    texts, truncation=True, max_length=self.options.max_length, padding=True, return_tensors="pt"
+                ).to(self.device)
+                start = torch.full(
+                    (len(texts), 1), self.model.config.decoder_start_token_id, dtype=torch.long, device=self.device
+                )
                 logits = self.model(**enc, decoder_input_ids=start).logits[:, 0, :].float()
                 pair = torch.softmax(logits[:, [self.token_a, self.token_b]], dim=-1)
                 out.extend(pair[:, 0].tolist())
@@ -114,7 +130,9 @@ class SteamSHPReward:
 
 class RelevanceOptions(ModelPreflight, BaseModel):
     model_config = ConfigDict(extra="forbid", protected_namespaces=())
-    model: ModelRef = Field("all-minilm-l6-v2", description="Sentence-transformers model (offline alias: all-minilm-l6-v2).")
+    model: ModelRef = Field(
+        "all-minilm-l6-v2", description="Sentence-transformers model (offline alias: all-minilm-l6-v2)."
+    )
     device: str = "auto"
     min_words: int = Field(8, ge=0, description="Answers shorter than this are penalised in proportion.")
     repetition_penalty: float = Field(1.0, ge=0, description="Weight of the penalty for repeated word trigrams.")

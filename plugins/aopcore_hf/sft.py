@@ -3,6 +3,7 @@
 Trains up to ``max_epochs`` and keeps the epoch with the best validation loss,
 stopping once it has not improved for ``patience`` epochs.
 """
+
 from __future__ import annotations
 
 import json
@@ -32,17 +33,38 @@ def sft_config(options: SFTOptions, work: Path, *, choice: DeviceChoice, seed: i
 
     cpu = not choice.device.startswith("cuda")
     return SFTConfig(
-        output_dir=str(work), num_train_epochs=options.max_epochs, learning_rate=options.learning_rate,
-        per_device_train_batch_size=options.batch_size, per_device_eval_batch_size=options.batch_size,
-        max_length=options.max_length, eval_strategy="epoch", save_strategy="epoch", load_best_model_at_end=True,
-        metric_for_best_model="eval_loss", greater_is_better=False, save_total_limit=options.patience + 1,
-        logging_strategy="epoch", report_to="none", seed=seed, use_cpu=cpu,
-        bf16=not cpu and "bfloat16" in str(choice.dtype), completion_only_loss=True, activation_checkpointing=True,
+        output_dir=str(work),
+        num_train_epochs=options.max_epochs,
+        learning_rate=options.learning_rate,
+        per_device_train_batch_size=options.batch_size,
+        per_device_eval_batch_size=options.batch_size,
+        max_length=options.max_length,
+        eval_strategy="epoch",
+        save_strategy="epoch",
+        load_best_model_at_end=True,
+        metric_for_best_model="eval_loss",
+        greater_is_better=False,
+        save_total_limit=options.patience + 1,
+        logging_strategy="epoch",
+        report_to="none",
+        seed=seed,
+        use_cpu=cpu,
+        bf16=not cpu and "bfloat16" in str(choice.dtype),
+        completion_only_loss=True,
+        activation_checkpointing=True,
     )
 
 
-def run_sft(model_spec: str, options: SFTOptions, out: Path, *, choice: DeviceChoice, seed: int, system: str | None = None,
-            base_dir: Path | None = None) -> dict[str, float]:
+def run_sft(
+    model_spec: str,
+    options: SFTOptions,
+    out: Path,
+    *,
+    choice: DeviceChoice,
+    seed: int,
+    system: str | None = None,
+    base_dir: Path | None = None,
+) -> dict[str, float]:
     from datasets import Dataset
     from transformers import EarlyStoppingCallback
     from trl import SFTTrainer
@@ -55,15 +77,23 @@ def run_sft(model_spec: str, options: SFTOptions, out: Path, *, choice: DeviceCh
     tokenizer.padding_side = "right"
 
     def to_example(row: dict[str, str]) -> dict[str, str]:
-        return {"prompt": format_prompt(tokenizer, dolly_prompt(row), system=system),
-                "completion": row["response"].strip() + tokenizer.eos_token}
+        return {
+            "prompt": format_prompt(tokenizer, dolly_prompt(row), system=system),
+            "completion": row["response"].strip() + tokenizer.eos_token,
+        }
 
     train = Dataset.from_list([to_example(r) for r in rows[n_val:]])
     val = Dataset.from_list([to_example(r) for r in rows[:n_val]])
     work = out / "sft-checkpoints"
     config = sft_config(options, work, choice=choice, seed=seed)
-    trainer = SFTTrainer(model=model, args=config, train_dataset=train, eval_dataset=val, processing_class=tokenizer,
-                         callbacks=[EarlyStoppingCallback(early_stopping_patience=options.patience)])
+    trainer = SFTTrainer(
+        model=model,
+        args=config,
+        train_dataset=train,
+        eval_dataset=val,
+        processing_class=tokenizer,
+        callbacks=[EarlyStoppingCallback(early_stopping_patience=options.patience)],
+    )
     from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
     for noisy in (PrinterCallback, ProgressCallback):  # they print raw log dicts to stdout; losses go to sft.json
@@ -75,11 +105,19 @@ def run_sft(model_spec: str, options: SFTOptions, out: Path, *, choice: DeviceCh
     shutil.rmtree(work, ignore_errors=True)
     # per-epoch evaluations only (train() starts a fresh history, but do not rely on it)
     evals = [e["eval_loss"] for e in trainer.state.log_history if "eval_loss" in e and e.get("epoch", 0) > 0]
-    logging.getLogger("aopcore").info("sft: validation loss %.3f before, %s per epoch; kept the best epoch",
-                                      initial, ", ".join(f"{v:.3f}" for v in evals))
-    summary = {"epochs": float(trainer.state.epoch or 0), "initial_eval_loss": initial,
-               "eval_loss_per_epoch": evals, "train_loss_per_epoch": [e["loss"] for e in trainer.state.log_history if "loss" in e],
-               "best_eval_loss": min(evals) if evals else None,
-               "train_records": len(train), "validation_records": len(val)}
+    logging.getLogger("aopcore").info(
+        "sft: validation loss %.3f before, %s per epoch; kept the best epoch",
+        initial,
+        ", ".join(f"{v:.3f}" for v in evals),
+    )
+    summary = {
+        "epochs": float(trainer.state.epoch or 0),
+        "initial_eval_loss": initial,
+        "eval_loss_per_epoch": evals,
+        "train_loss_per_epoch": [e["loss"] for e in trainer.state.log_history if "loss" in e],
+        "best_eval_loss": min(evals) if evals else None,
+        "train_records": len(train),
+        "validation_records": len(val),
+    }
     (out / "sft.json").write_text(json.dumps(summary, indent=2))  # beside the policy it produced, in the run directory
     return summary

@@ -1,4 +1,5 @@
 """Fan-out of per-step metrics to the trackers named in ``report_to``, where installed."""
+
 from __future__ import annotations
 
 import importlib.util
@@ -15,7 +16,9 @@ class Trackers:
         self.sinks = []
         for name in names:
             if importlib.util.find_spec(_PACKAGES[name]) is None:
-                log.warning("report_to=%s: package %r is not installed; metrics for it are skipped", name, _PACKAGES[name])
+                log.warning(
+                    "report_to=%s: package %r is not installed; metrics for it are skipped", name, _PACKAGES[name]
+                )
                 continue
             if name == "tensorboard":
                 from torch.utils.tensorboard import SummaryWriter

@@ -1,4 +1,5 @@
 """GRPO and RLOO through TRL's maintained trainers, with an aopcore RewardModel as the reward function."""
+
 from __future__ import annotations
 
 import json
@@ -56,8 +57,18 @@ class _TRLPolicyTrainer(HFPolicyBase):
     def _trainer_class(self):
         raise NotImplementedError
 
-    def train(self, policy: Path, prompts: Sequence[Prompt], reward: RewardModel, *, passes: int, out: Path, seed: int,
-              scratch: Path | None = None, stream: PromptStream | None = None) -> TrainStats:
+    def train(
+        self,
+        policy: Path,
+        prompts: Sequence[Prompt],
+        reward: RewardModel,
+        *,
+        passes: int,
+        out: Path,
+        seed: int,
+        scratch: Path | None = None,
+        stream: PromptStream | None = None,
+    ) -> TrainStats:
         """``scratch``: the stage's crash-surviving folder; with ``save_every_steps`` TRL saves checkpoints there and a
         killed stage resumes from the latest (``resume_from_checkpoint``).
 
@@ -73,13 +84,15 @@ class _TRLPolicyTrainer(HFPolicyBase):
         model, tokenizer = load_causal_lm(policy_source(Path(policy)), self.choice)
         tokenizer.padding_side = "left"
         if getattr(tokenizer, "chat_template", None):
-            messages = ([{"role": "system", "content": o.system_prompt}] if o.system_prompt else [])
+            messages = [{"role": "system", "content": o.system_prompt}] if o.system_prompt else []
 
             def row(text: str) -> dict:
                 return {"prompt": messages + [{"role": "user", "content": text}], "question": text}
         else:
+
             def row(text: str) -> dict:
                 return {"prompt": PLAIN_TEMPLATE.format(prompt=text), "question": text}
+
         dataset = Dataset.from_list([row(p.text) for p in prompts])
         tokens = {"n": 0}
 
@@ -93,7 +106,9 @@ class _TRLPolicyTrainer(HFPolicyBase):
         reward_fn.__name__ = "aopcore_reward"
         saving = scratch is not None and o.save_every_steps is not None
         workdir = Path(scratch) / "trl" if saving else out / "trl"
-        checkpoints = {"save_strategy": "steps", "save_steps": o.save_every_steps, "save_total_limit": 1} if saving else {}
+        checkpoints = (
+            {"save_strategy": "steps", "save_steps": o.save_every_steps, "save_total_limit": 1} if saving else {}
+        )
         config = self._config(workdir, passes, seed, **checkpoints)
         callbacks = [_token_callback(tokens)] if saving else []
         reward_funcs = reward_fn
@@ -112,8 +127,14 @@ class _TRLPolicyTrainer(HFPolicyBase):
                 feed = StreamFeed(stream, row=row, max_steps=draws)
             dataset, reward_funcs = feed.dataset(), feed.reward(reward_fn)
             callbacks.append(feed.callback)
-        trainer = trainer_class(model=model, reward_funcs=reward_funcs, args=config, train_dataset=dataset, processing_class=tokenizer,
-                                callbacks=callbacks or None)
+        trainer = trainer_class(
+            model=model,
+            reward_funcs=reward_funcs,
+            args=config,
+            train_dataset=dataset,
+            processing_class=tokenizer,
+            callbacks=callbacks or None,
+        )
         if refill is not None:
             trainer.aopcore_feed = refill
         last = get_last_checkpoint(str(workdir)) if saving and workdir.is_dir() else None
@@ -124,23 +145,44 @@ class _TRLPolicyTrainer(HFPolicyBase):
         save_policy(trainer.model, tokenizer, out)
         metrics = [
             {k: float(v) for k, v in entry.items() if isinstance(v, (int, float))}
-            for entry in trainer.state.log_history if "loss" in entry or "reward" in entry
+            for entry in trainer.state.log_history
+            if "loss" in entry or "reward" in entry
         ]
-        return TrainStats(steps=int(trainer.state.global_step), episodes=len(prompts) * passes * o.num_generations,
-                          tokens_generated=tokens["n"], metrics=metrics)
+        return TrainStats(
+            steps=int(trainer.state.global_step),
+            episodes=len(prompts) * passes * o.num_generations,
+            tokens_generated=tokens["n"],
+            metrics=metrics,
+        )
 
     def _common(self, out: Path, passes: int, seed: int) -> dict:
         o = self.options
         g = o.generation
         cpu = not self.choice.device.startswith("cuda")
         return dict(
-            output_dir=str(out), per_device_train_batch_size=o.batch_size, num_generations=o.num_generations,
-            max_completion_length=g.max_new_tokens, temperature=g.temperature, top_p=g.top_p, top_k=g.top_k,
-            beta=o.beta, learning_rate=o.learning_rate, num_train_epochs=passes, seed=seed, logging_steps=1,
-            save_strategy="no", report_to=list(o.report_to) or "none", use_cpu=cpu, bf16=not cpu and "bfloat16" in str(self.choice.dtype),
+            output_dir=str(out),
+            per_device_train_batch_size=o.batch_size,
+            num_generations=o.num_generations,
+            max_completion_length=g.max_new_tokens,
+            temperature=g.temperature,
+            top_p=g.top_p,
+            top_k=g.top_k,
+            beta=o.beta,
+            learning_rate=o.learning_rate,
+            num_train_epochs=passes,
+            seed=seed,
+            logging_steps=1,
+            save_strategy="no",
+            report_to=list(o.report_to) or "none",
+            use_cpu=cpu,
+            bf16=not cpu and "bfloat16" in str(self.choice.dtype),
             disable_tqdm=False,
             # TRL's default (checkpointing on) by its current name: the deprecated one warns on every run
-            **({} if {"gradient_checkpointing", "activation_checkpointing"} & set(o.extra) else {"activation_checkpointing": True}),
+            **(
+                {}
+                if {"gradient_checkpointing", "activation_checkpointing"} & set(o.extra)
+                else {"activation_checkpointing": True}
+            ),
             **o.extra,
         )
 

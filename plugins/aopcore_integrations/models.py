@@ -5,6 +5,7 @@ GGUF quantization config, which ``save_pretrained`` (and so every TRL checkpoint
 :func:`offline_model_dir` gives the folder aopcore converts it to once and caches: float32 weights, tokenizer and
 chat template, loadable with ``AutoModelForCausalLM.from_pretrained`` and saveable at every checkpoint.
 """
+
 from __future__ import annotations
 
 from aopcore.errors import InputError
@@ -20,8 +21,10 @@ def offline_model_dir(name: str) -> str:
 
     known = {n for m in OFFLINE_MODELS for n in (m.alias, *m.also)}
     if name not in known:
-        raise InputError(f"offline_model_dir: {name!r} is not an offline model (known: "
-                         f"{', '.join(m.alias for m in OFFLINE_MODELS)}); a hub id or a folder goes to from_pretrained as it is")
+        raise InputError(
+            f"offline_model_dir: {name!r} is not an offline model (known: "
+            f"{', '.join(m.alias for m in OFFLINE_MODELS)}); a hub id or a folder goes to from_pretrained as it is"
+        )
     return resolve_model(name)
 
 

@@ -9,6 +9,7 @@ first ``train()`` and compared on every later one:
 - a fresh run (no ``resume_from_checkpoint``) into a folder where a round has ended already belongs to
   another run (it would replay that run's draws and never record its own rewards): refused in one line.
 """
+
 from __future__ import annotations
 
 import json
@@ -23,12 +24,43 @@ FILE = "trainer.json"
 CHANGES = "trainer-changes.jsonl"
 # TrainingArguments/GRPOConfig fields that change what is trained or drawn (logging, saving and paths do not)
 TRAINING_KEYS = (
-    "learning_rate", "lr_scheduler_type", "warmup_steps", "warmup_ratio", "weight_decay", "adam_beta1", "adam_beta2",
-    "adam_epsilon", "max_grad_norm", "optim", "seed", "data_seed", "max_steps", "num_train_epochs",
-    "per_device_train_batch_size", "gradient_accumulation_steps", "bf16", "fp16",
-    "num_generations", "generation_batch_size", "steps_per_generation", "num_iterations", "max_completion_length",
-    "max_prompt_length", "temperature", "top_p", "top_k", "min_p", "repetition_penalty", "beta", "epsilon", "epsilon_high",
-    "loss_type", "scale_rewards", "reward_weights", "mask_truncated_completions", "use_vllm",
+    "learning_rate",
+    "lr_scheduler_type",
+    "warmup_steps",
+    "warmup_ratio",
+    "weight_decay",
+    "adam_beta1",
+    "adam_beta2",
+    "adam_epsilon",
+    "max_grad_norm",
+    "optim",
+    "seed",
+    "data_seed",
+    "max_steps",
+    "num_train_epochs",
+    "per_device_train_batch_size",
+    "gradient_accumulation_steps",
+    "bf16",
+    "fp16",
+    "num_generations",
+    "generation_batch_size",
+    "steps_per_generation",
+    "num_iterations",
+    "max_completion_length",
+    "max_prompt_length",
+    "temperature",
+    "top_p",
+    "top_k",
+    "min_p",
+    "repetition_penalty",
+    "beta",
+    "epsilon",
+    "epsilon_high",
+    "loss_type",
+    "scale_rewards",
+    "reward_weights",
+    "mask_truncated_completions",
+    "use_vllm",
 )
 
 
@@ -47,19 +79,25 @@ def check_settings(root: Path, args: Any, *, resuming: bool, ended_rounds: int, 
     path = Path(root) / FILE
     now = settings(args)
     if not resuming and ended_rounds:
-        raise InputError(f"{root}: this state folder holds another training run ({ended_rounds} round(s) ended); a fresh run "
-                         "would replay its draws: pass resume_from_checkpoint to continue it, or give the session a new state_dir")
+        raise InputError(
+            f"{root}: this state folder holds another training run ({ended_rounds} round(s) ended); a fresh run "
+            "would replay its draws: pass resume_from_checkpoint to continue it, or give the session a new state_dir"
+        )
     if not path.exists():
         atomic_write_json(path, now)
         return
     old = json.loads(path.read_text(encoding="utf-8"))
-    changed = [f"{k}: {old.get(k)!r} -> {now.get(k)!r}" for k in sorted(set(old) | set(now)) if old.get(k) != now.get(k)]
+    changed = [
+        f"{k}: {old.get(k)!r} -> {now.get(k)!r}" for k in sorted(set(old) | set(now)) if old.get(k) != now.get(k)
+    ]
     if not changed:
         return
     if not allow_changes:
-        raise InputError(f"{root}: the trainer's settings differ from the run this state folder holds ({'; '.join(changed[:4])}); "
-                         "rerun with the same settings, give the session a new state_dir, or continue anyway with "
-                         "TRLCurriculum(..., allow_changes=True)")
+        raise InputError(
+            f"{root}: the trainer's settings differ from the run this state folder holds ({'; '.join(changed[:4])}); "
+            "rerun with the same settings, give the session a new state_dir, or continue anyway with "
+            "TRLCurriculum(..., allow_changes=True)"
+        )
     entry = {"time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "changes": changed, "previous": old}
     with open(Path(root) / CHANGES, "a", encoding="utf-8") as fh:
         fh.write(json.dumps(entry, sort_keys=True) + "\n")

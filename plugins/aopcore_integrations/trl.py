@@ -42,6 +42,7 @@ rewards each process trains on. Rank 0 alone writes the session's files and the 
 process resumes from the checkpoint's position (``trainer_state.json``) and its own random state. A run draws
 what a one-process run with the same ``generation_batch_size`` draws (when the rewards agree).
 """
+
 from __future__ import annotations
 
 import json
@@ -62,10 +63,12 @@ log = logging.getLogger("aopcore")
 ID, CATEGORY, DRAW = "aopcore_id", "aopcore_category", "aopcore_draw"
 STREAM_LOG = "stream.jsonl"  # the name CurriculumSession.stream() gives the round's log in session.scratch(r)
 CHECKPOINT_LOG = "aopcore_stream.jsonl"
-KEEP_LIMIT = ("TRL computes advantages inside the trainer, so in a TRL script a dropped group is not removed from the "
-              "batch and not refilled: its completions get the group's mean reward (advantage 0, no policy gradient); "
-              "the KL term (beta > 0) still sees them and they count in the loss normaliser. aopcore's own grpo and "
-              "rloo refill them (RefillFeed).")
+KEEP_LIMIT = (
+    "TRL computes advantages inside the trainer, so in a TRL script a dropped group is not removed from the "
+    "batch and not refilled: its completions get the group's mean reward (advantage 0, no policy gradient); "
+    "the KL term (beta > 0) still sees them and they count in the loss normaliser. aopcore's own grpo and "
+    "rloo refill them (RefillFeed)."
+)
 
 
 class _Feed:
@@ -76,8 +79,9 @@ class _Feed:
     ``grpo``/``rloo`` trainers (one stream per training stage) supply the two.
     """
 
-    def __init__(self, *, row: Callable[[str], dict[str, Any]] | None, every: int | None,
-                 answer_column: str | None = "answer") -> None:
+    def __init__(
+        self, *, row: Callable[[str], dict[str, Any]] | None, every: int | None, answer_column: str | None = "answer"
+    ) -> None:
         self.row = row or (lambda text: {"prompt": text})
         self.answer_column = answer_column
         self.every = every
@@ -112,24 +116,32 @@ class _Feed:
     def configure(self, args: Any, max_steps: int | None = None) -> None:
         """Sizes from TRL's config: prompts per draw, draws per round and in all."""
         if getattr(args, "shuffle_dataset", False):
-            raise InputError("GRPOConfig.shuffle_dataset: set shuffle_dataset=False; aopcore's curriculum orders the prompts "
-                             "(a shuffle buffer would draw a thousand prompts ahead of the rewards)")
+            raise InputError(
+                "GRPOConfig.shuffle_dataset: set shuffle_dataset=False; aopcore's curriculum orders the prompts "
+                "(a shuffle buffer would draw a thousand prompts ahead of the rewards)"
+            )
         from aopcore_integrations.trl_ranks import rank_and_world
 
         self.rank, self.world = rank_and_world()
         self._check_processes(args)
         steps = int(max_steps if max_steps is not None else args.max_steps)
         if steps <= 0:
-            raise InputError("GRPOConfig.max_steps: set max_steps; the curriculum's dataset is an IterableDataset without a length")
+            raise InputError(
+                "GRPOConfig.max_steps: set max_steps; the curriculum's dataset is an IterableDataset without a length"
+            )
         num_gen = int(args.num_generations)
         gen_batch = int(args.generation_batch_size)
         if gen_batch % num_gen:
-            raise InputError(f"GRPOConfig: generation_batch_size ({gen_batch}) is not a multiple of num_generations ({num_gen})")
+            raise InputError(
+                f"GRPOConfig: generation_batch_size ({gen_batch}) is not a multiple of num_generations ({num_gen})"
+            )
         per_gen = int(args.steps_per_generation) * int(getattr(args, "num_iterations", 1))
         accum = int(args.gradient_accumulation_steps)
         if accum % per_gen:
-            raise InputError(f"GRPOConfig: gradient_accumulation_steps ({accum}) must be a multiple of steps_per_generation x "
-                             f"num_iterations ({per_gen}) so that a round of optimiser steps is whole generation batches")
+            raise InputError(
+                f"GRPOConfig: gradient_accumulation_steps ({accum}) must be a multiple of steps_per_generation x "
+                f"num_iterations ({per_gen}) so that a round of optimiser steps is whole generation batches"
+            )
         self.n = gen_batch // num_gen
         per_step = accum // per_gen  # generation batches (draws) per optimiser step
         every = self.every or steps
@@ -145,14 +157,21 @@ class _Feed:
         """Refuse a launch whose processes would not share one stream."""
         import os
 
-        if (os.environ.get("ACCELERATE_USE_CPU", "").lower() == "true" and "MASTER_PORT" in os.environ
-                and "WORLD_SIZE" not in os.environ):  # accelerate's CPU launcher asked for N processes and started one
-            raise InputError("accelerate launch --cpu --num_processes N starts one process (its CPU launcher needs MPI): "
-                             "on CPU launch with torchrun --nproc_per_node N (gloo), or drop --num_processes")
+        if (
+            os.environ.get("ACCELERATE_USE_CPU", "").lower() == "true"
+            and "MASTER_PORT" in os.environ
+            and "WORLD_SIZE" not in os.environ
+        ):  # accelerate's CPU launcher asked for N processes and started one
+            raise InputError(
+                "accelerate launch --cpu --num_processes N starts one process (its CPU launcher needs MPI): "
+                "on CPU launch with torchrun --nproc_per_node N (gloo), or drop --num_processes"
+            )
         expected = int(getattr(args, "world_size", 1) or 1)
         if expected != self.world:
-            raise InputError(f"TRL reports {expected} processes but {self.world} joined the process group: launch with "
-                             "torchrun --nproc_per_node N (or accelerate launch --multi_gpu --num_processes N [--cpu])")
+            raise InputError(
+                f"TRL reports {expected} processes but {self.world} joined the process group: launch with "
+                "torchrun --nproc_per_node N (or accelerate launch --multi_gpu --num_processes N [--cpu])"
+            )
 
     def round_of(self, draw: int) -> tuple[int, int]:
         """(round, draw within the round) of a global draw index."""
@@ -185,8 +204,10 @@ class _Feed:
     def _draw_rows(self) -> Iterator[list[dict[str, Any]]]:
         """One round's draws from the round's stream, ``n`` rows each (the process that owns the stream)."""
         if not self._configured:
-            raise RuntimeFailure("the curriculum's dataset was read before training began: pass the adapter's callback "
-                                 "to the trainer (callbacks=[...callback])")
+            raise RuntimeFailure(
+                "the curriculum's dataset was read before training began: pass the adapter's callback "
+                "to the trainer (callbacks=[...callback])"
+            )
         if self._resume_from is not None:
             self.reported, self._resume_from = self._resume_from, None
         start = self.reported
@@ -199,8 +220,10 @@ class _Feed:
         last = min(self.draws_per_round, self.total_draws - (r - 1) * self.draws_per_round)
         for local in range(done, last):
             if stream.draws != local:
-                raise RuntimeFailure(f"round {r}: the stream is at draw {stream.draws}, the trainer asks for draw {local} "
-                                     "(did the Trainer skip batches on resume? the adapter's callback sets ignore_data_skip)")
+                raise RuntimeFailure(
+                    f"round {r}: the stream is at draw {stream.draws}, the trainer asks for draw {local} "
+                    "(did the Trainer skip batches on resume? the adapter's callback sets ignore_data_skip)"
+                )
             prompts = stream.next(self.n)
             g = (r - 1) * self.draws_per_round + local
             yield [{**self.row(p.text), **self.answer_of(p), ID: p.id, CATEGORY: p.category, DRAW: g} for p in prompts]
@@ -234,7 +257,9 @@ class _Feed:
             self._close(self.round_of(self.reported - 1)[0])
 
     # ---- the reward wrapper ---------------------------------------------------------------
-    def reward(self, *funcs: Callable[..., Sequence[float]], weights: Sequence[float] | None = None) -> Callable[..., list[float]]:
+    def reward(
+        self, *funcs: Callable[..., Sequence[float]], weights: Sequence[float] | None = None
+    ) -> Callable[..., list[float]]:
         if not funcs:
             raise InputError("reward(): give the reward function(s) to wrap")
         if weights is not None and len(weights) != len(funcs):
@@ -247,8 +272,10 @@ class _Feed:
             for weight, fn in zip(w, funcs):
                 values = fn(prompts=prompts, completions=completions, **kwargs)
                 if len(values) != len(completions):
-                    raise RuntimeFailure(f"reward function {getattr(fn, '__name__', fn)!r} returned {len(values)} rewards "
-                                         f"for {len(completions)} completions")
+                    raise RuntimeFailure(
+                        f"reward function {getattr(fn, '__name__', fn)!r} returned {len(values)} rewards "
+                        f"for {len(completions)} completions"
+                    )
                 total = [t + weight * float(v if v is not None else math.nan) for t, v in zip(total, values)]
             return feed.report(kwargs, total) if feed.world == 1 else feed.report_across(kwargs, total)
 
@@ -259,19 +286,25 @@ class _Feed:
     def report(self, columns: dict[str, Any], rewards: list[float]) -> list[float]:
         """Report one generation batch's rewards to its draw; dropped groups get their mean (no gradient)."""
         if ID not in columns or DRAW not in columns:
-            raise RuntimeFailure("the reward function got no aopcore_id/aopcore_draw columns: the trainer's train_dataset "
-                                 "is not the curriculum's dataset() (or remove_unused_columns dropped them)")
+            raise RuntimeFailure(
+                "the reward function got no aopcore_id/aopcore_draw columns: the trainer's train_dataset "
+                "is not the curriculum's dataset() (or remove_unused_columns dropped them)"
+            )
         draws = sorted(set(int(d) for d in columns[DRAW]))
         if len(draws) != 1:
-            raise RuntimeFailure(f"one generation batch holds rollouts of draws {draws}: the adapter's sizes do not match "
-                                 "the trainer's (generation_batch_size, num_generations)")
+            raise RuntimeFailure(
+                f"one generation batch holds rollouts of draws {draws}: the adapter's sizes do not match "
+                "the trainer's (generation_batch_size, num_generations)"
+            )
         g = draws[0]
         stream, local = self._locate(g)
         completion_ids = columns.get("completion_ids")
         tokens = [len(c) for c in completion_ids] if completion_ids is not None else None
         finite = [v if math.isfinite(v) else 0.0 for v in rewards]
         size = int(getattr(self.args, "num_generations", 0) or 0)
-        groups = _row_groups([str(i) for i in columns[ID]], [str(c) for c in columns[CATEGORY]], finite, tokens, size, g)
+        groups = _row_groups(
+            [str(i) for i in columns[ID]], [str(c) for c in columns[CATEGORY]], finite, tokens, size, g
+        )
         kept = stream.report(local, groups)
         self.last_kept = list(kept)
         if g == self.reported:
@@ -282,7 +315,7 @@ class _Feed:
             for group, keep in zip(groups, kept):
                 size = len(group.rewards)
                 if not keep:
-                    out[k:k + size] = [group.mean] * size
+                    out[k : k + size] = [group.mean] * size
                 k += size
         return out
 
@@ -301,8 +334,8 @@ class _Feed:
         self.last_kept = list(kept)
         if self.rank != 0 and int(columns[DRAW][0]) == self.reported:
             self.reported += 1
-        start = sum(len(values) for _, values in parts[:self.rank])
-        return list(full[start:start + len(rewards)])
+        start = sum(len(values) for _, values in parts[: self.rank])
+        return list(full[start : start + len(rewards)])
 
     def _locate(self, draw: int) -> tuple[PromptStream, int]:
         """The open stream a global draw index belongs to, and the draw's index in it."""
@@ -371,8 +404,10 @@ def _callback_class():
                 if isinstance(saved, list):
                     saved = saved[-1]
                 if not saved:
-                    raise RuntimeFailure(f"the checkpoint at step {state.global_step} has no aopcore curriculum state "
-                                         "(it was saved without the adapter's callback)")
+                    raise RuntimeFailure(
+                        f"the checkpoint at step {state.global_step} has no aopcore curriculum state "
+                        "(it was saved without the adapter's callback)"
+                    )
                 folder = Path(args.output_dir) / f"checkpoint-{state.global_step}"
                 self.feed.resume(int(saved["attributes"]["reported"]), folder if folder.is_dir() else None)
             return control
@@ -420,9 +455,17 @@ class TRLCurriculum(_Feed):
     in ``callbacks``; set ``max_steps`` and ``shuffle_dataset=False`` in the config.
     """
 
-    def __init__(self, session: Any, *, every: int, row: Callable[[str], dict[str, Any]] | None = None,
-                 generate: Callable[[Sequence[str]], Sequence[str]] | None = None, report_dir: Path | str | None = None,
-                 answer_column: str = "answer", allow_changes: bool = False) -> None:
+    def __init__(
+        self,
+        session: Any,
+        *,
+        every: int,
+        row: Callable[[str], dict[str, Any]] | None = None,
+        generate: Callable[[Sequence[str]], Sequence[str]] | None = None,
+        report_dir: Path | str | None = None,
+        answer_column: str = "answer",
+        allow_changes: bool = False,
+    ) -> None:
         if not isinstance(every, int) or isinstance(every, bool) or every < 1:
             raise InputError(f"TRLCurriculum.every: {every!r} is not a positive number of steps per round")
         super().__init__(row=row, every=every, answer_column=answer_column)
@@ -438,7 +481,9 @@ class TRLCurriculum(_Feed):
         from aopcore_integrations.trainer_settings import check_settings
 
         s = self.session
-        check_settings(s.store.root, args, resuming=resuming, ended_rounds=s._ended_rounds(), allow_changes=self.allow_changes)
+        check_settings(
+            s.store.root, args, resuming=resuming, ended_rounds=s._ended_rounds(), allow_changes=self.allow_changes
+        )
 
     # ---- rounds from the session -----------------------------------------------------------
     def open_round(self, r: int, completed: int) -> PromptStream:
@@ -457,8 +502,14 @@ class TRLCurriculum(_Feed):
             stream = PromptStream(make(), iteration=r, log=log_path, online=False, make_selector=make)
         if completed:
             stream.restore(completed)
-        log.info("round %d: %d prompts (%s), %d draws of %d", r, len(prompts), category_counts(prompts),
-                 self.draws_per_round, self.n)
+        log.info(
+            "round %d: %d prompts (%s), %d draws of %d",
+            r,
+            len(prompts),
+            category_counts(prompts),
+            self.draws_per_round,
+            self.n,
+        )
         return stream
 
     def ended(self, r: int) -> bool:
@@ -491,8 +542,12 @@ class TRLCurriculum(_Feed):
             return list(self.generate(texts))
         if self.model is None or self.tokenizer is None:
             raise RuntimeFailure("TRLCurriculum: no model to evaluate with (pass generate=fn(texts) -> answers)")
-        return generate_with(self.model, self.tokenizer, [self.row(t)["prompt"] for t in texts],
-                             max_new_tokens=int(getattr(self.args, "max_completion_length", 64) or 64))
+        return generate_with(
+            self.model,
+            self.tokenizer,
+            [self.row(t)["prompt"] for t in texts],
+            max_new_tokens=int(getattr(self.args, "max_completion_length", 64) or 64),
+        )
 
     def _write_summary(self, r: int) -> None:
         s = self.session
@@ -516,7 +571,8 @@ class TRLCurriculum(_Feed):
         record = s.store.stage_file(f"arms/{s.name}/iter-{r:02d}/prompts")
         audit = json.loads(record.read_text()).get("audit") if record.exists() else None
         summary = {
-            "round": r, "steps": [(r - 1) * (self.every or 0), r * (self.every or 0)],
+            "round": r,
+            "steps": [(r - 1) * (self.every or 0), r * (self.every or 0)],
             "prompts_by_category": category_counts(prompts),
             "draws_by_category": dict(sorted(drawn.items())),
             "heldout_reward_by_category": {c: sum(v) / len(v) for c, v in sorted(by_cat.items())},
@@ -561,7 +617,9 @@ class RefillFeed(StreamFeed):
     The dataset is placeholders, ``prompts_per_draw`` rows that TRL loads and :meth:`generate` replaces.
     """
 
-    def __init__(self, stream: PromptStream, *, row: Callable[[str], dict[str, Any]], max_steps: int, prompts_per_draw: int) -> None:
+    def __init__(
+        self, stream: PromptStream, *, row: Callable[[str], dict[str, Any]], max_steps: int, prompts_per_draw: int
+    ) -> None:
         super().__init__(stream, row=row, max_steps=max_steps)
         self.prompts_per_draw = prompts_per_draw
         self.planned = 0  # generation batches made (each a planned draw and its refills)
@@ -571,7 +629,9 @@ class RefillFeed(StreamFeed):
         random state) once, not between a checkpoint and the next generation."""
         from datasets import Dataset
 
-        return Dataset.from_list([{**self.row(""), ID: "", CATEGORY: "", DRAW: -1}] * (self.prompts_per_draw * self.max_steps))
+        return Dataset.from_list(
+            [{**self.row(""), ID: "", CATEGORY: "", DRAW: -1}] * (self.prompts_per_draw * self.max_steps)
+        )
 
     def _locate(self, draw: int) -> tuple[PromptStream, int]:
         return self.stream, draw
@@ -579,19 +639,29 @@ class RefillFeed(StreamFeed):
     def _check_processes(self, args: Any) -> None:
         super()._check_processes(args)
         if self.world > 1:
-            raise InputError(f"a filtering curriculum (keep) refills dropped groups in one process only; this run has "
-                             f"{self.world}: run it with one process, or use a curriculum without keep")
+            raise InputError(
+                f"a filtering curriculum (keep) refills dropped groups in one process only; this run has "
+                f"{self.world}: run it with one process, or use a curriculum without keep"
+            )
 
     def saved_position(self) -> int:
         return self.stream.completed
 
     def save(self, folder: Path) -> None:
-        (folder / REFILL_STATE).write_text(json.dumps({"planned": self.planned}))  # refills: counted from the stream log
+        (folder / REFILL_STATE).write_text(
+            json.dumps({"planned": self.planned})
+        )  # refills: counted from the stream log
 
     def resume(self, position: int, checkpoint: Path | None) -> None:
-        state = json.loads((checkpoint / REFILL_STATE).read_text()) if checkpoint is not None and (checkpoint / REFILL_STATE).exists() else None
+        state = (
+            json.loads((checkpoint / REFILL_STATE).read_text())
+            if checkpoint is not None and (checkpoint / REFILL_STATE).exists()
+            else None
+        )
         if state is None and position:
-            raise RuntimeFailure(f"checkpoint {checkpoint} has no {REFILL_STATE}: it was not saved by a refilling stage")
+            raise RuntimeFailure(
+                f"checkpoint {checkpoint} has no {REFILL_STATE}: it was not saved by a refilling stage"
+            )
         self.planned = int(state["planned"]) if state else 0
         self._resume_from = position
         self._checkpoint_rng = str(checkpoint) if checkpoint is not None else None
@@ -602,10 +672,15 @@ class RefillFeed(StreamFeed):
 
     def _rows_of(self, prompts: Sequence[Prompt], size: int) -> list[dict[str, Any]]:
         d = self.stream.draws - 1
-        return [{**self.row(p.text), **self.answer_of(p), ID: p.id, CATEGORY: p.category, DRAW: d}
-                for p in prompts for _ in range(size)]
+        return [
+            {**self.row(p.text), **self.answer_of(p), ID: p.id, CATEGORY: p.category, DRAW: d}
+            for p in prompts
+            for _ in range(size)
+        ]
 
-    def generate(self, score: Callable[[list[dict[str, Any]]], dict[str, Any]], rows: int, *, pad_id: int) -> dict[str, Any]:
+    def generate(
+        self, score: Callable[[list[dict[str, Any]]], dict[str, Any]], rows: int, *, pad_id: int
+    ) -> dict[str, Any]:
         """One generation batch of ``rows`` completions: ``score(rows) -> TRL's batch`` for the draw, then for refills."""
         size = int(self.args.num_generations)
         if self._resume_from is not None:
@@ -625,8 +700,17 @@ class RefillFeed(StreamFeed):
 
 
 _LEFT_PADDED = {"prompt_ids", "prompt_mask"}
-_ROW_KEYS = _LEFT_PADDED | {"completion_ids", "completion_mask", "tool_mask", "advantages", "old_logps", "old_per_token_logps",
-                            "ref_per_token_logps", "sampling_per_token_logps", "importance_sampling_ratio"}
+_ROW_KEYS = _LEFT_PADDED | {
+    "completion_ids",
+    "completion_mask",
+    "tool_mask",
+    "advantages",
+    "old_logps",
+    "old_per_token_logps",
+    "ref_per_token_logps",
+    "sampling_per_token_logps",
+    "importance_sampling_ratio",
+}
 
 
 def splice_rows(batch: dict[str, Any], keep: Sequence[bool], new: dict[str, Any], *, pad_id: int) -> dict[str, Any]:
@@ -664,7 +748,9 @@ def _pad(t: Any, width: int, value: float, *, left: bool) -> Any:
     return torch.cat([extra, t] if left else [t, extra], dim=1)
 
 
-def generate_with(model: Any, tokenizer: Any, prompts: Sequence[Any], *, max_new_tokens: int, batch_size: int = 64) -> list[str]:
+def generate_with(
+    model: Any, tokenizer: Any, prompts: Sequence[Any], *, max_new_tokens: int, batch_size: int = 64
+) -> list[str]:
     """Greedy answers of a live (training) model: eval mode and no gradients for the call, then back to training."""
     import torch
 
@@ -676,13 +762,19 @@ def generate_with(model: Any, tokenizer: Any, prompts: Sequence[Any], *, max_new
     try:
         with torch.no_grad():
             for k in range(0, len(prompts), batch_size):
-                chunk = list(prompts[k:k + batch_size])
+                chunk = list(prompts[k : k + batch_size])
                 if chunk and isinstance(chunk[0], list):  # conversational rows
-                    chunk = [tokenizer.apply_chat_template(m, tokenize=False, add_generation_prompt=True) for m in chunk]
+                    chunk = [
+                        tokenizer.apply_chat_template(m, tokenize=False, add_generation_prompt=True) for m in chunk
+                    ]
                 enc = tokenizer(chunk, return_tensors="pt", padding=True, add_special_tokens=False).to(model.device)
-                ids = model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False,
-                                     pad_token_id=tokenizer.pad_token_id or tokenizer.eos_token_id)
-                out += tokenizer.batch_decode(ids[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)
+                ids = model.generate(
+                    **enc,
+                    max_new_tokens=max_new_tokens,
+                    do_sample=False,
+                    pad_token_id=tokenizer.pad_token_id or tokenizer.eos_token_id,
+                )
+                out += tokenizer.batch_decode(ids[:, enc["input_ids"].shape[1] :], skip_special_tokens=True)
     finally:
         tokenizer.padding_side = side
         if was_training:
@@ -690,8 +782,9 @@ def generate_with(model: Any, tokenizer: Any, prompts: Sequence[Any], *, max_new
     return [a.strip() for a in out]
 
 
-def _row_groups(ids: list[str], categories: list[str], rewards: list[float], tokens: list[int] | None, size: int,
-                draw: int) -> list[Any]:
+def _row_groups(
+    ids: list[str], categories: list[str], rewards: list[float], tokens: list[int] | None, size: int, draw: int
+) -> list[Any]:
     """One group per row of the draw. TRL repeats every row ``size`` (num_generations) times in a row, so a prompt
     drawn twice in a row (selectors may repeat one) is two groups of ``size``, not one of twice that."""
     if size <= 0:
@@ -700,11 +793,17 @@ def _row_groups(ids: list[str], categories: list[str], rewards: list[float], tok
         raise RuntimeFailure(f"draw {draw}: {len(ids)} completions are not whole groups of num_generations={size}")
     groups = []
     for k in range(0, len(ids), size):
-        if len(set(ids[k:k + size])) != 1:
-            raise RuntimeFailure(f"draw {draw}: completions {k}-{k + size - 1} belong to prompts {sorted(set(ids[k:k + size]))}, "
-                                 f"not to one (TRL repeats each prompt num_generations={size} times in a row)")
-        groups += group_rollouts(ids[k:k + size], categories[k:k + size], rewards[k:k + size],
-                                 tokens[k:k + size] if tokens is not None else None)
+        if len(set(ids[k : k + size])) != 1:
+            raise RuntimeFailure(
+                f"draw {draw}: completions {k}-{k + size - 1} belong to prompts {sorted(set(ids[k : k + size]))}, "
+                f"not to one (TRL repeats each prompt num_generations={size} times in a row)"
+            )
+        groups += group_rollouts(
+            ids[k : k + size],
+            categories[k : k + size],
+            rewards[k : k + size],
+            tokens[k : k + size] if tokens is not None else None,
+        )
     return groups
 
 

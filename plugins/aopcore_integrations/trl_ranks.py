@@ -5,6 +5,7 @@ its contiguous slice of each generation batch; each process scores only its slic
 the run directory: it draws and broadcasts each draw's rows, and gathers every process's rewards before reporting
 them to the stream once. Every process calls these at the same points of the same loop, so they pair up.
 """
+
 from __future__ import annotations
 
 from typing import Any

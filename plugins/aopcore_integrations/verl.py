@@ -31,6 +31,7 @@ state ``on_batch_end`` never reaches). On resume, :meth:`load_state_dict` reopen
 no curriculum call) and replays the round's stream log up to the checkpoint, so the resumed run draws the prompts
 the interrupted one drew. The module imports veRL only when :class:`AopcoreDataset` is first looked up.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -43,15 +44,21 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
 from aopcore.errors import InputError, RuntimeFailure
-from aopcore.rundir import order_seed_key, stage_seed
 from aopcore.records import EvalRecord, Prompt, read_jsonl
+from aopcore.rundir import order_seed_key, stage_seed
 from aopcore.steps import PlannedSelector, PromptStream, RolloutGroup, read_batches
 
 log = logging.getLogger("aopcore")
 
 #: ``extra_info`` keys a row carries, so they come back in ``on_batch_end``'s batch
-ID, CATEGORY, ROUND, DRAW, POSITION, TEXT = ("aopcore_id", "aopcore_category", "aopcore_round", "aopcore_draw",
-                                            "aopcore_pos", "aopcore_text")
+ID, CATEGORY, ROUND, DRAW, POSITION, TEXT = (
+    "aopcore_id",
+    "aopcore_category",
+    "aopcore_round",
+    "aopcore_draw",
+    "aopcore_pos",
+    "aopcore_text",
+)
 SIZE = "aopcore_n"  # the draw's size (V1 rows): the sampler reports a draw once that many groups finished
 STATE_VERSION = 1
 
@@ -99,9 +106,11 @@ def parse_options(data_config: Any) -> VerlOptions:
     """``data.aopcore`` as :class:`VerlOptions`; problems as InputError lines ``data.aopcore.KEY: ...``."""
     raw = _plain(data_config.get("aopcore") if hasattr(data_config, "get") else None)
     if not raw:
-        raise InputError("data.aopcore: missing; data.custom_cls is aopcore's dataset, which needs "
-                         "+data.aopcore.state_dir=... and a curriculum (+data.aopcore.config=curriculum.toml, or "
-                         "+data.aopcore.curriculum=NAME with heldout and budget)")
+        raise InputError(
+            "data.aopcore: missing; data.custom_cls is aopcore's dataset, which needs "
+            "+data.aopcore.state_dir=... and a curriculum (+data.aopcore.config=curriculum.toml, or "
+            "+data.aopcore.curriculum=NAME with heldout and budget)"
+        )
     try:
         opts = VerlOptions.model_validate(raw)
     except ValidationError as exc:
@@ -114,10 +123,14 @@ def parse_options(data_config: Any) -> VerlOptions:
     if opts.config is None:
         for key in ("curriculum", "heldout", "budget"):
             if getattr(opts, key) is None:
-                problems.append(f"data.aopcore.{key}: needed without data.aopcore.config (or name an aopcore TOML in config)")
+                problems.append(
+                    f"data.aopcore.{key}: needed without data.aopcore.config (or name an aopcore TOML in config)"
+                )
     if opts.evaluation == "generate" and not opts.generate:
-        problems.append("data.aopcore.generate: evaluation = \"generate\" needs a function, \"module:function\" "
-                        "(texts -> answers with the current policy)")
+        problems.append(
+            'data.aopcore.generate: evaluation = "generate" needs a function, "module:function" '
+            "(texts -> answers with the current policy)"
+        )
     if problems:
         raise InputError(*problems)
     return opts
@@ -128,10 +141,24 @@ def open_session(opts: VerlOptions, base_dir: Path | None = None) -> Any:
     from aopcore.session import CurriculumSession
 
     if opts.config:
-        return CurriculumSession.from_config(opts.config, arm=opts.arm, state_dir=opts.state_dir, overrides=opts.overrides)
-    return CurriculumSession(opts.curriculum, options=opts.options or None, heldout=opts.heldout, state_dir=opts.state_dir,
-                             budget=opts.budget, categories=opts.categories, feedback=opts.feedback, embedder=opts.embedder,
-                             reward=opts.reward, seed=opts.seed, rounds=opts.rounds, name=opts.name, base_dir=base_dir)
+        return CurriculumSession.from_config(
+            opts.config, arm=opts.arm, state_dir=opts.state_dir, overrides=opts.overrides
+        )
+    return CurriculumSession(
+        opts.curriculum,
+        options=opts.options or None,
+        heldout=opts.heldout,
+        state_dir=opts.state_dir,
+        budget=opts.budget,
+        categories=opts.categories,
+        feedback=opts.feedback,
+        embedder=opts.embedder,
+        reward=opts.reward,
+        seed=opts.seed,
+        rounds=opts.rounds,
+        name=opts.name,
+        base_dir=base_dir,
+    )
 
 
 def import_function(spec: str, where: str) -> Callable[..., Any]:
@@ -142,7 +169,7 @@ def import_function(spec: str, where: str) -> Callable[..., Any]:
     except (ImportError, AttributeError) as exc:
         raise InputError(f"{where}: cannot import {spec!r} ({exc})") from None
     if not callable(fn):
-        raise InputError(f"{where}: {spec!r} is not \"module:function\" naming a function")
+        raise InputError(f'{where}: {spec!r} is not "module:function" naming a function')
     return fn
 
 
@@ -176,14 +203,18 @@ def batch_groups(batch: Any) -> dict[int, list[RolloutGroup]]:
     return group_by_position(list(infos), rewards, tokens)
 
 
-def group_by_position(infos: Sequence[Any], rewards: Sequence[float], tokens: Sequence[int]) -> dict[int, list[RolloutGroup]]:
+def group_by_position(
+    infos: Sequence[Any], rewards: Sequence[float], tokens: Sequence[int]
+) -> dict[int, list[RolloutGroup]]:
     """Responses (each with its row's ``extra_info``, reward and token count) as :class:`RolloutGroup` lists per draw,
     each draw's groups in prompt-position order: what both veRL trainers hand back, however they ordered the rows."""
     by_key: dict[tuple[int, int], list[int]] = {}
     meta: dict[tuple[int, int], tuple[str, str]] = {}
     for k, info in enumerate(infos):
         if not isinstance(info, dict) or ID not in info:
-            raise RuntimeFailure(f"on_batch_end: row {k}'s extra_info has no {ID!r} (a row AopcoreDataset did not make)")
+            raise RuntimeFailure(
+                f"on_batch_end: row {k}'s extra_info has no {ID!r} (a row AopcoreDataset did not make)"
+            )
         key = (int(info[DRAW]), int(info[POSITION]))
         by_key.setdefault(key, []).append(k)
         meta[key] = (str(info[ID]), str(info[CATEGORY]))
@@ -191,11 +222,15 @@ def group_by_position(infos: Sequence[Any], rewards: Sequence[float], tokens: Se
     for key in sorted(by_key):
         rows = by_key[key]
         pid, cat = meta[key]
-        out.setdefault(key[0], []).append(RolloutGroup(pid, cat, tuple(rewards[k] for k in rows), sum(tokens[k] for k in rows)))
+        out.setdefault(key[0], []).append(
+            RolloutGroup(pid, cat, tuple(rewards[k] for k in rows), sum(tokens[k] for k in rows))
+        )
     return out
 
 
-def rollout_evaluation(batches: Sequence[Any], prompts: Sequence[Prompt], previous: Sequence[EvalRecord]) -> list[EvalRecord]:
+def rollout_evaluation(
+    batches: Sequence[Any], prompts: Sequence[Prompt], previous: Sequence[EvalRecord]
+) -> list[EvalRecord]:
     """An evaluation made from a round's training rollouts: one record per prompt trained (mean reward over all its
     responses), plus the previous evaluation's records of categories the round did not train (so a category the
     round skipped keeps its last evidence instead of vanishing from the curriculum's view).
@@ -223,12 +258,21 @@ class RoundDriver:
         evaluation, initial_evaluation, generate: where each round's evaluation comes from (see :class:`VerlOptions`).
     """
 
-    def __init__(self, session: Any, *, batch_size: int, steps_per_round: int | None = None,
-                 evaluation: str = "rollouts", initial_evaluation: Sequence[EvalRecord] | None = None,
-                 generate: Callable[..., Any] | None = None) -> None:
+    def __init__(
+        self,
+        session: Any,
+        *,
+        batch_size: int,
+        steps_per_round: int | None = None,
+        evaluation: str = "rollouts",
+        initial_evaluation: Sequence[EvalRecord] | None = None,
+        generate: Callable[..., Any] | None = None,
+    ) -> None:
         self.session = session
         self.batch_size = int(batch_size)
-        self.steps_per_round = steps_per_round or max(1, math.ceil(session.budget * getattr(session, "passes", 1) / self.batch_size))
+        self.steps_per_round = steps_per_round or max(
+            1, math.ceil(session.budget * getattr(session, "passes", 1) / self.batch_size)
+        )
         self.passes = max(1, math.ceil(self.steps_per_round * self.batch_size / session.budget))
         self.evaluation = evaluation
         self.initial_evaluation = list(initial_evaluation) if initial_evaluation else None
@@ -238,8 +282,10 @@ class RoundDriver:
         self.stream: PromptStream | None = None
         self.draws_in_round = 0  # draws made in the current round (the stream's count)
         if session.rounds is None:
-            raise InputError("data.aopcore.rounds: veRL sizes its run from the dataset's length, so the number of rounds "
-                             "is needed (or [experiment] iterations in the aopcore config)")
+            raise InputError(
+                "data.aopcore.rounds: veRL sizes its run from the dataset's length, so the number of rounds "
+                "is needed (or [experiment] iterations in the aopcore config)"
+            )
 
     @property
     def total_draws(self) -> int:
@@ -263,8 +309,10 @@ class RoundDriver:
     def open_round(self, r: int) -> None:
         """Start (or reopen) round ``r``: its prompts from the session, its stream with the round's log."""
         if r > self.session.rounds:
-            raise InputError(f"data.aopcore.rounds: veRL asked for round {r} of {self.session.rounds} "
-                             "(set trainer.total_epochs=1: the dataset's length covers every round)")
+            raise InputError(
+                f"data.aopcore.rounds: veRL asked for round {r} of {self.session.rounds} "
+                "(set trainer.total_epochs=1: the dataset's length covers every round)"
+            )
         stored = r <= self.session._chosen_rounds()
         self.prompts = self.session.next_prompts(round=r, **({} if stored else self._evaluation_for(r)))
         self.round = r
@@ -316,15 +364,21 @@ class RoundDriver:
 
     def report(self, r: int, draw: int, groups: Sequence[RolloutGroup]) -> list[bool]:
         if r != self.round or self.stream is None:
-            log.warning("aopcore: ignored the rollouts of round %d draw %d (the dataset is at round %d)", r, draw, self.round)
+            log.warning(
+                "aopcore: ignored the rollouts of round %d draw %d (the dataset is at round %d)", r, draw, self.round
+            )
             return [True] * len(groups)
         return self.stream.report(draw, groups)
 
     # ---- checkpoint ----------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
         # stream_draws: the stream's draws, refills included (V1 refills dropped groups; legacy: equal to draws)
-        return {"version": STATE_VERSION, "round": self.round, "draws": self.draws_in_round,
-                "stream_draws": self.stream.draws if self.stream is not None else 0}
+        return {
+            "version": STATE_VERSION,
+            "round": self.round,
+            "draws": self.draws_in_round,
+            "stream_draws": self.stream.draws if self.stream is not None else 0,
+        }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Back to a checkpoint taken after ``draws`` draws of round ``round`` (veRL saves it before the step's
@@ -344,8 +398,15 @@ class RoundDriver:
 _REWARDS: dict[str, Any] = {}
 
 
-def compute_score(data_source: str, solution_str: str, ground_truth: Any = None, extra_info: dict[str, Any] | None = None,
-                  *, reward: str = "verifier", **_: Any) -> float:
+def compute_score(
+    data_source: str,
+    solution_str: str,
+    ground_truth: Any = None,
+    extra_info: dict[str, Any] | None = None,
+    *,
+    reward: str = "verifier",
+    **_: Any,
+) -> float:
     """A veRL custom reward function that scores a response with an aopcore reward plugin.
 
     ``reward.custom_reward_function.path=pkg://aopcore_integrations.verl``, ``name=compute_score``,
@@ -357,8 +418,10 @@ def compute_score(data_source: str, solution_str: str, ground_truth: Any = None,
     info = extra_info or {}
     question = info.get(TEXT) or info.get("question")
     if question is None:
-        raise RuntimeFailure(f"aopcore compute_score: a row of data_source {data_source!r} has no extra_info "
-                             f"{TEXT!r} or 'question' to score the response against")
+        raise RuntimeFailure(
+            f"aopcore compute_score: a row of data_source {data_source!r} has no extra_info "
+            f"{TEXT!r} or 'question' to score the response against"
+        )
     model = _REWARDS.get(reward)
     if model is None:
         from aopcore.build import LazyComponent
@@ -367,7 +430,9 @@ def compute_score(data_source: str, solution_str: str, ground_truth: Any = None,
         registry = load_registry()
         impl = registry.implementations["reward"].get(reward)
         if impl is None:
-            raise InputError(f"reward.custom_reward_function.reward_kwargs.reward: {registry.unknown_message('reward', reward)}")
+            raise InputError(
+                f"reward.custom_reward_function.reward_kwargs.reward: {registry.unknown_message('reward', reward)}"
+            )
         model = _REWARDS[reward] = LazyComponent(impl, impl.options.model_validate({}))
     return float(model.score([str(question)], [solution_str])[0])
 
@@ -445,7 +510,9 @@ def _build_class() -> type:
         function receives them too).
         """
 
-        def __init__(self, data_files: Any, tokenizer: Any, config: Any, processor: Any = None, max_samples: int = -1) -> None:
+        def __init__(
+            self, data_files: Any, tokenizer: Any, config: Any, processor: Any = None, max_samples: int = -1
+        ) -> None:
             from aopcore_integrations.verl_v1 import check_trainer_config
 
             train, val = config.get("train_files"), config.get("val_files")
@@ -454,24 +521,37 @@ def _build_class() -> type:
             self._queue: list[dict[str, Any]] = []  # V1: rows of the current draw not fetched yet
             self._refill_wanted = 0
             if self._aopcore and _same_files(train, val):
-                raise InputError("data.val_files: must differ from data.train_files (veRL builds both with data.custom_cls; "
-                                 "aopcore's dataset serves the training files' rows from the curriculum)")
+                raise InputError(
+                    "data.val_files: must differ from data.train_files (veRL builds both with data.custom_cls; "
+                    "aopcore's dataset serves the training files' rows from the curriculum)"
+                )
             if self._aopcore:
                 workers = config.get("dataloader_num_workers", 0)
                 if workers:
-                    raise InputError(f"data.dataloader_num_workers: {workers}; aopcore's dataset needs 0 (worker processes "
-                                     "would hold copies of the dataset that on_batch_end cannot update)")
+                    raise InputError(
+                        f"data.dataloader_num_workers: {workers}; aopcore's dataset needs 0 (worker processes "
+                        "would hold copies of the dataset that on_batch_end cannot update)"
+                    )
                 # the full config (the data config's root): refuse a trainer in which no aopcore hook would fire
                 self._v1 = check_trainer_config(config)
                 opts = parse_options(config)
                 self._opts = opts
                 # V1 fetches data.gen_batch_size (1) prompts at a time: a draw is the step's train_batch_size prompts
-                draw_size = config.get("train_batch_size") if self._v1 else (config.get("gen_batch_size") or config.get("train_batch_size"))
+                draw_size = (
+                    config.get("train_batch_size")
+                    if self._v1
+                    else (config.get("gen_batch_size") or config.get("train_batch_size"))
+                )
                 self._driver = RoundDriver(
-                    open_session(opts), batch_size=int(draw_size),
-                    steps_per_round=opts.steps_per_round, evaluation=opts.evaluation,
-                    initial_evaluation=read_jsonl(Path(opts.initial_evaluation), EvalRecord) if opts.initial_evaluation else None,
-                    generate=import_function(opts.generate, "data.aopcore.generate") if opts.generate else None)
+                    open_session(opts),
+                    batch_size=int(draw_size),
+                    steps_per_round=opts.steps_per_round,
+                    evaluation=opts.evaluation,
+                    initial_evaluation=read_jsonl(Path(opts.initial_evaluation), EvalRecord)
+                    if opts.initial_evaluation
+                    else None,
+                    generate=import_function(opts.generate, "data.aopcore.generate") if opts.generate else None,
+                )
             super().__init__(data_files, tokenizer, config, processor, max_samples)
 
         # the training files are not read: the curriculum is the data
@@ -496,8 +576,16 @@ def _build_class() -> type:
                 self.prompt_key: [{"role": "user", "content": p.text}],
                 "ability": p.category,
                 "reward_model": {"style": "aopcore", "ground_truth": ""},
-                "extra_info": {"index": pos, ID: p.id, CATEGORY: p.category, ROUND: r, DRAW: draw, POSITION: pos, TEXT: p.text,
-                               **({SIZE: n} if n else {})},
+                "extra_info": {
+                    "index": pos,
+                    ID: p.id,
+                    CATEGORY: p.category,
+                    ROUND: r,
+                    DRAW: draw,
+                    POSITION: pos,
+                    TEXT: p.text,
+                    **({SIZE: n} if n else {}),
+                },
             }
             self.dataframe = [row]
             return RLHFDataset.__getitem__(self, 0)
@@ -524,7 +612,9 @@ def _build_class() -> type:
         def expect_refill(self, n: int) -> None:
             """V1: the next ``n`` prompts fetched replace dropped groups (aopcore's sampler calls this before refill_fn)."""
             if self._queue:
-                raise RuntimeFailure(f"aopcore: a refill of {n} was asked for while {len(self._queue)} rows of a draw were unfetched")
+                raise RuntimeFailure(
+                    f"aopcore: a refill of {n} was asked for while {len(self._queue)} rows of a draw were unfetched"
+                )
             self._refill_wanted += int(n)
 
         def __getitem__(self, item: int) -> dict[str, Any]:
@@ -581,4 +671,13 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-__all__ = ["AopcoreDataset", "RoundDriver", "compute_score", "VerlOptions", "batch_groups", "parse_options", "rollout_evaluation", "sequence_rewards"]  # noqa: F822 (defined lazily by __getattr__)
+__all__ = [
+    "AopcoreDataset",  # noqa: F822 (defined lazily by __getattr__)
+    "RoundDriver",
+    "compute_score",
+    "VerlOptions",
+    "batch_groups",
+    "parse_options",
+    "rollout_evaluation",
+    "sequence_rewards",
+]

@@ -21,6 +21,7 @@ not fire. It runs in the dataset's constructor (the data config's root is the wh
 sampler's, the first adapter code each trainer runs, before any worker starts. veRL is imported only when
 :class:`AopcoreReplayBuffer` is first looked up.
 """
+
 from __future__ import annotations
 
 import logging
@@ -57,8 +58,11 @@ def _root(data_config: Any) -> Any:
 def _names(cfg: Any, key: str, name: str, path: str) -> bool:
     spec = _get(cfg, key)
     module = path.split("://")[-1]
-    return bool(spec is not None and spec.get("name") == name and str(spec.get("path") or "").split("://")[-1]
-                .replace("/", ".").removesuffix(".py").endswith(module))
+    return bool(
+        spec is not None
+        and spec.get("name") == name
+        and str(spec.get("path") or "").split("://")[-1].replace("/", ".").removesuffix(".py").endswith(module)
+    )
 
 
 def trainer_problems(cfg: Any) -> list[str]:
@@ -72,32 +76,46 @@ def trainer_problems(cfg: Any) -> list[str]:
         return []
     if not use_v1:
         if ours_sampler:
-            return ["trainer.use_v1: false runs veRL's legacy trainer, which never loads trainer.v1.sampler.custom_sampler "
-                    "(aopcore's V1 sampler); set trainer.use_v1=true, or drop the custom_sampler keys to use the legacy "
-                    "trainer's on_batch_end"]
+            return [
+                "trainer.use_v1: false runs veRL's legacy trainer, which never loads trainer.v1.sampler.custom_sampler "
+                "(aopcore's V1 sampler); set trainer.use_v1=true, or drop the custom_sampler keys to use the legacy "
+                "trainer's on_batch_end"
+            ]
         return []
     if not _names(cfg, "data.custom_cls", DATASET_NAME, DATASET_PATH):
-        return [f"data.custom_cls: aopcore's V1 sampler needs aopcore's dataset; set data.custom_cls.path={DATASET_PATH} "
-                f"data.custom_cls.name={DATASET_NAME}"]
+        return [
+            f"data.custom_cls: aopcore's V1 sampler needs aopcore's dataset; set data.custom_cls.path={DATASET_PATH} "
+            f"data.custom_cls.name={DATASET_NAME}"
+        ]
     if not ours_sampler:
-        return [f"trainer.v1.sampler.custom_sampler: veRL's V1 trainer (trainer.use_v1=true, the default) never calls "
-                f"on_batch_end, so the curriculum would hear no reward; set trainer.v1.sampler.custom_sampler.path="
-                f"{SAMPLER_PATH} trainer.v1.sampler.custom_sampler.name={SAMPLER_NAME} (or trainer.use_v1=false)"]
+        return [
+            f"trainer.v1.sampler.custom_sampler: veRL's V1 trainer (trainer.use_v1=true, the default) never calls "
+            f"on_batch_end, so the curriculum would hear no reward; set trainer.v1.sampler.custom_sampler.path="
+            f"{SAMPLER_PATH} trainer.v1.sampler.custom_sampler.name={SAMPLER_NAME} (or trainer.use_v1=false)"
+        ]
     problems = []
     mode = _get(cfg, "trainer.v1.trainer_mode")
     if mode != "sync":
-        problems.append(f"trainer.v1.trainer_mode: {mode}; aopcore's V1 sampler serves the sync trainer (each draw chosen "
-                        "after the previous step's rewards); set trainer.v1.trainer_mode=sync")
+        problems.append(
+            f"trainer.v1.trainer_mode: {mode}; aopcore's V1 sampler serves the sync trainer (each draw chosen "
+            "after the previous step's rewards); set trainer.v1.trainer_mode=sync"
+        )
     gen = _get(cfg, "data.gen_batch_size")
     if gen != 1:
-        problems.append(f"data.gen_batch_size: {gen}; aopcore's V1 sampler refills dropped groups prompt by prompt; "
-                        "set data.gen_batch_size=1")
+        problems.append(
+            f"data.gen_batch_size: {gen}; aopcore's V1 sampler refills dropped groups prompt by prompt; "
+            "set data.gen_batch_size=1"
+        )
     if _get(cfg, "algorithm.filter_groups.enable"):
-        problems.append("algorithm.filter_groups.enable: a custom sampler does not apply veRL's DAPO filter; set "
-                        "algorithm.filter_groups.enable=false (aopcore's dynamic-filter curriculum filters groups)")
+        problems.append(
+            "algorithm.filter_groups.enable: a custom sampler does not apply veRL's DAPO filter; set "
+            "algorithm.filter_groups.enable=false (aopcore's dynamic-filter curriculum filters groups)"
+        )
     if _get(cfg, "reward.reward_model.enable") and not _get(cfg, "reward.reward_model.enable_resource_pool"):
-        problems.append("reward.reward_model.enable_resource_pool: a colocated reward model scores after sampling, so "
-                        "the curriculum would see no reward; set reward.reward_model.enable_resource_pool=true")
+        problems.append(
+            "reward.reward_model.enable_resource_pool: a colocated reward model scores after sampling, so "
+            "the curriculum would see no reward; set reward.reward_model.enable_resource_pool=true"
+        )
     return problems
 
 
@@ -112,8 +130,9 @@ def check_trainer_config(data_config: Any) -> bool:
     return bool(_get(root, "trainer.use_v1"))
 
 
-def trajectories_by_uid(keys: Sequence[str], infos: Sequence[Any], rewards: Sequence[float],
-                        tokens: Sequence[int]) -> dict[str, list[tuple[Any, float, int]]]:
+def trajectories_by_uid(
+    keys: Sequence[str], infos: Sequence[Any], rewards: Sequence[float], tokens: Sequence[int]
+) -> dict[str, list[tuple[Any, float, int]]]:
     """Per prompt uid (a TransferQueue key is ``{uid}_{session}_{index}``): (extra_info, reward, response tokens) of
     each of its trajectories."""
     out: dict[str, list[tuple[Any, float, int]]] = {}
@@ -130,23 +149,43 @@ def _build_class() -> type:
     class AopcoreReplayBuffer(rb.ReplayBuffer):
         """veRL's sync ``ReplayBuffer`` that reports each finished draw to aopcore and evicts/refills what it drops."""
 
-        def __init__(self, trainer_mode: str, trainer_config: Any, max_off_policy_threshold: int | None,
-                     max_off_policy_strategy: str, sampler_kwargs: Any, poll_interval: float = 2.0, refill_fn: Any = None,
-                     **kwargs: Any) -> None:
+        def __init__(
+            self,
+            trainer_mode: str,
+            trainer_config: Any,
+            max_off_policy_threshold: int | None,
+            max_off_policy_strategy: str,
+            sampler_kwargs: Any,
+            poll_interval: float = 2.0,
+            refill_fn: Any = None,
+            **kwargs: Any,
+        ) -> None:
             trainer = getattr(refill_fn, "__self__", None)
             config = getattr(trainer, "config", None)
             if config is None:
-                raise InputError("trainer.v1.sampler.custom_sampler: AopcoreReplayBuffer is built by veRL's V1 trainer "
-                                 "(which passes its refill_fn), not by hand")
+                raise InputError(
+                    "trainer.v1.sampler.custom_sampler: AopcoreReplayBuffer is built by veRL's V1 trainer "
+                    "(which passes its refill_fn), not by hand"
+                )
             problems = trainer_problems(config)
             if problems:
                 raise InputError(*problems)
             kw = dict(sampler_kwargs or {})
             unknown = sorted(set(kw) - {"poll_interval"})
             if unknown:
-                raise InputError(f"trainer.v1.sampler.sampler_kwargs.{unknown[0]}: unknown key (aopcore's sampler takes poll_interval)")
-            super().__init__(trainer_mode, trainer_config, max_off_policy_threshold, max_off_policy_strategy, sampler_kwargs,
-                             poll_interval=float(kw.get("poll_interval", poll_interval)), refill_fn=refill_fn, **kwargs)
+                raise InputError(
+                    f"trainer.v1.sampler.sampler_kwargs.{unknown[0]}: unknown key (aopcore's sampler takes poll_interval)"
+                )
+            super().__init__(
+                trainer_mode,
+                trainer_config,
+                max_off_policy_threshold,
+                max_off_policy_strategy,
+                sampler_kwargs,
+                poll_interval=float(kw.get("poll_interval", poll_interval)),
+                refill_fn=refill_fn,
+                **kwargs,
+            )
             self._trainer = trainer
             self._seen: dict[str, list[tuple[Any, float, int]]] = {}  # finished uids read, not yet reported
             self._reported: set[str] = set()  # reported and kept, awaiting selection
@@ -156,8 +195,10 @@ def _build_class() -> type:
         def _dataset(self) -> Any:
             ds = getattr(self._trainer, "train_dataset", None)
             if ds is None or not hasattr(ds, "expect_refill") or not getattr(ds, "_v1", False):
-                raise InputError(f"data.custom_cls: aopcore's V1 sampler needs aopcore's dataset in V1 mode; set "
-                                 f"data.custom_cls.path={DATASET_PATH} data.custom_cls.name={DATASET_NAME}")
+                raise InputError(
+                    f"data.custom_cls: aopcore's V1 sampler needs aopcore's dataset in V1 mode; set "
+                    f"data.custom_cls.path={DATASET_PATH} data.custom_cls.name={DATASET_NAME}"
+                )
             return ds
 
         def _read_new(self, uids: set[str]) -> None:
@@ -166,8 +207,10 @@ def _build_class() -> type:
             keys = sorted(k for k in part if k.split("_")[0] in uids)
             missing = uids - {k.split("_")[0] for k in keys}
             if missing:
-                raise RuntimeFailure(f"aopcore: {len(missing)} prompt group(s) finished with no trajectory (rollout failed); "
-                                     "their draw cannot be reported")
+                raise RuntimeFailure(
+                    f"aopcore: {len(missing)} prompt group(s) finished with no trajectory (rollout failed); "
+                    "their draw cannot be reported"
+                )
             data = rb.tq.kv_batch_get(keys=keys, partition_id="train", select_fields=["rm_scores", "extra_info"])
             rewards = [float(v.sum().item()) for v in data["rm_scores"]]
             infos = [getattr(i, "data", i) for i in data["extra_info"]]
@@ -210,14 +253,18 @@ def _build_class() -> type:
                 dropped = self._report_complete_draws()
                 if dropped:
                     self.dropped_groups += len(dropped)
-                    metrics["training/aopcore/dropped_groups"] = metrics.get("training/aopcore/dropped_groups", 0) + len(dropped)
+                    metrics["training/aopcore/dropped_groups"] = metrics.get(
+                        "training/aopcore/dropped_groups", 0
+                    ) + len(dropped)
                     if rounds < MAX_REFILL_ROUNDS:
                         self._clear_groups("train", set(dropped))
                         self._dataset().expect_refill(len(dropped))
                         self.refill_fn(len(dropped))
                         self.refills += 1
                         rounds += 1
-                        metrics["training/aopcore/refilled_groups"] = metrics.get("training/aopcore/refilled_groups", 0) + len(dropped)
+                        metrics["training/aopcore/refilled_groups"] = metrics.get(
+                            "training/aopcore/refilled_groups", 0
+                        ) + len(dropped)
                         continue
                     self._reported.update(dropped)  # out of refills: they train (a tied group has no advantage)
                 inflight = len(self.pending_keys["train"]) + len(self.running_keys["train"])

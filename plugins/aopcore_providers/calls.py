@@ -6,6 +6,7 @@ with exponential backoff and jitter on 429/5xx/timeouts/malformed replies
 that also coalesces identical requests in flight, and a usage/cost ledger.
 Backends only translate one prompt into one request.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -75,11 +76,17 @@ def classify(exc: BaseException, provider: str) -> CallError:
         # connection problems, timeouts and unparseable bodies surface as SDK- or transport-specific exceptions;
         # anything else (a TypeError, say) is a bug or a bad request and must not be retried
         chain = [type(e).__name__ for e in (exc, exc.__cause__, exc.__context__) if e is not None]
-        transient = isinstance(exc, ValueError) and "json" in str(exc).lower() or any(t in n for n in chain for t in TRANSIENT_NAMES)
+        transient = (
+            isinstance(exc, ValueError)
+            and "json" in str(exc).lower()
+            or any(t in n for n in chain for t in TRANSIENT_NAMES)
+        )
         return CallError(f"{provider}: {name}: {str(exc)[:200]}", None, transient)
     if status in FATAL_STATUS:
         return CallError(f"{provider}: HTTP {status} ({name}): {str(exc)[:300]}", status, False)
-    return CallError(f"{provider}: HTTP {status} ({name})", status, status in RETRYABLE_STATUS or status >= 500, retry_after)
+    return CallError(
+        f"{provider}: HTTP {status} ({name})", status, status in RETRYABLE_STATUS or status >= 500, retry_after
+    )
 
 
 class RateLimiter:
@@ -116,13 +123,24 @@ class RateLimiter:
 Send = Callable[[str], Awaitable[Completion]]
 Session = tuple[Send, Callable[[], Awaitable[None]]]  # (send one prompt, close the client)
 
-TRANSIENT_NAMES = ("Timeout", "Connection", "Connect", "ResponseValidation", "Decode", "RemoteProtocol", "ReadError", "WriteError")
+TRANSIENT_NAMES = (
+    "Timeout",
+    "Connection",
+    "Connect",
+    "ResponseValidation",
+    "Decode",
+    "RemoteProtocol",
+    "ReadError",
+    "WriteError",
+)
 
 
 class CallLayer:
     """Runs a batch of prompts through ``send`` with every safety net, returning one text per prompt."""
 
-    def __init__(self, provider: str, options: ProviderOptions, send_factory: Callable[[], Session], *, purpose: str = "feedback") -> None:
+    def __init__(
+        self, provider: str, options: ProviderOptions, send_factory: Callable[[], Session], *, purpose: str = "feedback"
+    ) -> None:
         self.provider = provider
         self.options = options
         self.send_factory = send_factory
@@ -153,7 +171,9 @@ class CallLayer:
         # identical prompts in this batch, and prompts another caller is sending right now, are not sent again
         coalesced = len(todo) - len(owned)
         try:
-            settled = self.cache.get_many(list(owned))  # answered by a caller that finished between our lookup and our claim
+            settled = self.cache.get_many(
+                list(owned)
+            )  # answered by a caller that finished between our lookup and our claim
             for key, text in settled.items():
                 done[key] = text
                 IN_FLIGHT.resolve(key, text)
@@ -223,11 +243,16 @@ class CallLayer:
             except Exception as exc:  # noqa: BLE001 - every failure is classified below
                 last = classify(exc, self.provider)
                 if not last.retryable:
-                    raise RuntimeFailure(f"{last.message} — not retried; check the model name, request and the key in "
-                                         f"${o.api_key_env}") from None
+                    raise RuntimeFailure(
+                        f"{last.message} — not retried; check the model name, request and the key in ${o.api_key_env}"
+                    ) from None
                 if attempt == o.max_retries:
                     break
-                delay = last.retry_after if last.retry_after is not None else min(o.backoff_max, o.backoff_base * 2**attempt) * (1 + random.random() / 2)
+                delay = (
+                    last.retry_after
+                    if last.retry_after is not None
+                    else min(o.backoff_max, o.backoff_base * 2**attempt) * (1 + random.random() / 2)
+                )
                 log.debug("%s: %s; retry %d in %.1fs", self.provider, last.message, attempt + 1, delay)
                 record_usage(retries=1)
                 await asyncio.sleep(delay)
@@ -240,7 +265,9 @@ class CallLayer:
                 self.failures["empty response"] += 1
                 record_usage(empty_calls=1)
             if self.cache is not None:
-                self.cache.put(key, result.text, {"provider": self.provider, "model": o.model, "blocked": result.blocked})
+                self.cache.put(
+                    key, result.text, {"provider": self.provider, "model": o.model, "blocked": result.blocked}
+                )
                 IN_FLIGHT.resolve(key, result.text)  # after the cache holds it, so a later caller finds it there
             return result.text
         assert last is not None
@@ -248,7 +275,12 @@ class CallLayer:
             IN_FLIGHT.resolve(key, "")  # whoever waits for this request shares its failure instead of paying again
         self.failures[last.message] += 1
         record_usage(failed_calls=1)
-        log.warning("%s: giving up after %d attempts: %s (the item is counted as failed)", self.provider, o.max_retries + 1, last.message)
+        log.warning(
+            "%s: giving up after %d attempts: %s (the item is counted as failed)",
+            self.provider,
+            o.max_retries + 1,
+            last.message,
+        )
         return ""
 
     def _account(self, c: Completion) -> None:

@@ -1,4 +1,5 @@
 """FeedbackLLM and Judge on top of a provider backend and the shared call layer."""
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -19,7 +20,9 @@ class ProviderLLM:
     def __init__(self, options: ProviderOptions) -> None:
         self.options = options
         key = api_key(options)  # read once from the environment; kept only inside the client
-        self.calls = CallLayer(self.provider, options, lambda: SENDERS[self.provider](options, key), purpose=self.purpose)
+        self.calls = CallLayer(
+            self.provider, options, lambda: SENDERS[self.provider](options, key), purpose=self.purpose
+        )
 
     def complete(self, prompts: Sequence[str]) -> list[str]:
         return self.calls.complete(prompts)
@@ -36,7 +39,9 @@ class ProviderJudge(ProviderLLM):
 
 
 def _make(provider_name: str, base: type) -> type:
-    return type(f"{provider_name.title()}{base.__name__}", (base,), {"provider": provider_name, "__doc__": base.__doc__})
+    return type(
+        f"{provider_name.title()}{base.__name__}", (base,), {"provider": provider_name, "__doc__": base.__doc__}
+    )
 
 
 GeminiLLM, OpenAILLM, AnthropicLLM = (_make(p, ProviderLLM) for p in ("gemini", "openai", "anthropic"))

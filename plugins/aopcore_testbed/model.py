@@ -11,6 +11,7 @@ answers use (plus the prompt format's). Every answer is then a single token, whi
 a minute and RL a contextual bandit that a CPU trains in seconds; the verifier still reads free text, so a
 real LLM's answers are checked the same way. Text outside the vocabulary becomes ``[UNK]``.
 """
+
 from __future__ import annotations
 
 import os
@@ -54,9 +55,19 @@ def build(folder: Path, *, n_embd: int = 64, n_layer: int = 2, n_head: int = 4, 
 
     tok = word_tokenizer()
     torch.manual_seed(seed)
-    config = GPT2Config(vocab_size=len(tok), n_positions=64, n_embd=n_embd, n_layer=n_layer, n_head=n_head,
-                        bos_token_id=tok.eos_token_id, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id,
-                        resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0)
+    config = GPT2Config(
+        vocab_size=len(tok),
+        n_positions=64,
+        n_embd=n_embd,
+        n_layer=n_layer,
+        n_head=n_head,
+        bos_token_id=tok.eos_token_id,
+        eos_token_id=tok.eos_token_id,
+        pad_token_id=tok.pad_token_id,
+        resid_pdrop=0.0,
+        embd_pdrop=0.0,
+        attn_pdrop=0.0,
+    )
     model = GPT2LMHeadModel(config)
     _save(model, tok, folder)
     return folder
@@ -90,8 +101,16 @@ def ensure(folder: Path) -> Path:
     return folder
 
 
-def pretrain(src: Path, out: Path, rows: list[dict[str, str]], *, epochs: int = 6, lr: float = 3e-3, batch_size: int = 32,
-             seed: int = 0) -> dict[str, float]:
+def pretrain(
+    src: Path,
+    out: Path,
+    rows: list[dict[str, str]],
+    *,
+    epochs: int = 6,
+    lr: float = 3e-3,
+    batch_size: int = 32,
+    seed: int = 0,
+) -> dict[str, float]:
     """Supervised training on ``rows`` (instruction, response), loss on the response only; writes ``out`` atomically.
 
     A plain loop rather than the SFT stage: it made the shipped weights (``aopcore_testbed.regenerate``, one
@@ -196,8 +215,10 @@ def ensure_alias(name: str, models_dir: Path) -> Path:
             if not (shipped_weights() / "config.json").exists():
                 from aopcore import RuntimeFailure
 
-                raise RuntimeFailure(f"testbed-tiny: the shipped weights are missing from {shipped_weights()} "
-                                     "(python -m aopcore_testbed.regenerate rebuilds them)")
+                raise RuntimeFailure(
+                    f"testbed-tiny: the shipped weights are missing from {shipped_weights()} "
+                    "(python -m aopcore_testbed.regenerate rebuilds them)"
+                )
             _install_shipped(skilled)
         return skilled
     r = RECIPE

@@ -25,6 +25,7 @@ steps it is the reference, at equal compute it pays for its knowledge.
 
 docs/testbed.md reports what each mode does against vanilla.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -47,22 +48,37 @@ GAINS = DATA / "oracle-gains.json"
 class OracleOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    mode: Literal["pass-rate", "gains"] = Field("pass-rate", description="pass-rate: the prompts with the largest "
-                                                "p(1 - p) of the current policy, measured on the whole pool every "
-                                                "iteration (and, with per_step, updated from every step's rollouts); "
-                                                "gains: categories weighted by measured learning gain.")
+    mode: Literal["pass-rate", "gains"] = Field(
+        "pass-rate",
+        description="pass-rate: the prompts with the largest "
+        "p(1 - p) of the current policy, measured on the whole pool every "
+        "iteration (and, with per_step, updated from every step's rollouts); "
+        "gains: categories weighted by measured learning gain.",
+    )
     pool: str = Field("testbed:pool", description="Where the prompts come from (any data source or JSONL file).")
     samples: int = Field(16, ge=2, description="pass-rate: answers sampled per pool prompt to measure its pass rate.")
     max_share: float = Field(0.3, gt=0, le=1, description="pass-rate: at most this share of the plan in one category.")
-    per_step: bool = Field(True, description="pass-rate: choose every training step from the whole pool by p(1 - p) of "
-                           "the measured pass rates, updated from the rollouts (the per-step channel); false: train on "
-                           "the iteration's plan.")
-    explore: float = Field(0.1, ge=0, description="pass-rate, per step: added to every weight, as a multiple of the "
-                           "mean weight, so no prompt starves.")
-    gains: str | None = Field(None, description="Measured gains (JSON with a `gains` table); default: the packaged "
-                              "data/oracle-gains.json written by `python -m aopcore_testbed.oracle measure`.")
-    weights: dict[str, float] = Field(default_factory=dict, description="Fixed category weights instead of measured "
-                                      "gains (what the measurement's own arms use).")
+    per_step: bool = Field(
+        True,
+        description="pass-rate: choose every training step from the whole pool by p(1 - p) of "
+        "the measured pass rates, updated from the rollouts (the per-step channel); false: train on "
+        "the iteration's plan.",
+    )
+    explore: float = Field(
+        0.1,
+        ge=0,
+        description="pass-rate, per step: added to every weight, as a multiple of the "
+        "mean weight, so no prompt starves.",
+    )
+    gains: str | None = Field(
+        None,
+        description="Measured gains (JSON with a `gains` table); default: the packaged "
+        "data/oracle-gains.json written by `python -m aopcore_testbed.oracle measure`.",
+    )
+    weights: dict[str, float] = Field(
+        default_factory=dict,
+        description="Fixed category weights instead of measured gains (what the measurement's own arms use).",
+    )
     boost: float = Field(2.0, ge=0, description="Weight of the category with the largest gain: 1 + boost.")
 
     @field_validator("weights")
@@ -72,6 +88,7 @@ class OracleOptions(BaseModel):
         if bad:
             raise ValueError(f"{bad[0]}: a category weight must be >= 0")
         return weights
+
     floor: float = Field(0.25, ge=0, description="Smallest weight (a category whose extra training cost accuracy).")
 
 
@@ -102,7 +119,7 @@ class OracleCurriculum:
     """Prompts from the pool by measured pass rate, or allocated over categories by measured learning gain (or by
     fixed ``weights``). The per-step pass-rate oracle is :class:`PerStepOracle`, which this class builds for it."""
 
-    def __new__(cls, options: Any) -> "OracleCurriculum":
+    def __new__(cls, options: Any) -> OracleCurriculum:
         per_step = options.mode == "pass-rate" and not options.weights and options.per_step
         return super().__new__(PerStepOracle if per_step and cls is OracleCurriculum else cls)
 
@@ -118,7 +135,9 @@ class OracleCurriculum:
         elif options.mode == "gains":
             path = Path(options.gains) if options.gains else GAINS
             if not path.exists():
-                raise InputError(f"oracle: no measured gains at {path} (run `python -m aopcore_testbed.oracle measure`)")
+                raise InputError(
+                    f"oracle: no measured gains at {path} (run `python -m aopcore_testbed.oracle measure`)"
+                )
             measured = json.loads(path.read_text())
             self.weights = weights_from_gains(measured["gains"], boost=options.boost, floor=options.floor)
             self.source = str(path.name)
@@ -133,7 +152,9 @@ class OracleCurriculum:
     def _by_pass_rate(self, ctx: CurriculumContext) -> list[Prompt]:
         o = self.options
         if ctx.generate is None or ctx.reward is None:
-            raise InputError(f"arms.{ctx.arm}: the pass-rate oracle needs the policy (generate) and the reward in its context")
+            raise InputError(
+                f"arms.{ctx.arm}: the pass-rate oracle needs the policy (generate) and the reward in its context"
+            )
         allowed = set(ctx.categories)
         pool = [q for q in self.pool if q.category in allowed]
         texts = [q.text for q in pool for _ in range(o.samples)]
@@ -143,7 +164,7 @@ class OracleCurriculum:
         scored = []
         measured: dict[str, list[float]] = {}
         for k, q in enumerate(pool):
-            wins = sum(1.0 for r in rewards[k * o.samples:(k + 1) * o.samples] if r >= 0.5)
+            wins = sum(1.0 for r in rewards[k * o.samples : (k + 1) * o.samples] if r >= 0.5)
             measured[q.id] = [wins, float(o.samples)]
             p = wins / o.samples
             scored.append((p * (1 - p), rng.random(), q, p))
@@ -152,19 +173,32 @@ class OracleCurriculum:
         cap = max(1, int(o.max_share * ctx.budget))
         per_cat: dict[str, int] = {}
         out: list[Prompt] = []
-        for learn, _, q, p in scored:
+        for _learn, _, q, p in scored:
             if len(out) == ctx.budget:
                 break
             if per_cat.get(q.category, 0) >= cap:
                 continue
             per_cat[q.category] = per_cat.get(q.category, 0) + 1
-            out.append(Prompt(q.id, q.text, q.category, Provenance("oracle", ctx.iteration, "pool",
-                                                                 extra={"pass_rate": round(p, 4)})))
+            out.append(
+                Prompt(
+                    q.id,
+                    q.text,
+                    q.category,
+                    Provenance("oracle", ctx.iteration, "pool", extra={"pass_rate": round(p, 4)}),
+                )
+            )
         for _, _, q, p in scored:  # the cap left the budget short: fill with the next best, whatever the category
             if len(out) == ctx.budget:
                 break
             if all(x.id != q.id for x in out):
-                out.append(Prompt(q.id, q.text, q.category, Provenance("oracle", ctx.iteration, "pool", extra={"pass_rate": round(p, 4)})))
+                out.append(
+                    Prompt(
+                        q.id,
+                        q.text,
+                        q.category,
+                        Provenance("oracle", ctx.iteration, "pool", extra={"pass_rate": round(p, 4)}),
+                    )
+                )
         return out
 
     def _keep_measurement(self, ctx: CurriculumContext, measured: dict[str, list[float]]) -> None:
@@ -191,10 +225,18 @@ class OracleCurriculum:
                     seen.add(q.id)
                     chosen.append(q)
             if len(chosen) < counts[cat]:
-                raise InputError(f"arms.{ctx.arm}.pool: category {cat!r} has {len(chosen)} prompts, the oracle wants {counts[cat]}")
-            out += [Prompt(q.id, q.text, q.category, Provenance("oracle", ctx.iteration, "pool",
-                                                                 extra={"weight": round(self.weights.get(cat, 1.0), 4)}))
-                    for q in chosen]
+                raise InputError(
+                    f"arms.{ctx.arm}.pool: category {cat!r} has {len(chosen)} prompts, the oracle wants {counts[cat]}"
+                )
+            out += [
+                Prompt(
+                    q.id,
+                    q.text,
+                    q.category,
+                    Provenance("oracle", ctx.iteration, "pool", extra={"weight": round(self.weights.get(cat, 1.0), 4)}),
+                )
+                for q in chosen
+            ]
         return out
 
 
@@ -217,9 +259,11 @@ class PerStepOracle(OracleCurriculum):
 
         path = _rates_path(ctx)
         if not path.exists():
-            raise RuntimeFailure(f"arms.{ctx.arm}: the oracle's measured pass rates {path} are missing (written by the "
-                                 f"prompts stage of iteration {ctx.iteration}); delete that iteration's prompts.jsonl "
-                                 f"and rerun to measure again")
+            raise RuntimeFailure(
+                f"arms.{ctx.arm}: the oracle's measured pass rates {path} are missing (written by the "
+                f"prompts stage of iteration {ctx.iteration}); delete that iteration's prompts.jsonl "
+                f"and rerun to measure again"
+            )
         measured = json.loads(path.read_text())["rates"]
         allowed = set(ctx.categories)
         pool = [q for q in self.pool if q.category in allowed and q.id in measured]
@@ -227,22 +271,30 @@ class PerStepOracle(OracleCurriculum):
         for q in pool:
             rates.add_counts(q.id, q.category, *measured[q.id])
         candidates = [Prompt(q.id, q.text, q.category, Provenance("oracle", ctx.iteration, "pool")) for q in pool]
-        return LearnabilitySelector(candidates, rates, seed=ctx.seed + 1, explore=self.options.explore, name="oracle",
-                                    iteration=ctx.iteration)
+        return LearnabilitySelector(
+            candidates, rates, seed=ctx.seed + 1, explore=self.options.explore, name="oracle", iteration=ctx.iteration
+        )
 
 
 # ---------------------------------------------------------------------------- the measurement
 
+
 def _arms_toml(categories: list[str], boost_weight: float) -> str:
-    lines = ['[arms.uniform]', 'curriculum = "oracle"', 'weights = { ' + ", ".join(f"{c} = 1.0" for c in categories) + " }", ""]
+    lines = [
+        "[arms.uniform]",
+        'curriculum = "oracle"',
+        "weights = { " + ", ".join(f"{c} = 1.0" for c in categories) + " }",
+        "",
+    ]
     for c in categories:
         w = ", ".join(f"{k} = {boost_weight if k == c else 1.0}" for k in categories)
         lines += [f"[arms.boost-{c}]", 'curriculum = "oracle"', f"weights = {{ {w} }}", ""]
     return "\n".join(lines)
 
 
-def measurement_config(base: Path, out_dir: Path, *, seeds: list[int], iterations: int, boost_weight: float,
-                       extra_sections: str = "") -> str:
+def measurement_config(
+    base: Path, out_dir: Path, *, seeds: list[int], iterations: int, boost_weight: float, extra_sections: str = ""
+) -> str:
     """The comparison's config (``base``) with its arms replaced by the measurement's, scored on testbed:test."""
     from aopcore_testbed.skills import CATEGORIES
 
@@ -250,11 +302,19 @@ def measurement_config(base: Path, out_dir: Path, *, seeds: list[int], iteration
     head = text.split("\n[arms.", 1)[0]
     head = head.replace('heldout = "testbed:heldout"', 'heldout = "testbed:test"')
     head = head.replace('test_prompts = "testbed:test"', 'test_prompts = "testbed:heldout"\ntest_size = 7')
-    return head + "\n" + extra_sections + "\n" + _arms_toml(list(CATEGORIES), boost_weight) + "\n[evaluation]\npairs = []\n"
+    return (
+        head
+        + "\n"
+        + extra_sections
+        + "\n"
+        + _arms_toml(list(CATEGORIES), boost_weight)
+        + "\n[evaluation]\npairs = []\n"
+    )
 
 
 def summarise(root: Path, categories: list[str], seeds: list[int], iterations: int) -> dict[str, Any]:
     """Per category: the boosted arm's overall test accuracy minus the uniform arm's at the last iteration, per seed."""
+
     def acc(arm: str, s: int) -> float:
         path = RunLayout(RunLayout.of(root).seed_dir(s)).evaluation(arm, iterations)
         rows = [json.loads(line) for line in path.read_text().splitlines()]
@@ -262,8 +322,11 @@ def summarise(root: Path, categories: list[str], seeds: list[int], iterations: i
 
     uniform = {s: acc("uniform", s) for s in seeds}
     per_seed = {c: {str(s): round(acc(f"boost-{c}", s) - uniform[s], 6) for s in seeds} for c in categories}
-    return {"gains": {c: round(statistics.mean(v.values()), 6) for c, v in per_seed.items()},
-            "per_seed": per_seed, "uniform_accuracy": {str(s): round(v, 6) for s, v in uniform.items()}}
+    return {
+        "gains": {c: round(statistics.mean(v.values()), 6) for c, v in per_seed.items()},
+        "per_seed": per_seed,
+        "uniform_accuracy": {str(s): round(v, 6) for s, v in uniform.items()},
+    }
 
 
 def measure(argv: list[str] | None = None) -> dict[str, Any]:
@@ -273,7 +336,9 @@ def measure(argv: list[str] | None = None) -> dict[str, Any]:
     from aopcore_testbed.skills import CATEGORIES
 
     root_dir = Path(__file__).resolve().parents[2]
-    p = argparse.ArgumentParser(prog="python -m aopcore_testbed.oracle measure", description="Measure the oracle's gains")
+    p = argparse.ArgumentParser(
+        prog="python -m aopcore_testbed.oracle measure", description="Measure the oracle's gains"
+    )
     p.add_argument("--config", type=Path, default=root_dir / "examples" / "testbed.toml")
     p.add_argument("--seeds", type=int, nargs="+", default=[100, 101, 102])
     p.add_argument("--iterations", type=int, default=1)
@@ -283,15 +348,30 @@ def measure(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--out", type=Path, default=GAINS)
     p.add_argument("--set", dest="overrides", action="append", default=[])
     args = p.parse_args(argv)
-    cfg_text = measurement_config(args.config, args.run_dir, seeds=args.seeds, iterations=args.iterations,
-                                  boost_weight=args.boost_weight)
+    cfg_text = measurement_config(
+        args.config, args.run_dir, seeds=args.seeds, iterations=args.iterations, boost_weight=args.boost_weight
+    )
     cfg = args.config.parent / f".oracle-measure-{args.name}.toml"  # beside the base: its relative paths hold
     cfg.write_text(cfg_text)
     try:
-        cmd = [sys.executable, "-m", "aopcore.cli", "run", str(cfg), "--set", f"experiment.seeds={json.dumps(args.seeds)}",
-               "--set", f"experiment.iterations={args.iterations}", "--set", f'experiment.name="{args.name}"',
-               "--set", f'experiment.output_dir="{args.run_dir.resolve()}"'] + [a for o in args.overrides for a in ("--set", o)]
-        proc = subprocess.run(cmd, env={**os.environ, "OMP_NUM_THREADS": "1", "TQDM_DISABLE": "1"}, capture_output=True, text=True)
+        cmd = [
+            sys.executable,
+            "-m",
+            "aopcore.cli",
+            "run",
+            str(cfg),
+            "--set",
+            f"experiment.seeds={json.dumps(args.seeds)}",
+            "--set",
+            f"experiment.iterations={args.iterations}",
+            "--set",
+            f'experiment.name="{args.name}"',
+            "--set",
+            f'experiment.output_dir="{args.run_dir.resolve()}"',
+        ] + [a for o in args.overrides for a in ("--set", o)]
+        proc = subprocess.run(
+            cmd, env={**os.environ, "OMP_NUM_THREADS": "1", "TQDM_DISABLE": "1"}, capture_output=True, text=True
+        )
         if proc.returncode != 0:
             sys.stderr.write(proc.stderr[-4000:])
             raise SystemExit(proc.returncode)
@@ -304,9 +384,18 @@ def measure(argv: list[str] | None = None) -> dict[str, Any]:
         start = shipped_key()
     except Exception:  # noqa: BLE001  (older testbed without shipped weights)
         start = None
-    result.update({"procedure": __doc__.split("\n\n")[1].strip().replace("\n", " "), "seeds": args.seeds,
-                   "iterations": args.iterations, "boost_weight": args.boost_weight, "start_policy": start,
-                   "scored_on": "testbed:test", "config": str(args.config.name), "overrides": args.overrides})
+    result.update(
+        {
+            "procedure": __doc__.split("\n\n")[1].strip().replace("\n", " "),
+            "seeds": args.seeds,
+            "iterations": args.iterations,
+            "boost_weight": args.boost_weight,
+            "start_policy": start,
+            "scored_on": "testbed:test",
+            "config": str(args.config.name),
+            "overrides": args.overrides,
+        }
+    )
     args.out.write_text(json.dumps(result, indent=1, sort_keys=True) + "\n")
     return result
 

@@ -1,5 +1,6 @@
 """Registers the testbed family: verifier reward and judge, the testbed writer, the ``testbed`` data sources and the
 ``testbed-tiny`` model aliases."""
+
 from __future__ import annotations
 
 from aopcore import hookimpl
@@ -9,20 +10,37 @@ from aopcore_testbed.options import VerifierJudgeOptions, VerifierRewardOptions,
 
 @hookimpl
 def register_reward_models(register):
-    register("verifier", LazyFactory("aopcore_testbed.verifier:VerifierReward", doc="Testbed: 1 if the answer is correct, from the question text alone"),
-             options=VerifierRewardOptions)
+    register(
+        "verifier",
+        LazyFactory(
+            "aopcore_testbed.verifier:VerifierReward",
+            doc="Testbed: 1 if the answer is correct, from the question text alone",
+        ),
+        options=VerifierRewardOptions,
+    )
 
 
 @hookimpl
 def register_judges(register):
-    register("verifier", LazyFactory("aopcore_testbed.verifier:VerifierJudge", doc="Testbed: a correct answer beats a wrong one, else a tie"),
-             options=VerifierJudgeOptions)
+    register(
+        "verifier",
+        LazyFactory(
+            "aopcore_testbed.verifier:VerifierJudge", doc="Testbed: a correct answer beats a wrong one, else a tie"
+        ),
+        options=VerifierJudgeOptions,
+    )
 
 
 @hookimpl
 def register_feedback_llms(register):
-    register("testbed-writer", LazyFactory("aopcore_testbed.writer:TestbedWriter", doc="Testbed: writes checkable questions in the categories a prompt asks for"),
-             options=WriterOptions)
+    register(
+        "testbed-writer",
+        LazyFactory(
+            "aopcore_testbed.writer:TestbedWriter",
+            doc="Testbed: writes checkable questions in the categories a prompt asks for",
+        ),
+        options=WriterOptions,
+    )
 
 
 @hookimpl
@@ -36,9 +54,14 @@ def register_data_sources(register):
 def register_curricula(register):
     from aopcore_testbed.oracle import OracleOptions
 
-    register("oracle", LazyFactory("aopcore_testbed.oracle:OracleCurriculum",
-                                   doc="Testbed positive control: every step by p(1 - p) of pass rates measured on the whole pool (or categories weighted by measured learning gain)"),
-             options=OracleOptions)
+    register(
+        "oracle",
+        LazyFactory(
+            "aopcore_testbed.oracle:OracleCurriculum",
+            doc="Testbed positive control: every step by p(1 - p) of pass rates measured on the whole pool (or categories weighted by measured learning gain)",
+        ),
+        options=OracleOptions,
+    )
 
 
 @hookimpl
@@ -51,7 +74,15 @@ def register_model_aliases(register):
 
         return folder
 
-    register("testbed-tiny", build("testbed-tiny"), module="aopcore_testbed",
-             source="aopcore's testbed family (shipped weights, copied into the cache on first use)")
-    register("testbed-tiny-base", build("testbed-tiny-base"), module="aopcore_testbed",
-             source="aopcore's testbed family (random initialisation from a seed, built on first use)")
+    register(
+        "testbed-tiny",
+        build("testbed-tiny"),
+        module="aopcore_testbed",
+        source="aopcore's testbed family (shipped weights, copied into the cache on first use)",
+    )
+    register(
+        "testbed-tiny-base",
+        build("testbed-tiny-base"),
+        module="aopcore_testbed",
+        source="aopcore's testbed family (random initialisation from a seed, built on first use)",
+    )

@@ -16,6 +16,7 @@ that manifest, the recipe id against the current code, and the accuracy against 
 Regenerate after changing the vocabulary (skills), the SFT plan or the recipe, then update the start-accuracy
 figures in docs/testbed.md; the cache key (a hash of the shipped files) changes with the weights by itself.
 """
+
 from __future__ import annotations
 
 import os
@@ -51,7 +52,15 @@ def regenerate(out: Path) -> dict:
     with tempfile.TemporaryDirectory(prefix="testbed-tiny-") as tmp:
         base = build(Path(tmp) / "base", n_embd=r["n_embd"], n_layer=r["n_layer"], n_head=r["n_head"], seed=r["seed"])
         skilled = Path(tmp) / "skilled"
-        stats = pretrain(base, skilled, sft_rows(r["seed"]), epochs=r["epochs"], lr=r["lr"], batch_size=r["batch_size"], seed=r["seed"])
+        stats = pretrain(
+            base,
+            skilled,
+            sft_rows(r["seed"]),
+            epochs=r["epochs"],
+            lr=r["lr"],
+            batch_size=r["batch_size"],
+            seed=r["seed"],
+        )
         wall = time.perf_counter() - t0
         accuracy = start_accuracy(skilled)
         if out.exists():
@@ -64,14 +73,22 @@ def regenerate(out: Path) -> dict:
     hashes = file_hashes(out)
     manifest = {
         "model": "testbed-tiny",
-        "recipe": RECIPE, "recipe_id": _recipe_id(),
-        "files": hashes, "sha256": digest(hashes),
+        "recipe": RECIPE,
+        "recipe_id": _recipe_id(),
+        "files": hashes,
+        "sha256": digest(hashes),
         "heldout_accuracy": accuracy,
         "loss_per_epoch": [round(x, 6) for x in stats["loss_per_epoch"]],
-        "made_with": {"command": "python -m aopcore_testbed.regenerate", "threads": torch.get_num_threads(),
-                      "python": platform.python_version(), "torch": torch.__version__,
-                      "transformers": transformers.__version__, "tokenizers": tokenizers.__version__,
-                      "cpu": cpu_model(), "pretrain_wall_s": round(wall, 1)},
+        "made_with": {
+            "command": "python -m aopcore_testbed.regenerate",
+            "threads": torch.get_num_threads(),
+            "python": platform.python_version(),
+            "torch": torch.__version__,
+            "transformers": transformers.__version__,
+            "tokenizers": tokenizers.__version__,
+            "cpu": cpu_model(),
+            "pretrain_wall_s": round(wall, 1),
+        },
     }
     (out / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     return manifest
@@ -80,19 +97,25 @@ def regenerate(out: Path) -> dict:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=WEIGHTS, help="folder to write (default: the shipped one)")
-    parser.add_argument("--check", action="store_true", help="rebuild into a temporary folder and compare with the shipped weights")
+    parser.add_argument(
+        "--check", action="store_true", help="rebuild into a temporary folder and compare with the shipped weights"
+    )
     args = parser.parse_args(argv)
     if args.check:
         with tempfile.TemporaryDirectory() as tmp:
             fresh = regenerate(Path(tmp) / "testbed-tiny")
         shipped = json.loads((WEIGHTS / MANIFEST).read_text())
         same = fresh["sha256"] == shipped["sha256"]
-        print(f"rebuilt {fresh['sha256'][:16]}, shipped {shipped['sha256'][:16]}: {'identical' if same else 'DIFFERENT'}; "
-              f"held-out accuracy {fresh['heldout_accuracy']['(all)']:.3f} (shipped {shipped['heldout_accuracy']['(all)']:.3f})")
+        print(
+            f"rebuilt {fresh['sha256'][:16]}, shipped {shipped['sha256'][:16]}: {'identical' if same else 'DIFFERENT'}; "
+            f"held-out accuracy {fresh['heldout_accuracy']['(all)']:.3f} (shipped {shipped['heldout_accuracy']['(all)']:.3f})"
+        )
         return 0 if same else 1
     manifest = regenerate(args.out)
-    print(f"wrote {args.out} (sha256 {manifest['sha256'][:16]}, held-out accuracy {manifest['heldout_accuracy']['(all)']:.3f}, "
-          f"{manifest['made_with']['pretrain_wall_s']} s)")
+    print(
+        f"wrote {args.out} (sha256 {manifest['sha256'][:16]}, held-out accuracy {manifest['heldout_accuracy']['(all)']:.3f}, "
+        f"{manifest['made_with']['pretrain_wall_s']} s)"
+    )
     return 0
 
 

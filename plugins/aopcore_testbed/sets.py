@@ -8,6 +8,7 @@ That is what makes the categories differ in initial accuracy and leaves RL somet
 
 ``python -m aopcore_testbed.sets`` rewrites the packaged copies in ``data/`` (a test checks they match).
 """
+
 from __future__ import annotations
 
 import json
@@ -105,7 +106,9 @@ def write_packaged(folder: Path = DATA) -> list[Path]:
     folder.mkdir(parents=True, exist_ok=True)
     paths = []
     for name, questions in build_sets().items():
-        paths.append(_write(folder / f"{name}.jsonl", [{"id": q.id, "text": q.text, "category": q.category} for q in questions]))
+        paths.append(
+            _write(folder / f"{name}.jsonl", [{"id": q.id, "text": q.text, "category": q.category} for q in questions])
+        )
     paths.append(_write(folder / "sft.jsonl", sft_rows()))
     return paths
 

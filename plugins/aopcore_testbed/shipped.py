@@ -3,6 +3,7 @@
 ``python -m aopcore_testbed.regenerate`` writes the folder and its ``manifest.json``; importing this module has no
 side effects (regenerate pins torch to one thread, this does not).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -16,8 +17,11 @@ MANIFEST = "manifest.json"
 
 def file_hashes(folder: Path) -> dict[str, str]:
     """SHA-256 of every shipped file except the manifest, by name."""
-    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(Path(folder).iterdir())
-            if p.is_file() and p.name != MANIFEST}
+    return {
+        p.name: hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(Path(folder).iterdir())
+        if p.is_file() and p.name != MANIFEST
+    }
 
 
 def digest(hashes: dict[str, str]) -> str:

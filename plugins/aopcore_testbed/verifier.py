@@ -1,4 +1,5 @@
 """The verifier: a RewardModel and a Judge that check answers against the question text alone."""
+
 from __future__ import annotations
 
 from collections.abc import Sequence

@@ -21,6 +21,7 @@ writes is a testbed task solved from its text. :meth:`TestbedWriter.category_of`
 really is, so a round record can show whether the curriculum's labels agree.
 The reply depends only on the writer's seed and the prompt text: deterministic, and different for every draw.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -55,8 +56,11 @@ class TestbedWriter:
     def complete(self, prompts: Sequence[str]) -> list[str]:
         replies = [self._reply(p) for p in prompts]
         # no tokenizer: words stand in for tokens, so equal-compute comparisons see what a feedback call reads and writes
-        record_usage(feedback_calls=len(prompts), prompt_tokens=sum(len(p.split()) for p in prompts),
-                     tokens_generated=sum(len(r.split()) for r in replies))
+        record_usage(
+            feedback_calls=len(prompts),
+            prompt_tokens=sum(len(p.split()) for p in prompts),
+            tokens_generated=sum(len(r.split()) for r in replies),
+        )
         return replies
 
     @staticmethod

@@ -1,4 +1,5 @@
 """Aggregate statistics against values computed by hand, on small fixed tables."""
+
 import json
 import math
 from collections import Counter
@@ -68,7 +69,7 @@ def test_binomial_draws_follow_the_binomial_distribution():
     rng = random.Random(0)
     for n, p in ((30, 0.2), (200, 0.35), (200, 0.8)):  # waiting-time path, BTRS path, flipped BTRS path
         draws = Counter(binomial(rng, n, p) for _ in range(20000))
-        pmf = {k: math.comb(n, k) * p ** k * (1 - p) ** (n - k) for k in range(n + 1)}
+        pmf = {k: math.comb(n, k) * p**k * (1 - p) ** (n - k) for k in range(n + 1)}
         mean = sum(k * c for k, c in draws.items()) / 20000
         assert mean == pytest.approx(n * p, rel=0.01)
         for k in range(n + 1):
@@ -123,8 +124,10 @@ def test_sentence_says_no_detectable_difference_when_the_interval_covers_zero():
     assert verdict("aop", "sop", Interval(0.02, -0.01, 0.05, 5), seeds=5) == "no detectable difference"
     assert verdict("aop", "sop", Interval(0.04, 0.01, 0.07, 5), seeds=5) == "aop is higher"
     assert verdict("aop", "sop", Interval(-0.04, -0.07, -0.01, 5), seeds=5) == "sop is higher"
-    assert verdict("aop", "sop", Interval(0.04, float("nan"), float("nan"), 1), seeds=1) == \
-        "no conclusion (1 seed; the interval needs >= 3)"
+    assert (
+        verdict("aop", "sop", Interval(0.04, float("nan"), float("nan"), 1), seeds=1)
+        == "no conclusion (1 seed; the interval needs >= 3)"
+    )
 
 
 def test_sentence_draws_no_conclusion_from_a_degenerate_interval():
@@ -133,19 +136,30 @@ def test_sentence_draws_no_conclusion_from_a_degenerate_interval():
     assert verdict("vanilla", "pool", flat, seeds=2) == "no conclusion (2 seeds; the interval needs >= 3)"
     assert verdict("vanilla", "pool", Interval(0.04, 0.01, 0.07, 2), seeds=2).startswith("no conclusion (2 seeds")
     # enough seeds, but zero width or identical per-seed values: still no verdict
-    assert verdict("vanilla", "pool", Interval(0.036, 0.036, 0.036, 3), seeds=3) == \
-        "no conclusion (3 seeds; the seeds do not vary)"
-    assert verdict("vanilla", "pool", Interval(0.036, 0.02, 0.05, 3), seeds=3, seeds_vary=False) == \
-        "no conclusion (3 seeds; the seeds do not vary)"
+    assert (
+        verdict("vanilla", "pool", Interval(0.036, 0.036, 0.036, 3), seeds=3)
+        == "no conclusion (3 seeds; the seeds do not vary)"
+    )
+    assert (
+        verdict("vanilla", "pool", Interval(0.036, 0.02, 0.05, 3), seeds=3, seeds_vary=False)
+        == "no conclusion (3 seeds; the seeds do not vary)"
+    )
     text = reward_sentence("vanilla", "pool", 1, 0.5, 0.464, flat)
     assert text.endswith("(95% CI +0.036 to +0.036): no conclusion (2 seeds; the interval needs >= 3).")
     text = reward_sentence("aop", "sop", 3, 0.61, 0.57, Interval(0.04, 0.01, 0.07, 5))
-    assert text == ("aop vs sop, iteration 3 (5 seeds): held-out reward 0.610 vs 0.570, difference +0.040 "
-                    "(95% CI +0.010 to +0.070): aop is higher.")
-    rates = {"a_win_rate": Interval(0.3, 0, 0, 200), "b_win_rate": Interval(0.4, 0, 0, 200), "tie_rate": Interval(0.3, 0, 0, 200),
-             "difference": Interval(-0.1, -0.18, -0.02, 200)}
+    assert text == (
+        "aop vs sop, iteration 3 (5 seeds): held-out reward 0.610 vs 0.570, difference +0.040 "
+        "(95% CI +0.010 to +0.070): aop is higher."
+    )
+    rates = {
+        "a_win_rate": Interval(0.3, 0, 0, 200),
+        "b_win_rate": Interval(0.4, 0, 0, 200),
+        "tie_rate": Interval(0.3, 0, 0, 200),
+        "difference": Interval(-0.1, -0.18, -0.02, 200),
+    }
     assert winrate_sentence("aop", "sop", 2, rates, 5).endswith(
-        "win-rate difference -10.0 points (95% CI -18.0 to -2.0): sop wins more often.")
+        "win-rate difference -10.0 points (95% CI -18.0 to -2.0): sop wins more often."
+    )
     rates["difference"] = Interval(-0.1, -0.18, 0.02, 200)
     assert winrate_sentence("aop", "sop", 2, rates, 5).endswith("no detectable difference.")
 
@@ -159,14 +173,21 @@ def _jsonl(path: Path, rows: list[dict]) -> None:
 
 
 def _evaluation(path: Path, rewards: list[float]) -> None:
-    _jsonl(path, [{"question_id": f"h{n}", "question": "?", "category": "c" + str(n % 2), "answer": "x", "reward": r}
-                  for n, r in enumerate(rewards)])
+    _jsonl(
+        path,
+        [
+            {"question_id": f"h{n}", "question": "?", "category": "c" + str(n % 2), "answer": "x", "reward": r}
+            for n, r in enumerate(rewards)
+        ],
+    )
 
 
 # per seed, per arm: the two held-out rewards at iteration 1 (means: a 0.5/0.6/0.7, b 0.4/0.6/0.5, c 0.1/0.2/0.3)
-HELDOUT = {0: {"a": [0.4, 0.6], "b": [0.3, 0.5], "c": [0.0, 0.2]},
-           1: {"a": [0.5, 0.7], "b": [0.5, 0.7], "c": [0.1, 0.3]},
-           2: {"a": [0.6, 0.8], "b": [0.4, 0.6], "c": [0.2, 0.4]}}
+HELDOUT = {
+    0: {"a": [0.4, 0.6], "b": [0.3, 0.5], "c": [0.0, 0.2]},
+    1: {"a": [0.5, 0.7], "b": [0.5, 0.7], "c": [0.1, 0.3]},
+    2: {"a": [0.6, 0.8], "b": [0.4, 0.6], "c": [0.2, 0.4]},
+}
 # judge verdicts a-vs-b at iteration 1, per seed (None = dropped)
 VERDICTS = {0: ["A", "A", "B", "C"], 1: ["A", "C", "C", None], 2: ["B", "B", "A", "A"]}
 
@@ -175,7 +196,9 @@ VERDICTS = {0: ["A", "A", "B", "C"], 1: ["A", "C", "C", None], 2: ["B", "B", "A"
 def multiseed_root(tmp_path: Path) -> Path:
     root = tmp_path / "exp"
     root.mkdir()
-    (root / "multiseed.json").write_text(json.dumps({"arms": ["a", "b", "c"], "seeds": [0, 1, 2], "config": {"experiment": {}}}))
+    (root / "multiseed.json").write_text(
+        json.dumps({"arms": ["a", "b", "c"], "seeds": [0, 1, 2], "config": {"experiment": {}}})
+    )
     for s, arms in HELDOUT.items():
         run = root / f"seed-{s}"
         (run / "stages").mkdir(parents=True)
@@ -184,16 +207,38 @@ def multiseed_root(tmp_path: Path) -> Path:
         for arm, rewards in arms.items():
             _evaluation(run / "arms" / arm / "iter-01" / "evaluation.jsonl", rewards)
             (run / "arms" / arm / "iter-01" / "train.json").write_text(json.dumps({"episodes": 24}))
-            for stage, kind, wall in (("prompts", "prompts", 1.0), ("evaluation", "evaluate", 2.0), ("train", "train", 5.0)):
-                (run / "stages" / f"arms__{arm}__iter-01__{stage}.json").write_text(json.dumps(
-                    {"stage": f"arms/{arm}/iter-01/{stage}", "kind": kind, "arm": arm, "wall_s": wall + s, "feedback_calls": 1 if kind == "prompts" else 0}))
-        _jsonl(run / "judge" / "a-vs-b" / "iter-01.jsonl",
-               [{"item_id": f"q{n}", "choice": c, "orders": [c, c]} for n, c in enumerate(VERDICTS[s])])
+            for stage, kind, wall in (
+                ("prompts", "prompts", 1.0),
+                ("evaluation", "evaluate", 2.0),
+                ("train", "train", 5.0),
+            ):
+                (run / "stages" / f"arms__{arm}__iter-01__{stage}.json").write_text(
+                    json.dumps(
+                        {
+                            "stage": f"arms/{arm}/iter-01/{stage}",
+                            "kind": kind,
+                            "arm": arm,
+                            "wall_s": wall + s,
+                            "feedback_calls": 1 if kind == "prompts" else 0,
+                        }
+                    )
+                )
+        _jsonl(
+            run / "judge" / "a-vs-b" / "iter-01.jsonl",
+            [{"item_id": f"q{n}", "choice": c, "orders": [c, c]} for n, c in enumerate(VERDICTS[s])],
+        )
     (root / "seed-0" / "stages" / "report.json").write_text(json.dumps({"stage": "report", "kind": "report"}))
     # a human tally in seed 0: majorities A, B, B, C against the judge's A, A, B, C
     (root / "seed-0" / "tables").mkdir()
-    (root / "seed-0" / "tables" / "human_eval.json").write_text(json.dumps({"items": [
-        {"pair": "a-vs-b", "iteration": 1, "question": f"q{n}", "majority": m} for n, m in enumerate("ABBC")]}))
+    (root / "seed-0" / "tables" / "human_eval.json").write_text(
+        json.dumps(
+            {
+                "items": [
+                    {"pair": "a-vs-b", "iteration": 1, "question": f"q{n}", "majority": m} for n, m in enumerate("ABBC")
+                ]
+            }
+        )
+    )
     return root
 
 
@@ -215,7 +260,9 @@ def test_aggregate_numbers_match_hand_computation(multiseed_root: Path):
     # a replicate is the mean of 3 seeds drawn from {0.1, 0, 0.2}; all three 0 (or all 0.2) has probability
     # 1/27 = 3.7% > 2.5%, so the interval is [0, 0.2]: it touches zero
     ab = diffs["a", "b"]
-    assert (ab["estimate"], ab["ci_low"], ab["ci_high"], ab["n"], ab["questions"]) == pytest.approx((0.1, 0.0, 0.2, 3, 6), abs=1e-9)
+    assert (ab["estimate"], ab["ci_low"], ab["ci_high"], ab["n"], ab["questions"]) == pytest.approx(
+        (0.1, 0.0, 0.2, 3, 6), abs=1e-9
+    )
     assert ab["per_seed"] == {"0": 0.1, "1": 0.0, "2": 0.2} and ab["verdict"] == "no detectable difference"
     # b - c per seed: 0.3, 0.4, 0.2 (each question the same) -> [0.2, 0.4], above zero
     bc = diffs["b", "c"]
@@ -244,7 +291,9 @@ def test_aggregate_numbers_match_hand_computation(multiseed_root: Path):
     assert conclusions["a", "b"]["heldout"].endswith("no detectable difference.")
     assert conclusions["a", "c"]["heldout"].endswith("no conclusion (3 seeds; the seeds do not vary).")
     assert conclusions["b", "c"]["heldout"].endswith("b is higher.")
-    assert conclusions["a", "b"]["winrate"].startswith("a vs b, iteration 1: a wins 45.5%, b wins 27.3%, ties 27.3% of 11")
+    assert conclusions["a", "b"]["winrate"].startswith(
+        "a vs b, iteration 1: a wins 45.5%, b wins 27.3%, ties 27.3% of 11"
+    )
     assert conclusions["a", "c"]["winrate"] is None  # never judged
 
     # judge vs humans: agree on 3 of 4; kappa = (0.75 - 5/16) / (1 - 5/16) = 0.636364
@@ -256,7 +305,9 @@ def test_aggregate_numbers_match_hand_computation(multiseed_root: Path):
 
 def test_judge_labels_skip_dropped_verdicts(multiseed_root: Path):
     run = multiseed_root / "seed-1"
-    labels = human_judge_labels(run, [{"pair": "a-vs-b", "iteration": 1, "question": q, "majority": "A"} for q in ("q0", "q3")])
+    labels = human_judge_labels(
+        run, [{"pair": "a-vs-b", "iteration": 1, "question": q, "majority": "A"} for q in ("q0", "q3")]
+    )
     assert [(r["question"], r["judge"]) for r in labels] == [("q0", "A")]  # q3 was dropped by the judge
     assert judge_agreement([]) is None
 
@@ -286,10 +337,14 @@ def test_human_eval_results_report_judge_agreement(tmp_path: Path):
     (run / "stages").mkdir(parents=True)
     (run / "config.json").write_text("{}")
     for arm in ("a", "b"):
-        _jsonl(run / "arms" / arm / "iter-01" / "test_answers.jsonl",
-               [{"id": f"q{n}", "question": f"question {n}", "answer": f"{arm} answer {n}"} for n in range(4)])
-    _jsonl(run / "judge" / "a-vs-b" / "iter-01.jsonl",
-           [{"item_id": f"q{n}", "choice": c, "orders": [c, c]} for n, c in enumerate(["A", "A", "B", "C"])])
+        _jsonl(
+            run / "arms" / arm / "iter-01" / "test_answers.jsonl",
+            [{"id": f"q{n}", "question": f"question {n}", "answer": f"{arm} answer {n}"} for n in range(4)],
+        )
+    _jsonl(
+        run / "judge" / "a-vs-b" / "iter-01.jsonl",
+        [{"item_id": f"q{n}", "choice": c, "orders": [c, c]} for n, c in enumerate(["A", "A", "B", "C"])],
+    )
     human_eval.prepare(run, [("a", "b")], [1], sample=4, raters=["r1", "r2", "r3"], seed=0)
     wanted = dict(zip(("q0", "q1", "q2", "q3"), ("A", "B", "B", "C")))  # the majority we vote for, in the (a, b) frame
     db = sqlite3.connect(run / human_eval.DB_NAME)
@@ -297,7 +352,9 @@ def test_human_eval_results_report_judge_agreement(tmp_path: Path):
         choice = wanted[item.split(":")[2]]
         shown = choice if shown_a == "a" else {"A": "B", "B": "A", "C": "C"}[choice]  # what a rater clicked
         other = {"A": "C", "B": "C", "C": "A"}[shown]
-        db.executemany("INSERT INTO votes VALUES (?, ?, ?, 0)", [("r1", item, shown), ("r2", item, shown), ("r3", item, other)])
+        db.executemany(
+            "INSERT INTO votes VALUES (?, ?, ?, 0)", [("r1", item, shown), ("r2", item, shown), ("r3", item, other)]
+        )
     db.commit()
     db.close()
     result = run_cli("human-eval", "results", str(run))

@@ -1,4 +1,5 @@
 """The test suite's own isolation (tests/conftest.py): each test has a fresh AOPCORE_CACHE, models stay shared."""
+
 import os
 from pathlib import Path
 

@@ -1,4 +1,5 @@
 """Optional capabilities are Protocols (aopcore.capabilities); plugins keep them by duck typing alone."""
+
 from __future__ import annotations
 
 from aopcore.capabilities import (
@@ -74,6 +75,7 @@ def test_trainer_keywords_are_read_from_train():
         def train(self, policy, prompts, reward, *, passes, out, seed):
             return None
 
-    assert trains_from_stream(Streams()) and train_accepts(Streams(), "stream") and not train_accepts(Streams(), "scratch")
+    assert (
+        trains_from_stream(Streams()) and train_accepts(Streams(), "stream") and not train_accepts(Streams(), "scratch")
+    )
     assert not trains_from_stream(Plain())
-

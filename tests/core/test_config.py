@@ -1,11 +1,12 @@
 """`aopcore validate` reports every problem at once: file:line: toml.path: message, exit 2, no traceback."""
-from pathlib import Path
 
-from helpers import run_cli
+from pathlib import Path
 
 from aopcore.build import resolve
 
-BROKEN = '''
+from helpers import run_cli
+
+BROKEN = """
 [experiment]
 name = "broken"
 iterations = "four"
@@ -35,7 +36,7 @@ curriculum = "toy-static"
 
 [arms.fancy]
 curriculum = "no-such-curriculum"
-'''
+"""
 
 
 def test_validate_reports_every_problem_with_location(toy_config):
@@ -59,9 +60,14 @@ def test_validate_reports_every_problem_with_location(toy_config):
 
 
 def test_valid_config_passes_and_secret_value_is_not_needed_in_file(toy_config, monkeypatch):
-    config = toy_config(BROKEN.replace('"four"', "2").replace("learning_rte", "learning_rate")
-                        .replace("toy-lenght", "toy-length").replace('"wide"', "0.1")
-                        .replace('heldout = "missing-heldout.jsonl"', "").replace("no-such-curriculum", "toy-weakest"))
+    config = toy_config(
+        BROKEN.replace('"four"', "2")
+        .replace("learning_rte", "learning_rate")
+        .replace("toy-lenght", "toy-length")
+        .replace('"wide"', "0.1")
+        .replace('heldout = "missing-heldout.jsonl"', "")
+        .replace("no-such-curriculum", "toy-weakest")
+    )
     result = run_cli("validate", str(config), env={"AOPCORE_TEST_UNSET_KEY": "sk-secret-value"})
     assert result.returncode == 0, result.stderr
     assert "OK" in result.stdout
@@ -97,8 +103,10 @@ def test_missing_sections_and_empty_arms(tmp_path: Path):
 
 def test_cross_field_check_of_plugin_options_is_one_clean_line(tmp_path: Path):
     cfg = tmp_path / "c.toml"
-    cfg.write_text('[experiment]\nname = "x"\n\n[trainer]\nplugin = "ppo"\nbatch_size = 8\nmini_batch_size = 4\nnum_processes = 3\n\n'
-                   '[reward]\nplugin = "offline-relevance"\n\n[judge]\nplugin = "reward-margin"\n\n[arms.vanilla]\ncurriculum = "pool"\n')
+    cfg.write_text(
+        '[experiment]\nname = "x"\n\n[trainer]\nplugin = "ppo"\nbatch_size = 8\nmini_batch_size = 4\nnum_processes = 3\n\n'
+        '[reward]\nplugin = "offline-relevance"\n\n[judge]\nplugin = "reward-margin"\n\n[arms.vanilla]\ncurriculum = "pool"\n'
+    )
     result = run_cli("validate", str(cfg))
     assert result.returncode == 2
     assert f"{cfg}:4: trainer: mini_batch_size (4) must be a multiple of num_processes (3)\n" in result.stderr

@@ -1,21 +1,31 @@
 """Contracts checked before the first stage, adapters for what users already have, and stage outputs checked at the boundary."""
+
 import json
 from pathlib import Path
 
 import pytest
-import toy_components as toy
 
 from aopcore import Budget, Experiment, InputError, Prompt, Question, RuntimeFailure
 from aopcore.contracts import RewardFunction, check_component
+
+import toy_components as toy
 
 HELDOUT = [Question(f"h{i}", f"held-out question {i}", cat) for i, cat in enumerate(["a", "b", "c"] * 2)]
 TESTS = [Question(f"t{i}", f"test {i}", "general") for i in range(4)]
 
 
 def make(tmp_path: Path, **kw) -> Experiment:
-    args = dict(name="c", output_dir=tmp_path, trainer=toy.ToyTrainer(toy.ToyTrainerOptions()), reward=toy.LengthReward(),
-                arms={"static": toy.StaticCurriculum(toy.StaticOptions())}, heldout=HELDOUT, test_prompts=TESTS,
-                budget=Budget(iterations=2, records_per_iteration=4, passes=1), seed=2)
+    args = dict(
+        name="c",
+        output_dir=tmp_path,
+        trainer=toy.ToyTrainer(toy.ToyTrainerOptions()),
+        reward=toy.LengthReward(),
+        arms={"static": toy.StaticCurriculum(toy.StaticOptions())},
+        heldout=HELDOUT,
+        test_prompts=TESTS,
+        budget=Budget(iterations=2, records_per_iteration=4, passes=1),
+        seed=2,
+    )
     args.update(kw)
     return Experiment(**args)
 
@@ -33,7 +43,9 @@ def test_a_component_with_a_missing_method_is_refused_before_any_stage(tmp_path:
             return [0.0] * len(prompts)
 
     problems = refused(tmp_path, reward=Misspelt())
-    assert problems == ["reward (Misspelt): has no score() method; a RewardModel needs score(prompts, responses) -> list[float]"]
+    assert problems == [
+        "reward (Misspelt): has no score() method; a RewardModel needs score(prompts, responses) -> list[float]"
+    ]
 
 
 def test_wrong_call_shapes_are_refused_with_one_line_each(tmp_path: Path):
@@ -46,8 +58,10 @@ def test_wrong_call_shapes_are_refused_with_one_line_each(tmp_path: Path):
 
     problems = refused(tmp_path, trainer=OldTrainer(toy.ToyTrainerOptions()), judge=Judge())
     assert len(problems) == 2
-    assert problems[0].startswith("trainer (OldTrainer): train(policy, prompts, reward, passes, out) cannot be called as "
-                                  "train(policy, prompts, reward, *, passes, out, seed)")
+    assert problems[0].startswith(
+        "trainer (OldTrainer): train(policy, prompts, reward, passes, out) cannot be called as "
+        "train(policy, prompts, reward, *, passes, out, seed)"
+    )
     assert problems[1].startswith("judge (Judge): judge is not callable")
 
 
@@ -57,7 +71,8 @@ def test_a_train_annotated_to_return_a_dict_is_refused_up_front(tmp_path: Path):
             return {}
 
     assert refused(tmp_path, trainer=DictTrainer(toy.ToyTrainerOptions())) == [
-        "trainer (DictTrainer): train() is annotated to return dict; it must return aopcore.TrainStats"]
+        "trainer (DictTrainer): train() is annotated to return dict; it must return aopcore.TrainStats"
+    ]
 
 
 def test_a_curriculum_that_needs_feedback_is_reported_before_any_stage(tmp_path: Path):
@@ -114,7 +129,9 @@ def test_a_policy_the_trainer_cannot_load_is_not_recorded(tmp_path: Path):
         def check_policy(self, path):
             return None if (path / "policy.json").exists() else "no policy.json"
 
-    with pytest.raises(RuntimeFailure, match=r"the policy initial_policy\(\) wrote cannot be loaded \(no policy.json\)"):
+    with pytest.raises(
+        RuntimeFailure, match=r"the policy initial_policy\(\) wrote cannot be loaded \(no policy.json\)"
+    ):
         make(tmp_path, trainer=Checked(toy.ToyTrainerOptions())).run()
     assert not (tmp_path / "c" / "stages" / "sft__policy.json").exists()
 
@@ -130,7 +147,9 @@ def test_a_trl_style_reward_function_inside_a_real_run(tmp_path: Path):
     run = result.run_dir
     rows = [json.loads(x) for x in (run / "arms" / "static" / "iter-02" / "evaluation.jsonl").read_text().splitlines()]
     sft = [json.loads(x) for x in (run / "sft" / "evaluation.jsonl").read_text().splitlines()]
-    assert sum(r["reward"] for r in rows) / len(rows) > sum(r["reward"] for r in sft) / len(sft) + 0.2  # it trained on it
+    assert (
+        sum(r["reward"] for r in rows) / len(rows) > sum(r["reward"] for r in sft) / len(sft) + 0.2
+    )  # it trained on it
     assert ["a", "b", "c", "a", "b", "c"] in seen  # held-out categories at evaluation
     trained = {c for batch in seen if len(batch) == 1 for c in batch}  # the toy trainer scores one prompt at a time
     assert trained and trained <= {"a", "b", "c"}  # the training prompts' own categories, never None
@@ -151,10 +170,13 @@ def test_plain_callables_serve_as_feedback_judge_and_curriculum(tmp_path: Path):
     def curriculum(ctx):
         return [Prompt(f"{ctx.iteration}-{n}", f"q {n}", ctx.categories[n % 3]) for n in range(ctx.budget)]
 
-    result = make(tmp_path, judge=judge, arms={"plain": curriculum, "static": toy.StaticCurriculum(toy.StaticOptions())}).run()
+    result = make(
+        tmp_path, judge=judge, arms={"plain": curriculum, "static": toy.StaticCurriculum(toy.StaticOptions())}
+    ).run()
     assert len(result.winrates) == 2
-    assert check_component("feedback", lambda p: p) == ["feedback (function): has no complete() method; a FeedbackLLM needs "
-                                                        "complete(prompts) -> list[str]"]
+    assert check_component("feedback", lambda p: p) == [
+        "feedback (function): has no complete() method; a FeedbackLLM needs complete(prompts) -> list[str]"
+    ]
 
 
 def test_a_generate_that_returns_too_few_answers_is_named(tmp_path: Path):

@@ -1,4 +1,5 @@
 """The core stands alone: nothing under aopcore/ imports a plugin family; plugins extend it through hooks."""
+
 from __future__ import annotations
 
 import ast
@@ -9,7 +10,14 @@ from pathlib import Path
 
 from helpers import ROOT, run_cli
 
-FAMILIES = ("aopcore_hf", "aopcore_eval", "aopcore_curricula", "aopcore_providers", "aopcore_testbed", "aopcore_integrations")
+FAMILIES = (
+    "aopcore_hf",
+    "aopcore_eval",
+    "aopcore_curricula",
+    "aopcore_providers",
+    "aopcore_testbed",
+    "aopcore_integrations",
+)
 CORE = ROOT / "aopcore"
 
 
@@ -21,8 +29,14 @@ def _imported_names(tree: ast.AST) -> list[tuple[int, str]]:
             out += [(node.lineno, a.name) for a in node.names]
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
             out.append((node.lineno, node.module))
-        elif (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "import_module"
-              and node.args and isinstance(node.args[0], ast.Constant) and isinstance(node.args[0].value, str)):
+        elif (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and node.func.attr == "import_module"
+            and node.args
+            and isinstance(node.args[0], ast.Constant)
+            and isinstance(node.args[0].value, str)
+        ):
             out.append((node.lineno, node.args[0].value))
     return out
 
@@ -40,8 +54,10 @@ def test_no_core_module_imports_a_plugin_family():
 
 def test_the_scan_sees_imports_inside_functions():
     """The scan itself must catch the kind of lazy import the core used to have."""
-    tree = ast.parse("def f():\n    from aopcore_eval.html_report import write\n    import importlib\n"
-                     "    importlib.import_module('aopcore_hf.datasets')\n")
+    tree = ast.parse(
+        "def f():\n    from aopcore_eval.html_report import write\n    import importlib\n"
+        "    importlib.import_module('aopcore_hf.datasets')\n"
+    )
     assert [n for _, n in _imported_names(tree)] == ["aopcore_eval.html_report", "importlib", "aopcore_hf.datasets"]
 
 
@@ -64,21 +80,27 @@ def test_report_formats_come_from_plugins_and_a_failing_writer_is_isolated(tmp_p
     """A third-party distribution adds a report format through `register_report_writers`; another's writer raises."""
     site = tmp_path / "site"
     for dist, module, body in (
-        ("csv_dist", "csv_report",
-         "from pathlib import Path\nfrom aopcore import hookimpl\n"
-         "def write(run_dir):\n"
-         "    (Path(run_dir) / 'report.csv').write_text('arm,iteration\\n')\n"
-         "    return ['report.csv']\n"
-         "@hookimpl\n"
-         "def register_report_writers(register):\n"
-         "    register('csv', write)\n"),
-        ("bad_dist", "bad_report",
-         "from aopcore import hookimpl\n"
-         "def write(run_dir):\n"
-         "    raise RuntimeError('no ink')\n"
-         "@hookimpl\n"
-         "def register_report_writers(register):\n"
-         "    register('broken', write)\n"),
+        (
+            "csv_dist",
+            "csv_report",
+            "from pathlib import Path\nfrom aopcore import hookimpl\n"
+            "def write(run_dir):\n"
+            "    (Path(run_dir) / 'report.csv').write_text('arm,iteration\\n')\n"
+            "    return ['report.csv']\n"
+            "@hookimpl\n"
+            "def register_report_writers(register):\n"
+            "    register('csv', write)\n",
+        ),
+        (
+            "bad_dist",
+            "bad_report",
+            "from aopcore import hookimpl\n"
+            "def write(run_dir):\n"
+            "    raise RuntimeError('no ink')\n"
+            "@hookimpl\n"
+            "def register_report_writers(register):\n"
+            "    register('broken', write)\n",
+        ),
     ):
         info = site / f"{dist}-1.0.dist-info"
         info.mkdir(parents=True)
@@ -105,9 +127,9 @@ FAMILY_LAYERS = {
     "aopcore_integrations": 1,  # adapters inside foreign trainers (TRL, veRL): the core's session API only
     "aopcore_curricula": 1,
     "aopcore_providers": 1,
-    "aopcore_hf": 2,            # torch; its TRL trainers reuse the TRL adapter's feeds
-    "aopcore_eval": 3,          # rm-bench reads data sets through the hf family
-    "aopcore_testbed": 3,       # its policy is an hf model; its oracle is an online curriculum
+    "aopcore_hf": 2,  # torch; its TRL trainers reuse the TRL adapter's feeds
+    "aopcore_eval": 3,  # rm-bench reads data sets through the hf family
+    "aopcore_testbed": 3,  # its policy is an hf model; its oracle is an online curriculum
 }
 
 
@@ -118,13 +140,19 @@ def _family_import_violations(layers: dict[str, int], plugins: Path) -> list[str
             for line, name in _imported_names(ast.parse(path.read_text(), str(path))):
                 top = name.split(".")[0]
                 if top in layers and top != family and layers[top] >= layer:
-                    offenders.append(f"{path.relative_to(plugins)}:{line}: {family} (layer {layer}) imports {name} "
-                                     f"(layer {layers[top]})")
+                    offenders.append(
+                        f"{path.relative_to(plugins)}:{line}: {family} (layer {layer}) imports {name} "
+                        f"(layer {layers[top]})"
+                    )
     return offenders
 
 
 def test_families_import_only_the_core_and_families_below_them():
-    assert set(FAMILY_LAYERS) == set(FAMILIES) == {p.name for p in (ROOT / "plugins").iterdir() if (p / "__init__.py").exists()}
+    assert (
+        set(FAMILY_LAYERS)
+        == set(FAMILIES)
+        == {p.name for p in (ROOT / "plugins").iterdir() if (p / "__init__.py").exists()}
+    )
     offenders = _family_import_violations(FAMILY_LAYERS, ROOT / "plugins")
     assert not offenders, "a plugin family imports one beside or above it:\n" + "\n".join(offenders)
 

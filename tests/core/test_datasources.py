@@ -2,6 +2,7 @@
 
 Every file here is written by the test; nothing touches a hub.
 """
+
 from __future__ import annotations
 
 import gzip
@@ -10,22 +11,46 @@ import json
 from pathlib import Path
 
 import pytest
-from helpers import TOY, run_cli
 
-from aopcore.rows import FieldMap
 from aopcore.datasources import SourceSpec, read_source
 from aopcore.errors import InputError
 from aopcore.records import Question
 from aopcore.registry import load_registry
+from aopcore.rows import FieldMap
+
+from helpers import TOY, run_cli
 
 HH = "\n\nHuman: My oven runs hot. What should I do?\n\nAssistant: Check it with a thermometer.\n\nHuman: And then?\n\nAssistant: Lower the dial."
 SHP = [
-    {"post_id": "p1", "domain": "askbaking_train", "history": "Why did my bread collapse?", "human_ref_A": "a", "human_ref_B": "b", "labels": 1},
-    {"post_id": "p1", "domain": "askbaking_train", "history": "Why did my bread collapse?", "human_ref_A": "c", "human_ref_B": "d", "labels": 0},
-    {"post_id": "p2", "domain": "askphysics_test", "history": "Why is the sky blue?", "human_ref_A": "a", "human_ref_B": "b", "labels": 1},
+    {
+        "post_id": "p1",
+        "domain": "askbaking_train",
+        "history": "Why did my bread collapse?",
+        "human_ref_A": "a",
+        "human_ref_B": "b",
+        "labels": 1,
+    },
+    {
+        "post_id": "p1",
+        "domain": "askbaking_train",
+        "history": "Why did my bread collapse?",
+        "human_ref_A": "c",
+        "human_ref_B": "d",
+        "labels": 0,
+    },
+    {
+        "post_id": "p2",
+        "domain": "askphysics_test",
+        "history": "Why is the sky blue?",
+        "human_ref_A": "a",
+        "human_ref_B": "b",
+        "labels": 1,
+    },
 ]
-DOLLY = [{"instruction": "Name a prime.", "context": "", "response": "7", "category": "open_qa"},
-         {"instruction": "Summarise this.", "context": "Text.", "response": "Short.", "category": "summarization"}]
+DOLLY = [
+    {"instruction": "Name a prime.", "context": "", "response": "7", "category": "open_qa"},
+    {"instruction": "Summarise this.", "context": "Text.", "response": "Short.", "category": "summarization"},
+]
 
 
 @pytest.fixture(scope="module")
@@ -80,21 +105,36 @@ def test_dolly_as_a_json_array(registry, tmp_path):
 
 def test_plain_csv_and_parquet_with_field_mapping(registry, tmp_path):
     pd = pytest.importorskip("pandas")
-    pd.DataFrame({"id": ["a", "b"], "text": ["Q1?", "Q2?"], "category": ["x", "y"]}).to_csv(tmp_path / "plain.csv", index=False)
-    assert [(q.id, q.text, q.category) for q in read(registry, "plain.csv", tmp_path)] == [("a", "Q1?", "x"), ("b", "Q2?", "y")]
-    pd.DataFrame({"qid": [7, 8], "question": ["Why?", "How?"], "topic": ["t1", "t2"]}).to_parquet(tmp_path / "q.parquet")
+    pd.DataFrame({"id": ["a", "b"], "text": ["Q1?", "Q2?"], "category": ["x", "y"]}).to_csv(
+        tmp_path / "plain.csv", index=False
+    )
+    assert [(q.id, q.text, q.category) for q in read(registry, "plain.csv", tmp_path)] == [
+        ("a", "Q1?", "x"),
+        ("b", "Q2?", "y"),
+    ]
+    pd.DataFrame({"qid": [7, 8], "question": ["Why?", "How?"], "topic": ["t1", "t2"]}).to_parquet(
+        tmp_path / "q.parquet"
+    )
     mapped = read(registry, "q.parquet", tmp_path, FieldMap(text="question", id="qid", category="topic"))
     assert [(q.id, q.text, q.category) for q in mapped] == [("7", "Why?", "t1"), ("8", "How?", "t2")]
 
 
 def test_table_form_in_a_config_maps_fields(toy_config, tmp_path):
-    write_jsonl(tmp_path / "mine.jsonl.gz", [{"question": f"Q{i}?", "topic": "alpha" if i % 2 else "beta"} for i in range(6)], gz=True)
+    write_jsonl(
+        tmp_path / "mine.jsonl.gz",
+        [{"question": f"Q{i}?", "topic": "alpha" if i % 2 else "beta"} for i in range(6)],
+        gz=True,
+    )
     config = toy_config()
-    text = config.read_text().replace("[data]\n", '[data]\nheldout = {path = "mine.jsonl.gz", text = "question", category = "topic"}\n')
+    text = config.read_text().replace(
+        "[data]\n", '[data]\nheldout = {path = "mine.jsonl.gz", text = "question", category = "topic"}\n'
+    )
     config.write_text(text)
     result = run_cli("validate", str(config), env={"HF_HUB_OFFLINE": "1"})
     assert result.returncode == 0, result.stderr
-    assert "data.heldout: 4 questions from mine.jsonl.gz (2 categories: alpha 2, beta 2)" in result.stdout  # 2 per category kept
+    assert (
+        "data.heldout: 4 questions from mine.jsonl.gz (2 categories: alpha 2, beta 2)" in result.stdout
+    )  # 2 per category kept
 
 
 def test_bad_lines_are_named_by_file_and_line(registry, tmp_path):
@@ -140,7 +180,8 @@ def test_limits_are_applied_while_reading(registry, tmp_path):
             yield Question(f"q{i}", f"text {i}", "ab"[i % 2])
 
     registry.implementations["data"]["endless"] = registry.implementations["data"]["builtin"].__class__(
-        "data", "endless", endless, registry.implementations["data"]["builtin"].options, "test", "test", "")
+        "data", "endless", endless, registry.implementations["data"]["builtin"].options, "test", "test", ""
+    )
     try:
         assert len(read(registry, "endless:x", tmp_path, limit=5)) == 5
         qs = read(registry, "endless:x", tmp_path, per_category=3, categories=["a", "b"])
@@ -177,7 +218,9 @@ def test_third_party_data_source_through_an_entry_point(toy_config, tmp_path):
     (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: aopcore-lines\nVersion: 0.3\n")
     (dist / "entry_points.txt").write_text("[aopcore]\nlines = aopcore_lines_plugin\n")
     (site / "aopcore_lines_plugin.py").write_text(THIRD_PARTY)
-    (tmp_path / "qs.txt").write_text("cooking\tHow long do I rest a steak?\ncooking\tWhy salt pasta water?\ncars\tWhat is torque?\n")
+    (tmp_path / "qs.txt").write_text(
+        "cooking\tHow long do I rest a steak?\ncooking\tWhy salt pasta water?\ncars\tWhat is torque?\n"
+    )
     config = toy_config()
     config.write_text(config.read_text().replace("[data]\n", '[data]\nheldout = "lines:qs.txt"\n'))
     env = {"PYTHONPATH": f"{site}:{TOY}", "HF_HUB_OFFLINE": "1"}
@@ -185,7 +228,9 @@ def test_third_party_data_source_through_an_entry_point(toy_config, tmp_path):
     assert result.returncode == 0, result.stderr
     assert "data.heldout: 3 questions from lines:qs.txt (2 categories: cars 1, cooking 2)" in result.stdout
     listing = run_cli("plugins", env=env)
-    assert any(line.split()[:3] == ["lines", "aopcore-lines", "0.3"] for line in listing.stdout.splitlines()), listing.stdout
+    assert any(line.split()[:3] == ["lines", "aopcore-lines", "0.3"] for line in listing.stdout.splitlines()), (
+        listing.stdout
+    )
     wrong = config.read_text().replace('"lines:qs.txt"', '"line:qs.txt"')
     config.write_text(wrong)
     result = run_cli("validate", str(config), env=env)

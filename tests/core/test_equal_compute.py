@@ -3,6 +3,7 @@
 Synthetic multi-seed run directories in the real layout (stage records, evaluation files), so the numbers are
 known: two arms reach the same accuracy per iteration, but one pays ten times the tokens to choose its prompts.
 """
+
 import json
 import random
 
@@ -20,20 +21,28 @@ def write_seed(root, seed, *, choosing_tokens):
     run = root / f"seed-{seed}"
     (run / "stages").mkdir(parents=True)
     (run / "config.json").write_text("{}")
+
     def evaluation(path, acc):
         rng = random.Random(f"{seed}-{acc}")  # both arms answer alike per iteration: they tie at equal steps
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text("".join(json.dumps({"question_id": q, "category": "c", "reward": float(rng.random() < acc + 0.02 * seed)}) + "\n"
-                                for q in QUESTIONS))
+        path.write_text(
+            "".join(
+                json.dumps({"question_id": q, "category": "c", "reward": float(rng.random() < acc + 0.02 * seed)})
+                + "\n"
+                for q in QUESTIONS
+            )
+        )
 
     evaluation(run / "sft" / "evaluation.jsonl", ACC[0])
     order = 0
     for arm, extra in choosing_tokens.items():
         for i in (1, 2):
             evaluation(run / "arms" / arm / f"iter-{i:02d}" / "evaluation.jsonl", ACC[i])
-            for kind, usage in (("prompts", {"tokens_generated": extra, "prompt_tokens": extra}),
-                                ("train", {"tokens_generated": 500}),
-                                ("evaluate", {"tokens_generated": 120, "used_for_choosing": False})):
+            for kind, usage in (
+                ("prompts", {"tokens_generated": extra, "prompt_tokens": extra}),
+                ("train", {"tokens_generated": 500}),
+                ("evaluate", {"tokens_generated": 120, "used_for_choosing": False}),
+            ):
                 order += 1
                 name = "evaluation" if kind == "evaluate" else kind
                 rec = {"stage": f"arms/{arm}/iter-{i:02d}/{name}", "arm": arm, "kind": kind, "order": order, **usage}

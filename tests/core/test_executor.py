@@ -1,11 +1,11 @@
 """Executors without a cluster: what stages ask for, the critical path, the run-directory lock, clear refusals."""
+
 import fcntl
 import threading
 import time
 from pathlib import Path
 
 import pytest
-import toy_components as toy
 
 from aopcore import Budget, Experiment, InputError, Question
 from aopcore.build import resolve
@@ -14,12 +14,22 @@ from aopcore.executors.lock import held_by_stage, lock_path, wait_for_stages
 from aopcore.executors.ray_executor import RayExecutor
 from aopcore.executors.resources import component_resources, ray_options, stage_resources
 
+import toy_components as toy
+
 
 def library_experiment(tmp_path: Path) -> Experiment:
     heldout = [Question("h0", "how?", "a"), Question("h1", "why?", "b")]
-    return Experiment(name="lib", output_dir=tmp_path, trainer=toy.ToyTrainer(toy.ToyTrainerOptions()), reward=toy.LengthReward(),
-                      arms={"s": toy.StaticCurriculum(toy.StaticOptions()), "w": toy.WeakestCurriculum()}, heldout=heldout, test_prompts=heldout,
-                      judge=toy.LengthJudge(toy.MarginJudgeOptions()), budget=Budget(iterations=2, records_per_iteration=4, passes=1))
+    return Experiment(
+        name="lib",
+        output_dir=tmp_path,
+        trainer=toy.ToyTrainer(toy.ToyTrainerOptions()),
+        reward=toy.LengthReward(),
+        arms={"s": toy.StaticCurriculum(toy.StaticOptions()), "w": toy.WeakestCurriculum()},
+        heldout=heldout,
+        test_prompts=heldout,
+        judge=toy.LengthJudge(toy.MarginJudgeOptions()),
+        budget=Budget(iterations=2, records_per_iteration=4, passes=1),
+    )
 
 
 def test_live_objects_and_ray_give_one_clear_line(tmp_path: Path):
@@ -83,12 +93,20 @@ def test_components_declare_resources_and_stages_take_the_largest(tmp_path: Path
     experiment.trainer = PerKind(Opts(gpus=2))
     experiment.reward = Declared()
     by_id = {s.id: stage_resources(experiment, s) for s in experiment.stages()}
-    assert by_id["arms/s/iter-01/train"] == {"num_gpus": 2, "accelerator_type:A100": 1, "num_cpus": 1}  # max of trainer and reward
+    assert by_id["arms/s/iter-01/train"] == {
+        "num_gpus": 2,
+        "accelerator_type:A100": 1,
+        "num_cpus": 1,
+    }  # max of trainer and reward
     assert by_id["arms/s/iter-01/answers"] == {"num_gpus": 1, "num_cpus": 1}
     assert by_id["arms/s/iter-01/prompts"] == {"num_cpus": 1}  # curriculum without feedback: a CPU
     assert by_id["judge/s-vs-w/iter-01"] == {"num_cpus": 1}  # the toy judge declares nothing and has no device
     assert ray_options({"num_cpus": 1, "num_gpus": 2, "memory": 1e9, "A100": 1}) == {
-        "num_cpus": 1, "num_gpus": 2, "memory": 1_000_000_000, "resources": {"A100": 1}}
+        "num_cpus": 1,
+        "num_gpus": 2,
+        "memory": 1_000_000_000,
+        "resources": {"A100": 1},
+    }
 
 
 def test_hf_components_ask_for_gpus_from_their_options():
@@ -137,7 +155,9 @@ def test_a_new_run_waits_for_stages_still_running(tmp_path: Path):
     wait_for_stages(run)  # blocks until the stage above lets go
     assert released and time.perf_counter() >= released[0]
     worker.join()
-    assert lock_path(run) == tmp_path / "runs" / ".x.lock" and not list(run.iterdir())  # nothing added to the run directory
+    assert lock_path(run) == tmp_path / "runs" / ".x.lock" and not list(
+        run.iterdir()
+    )  # nothing added to the run directory
     with open(lock_path(run), "ab") as handle:  # and nothing is left locked
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
 
@@ -148,10 +168,23 @@ class WritesWithFeedback(toy.StaticCurriculum):
 
 def test_waits_keep_the_local_orders_cache_hits_and_twins(tmp_path: Path):
     heldout = [Question("h0", "how?", "a"), Question("h1", "why?", "b")]
-    arms = {"a": WritesWithFeedback(toy.StaticOptions()), "b": WritesWithFeedback(toy.StaticOptions()), "c": toy.WeakestCurriculum()}
-    experiment = Experiment(name="w", output_dir=tmp_path, trainer=toy.ToyTrainer(toy.ToyTrainerOptions()), reward=toy.LengthReward(),
-                            arms=arms, heldout=heldout, test_prompts=heldout, judge=toy.LengthJudge(toy.MarginJudgeOptions()),
-                            feedback=toy.EchoFeedback(toy.EchoFeedbackOptions()), budget=Budget(iterations=2, records_per_iteration=4, passes=1))
+    arms = {
+        "a": WritesWithFeedback(toy.StaticOptions()),
+        "b": WritesWithFeedback(toy.StaticOptions()),
+        "c": toy.WeakestCurriculum(),
+    }
+    experiment = Experiment(
+        name="w",
+        output_dir=tmp_path,
+        trainer=toy.ToyTrainer(toy.ToyTrainerOptions()),
+        reward=toy.LengthReward(),
+        arms=arms,
+        heldout=heldout,
+        test_prompts=heldout,
+        judge=toy.LengthJudge(toy.MarginJudgeOptions()),
+        feedback=toy.EchoFeedback(toy.EchoFeedbackOptions()),
+        budget=Budget(iterations=2, records_per_iteration=4, passes=1),
+    )
     experiment.prepare()
     # feedback-written prompts of one iteration, and judging of one iteration, share the response cache: in order
     assert experiment.waits_for("arms/b/iter-01/prompts") == ["arms/a/iter-01/prompts"]
@@ -170,10 +203,14 @@ def test_waits_keep_the_local_orders_cache_hits_and_twins(tmp_path: Path):
 def test_requests_are_checked_against_the_clusters_nodes():
     executor = RayExecutor()
     cpu_only = [{"CPU": 8.0, "memory": 1e10}, {"CPU": 2.0}]
-    assert executor._fit(cpu_only, "arms/a/iter-01/train", {"num_cpus": 1, "num_gpus": 1}) == {"num_cpus": 1}  # device=auto: CPU
+    assert executor._fit(cpu_only, "arms/a/iter-01/train", {"num_cpus": 1, "num_gpus": 1}) == {
+        "num_cpus": 1
+    }  # device=auto: CPU
     gpus = [{"CPU": 16.0, "GPU": 2.0}, {"CPU": 4.0}]
     assert executor._fit(gpus, "arms/a/iter-01/train", {"num_cpus": 1, "num_gpus": 2}) == {"num_cpus": 1, "num_gpus": 2}
-    with pytest.raises(InputError, match="stage arms/a/iter-01/train asks for num_cpus=1, num_gpus=4, more than any node"):
+    with pytest.raises(
+        InputError, match="stage arms/a/iter-01/train asks for num_cpus=1, num_gpus=4, more than any node"
+    ):
         executor._fit(gpus, "arms/a/iter-01/train", {"num_cpus": 1, "num_gpus": 4})
     with pytest.raises(InputError, match="A100=1"):
         executor._fit(gpus, "judge/x", {"num_cpus": 1, "A100": 1})  # a custom resource no node offers

@@ -5,6 +5,7 @@ Runs go through the real CLI. The toy experiment has three arms, two of which ar
 the case where parallel execution could differ from the local order. Byte-identical means every file
 of the run directory, stage records included, minus the wall times and the host/worker fields.
 """
+
 import json
 import os
 import signal
@@ -13,6 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
+
 from helpers import AOPCORE, TOY
 
 pytest.importorskip("ray")
@@ -54,8 +56,12 @@ def register_curricula(register):
 def write_config(folder: Path, name: str, *, delay: float = 0.0) -> Path:
     (folder / "twin_plugin.py").write_text(TWIN_PLUGIN)
     text = (TOY / "toy.toml").read_text()
-    text = text.replace('name = "toy"', f'name = "{name}"').replace('plugins = ["toy_components"]', 'plugins = ["toy_components", "twin_plugin"]')
-    text = text.replace('plugin_paths = ["."]', f'plugin_paths = ["{TOY}", "{folder}"]').replace("step_delay_s = 0.0", f"step_delay_s = {delay}")
+    text = text.replace('name = "toy"', f'name = "{name}"').replace(
+        'plugins = ["toy_components"]', 'plugins = ["toy_components", "twin_plugin"]'
+    )
+    text = text.replace('plugin_paths = ["."]', f'plugin_paths = ["{TOY}", "{folder}"]').replace(
+        "step_delay_s = 0.0", f"step_delay_s = {delay}"
+    )
     text = text.replace("passes = 2", 'passes = 2\nkeep_checkpoints = "last"')
     text += '\n[arms.a]\ncurriculum = "twin"\n\n[arms.b]\ncurriculum = "twin"\n'
     path = folder / f"{name}.toml"
@@ -81,13 +87,15 @@ def outputs(run: Path, name: str) -> dict[str, str]:
             for key in PLACEMENT:
                 record.pop(key, None)
             for f in [f for f in record.get("outputs", {}) if f.endswith("/train.json")]:
-                record["outputs"].pop(f)  # its hash covers wall times (PPO's time/step_s); the file is compared without them
+                record["outputs"].pop(
+                    f
+                )  # its hash covers wall times (PPO's time/step_s); the file is compared without them
             text = json.dumps(record, sort_keys=True)
         if rel == "report.md":
             text = text.split("## Compute ledger")[0]  # the ledger holds wall times and hosts
         if rel == "report.html":
             head, _, rest = text.partition("<h2>Compute ledger")
-            text = head + rest[rest.find("<h2>"):]
+            text = head + rest[rest.find("<h2>") :]
         out[rel] = text
     return out
 
@@ -120,7 +128,10 @@ def test_ray_executor_writes_the_local_executors_run_directory(tmp_path: Path, r
     assert "; running: " in result.stderr
     assert len({r["worker"] for r in records}) >= 2
     # the twin resolved as in order: b's iteration 1 reuses a's training, evaluation and test answers
-    b1 = {kind: json.loads((run_dir / "stages" / f"arms__b__iter-01__{kind}.json").read_text()) for kind in ("train", "evaluation", "answers")}
+    b1 = {
+        kind: json.loads((run_dir / "stages" / f"arms__b__iter-01__{kind}.json").read_text())
+        for kind in ("train", "evaluation", "answers")
+    }
     assert all(r.get("reused_from") == "arms/a/iter-01" for r in b1.values())
     assert not (run_dir / "arms" / "a" / "iter-01" / "policy").exists()  # keep_checkpoints = "last", after b reused it
     assert (run_dir / "arms" / "b" / "iter-03" / "policy" / "policy.json").exists()
@@ -129,8 +140,13 @@ def test_ray_executor_writes_the_local_executors_run_directory(tmp_path: Path, r
 def kill_midway(config: Path, run_dir: Path, marker: str, *extra: str) -> tuple[dict[str, int], int]:
     """Start a run, SIGKILL its driver once ``marker`` is done; returns the stage records that exist then, and the
     driver's process group (a Ray instance the driver started outlives it there)."""
-    proc = subprocess.Popen([*AOPCORE, "run", str(config), *extra], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        [*AOPCORE, "run", str(config), *extra],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
     try:
         deadline = time.time() + 120
         while not (run_dir / "stages" / marker).exists():
@@ -196,13 +212,35 @@ def test_parallelism_benchmark_small():
 
     from helpers import ROOT
 
-    out = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "executor_parallelism.py"), "--arms", "2", "--iterations", "2",
-                          "--train-s", "0.4", "--prompt-s", "0.1", "--generate-s", "0.1", "--workers", "4"],
-                         capture_output=True, text=True, timeout=300)
+    out = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "benchmarks" / "executor_parallelism.py"),
+            "--arms",
+            "2",
+            "--iterations",
+            "2",
+            "--train-s",
+            "0.4",
+            "--prompt-s",
+            "0.1",
+            "--generate-s",
+            "0.1",
+            "--workers",
+            "4",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert out.returncode == 0, out.stderr[-3000:]
-    result = json.loads(out.stdout[out.stdout.index("{"):])
+    result = json.loads(out.stdout[out.stdout.index("{") :])
     assert result["identical_results"] is True and result["stages"] == 2 + 2 * 2 * 4 + 2 + 2
-    assert 0 < result["ratio_ideal"] < 1 and result["ray_s"] > 0 and result["ideal_critical_path_s"] < result["local_stage_sum_s"]
+    assert (
+        0 < result["ratio_ideal"] < 1
+        and result["ray_s"] > 0
+        and result["ideal_critical_path_s"] < result["local_stage_sum_s"]
+    )
 
 
 @pytest.mark.slow
@@ -215,7 +253,9 @@ def test_a_failing_stage_stops_the_run_with_its_error_and_keeps_finished_work(tm
     assert errors == ["error: arms.b: curriculum returned 11 prompts for iteration 2, budget is 12"]
     assert "Traceback" not in out.stderr.split("fail  arms/b/iter-02/prompts")[-1]
     stages = tmp_path / "runs" / "failing" / "stages"
-    assert (stages / "arms__b__iter-01__answers.json").exists() and not (stages / "arms__b__iter-02__prompts.json").exists()
+    assert (stages / "arms__b__iter-01__answers.json").exists() and not (
+        stages / "arms__b__iter-02__prompts.json"
+    ).exists()
     assert not (stages / "report.json").exists()
 
 
@@ -310,17 +350,26 @@ def test_quickstart_like_run_is_identical_under_both_executors(tmp_path: Path):
         for name, extra in (("local-run", ()), ("ray-run", RAY)):
             config = tmp_path / f"{name}.toml"
             config.write_text(QUICKSTART_LIKE.format(name=name, policy=policy, url=server.base_url("openai")))
-            done = subprocess.run([*AOPCORE, "run", str(config), *extra], capture_output=True, text=True, timeout=600, env=env)
+            done = subprocess.run(
+                [*AOPCORE, "run", str(config), *extra], capture_output=True, text=True, timeout=600, env=env
+            )
             assert done.returncode == 0, done.stderr[-3000:]
             runs[name] = outputs(tmp_path / "runs" / name, name)
-    for rel, text in runs["local-run"].items():
+    for rel, _text in runs["local-run"].items():
         if rel.endswith("train.json") and not rel.startswith("stages/"):  # PPO metrics hold each step's wall time
             runs["local-run"][rel], runs["ray-run"][rel] = (
                 json.dumps([{k: v for k, v in m.items() if k != "time/step_s"} for m in json.loads(r[rel])["metrics"]])
-                for r in (runs["local-run"], runs["ray-run"]))
-    assert runs["ray-run"] == runs["local-run"]  # prompts, policies (bit for bit), evaluations, verdicts, tables, report
+                for r in (runs["local-run"], runs["ray-run"])
+            )
+    assert (
+        runs["ray-run"] == runs["local-run"]
+    )  # prompts, policies (bit for bit), evaluations, verdicts, tables, report
     keys = set(runs["local-run"])
-    assert {"arms/aop/iter-02/prompts.jsonl", "judge/aop-vs-vanilla/iter-02.jsonl", "tables/winrates.json",
-            "arms/aop/iter-02/policy/model.safetensors"} <= keys
+    assert {
+        "arms/aop/iter-02/prompts.jsonl",
+        "judge/aop-vs-vanilla/iter-02.jsonl",
+        "tables/winrates.json",
+        "arms/aop/iter-02/policy/model.safetensors",
+    } <= keys
     aop_train = json.loads(runs["ray-run"]["stages/arms__aop__iter-01__train.json"])
     assert aop_train["reused_from"] == "arms/sop/iter-01"  # AOP's iteration 1 is SOP's, as in order

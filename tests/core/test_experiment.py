@@ -1,9 +1,9 @@
 """The loop end to end with small in-process components, built in Python (library use, no config)."""
+
 import json
 from pathlib import Path
 
 import pytest
-import toy_components as toy
 
 from aopcore import (
     Budget,
@@ -16,16 +16,24 @@ from aopcore import (
 )
 from aopcore.records import read_jsonl
 
+import toy_components as toy
+
 HELDOUT = [Question(f"h{i}", f"held-out question {i}", cat) for i, cat in enumerate(["a", "b", "c"] * 4)]
 TESTS = [Question(f"t{i}", f"test {i}") for i in range(6)]
 
 
 def make(tmp_path: Path, **kw) -> Experiment:
     args = dict(
-        name="lib", output_dir=tmp_path, trainer=toy.ToyTrainer(toy.ToyTrainerOptions()), reward=toy.LengthReward(),
+        name="lib",
+        output_dir=tmp_path,
+        trainer=toy.ToyTrainer(toy.ToyTrainerOptions()),
+        reward=toy.LengthReward(),
         arms={"static": toy.StaticCurriculum(toy.StaticOptions()), "weakest": toy.WeakestCurriculum()},
-        heldout=HELDOUT, test_prompts=TESTS, judge=toy.LengthJudge(toy.MarginJudgeOptions()),
-        budget=Budget(iterations=2, records_per_iteration=9, passes=2), seed=1,
+        heldout=HELDOUT,
+        test_prompts=TESTS,
+        judge=toy.LengthJudge(toy.MarginJudgeOptions()),
+        budget=Budget(iterations=2, records_per_iteration=9, passes=2),
+        seed=1,
     )
     args.update(kw)
     return Experiment(**args)
@@ -46,8 +54,14 @@ def test_loop_trains_judges_and_writes_run_directory(tmp_path: Path):
             assert (it / "policy" / "policy.json").exists()
             assert json.loads((it / "train.json").read_text())["episodes"] == 18  # 9 records x 2 passes
         # training on a length reward makes held-out answers longer: the reward must rise
-        assert mean_reward(run / "arms" / arm / "iter-02" / "evaluation.jsonl") > mean_reward(run / "sft" / "evaluation.jsonl") + 0.3
-    assert [(w.arm_a, w.arm_b, w.iteration) for w in result.winrates] == [("static", "weakest", 1), ("static", "weakest", 2)]
+        assert (
+            mean_reward(run / "arms" / arm / "iter-02" / "evaluation.jsonl")
+            > mean_reward(run / "sft" / "evaluation.jsonl") + 0.3
+        )
+    assert [(w.arm_a, w.arm_b, w.iteration) for w in result.winrates] == [
+        ("static", "weakest", 1),
+        ("static", "weakest", 2),
+    ]
     assert all(w.n + w.dropped == len(TESTS) for w in result.winrates)
     assert (run / "tables" / "winrates.csv").read_text().startswith("arm_a,arm_b,iteration")
     assert "## Compute ledger" in (run / "report.md").read_text()
@@ -81,7 +95,9 @@ def test_budget_is_enforced(tmp_path: Path):
         def prompts(self, ctx):
             return [Prompt(str(n), "q", "a", Provenance("greedy", ctx.iteration)) for n in range(ctx.budget + 1)]
 
-    with pytest.raises(RuntimeFailure, match="arms.greedy: curriculum returned 10 prompts for iteration 1, budget is 9"):
+    with pytest.raises(
+        RuntimeFailure, match="arms.greedy: curriculum returned 10 prompts for iteration 1, budget is 9"
+    ):
         make(tmp_path, arms={"greedy": Greedy()}).run()
 
 
@@ -107,7 +123,9 @@ def test_library_example_runs():
 
     from helpers import ROOT
 
-    result = subprocess.run([sys.executable, str(ROOT / "examples" / "embed_in_python.py")], capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "embed_in_python.py")], capture_output=True, text=True, timeout=300
+    )
     assert result.returncode == 0, result.stderr
     assert "run directory:" in result.stdout and "| replay |" not in result.stdout
     assert "### replay" in result.stdout
@@ -115,6 +133,7 @@ def test_library_example_runs():
 
 def test_aop_and_sop_style_arms_with_same_prompts_train_the_same_policy(tmp_path: Path):
     """Common random numbers: identical prompts from the same policy give identical checkpoints, whatever the arm is called."""
+
     class SameForAll(toy.StaticCurriculum):
         def prompts(self, ctx):
             return [Prompt(p.id.split("-", 1)[1], p.text, p.category, p.provenance) for p in super().prompts(ctx)]

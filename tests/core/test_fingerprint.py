@@ -1,14 +1,16 @@
 """A run directory never answers a different question: reruns with a changed setup are refused with what changed."""
+
 import json
 import logging
 from pathlib import Path
 
 import pytest
-import toy_components as toy
-from helpers import run_cli
 
 from aopcore import Budget, Experiment, InputError, Question, TrainStats
 from aopcore.fingerprint import describe
+
+import toy_components as toy
+from helpers import run_cli
 
 HELDOUT = [Question(f"h{i}", f"held-out question {i}", cat) for i, cat in enumerate(["a", "b", "c"] * 2)]
 TESTS = [Question(f"t{i}", f"test {i}") for i in range(6)]
@@ -35,9 +37,18 @@ class ForeignTrainer:
 
 
 def make(tmp_path: Path, **kw) -> Experiment:
-    args = dict(name="fp", output_dir=tmp_path, trainer=ForeignTrainer(), reward=toy.LengthReward(),
-                arms={"static": toy.StaticCurriculum(toy.StaticOptions())}, heldout=HELDOUT, test_prompts=TESTS,
-                judge=None, budget=Budget(iterations=1, records_per_iteration=4, passes=1), seed=1)
+    args = dict(
+        name="fp",
+        output_dir=tmp_path,
+        trainer=ForeignTrainer(),
+        reward=toy.LengthReward(),
+        arms={"static": toy.StaticCurriculum(toy.StaticOptions())},
+        heldout=HELDOUT,
+        test_prompts=TESTS,
+        judge=None,
+        budget=Budget(iterations=1, records_per_iteration=4, passes=1),
+        seed=1,
+    )
     args.update(kw)
     return Experiment(**args)
 
@@ -80,7 +91,10 @@ def test_allow_changes_continues_and_records_the_override(tmp_path: Path):
     make(tmp_path).run()
     make(tmp_path, trainer=ForeignTrainer(learning_rate=2e-5), allow_changes=True).run()
     entries = [json.loads(x) for x in (tmp_path / "fp" / "fingerprint-changes.jsonl").read_text().splitlines()]
-    assert entries[-1]["changes"] == ["trainer.learning_rate: 1e-05 -> 2e-05"] and entries[-1]["allowed_by"] == "allow_changes"
+    assert (
+        entries[-1]["changes"] == ["trainer.learning_rate: 1e-05 -> 2e-05"]
+        and entries[-1]["allowed_by"] == "allow_changes"
+    )
     ran = []
     make(tmp_path, trainer=ForeignTrainer(learning_rate=2e-5), after_stage=ran.append).run()  # now the stored setup
     assert ran == []
@@ -131,7 +145,7 @@ def test_cli_rerun_with_changed_option_is_refused_then_allowed(toy_config, tmp_p
     assert changed.returncode == 2, changed.stderr
     errors = [line for line in changed.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and "trainer.learning_rate: 0.5 -> 0.9" in errors[0] and "Traceback" not in changed.stderr
-    kept = run_cli("run", str(config), "--set", "experiment.keep_checkpoints=\"last\"")  # does not shape results
+    kept = run_cli("run", str(config), "--set", 'experiment.keep_checkpoints="last"')  # does not shape results
     assert kept.returncode == 0, kept.stderr
     allowed = run_cli("run", str(config), "--set", "trainer.learning_rate=0.9", "--allow-changed-config")
     assert allowed.returncode == 0, allowed.stderr
@@ -151,7 +165,10 @@ def test_a_change_the_config_snapshot_and_the_experiment_both_describe_is_listed
     assert differences(old, new) == ["experiment.records_per_iteration: 16 -> 8"]
     # a snapshot-only key keeps its config. name
     new["config"]["data"]["heldout"] = "other.jsonl"
-    assert differences(old, new) == ["config.data.heldout: h.jsonl -> other.jsonl", "experiment.records_per_iteration: 16 -> 8"]
+    assert differences(old, new) == [
+        "config.data.heldout: h.jsonl -> other.jsonl",
+        "experiment.records_per_iteration: 16 -> 8",
+    ]
 
 
 def test_trainstats_import_is_the_public_one():

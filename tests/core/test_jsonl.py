@@ -1,4 +1,5 @@
 """JSONL files: a problem names the file and the true line in clean words; records round-trip with their provenance."""
+
 from __future__ import annotations
 
 import gzip
@@ -9,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from aopcore import InputError, Prompt, Provenance
-from aopcore.rows import jsonl_rows
 from aopcore.records import JSONLDecodeError, iter_jsonl, load_questions, load_records, read_jsonl, write_jsonl
+from aopcore.rows import jsonl_rows
 
 
 @pytest.mark.parametrize("bad_line", [2, 4])
@@ -29,15 +30,19 @@ def test_jsonl_errors_name_the_line_in_the_file(bad_line: int, tmp_path: Path):
 
 
 def test_provenance_keeps_plugin_data_through_the_run_store(tmp_path: Path):
-    prompts = [Prompt("p1", "q?", "c", Provenance("mine", 2, "pool", extra={"score": 0.25, "why": ["weak", "rare"]})),
-               Prompt("p2", "q2?", "c", Provenance("mine", 2))]
+    prompts = [
+        Prompt("p1", "q?", "c", Provenance("mine", 2, "pool", extra={"score": 0.25, "why": ["weak", "rare"]})),
+        Prompt("p2", "q2?", "c", Provenance("mine", 2)),
+    ]
     write_jsonl(tmp_path / "p.jsonl", prompts)
     back = read_jsonl(tmp_path / "p.jsonl", Prompt)
     assert back == prompts and back[0].provenance.extra["why"] == ["weak", "rare"] and back[1].provenance.extra == {}
     old = '{"category": "c", "id": "p0", "provenance": {"curriculum": "aop", "iteration": 1}, "text": "q"}\n'
     (tmp_path / "old.jsonl").write_text(old)  # written before the slot existed
     assert read_jsonl(tmp_path / "old.jsonl", Prompt)[0].provenance.extra == {}
-    assert hash(prompts[0]) == hash(Prompt("p1", "q?", "c", Provenance("mine", 2, "pool", extra={"other": 1})))  # still hashable
+    assert hash(prompts[0]) == hash(
+        Prompt("p1", "q?", "c", Provenance("mine", 2, "pool", extra={"other": 1}))
+    )  # still hashable
 
 
 def _rows(path: Path) -> list[int]:

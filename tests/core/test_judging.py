@@ -1,16 +1,17 @@
 """No wasted judge call: identical answers are ties without asking, booked in the ledger and shown in the report."""
+
 from __future__ import annotations
 
 import json
 from pathlib import Path
-
-import toy_components as toy
 
 from aopcore import Budget, Experiment, JudgeItem, JudgingPlan, Prompt, Question, Verdict
 from aopcore.judging import PairVerdict, judge_pair, tally
 from aopcore.ledger import StageMeter
 from aopcore.records import read_jsonl, write_jsonl
 from aopcore.report import LEDGER_HEADER, ledger_rows
+
+import toy_components as toy
 
 QS = [Question(f"q{i}", f"question {i}?") for i in range(40)]
 
@@ -23,8 +24,13 @@ class RecordingJudge:
 
     def judge(self, items):
         self.asked += items
-        return [Verdict(it.id, "C" if len(it.answer_a) == len(it.answer_b) else "A" if len(it.answer_a) > len(it.answer_b) else "B")
-                for it in items]
+        return [
+            Verdict(
+                it.id,
+                "C" if len(it.answer_a) == len(it.answer_b) else "A" if len(it.answer_a) > len(it.answer_b) else "B",
+            )
+            for it in items
+        ]
 
 
 def test_identical_answers_skip_the_judge_in_both_orders_mode():
@@ -60,7 +66,9 @@ def test_skipping_identical_items_leaves_the_other_items_order_draws_alone():
 
 
 def test_the_identical_flag_survives_the_verdict_file_and_old_files_still_read(tmp_path: Path):
-    write_jsonl(tmp_path / "v.jsonl", [PairVerdict("q0", "C", ("C",), identical=True), PairVerdict("q1", "A", ("A", "A"))])
+    write_jsonl(
+        tmp_path / "v.jsonl", [PairVerdict("q0", "C", ("C",), identical=True), PairVerdict("q1", "A", ("A", "A"))]
+    )
     assert [v.identical for v in read_jsonl(tmp_path / "v.jsonl", PairVerdict)] == [True, False]
     (tmp_path / "old.jsonl").write_text(json.dumps({"item_id": "q2", "choice": "B", "orders": ["B", "B"]}) + "\n")
     assert read_jsonl(tmp_path / "old.jsonl", PairVerdict) == [PairVerdict("q2", "B", ("B", "B"))]
@@ -70,7 +78,9 @@ class SharedPool(toy.StaticCurriculum):
     """The same prompts, with the same ids, whichever arm asks: as AOP and SOP share their first iteration."""
 
     def prompts(self, ctx):
-        return [Prompt(p.id.replace(ctx.arm, "shared", 1), p.text, p.category, p.provenance) for p in super().prompts(ctx)]
+        return [
+            Prompt(p.id.replace(ctx.arm, "shared", 1), p.text, p.category, p.provenance) for p in super().prompts(ctx)
+        ]
 
 
 def test_twin_arms_are_judged_without_a_single_call_and_the_ledger_says_so(tmp_path: Path):
@@ -78,12 +88,24 @@ def test_twin_arms_are_judged_without_a_single_call_and_the_ledger_says_so(tmp_p
     judge = toy.LengthJudge(toy.MarginJudgeOptions())
     heldout = [Question(f"h{i}", f"held-out question {i}", cat) for i, cat in enumerate(["a", "b", "c"] * 2)]
     tests = [Question(f"t{i}", f"test {i}") for i in range(5)]
-    arms = {"first": SharedPool(toy.StaticOptions()), "twin": SharedPool(toy.StaticOptions()),
-            "other": toy.WeakestCurriculum()}
-    result = Experiment(name="twins", output_dir=tmp_path, trainer=toy.ToyTrainer(toy.ToyTrainerOptions()), reward=toy.LengthReward(),
-                        arms=arms, heldout=heldout, test_prompts=tests, judge=judge,
-                        judging=JudgingPlan(pairs=[("first", "twin"), ("first", "other")]),
-                        budget=Budget(iterations=2, records_per_iteration=6, passes=1), seed=3).run()
+    arms = {
+        "first": SharedPool(toy.StaticOptions()),
+        "twin": SharedPool(toy.StaticOptions()),
+        "other": toy.WeakestCurriculum(),
+    }
+    result = Experiment(
+        name="twins",
+        output_dir=tmp_path,
+        trainer=toy.ToyTrainer(toy.ToyTrainerOptions()),
+        reward=toy.LengthReward(),
+        arms=arms,
+        heldout=heldout,
+        test_prompts=tests,
+        judge=judge,
+        judging=JudgingPlan(pairs=[("first", "twin"), ("first", "other")]),
+        budget=Budget(iterations=2, records_per_iteration=6, passes=1),
+        seed=3,
+    ).run()
     run = result.run_dir
     twin_answers = [(run / "arms" / arm / "iter-01" / "test_answers.jsonl").read_text() for arm in ("first", "twin")]
     assert twin_answers[0] == twin_answers[1]
@@ -112,22 +134,52 @@ def test_report_says_how_each_curriculum_chose_its_prompts(tmp_path: Path):
     run = tmp_path / "run"
     (run / "config.json").parent.mkdir(parents=True)
     (run / "config.json").write_text(json.dumps({"experiment": {"iterations": 2}}))
-    ev = lambda low, high: [{"question_id": "h0", "question": "q", "category": low, "answer": "", "reward": 0.1},  # noqa: E731
-                            {"question_id": "h1", "question": "q", "category": high, "answer": "", "reward": 0.9}]
+    ev = lambda low, high: [
+        {"question_id": "h0", "question": "q", "category": low, "answer": "", "reward": 0.1},  # noqa: E731
+        {"question_id": "h1", "question": "q", "category": high, "answer": "", "reward": 0.9},
+    ]
     _write(run / "sft" / "evaluation.jsonl", ev("askdocs", "askbaking"))
     for arm in ("vanilla", "sop", "aop", "pool"):
         _write(run / "arms" / arm / "iter-01" / "evaluation.jsonl", ev("askbaking", "askdocs"))
-    gen = lambda arm, call, sample: {"curriculum": arm, "iteration": 1, "source": "generated", "feedback_call": call,  # noqa: E731
-                                     "draw": 0, "sample_ids": sample}
+    gen = lambda arm, call, sample: {
+        "curriculum": arm,
+        "iteration": 1,
+        "source": "generated",
+        "feedback_call": call,  # noqa: E731
+        "draw": 0,
+        "sample_ids": sample,
+    }
     for i in (1, 2):
-        _write(run / "arms" / "vanilla" / f"iter-{i:02d}" / "prompts.jsonl",
-               [{"id": f"v{i}", "text": "t", "category": "askdocs", "provenance": gen("vanilla", "vanilla-r0-c1", [])}])
-        _write(run / "arms" / "sop" / f"iter-{i:02d}" / "prompts.jsonl",
-               [{"id": f"s{i}", "text": "t", "category": "askdocs", "provenance": gen("sop", "sop-i01-d0", ["h0", "h1"])}])
-        _write(run / "arms" / "aop" / f"iter-{i:02d}" / "prompts.jsonl",
-               [{"id": f"a{i}", "text": "t", "category": "askdocs", "provenance": gen("aop", f"aop-i{i:02d}-d0", ["h0", "h1"])}])
-        _write(run / "arms" / "pool" / f"iter-{i:02d}" / "prompts.jsonl",
-               [{"id": f"p{i}", "text": "t", "category": "askdocs", "provenance": {"curriculum": "pool", "iteration": i, "source": "pool"}}])
+        _write(
+            run / "arms" / "vanilla" / f"iter-{i:02d}" / "prompts.jsonl",
+            [{"id": f"v{i}", "text": "t", "category": "askdocs", "provenance": gen("vanilla", "vanilla-r0-c1", [])}],
+        )
+        _write(
+            run / "arms" / "sop" / f"iter-{i:02d}" / "prompts.jsonl",
+            [{"id": f"s{i}", "text": "t", "category": "askdocs", "provenance": gen("sop", "sop-i01-d0", ["h0", "h1"])}],
+        )
+        _write(
+            run / "arms" / "aop" / f"iter-{i:02d}" / "prompts.jsonl",
+            [
+                {
+                    "id": f"a{i}",
+                    "text": "t",
+                    "category": "askdocs",
+                    "provenance": gen("aop", f"aop-i{i:02d}-d0", ["h0", "h1"]),
+                }
+            ],
+        )
+        _write(
+            run / "arms" / "pool" / f"iter-{i:02d}" / "prompts.jsonl",
+            [
+                {
+                    "id": f"p{i}",
+                    "text": "t",
+                    "category": "askdocs",
+                    "provenance": {"curriculum": "pool", "iteration": i, "source": "pool"},
+                }
+            ],
+        )
     rows = {arm: {r["iteration"]: r for r in its} for arm, its in targeting(run).items()}
     assert not rows["vanilla"][2]["targeted"] and rows["vanilla"][2]["weakest_before"] == []
     assert not rows["pool"][1]["targeted"] and "fixed candidate pool" in rows["pool"][1]["basis"]
@@ -135,7 +187,11 @@ def test_report_says_how_each_curriculum_chose_its_prompts(tmp_path: Path):
     assert rows["sop"][2]["evaluated_at"] == 0 and rows["sop"][2]["weakest_before"][0][0] == "askdocs"
     assert rows["aop"][2]["evaluated_at"] == 1 and rows["aop"][2]["weakest_before"][0][0] == "askbaking"
     write_markdown_report(run)
-    lines = {ln.split("**")[1] + ln.split(":")[0][-2:]: ln for ln in (run / "report.md").read_text().splitlines() if ln.startswith("- **")}
+    lines = {
+        ln.split("**")[1] + ln.split(":")[0][-2:]: ln
+        for ln in (run / "report.md").read_text().splitlines()
+        if ln.startswith("- **")
+    }
     assert "static pool written from category keywords, not chosen from an evaluation" in lines["vanilla 2"]
     assert "weakest" not in lines["vanilla 2"] and "weakest" not in lines["pool 1"]
     assert "weakest categories of the SFT policy's evaluation (written at iteration 1): askdocs" in lines["sop 2"]

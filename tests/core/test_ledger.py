@@ -1,4 +1,5 @@
 """The ledger tells the whole truth: tokens booked once, calls counted for plain objects, lost time booked, choosing cost honest."""
+
 import json
 import os
 import signal
@@ -8,11 +9,12 @@ import time
 from pathlib import Path
 
 import pytest
-import toy_components as toy
-from helpers.fakes import HashEmbedder, ScriptedLLM
 
 from aopcore import Budget, Experiment, Question, TrainStats, Verdict, record_usage
 from aopcore.report import ledger_summary
+
+import toy_components as toy
+from helpers.fakes import HashEmbedder, ScriptedLLM
 
 TESTS_DIR = Path(__file__).resolve().parents[1] / "toy"  # toy_components
 CATS = ["askbaking", "askvet", "legaladvice"]
@@ -21,9 +23,17 @@ TESTS = [Question(f"t{i}", f"test {i}") for i in range(4)]
 
 
 def make(tmp_path: Path, **kw) -> Experiment:
-    args = dict(name="l", output_dir=tmp_path, trainer=toy.ToyTrainer(toy.ToyTrainerOptions()), reward=toy.LengthReward(),
-                arms={"static": toy.StaticCurriculum(toy.StaticOptions())}, heldout=HELDOUT, test_prompts=TESTS,
-                budget=Budget(iterations=2, records_per_iteration=6, passes=1), seed=4)
+    args = dict(
+        name="l",
+        output_dir=tmp_path,
+        trainer=toy.ToyTrainer(toy.ToyTrainerOptions()),
+        reward=toy.LengthReward(),
+        arms={"static": toy.StaticCurriculum(toy.StaticOptions())},
+        heldout=HELDOUT,
+        test_prompts=TESTS,
+        budget=Budget(iterations=2, records_per_iteration=6, passes=1),
+        seed=4,
+    )
     args.update(kw)
     return Experiment(**args)
 
@@ -70,8 +80,13 @@ def test_plain_feedback_and_judge_calls_are_counted_and_self_reporting_ones_once
 
     opts = ScoreBasedOptions(samples_per_category=1, draws=2, questions_per_call=6, parallel_calls=2)
     llm, judge = PlainLLM(), PlainJudge()
-    result = make(tmp_path / "plain", arms={"aop": AOPCurriculum(opts), "static": toy.StaticCurriculum(toy.StaticOptions())},
-                  feedback=llm, embedder=HashEmbedder(), judge=judge).run()
+    result = make(
+        tmp_path / "plain",
+        arms={"aop": AOPCurriculum(opts), "static": toy.StaticCurriculum(toy.StaticOptions())},
+        feedback=llm,
+        embedder=HashEmbedder(),
+        judge=judge,
+    ).run()
     booked = sum(r.get("feedback_calls", 0) for r in result.ledger)
     assert booked == llm.calls >= 4  # two iterations, at least two draws each
     assert sum(r.get("judge_calls", 0) for r in result.ledger) == judge.items > 0  # identical answers are not sent
@@ -82,8 +97,13 @@ def test_plain_feedback_and_judge_calls_are_counted_and_self_reporting_ones_once
             return super().complete(prompts)
 
     llm2 = Reporting()
-    result = make(tmp_path / "reporting", arms={"aop": AOPCurriculum(opts)}, feedback=llm2, embedder=HashEmbedder(),
-                  judge=toy.LengthJudge(toy.MarginJudgeOptions())).run()
+    result = make(
+        tmp_path / "reporting",
+        arms={"aop": AOPCurriculum(opts)},
+        feedback=llm2,
+        embedder=HashEmbedder(),
+        judge=toy.LengthJudge(toy.MarginJudgeOptions()),
+    ).run()
     assert sum(r.get("feedback_calls", 0) for r in result.ledger) == llm2.calls
 
 
@@ -91,19 +111,29 @@ def test_vanilla_evaluations_are_not_booked_as_choosing(tmp_path: Path):
     from aopcore_curricula.curricula import AOPCurriculum, VanillaCurriculum
     from aopcore_curricula.options import ScoreBasedOptions, VanillaGenerationOptions
 
-    arms = {"vanilla": VanillaCurriculum(VanillaGenerationOptions(questions_per_call=4, keywords_per_category=1, n_clusters=2,
-                                                                   pca_components=2)),
-            "aop": AOPCurriculum(ScoreBasedOptions(samples_per_category=1, draws=2, questions_per_call=6, parallel_calls=2))}
+    arms = {
+        "vanilla": VanillaCurriculum(
+            VanillaGenerationOptions(questions_per_call=4, keywords_per_category=1, n_clusters=2, pca_components=2)
+        ),
+        "aop": AOPCurriculum(
+            ScoreBasedOptions(samples_per_category=1, draws=2, questions_per_call=6, parallel_calls=2)
+        ),
+    }
     run = make(tmp_path, arms=arms, feedback=ScriptedLLM(), embedder=HashEmbedder()).run().run_dir
-    records = {r["stage"]: r for r in json.loads("[" + ",".join(p.read_text() for p in (run / "stages").glob("*.json")) + "]")}
+    records = {
+        r["stage"]: r for r in json.loads("[" + ",".join(p.read_text() for p in (run / "stages").glob("*.json")) + "]")
+    }
     assert records["arms/vanilla/iter-01/evaluation"]["used_for_choosing"] is False
-    assert records["arms/aop/iter-01/evaluation"]["used_for_choosing"] is True  # iteration 2's prompts are chosen from it
+    assert (
+        records["arms/aop/iter-01/evaluation"]["used_for_choosing"] is True
+    )  # iteration 2's prompts are chosen from it
     assert records["arms/aop/iter-02/evaluation"]["used_for_choosing"] is False  # the last: nothing is chosen from it
     summary = ledger_summary(run)
     vanilla_eval = sum(records[f"arms/vanilla/iter-{i:02d}/evaluation"]["wall_s"] for i in (1, 2))
     assert summary[("vanilla", "evaluate")]["wall_s"] == pytest.approx(vanilla_eval)
     assert summary[("vanilla", "choosing")]["wall_s"] == pytest.approx(
-        sum(records[f"arms/vanilla/iter-{i:02d}/prompts"]["wall_s"] for i in (1, 2)))
+        sum(records[f"arms/vanilla/iter-{i:02d}/prompts"]["wall_s"] for i in (1, 2))
+    )
 
 
 class FailsOnce(toy.ToyTrainer):
@@ -122,7 +152,9 @@ def test_time_lost_to_a_failed_attempt_is_booked(tmp_path: Path):
         make(tmp_path, trainer=FailsOnce(toy.ToyTrainerOptions())).run()
     result = make(tmp_path, trainer=FailsOnce(toy.ToyTrainerOptions())).run()
     rec = stage(result, "arms/static/iter-01/train")
-    assert rec["attempts"] == 2 and 0.35 <= rec["lost_wall_s"] < 30  # slept 0.4 s; file times are coarser than time.time()
+    assert (
+        rec["attempts"] == 2 and 0.35 <= rec["lost_wall_s"] < 30
+    )  # slept 0.4 s; file times are coarser than time.time()
     assert "lost_wall_s" not in stage(result, "arms/static/iter-02/train")  # finished at its first attempt
     assert not (result.run_dir / "attempts").exists()  # emptied as stages finish, then removed with the run
 

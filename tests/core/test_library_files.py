@@ -1,4 +1,5 @@
 """Cluster-friendly run files (the umask decides who may read them) and one-call console progress for embedders."""
+
 import io
 import logging
 import os
@@ -6,18 +7,28 @@ import stat
 from pathlib import Path
 
 import pytest
-import toy_components as toy
 
 import aopcore
 from aopcore import Budget, Experiment, Question
+
+import toy_components as toy
 
 HELDOUT = [Question(f"h{i}", f"held-out question {i}", c) for i, c in enumerate(["a", "b"] * 2)]
 
 
 def run(tmp_path: Path, **kw):
-    return Experiment(name="f", output_dir=tmp_path, trainer=toy.ToyTrainer(toy.ToyTrainerOptions()), reward=toy.LengthReward(),
-                      arms={"static": toy.StaticCurriculum(toy.StaticOptions())}, heldout=HELDOUT, test_prompts=HELDOUT,
-                      judge=toy.LengthJudge(toy.MarginJudgeOptions()), budget=Budget(1, 4, 1), **kw).run()
+    return Experiment(
+        name="f",
+        output_dir=tmp_path,
+        trainer=toy.ToyTrainer(toy.ToyTrainerOptions()),
+        reward=toy.LengthReward(),
+        arms={"static": toy.StaticCurriculum(toy.StaticOptions())},
+        heldout=HELDOUT,
+        test_prompts=HELDOUT,
+        judge=toy.LengthJudge(toy.MarginJudgeOptions()),
+        budget=Budget(1, 4, 1),
+        **kw,
+    ).run()
 
 
 @pytest.mark.parametrize(("umask", "file_mode", "dir_mode"), [(0o022, 0o644, 0o755), (0o007, 0o660, 0o770)])

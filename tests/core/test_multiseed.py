@@ -1,4 +1,5 @@
 """Multi-seed runs: one ordinary, resumable run directory per seed, one shared SFT policy, one aggregate."""
+
 import json
 import os
 import signal
@@ -60,16 +61,18 @@ def test_sigkill_in_one_seed_then_rerun_finishes_only_the_rest(toy_config, tmp_p
     for s in (0, 1):
         for name, mtime in before[s].items():
             assert (root / f"seed-{s}" / "stages" / name).stat().st_mtime_ns == mtime, (s, name)
-    seed1 = log[log.index("seed 1 (2 of 3)"):log.index("seed 2 (3 of 3)")]
+    seed1 = log[log.index("seed 1 (2 of 3)") : log.index("seed 2 (3 of 3)")]
     assert "skip  arms/static/iter-02/prompts" in seed1 and "start arms/static/iter-02/train" in seed1
-    seed2 = log[log.index("seed 2 (3 of 3)"):]
+    seed2 = log[log.index("seed 2 (3 of 3)") :]
     assert "start arms/static/iter-01/prompts" in seed2
-    assert "start" not in log[log.index("seed 0 (1 of 3)"):log.index("seed 1 (2 of 3)")]
+    assert "start" not in log[log.index("seed 0 (1 of 3)") : log.index("seed 1 (2 of 3)")]
 
     # each seed is a complete ordinary run: the resumed seed-1 equals a lone single-seed run with seed = 1
     # (the toy SFT policy does not depend on the seed, so sharing it changes nothing here)
     lone = tmp_path / "lone.toml"
-    lone.write_text(config.read_text().replace(f"seeds = {SEEDS}", "seed = 1").replace('name = "toy"', 'name = "seed-1"'))
+    lone.write_text(
+        config.read_text().replace(f"seeds = {SEEDS}", "seed = 1").replace('name = "toy"', 'name = "seed-1"')
+    )
     assert run_cli("run", str(lone), cwd=tmp_path).returncode == 0
     expected = comparable(tmp_path / "runs" / "seed-1")
     got = comparable(root / "seed-1")
@@ -93,7 +96,10 @@ def test_sigkill_in_one_seed_then_rerun_finishes_only_the_rest(toy_config, tmp_p
     assert data["seeds_found"] == [0, 1, 2] and data["seeds_finished"] == [0, 1, 2]
     per_seed = {r["iteration"]: r["per_seed"] for r in data["heldout"]["static"]}
     for s in (0, 1, 2):
-        evaluation = [json.loads(line)["reward"] for line in (root / f"seed-{s}" / "arms" / "static" / "iter-02" / "evaluation.jsonl").open()]
+        evaluation = [
+            json.loads(line)["reward"]
+            for line in (root / f"seed-{s}" / "arms" / "static" / "iter-02" / "evaluation.jsonl").open()
+        ]
         assert per_seed[2][str(s)] == pytest.approx(sum(evaluation) / len(evaluation), abs=1e-6)
     assert (root / "aggregate" / "aggregate.md").exists() and (root / "aggregate" / "aggregate.html").exists()
 
@@ -114,7 +120,9 @@ def test_seed_and_seeds_are_exclusive_and_checked(toy_config):
     assert result.returncode == 2 and "experiment.seeds: List should have at least 1 item" in result.stderr
 
 
-def test_growing_the_seed_list_runs_only_new_seeds_report_rebuilds_and_a_changed_config_is_refused(toy_config, tmp_path: Path):
+def test_growing_the_seed_list_runs_only_new_seeds_report_rebuilds_and_a_changed_config_is_refused(
+    toy_config, tmp_path: Path
+):
     config = multiseed_config(toy_config)
     config.write_text(config.read_text().replace(f"seeds = {SEEDS}", "seeds = [0]"))
     assert run_cli("run", str(config)).returncode == 0
@@ -152,15 +160,22 @@ def test_growing_the_seed_list_runs_only_new_seeds_report_rebuilds_and_a_changed
 def test_library_factory_without_shared_sft(tmp_path: Path):
     """Embedders: a factory seed -> Experiment; share_sft=False trains policy_0 per seed."""
     from aopcore import Experiment, Question, run_seeds
+
     from toy_components import LengthReward, StaticCurriculum, StaticOptions, ToyTrainer, ToyTrainerOptions
 
     built = []
 
     def make(seed: int) -> Experiment:
         built.append(seed)
-        return Experiment(name="ignored", output_dir=tmp_path / "elsewhere", trainer=ToyTrainer(ToyTrainerOptions(initial_logits=[2.0, 1.0, float(seed)])),
-                          reward=LengthReward(), arms={"static": StaticCurriculum(StaticOptions())},
-                          heldout=[Question(f"h{i}", f"question {i}", c) for i, c in enumerate("abab")], test_prompts=[])
+        return Experiment(
+            name="ignored",
+            output_dir=tmp_path / "elsewhere",
+            trainer=ToyTrainer(ToyTrainerOptions(initial_logits=[2.0, 1.0, float(seed)])),
+            reward=LengthReward(),
+            arms={"static": StaticCurriculum(StaticOptions())},
+            heldout=[Question(f"h{i}", f"question {i}", c) for i, c in enumerate("abab")],
+            test_prompts=[],
+        )
 
     root = tmp_path / "lib"
     result = run_seeds(make, [3, 4], root=root, share_sft=False)

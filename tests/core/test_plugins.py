@@ -1,4 +1,5 @@
 """Plugin discovery through real entry points: installed packages, broken plugins, the CLI listing."""
+
 import importlib.metadata as md
 import subprocess
 import sys
@@ -6,9 +7,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import ROOT, run_cli
 
 from aopcore.registry import load_registry
+
+from helpers import ROOT, run_cli
 
 EXAMPLE = ROOT / "examples" / "plugin-weakness-sampler"
 
@@ -19,8 +21,11 @@ def example_plugin_installed():
     try:
         md.version("aopcore-weakness-sampler")
     except md.PackageNotFoundError:
-        subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", str(EXAMPLE)],
-                       check=True, timeout=300)
+        subprocess.run(
+            [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", str(EXAMPLE)],
+            check=True,
+            timeout=300,
+        )
     return md.version("aopcore-weakness-sampler")
 
 
@@ -36,14 +41,16 @@ def test_builtins_register_through_entry_points():
 def test_third_party_package_is_discovered_with_distribution_and_version(example_plugin_installed):
     result = run_cli("plugins")
     assert result.returncode == 0, result.stderr
-    line = next(l for l in result.stdout.splitlines() if "weakness-sampler" in l)
+    line = next(x for x in result.stdout.splitlines() if "weakness-sampler" in x)
     assert f"aopcore-weakness-sampler {example_plugin_installed}" in line
     assert "curriculum:" in result.stdout
 
 
 def test_loop_runs_with_third_party_curriculum(example_plugin_installed, toy_config, tmp_path: Path):
     config = toy_config()
-    text = config.read_text().replace('curriculum = "toy-weakest"', 'curriculum = "weakness-sampler"\ntemperature = 0.2')
+    text = config.read_text().replace(
+        'curriculum = "toy-weakest"', 'curriculum = "weakness-sampler"\ntemperature = 0.2'
+    )
     config.write_text(text)
     result = run_cli("run", str(config))
     assert result.returncode == 0, result.stderr
@@ -58,22 +65,26 @@ def test_loop_runs_with_third_party_curriculum(example_plugin_installed, toy_con
 def test_broken_plugin_is_reported_and_others_still_load(tmp_path: Path):
     site = tmp_path / "site"
     (site / "broken_plugin_dist-1.0.dist-info").mkdir(parents=True)
-    (site / "broken_plugin_dist-1.0.dist-info" / "METADATA").write_text("Metadata-Version: 2.1\nName: broken-plugin-dist\nVersion: 1.0\n")
-    (site / "broken_plugin_dist-1.0.dist-info" / "entry_points.txt").write_text("[aopcore]\nbroken = broken_plugin_mod\n")
+    (site / "broken_plugin_dist-1.0.dist-info" / "METADATA").write_text(
+        "Metadata-Version: 2.1\nName: broken-plugin-dist\nVersion: 1.0\n"
+    )
+    (site / "broken_plugin_dist-1.0.dist-info" / "entry_points.txt").write_text(
+        "[aopcore]\nbroken = broken_plugin_mod\n"
+    )
     (site / "broken_plugin_mod.py").write_text("import not_a_real_module_xyz\n")
     result = run_cli("plugins", env={"PYTHONPATH": f"{site}:{Path(__file__).parents[1] / 'toy'}"})
     assert result.returncode == 0
-    assert "plugin 'broken' from broken-plugin-dist failed to load: ModuleNotFoundError: No module named 'not_a_real_module_xyz'" in result.stderr
+    assert (
+        "plugin 'broken' from broken-plugin-dist failed to load: ModuleNotFoundError: No module named 'not_a_real_module_xyz'"
+        in result.stderr
+    )
     assert "trainer:" in result.stdout or "curriculum:" in result.stdout
 
 
 def test_hook_that_raises_is_isolated(tmp_path: Path):
     mod = tmp_path / "raising_plugin.py"
     mod.write_text(
-        "from aopcore import hookimpl\n"
-        "@hookimpl\n"
-        "def register_judges(register):\n"
-        "    raise ValueError('boom')\n"
+        "from aopcore import hookimpl\n@hookimpl\ndef register_judges(register):\n    raise ValueError('boom')\n"
     )
     sys.path.insert(0, str(tmp_path))
     try:
@@ -107,23 +118,29 @@ def test_plugins_add_cli_subcommands_and_a_failing_one_is_isolated(tmp_path: Pat
     """A third-party distribution adds `aopcore hello` through `register_commands`; another's hook raises."""
     site = tmp_path / "site"
     for dist, module, body in (
-        ("hello_dist", "hello_cmd",
-         "from aopcore import InputError, hookimpl\n"
-         "def hello(args):\n"
-         "    if args.name == 'nobody':\n"
-         "        raise InputError('hello: --name nobody is not a name')\n"
-         "    print(f'hello, {args.name}')\n"
-         "    return 0\n"
-         "@hookimpl\n"
-         "def register_commands(subparsers):\n"
-         "    p = subparsers.add_parser('hello', help='greet')\n"
-         "    p.add_argument('--name', default='world')\n"
-         "    p.set_defaults(func=hello)\n"),
-        ("bad_dist", "bad_cmd",
-         "from aopcore import hookimpl\n"
-         "@hookimpl\n"
-         "def register_commands(subparsers):\n"
-         "    raise RuntimeError('no commands today')\n"),
+        (
+            "hello_dist",
+            "hello_cmd",
+            "from aopcore import InputError, hookimpl\n"
+            "def hello(args):\n"
+            "    if args.name == 'nobody':\n"
+            "        raise InputError('hello: --name nobody is not a name')\n"
+            "    print(f'hello, {args.name}')\n"
+            "    return 0\n"
+            "@hookimpl\n"
+            "def register_commands(subparsers):\n"
+            "    p = subparsers.add_parser('hello', help='greet')\n"
+            "    p.add_argument('--name', default='world')\n"
+            "    p.set_defaults(func=hello)\n",
+        ),
+        (
+            "bad_dist",
+            "bad_cmd",
+            "from aopcore import hookimpl\n"
+            "@hookimpl\n"
+            "def register_commands(subparsers):\n"
+            "    raise RuntimeError('no commands today')\n",
+        ),
     ):
         info = site / f"{dist}-1.0.dist-info"
         info.mkdir(parents=True)
@@ -133,7 +150,9 @@ def test_plugins_add_cli_subcommands_and_a_failing_one_is_isolated(tmp_path: Pat
     env = {"PYTHONPATH": str(site)}
     result = run_cli("hello", "--name", "aop", env=env)
     assert result.returncode == 0 and result.stdout == "hello, aop\n", result.stderr
-    assert "warning: plugin bad_cmd (bad-dist): register_commands failed: RuntimeError: no commands today" in result.stderr
+    assert (
+        "warning: plugin bad_cmd (bad-dist): register_commands failed: RuntimeError: no commands today" in result.stderr
+    )
     bad = run_cli("hello", "--name", "nobody", env=env)
     assert bad.returncode == 2 and "error: hello: --name nobody is not a name" in bad.stderr
     assert "rm-bench" in run_cli("--help", env=env).stdout  # the built-in family's commands come the same way
@@ -149,12 +168,14 @@ def test_one_plugin_manager_per_process_and_local_plugins_stay_local(tmp_path: P
     assert load_plugins() is pm
     assert "toy-length" not in load_registry().names("judge")
     mod = tmp_path / "late_plugin.py"
-    mod.write_text("from aopcore import hookimpl\n"
-                   "class Late:\n"
-                   "    def __init__(self, options): pass\n"
-                   "@hookimpl\n"
-                   "def register_judges(register):\n"
-                   "    register('late', Late)\n")
+    mod.write_text(
+        "from aopcore import hookimpl\n"
+        "class Late:\n"
+        "    def __init__(self, options): pass\n"
+        "@hookimpl\n"
+        "def register_judges(register):\n"
+        "    register('late', Late)\n"
+    )
     sys.path.insert(0, str(tmp_path))
     try:
         assert load_registry(["late_plugin"], entry_points=False).get("judge", "late").plugin == "late_plugin"
@@ -196,12 +217,20 @@ def test_a_plugin_registers_a_model_alias_that_the_hf_family_resolves(tmp_path: 
         "@hookimpl\n"
         "def register_model_aliases(register):\n"
         "    register('my-tiny', build, module='alias_plugin', source='a test plugin')\n"
-        "    register('testbed-tiny', build, module='alias_plugin')  # taken by the testbed family: ignored\n")
+        "    register('testbed-tiny', build, module='alias_plugin')  # taken by the testbed family: ignored\n"
+    )
     env = {"PYTHONPATH": str(site), "AOPCORE_CACHE": str(tmp_path / "cache")}
-    code = ("from aopcore_hf.models import model_problem, resolve_model\n"
-            "print(resolve_model('my-tiny')); print(model_problem('my-tiny')); print(resolve_model('testbed-tiny-base') != '')\n")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
-                         env={**__import__("os").environ, **env})
+    code = (
+        "from aopcore_hf.models import model_problem, resolve_model\n"
+        "print(resolve_model('my-tiny')); print(model_problem('my-tiny')); print(resolve_model('testbed-tiny-base') != '')\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**__import__("os").environ, **env},
+    )
     assert out.returncode == 0, out.stderr
     assert out.stdout.splitlines()[:2] == [str(tmp_path / "cache" / "models" / "my-tiny"), "None"]
     listing = run_cli("models", env=env)

@@ -1,5 +1,6 @@
 """Options the framework understands: path types resolved against the config file, preflight(ctx) with the
 experiment's budget and categories, bounds on every numeric option, lazy components, the reference docs."""
+
 from __future__ import annotations
 
 import json
@@ -7,7 +8,6 @@ import typing
 from pathlib import Path
 
 import pytest
-from helpers import TOY, run_cli
 from pydantic import BaseModel
 
 from aopcore.cli import main
@@ -16,6 +16,8 @@ from aopcore.docgen import bounds
 from aopcore.errors import InputError
 from aopcore.options import PreflightContext
 from aopcore.registry import load_registry
+
+from helpers import TOY, run_cli
 
 PLUGIN = '''
 """A third-party curriculum whose options use the framework's path type and preflight context."""
@@ -140,8 +142,12 @@ def plugin_dir(tmp_path_factory) -> Path:
 @pytest.fixture
 def project(tmp_path: Path, plugin_dir: Path) -> Path:
     (tmp_path / "data").mkdir()
-    (tmp_path / "data" / "pool.jsonl").write_text("".join(
-        json.dumps({"id": f"p{i}", "text": f"How do I bake thing {i}?", "category": "askbaking"}) + "\n" for i in range(6)))
+    (tmp_path / "data" / "pool.jsonl").write_text(
+        "".join(
+            json.dumps({"id": f"p{i}", "text": f"How do I bake thing {i}?", "category": "askbaking"}) + "\n"
+            for i in range(6)
+        )
+    )
     (tmp_path / "marker.txt").write_text("")
     config = tmp_path / "config.toml"
     config.write_text(CONFIG.replace("PLUGIN_DIR", str(plugin_dir)))
@@ -166,8 +172,10 @@ def test_relative_input_path_is_relative_to_the_config_file_from_any_folder(proj
     project.write_text(project.read_text().replace("data/pool.jsonl", "data/pool2.jsonl"))
     result = run_cli("validate", str(project), cwd=elsewhere)
     assert result.returncode == 2
-    assert result.stderr.strip() == (f"error: {project}:{_line(project, 'pool =')}: arms.mine.pool: file not found: {tmp_path / 'data' / 'pool2.jsonl'} "
-                                     "(relative paths are relative to the config file)")
+    assert result.stderr.strip() == (
+        f"error: {project}:{_line(project, 'pool =')}: arms.mine.pool: file not found: {tmp_path / 'data' / 'pool2.jsonl'} "
+        "(relative paths are relative to the config file)"
+    )
 
 
 def test_preflight_receives_the_experiment_and_old_signature_still_works(project, capsys):
@@ -215,11 +223,16 @@ def test_missing_checkpoint_is_a_missing_folder_not_a_hub_id(tmp_path):
 
 
 # numeric options whose meaning allows any real number (seeds too): reward values a verifier hands out
-UNBOUNDED = {"VerifierRewardOptions.correct", "VerifierRewardOptions.wrong", "VerifierRewardOptions.unverifiable",
-             # rewards on the reward model's own scale: any real number is a valid threshold
-             "DynamicFilterOptions.success_threshold", "LearnabilityOptions.success_threshold",
-             # a table of category weights: each value is checked (>= 0) by the model's validator, tested below
-             "OracleOptions.weights"}
+UNBOUNDED = {
+    "VerifierRewardOptions.correct",
+    "VerifierRewardOptions.wrong",
+    "VerifierRewardOptions.unverifiable",
+    # rewards on the reward model's own scale: any real number is a valid threshold
+    "DynamicFilterOptions.success_threshold",
+    "LearnabilityOptions.success_threshold",
+    # a table of category weights: each value is checked (>= 0) by the model's validator, tested below
+    "OracleOptions.weights",
+}
 
 
 def _numeric_fields_without_bounds(model: type[BaseModel], prefix: str = "") -> list[str]:
@@ -229,8 +242,12 @@ def _numeric_fields_without_bounds(model: type[BaseModel], prefix: str = "") -> 
         nested = [a for a in args if isinstance(a, type) and issubclass(a, BaseModel)]
         if nested:
             out += _numeric_fields_without_bounds(nested[0], f"{prefix}{name}.")
-        elif any(a in (int, float) for a in args) and not bounds(field) and f"{model.__name__}.{prefix}{name}" not in UNBOUNDED \
-                and name != "seed":
+        elif (
+            any(a in (int, float) for a in args)
+            and not bounds(field)
+            and f"{model.__name__}.{prefix}{name}" not in UNBOUNDED
+            and name != "seed"
+        ):
             out.append(f"{model.__name__}.{prefix}{name}")
     return out
 
@@ -253,13 +270,31 @@ def test_oracle_refuses_negative_category_weights():
 def test_pool_curriculum_checks_its_pool_against_the_budget(tmp_path):
     from aopcore_curricula.options import PoolOptions
 
-    ctx = PreflightContext(tmp_path / "c.toml", tmp_path, "arms.pool", iterations=4, records_per_iteration=100,
-                           categories=["askbaking", "askdocs"])
+    ctx = PreflightContext(
+        tmp_path / "c.toml",
+        tmp_path,
+        "arms.pool",
+        iterations=4,
+        records_per_iteration=100,
+        categories=["askbaking", "askdocs"],
+    )
     problems = PoolOptions().preflight(ctx)
-    assert len(problems) == 1 and problems[0].startswith("pool: holds 120 prompts in the experiment's categories; "
-                                                         "4 iterations x 100 records_per_iteration need 400")
-    assert PoolOptions().preflight(PreflightContext(tmp_path / "c.toml", tmp_path, "arms.pool", iterations=2,
-                                                    records_per_iteration=10, categories=["askbaking"])) == []
+    assert len(problems) == 1 and problems[0].startswith(
+        "pool: holds 120 prompts in the experiment's categories; 4 iterations x 100 records_per_iteration need 400"
+    )
+    assert (
+        PoolOptions().preflight(
+            PreflightContext(
+                tmp_path / "c.toml",
+                tmp_path,
+                "arms.pool",
+                iterations=2,
+                records_per_iteration=10,
+                categories=["askbaking"],
+            )
+        )
+        == []
+    )
 
 
 def test_third_party_options_in_config_reference_and_plugin_details(tmp_path):
@@ -272,7 +307,7 @@ def test_third_party_options_in_config_reference_and_plugin_details(tmp_path):
     env = {"PYTHONPATH": f"{site}:{TOY}"}
     ref = run_cli("config-reference", env=env)
     assert ref.returncode == 0, ref.stderr
-    section = ref.stdout[ref.stdout.index("### aopcore-fromfile 1.4"):]
+    section = ref.stdout[ref.stdout.index("### aopcore-fromfile 1.4") :]
     assert "#### `from-file` ([arms.NAME])" in section
     assert "| `pool` | file path | `required` |  | Questions to train on, in order (JSONL). |" in section
     assert "| `probe` | int | `2` | >= 1 | Prompts probed per iteration. |" in section
@@ -280,9 +315,11 @@ def test_third_party_options_in_config_reference_and_plugin_details(tmp_path):
     assert "aopcore-fromfile" not in only_core.stdout and "### `ppo`" in only_core.stdout
     details = run_cli("plugins", "--details", "from-file", env=env)
     assert details.returncode == 0, details.stderr
-    assert details.stdout.splitlines()[:3] == ["from-file (curriculum, config section [arms.NAME])",
-                                               "  from: aopcore-fromfile 1.4 (plugin module fromfile)",
-                                               "  Trains on the pool's questions in order."]
+    assert details.stdout.splitlines()[:3] == [
+        "from-file (curriculum, config section [arms.NAME])",
+        "  from: aopcore-fromfile 1.4 (plugin module fromfile)",
+        "  Trains on the pool's questions in order.",
+    ]
     assert "    probe (int, default 2; >= 1): Prompts probed per iteration." in details.stdout
     unknown = run_cli("plugins", "--details", "from-fil", env=env)
     assert unknown.returncode == 2 and "did you mean 'from-file'" in unknown.stderr
@@ -298,8 +335,11 @@ class _FakeHub:
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self):
                 found = self.path.startswith("/api/models/real-org/real-model")
-                body = json.dumps({"id": "real-org/real-model", "sha": "0" * 40, "siblings": [{"rfilename": "config.json"}]}
-                                  if found else {"error": "Repository not found"}).encode()
+                body = json.dumps(
+                    {"id": "real-org/real-model", "sha": "0" * 40, "siblings": [{"rfilename": "config.json"}]}
+                    if found
+                    else {"error": "Repository not found"}
+                ).encode()
                 self.send_response(200 if found else 404)
                 if not found:
                     self.send_header("X-Error-Code", "RepoNotFound")
@@ -336,14 +376,19 @@ def test_hub_ids_are_checked_against_a_reachable_hub_without_loading_weights(tmp
         assert result.returncode == 0, result.stderr
         config.write_text(ppo(model='"ghost-org/none"')(BASE, tmp_path))
         result = run_cli("validate", str(config), env=env)
-        assert result.returncode == 2 and "trainer.model: no model 'ghost-org/none' on the hub" in result.stderr, result.stderr
+        assert result.returncode == 2 and "trainer.model: no model 'ghost-org/none' on the hub" in result.stderr, (
+            result.stderr
+        )
     with socket.socket() as s:  # a port nobody listens on: the hub cannot be reached
         s.bind(("127.0.0.1", 0))
         env["HF_ENDPOINT"] = f"http://127.0.0.1:{s.getsockname()[1]}"
     config.write_text(ppo(model='"real-org/real-model"')(BASE, tmp_path))
     result = run_cli("validate", str(config), env=env)
     assert result.returncode == 2, result.stderr
-    assert "trainer.model: 'real-org/real-model' is not in the Hugging Face cache and the hub cannot be reached" in result.stderr
+    assert (
+        "trainer.model: 'real-org/real-model' is not in the Hugging Face cache and the hub cannot be reached"
+        in result.stderr
+    )
     assert "HF_HOME" in result.stderr and "Traceback" not in result.stderr
 
 

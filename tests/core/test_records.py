@@ -8,8 +8,12 @@ from aopcore.records import load_questions, read_jsonl, write_jsonl
 
 def test_prompt_with_provenance_round_trips(tmp_path: Path):
     prompts = [
-        Prompt("p1", "ELI5: why is the sky blue?", "explainlikeimfive",
-               Provenance("aop", 2, "generated", feedback_call="call-7", draw=3, sample_ids=("q1", "q9"))),
+        Prompt(
+            "p1",
+            "ELI5: why is the sky blue?",
+            "explainlikeimfive",
+            Provenance("aop", 2, "generated", feedback_call="call-7", draw=3, sample_ids=("q1", "q9")),
+        ),
         Prompt("p2", "Tips for bread? ünïcode", "askbaking", None),
     ]
     write_jsonl(tmp_path / "p.jsonl", prompts)

@@ -1,4 +1,5 @@
 """The run directory's names are spelled in aopcore.rundir only (issue 29): a path written elsewhere would drift."""
+
 from __future__ import annotations
 
 import ast
@@ -9,8 +10,10 @@ from aopcore.rundir import RunLayout, iteration_of, seed_name, stage_id, stage_i
 
 ROOT = Path(__file__).resolve().parents[2]
 # how the layout's names look inside a string or f-string of code (docstrings may describe the layout)
-PATTERNS = re.compile(r"iter-\{|[\"'/]iter-[*0-9]|seed-\{|[\"']seed-\*|shared-sft|train-index|raw-iter|"
-                      r"[\"'](prompts|evaluation|test_answers|steps)\.jsonl[\"']|[\"']arms[\"'], |/ [\"'](arms|judge)[\"']")
+PATTERNS = re.compile(
+    r"iter-\{|[\"'/]iter-[*0-9]|seed-\{|[\"']seed-\*|shared-sft|train-index|raw-iter|"
+    r"[\"'](prompts|evaluation|test_answers|steps)\.jsonl[\"']|[\"']arms[\"'], |/ [\"'](arms|judge)[\"']"
+)
 LAYOUT = ROOT / "aopcore" / "rundir.py"
 # owned by another engineer during issue 29 (its workdir logs and seed keys): to move onto aopcore.rundir next
 NOT_YET = {ROOT / "plugins" / "aopcore_curricula" / "curricula.py"}
@@ -18,9 +21,14 @@ NOT_YET = {ROOT / "plugins" / "aopcore_curricula" / "curricula.py"}
 
 def _code_strings(path: Path) -> list[tuple[int, str]]:
     tree = ast.parse(path.read_text())
-    docstrings = {id(node.body[0].value) for node in ast.walk(tree)
-                  if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)) and node.body
-                  and isinstance(node.body[0], ast.Expr) and isinstance(node.body[0].value, ast.Constant)}
+    docstrings = {
+        id(node.body[0].value)
+        for node in ast.walk(tree)
+        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef))
+        and node.body
+        and isinstance(node.body[0], ast.Expr)
+        and isinstance(node.body[0].value, ast.Constant)
+    }
     out = []
     for node in ast.walk(tree):
         if isinstance(node, ast.JoinedStr):

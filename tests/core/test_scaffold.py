@@ -1,4 +1,5 @@
 """`aopcore new-plugin`: the generated package installs, registers, documents itself and passes its own tests."""
+
 from __future__ import annotations
 
 import json
@@ -9,9 +10,10 @@ import sysconfig
 from pathlib import Path
 
 import pytest
-from helpers import run_cli
 
 from aopcore.scaffold import KINDS, render
+
+from helpers import run_cli
 
 PYTEST = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"]
 
@@ -28,9 +30,21 @@ def test_generated_package_passes_its_own_tests(kind: str, tmp_path: Path):
     assert f"wrote {tmp_path / 'pkg'}/" in result.stdout
     files = {str(p.relative_to(tmp_path / "pkg")) for p in (tmp_path / "pkg").rglob("*") if p.is_file()}
     module = f"aopcore_my_{kind}"
-    assert {"pyproject.toml", "README.md", f"{module}/plugin.py", f"{module}/options.py", f"tests/test_{KINDS[kind][1]}.py"} <= files
-    tests = subprocess.run([*PYTEST, str(tmp_path / "pkg")], cwd=tmp_path / "pkg", env=_env(PYTHONPATH=str(tmp_path / "pkg")),
-                           capture_output=True, text=True, timeout=120)
+    assert {
+        "pyproject.toml",
+        "README.md",
+        f"{module}/plugin.py",
+        f"{module}/options.py",
+        f"tests/test_{KINDS[kind][1]}.py",
+    } <= files
+    tests = subprocess.run(
+        [*PYTEST, str(tmp_path / "pkg")],
+        cwd=tmp_path / "pkg",
+        env=_env(PYTHONPATH=str(tmp_path / "pkg")),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert tests.returncode == 0, tests.stdout + tests.stderr
     assert " passed" in tests.stdout and "failed" not in tests.stdout
 
@@ -40,8 +54,14 @@ def test_generated_tests_catch_a_broken_implementation(tmp_path: Path):
     assert run_cli("new-plugin", "curriculum", "fragile", "--dir", str(tmp_path / "pkg")).returncode == 0
     impl = tmp_path / "pkg" / "aopcore_fragile" / "curriculum.py"
     impl.write_text(impl.read_text().replace("for n in range(ctx.budget):", "for n in range(ctx.budget - 1):"))
-    tests = subprocess.run([*PYTEST, str(tmp_path / "pkg")], cwd=tmp_path / "pkg", env=_env(PYTHONPATH=str(tmp_path / "pkg")),
-                           capture_output=True, text=True, timeout=120)
+    tests = subprocess.run(
+        [*PYTEST, str(tmp_path / "pkg")],
+        cwd=tmp_path / "pkg",
+        env=_env(PYTHONPATH=str(tmp_path / "pkg")),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert tests.returncode == 1
     assert "FragileCurriculum: iteration 1: returned 5 prompts, the budget is exactly 6" in tests.stdout
 
@@ -50,8 +70,12 @@ def _venv_with_aopcore(root: Path) -> Path:
     """A fresh virtual environment that sees this checkout's environment (aopcore and its dependencies) through a .pth."""
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(root)], check=True, timeout=120)
     python = root / "bin" / "python"
-    site = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-                          capture_output=True, text=True, check=True).stdout.strip()
+    site = subprocess.run(
+        [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
     ours = sysconfig.get_paths()["purelib"]
     Path(site, "aopcore-dev.pth").write_text(f"import site; site.addsitedir({ours!r})\n")
     return python
@@ -61,13 +85,30 @@ def _venv_with_aopcore(root: Path) -> Path:
 def test_scaffolded_plugin_installs_into_a_fresh_environment(tmp_path: Path, toy_config):
     assert run_cli("new-plugin", "curriculum", "focus", "--dir", str(tmp_path / "aopcore-focus")).returncode == 0
     python = _venv_with_aopcore(tmp_path / "venv")
-    install = subprocess.run([sys.executable, "-m", "pip", "--python", str(python), "install", "-q", "--no-deps",
-                              "--no-build-isolation", str(tmp_path / "aopcore-focus")],
-                             capture_output=True, text=True, timeout=300, env=_env())
+    install = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "--python",
+            str(python),
+            "install",
+            "-q",
+            "--no-deps",
+            "--no-build-isolation",
+            str(tmp_path / "aopcore-focus"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=_env(),
+    )
     assert install.returncode == 0, install.stderr
 
     def cli(*args: str) -> subprocess.CompletedProcess:
-        return subprocess.run([str(python), "-m", "aopcore.cli", *args], capture_output=True, text=True, timeout=120, env=_env())
+        return subprocess.run(
+            [str(python), "-m", "aopcore.cli", *args], capture_output=True, text=True, timeout=120, env=_env()
+        )
 
     listed = cli("plugins")
     assert listed.returncode == 0, listed.stderr
@@ -85,13 +126,21 @@ def test_scaffolded_plugin_installs_into_a_fresh_environment(tmp_path: Path, toy
     assert "aopcore-focus 0.1.0" in reference.stdout and "| `max_share` | float | `0.5` |" in reference.stdout
 
     # the generated tests pass against the installed package (run from outside its folder: no source on the path)
-    tests = subprocess.run([str(python), "-m", "pytest", "-q", "-p", "no:cacheprovider", str(tmp_path / "aopcore-focus" / "tests")],
-                           cwd=tmp_path, capture_output=True, text=True, timeout=120, env=_env())
+    tests = subprocess.run(
+        [str(python), "-m", "pytest", "-q", "-p", "no:cacheprovider", str(tmp_path / "aopcore-focus" / "tests")],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=_env(),
+    )
     assert tests.returncode == 0, tests.stdout + tests.stderr
 
     # its preflight runs in `aopcore validate`, before anything loads, naming the key
     config = toy_config()
-    text = config.read_text().replace("heldout_per_category = 2", 'heldout_per_category = 2\ncategories = ["askbaking", "askdocs", "askvet"]')
+    text = config.read_text().replace(
+        "heldout_per_category = 2", 'heldout_per_category = 2\ncategories = ["askbaking", "askdocs", "askvet"]'
+    )
     config.write_text(text + '\n[arms.mine]\ncurriculum = "focus"\nmax_share = 0.05\n')  # 3 categories x 1 < 12 a round
     bad = cli("validate", str(config))
     assert bad.returncode == 2, bad.stdout + bad.stderr
@@ -103,14 +152,19 @@ def test_scaffolded_plugin_installs_into_a_fresh_environment(tmp_path: Path, toy
     # and the stub works inside a real (toy) experiment, its per-prompt data kept in the run directory
     run = cli("run", str(config))
     assert run.returncode == 0, run.stderr
-    rows = [json.loads(line) for line in (tmp_path / "runs" / "toy" / "arms" / "mine" / "iter-03" / "prompts.jsonl").read_text().splitlines()]
+    rows = [
+        json.loads(line)
+        for line in (tmp_path / "runs" / "toy" / "arms" / "mine" / "iter-03" / "prompts.jsonl").read_text().splitlines()
+    ]
     assert len(rows) == 12 and {r["category"] for r in rows} <= {"askbaking", "askdocs", "askvet"}
     assert all(r["provenance"]["curriculum"] == "focus" and r["provenance"]["extra"]["weight"] > 0 for r in rows)
 
 
 def test_bad_requests_exit_2_with_one_line(tmp_path: Path):
     bad_name = run_cli("new-plugin", "curriculum", "Bad_Name", "--dir", str(tmp_path / "x"))
-    assert bad_name.returncode == 2 and bad_name.stderr.startswith("error: new-plugin: name 'Bad_Name' must be lower-case")
+    assert bad_name.returncode == 2 and bad_name.stderr.startswith(
+        "error: new-plugin: name 'Bad_Name' must be lower-case"
+    )
     (tmp_path / "taken").mkdir()
     (tmp_path / "taken" / "keep.txt").write_text("mine")
     taken = run_cli("new-plugin", "reward", "ok", "--dir", str(tmp_path / "taken"))

@@ -1,4 +1,5 @@
 """CurriculumSession: a curriculum held across the rounds of a loop aopcore does not own."""
+
 from __future__ import annotations
 
 import json
@@ -7,7 +8,6 @@ import random
 import signal
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 import pytest
@@ -50,9 +50,13 @@ class SeedCurriculum:
         out = []
         for n in range(ctx.budget):
             cat = ctx.categories[rng.randrange(len(ctx.categories))]
-            text = (f"{cat} q{rng.randrange(10**6)} seed={ctx.seed} base={ctx.base_seed} hist={len(ctx.history)} "
-                    f"eval={mean:.4f} of={ctx.iterations} arm={ctx.arm}")
-            out.append(Prompt(f"{ctx.arm}-{ctx.iteration}-{n}", text, cat, Provenance("seeds", ctx.iteration, "generated")))
+            text = (
+                f"{cat} q{rng.randrange(10**6)} seed={ctx.seed} base={ctx.base_seed} hist={len(ctx.history)} "
+                f"eval={mean:.4f} of={ctx.iterations} arm={ctx.arm}"
+            )
+            out.append(
+                Prompt(f"{ctx.arm}-{ctx.iteration}-{n}", text, cat, Provenance("seeds", ctx.iteration, "generated"))
+            )
         return out
 
 
@@ -69,14 +73,29 @@ def test_seeds_history_and_prompts_match_an_experiment(tmp_path):
     from toy_components import LengthJudge, LengthReward, MarginJudgeOptions, ToyTrainer, ToyTrainerOptions
 
     heldout = _heldout()
-    exp = Experiment(name="e", output_dir=tmp_path, trainer=ToyTrainer(ToyTrainerOptions()), reward=LengthReward(),
-                     arms={"mine": SeedCurriculum()}, heldout=heldout, test_prompts=heldout[:2],
-                     judge=LengthJudge(MarginJudgeOptions()), budget=Budget(3, 4, 1), seed=11)
+    exp = Experiment(
+        name="e",
+        output_dir=tmp_path,
+        trainer=ToyTrainer(ToyTrainerOptions()),
+        reward=LengthReward(),
+        arms={"mine": SeedCurriculum()},
+        heldout=heldout,
+        test_prompts=heldout[:2],
+        judge=LengthJudge(MarginJudgeOptions()),
+        budget=Budget(3, 4, 1),
+        seed=11,
+    )
     exp.run()
     run = tmp_path / "e"
-    session = CurriculumSession(SeedCurriculum(), heldout=heldout, state_dir=tmp_path / "s", budget=4, seed=11, rounds=3, name="mine")
+    session = CurriculumSession(
+        SeedCurriculum(), heldout=heldout, state_dir=tmp_path / "s", budget=4, seed=11, rounds=3, name="mine"
+    )
     for r in (1, 2, 3):
-        ev_path = run / "sft" / "evaluation.jsonl" if r == 1 else run / "arms" / "mine" / f"iter-{r - 1:02d}" / "evaluation.jsonl"
+        ev_path = (
+            run / "sft" / "evaluation.jsonl"
+            if r == 1
+            else run / "arms" / "mine" / f"iter-{r - 1:02d}" / "evaluation.jsonl"
+        )
         got = session.next_prompts(evaluation=read_jsonl(ev_path, EvalRecord))
         want = read_jsonl(run / "arms" / "mine" / f"iter-{r:02d}" / "prompts.jsonl", Prompt)
         assert [p.text for p in got] == [p.text for p in want]
@@ -84,8 +103,13 @@ def test_seeds_history_and_prompts_match_an_experiment(tmp_path):
         assert f"hist={4 * (r - 1)} " in got[0].text
         session.end_round()
     # the same files in the same places as a run directory
-    for rel in ("sft/evaluation.jsonl", "arms/mine/iter-02/evaluation.jsonl", "arms/mine/iter-03/prompts.jsonl", "fingerprint.json",
-                "stages/arms__mine__iter-03__prompts.json"):
+    for rel in (
+        "sft/evaluation.jsonl",
+        "arms/mine/iter-02/evaluation.jsonl",
+        "arms/mine/iter-03/prompts.jsonl",
+        "fingerprint.json",
+        "stages/arms__mine__iter-03__prompts.json",
+    ):
         assert (tmp_path / "s" / rel).exists(), rel
 
 
@@ -99,8 +123,17 @@ def test_round_trip_with_generate_reward_and_ledger(tmp_path):
         record_usage(tokens_generated=3 * len(texts))
         return wrong(texts)
 
-    s = CurriculumSession("aop", options=AOP, heldout="testbed:heldout", state_dir=tmp_path, budget=8, feedback="testbed-writer",
-                          reward="verifier", rounds=2, seed=3)
+    s = CurriculumSession(
+        "aop",
+        options=AOP,
+        heldout="testbed:heldout",
+        state_dir=tmp_path,
+        budget=8,
+        feedback="testbed-writer",
+        reward="verifier",
+        rounds=2,
+        seed=3,
+    )
     first = s.next_prompts(generate=generate)
     assert len(first) == 8 and s.round == 1 and calls == [stage_seed(3, "sft/evaluation")]
     assert len({p.id for p in first}) == 8 and all(p.provenance.curriculum == "aop" for p in first)
@@ -110,7 +143,10 @@ def test_round_trip_with_generate_reward_and_ledger(tmp_path):
     assert {p.id for p in second}.isdisjoint(p.id for p in first) or second != first
     ledger = {r["stage"]: r for r in s.ledger()}
     assert ledger["sft/evaluation"]["tokens_generated"] == 3 * len(s.heldout)
-    assert ledger["sft/evaluation"]["reward_calls"] == len(s.heldout) and ledger["sft/evaluation"]["used_for_choosing"] is True
+    assert (
+        ledger["sft/evaluation"]["reward_calls"] == len(s.heldout)
+        and ledger["sft/evaluation"]["used_for_choosing"] is True
+    )
     assert ledger["arms/session/iter-01/prompts"]["feedback_calls"] >= 1
     assert ledger["arms/session/iter-01/prompts"]["categories"]
     with pytest.raises(InputError, match="past the session's rounds=2"):
@@ -152,10 +188,17 @@ def test_a_changed_setup_refuses_in_one_line(tmp_path):
 
 def test_open_ended_rounds(tmp_path):
     with pytest.raises(InputError, match="rounds=None"):
-        CurriculumSession("sop", options=AOP, heldout="testbed:heldout", state_dir=tmp_path / "a", budget=4, feedback=writer())
+        CurriculumSession(
+            "sop", options=AOP, heldout="testbed:heldout", state_dir=tmp_path / "a", budget=4, feedback=writer()
+        )
     # a curriculum that chooses every round from the rollouts alone (uses_evaluation False) is fine open-ended
-    bandit = CurriculumSession("category-bandit", options={"pool": "testbed:pool"}, heldout="testbed:heldout",
-                               state_dir=tmp_path / "c", budget=4)
+    bandit = CurriculumSession(
+        "category-bandit",
+        options={"pool": "testbed:pool"},
+        heldout="testbed:heldout",
+        state_dir=tmp_path / "c",
+        budget=4,
+    )
     assert len(bandit.next_prompts()) == 4
     s = CurriculumSession(SeedCurriculum(), heldout=_heldout(), state_dir=tmp_path / "b", budget=2)
     ev = [EvalRecord("h0", "question 0?", "a", "x", 0.5)]
@@ -166,12 +209,16 @@ def test_open_ended_rounds(tmp_path):
 
 def test_input_errors_name_the_key(tmp_path):
     with pytest.raises(InputError, match=r"session.options.draws: "):
-        CurriculumSession("aop", options={"draws": "many"}, heldout="testbed:heldout", state_dir=tmp_path, budget=4, feedback=writer())
+        CurriculumSession(
+            "aop", options={"draws": "many"}, heldout="testbed:heldout", state_dir=tmp_path, budget=4, feedback=writer()
+        )
     with pytest.raises(InputError, match=r"session.curriculum: unknown curriculum plugin 'aopp'; did you mean 'aop'"):
         CurriculumSession("aopp", heldout="testbed:heldout", state_dir=tmp_path, budget=4)
     with pytest.raises(InputError, match="curriculum needs a feedback"):
         CurriculumSession("aop", heldout="testbed:heldout", state_dir=tmp_path, budget=4)
-    s = CurriculumSession("aop", options=AOP, heldout="testbed:heldout", state_dir=tmp_path / "x", budget=4, feedback=writer())
+    s = CurriculumSession(
+        "aop", options=AOP, heldout="testbed:heldout", state_dir=tmp_path / "x", budget=4, feedback=writer()
+    )
     with pytest.raises(InputError, match="pass evaluation="):
         s.next_prompts()
     with pytest.raises(InputError, match="has no reward"):
@@ -211,9 +258,18 @@ def test_from_config_equals_the_python_session(tmp_path):
     prompts = s.next_prompts(generate=wrong)
     assert (tmp_path / "state" / "loop" / "arms" / "aop" / "iter-01" / "prompts.jsonl").exists()
     # the same setup from Python objects and names opens the same state folder (same fingerprint) and resumes it
-    same = CurriculumSession("aop", options={k: AOP[k] for k in AOP} | {"draws": 4}, heldout="testbed:heldout",
-                             state_dir=tmp_path / "state" / "loop", budget=6, feedback="testbed-writer", reward="verifier",
-                             seed=5, rounds=2, name="aop")
+    same = CurriculumSession(
+        "aop",
+        options={k: AOP[k] for k in AOP} | {"draws": 4},
+        heldout="testbed:heldout",
+        state_dir=tmp_path / "state" / "loop",
+        budget=6,
+        feedback="testbed-writer",
+        reward="verifier",
+        seed=5,
+        rounds=2,
+        name="aop",
+    )
     assert same.next_prompts() == prompts
 
 
@@ -228,7 +284,10 @@ def test_from_config_errors(tmp_path):
         CurriculumSession.from_config(cfg)
     with pytest.raises(InputError, match="no arm 'eva'"):
         CurriculumSession.from_config(cfg, arm="eva")
-    assert CurriculumSession.from_config(cfg, arm="aop", state_dir=tmp_path / "elsewhere").store.root == tmp_path / "elsewhere"
+    assert (
+        CurriculumSession.from_config(cfg, arm="aop", state_dir=tmp_path / "elsewhere").store.root
+        == tmp_path / "elsewhere"
+    )
 
 
 def test_plain_callables_are_adapted_everywhere(tmp_path):
@@ -237,11 +296,22 @@ def test_plain_callables_are_adapted_everywhere(tmp_path):
     from aopcore_curricula.options import ScoreBasedOptions
 
     # the issue's report: a plain function as CurriculumContext.feedback failed with "'function' object has no attribute 'complete'"
-    ctx = CurriculumContext(arm="x", iteration=1, iterations=1, budget=4, seed=0, categories=["addition", "counting"],
-                            evaluation=[EvalRecord("h1", "What is 2 plus 2?", "addition", "5", 0.0),
-                                        EvalRecord("h2", "How many letters are in 'abc'?", "counting", "3", 1.0)],
-                            history=[], workdir=tmp_path / "w", feedback=lambda prompt: w.complete([prompt])[0],
-                            reward=lambda prompts, completions, **kw: [0.0] * len(prompts))
+    ctx = CurriculumContext(
+        arm="x",
+        iteration=1,
+        iterations=1,
+        budget=4,
+        seed=0,
+        categories=["addition", "counting"],
+        evaluation=[
+            EvalRecord("h1", "What is 2 plus 2?", "addition", "5", 0.0),
+            EvalRecord("h2", "How many letters are in 'abc'?", "counting", "3", 1.0),
+        ],
+        history=[],
+        workdir=tmp_path / "w",
+        feedback=lambda prompt: w.complete([prompt])[0],
+        reward=lambda prompts, completions, **kw: [0.0] * len(prompts),
+    )
     (tmp_path / "w").mkdir()
     assert ctx.feedback.complete(["hi"]) and ctx.reward.score(["a"], ["b"]) == [0.0]
     assert len(AOPCurriculum(ScoreBasedOptions(**AOP)).prompts(ctx)) == 4
@@ -251,8 +321,15 @@ def test_plain_callables_are_adapted_everywhere(tmp_path):
         seen.extend(categories)
         return [0.0] * len(prompts)
 
-    s = CurriculumSession(lambda c: SeedCurriculum().prompts(c), heldout="testbed:heldout", state_dir=tmp_path / "s", budget=3,
-                          reward=reward, feedback=lambda p: "", embedder=lambda texts: [[1.0]] * len(texts))
+    s = CurriculumSession(
+        lambda c: SeedCurriculum().prompts(c),
+        heldout="testbed:heldout",
+        state_dir=tmp_path / "s",
+        budget=3,
+        reward=reward,
+        feedback=lambda p: "",
+        embedder=lambda texts: [[1.0]] * len(texts),
+    )
     assert len(s.next_prompts(generate=wrong)) == 3
     assert seen and all(c is not None for c in seen)  # the held-out questions' categories reach a TRL-style reward
 
@@ -296,7 +373,9 @@ def test_stream_steps_and_end_round(tmp_path):
     assert (s.scratch() / "stream.jsonl").parent == tmp_path / "scratch" / "arms__session__iter-01__train"
     for _ in range(3):
         batch = stream.next(2)
-        stream.report(stream.draws - 1, [RolloutGroup(p.id, p.category, (1.0 if p.category == "a" else 0.0,)) for p in batch])
+        stream.report(
+            stream.draws - 1, [RolloutGroup(p.id, p.category, (1.0 if p.category == "a" else 0.0,)) for p in batch]
+        )
     s.end_round(stream)
     steps = tmp_path / "arms" / "session" / "iter-01" / "steps.jsonl"
     assert len(steps.read_text().splitlines()) == 3 and not (tmp_path / "scratch").exists()
@@ -334,20 +413,31 @@ print(json.dumps({{"rounds": out, "calls": calls["n"]}}))
 
 
 def _script(tmp_path, state, kill):
-    return KILLED.format(tests=str(Path(__file__).resolve().parents[1]), kill=kill, marker=str(tmp_path / f"{state}.marker"),
-                         aop=AOP, state=str(tmp_path / state))
+    return KILLED.format(
+        tests=str(Path(__file__).resolve().parents[1]),
+        kill=kill,
+        marker=str(tmp_path / f"{state}.marker"),
+        aop=AOP,
+        state=str(tmp_path / state),
+    )
 
 
 def test_sigkill_mid_round_resumes_with_the_same_prompts(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    whole = subprocess.run([sys.executable, "-c", _script(tmp_path, "whole", False)], capture_output=True, text=True, env=env, timeout=300)
+    whole = subprocess.run(
+        [sys.executable, "-c", _script(tmp_path, "whole", False)], capture_output=True, text=True, env=env, timeout=300
+    )
     assert whole.returncode == 0, whole.stderr
-    killed = subprocess.run([sys.executable, "-c", _script(tmp_path, "killed", True)], capture_output=True, text=True, env=env, timeout=300)
+    killed = subprocess.run(
+        [sys.executable, "-c", _script(tmp_path, "killed", True)], capture_output=True, text=True, env=env, timeout=300
+    )
     assert killed.returncode == -signal.SIGKILL
     assert (tmp_path / "killed" / "stages" / "arms__session__iter-01__train.json").exists()
     assert not (tmp_path / "killed" / "stages" / "arms__session__iter-02__prompts.json").exists()
     (tmp_path / "killed.marker").unlink()
-    resumed = subprocess.run([sys.executable, "-c", _script(tmp_path, "killed", True)], capture_output=True, text=True, env=env, timeout=300)
+    resumed = subprocess.run(
+        [sys.executable, "-c", _script(tmp_path, "killed", True)], capture_output=True, text=True, env=env, timeout=300
+    )
     assert resumed.returncode == 0, resumed.stderr
     a, b = json.loads(whole.stdout), json.loads(resumed.stdout)
     assert b["rounds"] == a["rounds"][1:]  # the resumed loop continues with round 2, and round 2 is the same
@@ -360,8 +450,16 @@ def test_sigkill_mid_round_resumes_with_the_same_prompts(tmp_path):
 def test_writer_answers_travel_with_each_generated_question_and_the_round_record_audits_them(tmp_path):
     from aopcore_testbed.skills import skill_of
 
-    s = CurriculumSession("aop", options={**AOP, "answers": "writer"}, heldout="testbed:heldout", state_dir=tmp_path, budget=8,
-                          feedback="testbed-writer", reward="verifier", rounds=1)
+    s = CurriculumSession(
+        "aop",
+        options={**AOP, "answers": "writer"},
+        heldout="testbed:heldout",
+        state_dir=tmp_path,
+        budget=8,
+        feedback="testbed-writer",
+        reward="verifier",
+        rounds=1,
+    )
     prompts = s.next_prompts(generate=wrong)
     assert [p.metadata["answer"] for p in prompts] == [skill_of(p.text).solve(p.text) for p in prompts]
     stored = (tmp_path / "arms" / "session" / "iter-01" / "prompts.jsonl").read_text()
@@ -378,8 +476,17 @@ def test_solve_decides_answers_and_questions_it_cannot_answer_are_dropped_and_bo
         skill = skill_of(question)
         return skill.solve(question) if skill is not None and skill.name == "addition" else None
 
-    s = CurriculumSession("aop", options=AOP, heldout="testbed:heldout", state_dir=tmp_path, budget=4, feedback="testbed-writer",
-                          reward="verifier", rounds=1, solve=solve)
+    s = CurriculumSession(
+        "aop",
+        options=AOP,
+        heldout="testbed:heldout",
+        state_dir=tmp_path,
+        budget=4,
+        feedback="testbed-writer",
+        reward="verifier",
+        rounds=1,
+        solve=solve,
+    )
     prompts = s.next_prompts(generate=wrong)
     assert {skill_of(p.text).name for p in prompts} == {"addition"}
     assert all(p.metadata["answer"] == solve(p.text) for p in prompts)
@@ -400,7 +507,9 @@ def test_generated_copies_of_heldout_questions_are_dropped_and_counted(tmp_path)
             return ["1. what is 2+3?\n2. What is 4 + 4 ?\n3. What is 1 + 1?"] * len(prompts)
 
     gen = ScoreBasedGenerator(ScoreBasedOptions(**{**AOP, "draws": 1, "max_draws_factor": 1.0}), "aop")
-    out, log = gen.generate(evaluation, 1, feedback=Copier(), embedder=None, categories=["addition"], history=[], iteration=1, seed=0)
+    out, log = gen.generate(
+        evaluation, 1, feedback=Copier(), embedder=None, categories=["addition"], history=[], iteration=1, seed=0
+    )
     assert [p.text for p in out] == ["What is 1 + 1?"]
     assert log.dropped["held-out question"] == 2
 
@@ -412,8 +521,15 @@ def test_a_curriculum_that_reads_no_evaluation_is_not_evaluated_for(tmp_path):
         calls.append(len(texts))
         return wrong(texts)
 
-    bandit = CurriculumSession("category-bandit", options={"pool": "testbed:pool"}, heldout="testbed:heldout",
-                               state_dir=tmp_path, budget=4, reward="verifier", rounds=1)
+    bandit = CurriculumSession(
+        "category-bandit",
+        options={"pool": "testbed:pool"},
+        heldout="testbed:heldout",
+        state_dir=tmp_path,
+        budget=4,
+        reward="verifier",
+        rounds=1,
+    )
     assert len(bandit.next_prompts(generate=generate)) == 4
     assert calls == [] and not (tmp_path / "sft" / "evaluation.jsonl").exists()
     assert "sft/evaluation" not in {r["stage"] for r in bandit.ledger()}
@@ -422,9 +538,16 @@ def test_a_curriculum_that_reads_no_evaluation_is_not_evaluated_for(tmp_path):
 def test_heldout_takes_a_column_mapping_from_python_and_its_errors_speak_python(tmp_path):
     data = tmp_path / "quiz.jsonl"
     data.write_text("".join(json.dumps({"q": f"What is {k} + 1?", "topic": "plus"}) + "\n" for k in range(3)))
-    s = CurriculumSession(SeedCurriculum(), heldout={"source": str(data), "text": "q", "category": "topic"},
-                          state_dir=tmp_path / "s", budget=2, rounds=1)
-    assert [q.text for q in s.heldout] == ["What is 0 + 1?", "What is 1 + 1?", "What is 2 + 1?"] and s.categories == ["plus"]
+    s = CurriculumSession(
+        SeedCurriculum(),
+        heldout={"source": str(data), "text": "q", "category": "topic"},
+        state_dir=tmp_path / "s",
+        budget=2,
+        rounds=1,
+    )
+    assert [q.text for q in s.heldout] == ["What is 0 + 1?", "What is 1 + 1?", "What is 2 + 1?"] and s.categories == [
+        "plus"
+    ]
     with pytest.raises(InputError) as err:
         CurriculumSession(SeedCurriculum(), heldout=str(data), state_dir=tmp_path / "t", budget=2, rounds=1)
     assert '{"source": "...", "text": "COLUMN"' in str(err.value) and 'text = "' not in str(err.value)
@@ -434,7 +557,9 @@ def test_a_refused_change_names_the_sessions_own_argument(tmp_path):
     CurriculumSession(SeedCurriculum(), heldout=[Question("q", "x?", "a")], state_dir=tmp_path, budget=2, rounds=1)
     with pytest.raises(InputError) as err:
         CurriculumSession(SeedCurriculum(), heldout=[Question("q", "x?", "a")], state_dir=tmp_path, budget=3, rounds=1)
-    assert "CurriculumSession(..., allow_changes=True)" in str(err.value) and "--allow-changed-config" not in str(err.value)
+    assert "CurriculumSession(..., allow_changes=True)" in str(err.value) and "--allow-changed-config" not in str(
+        err.value
+    )
 
 
 def test_a_trl_reward_that_needs_dataset_columns_is_refused_in_one_line(tmp_path):
@@ -442,7 +567,9 @@ def test_a_trl_reward_that_needs_dataset_columns_is_refused_in_one_line(tmp_path
         return [float(c == a) for c, a in zip(completions, answer)]
 
     with pytest.raises(InputError) as err:
-        CurriculumSession(SeedCurriculum(), heldout=[Question("q", "x?", "a")], state_dir=tmp_path, budget=2, rounds=1, reward=correct)
+        CurriculumSession(
+            SeedCurriculum(), heldout=[Question("q", "x?", "a")], state_dir=tmp_path, budget=2, rounds=1, reward=correct
+        )
     assert len(err.value.problems) == 1 and "correct() needs the dataset column(s) answer" in err.value.problems[0]
 
 
@@ -450,8 +577,14 @@ def test_a_kwargs_reward_that_scores_every_heldout_answer_alike_is_not_silent(tm
     def correct(prompts, completions, **kwargs):  # looks for a column the evaluation does not pass
         return [float(c == a) for c, a in zip(completions, kwargs.get("answer", [None] * len(completions)))]
 
-    s = CurriculumSession(SeedCurriculum(), heldout=[Question("q1", "x?", "a"), Question("q2", "y?", "a")], state_dir=tmp_path,
-                          budget=2, rounds=1, reward=correct)
+    s = CurriculumSession(
+        SeedCurriculum(),
+        heldout=[Question("q1", "x?", "a"), Question("q2", "y?", "a")],
+        state_dir=tmp_path,
+        budget=2,
+        rounds=1,
+        reward=correct,
+    )
     with caplog.at_level("WARNING", logger="aopcore"):
         s.next_prompts(generate=wrong)
     record = {r["stage"]: r for r in s.ledger()}["sft/evaluation"]
@@ -475,8 +608,16 @@ def test_a_feedback_reply_from_the_cache_or_generated_leaves_the_policys_random_
             return [cache[p] for p in prompts]
 
     def policy_after_a_round(folder):
-        s = CurriculumSession("aop", options=AOP, heldout="testbed:heldout", state_dir=folder, budget=4,
-                              feedback=CachingWriter(), reward="verifier", rounds=1)
+        s = CurriculumSession(
+            "aop",
+            options=AOP,
+            heldout="testbed:heldout",
+            state_dir=folder,
+            budget=4,
+            feedback=CachingWriter(),
+            reward="verifier",
+            rounds=1,
+        )
         torch.manual_seed(123)
         prompts = s.next_prompts(generate=wrong)
         return [p.text for p in prompts], torch.rand(4).tolist()
@@ -491,18 +632,30 @@ def test_the_audit_shows_prompts_that_are_not_what_their_label_says_and_copies_o
     from aopcore.prompt_audit import audit, label_checker
     from aopcore_testbed.writer import TestbedWriter
 
-    prompts = [Prompt("a", "What is 2 + 3?", "bigger"), Prompt("b", "What is 4 + 4?", "addition"),
-               Prompt("c", "Shout it!", "shout", metadata={"answer": "IT"})]
-    checker = label_checker(CurriculumSession(SeedCurriculum(), heldout=[Question("q", "x?", "a")], state_dir=tmp_path,
-                                              budget=2, rounds=1, feedback=TestbedWriter()).feedback)  # through the counting wrapper
+    prompts = [
+        Prompt("a", "What is 2 + 3?", "bigger"),
+        Prompt("b", "What is 4 + 4?", "addition"),
+        Prompt("c", "Shout it!", "shout", metadata={"answer": "IT"}),
+    ]
+    checker = label_checker(
+        CurriculumSession(
+            SeedCurriculum(),
+            heldout=[Question("q", "x?", "a")],
+            state_dir=tmp_path,
+            budget=2,
+            rounds=1,
+            feedback=TestbedWriter(),
+        ).feedback
+    )  # through the counting wrapper
     out = audit(prompts, ["what is 4+4"], checker)  # the same question once normalised
     assert out["heldout_overlap"] == 1 and out["with_answer"] == 1
     assert out["label_checked"] == 2 and out["label_agreement"] == 0.5  # "bigger" is an addition question
 
 
 def test_the_audit_does_not_build_a_feedback_model_that_has_no_label_checker(tmp_path):
-    s = CurriculumSession(SeedCurriculum(), heldout=[Question("q", "x?", "a")], state_dir=tmp_path, budget=2, rounds=1,
-                          feedback="local")
+    s = CurriculumSession(
+        SeedCurriculum(), heldout=[Question("q", "x?", "a")], state_dir=tmp_path, budget=2, rounds=1, feedback="local"
+    )
     s.next_prompts(evaluation=[EvalRecord("q", "x?", "a", "y", 0.0)])
     assert s.feedback.inner.built is False  # the local LLM was never loaded for the audit
     assert "label_checked" not in {r["stage"]: r for r in s.ledger()}["arms/session/iter-01/prompts"]["audit"]

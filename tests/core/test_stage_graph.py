@@ -1,4 +1,5 @@
 """The experiment as a stage graph: dependencies are complete and any topological order gives the same run."""
+
 import json
 import random
 from pathlib import Path
@@ -42,7 +43,9 @@ def test_graph_is_topologically_ordered_and_arms_are_independent(tmp_path: Path)
         return seen
 
     assert not any(a.startswith("arms/weakest/") for a in ancestors("arms/static/iter-02/answers"))
-    assert {"arms/static/iter-02/answers", "arms/weakest/iter-02/answers"} <= ancestors("judge/static-vs-weakest/iter-02")
+    assert {"arms/static/iter-02/answers", "arms/weakest/iter-02/answers"} <= ancestors(
+        "judge/static-vs-weakest/iter-02"
+    )
 
 
 def test_any_topological_order_gives_the_same_run_directory(tmp_path: Path):

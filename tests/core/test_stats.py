@@ -42,12 +42,18 @@ QS = [Question(f"q{i}", f"question {i}") for i in range(4)]
 
 
 def test_both_orders_win_needs_agreement_and_drops_unusable():
-    judge = ScriptedJudge({
-        "q0:ab": "A", "q0:ba": "B",   # a wins in both orders -> A
-        "q1:ab": "A", "q1:ba": "A",   # position bias: disagrees -> tie
-        "q2:ab": "B", "q2:ba": None,  # unusable in one order -> dropped
-        "q3:ab": "C", "q3:ba": "C",   # tie
-    })
+    judge = ScriptedJudge(
+        {
+            "q0:ab": "A",
+            "q0:ba": "B",  # a wins in both orders -> A
+            "q1:ab": "A",
+            "q1:ba": "A",  # position bias: disagrees -> tie
+            "q2:ab": "B",
+            "q2:ba": None,  # unusable in one order -> dropped
+            "q3:ab": "C",
+            "q3:ba": "C",  # tie
+        }
+    )
     verdicts = judge_pair(judge, QS, ["a"] * 4, ["b"] * 4, both_orders=True, seed=0)
     assert [v.choice for v in verdicts] == ["A", "C", None, "C"]
     swapped = [it for it in judge.seen if it.id.endswith(":ba")]
@@ -73,4 +79,3 @@ def test_judge_returning_wrong_count_is_an_error():
 
     with pytest.raises(RuntimeError, match="0 verdicts for 8 items"):
         judge_pair(Short(), QS, ["a"] * 4, ["b"] * 4, both_orders=True, seed=0)
-

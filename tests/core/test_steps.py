@@ -1,4 +1,5 @@
 """The per-step channel (aopcore.steps): lag-ordered delivery, deterministic resume, filtering and its booking."""
+
 from __future__ import annotations
 
 import random
@@ -125,7 +126,11 @@ def test_dropped_groups_are_booked_as_choosing_compute():
         stream.next(3)
         kept = stream.report(0, fake_rollouts(prompts, 0))
     assert kept == [True, False, False]
-    assert meter.counts["dropped_groups"] == 2 and meter.counts["dropped_rollouts"] == 8 and meter.counts["dropped_tokens"] == 16
+    assert (
+        meter.counts["dropped_groups"] == 2
+        and meter.counts["dropped_rollouts"] == 8
+        and meter.counts["dropped_tokens"] == 16
+    )
     assert stream.summary()["dropped_rollouts"] == 8
 
 
@@ -150,8 +155,14 @@ def test_planned_selector_covers_every_prompt_once_per_pass_and_forwards_batches
 
 
 def test_group_rollouts_follows_trl_layout_and_batches_round_trip(tmp_path):
-    groups = group_rollouts(["a", "a", "b", "b", "a", "a"], ["x", "x", "y", "y", "x", "x"], [1, 0, 0, 0, 1, 1], [3, 4, 5, 6, 7, 8])
-    assert [(g.prompt_id, g.rewards, g.tokens) for g in groups] == [("a", (1.0, 0.0), 7), ("b", (0.0, 0.0), 11), ("a", (1.0, 1.0), 15)]
+    groups = group_rollouts(
+        ["a", "a", "b", "b", "a", "a"], ["x", "x", "y", "y", "x", "x"], [1, 0, 0, 0, 1, 1], [3, 4, 5, 6, 7, 8]
+    )
+    assert [(g.prompt_id, g.rewards, g.tokens) for g in groups] == [
+        ("a", (1.0, 0.0), 7),
+        ("b", (0.0, 0.0), 11),
+        ("a", (1.0, 1.0), 15),
+    ]
     assert [g.zero_variance for g in groups] == [False, True, True]
     stream = PromptStream(PassRateSelector())
     stream.next(3)

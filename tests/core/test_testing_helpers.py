@@ -1,4 +1,5 @@
 """aopcore.testing: the helpers pass real components and catch each defect they claim to catch."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -8,10 +9,6 @@ import sys
 from pathlib import Path
 
 import pytest
-from aopcore_curricula import curricula as builtin
-from aopcore_curricula.options import EvaOptions, PoolOptions, ScoreBasedOptions, VanillaGenerationOptions
-from helpers.fakes import HashEmbedder, ScriptedLLM
-from toy_components import EchoFeedback, EchoFeedbackOptions, LengthJudge, LengthReward, MarginJudgeOptions, ToyTrainer, ToyTrainerOptions
 
 from aopcore import CurriculumContext, Prompt, Provenance, Verdict
 from aopcore.testing import (
@@ -27,7 +24,19 @@ from aopcore.testing import (
     make_context,
     make_evaluation,
 )
+from aopcore_curricula import curricula as builtin
+from aopcore_curricula.options import EvaOptions, PoolOptions, ScoreBasedOptions, VanillaGenerationOptions
 
+from helpers.fakes import HashEmbedder, ScriptedLLM
+from toy_components import (
+    EchoFeedback,
+    EchoFeedbackOptions,
+    LengthJudge,
+    LengthReward,
+    MarginJudgeOptions,
+    ToyTrainer,
+    ToyTrainerOptions,
+)
 
 REWARDS = {"askbaking": 0.1, "askdocs": 0.5, "askphysics": 0.9}
 
@@ -62,11 +71,20 @@ def test_builtin_curricula_pass_the_contract(name: str, tmp_path: Path):
         "aop": lambda: builtin.AOPCurriculum(ScoreBasedOptions(**small)),
         "sop": lambda: builtin.SOPCurriculum(ScoreBasedOptions(**small)),
         "eva": lambda: builtin.EvaCurriculum(EvaOptions(**small)),
-        "vanilla": lambda: builtin.VanillaCurriculum(VanillaGenerationOptions(questions_per_call=5, n_clusters=2, pca_components=4)),
+        "vanilla": lambda: builtin.VanillaCurriculum(
+            VanillaGenerationOptions(questions_per_call=5, n_clusters=2, pca_components=4)
+        ),
     }[name]
     # a fresh scripted LLM per context: it words its questions by a call counter, like a live model without a cache
-    contexts = lambda: make_context(tmp_path, rewards=REWARDS, budget=4, feedback=ScriptedLLM(), embedder=HashEmbedder(),
-                                    reward=FakeReward(), generate=FakePolicy())
+    contexts = lambda: make_context(
+        tmp_path,
+        rewards=REWARDS,
+        budget=4,
+        feedback=ScriptedLLM(),
+        embedder=HashEmbedder(),
+        reward=FakeReward(),
+        generate=FakePolicy(),
+    )
     iterations = check_curriculum(make, contexts)
     assert len(iterations) == 2 and all(len(it) == 4 for it in iterations)
 
@@ -79,8 +97,14 @@ class Good:
 
     def prompts(self, ctx):
         used = {p.id for p in ctx.history}
-        cands = [Prompt(f"{c}-{k}", f"question {k} about {c}", c, Provenance("good", ctx.iteration, "pool", extra={"rank": k}))
-                 for c in ctx.categories for k in range(10) if f"{c}-{k}" not in used]
+        cands = [
+            Prompt(
+                f"{c}-{k}", f"question {k} about {c}", c, Provenance("good", ctx.iteration, "pool", extra={"rank": k})
+            )
+            for c in ctx.categories
+            for k in range(10)
+            if f"{c}-{k}" not in used
+        ]
         random.Random(ctx.seed).shuffle(cands)
         return cands[: ctx.budget]
 
@@ -123,12 +147,16 @@ class StateInInstance(Good):
 
 class NotJSON(Good):
     def prompts(self, ctx):
-        return [Prompt(p.id, p.text, p.category, Provenance("x", 1, extra={"when": object()})) for p in super().prompts(ctx)]
+        return [
+            Prompt(p.id, p.text, p.category, Provenance("x", 1, extra={"when": object()})) for p in super().prompts(ctx)
+        ]
 
 
 class TupleInExtra(Good):
     def prompts(self, ctx):
-        return [Prompt(p.id, p.text, p.category, Provenance("x", 1, extra={"pair": (1, 2)})) for p in super().prompts(ctx)]
+        return [
+            Prompt(p.id, p.text, p.category, Provenance("x", 1, extra={"pair": (1, 2)})) for p in super().prompts(ctx)
+        ]
 
 
 def test_a_correct_curriculum_passes(tmp_path: Path):
@@ -137,15 +165,18 @@ def test_a_correct_curriculum_passes(tmp_path: Path):
     assert not {p.id for p in out[0]} & {p.id for p in out[1]}  # history reached iteration 2
 
 
-@pytest.mark.parametrize("broken, message", [
-    (OneShort, r"OneShort: iteration 1: returned 3 prompts, the budget is exactly 4"),
-    (DuplicateIds, r"DuplicateIds: iteration 1: duplicate prompt ids \['.*'\]"),
-    (ForeignCategory, r"ForeignCategory: iteration 1: categories \['not-a-category'\] are not in ctx.categories"),
-    (Unseeded, r"Unseeded: iteration 1: not deterministic"),
-    (StateInInstance, r"StateInInstance: iteration 2: not resume-safe"),
-    (NotJSON, r"NotJSON: iteration 1: prompts cannot be stored as JSON lines"),
-    (TupleInExtra, r"TupleInExtra: iteration 1: prompt .* changes when stored and read back"),
-])
+@pytest.mark.parametrize(
+    "broken, message",
+    [
+        (OneShort, r"OneShort: iteration 1: returned 3 prompts, the budget is exactly 4"),
+        (DuplicateIds, r"DuplicateIds: iteration 1: duplicate prompt ids \['.*'\]"),
+        (ForeignCategory, r"ForeignCategory: iteration 1: categories \['not-a-category'\] are not in ctx.categories"),
+        (Unseeded, r"Unseeded: iteration 1: not deterministic"),
+        (StateInInstance, r"StateInInstance: iteration 2: not resume-safe"),
+        (NotJSON, r"NotJSON: iteration 1: prompts cannot be stored as JSON lines"),
+        (TupleInExtra, r"TupleInExtra: iteration 1: prompt .* changes when stored and read back"),
+    ],
+)
 def test_each_broken_curriculum_is_caught(broken, message: str, tmp_path: Path):
     with pytest.raises(AssertionError, match=message):
         check_curriculum(broken, make_context(tmp_path))
@@ -181,8 +212,12 @@ class NoisyReward:
 def test_reward_checks(tmp_path: Path):
     assert len(check_reward_model(LengthReward())) == 5
     check_reward_model(FakeReward())
-    for broken, message in [(ShortReward(), "returned 4 scores for 5"), (NaNReward(), "score 0 is nan"),
-                            (NoisyReward(), "not deterministic"), (BatchDependentReward(), "depends on the batch")]:
+    for broken, message in [
+        (ShortReward(), "returned 4 scores for 5"),
+        (NaNReward(), "score 0 is nan"),
+        (NoisyReward(), "not deterministic"),
+        (BatchDependentReward(), "depends on the batch"),
+    ]:
         with pytest.raises(AssertionError, match=message):
             check_reward_model(broken)
 
@@ -205,8 +240,11 @@ class NeverDecides:
 def test_judge_checks():
     verdicts = check_judge(LengthJudge(MarginJudgeOptions()))
     assert {v.choice for v in verdicts} <= {"A", "B", "C"}
-    for broken, message in [(WrongIdJudge(), "has item_id 'x'"), (BadChoiceJudge(), "choice 'a' is not"),
-                            (NeverDecides(), "every verdict is None")]:
+    for broken, message in [
+        (WrongIdJudge(), "has item_id 'x'"),
+        (BadChoiceJudge(), "choice 'a' is not"),
+        (NeverDecides(), "every verdict is None"),
+    ]:
         with pytest.raises(AssertionError, match=message):
             check_judge(broken)
     check_judge(NeverDecides(), allow_all_unusable=True)
@@ -296,7 +334,12 @@ def test_example_plugin_package_passes_its_own_tests():
     from helpers import ROOT
 
     folder = ROOT / "examples" / "plugin-weakness-sampler"
-    result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(folder / "tests")],
-                            cwd=folder, capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(folder / "tests")],
+        cwd=folder,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     assert " passed" in result.stdout and "failed" not in result.stdout

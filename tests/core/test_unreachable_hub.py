@@ -1,4 +1,5 @@
 """An unreachable Hugging Face hub: preflight answers at once, one line per hub id; a cached data set still loads."""
+
 from __future__ import annotations
 
 import json
@@ -43,8 +44,11 @@ def test_unreachable_hub_gives_one_line_per_hub_id_without_retries(hub, tmp_path
         took = time.monotonic() - start
     assert result.returncode == 2, result.stderr
     assert "Retrying" not in result.stderr and "Traceback" not in result.stderr, result.stderr
-    for hub_id, key in (("real-org/real-model", "trainer.model"), ("real-org/real-data", "data.heldout"),
-                        ("real-org/dolly", "trainer.sft.dataset")):
+    for hub_id, key in (
+        ("real-org/real-model", "trainer.model"),
+        ("real-org/real-data", "data.heldout"),
+        ("real-org/dolly", "trainer.sft.dataset"),
+    ):
         lines = [ln for ln in result.stderr.splitlines() if hub_id in ln]
         assert len(lines) == 1, result.stderr
         assert lines[0].startswith(f"error: {config}:") and f"{key}: " in lines[0] and "cannot be reached" in lines[0]
@@ -56,20 +60,47 @@ def test_a_cached_hub_data_set_still_loads_when_the_hub_is_unreachable(tmp_path)
     """The quick probe must not cost the cache: a data set cached earlier loads offline, without retries."""
     cache = tmp_path / "datasets"
     rows = tmp_path / "rows.jsonl"
-    rows.write_text("".join(json.dumps({"id": f"q{i}", "text": f"question {i}?", "category": "alpha"}) + "\n" for i in range(5)))
+    rows.write_text(
+        "".join(json.dumps({"id": f"q{i}", "text": f"question {i}?", "category": "alpha"}) + "\n" for i in range(5))
+    )
     # a hub data set's cache as `datasets` leaves it: <org>___<name>/<config>/<version>/<hash>/<name>-<split>.arrow
-    subprocess.run([sys.executable, "-c", "import sys; from datasets import load_dataset; "
-                    "load_dataset('json', data_files={'test': sys.argv[1]}, cache_dir=sys.argv[2])", str(rows), str(cache)],
-                   check=True, capture_output=True, env={**os.environ, "HF_HUB_OFFLINE": "1"}, timeout=120)
+    subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys; from datasets import load_dataset; "
+            "load_dataset('json', data_files={'test': sys.argv[1]}, cache_dir=sys.argv[2])",
+            str(rows),
+            str(cache),
+        ],
+        check=True,
+        capture_output=True,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+        timeout=120,
+    )
     [built] = [d for d in (cache / "json").glob("default-*/0.0.0/*") if d.is_dir()]
     target = cache / "real-org___real-data" / "default" / "0.0.0" / built.name
     target.parent.mkdir(parents=True)
     built.rename(target)
     (target / "json-test.arrow").rename(target / "real-data-test.arrow")
-    env = {**os.environ, "HF_DATASETS_CACHE": str(cache), "HF_HOME": str(tmp_path / "hf"), "HF_HUB_OFFLINE": "",
-           "HF_ENDPOINT": f"http://127.0.0.1:{_refused_port()}"}
-    result = subprocess.run([sys.executable, "-c", "from pathlib import Path; from aopcore_hf.dataset_io import load_hub; "
-                             "print(' '.join(q.id for q in load_hub('real-org/real-data::test', Path('.'))))"],
-                            capture_output=True, text=True, env=env, timeout=120)
+    env = {
+        **os.environ,
+        "HF_DATASETS_CACHE": str(cache),
+        "HF_HOME": str(tmp_path / "hf"),
+        "HF_HUB_OFFLINE": "",
+        "HF_ENDPOINT": f"http://127.0.0.1:{_refused_port()}",
+    }
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from pathlib import Path; from aopcore_hf.dataset_io import load_hub; "
+            "print(' '.join(q.id for q in load_hub('real-org/real-data::test', Path('.'))))",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["q0", "q1", "q2", "q3", "q4"] and "Retrying" not in result.stderr, result.stderr

@@ -1,10 +1,21 @@
 """Curricula on scripted feedback: pools, splits, SOP/AOP agreement, targeting, budgets, malformed output."""
+
 import json
 from collections import Counter
 from pathlib import Path
 
 import pytest
-import toy_components as toy
+
+from aopcore import (
+    Budget,
+    CurriculumContext,
+    EvalRecord,
+    Experiment,
+    Prompt,
+    Question,
+    RuntimeFailure,
+)
+from aopcore.records import read_jsonl
 from aopcore_curricula.curricula import (
     AOPCurriculum,
     EvaCurriculum,
@@ -18,18 +29,9 @@ from aopcore_curricula.options import (
     ScoreBasedOptions,
     VanillaGenerationOptions,
 )
-from helpers.fakes import HashEmbedder, ScriptedLLM
 
-from aopcore import (
-    Budget,
-    CurriculumContext,
-    EvalRecord,
-    Experiment,
-    Prompt,
-    Question,
-    RuntimeFailure,
-)
-from aopcore.records import read_jsonl
+import toy_components as toy
+from helpers.fakes import HashEmbedder, ScriptedLLM
 
 CATS = ["askbaking", "askvet", "legaladvice", "askphysics", "askhr", "changemyview"]
 WEAK = ["askhr", "legaladvice"]
@@ -45,8 +47,20 @@ def evaluation() -> list[EvalRecord]:
 
 
 def ctx(tmp_path: Path, iteration: int = 1, budget: int = 12, feedback=None, history=(), **kw) -> CurriculumContext:
-    args = dict(arm="arm", iteration=iteration, iterations=3, budget=budget, seed=5, categories=CATS, evaluation=evaluation(),
-                history=list(history), workdir=tmp_path, feedback=feedback or ScriptedLLM(), embedder=HashEmbedder(), base_seed=9)
+    args = dict(
+        arm="arm",
+        iteration=iteration,
+        iterations=3,
+        budget=budget,
+        seed=5,
+        categories=CATS,
+        evaluation=evaluation(),
+        history=list(history),
+        workdir=tmp_path,
+        feedback=feedback or ScriptedLLM(),
+        embedder=HashEmbedder(),
+        base_seed=9,
+    )
     args.update(kw)
     return CurriculumContext(**args)
 
@@ -56,7 +70,9 @@ SCORED = dict(samples_per_category=2, draws=4, questions_per_call=6, parallel_ca
 
 def test_vanilla_pool_is_generated_once_and_split_without_repeats(tmp_path: Path):
     llm = ScriptedLLM()
-    cur = VanillaCurriculum(VanillaGenerationOptions(questions_per_call=3, keywords_per_category=2, n_clusters=3, pca_components=4))
+    cur = VanillaCurriculum(
+        VanillaGenerationOptions(questions_per_call=3, keywords_per_category=2, n_clusters=3, pca_components=4)
+    )
     slices = [cur.prompts(ctx(tmp_path, 1, feedback=llm))]
     calls_after_first = llm.calls
     slices += [cur.prompts(ctx(tmp_path, i, feedback=llm)) for i in (2, 3)]
@@ -148,9 +164,19 @@ def test_pool_curriculum_prefers_weak_categories_without_an_llm(tmp_path: Path):
 def test_aop_run_shifts_prompts_toward_lowest_scoring_categories(tmp_path: Path):
     """A whole AOP arm: each iteration's prompts concentrate on the previous evaluation's weakest categories."""
     heldout = [Question(f"{c}-{k}", f"{c} question {k}", c) for c in CATS for k in range(3)]
-    exp = Experiment(name="aop", output_dir=tmp_path, trainer=toy.ToyTrainer(toy.ToyTrainerOptions()), reward=toy.LengthReward(),
-                     arms={"aop": AOPCurriculum(ScoreBasedOptions(**SCORED))}, heldout=heldout, test_prompts=heldout[:4],
-                     feedback=ScriptedLLM(), embedder=HashEmbedder(), budget=Budget(3, 12, 1), seed=3)
+    exp = Experiment(
+        name="aop",
+        output_dir=tmp_path,
+        trainer=toy.ToyTrainer(toy.ToyTrainerOptions()),
+        reward=toy.LengthReward(),
+        arms={"aop": AOPCurriculum(ScoreBasedOptions(**SCORED))},
+        heldout=heldout,
+        test_prompts=heldout[:4],
+        feedback=ScriptedLLM(),
+        embedder=HashEmbedder(),
+        budget=Budget(3, 12, 1),
+        seed=3,
+    )
     run = exp.run().run_dir
     for i in (1, 2, 3):
         prev = run / ("sft/evaluation.jsonl" if i == 1 else f"arms/aop/iter-{i - 1:02d}/evaluation.jsonl")
@@ -166,8 +192,15 @@ def test_repeated_draws_ask_for_new_questions(tmp_path: Path):
     """With one held-out question per category every draw shows the same samples; requests must still differ."""
     llm = ScriptedLLM()
     one_each = [EvalRecord(f"{c}-0", f"{c} question?", c, "an answer", 0.1 * n) for n, c in enumerate(CATS)]
-    opts = ScoreBasedOptions(samples_per_category=1, draws=6, questions_per_call=4, parallel_calls=6, targeting="per-category",
-                             prompt_style="compact", weak_categories=1)
+    opts = ScoreBasedOptions(
+        samples_per_category=1,
+        draws=6,
+        questions_per_call=4,
+        parallel_calls=6,
+        targeting="per-category",
+        prompt_style="compact",
+        weak_categories=1,
+    )
     AOPCurriculum(opts).prompts(ctx(tmp_path, budget=8, feedback=llm, evaluation=one_each))
     assert len(set(llm.prompts)) == len(llm.prompts) >= 2
     assert "This is request 2 with these examples" in llm.prompts[1]

@@ -1,5 +1,7 @@
 import numpy as np
+
 from aopcore_curricula.dedup import IncrementalDeduper, cluster_dedup, redundancy_scores
+
 from helpers.fakes import HashEmbedder
 
 
@@ -41,5 +43,12 @@ def test_ranking_is_across_clusters_not_within():
 
 def test_incremental_deduper_rejects_exact_and_near_duplicates():
     d = IncrementalDeduper(HashEmbedder(), 0.9, existing=["How do I bake bread at home?"])
-    ok = d.accept(["how do I bake bread at home", "How do I bake BREAD at home today?", "Why is my cat sneezing?", "why is my cat sneezing"])
+    ok = d.accept(
+        [
+            "how do I bake bread at home",
+            "How do I bake BREAD at home today?",
+            "Why is my cat sneezing?",
+            "why is my cat sneezing",
+        ]
+    )
     assert ok == [False, False, True, False]

@@ -1,14 +1,16 @@
 """Curriculum options do what they say: draws, keywords, category wording, and warnings where defaults are weak."""
+
 import logging
 from pathlib import Path
 
 import pytest
-from aopcore_curricula.curricula import AOPCurriculum, VanillaCurriculum
-from aopcore_curricula.options import ScoreBasedOptions, VanillaGenerationOptions
-from helpers.fakes import HashEmbedder, ScriptedLLM
 from pydantic import ValidationError
 
 from aopcore import CurriculumContext, EvalRecord
+from aopcore_curricula.curricula import AOPCurriculum, VanillaCurriculum
+from aopcore_curricula.options import ScoreBasedOptions, VanillaGenerationOptions
+
+from helpers.fakes import HashEmbedder, ScriptedLLM
 
 CATS = ["askbaking", "askvet", "legaladvice", "askhr"]
 
@@ -41,26 +43,47 @@ def warnings_seen():
 
 
 def evaluation(cats=CATS) -> list[EvalRecord]:
-    return [EvalRecord(f"{c}-{k}", f"{c} question {k}?", c, "an answer", 0.1 * n + 0.01 * k) for n, c in enumerate(cats) for k in range(4)]
+    return [
+        EvalRecord(f"{c}-{k}", f"{c} question {k}?", c, "an answer", 0.1 * n + 0.01 * k)
+        for n, c in enumerate(cats)
+        for k in range(4)
+    ]
 
 
-def ctx(tmp_path: Path, budget: int, feedback, cats=CATS, embedder=HashEmbedder(), iterations: int = 1) -> CurriculumContext:
-    return CurriculumContext(arm="arm", iteration=1, iterations=iterations, budget=budget, seed=1, categories=list(cats),
-                             evaluation=evaluation(cats), history=[], workdir=tmp_path, feedback=feedback, embedder=embedder)
+def ctx(
+    tmp_path: Path, budget: int, feedback, cats=CATS, embedder=HashEmbedder(), iterations: int = 1
+) -> CurriculumContext:
+    return CurriculumContext(
+        arm="arm",
+        iteration=1,
+        iterations=iterations,
+        budget=budget,
+        seed=1,
+        categories=list(cats),
+        evaluation=evaluation(cats),
+        history=[],
+        workdir=tmp_path,
+        feedback=feedback,
+        embedder=embedder,
+    )
 
 
 @pytest.mark.parametrize(("draws", "parallel", "batches"), [(4, 3, [3, 1]), (2, 8, [2]), (5, 5, [5])])
 def test_draws_are_all_made_and_no_more_when_the_budget_is_met(tmp_path: Path, draws, parallel, batches):
     llm = BatchLLM()
     opts = ScoreBasedOptions(samples_per_category=2, draws=draws, questions_per_call=6, parallel_calls=parallel)
-    prompts = AOPCurriculum(opts).prompts(ctx(tmp_path, budget=3, feedback=llm))  # the first call alone meets the budget
+    prompts = AOPCurriculum(opts).prompts(
+        ctx(tmp_path, budget=3, feedback=llm)
+    )  # the first call alone meets the budget
     assert len(prompts) == 3
     assert llm.batches == batches and llm.calls == draws
 
 
 def test_more_draws_only_while_the_budget_is_not_met(tmp_path: Path):
     llm = BatchLLM()
-    opts = ScoreBasedOptions(samples_per_category=2, draws=2, questions_per_call=2, parallel_calls=8, max_draws_factor=4)
+    opts = ScoreBasedOptions(
+        samples_per_category=2, draws=2, questions_per_call=2, parallel_calls=8, max_draws_factor=4
+    )
     AOPCurriculum(opts).prompts(ctx(tmp_path, budget=7, feedback=llm))  # 2 questions a call: 4 calls are needed
     assert llm.batches[0] == 2  # the draws, not parallel_calls
     assert 4 <= llm.calls <= 8 and all(b <= 8 for b in llm.batches)
@@ -69,11 +92,15 @@ def test_more_draws_only_while_the_budget_is_not_met(tmp_path: Path):
 def test_vanilla_keywords_option_and_weak_default_warns_once(tmp_path: Path, warnings_seen):
     llm = ScriptedLLM()
     cats = ["cooking", "gardening-x1", "askbaking"]
-    opts = VanillaGenerationOptions(questions_per_call=3, keywords={"cooking": ["knife skills", "meal prep"]}, n_clusters=2, pca_components=2)
+    opts = VanillaGenerationOptions(
+        questions_per_call=3, keywords={"cooking": ["knife skills", "meal prep"]}, n_clusters=2, pca_components=2
+    )
     VanillaCurriculum(opts).prompts(ctx(tmp_path, budget=4, feedback=llm, cats=cats))
     cooking = [p for p in llm.prompts if '"cooking"' in p]
     assert {'about "knife skills"' in p or 'about "meal prep"' in p for p in cooking} == {True}
-    assert not any("r/cooking" in p or "r/gardening-x1" in p for p in llm.prompts)  # the Reddit wording is for SHP categories
+    assert not any(
+        "r/cooking" in p or "r/gardening-x1" in p for p in llm.prompts
+    )  # the Reddit wording is for SHP categories
     assert any("the Reddit forum r/askbaking" in p for p in llm.prompts)
     weak = [w for w in warnings_seen if "'gardening-x1' has no keywords" in w]
     assert len(weak) == 1  # once, although several rounds of calls were made
@@ -82,8 +109,14 @@ def test_vanilla_keywords_option_and_weak_default_warns_once(tmp_path: Path, war
 
 def test_category_wording_is_configurable(tmp_path: Path):
     llm = ScriptedLLM()
-    opts = ScoreBasedOptions(samples_per_category=2, draws=1, questions_per_call=6, parallel_calls=1, targeting="per-category",
-                             category_wording="our support desk for {category} customers")
+    opts = ScoreBasedOptions(
+        samples_per_category=2,
+        draws=1,
+        questions_per_call=6,
+        parallel_calls=1,
+        targeting="per-category",
+        category_wording="our support desk for {category} customers",
+    )
     AOPCurriculum(opts).prompts(ctx(tmp_path, budget=3, feedback=llm))
     assert "our support desk for" in llm.prompts[0] and "Reddit" not in llm.prompts[0]
     with pytest.raises(ValidationError, match="must contain {category}"):
@@ -105,9 +138,14 @@ def test_library_reference_names_every_option():
     import dataclasses
 
     from aopcore import Experiment, TrainStats
+
     from helpers import ROOT
 
     text = (ROOT / "docs" / "library.md").read_text()
-    names = [*VanillaGenerationOptions.model_fields, *ScoreBasedOptions.model_fields,
-             *(f.name for f in dataclasses.fields(Experiment)), *(f.name for f in dataclasses.fields(TrainStats))]
+    names = [
+        *VanillaGenerationOptions.model_fields,
+        *ScoreBasedOptions.model_fields,
+        *(f.name for f in dataclasses.fields(Experiment)),
+        *(f.name for f in dataclasses.fields(TrainStats)),
+    ]
     assert [n for n in names if f"`{n}`" not in text] == []

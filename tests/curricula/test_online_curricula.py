@@ -5,6 +5,7 @@ rates; the tests check that the selection moves the way the method says (towards
 zero-variance groups, towards categories with large advantage), that pass rates carry across iterations through
 ``ctx.steps``, that drops are booked as choosing compute and capped, and that a resumed stream draws the same.
 """
+
 import random
 from collections import Counter
 
@@ -37,18 +38,28 @@ def simulate(stream, draws, n=8, group=1, seed=0, skill=SKILL, count_from=0):
         prompts = stream.next(n)
         if d >= count_from:
             counts.update(p.category for p in prompts)
-        groups = [RolloutGroup(p.id, p.category, tuple(float(rng.random() < skill.get(p.category, 0.5)) for _ in range(group)), 3 * group)
-                  for p in prompts]
+        groups = [
+            RolloutGroup(
+                p.id,
+                p.category,
+                tuple(float(rng.random() < skill.get(p.category, 0.5)) for _ in range(group)),
+                3 * group,
+            )
+            for p in prompts
+        ]
         stream.report(stream.draws - 1, groups)
     stream.finish()
     return counts
 
 
-@pytest.mark.parametrize("name,options", [
-    ("learnability", {"pool": "testbed:pool"}),
-    ("category-bandit", {"pool": "testbed:pool"}),
-    ("dynamic-filter", {"wrap": "learnability", "wrap_options": {"pool": "testbed:pool"}}),
-])
+@pytest.mark.parametrize(
+    "name,options",
+    [
+        ("learnability", {"pool": "testbed:pool"}),
+        ("category-bandit", {"pool": "testbed:pool"}),
+        ("dynamic-filter", {"wrap": "learnability", "wrap_options": {"pool": "testbed:pool"}}),
+    ],
+)
 def test_contract(tmp_path, name, options):
     check_curriculum(lambda: build(name, **options), ctx_for(tmp_path), iterations=2)
 
@@ -127,8 +138,13 @@ def test_dynamic_filter_skips_predicted_zero_variance_prompts_for_single_complet
     equal are skipped before generation (GRESO), so the hopeless and mastered ones are drawn less than unfiltered."""
     ctx = ctx_for(tmp_path, budget=32)
     plain = build("category-bandit", pool="testbed:pool", temperature=100.0)
-    wrapped = build("dynamic-filter", wrap="category-bandit", wrap_options={"pool": "testbed:pool", "temperature": 100.0},
-                    skip_probability=1.0, window=1)
+    wrapped = build(
+        "dynamic-filter",
+        wrap="category-bandit",
+        wrap_options={"pool": "testbed:pool", "temperature": 100.0},
+        skip_probability=1.0,
+        window=1,
+    )
     out = {}
     for label, cur in (("plain", plain), ("filtered", wrapped)):
         stream = open_stream(cur, ctx, cur.prompts(ctx), passes=4)
@@ -152,11 +168,14 @@ def test_category_bandit_prefers_categories_with_large_advantage(tmp_path):
     assert q["maximum"] > q["addition"] and q["maximum"] > q["subtraction"]
 
 
-@pytest.mark.parametrize("name,options", [
-    ("learnability", {"pool": "testbed:pool"}),
-    ("category-bandit", {"pool": "testbed:pool"}),
-    ("dynamic-filter", {"wrap": "learnability", "wrap_options": {"pool": "testbed:pool"}}),
-])
+@pytest.mark.parametrize(
+    "name,options",
+    [
+        ("learnability", {"pool": "testbed:pool"}),
+        ("category-bandit", {"pool": "testbed:pool"}),
+        ("dynamic-filter", {"wrap": "learnability", "wrap_options": {"pool": "testbed:pool"}}),
+    ],
+)
 def test_resumed_stream_draws_the_same_prompts(tmp_path, name, options):
     cur = build(name, **options)
     ctx = ctx_for(tmp_path)

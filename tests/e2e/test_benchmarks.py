@@ -1,9 +1,11 @@
 """The benchmark scripts run and emit their JSON (small forms; the figures themselves live in benchmarks/results)."""
+
 import json
 import subprocess
 import sys
 
 import pytest
+
 from helpers import ROOT
 
 BENCH = ROOT / "benchmarks"
@@ -40,10 +42,22 @@ def test_gpu_suite_cpu_smoke(tmp_path):
     run("gpu_suite.py", "--cpu-smoke", "--out", str(out))
     r = json.loads(out.read_text())
     sections = r["sections"]
-    assert list(sections) == ["environment", "setup", "ppo_ours", "ppo_trl", "generation", "precision", "experiment", "vllm"]
-    assert all(s["status"] == "ok" for name, s in sections.items() if name not in ("ppo_trl", "vllm")), \
-        {k: s.get("error") for k, s in sections.items()}
-    assert sections["vllm"]["status"] == "skipped" and "vLLM" in sections["vllm"]["reason"]  # on a card where vLLM is installed it runs
+    assert list(sections) == [
+        "environment",
+        "setup",
+        "ppo_ours",
+        "ppo_trl",
+        "generation",
+        "precision",
+        "experiment",
+        "vllm",
+    ]
+    assert all(s["status"] == "ok" for name, s in sections.items() if name not in ("ppo_trl", "vllm")), {
+        k: s.get("error") for k, s in sections.items()
+    }
+    assert (
+        sections["vllm"]["status"] == "skipped" and "vLLM" in sections["vllm"]["reason"]
+    )  # on a card where vLLM is installed it runs
     # TRL 1.12's PPOTrainer runs where its wheel is installed (the GPU machine); elsewhere the section says why not
     assert sections["ppo_trl"]["status"] == "ok" or "not importable" in sections["ppo_trl"]["reason"]
     ours = sections["ppo_ours"]
@@ -70,14 +84,18 @@ def test_smollm_benchmark_config_validates_for_both_trainers(trainer, tmp_path):
     sys.path.insert(0, str(ROOT / "benchmarks"))
     import tomllib
 
-    from helpers import run_cli
     from smollm_testbed import config_text, parser
+
+    from helpers import run_cli
 
     args = parser().parse_args(["--trainer", trainer, "--arms", "vanilla", "learnability", "--run-dir", str(tmp_path)])
     text = config_text(args)
     parsed = tomllib.loads(text)
     assert parsed["trainer"]["plugin"] == trainer and parsed["trainer"]["model"] == "smollm2-135m-instruct"
-    assert sorted(parsed["arms"]) == ["learnability", "vanilla"] and "Reply with just the answer" in parsed["trainer"]["system_prompt"]
+    assert (
+        sorted(parsed["arms"]) == ["learnability", "vanilla"]
+        and "Reply with just the answer" in parsed["trainer"]["system_prompt"]
+    )
     cfg = ROOT / "examples" / f".smollm-test-{trainer}-{tmp_path.name}.toml"  # beside the base: its relative paths hold
     cfg.write_text(text)
     try:

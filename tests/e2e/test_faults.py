@@ -7,6 +7,7 @@ Faults of components come from tests/toy/fault_components.py (``AOPCORE_FAULT``)
 cases mount a small tmpfs where this process may (root), and the disk-full case also has an injected
 variant that runs everywhere.
 """
+
 from __future__ import annotations
 
 import json
@@ -15,15 +16,15 @@ import shutil
 import signal
 import stat
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
-from helpers import AOPCORE, TOY
-from helpers.runs import outputs
 
 from aopcore.runlock import RunDirectoryBusy, driver_lock
+
+from helpers import AOPCORE, TOY
+from helpers.runs import outputs
 
 CONFIG = f"""[experiment]
 name = "NAME"
@@ -72,13 +73,21 @@ def env(fault: str | None = None, delay: float | None = None) -> dict[str, str]:
 
 
 def aopcore(*args: str, fault: str | None = None, timeout: float = 120, **kw) -> subprocess.CompletedProcess:
-    return subprocess.run([*AOPCORE, *map(str, args)], capture_output=True, text=True, env=env(fault), timeout=timeout, **kw)
+    return subprocess.run(
+        [*AOPCORE, *map(str, args)], capture_output=True, text=True, env=env(fault), timeout=timeout, **kw
+    )
 
 
 def start(cfg: Path, cwd: Path, delay: float = 0.05) -> subprocess.Popen:
     """``aopcore run CFG`` in the background, each training step slowed down by ``delay`` seconds."""
-    return subprocess.Popen([*AOPCORE, "run", str(cfg)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=cwd,
-                            env=env(delay=delay))
+    return subprocess.Popen(
+        [*AOPCORE, "run", str(cfg)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=cwd,
+        env=env(delay=delay),
+    )
 
 
 def one_error(proc: subprocess.CompletedProcess, status: int) -> str:
@@ -154,7 +163,10 @@ def test_the_lock_of_a_killed_driver_is_taken_over(tmp_path: Path, reference):
     assert json.loads((tmp_path / "runs" / ".toy.driver").read_text())["pid"] == first.pid  # the dead holder's note
     rerun = aopcore("run", cfg, cwd=tmp_path)
     assert rerun.returncode == 0, rerun.stderr
-    assert f"took over the run directory from a driver that ended without releasing it (pid {first.pid} on " in rerun.stderr
+    assert (
+        f"took over the run directory from a driver that ended without releasing it (pid {first.pid} on "
+        in rerun.stderr
+    )
     assert_clean_run(tmp_path / "runs" / "toy", reference)
 
 
@@ -190,7 +202,10 @@ def test_disk_full_on_a_small_tmpfs_then_resume_after_freeing_space(tmp_path: Pa
     cfg = config(tmp_path, output_dir=disk)
     full = aopcore("run", cfg, cwd=tmp_path)
     line = one_error(full, 1)
-    assert line.startswith(f"error: {disk}/toy/") and "no space left on the device; free space there or move output_dir" in line
+    assert (
+        line.startswith(f"error: {disk}/toy/")
+        and "no space left on the device; free space there or move output_dir" in line
+    )
     assert "then rerun the same command (finished stages are kept)" in line
     finished = sorted(p.name for p in (disk / "toy" / "stages").glob("*.json"))
     assert finished and "report.json" not in finished
@@ -202,16 +217,20 @@ def test_disk_full_on_a_small_tmpfs_then_resume_after_freeing_space(tmp_path: Pa
     assert_clean_run(disk / "toy", reference)
 
 
-@pytest.mark.parametrize("fault, what", [
-    ("enospc", "no space left on the device; free space there or move output_dir to a larger disk"),
-    ("emfile", "too many open files; raise the limit (`ulimit -n 4096`)"),
-])
+@pytest.mark.parametrize(
+    "fault, what",
+    [
+        ("enospc", "no space left on the device; free space there or move output_dir to a larger disk"),
+        ("emfile", "too many open files; raise the limit (`ulimit -n 4096`)"),
+    ],
+)
 def test_os_errors_of_a_writer_are_one_line_and_the_run_resumes(tmp_path: Path, reference, fault, what):
     cfg = config(tmp_path)
     failed = aopcore("run", cfg, cwd=tmp_path, fault=fault)
     line = one_error(failed, 1)
     assert line.startswith(f"error: {tmp_path}/runs/toy/arms/static/") and line.endswith(
-        f"/policy.json: {what}, then rerun the same command (finished stages are kept)")
+        f"/policy.json: {what}, then rerun the same command (finished stages are kept)"
+    )
     assert (tmp_path / "runs" / "toy" / "stages" / "sft__evaluation.json").exists()
     rerun = aopcore("run", cfg, cwd=tmp_path)
     assert rerun.returncode == 0, rerun.stderr
@@ -226,7 +245,10 @@ def test_read_only_file_system_is_one_line_and_the_run_resumes_once_writable(tmp
     assert aopcore("run", cfg, cwd=tmp_path, fault="enospc").returncode == 1  # a run stopped part way
     remount("ro")
     line = one_error(aopcore("run", cfg, cwd=tmp_path), 1)
-    assert line.startswith(f"error: {disk}/") and "read-only file system; remount it read-write or choose an output_dir" in line
+    assert (
+        line.startswith(f"error: {disk}/")
+        and "read-only file system; remount it read-write or choose an output_dir" in line
+    )
     remount("rw")
     rerun = aopcore("run", cfg, cwd=tmp_path)
     assert rerun.returncode == 0, rerun.stderr
@@ -243,8 +265,9 @@ def test_no_permission_is_one_line_and_the_run_resumes_once_writable(tmp_path: P
         prefix = ["setpriv", "--inh-caps=-all", "--bounding-set=-dac_override,-dac_read_search", "--"]
 
     def run(*args: str, fault: str | None = None) -> subprocess.CompletedProcess:
-        return subprocess.run([*prefix, *AOPCORE, *args], capture_output=True, text=True, env=env(fault), cwd=tmp_path,
-                              timeout=120)
+        return subprocess.run(
+            [*prefix, *AOPCORE, *args], capture_output=True, text=True, env=env(fault), cwd=tmp_path, timeout=120
+        )
 
     cfg = config(tmp_path)
     assert run("run", str(cfg), fault="enospc").returncode == 1  # a run stopped part way
@@ -254,7 +277,10 @@ def test_no_permission_is_one_line_and_the_run_resumes_once_writable(tmp_path: P
         line = one_error(run("run", str(cfg)), 1)
     finally:
         arms.chmod(0o755)  # the fix
-    assert line.startswith(f"error: {arms}/") and "permission denied; make it writable for this user or choose another output_dir" in line
+    assert (
+        line.startswith(f"error: {arms}/")
+        and "permission denied; make it writable for this user or choose another output_dir" in line
+    )
     rerun = run("run", str(cfg))
     assert rerun.returncode == 0, rerun.stderr
     assert_clean_run(tmp_path / "runs" / "toy", reference)
@@ -276,15 +302,23 @@ def test_a_truncated_output_is_reported_by_verify_and_report_and_recomputed_by_r
         fh.truncate(size // 2)
     verify = aopcore("verify", run)
     assert verify.returncode == 1 and "Traceback" not in verify.stdout + verify.stderr
-    assert f"{prompts}: truncated ({size // 2} of {size} bytes) (output of stage arms/static/iter-01/prompts)" in verify.stdout
+    assert (
+        f"{prompts}: truncated ({size // 2} of {size} bytes) (output of stage arms/static/iter-01/prompts)"
+        in verify.stdout
+    )
     assert prompts.stat().st_size == size // 2  # verify changes nothing
     line = one_error(aopcore("report", run), 1)
-    assert line == (f"error: {prompts}: truncated ({size // 2} of {size} bytes), a damaged output of stage "
-                    f"arms/static/iter-01/prompts; rerun `aopcore run` with this run's config to recompute it "
-                    f"(`aopcore verify {run}` lists all damage)")
+    assert line == (
+        f"error: {prompts}: truncated ({size // 2} of {size} bytes), a damaged output of stage "
+        f"arms/static/iter-01/prompts; rerun `aopcore run` with this run's config to recompute it "
+        f"(`aopcore verify {run}` lists all damage)"
+    )
     rerun = aopcore("run", cfg, cwd=tmp_path)
     assert rerun.returncode == 0, rerun.stderr
-    assert "recomputing arms/static/iter-01/prompts and the 16 finished stage(s) that depend on it: arms/static/iter-01/train" in rerun.stderr
+    assert (
+        "recomputing arms/static/iter-01/prompts and the 16 finished stage(s) that depend on it: arms/static/iter-01/train"
+        in rerun.stderr
+    )
     assert "skip  arms/weakest/iter-01/prompts" in rerun.stderr  # what does not depend on it is reused
     assert_clean_run(run, reference)
     assert aopcore("verify", run).returncode == 0
@@ -304,13 +338,25 @@ def test_a_flipped_byte_is_found_and_recomputed_with_its_dependents(tmp_path: Pa
     record.write_text(record.read_text()[:40])  # a damaged commit record too
     verify = aopcore("verify", run)
     assert verify.returncode == 1
-    assert f"{policy}: changed (sha256 differs from the stage record) (output of stage arms/weakest/iter-02/train)" in verify.stdout
-    assert f"{answers}: changed (sha256 differs from the stage record) (output of stage arms/static/iter-02/answers)" in verify.stdout
+    assert (
+        f"{policy}: changed (sha256 differs from the stage record) (output of stage arms/weakest/iter-02/train)"
+        in verify.stdout
+    )
+    assert (
+        f"{answers}: changed (sha256 differs from the stage record) (output of stage arms/static/iter-02/answers)"
+        in verify.stdout
+    )
     assert "stage record is not valid JSON (output of stage judge/static-vs-weakest/iter-03)" in verify.stdout
-    assert ("3 damaged stage(s): arms/static/iter-02/answers, arms/weakest/iter-02/train, judge/static-vs-weakest/iter-03"
-            in verify.stdout)
-    line = one_error(aopcore("human-eval", "serve", run, "--pair", "static:weakest", "--iteration", "2", "--rater", "ann"), 1)
-    assert line.startswith(f"error: {answers}: changed (sha256 differs from the stage record), a damaged output of stage")
+    assert (
+        "3 damaged stage(s): arms/static/iter-02/answers, arms/weakest/iter-02/train, judge/static-vs-weakest/iter-03"
+        in verify.stdout
+    )
+    line = one_error(
+        aopcore("human-eval", "serve", run, "--pair", "static:weakest", "--iteration", "2", "--rater", "ann"), 1
+    )
+    assert line.startswith(
+        f"error: {answers}: changed (sha256 differs from the stage record), a damaged output of stage"
+    )
     assert not list(run.glob("human_eval*"))  # refused before it wrote anything
     rerun = aopcore("run", cfg, cwd=tmp_path)
     assert rerun.returncode == 0, rerun.stderr
@@ -329,13 +375,20 @@ def test_checkpoints_pruned_on_purpose_are_not_damage(tmp_path: Path):
     assert not (run / "arms" / "static" / "iter-01" / "policy").exists()
     ok = aopcore("verify", run)
     assert ok.returncode == 0 and "OK, 31 finished stage(s), 43 file(s) match their records" in ok.stdout, ok.stdout
-    (run / "arms" / "static" / "iter-03" / "policy" / "policy.json").unlink()  # the last one is kept: its loss is damage
+    (
+        run / "arms" / "static" / "iter-03" / "policy" / "policy.json"
+    ).unlink()  # the last one is kept: its loss is damage
     gone = aopcore("verify", run)
-    assert gone.returncode == 1 and "iter-03/policy/policy.json: missing (output of stage arms/static/iter-03/train)" in gone.stdout
+    assert (
+        gone.returncode == 1
+        and "iter-03/policy/policy.json: missing (output of stage arms/static/iter-03/train)" in gone.stdout
+    )
 
 
 # ---- bad values from components ------------------------------------------------------------------
-@pytest.mark.parametrize("fault, shown", [("nan-reward", "nan"), ("none-reward", "None"), ("string-reward", "a str ('0.5')")])
+@pytest.mark.parametrize(
+    "fault, shown", [("nan-reward", "nan"), ("none-reward", "None"), ("string-reward", "a str ('0.5')")]
+)
 def test_bad_rewards_stop_the_run_at_the_call_naming_component_method_and_item(tmp_path: Path, reference, fault, shown):
     cfg = config(tmp_path)
     line = one_error(aopcore("run", cfg, cwd=tmp_path, fault=fault), 1)
@@ -416,11 +469,12 @@ def test_a_crash_shorter_than_the_heartbeat_books_its_lost_time(tmp_path: Path, 
 def test_policy_folders_written_by_save_pretrained_follow_the_umask(tmp_path: Path):
     """The HF plugins' save (save_pretrained of weights and tokenizer) inside an atomic policy folder, umask 027."""
     pytest.importorskip("torch")
-    from aopcore_hf.policy_io import save_policy
-    from helpers.tiny_models import save_tiny_gpt2
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from aopcore.store import atomic_directory
+    from aopcore_hf.policy_io import save_policy
+
+    from helpers.tiny_models import save_tiny_gpt2
 
     source = save_tiny_gpt2(tmp_path / "gpt2")
     model, tokenizer = AutoModelForCausalLM.from_pretrained(source), AutoTokenizer.from_pretrained(source)

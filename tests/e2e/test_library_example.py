@@ -1,4 +1,5 @@
 """examples/embed_in_python.py, the embedding reference: a foreign torch trainer and plain functions, resumed and guarded."""
+
 import importlib.util
 import json
 from pathlib import Path
@@ -6,9 +7,9 @@ from pathlib import Path
 import pytest
 
 pytest.importorskip("torch")
-from helpers import ROOT  # noqa: E402
-
 from aopcore import InputError  # noqa: E402
+
+from helpers import ROOT  # noqa: E402
 
 
 def load_example():
@@ -29,12 +30,19 @@ def test_example_runs_resumes_and_refuses_a_changed_trainer(tmp_path: Path, caps
     run = result.run_dir
     assert len(result.winrates) == 6 * 2  # 4 arms, every pair, 2 iterations
     # the foreign torch trainer learned from the TRL-style reward function
-    assert mean_reward(run / "arms" / "vanilla" / "iter-02" / "evaluation.jsonl") > mean_reward(run / "sft" / "evaluation.jsonl") + 0.3
+    assert (
+        mean_reward(run / "arms" / "vanilla" / "iter-02" / "evaluation.jsonl")
+        > mean_reward(run / "sft" / "evaluation.jsonl") + 0.3
+    )
     records = {r["stage"]: r for r in result.ledger}
-    assert records["arms/aop/iter-01/prompts"]["feedback_calls"] >= 4  # a plain function's calls, counted by the experiment
+    assert (
+        records["arms/aop/iter-01/prompts"]["feedback_calls"] >= 4
+    )  # a plain function's calls, counted by the experiment
     assert records["arms/vanilla/iter-01/train"]["tokens_generated"] > 0
     assert records["arms/aop/iter-01/train"]["reused_from"] == "arms/sop/iter-01"  # AOP's first iteration is SOP's
-    assert not (run / "scratch").exists() or not any((run / "scratch").iterdir())  # checkpoints dropped once stages finished
+    assert not (run / "scratch").exists() or not any(
+        (run / "scratch").iterdir()
+    )  # checkpoints dropped once stages finished
     assert "run directory:" in capsys.readouterr().out
 
     ran: list[str] = []

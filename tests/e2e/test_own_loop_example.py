@@ -1,4 +1,5 @@
 """examples/own_loop.py, the "your own loop" example of docs/library.md: AOP follows a plain generate function."""
+
 import ast
 import subprocess
 import sys
@@ -9,15 +10,23 @@ WORD_TASKS = {"counting", "reversal", "uppercase", "conversion"}  # what the exa
 
 
 def run_example(state_dir):
-    result = subprocess.run([sys.executable, str(ROOT / "examples" / "own_loop.py"), str(state_dir)],
-                            capture_output=True, text=True, timeout=120, cwd=ROOT)
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "own_loop.py"), str(state_dir)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
+    )
     assert result.returncode == 0, result.stderr
     return result.stdout
 
 
 def rounds(stdout):
-    return {int(line.split(":")[0].split()[1]): ast.literal_eval(line.split(": ", 1)[1])
-            for line in stdout.splitlines() if line.startswith("round ")}
+    return {
+        int(line.split(":")[0].split()[1]): ast.literal_eval(line.split(": ", 1)[1])
+        for line in stdout.splitlines()
+        if line.startswith("round ")
+    }
 
 
 def test_prompts_follow_what_the_function_answers_wrong_and_a_rerun_resumes(tmp_path):
@@ -39,4 +48,6 @@ def test_prompts_follow_what_the_function_answers_wrong_and_a_rerun_resumes(tmp_
 
 def test_docs_quote_the_example_as_it_is():
     code = (ROOT / "examples" / "own_loop.py").read_text().split('"""', 2)[2].strip()
-    assert code in (ROOT / "docs" / "library.md").read_text(), "update the quote of examples/own_loop.py in docs/library.md"
+    assert code in (ROOT / "docs" / "library.md").read_text(), (
+        "update the quote of examples/own_loop.py in docs/library.md"
+    )

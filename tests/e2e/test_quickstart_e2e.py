@@ -1,26 +1,49 @@
 """The main job end to end through the CLI: examples/quickstart.toml at tiny sizes, real packaged models."""
+
 import json
 from pathlib import Path
 
 import pytest
+
 from helpers import ROOT, run_cli
 
 TINY = [
-    "experiment.records_per_iteration=4", "experiment.passes=1",
-    'data.categories=["askbaking", "legaladvice", "explainlikeimfive"]', "data.heldout_per_category=1", "data.test_size=3",
-    "trainer.batch_size=4", "trainer.mini_batch_size=4", "trainer.generation.max_new_tokens=8", "trainer.eval_max_new_tokens=8",
-    "trainer.sft.limit=6", "trainer.sft.max_length=96", "feedback.max_new_tokens=64",
-    "arms.vanilla.questions_per_call=3", "arms.vanilla.keywords_per_category=1", "arms.vanilla.n_clusters=2", "arms.vanilla.max_rounds=4",
-    "arms.sop.draws=3", "arms.aop.draws=3", "arms.sop.parallel_calls=3", "arms.aop.parallel_calls=3",
-    "arms.sop.max_draws_factor=4", "arms.aop.max_draws_factor=4",
+    "experiment.records_per_iteration=4",
+    "experiment.passes=1",
+    'data.categories=["askbaking", "legaladvice", "explainlikeimfive"]',
+    "data.heldout_per_category=1",
+    "data.test_size=3",
+    "trainer.batch_size=4",
+    "trainer.mini_batch_size=4",
+    "trainer.generation.max_new_tokens=8",
+    "trainer.eval_max_new_tokens=8",
+    "trainer.sft.limit=6",
+    "trainer.sft.max_length=96",
+    "feedback.max_new_tokens=64",
+    "arms.vanilla.questions_per_call=3",
+    "arms.vanilla.keywords_per_category=1",
+    "arms.vanilla.n_clusters=2",
+    "arms.vanilla.max_rounds=4",
+    "arms.sop.draws=3",
+    "arms.aop.draws=3",
+    "arms.sop.parallel_calls=3",
+    "arms.aop.parallel_calls=3",
+    "arms.sop.max_draws_factor=4",
+    "arms.aop.max_draws_factor=4",
 ]
 
 
 @pytest.mark.slow
 def test_reduced_quickstart_runs_and_reports(tmp_path: Path):
     # a private response cache: a warm shared one (an earlier run on this machine) would answer every feedback call
-    args = ["run", str(ROOT / "examples" / "quickstart.toml"), "--set", f'experiment.output_dir="{tmp_path}"',
-            "--set", f'feedback.cache_path="{tmp_path / "llm-cache.sqlite"}"']
+    args = [
+        "run",
+        str(ROOT / "examples" / "quickstart.toml"),
+        "--set",
+        f'experiment.output_dir="{tmp_path}"',
+        "--set",
+        f'feedback.cache_path="{tmp_path / "llm-cache.sqlite"}"',
+    ]
     for item in TINY:
         args += ["--set", item]
     result = run_cli(*args, timeout=1500)
@@ -46,10 +69,20 @@ def test_reduced_quickstart_runs_and_reports(tmp_path: Path):
     aop1 = (run / "arms" / "aop" / "iter-01" / "prompts.jsonl").read_text().splitlines()
     assert [json.loads(a)["text"] for a in aop1] == [json.loads(s)["text"] for s in sop1]
     rates = json.loads((run / "tables" / "winrates.json").read_text())
-    assert {(r["arm_a"], r["arm_b"], r["iteration"]) for r in rates} == {("aop", "sop", 1), ("aop", "sop", 2), ("aop", "vanilla", 1), ("aop", "vanilla", 2)}
+    assert {(r["arm_a"], r["arm_b"], r["iteration"]) for r in rates} == {
+        ("aop", "sop", 1),
+        ("aop", "sop", 2),
+        ("aop", "vanilla", 1),
+        ("aop", "vanilla", 2),
+    }
     assert all(r["n"] + r["dropped"] == 3 for r in rates)
     report = (run / "report.md").read_text()
-    for section in ("Held-out reward per category", "Prompt categories per iteration, and why", "Win rates", "Compute ledger"):
+    for section in (
+        "Held-out reward per category",
+        "Prompt categories per iteration, and why",
+        "Win rates",
+        "Compute ledger",
+    ):
         assert section in report
     html = (run / "report.html").read_text()
     assert html.count("data:image/png;base64,") >= 3 and "aop vs sop" in html

@@ -1,4 +1,5 @@
 """Kill a real `aopcore run` (SIGKILL mid-iteration, SIGTERM); rerunning resumes to identical results."""
+
 import json
 import os
 import signal

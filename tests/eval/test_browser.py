@@ -1,4 +1,5 @@
 """Human evaluation and the report in a real headless browser (Playwright driving Debian's Chromium)."""
+
 import json
 import os
 import re
@@ -11,12 +12,26 @@ from pathlib import Path
 import pytest
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-pytestmark = [pytest.mark.browser,
-              pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="Debian chromium not installed (.ci/run installs it)")]
-FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-         "--disable-component-update", "--disable-sync"]
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="Debian chromium not installed (.ci/run installs it)"),
+]
+FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
-QUESTIONS = ["How do I fix a squeaky door?", "What is a good budget?", "How do I clean cast iron?", "Why is the sky blue?"]
+QUESTIONS = [
+    "How do I fix a squeaky door?",
+    "What is a good budget?",
+    "How do I clean cast iron?",
+    "Why is the sky blue?",
+]
 
 
 @pytest.fixture
@@ -34,13 +49,20 @@ def fake_run(run: Path) -> None:
     for arm, good in (("aop", {0, 1, 2}), ("sop", {3})):
         it = run / "arms" / arm / "iter-02"
         it.mkdir(parents=True)
-        rows = [{"id": f"t{k}", "question": q, "answer": ("GOOD " if k in good else "") + f"{arm} answer to {q}"} for k, q in enumerate(QUESTIONS)]
+        rows = [
+            {"id": f"t{k}", "question": q, "answer": ("GOOD " if k in good else "") + f"{arm} answer to {q}"}
+            for k, q in enumerate(QUESTIONS)
+        ]
         (it / "test_answers.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
 
 
 def serve(run: Path, *extra: str) -> tuple[subprocess.Popen, str]:
-    proc = subprocess.Popen([sys.executable, "-m", "aopcore.cli", "human-eval", "serve", str(run), "--port", "0", "--sample", "4", *extra],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "aopcore.cli", "human-eval", "serve", str(run), "--port", "0", "--sample", "4", *extra],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     for line in proc.stdout:
         if m := re.search(r"serving human evaluation on (http://\S+)", line):
             return proc, m.group(1)
@@ -84,7 +106,7 @@ def test_two_raters_vote_server_restarts_results_are_right(browser, tmp_path: Pa
         proc.wait(timeout=10)
     proc, url = serve(run)  # restart: no votes lost, cookies still valid
     try:
-        for name, page in pages.items():
+        for _name, page in pages.items():
             page.goto(url + "vote")
             assert "2 of 4 rated" in page.inner_text("#progress")
             vote(page, 2)
@@ -92,7 +114,9 @@ def test_two_raters_vote_server_restarts_results_are_right(browser, tmp_path: Pa
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=10)
-    result = subprocess.run([sys.executable, "-m", "aopcore.cli", "human-eval", "results", str(run)], capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "aopcore.cli", "human-eval", "results", str(run)], capture_output=True, text=True
+    )
     assert result.returncode == 0, result.stderr
     out = json.loads((run / "tables" / "human_eval.json").read_text())
     assert out["votes"] == 8 and out["raters"] == 2
@@ -127,18 +151,35 @@ def expected_kappa(run: Path) -> float:
 
 def test_report_renders_tables_and_plots(browser, tmp_path: Path):
     sys.path.insert(0, str(Path(__file__).parents[1] / "toy"))
-    import toy_components as toy
-
     from aopcore import Budget, Experiment, Question
 
+    import toy_components as toy
+
     heldout = [Question(f"h{i}", f"q {i}", c) for i, c in enumerate(["a", "b", "c"] * 3)]
-    run = Experiment(name="shot", output_dir=tmp_path, trainer=toy.ToyTrainer(toy.ToyTrainerOptions()), reward=toy.LengthReward(),
-                     arms={"x": toy.StaticCurriculum(toy.StaticOptions()), "y": toy.WeakestCurriculum()}, heldout=heldout,
-                     test_prompts=heldout[:4], judge=toy.LengthJudge(toy.MarginJudgeOptions()), budget=Budget(2, 6, 1)).run().run_dir
+    run = (
+        Experiment(
+            name="shot",
+            output_dir=tmp_path,
+            trainer=toy.ToyTrainer(toy.ToyTrainerOptions()),
+            reward=toy.LengthReward(),
+            arms={"x": toy.StaticCurriculum(toy.StaticOptions()), "y": toy.WeakestCurriculum()},
+            heldout=heldout,
+            test_prompts=heldout[:4],
+            judge=toy.LengthJudge(toy.MarginJudgeOptions()),
+            budget=Budget(2, 6, 1),
+        )
+        .run()
+        .run_dir
+    )
     page = browser.new_page(viewport={"width": 1200, "height": 900})
     page.goto((run / "report.html").as_uri())
     headings = page.locator("h2").all_inner_texts()
-    for h in ("Held-out reward", "Prompt categories per iteration, and why", "Training curves", "Compute ledger: choosing prompts vs training"):
+    for h in (
+        "Held-out reward",
+        "Prompt categories per iteration, and why",
+        "Training curves",
+        "Compute ledger: choosing prompts vs training",
+    ):
         assert h in headings
     assert any(h.startswith("Win rates") for h in headings)
     widths = page.eval_on_selector_all("img", "imgs => imgs.map(i => i.naturalWidth)")

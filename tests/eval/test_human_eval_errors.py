@@ -1,4 +1,5 @@
 """`aopcore human-eval` on a wrong arm, iteration or root: one clear line naming what exists."""
+
 import json
 from pathlib import Path
 
@@ -12,8 +13,11 @@ def _run_dir(root: Path, arms=("aop", "sop"), iterations=(1,)) -> Path:
         for i in iterations:
             path = root / "arms" / arm / f"iter-{i:02d}" / "test_answers.jsonl"
             path.parent.mkdir(parents=True)
-            path.write_text("".join(json.dumps({"id": f"q{n}", "question": f"q {n}", "answer": f"{arm} {n}"}) + "\n"
-                                    for n in range(3)))
+            path.write_text(
+                "".join(
+                    json.dumps({"id": f"q{n}", "question": f"q {n}", "answer": f"{arm} {n}"}) + "\n" for n in range(3)
+                )
+            )
     return root
 
 

@@ -1,4 +1,5 @@
 """`aopcore rm-bench` on SHP-format pairs: exact agreement counts, tables, plot, and config errors."""
+
 import json
 from pathlib import Path
 
@@ -15,15 +16,26 @@ def write_pairs(path: Path) -> None:
             human_long = k != 3
             a, b = (long, short) if preferred_a else (short, long)
             label = int(preferred_a == human_long)
-            rows.append({"post_id": f"{c}-{k}", "domain": cat, "history": f"question {c}-{k}?", "human_ref_A": a,
-                         "human_ref_B": b, "labels": label, "score_A": 1, "score_B": 1})
+            rows.append(
+                {
+                    "post_id": f"{c}-{k}",
+                    "domain": cat,
+                    "history": f"question {c}-{k}?",
+                    "human_ref_A": a,
+                    "human_ref_B": b,
+                    "labels": label,
+                    "score_A": 1,
+                    "score_B": 1,
+                }
+            )
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
 
 
 def test_rm_bench_counts_agreement_per_category(tmp_path: Path):
     write_pairs(tmp_path / "shp.jsonl")
     (tmp_path / "bench.toml").write_text(
-        'data = "shp.jsonl"\nper_category = 4\nplugins = ["toy_components"]\n\n[rewards.length]\nplugin = "toy-length"\n')
+        'data = "shp.jsonl"\nper_category = 4\nplugins = ["toy_components"]\n\n[rewards.length]\nplugin = "toy-length"\n'
+    )
     result = run_cli("rm-bench", str(tmp_path / "bench.toml"), env={"PYTHONPATH": str(TOY)})
     assert result.returncode == 0, result.stderr
     assert "length: 9/12 agree (75.0%)" in result.stdout  # the length RM agrees on 3 of 4 pairs per category

@@ -4,6 +4,7 @@ Paths that tests build configs from, and the one way tests run the real CLI. ``t
 ``tests/`` (for this package) and ``tests/toy/`` (plugin modules named in configs) on ``sys.path``;
 a subprocess gets the same through ``SYS_PATHS`` (as ``PYTHONPATH`` or ``sys.path[:0]``).
 """
+
 from __future__ import annotations
 
 import os
@@ -19,7 +20,9 @@ SYS_PATHS = [str(TESTS), str(TOY)]  # what a subprocess needs to import helpers 
 AOPCORE = [sys.executable, "-m", "aopcore.cli"]
 
 
-def run_cli(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
+def run_cli(
+    *args: str, cwd: Path | None = None, env: dict[str, str] | None = None, timeout: float = 300
+) -> subprocess.CompletedProcess:
     """Run ``aopcore`` in a subprocess with this interpreter; ``env`` adds to (not replaces) the environment."""
     full_env = {**os.environ, **(env or {})}
     return subprocess.run([*AOPCORE, *args], cwd=cwd, env=full_env, capture_output=True, text=True, timeout=timeout)

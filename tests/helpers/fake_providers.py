@@ -6,6 +6,7 @@ and always-on kinds ``empty`` and ``blocked``. Judge prompts are answered with t
 letter of the response containing "GOOD"; other prompts with a numbered list.
 The server counts requests per prompt and the most requests it saw in flight.
 """
+
 from __future__ import annotations
 
 import json
@@ -44,7 +45,12 @@ class FakeProviderServer:
                 with server.lock:
                     server.in_flight += 1
                     server.max_in_flight = max(server.max_in_flight, server.in_flight)
-                    server.auth_headers.append(self.headers.get("authorization") or self.headers.get("x-api-key") or self.headers.get("x-goog-api-key") or "")
+                    server.auth_headers.append(
+                        self.headers.get("authorization")
+                        or self.headers.get("x-api-key")
+                        or self.headers.get("x-goog-api-key")
+                        or ""
+                    )
                 try:
                     server.handle(self, body)
                 finally:
@@ -60,7 +66,7 @@ class FakeProviderServer:
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
 
     # ---- lifecycle ----
-    def __enter__(self) -> "FakeProviderServer":
+    def __enter__(self) -> FakeProviderServer:
         self.thread.start()
         return self
 
@@ -69,8 +75,11 @@ class FakeProviderServer:
         self.httpd.server_close()
 
     def base_url(self, provider: str) -> str:
-        return {"openai": f"http://127.0.0.1:{self.port}/v1", "anthropic": f"http://127.0.0.1:{self.port}",
-                "gemini": f"http://127.0.0.1:{self.port}/"}[provider]
+        return {
+            "openai": f"http://127.0.0.1:{self.port}/v1",
+            "anthropic": f"http://127.0.0.1:{self.port}",
+            "gemini": f"http://127.0.0.1:{self.port}/",
+        }[provider]
 
     # ---- behaviour ----
     @staticmethod
@@ -92,7 +101,9 @@ class FakeProviderServer:
             return "A" if "GOOD" in a and "GOOD" not in b else "B" if "GOOD" in b and "GOOD" not in a else "C"
         n = int(m.group(1)) if (m := re.search(r"(\d+) (?:new )?questions", prompt)) else 3
         tag = abs(hash(prompt)) % 10000
-        return "\n".join(f"{k + 1}. How do I handle situation {tag}-{k} with my {['oven', 'dog', 'lease'][k % 3]}?" for k in range(n))
+        return "\n".join(
+            f"{k + 1}. How do I handle situation {tag}-{k} with my {['oven', 'dog', 'lease'][k % 3]}?" for k in range(n)
+        )
 
     def handle(self, h: BaseHTTPRequestHandler, body: dict) -> None:
         provider, prompt = self.prompt_of(h.path, body)
@@ -105,12 +116,36 @@ class FakeProviderServer:
         kind, count = (fault.group(1), int(fault.group(2))) if fault else ("", 0)
         if kind in {"empty", "blocked"} or (kind and attempt <= count):
             if kind == "429":
-                return self.send(h, 429, {"error": {"message": "rate limited", "type": "rate_limit_error", "code": 429, "status": "RESOURCE_EXHAUSTED"}},
-                                 {"Retry-After": "0.2"})
+                return self.send(
+                    h,
+                    429,
+                    {
+                        "error": {
+                            "message": "rate limited",
+                            "type": "rate_limit_error",
+                            "code": 429,
+                            "status": "RESOURCE_EXHAUSTED",
+                        }
+                    },
+                    {"Retry-After": "0.2"},
+                )
             if kind == "500":
-                return self.send(h, 500, {"error": {"message": "boom", "type": "api_error", "code": 500, "status": "INTERNAL"}})
+                return self.send(
+                    h, 500, {"error": {"message": "boom", "type": "api_error", "code": 500, "status": "INTERNAL"}}
+                )
             if kind == "401":
-                return self.send(h, 401, {"error": {"message": "invalid api key", "type": "authentication_error", "code": 401, "status": "UNAUTHENTICATED"}})
+                return self.send(
+                    h,
+                    401,
+                    {
+                        "error": {
+                            "message": "invalid api key",
+                            "type": "authentication_error",
+                            "code": 401,
+                            "status": "UNAUTHENTICATED",
+                        }
+                    },
+                )
             if kind == "hang":
                 time.sleep(self.hang_s)
             if kind == "badjson":
@@ -124,26 +159,60 @@ class FakeProviderServer:
     @staticmethod
     def success(provider: str, text: str, body: dict) -> dict:
         if provider == "openai":
-            return {"id": "chatcmpl-1", "object": "chat.completion", "created": 0, "model": body.get("model", "m"),
-                    "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
-                    "usage": {"prompt_tokens": 11, "completion_tokens": 7, "total_tokens": 18}}
+            return {
+                "id": "chatcmpl-1",
+                "object": "chat.completion",
+                "created": 0,
+                "model": body.get("model", "m"),
+                "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
+                "usage": {"prompt_tokens": 11, "completion_tokens": 7, "total_tokens": 18},
+            }
         if provider == "anthropic":
-            return {"id": "msg_1", "type": "message", "role": "assistant", "model": body.get("model", "m"),
-                    "content": [{"type": "text", "text": text}] if text else [], "stop_reason": "end_turn", "stop_sequence": None,
-                    "usage": {"input_tokens": 11, "output_tokens": 7}}
-        return {"candidates": [{"content": {"parts": [{"text": text}], "role": "model"}, "finishReason": "STOP", "index": 0}],
-                "usageMetadata": {"promptTokenCount": 11, "candidatesTokenCount": 7, "totalTokenCount": 18}}
+            return {
+                "id": "msg_1",
+                "type": "message",
+                "role": "assistant",
+                "model": body.get("model", "m"),
+                "content": [{"type": "text", "text": text}] if text else [],
+                "stop_reason": "end_turn",
+                "stop_sequence": None,
+                "usage": {"input_tokens": 11, "output_tokens": 7},
+            }
+        return {
+            "candidates": [
+                {"content": {"parts": [{"text": text}], "role": "model"}, "finishReason": "STOP", "index": 0}
+            ],
+            "usageMetadata": {"promptTokenCount": 11, "candidatesTokenCount": 7, "totalTokenCount": 18},
+        }
 
     @staticmethod
     def blocked(provider: str, body: dict) -> dict:
         if provider == "openai":
-            return {"id": "chatcmpl-2", "object": "chat.completion", "created": 0, "model": body.get("model", "m"),
-                    "choices": [{"index": 0, "message": {"role": "assistant", "content": None}, "finish_reason": "content_filter"}],
-                    "usage": {"prompt_tokens": 11, "completion_tokens": 0, "total_tokens": 11}}
+            return {
+                "id": "chatcmpl-2",
+                "object": "chat.completion",
+                "created": 0,
+                "model": body.get("model", "m"),
+                "choices": [
+                    {"index": 0, "message": {"role": "assistant", "content": None}, "finish_reason": "content_filter"}
+                ],
+                "usage": {"prompt_tokens": 11, "completion_tokens": 0, "total_tokens": 11},
+            }
         if provider == "anthropic":
-            return {"id": "msg_2", "type": "message", "role": "assistant", "model": body.get("model", "m"), "content": [],
-                    "stop_reason": "refusal", "stop_sequence": None, "usage": {"input_tokens": 11, "output_tokens": 0}}
-        return {"promptFeedback": {"blockReason": "SAFETY"}, "usageMetadata": {"promptTokenCount": 11, "totalTokenCount": 11}}
+            return {
+                "id": "msg_2",
+                "type": "message",
+                "role": "assistant",
+                "model": body.get("model", "m"),
+                "content": [],
+                "stop_reason": "refusal",
+                "stop_sequence": None,
+                "usage": {"input_tokens": 11, "output_tokens": 0},
+            }
+        return {
+            "promptFeedback": {"blockReason": "SAFETY"},
+            "usageMetadata": {"promptTokenCount": 11, "totalTokenCount": 11},
+        }
 
     @staticmethod
     def send(h: BaseHTTPRequestHandler, status: int, payload: dict, headers: dict | None = None) -> None:

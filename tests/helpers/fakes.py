@@ -5,6 +5,7 @@ in the score-based prompt and writes labelled questions for the lowest-scoring
 domains, or answers keyword prompts with numbered lists. Its wording varies with a
 counter so de-duplication has real work to do.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -25,7 +26,20 @@ class HashEmbedder:
         return out / np.maximum(norms, 1e-9)
 
 
-TOPICS = ["oven", "engine", "contract", "planet", "history", "puppy", "salary", "virus", "sauce", "poem", "bridge", "tax"]
+TOPICS = [
+    "oven",
+    "engine",
+    "contract",
+    "planet",
+    "history",
+    "puppy",
+    "salary",
+    "virus",
+    "sauce",
+    "poem",
+    "bridge",
+    "tax",
+]
 
 
 class ScriptedLLM:
@@ -51,9 +65,13 @@ class ScriptedLLM:
         summary = re.search(r"lowest first\):\n(.*?)\n\n", prompt, re.S)
         if summary:  # score-based, llm targeting: label questions with the two weakest domains
             weak = [line.split(":")[0] for line in summary.group(1).splitlines()][:2]
-            lines = [f"{weak[k % 2]} | {TOPICS[(c + k) % 12]} question {c}-{k}: how would you handle {TOPICS[(c * 7 + k) % 12]} {c} {k}?"
-                     for k in range(n)]
+            lines = [
+                f"{weak[k % 2]} | {TOPICS[(c + k) % 12]} question {c}-{k}: how would you handle {TOPICS[(c * 7 + k) % 12]} {c} {k}?"
+                for k in range(n)
+            ]
             return "Here are the questions:\n" + "\n".join(lines)
         target = re.search(r'domain "([^"]+)"|about "([^"]+)"|forum r/(\w+)', prompt)
         topic = next(g for g in target.groups() if g)
-        return "\n".join(f"{k + 1}. My {topic} {TOPICS[(c + k) % 12]} issue number {c}-{k}, what should I do?" for k in range(n))
+        return "\n".join(
+            f"{k + 1}. My {topic} {TOPICS[(c + k) % 12]} issue number {c}-{k}, what should I do?" for k in range(n)
+        )

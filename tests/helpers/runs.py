@@ -1,4 +1,5 @@
 """Comparing run directories: what must be identical between an interrupted-and-resumed run and a whole one."""
+
 from __future__ import annotations
 
 import json
@@ -22,6 +23,6 @@ def outputs(run: Path) -> dict[str, str]:
             text = text.split("## Compute ledger")[0]  # the ledger holds wall times
         if rel == "report.html":
             head, _, rest = text.partition("<h2>Compute ledger")
-            text = head + rest[rest.find("<h2>"):]  # drop the ledger table (wall times), keep everything else
+            text = head + rest[rest.find("<h2>") :]  # drop the ledger table (wall times), keep everything else
         out[rel] = text
     return out

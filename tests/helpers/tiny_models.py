@@ -2,12 +2,37 @@
 
 A 24-word vocabulary makes rewards like "say 'good'" learnable in a few PPO steps.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
 
-WORDS = ["good", "bad", "cat", "dog", "sky", "blue", "red", "tree", "run", "jump", "yes", "no",
-         "how", "why", "what", "do", "i", "the", "a", "is", "###", "instruction:", "response:", "?"]
+WORDS = [
+    "good",
+    "bad",
+    "cat",
+    "dog",
+    "sky",
+    "blue",
+    "red",
+    "tree",
+    "run",
+    "jump",
+    "yes",
+    "no",
+    "how",
+    "why",
+    "what",
+    "do",
+    "i",
+    "the",
+    "a",
+    "is",
+    "###",
+    "instruction:",
+    "response:",
+    "?",
+]
 
 
 def word_tokenizer():
@@ -32,9 +57,20 @@ def save_tiny_gpt2(folder: Path, *, seed: int = 0, init_range: float = 0.02) -> 
 
     torch.manual_seed(seed)
     tok = word_tokenizer()
-    config = GPT2Config(vocab_size=len(tok), n_positions=256, n_embd=32, n_layer=2, n_head=2,
-                        bos_token_id=tok.eos_token_id, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id,
-                        resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0, initializer_range=init_range)
+    config = GPT2Config(
+        vocab_size=len(tok),
+        n_positions=256,
+        n_embd=32,
+        n_layer=2,
+        n_head=2,
+        bos_token_id=tok.eos_token_id,
+        eos_token_id=tok.eos_token_id,
+        pad_token_id=tok.pad_token_id,
+        resid_pdrop=0.0,
+        embd_pdrop=0.0,
+        attn_pdrop=0.0,
+        initializer_range=init_range,
+    )
     model = GPT2LMHeadModel(config)
     folder.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(folder)
@@ -48,8 +84,17 @@ def save_tiny_classifier(folder: Path, *, seed: int = 0) -> Path:
 
     torch.manual_seed(seed)
     tok = word_tokenizer()
-    config = GPT2Config(vocab_size=len(tok), n_positions=64, n_embd=16, n_layer=1, n_head=2, num_labels=1,
-                        pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id, bos_token_id=tok.eos_token_id)
+    config = GPT2Config(
+        vocab_size=len(tok),
+        n_positions=64,
+        n_embd=16,
+        n_layer=1,
+        n_head=2,
+        num_labels=1,
+        pad_token_id=tok.pad_token_id,
+        eos_token_id=tok.eos_token_id,
+        bos_token_id=tok.eos_token_id,
+    )
     GPT2ForSequenceClassification(config).save_pretrained(folder)
     tok.save_pretrained(folder)
     return folder
@@ -63,8 +108,17 @@ def save_tiny_t5(folder: Path, *, seed: int = 0) -> Path:
     tok = word_tokenizer()
     extra = ["A", "B", "POST:", "RESPONSE", "Which", "better?"]
     tok.add_tokens(extra)
-    config = T5Config(vocab_size=len(tok), d_model=16, d_ff=32, num_layers=1, num_heads=2, d_kv=8,
-                      decoder_start_token_id=tok.pad_token_id, pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id)
+    config = T5Config(
+        vocab_size=len(tok),
+        d_model=16,
+        d_ff=32,
+        num_layers=1,
+        num_heads=2,
+        d_kv=8,
+        decoder_start_token_id=tok.pad_token_id,
+        pad_token_id=tok.pad_token_id,
+        eos_token_id=tok.eos_token_id,
+    )
     T5ForConditionalGeneration(config).save_pretrained(folder)
     tok.save_pretrained(folder)
     return folder

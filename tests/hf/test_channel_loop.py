@@ -1,4 +1,5 @@
 """The per-step channel inside aopcore's loop: online curricula draw every training step's prompts."""
+
 from __future__ import annotations
 
 import json
@@ -33,7 +34,7 @@ class StreamToyTrainer(ToyTrainer):
         order = [p for _ in range(passes) for p in prompts]
         steps = 0
         for start in range(0, len(order), 2):
-            batch = order[start:start + 2]
+            batch = order[start : start + 2]
             if stream is not None:
                 batch = stream.next(len(batch))
             answers = [TEMPLATES[0]] * len(batch)
@@ -93,9 +94,17 @@ class Watcher(Static):
 
 def experiment(tmp_path, arms, trainer=None, **kw):
     heldout = [__import__("aopcore").Question(f"h{k}", f"{c} held {k}", c) for k, c in enumerate("abab")]
-    return Experiment(name="ch", output_dir=tmp_path, trainer=trainer or StreamToyTrainer(ToyTrainerOptions()),
-                      reward=CategoryReward(), arms=arms, heldout=heldout, test_prompts=heldout[:2],
-                      budget=Budget(iterations=2, records_per_iteration=4, passes=2), **kw)
+    return Experiment(
+        name="ch",
+        output_dir=tmp_path,
+        trainer=trainer or StreamToyTrainer(ToyTrainerOptions()),
+        reward=CategoryReward(),
+        arms=arms,
+        heldout=heldout,
+        test_prompts=heldout[:2],
+        budget=Budget(iterations=2, records_per_iteration=4, passes=2),
+        **kw,
+    )
 
 
 def record(run: Path, stage: str) -> dict:
@@ -130,7 +139,9 @@ def test_a_watcher_sees_every_step_and_static_arms_stay_twins(tmp_path):
     assert record(run, "arms/s2/iter-01/train")["reused_from"] == "arms/s1/iter-01"  # unchanged for other curricula
     assert "reused_from" not in record(run, "arms/w/iter-01/train")
     assert len(WATCHED) == 8 and all(len(b.groups) == 2 for b in WATCHED)  # 4 draws per iteration, 2 iterations
-    assert sorted(g.prompt_id for b in WATCHED[:4] for g in b.groups) == sorted(f"p1-{k}" for k in range(4) for _ in range(2))
+    assert sorted(g.prompt_id for b in WATCHED[:4] for g in b.groups) == sorted(
+        f"p1-{k}" for k in range(4) for _ in range(2)
+    )
 
 
 def test_online_curriculum_with_a_trainer_without_stream_is_refused(tmp_path):
@@ -150,7 +161,9 @@ def test_a_lazily_built_trainer_is_checked_without_building_it(tmp_path):
     registry = load_registry(["toy_components"])
     lazy = LazyComponent(registry.implementations["trainer"]["toy"], ToyTrainerOptions())
     assert contracts.takes_keyword(lazy, "train", "stream") is False and not lazy.built
-    ppo = LazyComponent(registry.implementations["trainer"]["ppo"], registry.implementations["trainer"]["ppo"].options())
+    ppo = LazyComponent(
+        registry.implementations["trainer"]["ppo"], registry.implementations["trainer"]["ppo"].options()
+    )
     assert contracts.takes_keyword(ppo, "train", "stream") is True and not ppo.built
     assert contracts.component_name("trainer", lazy) == "trainer (toy)"
 
@@ -207,15 +220,30 @@ if __name__ == "__main__":
 def test_online_ppo_stage_killed_mid_stage_draws_the_same_prompts(tmp_path: Path):
     torch = pytest.importorskip("torch")
     from test_ppo_resume import OPTIONS, load_script, weights, without_timing
+
     from helpers.tiny_models import save_tiny_gpt2
 
     policy = save_tiny_gpt2(tmp_path / "policy")
     stage = load_script(tmp_path / "ppo_online.py", PPO_SCRIPT.format(tests=str(TESTS)))
     stage.main(policy, tmp_path / "whole", tmp_path / "scratch-whole", OPTIONS)
     env = {**os.environ, "KILL_AT": "5", "TQDM_DISABLE": "1"}
-    proc = subprocess.run([sys.executable, str(tmp_path / "ppo_online.py"), str(policy), str(tmp_path / "resumed"),
-                           str(tmp_path / "scratch"), json.dumps(OPTIONS)], env=env, capture_output=True, text=True, timeout=300)
-    assert proc.returncode == -signal.SIGKILL, proc.stderr[-3000:]  # killed during step 5; the save of step 4 holds the stream
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(tmp_path / "ppo_online.py"),
+            str(policy),
+            str(tmp_path / "resumed"),
+            str(tmp_path / "scratch"),
+            json.dumps(OPTIONS),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == -signal.SIGKILL, proc.stderr[
+        -3000:
+    ]  # killed during step 5; the save of step 4 holds the stream
     assert (tmp_path / "scratch" / "ppo-step-00000004").is_dir() and (tmp_path / "scratch" / "stream.jsonl").exists()
     stage.main(policy, tmp_path / "resumed", tmp_path / "scratch", OPTIONS)
     a, b = (json.loads((tmp_path / d / "stats.json").read_text()) for d in ("whole", "resumed"))

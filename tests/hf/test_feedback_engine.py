@@ -2,12 +2,14 @@
 once when the config is read and recorded, so a run directory never switches engines silently. None of these tests
 needs vLLM: $AOPCORE_VLLM_PYTHON decides what is "installed" (an executable stands in for the vLLM Python; nothing
 here starts an engine). tests/hf/test_vllm.py runs the resolved engine for real."""
+
 from __future__ import annotations
 
 import sys
 from pathlib import Path
 
 import pytest
+
 from helpers import run_cli
 
 pytest.importorskip("torch")
@@ -63,7 +65,9 @@ def test_the_resolved_engine_is_recorded_and_a_resume_that_resolves_otherwise_is
     with pytest.raises(InputError, match=r"feedback\.engine: vllm -> transformers"):
         check_run_dir(run_dir, without.build().fingerprint())
     # naming the engine the run was made with is refused up front where it is missing, in one line that says why
-    with pytest.raises(InputError, match=r"feedback\.engine: vllm needs a vLLM environment: run `bash scripts/setup-vllm.sh`"):
+    with pytest.raises(
+        InputError, match=r"feedback\.engine: vllm needs a vLLM environment: run `bash scripts/setup-vllm.sh`"
+    ):
         resolve(QUICKSTART, [*overrides, 'feedback.engine="vllm"'])
     monkeypatch.setenv("AOPCORE_VLLM_PYTHON", sys.executable)  # with vLLM back, the run resumes as it was made
     assert check_run_dir(run_dir, resolve(QUICKSTART, overrides).build().fingerprint()) == []
@@ -83,11 +87,13 @@ def test_env_report_names_the_vllm_environment_auto_would_use():
     found = run_cli("env", "--no-sizes", env=WITH_VLLM)
     assert found.returncode == 0, found.stderr
     notes = found.stdout.split("from plugins:\n", 1)[1]
-    assert f"  vLLM environment: {sys.executable} (the local feedback LLM's engine = \"auto\" runs on vLLM)" in notes
+    assert f'  vLLM environment: {sys.executable} (the local feedback LLM\'s engine = "auto" runs on vLLM)' in notes
     none = run_cli("env", "--no-sizes", "--json", env=WITHOUT_VLLM)
     import json
 
-    assert json.loads(none.stdout)["plugin_notes"]["vLLM environment"].startswith("none (a checkout's scripts/setup-vllm.sh makes one, or set AOPCORE_VLLM_PYTHON")
+    assert json.loads(none.stdout)["plugin_notes"]["vLLM environment"].startswith(
+        "none (a checkout's scripts/setup-vllm.sh makes one, or set AOPCORE_VLLM_PYTHON"
+    )
 
 
 def test_a_plugin_and_its_resolved_options_survive_pickling(monkeypatch):
@@ -111,6 +117,9 @@ def test_a_failing_environment_note_is_shown_as_failed_and_the_others_stay(monke
     def broken() -> str:
         raise OSError("no such folder")
 
-    monkeypatch.setattr(aopcore.registry, "registered_pairs",
-                        lambda hook: [("broken", broken), ("fine", lambda: "here"), ("silent", lambda: None)])
+    monkeypatch.setattr(
+        aopcore.registry,
+        "registered_pairs",
+        lambda hook: [("broken", broken), ("fine", lambda: "here"), ("silent", lambda: None)],
+    )
     assert plugin_notes() == {"broken": "failed: OSError: no such folder", "fine": "here"}

@@ -1,4 +1,5 @@
 """Generation backends on a tiny random model: every backend gives the plain path's greedy tokens."""
+
 from pathlib import Path
 
 import pytest
@@ -6,8 +7,15 @@ import pytest
 torch = pytest.importorskip("torch")
 from helpers.tiny_models import save_tiny_gpt2  # noqa: E402
 
-PROMPTS = ["why", "how do i run ? the dog is blue and the sky is red", "what is a cat ?", "good", "the tree is red",
-           "yes no yes", "i do jump"]
+PROMPTS = [
+    "why",
+    "how do i run ? the dog is blue and the sky is red",
+    "what is a cat ?",
+    "good",
+    "the tree is red",
+    "yes no yes",
+    "i do jump",
+]
 
 
 @pytest.fixture(scope="module")
@@ -74,8 +82,9 @@ def test_policy_answers_are_the_same_with_every_backend(tiny, backend):
     from aopcore_hf.ppo import PPOPolicyTrainer
 
     def answers(name: str) -> list[str]:
-        trainer = PPOPolicyTrainer(PPOOptions(model=str(tiny), device="cpu", generation_backend=name, eval_max_new_tokens=6,
-                                              eval_batch_size=4))
+        trainer = PPOPolicyTrainer(
+            PPOOptions(model=str(tiny), device="cpu", generation_backend=name, eval_max_new_tokens=6, eval_batch_size=4)
+        )
         return trainer.generate(tiny, PROMPTS, seed=0)
 
     assert answers(backend) == answers("plain")
@@ -83,10 +92,9 @@ def test_policy_answers_are_the_same_with_every_backend(tiny, backend):
 
 def test_vllm_backend_without_vllm_is_one_clear_error(tiny, monkeypatch):
     monkeypatch.setenv("AOPCORE_VLLM_PYTHON", "")  # set but empty: no vLLM environment, wherever .venv-vllm exists
+    from aopcore.errors import InputError
     from aopcore_hf.options import PPOOptions
     from aopcore_hf.ppo import PPOPolicyTrainer
-
-    from aopcore.errors import InputError
 
     trainer = PPOPolicyTrainer(PPOOptions(model=str(tiny), device="cpu", generation_backend="vllm"))
     with pytest.raises(InputError, match="scripts/setup-vllm.sh"):

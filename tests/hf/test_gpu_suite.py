@@ -1,17 +1,26 @@
 """The PPO memory and precision options on CPU: each runs, and those that must not change the math do not."""
+
 from pathlib import Path
 
 import pytest
 
 torch = pytest.importorskip("torch")
-from helpers.tiny_models import WordReward, save_tiny_gpt2  # noqa: E402
-
 from aopcore import Prompt  # noqa: E402
+
+from helpers.tiny_models import WordReward, save_tiny_gpt2  # noqa: E402
 
 pytestmark = [pytest.mark.slow, pytest.mark.gpu]  # the GPU suite's options, run on the CPU
 
-KEYS = ("objective/kl", "objective/scores", "loss/policy_avg", "loss/value_avg", "policy/approxkl_avg", "val/ratio",
-        "objective/entropy", "tokens/response_len_mean")
+KEYS = (
+    "objective/kl",
+    "objective/scores",
+    "loss/policy_avg",
+    "loss/value_avg",
+    "policy/approxkl_avg",
+    "val/ratio",
+    "objective/entropy",
+    "tokens/response_len_mean",
+)
 
 
 @pytest.fixture(scope="module")
@@ -19,20 +28,42 @@ def tiny(tmp_path_factory) -> Path:
     return save_tiny_gpt2(tmp_path_factory.mktemp("opts") / "gpt2", init_range=0.3)
 
 
-PROMPTS = ["why is the sky blue ?", "how do i run", "what is a dog ?", "yes", "the tree is red", "i jump", "good cat", "no"] * 2
+PROMPTS = [
+    "why is the sky blue ?",
+    "how do i run",
+    "what is a dog ?",
+    "yes",
+    "the tree is red",
+    "i jump",
+    "good cat",
+    "no",
+] * 2
 
 
-def train(tiny: Path, out: Path, *, generation_batch: int | None = None, **options) -> tuple[list[dict], dict[str, torch.Tensor]]:
+def train(
+    tiny: Path, out: Path, *, generation_batch: int | None = None, **options
+) -> tuple[list[dict], dict[str, torch.Tensor]]:
     """Two greedy PPO steps (greedy rollouts: every run trains on the same responses); metrics and saved weights."""
-    from aopcore_hf.options import PPOOptions
-    from aopcore_hf.ppo import PPOPolicyTrainer
     from safetensors.torch import load_file
 
-    opts = PPOOptions(model=str(tiny), device="cpu", dtype="float32", learning_rate=2e-3, batch_size=8, mini_batch_size=4,
-                      ppo_epochs=2, generation={"max_new_tokens": 6, "do_sample": False, "batch_size": generation_batch}, **options)
+    from aopcore_hf.options import PPOOptions
+    from aopcore_hf.ppo import PPOPolicyTrainer
+
+    opts = PPOOptions(
+        model=str(tiny),
+        device="cpu",
+        dtype="float32",
+        learning_rate=2e-3,
+        batch_size=8,
+        mini_batch_size=4,
+        ppo_epochs=2,
+        generation={"max_new_tokens": 6, "do_sample": False, "batch_size": generation_batch},
+        **options,
+    )
     out.mkdir(parents=True)
-    stats = PPOPolicyTrainer(opts).train(tiny, [Prompt(str(i), p, "c") for i, p in enumerate(PROMPTS)], WordReward(),
-                                         passes=1, out=out, seed=3)
+    stats = PPOPolicyTrainer(opts).train(
+        tiny, [Prompt(str(i), p, "c") for i, p in enumerate(PROMPTS)], WordReward(), passes=1, out=out, seed=3
+    )
     return stats.metrics, load_file(str(out / "model.safetensors"))
 
 
@@ -51,9 +82,16 @@ def assert_same(a: tuple[list[dict], dict], b: tuple[list[dict], dict], *, atol:
         torch.testing.assert_close(wa[name], wb[name], atol=atol, rtol=1e-4, msg=name)
 
 
-@pytest.mark.parametrize("options", [{"gradient_checkpointing": True}, {"generation_batch": 3},
-                                     {"reference_placement": "offload"}, {"reference_placement": "cpu"}],
-                         ids=["gradient-checkpointing", "generation-batch-3", "ref-offload", "ref-cpu"])
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"gradient_checkpointing": True},
+        {"generation_batch": 3},
+        {"reference_placement": "offload"},
+        {"reference_placement": "cpu"},
+    ],
+    ids=["gradient-checkpointing", "generation-batch-3", "ref-offload", "ref-cpu"],
+)
 def test_memory_options_leave_the_math_unchanged(tiny, tmp_path, baseline, options):
     from safetensors.torch import load_file
 
@@ -85,7 +123,9 @@ def test_gradient_checkpointing_recomputes_the_layers(tiny):
             enable_gradient_checkpointing(model)
         model.train()
         calls = []
-        model.transformer.h[0].attn.register_forward_pre_hook(lambda *a: calls.append(1))  # inside the checkpointed block
+        model.transformer.h[0].attn.register_forward_pre_hook(
+            lambda *a: calls.append(1)
+        )  # inside the checkpointed block
         model(input_ids=torch.tensor([[3, 4, 5, 6]]), use_cache=False).logits.sum().backward()
         return len(calls)
 

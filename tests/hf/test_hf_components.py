@@ -1,4 +1,5 @@
 """Generation, reward models and embeddings: on tiny random models (fast) and on the packaged models (slow)."""
+
 import subprocess
 import sys
 from pathlib import Path
@@ -12,7 +13,11 @@ from helpers.tiny_models import save_tiny_classifier, save_tiny_gpt2, save_tiny_
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
     root = tmp_path_factory.mktemp("tiny")
-    return {"gpt2": save_tiny_gpt2(root / "gpt2", init_range=0.6), "cls": save_tiny_classifier(root / "cls"), "t5": save_tiny_t5(root / "t5")}
+    return {
+        "gpt2": save_tiny_gpt2(root / "gpt2", init_range=0.6),
+        "cls": save_tiny_classifier(root / "cls"),
+        "t5": save_tiny_t5(root / "t5"),
+    }
 
 
 def test_length_sorted_batches_equal_one_at_a_time(tiny):
@@ -35,10 +40,9 @@ def test_length_sorted_batches_equal_one_at_a_time(tiny):
 
 
 def test_policy_generate_is_seeded_and_counts_tokens(tiny, tmp_path):
+    from aopcore.ledger import StageMeter
     from aopcore_hf.options import PPOOptions
     from aopcore_hf.ppo import PPOPolicyTrainer
-
-    from aopcore.ledger import StageMeter
 
     trainer = PPOPolicyTrainer(PPOOptions(model=str(tiny["gpt2"]), device="cpu", eval_max_new_tokens=5))
     trainer.initial_policy(tmp_path, seed=0)
@@ -67,7 +71,13 @@ def test_steamshp_scores_probability_of_a(tiny):
     rm = SteamSHPReward(SteamSHPOptions(model=str(tiny["t5"]), device="cpu", batch_size=2, max_length=64))
     scores = rm.score(["why is the sky blue ?"] * 3 + ["cat " * 300], ["blue sky", "good", "no", "dog"])
     assert all(0.0 < s < 1.0 for s in scores)
-    assert scores == pytest.approx([rm.score([p], [a])[0] for p, a in zip(["why is the sky blue ?"] * 3 + ["cat " * 300], ["blue sky", "good", "no", "dog"])], abs=1e-5)
+    assert scores == pytest.approx(
+        [
+            rm.score([p], [a])[0]
+            for p, a in zip(["why is the sky blue ?"] * 3 + ["cat " * 300], ["blue sky", "good", "no", "dog"])
+        ],
+        abs=1e-5,
+    )
 
 
 @pytest.mark.slow
@@ -81,8 +91,18 @@ def test_offline_relevance_reward_and_embedder():
     assert float(vecs[0] @ vecs[1]) > float(vecs[0] @ vecs[2]) + 0.2
     rm = OfflineRelevanceReward(RelevanceOptions())
     q = "How do I keep my sourdough starter alive while on vacation?"
-    on_topic = "Feed the starter, let it rise an hour, then keep it in the fridge; it survives two weeks without feeding."
-    scores = rm.score([q] * 4, [on_topic, "The Eiffel Tower is in Paris and was finished in 1889 for a world fair.", "", "bread bread bread bread bread bread bread bread"])
+    on_topic = (
+        "Feed the starter, let it rise an hour, then keep it in the fridge; it survives two weeks without feeding."
+    )
+    scores = rm.score(
+        [q] * 4,
+        [
+            on_topic,
+            "The Eiffel Tower is in Paris and was finished in 1889 for a world fair.",
+            "",
+            "bread bread bread bread bread bread bread bread",
+        ],
+    )
     assert scores[0] > scores[1] > scores[2]
     assert scores[0] > scores[3]
     assert rm.score([q], [on_topic])[0] == pytest.approx(scores[0], abs=1e-5)
@@ -90,12 +110,11 @@ def test_offline_relevance_reward_and_embedder():
 
 @pytest.mark.slow
 def test_packaged_smollm2_converts_once_and_answers(tmp_path_factory):
+    from aopcore import JudgeItem
     from aopcore_hf.feedback import LocalJudgeOptions, LocalModelJudge
     from aopcore_hf.models import resolve_model
     from aopcore_hf.options import PPOOptions
     from aopcore_hf.ppo import PPOPolicyTrainer
-
-    from aopcore import JudgeItem
 
     folder = Path(resolve_model("smollm2-135m-instruct"))
     assert (folder / "config.json").exists() and (folder / "model.safetensors").exists()
@@ -124,4 +143,7 @@ def test_import_paths_the_docs_published_still_work_for_a_release():
     assert old_serve.main is serve.main
     for module in ("aopcore_hf.ppo_launch", "aopcore_hf.vllm_serve"):
         out = subprocess.run([sys.executable, "-m", module, "--help"], capture_output=True, text=True, timeout=120)
-        assert out.returncode in (0, 2) and "usage: python -m aopcore_hf." in out.stdout + out.stderr, (module, out.stderr)
+        assert out.returncode in (0, 2) and "usage: python -m aopcore_hf." in out.stdout + out.stderr, (
+            module,
+            out.stderr,
+        )

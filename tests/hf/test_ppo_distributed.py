@@ -4,22 +4,45 @@ Same global batch, greedy rollouts (so both runs see the same responses), same s
 and the trained weights must agree up to float summation order. Rewards are scored in this process,
 through the reward service, so the RewardModel never has to be loaded by the workers.
 """
+
 from pathlib import Path
 
 import pytest
 
 torch = pytest.importorskip("torch")
-from aopcore_hf.options import PPOOptions  # noqa: E402
-from aopcore_hf.ppo import PPOPolicyTrainer  # noqa: E402
-from helpers.tiny_models import WordReward, save_tiny_gpt2  # noqa: E402
-
 from aopcore import Prompt  # noqa: E402
 from aopcore.ledger import StageMeter  # noqa: E402
+from aopcore_hf.options import PPOOptions  # noqa: E402
+from aopcore_hf.ppo import PPOPolicyTrainer  # noqa: E402
 
-PROMPTS = [Prompt(f"p{i}", text, "c") for i, text in enumerate(
-    ["how do i run ?", "why is the sky blue ?", "what is a cat ?", "how do i jump ?", "the dog is red", "a tree ?", "yes", "no ?"])]
-KEYS = ("objective/scores", "objective/kl", "objective/kl_coef", "loss/policy_avg", "loss/value_avg", "val/ratio",
-        "policy/clipfrac_avg", "objective/entropy", "tokens/response_len_mean")
+from helpers.tiny_models import WordReward, save_tiny_gpt2  # noqa: E402
+
+PROMPTS = [
+    Prompt(f"p{i}", text, "c")
+    for i, text in enumerate(
+        [
+            "how do i run ?",
+            "why is the sky blue ?",
+            "what is a cat ?",
+            "how do i jump ?",
+            "the dog is red",
+            "a tree ?",
+            "yes",
+            "no ?",
+        ]
+    )
+]
+KEYS = (
+    "objective/scores",
+    "objective/kl",
+    "objective/kl_coef",
+    "loss/policy_avg",
+    "loss/value_avg",
+    "val/ratio",
+    "policy/clipfrac_avg",
+    "objective/entropy",
+    "tokens/response_len_mean",
+)
 
 
 def weights(folder: Path) -> dict[str, torch.Tensor]:
@@ -34,8 +57,16 @@ def weights(folder: Path) -> dict[str, torch.Tensor]:
 @pytest.mark.torchrun
 def test_two_process_ppo_matches_one_process(tmp_path: Path):
     policy = save_tiny_gpt2(tmp_path / "gpt2", init_range=0.6)
-    common = dict(model=str(policy), device="cpu", learning_rate=3e-3, batch_size=8, mini_batch_size=4, ppo_epochs=2,
-                  init_kl_coef=0.05, generation={"max_new_tokens": 6, "do_sample": False})
+    common = dict(
+        model=str(policy),
+        device="cpu",
+        learning_rate=3e-3,
+        batch_size=8,
+        mini_batch_size=4,
+        ppo_epochs=2,
+        init_kl_coef=0.05,
+        generation={"max_new_tokens": 6, "do_sample": False},
+    )
     runs = {}
     for n in (1, 2):
         trainer = PPOPolicyTrainer(PPOOptions(**common, num_processes=n))
@@ -62,7 +93,7 @@ def test_two_process_ppo_matches_one_process(tmp_path: Path):
         if k.endswith("attn.c_attn.bias"):
             # the key bias has zero gradient in exact arithmetic (softmax ignores a constant shift), so Adam turns
             # float noise there into lr-sized steps of either sign; it cannot change what the model computes
-            a, b = torch.cat([a[:n_embd], a[2 * n_embd:]]), torch.cat([b[:n_embd], b[2 * n_embd:]])
+            a, b = torch.cat([a[:n_embd], a[2 * n_embd :]]), torch.cat([b[:n_embd], b[2 * n_embd :]])
         assert torch.allclose(a, b, atol=2e-5, rtol=1e-4), (k, float((a - b).abs().max()))
     # and the two trained policies compute the same function
     from transformers import AutoModelForCausalLM
@@ -88,8 +119,17 @@ class BrokenReward:
 def test_a_failing_reward_stops_the_group_with_its_error(tmp_path: Path):
     """The reward runs in the experiment's process; its failure must end the workers, not leave them waiting."""
     policy = save_tiny_gpt2(tmp_path / "gpt2")
-    trainer = PPOPolicyTrainer(PPOOptions(model=str(policy), device="cpu", batch_size=4, mini_batch_size=2, ppo_epochs=1,
-                                          num_processes=2, generation={"max_new_tokens": 3}))
+    trainer = PPOPolicyTrainer(
+        PPOOptions(
+            model=str(policy),
+            device="cpu",
+            batch_size=4,
+            mini_batch_size=2,
+            ppo_epochs=1,
+            num_processes=2,
+            generation={"max_new_tokens": 3},
+        )
+    )
     with pytest.raises(ValueError, match="reward model exploded"):
         trainer.train(policy, PROMPTS[:4], BrokenReward(), passes=1, out=tmp_path / "out", seed=0)
     assert not (tmp_path / "out" / "model.safetensors").exists()
@@ -102,15 +142,26 @@ def test_accelerate_config_is_passed_to_accelerate_launch(tmp_path: Path):
     from aopcore_hf.ppo.launch import launch_command
 
     config = tmp_path / "accelerate.yaml"
-    config.write_text("compute_environment: LOCAL_MACHINE\ndistributed_type: 'NO'\nnum_processes: 1\nnum_machines: 1\n"
-                      "machine_rank: 0\nuse_cpu: true\nmixed_precision: 'no'\n")
+    config.write_text(
+        "compute_environment: LOCAL_MACHINE\ndistributed_type: 'NO'\nnum_processes: 1\nnum_machines: 1\n"
+        "machine_rank: 0\nuse_cpu: true\nmixed_precision: 'no'\n"
+    )
     policy = save_tiny_gpt2(tmp_path / "gpt2", init_range=0.6)
-    common = dict(model=str(policy), device="cpu", learning_rate=3e-3, batch_size=4, mini_batch_size=2, ppo_epochs=1,
-                  generation={"max_new_tokens": 4, "do_sample": False})
+    common = dict(
+        model=str(policy),
+        device="cpu",
+        learning_rate=3e-3,
+        batch_size=4,
+        mini_batch_size=2,
+        ppo_epochs=1,
+        generation={"max_new_tokens": 4, "do_sample": False},
+    )
     launched = PPOOptions(**common, accelerate_config=str(config))
     assert "accelerate.commands.launch" in launch_command(launched, tmp_path / "job.json")
-    runs = [PPOPolicyTrainer(opts).train(policy, PROMPTS[:4], WordReward("good"), passes=1, out=tmp_path / name, seed=1)
-            for name, opts in (("plain", PPOOptions(**common)), ("launched", launched))]
+    runs = [
+        PPOPolicyTrainer(opts).train(policy, PROMPTS[:4], WordReward("good"), passes=1, out=tmp_path / name, seed=1)
+        for name, opts in (("plain", PPOOptions(**common)), ("launched", launched))
+    ]
     for key in KEYS:
         assert runs[1].metrics[0][key] == pytest.approx(runs[0].metrics[0][key], rel=1e-5, abs=1e-7), key
     assert (tmp_path / "launched" / "model.safetensors").exists()
@@ -122,18 +173,38 @@ def test_experiment_trains_with_a_two_process_group_and_an_in_process_reward(tmp
     """Library use: the reward object exists only in this process (no plugin the workers could load)."""
     import json
 
-    import toy_components as toy
-
     from aopcore import Budget, Experiment, Question
 
+    import toy_components as toy
+
     policy = save_tiny_gpt2(tmp_path / "gpt2", init_range=0.6)
-    trainer = PPOPolicyTrainer(PPOOptions(model=str(policy), device="cpu", batch_size=4, mini_batch_size=2, ppo_epochs=1,
-                                          num_processes=2, generation={"max_new_tokens": 4}, eval_max_new_tokens=4))
-    heldout = [Question(f"h{i}", text, cat) for i, (text, cat) in enumerate([("how do i run ?", "a"), ("why is the sky blue ?", "b")])]
-    result = Experiment(name="ddp", output_dir=tmp_path / "runs", trainer=trainer, reward=toy.LengthReward(),
-                        arms={"static": toy.StaticCurriculum(toy.StaticOptions())}, heldout=heldout,
-                        test_prompts=[Question("t0", "what is a cat ?")], budget=Budget(iterations=1, records_per_iteration=4, passes=1),
-                        seed=3).run()
+    trainer = PPOPolicyTrainer(
+        PPOOptions(
+            model=str(policy),
+            device="cpu",
+            batch_size=4,
+            mini_batch_size=2,
+            ppo_epochs=1,
+            num_processes=2,
+            generation={"max_new_tokens": 4},
+            eval_max_new_tokens=4,
+        )
+    )
+    heldout = [
+        Question(f"h{i}", text, cat)
+        for i, (text, cat) in enumerate([("how do i run ?", "a"), ("why is the sky blue ?", "b")])
+    ]
+    result = Experiment(
+        name="ddp",
+        output_dir=tmp_path / "runs",
+        trainer=trainer,
+        reward=toy.LengthReward(),
+        arms={"static": toy.StaticCurriculum(toy.StaticOptions())},
+        heldout=heldout,
+        test_prompts=[Question("t0", "what is a cat ?")],
+        budget=Budget(iterations=1, records_per_iteration=4, passes=1),
+        seed=3,
+    ).run()
     it = result.run_dir / "arms" / "static" / "iter-01"
     train = json.loads((it / "train.json").read_text())
     assert train["steps"] == 1 and train["metrics"][0]["objective/kl"] is not None

@@ -1,4 +1,5 @@
 """Each PPO term against a hand computation on a fixed batch."""
+
 import math
 
 import pytest
@@ -42,9 +43,17 @@ def test_token_rewards_kl_penalty_and_score_on_last_token():
 def test_clipped_policy_and_value_losses():
     mask = t([[1, 1]])
     terms = pm.ppo_loss(
-        logprobs=t([[math.log(1.5), math.log(0.5)]]), old_logprobs=t([[0.0, 0.0]]), advantages=t([[1.0, 1.0]]),
-        vpreds=t([[1.0, 0.0]]), old_values=t([[0.5, 0.5]]), returns=t([[1.0, 1.0]]), mask=mask,
-        cliprange=0.2, cliprange_value=0.2, vf_coef=0.1, ratio_threshold=10.0,
+        logprobs=t([[math.log(1.5), math.log(0.5)]]),
+        old_logprobs=t([[0.0, 0.0]]),
+        advantages=t([[1.0, 1.0]]),
+        vpreds=t([[1.0, 0.0]]),
+        old_values=t([[0.5, 0.5]]),
+        returns=t([[1.0, 1.0]]),
+        mask=mask,
+        cliprange=0.2,
+        cliprange_value=0.2,
+        vf_coef=0.1,
+        ratio_threshold=10.0,
     )
     # policy: max(-A*r, -A*clip(r)) = max([-1.5, -0.5], [-1.2, -0.8]) = [-1.2, -0.5]
     assert terms.policy_loss.item() == pytest.approx(-0.85)
@@ -60,8 +69,19 @@ def test_clipped_policy_and_value_losses():
 
 def test_ratio_threshold_skips_minibatch():
     logprobs = t([[math.log(20.0), math.log(5.0)]]).requires_grad_()
-    terms = pm.ppo_loss(logprobs, t([[0.0, 0.0]]), t([[1.0, -1.0]]), t([[0.0, 0.0]]), t([[0.0, 0.0]]), t([[0.0, 0.0]]),
-                        t([[1, 1]]), cliprange=0.2, cliprange_value=0.2, vf_coef=0.1, ratio_threshold=10.0)
+    terms = pm.ppo_loss(
+        logprobs,
+        t([[0.0, 0.0]]),
+        t([[1.0, -1.0]]),
+        t([[0.0, 0.0]]),
+        t([[0.0, 0.0]]),
+        t([[0.0, 0.0]]),
+        t([[1, 1]]),
+        cliprange=0.2,
+        cliprange_value=0.2,
+        vf_coef=0.1,
+        ratio_threshold=10.0,
+    )
     assert terms.ratio_mean.item() == pytest.approx(12.5)
     assert terms.skipped
     terms.loss.backward()
@@ -98,10 +118,16 @@ def test_rank_shares_of_the_loss_sum_to_the_whole_batch_loss():
     mask = t([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1], [1, 0, 0, 0, 0], [1, 1, 0, 0, 0]])
     kw = dict(cliprange=0.2, cliprange_value=0.2, vf_coef=0.1, ratio_threshold=10.0)
     whole = pm.ppo_loss(logprobs, old, adv, vpred, oldv, ret, mask, **kw)
-    halves = [pm.ppo_loss(*(x[rows] for x in (logprobs, old, adv, vpred, oldv, ret, mask)), **kw, tokens=mask.sum())
-              for rows in ([0, 2], [1, 3])]
+    halves = [
+        pm.ppo_loss(*(x[rows] for x in (logprobs, old, adv, vpred, oldv, ret, mask)), **kw, tokens=mask.sum())
+        for rows in ([0, 2], [1, 3])
+    ]
     for name in ("loss", "policy_loss", "value_loss", "policy_clipfrac", "value_clipfrac", "approx_kl", "ratio_mean"):
-        assert float(getattr(halves[0], name) + getattr(halves[1], name)) == pytest.approx(float(getattr(whole, name)), abs=1e-6), name
+        assert float(getattr(halves[0], name) + getattr(halves[1], name)) == pytest.approx(
+            float(getattr(whole, name)), abs=1e-6
+        ), name
     # without the global count each half is its own mean, and their average is not the whole batch's
-    local = [pm.ppo_loss(*(x[rows] for x in (logprobs, old, adv, vpred, oldv, ret, mask)), **kw) for rows in ([0, 2], [1, 3])]
+    local = [
+        pm.ppo_loss(*(x[rows] for x in (logprobs, old, adv, vpred, oldv, ret, mask)), **kw) for rows in ([0, 2], [1, 3])
+    ]
     assert float(local[0].policy_loss + local[1].policy_loss) / 2 != pytest.approx(float(whole.policy_loss), abs=1e-4)

@@ -1,4 +1,5 @@
 """Mid-stage resume of our PPO: a stage SIGKILLed mid-way redoes only the steps after its last save, and ends identical."""
+
 import json
 import os
 import signal
@@ -13,8 +14,16 @@ from helpers.tiny_models import save_tiny_gpt2  # noqa: E402
 
 TESTS = Path(__file__).resolve().parents[1]  # the tests root (helpers)
 STEPS = 6  # 12 prompts, batch 2, one pass
-OPTIONS = dict(learning_rate=3e-3, batch_size=2, mini_batch_size=2, ppo_epochs=2, init_kl_coef=0.05, device="cpu",
-               generation={"max_new_tokens": 6, "temperature": 1.0}, save_every_steps=2)
+OPTIONS = dict(
+    learning_rate=3e-3,
+    batch_size=2,
+    mini_batch_size=2,
+    ppo_epochs=2,
+    init_kl_coef=0.05,
+    device="cpu",
+    generation={"max_new_tokens": 6, "temperature": 1.0},
+    save_every_steps=2,
+)
 
 # Runs one PPO stage; with KILL_AT=n the reward SIGKILLs the process at its n-th call (during step n).
 SCRIPT = """
@@ -75,7 +84,14 @@ def test_killed_ppo_stage_resumes_from_its_last_save_with_identical_results(tmp_
     stage = load_script(tmp_path / "ppo_stage.py", SCRIPT.format(tests=str(TESTS)))
     stage.main(policy, tmp_path / "whole", tmp_path / "scratch-whole", OPTIONS)
 
-    proc = killed(tmp_path / "ppo_stage.py", 5, str(policy), str(tmp_path / "resumed"), str(tmp_path / "scratch"), json.dumps(OPTIONS))
+    proc = killed(
+        tmp_path / "ppo_stage.py",
+        5,
+        str(policy),
+        str(tmp_path / "resumed"),
+        str(tmp_path / "scratch"),
+        json.dumps(OPTIONS),
+    )
     assert proc.returncode == -signal.SIGKILL, proc.stderr[-3000:]  # killed during step 5
     saves = sorted(p.name for p in (tmp_path / "scratch").iterdir())
     assert saves == ["ppo-step-00000004"]  # every 2 steps, older saves removed
@@ -89,7 +105,9 @@ def test_killed_ppo_stage_resumes_from_its_last_save_with_identical_results(tmp_
     assert without_timing(b["metrics"]) == without_timing(a["metrics"]) and b["tokens"] == a["tokens"]
     wa, wb = weights(tmp_path / "whole"), weights(tmp_path / "resumed")
     assert wa.keys() == wb.keys() and all(torch.equal(wa[k], wb[k]) for k in wa)
-    assert json.loads((tmp_path / "whole" / "ppo_state.json").read_text()) == json.loads((tmp_path / "resumed" / "ppo_state.json").read_text())
+    assert json.loads((tmp_path / "whole" / "ppo_state.json").read_text()) == json.loads(
+        (tmp_path / "resumed" / "ppo_state.json").read_text()
+    )
 
 
 def test_a_save_from_another_job_is_ignored(tmp_path: Path):
@@ -101,7 +119,9 @@ def test_a_save_from_another_job_is_ignored(tmp_path: Path):
     first = PPOCheckpoints(tmp_path, 1, LocalComm(), job={"seed": 1})
     first.save(3, module=module, optimizer=optimizer, kl_value=0.1, metrics=[{"step": 1}], tokens_generated=5)
     assert first.latest() == tmp_path / "ppo-step-00000003"
-    assert PPOCheckpoints(tmp_path, 1, LocalComm(), job={"seed": 2}).latest() is None  # other prompts or options: start over
+    assert (
+        PPOCheckpoints(tmp_path, 1, LocalComm(), job={"seed": 2}).latest() is None
+    )  # other prompts or options: start over
     assert PPOCheckpoints(tmp_path, None, LocalComm(), job={"seed": 1}).latest() is None  # saving off: never resume
     assert not first.due(3, 3) and first.due(2, 3)  # the last step is saved as the policy, not as a checkpoint
 

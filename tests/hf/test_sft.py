@@ -1,4 +1,5 @@
 """Supervised fine-tuning (aopcore_hf.sft) on a tiny GPT-2: tied weights reload cleanly, no deprecated TRL settings."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -14,13 +15,19 @@ def test_sft_of_a_tied_model_reloads_its_best_epoch_without_a_missing_keys_warni
     from aopcore_hf.models import choose_device, load_causal_lm
     from aopcore_hf.options import SFTOptions
     from aopcore_hf.sft import run_sft
+
     from helpers.tiny_models import save_tiny_gpt2
 
     base = save_tiny_gpt2(tmp_path / "gpt2")
     out = tmp_path / "sft"
     out.mkdir()
-    run_sft(str(base), SFTOptions(dataset="builtin:dolly-mini", max_epochs=1, limit=16, batch_size=8, learning_rate=5e-3),
-            out, choice=choose_device("cpu"), seed=0)
+    run_sft(
+        str(base),
+        SFTOptions(dataset="builtin:dolly-mini", max_epochs=1, limit=16, batch_size=8, learning_rate=5e-3),
+        out,
+        choice=choose_device("cpu"),
+        seed=0,
+    )
     err = capfd.readouterr().err
     assert "missing keys" not in err, err[-2000:]
     model, _ = load_causal_lm(str(out), choose_device("cpu"))
@@ -39,6 +46,7 @@ def test_sft_uses_the_current_checkpointing_api_and_prints_no_deprecation(tmp_pa
     from aopcore_hf.models import choose_device
     from aopcore_hf.options import SFTOptions
     from aopcore_hf.sft import run_sft, sft_config
+
     from helpers.tiny_models import save_tiny_gpt2
 
     options = SFTOptions(dataset="builtin:dolly-mini", max_epochs=1, limit=16, batch_size=8, learning_rate=5e-3)

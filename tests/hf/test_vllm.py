@@ -3,6 +3,7 @@
 Skipped, with the reason, where that environment is absent; CI makes it (.ci/run). Engines start once per process
 and are shared by the tests of this module (an engine start costs tens of seconds on 2 cores).
 """
+
 from __future__ import annotations
 
 import json
@@ -18,12 +19,23 @@ import pytest
 torch = pytest.importorskip("torch")
 from aopcore_hf.vllm.engine import vllm_python  # noqa: E402
 
-pytestmark = [pytest.mark.slow, pytest.mark.vllm, pytest.mark.skipif(vllm_python() is None, reason="no vLLM environment: run scripts/setup-vllm.sh "
-                                                   "(or set AOPCORE_VLLM_PYTHON)")]
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.vllm,
+    pytest.mark.skipif(
+        vllm_python() is None, reason="no vLLM environment: run scripts/setup-vllm.sh (or set AOPCORE_VLLM_PYTHON)"
+    ),
+]
 os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")  # GiB per engine: plenty for these tests, kind to a shared machine
 TESTS = Path(__file__).resolve().parents[1]  # the tests root (helpers)
-QUESTIONS = ["What is the capital of France?", "Name three fruits.", "What is 2 + 2?", "Why is the sky blue?",
-             "How do I boil an egg?", "What is a noun?"]
+QUESTIONS = [
+    "What is the capital of France?",
+    "Name three fruits.",
+    "What is 2 + 2?",
+    "Why is the sky blue?",
+    "How do I boil an egg?",
+    "What is a noun?",
+]
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -63,13 +75,15 @@ def test_greedy_answers_through_vllm_equal_the_plain_backend_in_float32(tmp_path
 def test_trained_weights_reach_the_engine_without_a_restart(tmp_path: Path):
     """One PPO step with vLLM rollouts: the engine reloads the weights being trained, and afterwards answers for the trained
     checkpoint are the plain backend's answers for it (and not the untrained ones)."""
-    from helpers.tiny_models import WordReward
-
     from aopcore import Prompt
     from aopcore_hf.vllm.engine import _engines
 
+    from helpers.tiny_models import WordReward
+
     policy = smollm2_policy(tmp_path / "policy_0")
-    ppo = trainer("vllm", learning_rate=3e-4, batch_size=4, mini_batch_size=4, ppo_epochs=2, generation={"max_new_tokens": 12})
+    ppo = trainer(
+        "vllm", learning_rate=3e-4, batch_size=4, mini_batch_size=4, ppo_epochs=2, generation={"max_new_tokens": 12}
+    )
     before = ppo.generate(policy, QUESTIONS, seed=0)
     engines = dict(_engines)
     prompts = [Prompt(f"p{i}", q, "c") for i, q in enumerate(QUESTIONS[:4])]
@@ -103,10 +117,14 @@ def test_vllm_feedback_llm_and_judge_plugins(tmp_path: Path):
         assert meter.counts["feedback_calls"] == 2 and meter.counts["tokens_generated"] > 0
         assert llm.complete(prompts) == first and meter.counts["cached_calls"] == 2  # the response cache
 
-    items = [JudgeItem("1", "What is the capital of France?", "Paris.", "I do not know."),
-             JudgeItem("2", "What is 2 + 2?", "Fish.", "4")]
+    items = [
+        JudgeItem("1", "What is the capital of France?", "Paris.", "I do not know."),
+        JudgeItem("2", "What is 2 + 2?", "Fish.", "4"),
+    ]
     vllm_verdicts = VLLMJudge(VLLMJudgeOptions(dtype="float32")).judge(items)
-    local_verdicts = LocalModelJudge(LocalJudgeOptions(device="cpu", dtype="float32", engine="transformers")).judge(items)
+    local_verdicts = LocalModelJudge(LocalJudgeOptions(device="cpu", dtype="float32", engine="transformers")).judge(
+        items
+    )
     for v, loc in zip(vllm_verdicts, local_verdicts):
         pv = [float(x.split("=")[1]) for x in v.raw.split()]
         pl = [float(x.split("=")[1]) for x in loc.raw.split()]
@@ -151,16 +169,25 @@ def test_vllm_serve_through_the_openai_provider(tmp_path: Path, monkeypatch):
     from aopcore_providers.options import OpenAIOptions
 
     port = _free_port()
-    proc = start_server("smollm2-135m-instruct", port=port, log=tmp_path / "serve.log", max_model_len=1024,
-                        extra=["--enforce-eager"])
+    proc = start_server(
+        "smollm2-135m-instruct", port=port, log=tmp_path / "serve.log", max_model_len=1024, extra=["--enforce-eager"]
+    )
     try:
         monkeypatch.setenv("VLLM_TEST_KEY", "none")
-        opts = dict(model="smollm2-135m-instruct", api_key_env="VLLM_TEST_KEY", base_url=f"http://127.0.0.1:{port}/v1",
-                    temperature=0.0, max_tokens=24, cache=False, max_retries=1)
+        opts = dict(
+            model="smollm2-135m-instruct",
+            api_key_env="VLLM_TEST_KEY",
+            base_url=f"http://127.0.0.1:{port}/v1",
+            temperature=0.0,
+            max_tokens=24,
+            cache=False,
+            max_retries=1,
+        )
         texts = OpenAILLM(OpenAIOptions(**opts)).complete(["What is the capital of France?", "Name a fruit."])
         assert "Paris" in texts[0] and texts[1].strip()
         verdicts = OpenAIJudge(OpenAIOptions(**{**opts, "max_tokens": 8})).judge(
-            [JudgeItem("1", "What is the capital of France?", "Paris.", "I do not know.")])
+            [JudgeItem("1", "What is the capital of France?", "Paris.", "I do not know.")]
+        )
         assert verdicts[0].raw  # the server answered the judge prompt (a 135M model's letter may not parse)
     finally:
         stop_server(proc)
@@ -196,13 +223,25 @@ if __name__ == "__main__":
 
 def save_tiny_gpt2_for_vllm(folder: Path) -> Path:
     """tests/helpers/tiny_models.py's word-level GPT-2 with 64-wide heads (vLLM's CPU attention has no 16-wide kernel)."""
-    from helpers.tiny_models import word_tokenizer
     from transformers import GPT2Config, GPT2LMHeadModel
+
+    from helpers.tiny_models import word_tokenizer
 
     torch.manual_seed(0)
     tok = word_tokenizer()
-    config = GPT2Config(vocab_size=len(tok), n_positions=128, n_embd=128, n_layer=2, n_head=2, bos_token_id=tok.eos_token_id,
-                        eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id, resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0)
+    config = GPT2Config(
+        vocab_size=len(tok),
+        n_positions=128,
+        n_embd=128,
+        n_layer=2,
+        n_head=2,
+        bos_token_id=tok.eos_token_id,
+        eos_token_id=tok.eos_token_id,
+        pad_token_id=tok.pad_token_id,
+        resid_pdrop=0.0,
+        embd_pdrop=0.0,
+        attn_pdrop=0.0,
+    )
     folder.mkdir(parents=True, exist_ok=True)
     GPT2LMHeadModel(config).save_pretrained(folder)
     tok.save_pretrained(folder)

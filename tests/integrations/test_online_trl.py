@@ -11,6 +11,7 @@ curriculum must act on: learnability and the bandit move their draws away from t
 Also here: the adapter's grouping (a prompt drawn twice in a row is two groups), and DAPO refill in aopcore's grpo and
 rloo (dropped groups regenerated from refill draws before the step trains; a resumed stage refills alike).
 """
+
 from __future__ import annotations
 
 import json
@@ -108,8 +109,17 @@ class Crash(Exception):
 RUN_DRAWS: dict[Path, list[int]] = {}  # per run folder: the draws whose rewards the last run_session computed
 
 
-def run_session(tmp_path: Path, curriculum: str, options: dict, *, steps: int, prompts_per_draw: int = 8, seed: int = 0,
-                save_steps: int | None = None, crash_at: int | None = None):
+def run_session(
+    tmp_path: Path,
+    curriculum: str,
+    options: dict,
+    *,
+    steps: int,
+    prompts_per_draw: int = 8,
+    seed: int = 0,
+    save_steps: int | None = None,
+    crash_at: int | None = None,
+):
     """One round of ``steps`` GRPO steps with TRLCurriculum, held-out evaluation with the real verifier.
 
     ``save_steps``: TRL checkpoints (and a resume from the latest one found); ``crash_at``: raise after that step."""
@@ -132,21 +142,48 @@ def run_session(tmp_path: Path, curriculum: str, options: dict, *, steps: int, p
         calls.append(aopcore_draw[0])
         return [rig(c, v) for c, v in zip(aopcore_category, verifier.score(question, completions))]
 
-    session = CurriculumSession(curriculum, options=options, heldout="testbed:heldout", state_dir=tmp_path / "session",
-                                budget=16, reward="verifier", rounds=1, seed=seed)
+    session = CurriculumSession(
+        curriculum,
+        options=options,
+        heldout="testbed:heldout",
+        state_dir=tmp_path / "session",
+        budget=16,
+        reward="verifier",
+        rounds=1,
+        seed=seed,
+    )
     aop = TRLCurriculum(session, every=steps, row=lambda t: {"prompt": PLAIN_TEMPLATE.format(prompt=t), "question": t})
-    config = GRPOConfig(output_dir=str(tmp_path / "trl"), per_device_train_batch_size=prompts_per_draw * GENERATIONS,
-                        num_generations=GENERATIONS, max_completion_length=4, temperature=1.0, learning_rate=1e-4, beta=0.0,
-                        max_steps=steps, logging_steps=1, report_to="none", use_cpu=True, seed=seed, shuffle_dataset=False,
-                        disable_tqdm=True, **({"save_strategy": "steps", "save_steps": save_steps} if save_steps else {"save_strategy": "no"}))
+    config = GRPOConfig(
+        output_dir=str(tmp_path / "trl"),
+        per_device_train_batch_size=prompts_per_draw * GENERATIONS,
+        num_generations=GENERATIONS,
+        max_completion_length=4,
+        temperature=1.0,
+        learning_rate=1e-4,
+        beta=0.0,
+        max_steps=steps,
+        logging_steps=1,
+        report_to="none",
+        use_cpu=True,
+        seed=seed,
+        shuffle_dataset=False,
+        disable_tqdm=True,
+        **({"save_strategy": "steps", "save_steps": save_steps} if save_steps else {"save_strategy": "no"}),
+    )
 
     class CrashAt(TrainerCallback):
         def on_step_end(self, args, state, control, **kw):
             if state.global_step == crash_at:
                 raise Crash(state.global_step)
 
-    trainer = GRPOTrainer(model=model, reward_funcs=aop.reward(correct), args=config, train_dataset=aop.dataset(),
-                          processing_class=tokenizer, callbacks=[aop.callback, CrashAt()])
+    trainer = GRPOTrainer(
+        model=model,
+        reward_funcs=aop.reward(correct),
+        args=config,
+        train_dataset=aop.dataset(),
+        processing_class=tokenizer,
+        callbacks=[aop.callback, CrashAt()],
+    )
     last = get_last_checkpoint(str(tmp_path / "trl")) if save_steps and (tmp_path / "trl").is_dir() else None
     trainer.train(resume_from_checkpoint=last)
     assert trainer.state.global_step == steps
@@ -182,7 +219,9 @@ def start_policy_accuracy() -> dict[str, float]:
     path = resolve_model("testbed-tiny")
     model, tokenizer = AutoModelForCausalLM.from_pretrained(path), AutoTokenizer.from_pretrained(path)
     questions = load_source("testbed:heldout", Path.cwd())
-    answers = generate_with(model, tokenizer, [PLAIN_TEMPLATE.format(prompt=q.text) for q in questions], max_new_tokens=4)
+    answers = generate_with(
+        model, tokenizer, [PLAIN_TEMPLATE.format(prompt=q.text) for q in questions], max_new_tokens=4
+    )
     by: dict[str, list[float]] = {}
     for q, r in zip(questions, VerifierReward().score([q.text for q in questions], answers)):
         by.setdefault(q.category, []).append(r)
@@ -192,16 +231,22 @@ def start_policy_accuracy() -> dict[str, float]:
 def not_the_plan(batches: Sequence[StepBatch], plan: Sequence[Prompt]) -> None:
     """The draws are the curriculum's choice, not the planned prompts in a seeded order (what a static arm gets)."""
     drawn = [g.prompt_id for b in batches for g in b.groups]
-    assert len(set(drawn) - {p.id for p in plan}) > len(drawn) / 2  # per step it samples the whole pool, not the round's plan
+    assert (
+        len(set(drawn) - {p.id for p in plan}) > len(drawn) / 2
+    )  # per step it samples the whole pool, not the round's plan
 
 
-@pytest.mark.parametrize("curriculum,options", [
-    ("learnability", {"pool": "testbed:pool"}),
-    ("category-bandit", {"pool": "testbed:pool", "temperature": 0.1}),
-])
+@pytest.mark.parametrize(
+    "curriculum,options",
+    [
+        ("learnability", {"pool": "testbed:pool"}),
+        ("category-bandit", {"pool": "testbed:pool", "temperature": 0.1}),
+    ],
+)
 @pytest.mark.slow
 def test_shipped_online_curriculum_moves_away_from_zero_variance_categories_inside_grpo_trainer(
-        curriculum: str, options: dict, tmp_path: Path):
+    curriculum: str, options: dict, tmp_path: Path
+):
     """10 GRPO steps of 8 prompts x 4 completions. Learnability's prior (held-out accuracy) ranks the rigged categories
     among the most learnable, the bandit starts uniform; from the third draw on (lag 1) each sees the rollouts, and
     from the fifth it draws the rigged categories at less than half their share of the pool.
@@ -218,7 +263,9 @@ def test_shipped_online_curriculum_moves_away_from_zero_variance_categories_insi
     heldout = heldout_accuracy(tmp_path)
     assert 0.3 < heldout[MASTERED] < 0.7 and 0.3 < heldout[HOPELESS] < 0.7  # the prior sees nothing special in them
     late = rigged_share(batches[4:])
-    assert late < 0.5 * 2 / 7, [sum(g.category in RIGGED for g in b.groups) for b in batches]  # 2/7: their share of the pool
+    assert late < 0.5 * 2 / 7, [
+        sum(g.category in RIGGED for g in b.groups) for b in batches
+    ]  # 2/7: their share of the pool
 
 
 @pytest.mark.slow
@@ -239,16 +286,23 @@ def test_shipped_online_curriculum_resumed_inside_grpo_trainer_draws_what_an_uni
     """dynamic-filter around category-bandit, checkpoints every 2 steps: the run crashes after step 3, a fresh session,
     adapter and trainer resume from checkpoint-2 and generate only draws 2 and 3; every draw, reward, drop and booked
     count is the uninterrupted run's (the stream replays its log into a fresh selector, the filter's cap state too)."""
-    options = {"wrap": "category-bandit", "wrap_options": {"pool": "testbed:pool", "temperature": 0.1}, "max_extra_fraction": 0.25}
+    options = {
+        "wrap": "category-bandit",
+        "wrap_options": {"pool": "testbed:pool", "temperature": 0.1},
+        "max_extra_fraction": 0.25,
+    }
     ref, _, ref_train = run_session(tmp_path / "ref", "dynamic-filter", options, steps=4, save_steps=2)
     with pytest.raises(Crash):
         run_session(tmp_path / "run", "dynamic-filter", options, steps=4, save_steps=2, crash_at=3)
     assert sorted(p.name for p in (tmp_path / "run" / "trl").glob("checkpoint-*")) == ["checkpoint-2"]
-    assert not (tmp_path / "run" / "session" / "arms" / "session" / "iter-01" / "steps.jsonl").exists()  # the round was cut short
+    assert not (
+        tmp_path / "run" / "session" / "arms" / "session" / "iter-01" / "steps.jsonl"
+    ).exists()  # the round was cut short
     got, _, train = run_session(tmp_path / "run", "dynamic-filter", options, steps=4, save_steps=2)
     assert RUN_DRAWS[tmp_path / "run"] == [2, 3]  # resumed at checkpoint-2's data position
-    assert [(b.draw, [(g.prompt_id, g.rewards) for g in b.groups], b.kept) for b in got] == \
-        [(b.draw, [(g.prompt_id, g.rewards) for g in b.groups], b.kept) for b in ref]
+    assert [(b.draw, [(g.prompt_id, g.rewards) for g in b.groups], b.kept) for b in got] == [
+        (b.draw, [(g.prompt_id, g.rewards) for g in b.groups], b.kept) for b in ref
+    ]
     assert any(not k for b in ref for k in b.kept)  # the filter dropped something: its replayed cap state mattered
     for key in ("dropped_groups", "dropped_rollouts", "dropped_tokens"):
         assert train[key] == ref_train[key]
@@ -273,18 +327,39 @@ def test_shipped_online_curricula_in_an_experiment_with_our_trl_trainers(algorit
     arms = {
         "learnability": registry.get("curriculum", "learnability").build({"pool": "testbed:pool"}),
         "bandit": registry.get("curriculum", "category-bandit").build({"pool": "testbed:pool", "temperature": 0.1}),
-        "filter": registry.get("curriculum", "dynamic-filter").build({"wrap": "aop", "wrap_options": aop, "max_extra_fraction": cap}),
+        "filter": registry.get("curriculum", "dynamic-filter").build(
+            {"wrap": "aop", "wrap_options": aop, "max_extra_fraction": cap}
+        ),
     }
-    trainer = registry.get("trainer", algorithm).build({
-        "model": "testbed-tiny", "device": "cpu", "learning_rate": 1e-4, "batch_size": 16, "num_generations": GENERATIONS,
-        "beta": 0.0, "eval_max_new_tokens": 4, "eval_batch_size": 64, "generation": {"max_new_tokens": 4, "temperature": 1.0}})
+    trainer = registry.get("trainer", algorithm).build(
+        {
+            "model": "testbed-tiny",
+            "device": "cpu",
+            "learning_rate": 1e-4,
+            "batch_size": 16,
+            "num_generations": GENERATIONS,
+            "beta": 0.0,
+            "eval_max_new_tokens": 4,
+            "eval_batch_size": 64,
+            "generation": {"max_new_tokens": 4, "temperature": 1.0},
+        }
+    )
     from aopcore.datasources import load_source
 
     heldout = [q for k, q in enumerate(load_source("testbed:heldout", tmp_path)) if k % 4 == 0]  # 10 per category
     test = load_source("testbed:test", tmp_path)[:7]
-    exp = Experiment(name="online", output_dir=tmp_path, trainer=trainer, reward=RiggedVerifier(), arms=arms, heldout=heldout,
-                     test_prompts=test, feedback=registry.get("feedback", "testbed-writer").build({}),
-                     budget=Budget(iterations=1, records_per_iteration=24, passes=2), seed=0)
+    exp = Experiment(
+        name="online",
+        output_dir=tmp_path,
+        trainer=trainer,
+        reward=RiggedVerifier(),
+        arms=arms,
+        heldout=heldout,
+        test_prompts=test,
+        feedback=registry.get("feedback", "testbed-writer").build({}),
+        budget=Budget(iterations=1, records_per_iteration=24, passes=2),
+        seed=0,
+    )
     exp.run()
     run = tmp_path / "online"
     steps = {}
@@ -306,7 +381,9 @@ def test_shipped_online_curricula_in_an_experiment_with_our_trl_trainers(algorit
             assert "dropped_groups" not in record and refills == 0
             not_the_plan(batches, plan)
             assert rigged_share(batches[4:]) < 2 / 7, (arm, rigged_share(batches[4:]))
-    assert len(set(steps.values())) == 1 and steps["filter"] == 12  # equal steps: the channel changes which prompts, not how many
+    assert (
+        len(set(steps.values())) == 1 and steps["filter"] == 12
+    )  # equal steps: the channel changes which prompts, not how many
 
 
 # ---- the adapter's grouping -----------------------------------------------------------------------------------------
@@ -334,19 +411,41 @@ def test_a_prompt_drawn_twice_in_a_row_is_two_groups_of_num_generations(tmp_path
 
     stream = PromptStream(_Repeats(), make_selector=_Repeats)
     feed = StreamFeed(stream, row=lambda t: {"prompt": t}, max_steps=1)
-    feed.configure(GRPOConfig(output_dir=str(tmp_path), per_device_train_batch_size=9, num_generations=3, max_steps=1,
-                              shuffle_dataset=False, use_cpu=True, report_to="none"))
+    feed.configure(
+        GRPOConfig(
+            output_dir=str(tmp_path),
+            per_device_train_batch_size=9,
+            num_generations=3,
+            max_steps=1,
+            shuffle_dataset=False,
+            use_cpu=True,
+            report_to="none",
+        )
+    )
     rows = list(feed.dataset())
     assert [r["aopcore_id"] for r in rows] == ["a", "a", "b"]
     columns = {k: [r[k] for r in rows for _ in range(3)] for k in rows[0]}
     raw = [1.0, 1.0, 1.0, 0.0, 1.0, 0.0, 0.5, 0.5, 0.5]
     feed.reward(lambda prompts, completions, **_: raw)(prompts=columns["prompt"], completions=["c"] * 9, **columns)
     (batch,) = stream.batches()
-    assert [(g.prompt_id, g.rewards) for g in batch.groups] == [("a", (1.0, 1.0, 1.0)), ("a", (0.0, 1.0, 0.0)), ("b", (0.5, 0.5, 0.5))]
+    assert [(g.prompt_id, g.rewards) for g in batch.groups] == [
+        ("a", (1.0, 1.0, 1.0)),
+        ("a", (0.0, 1.0, 0.0)),
+        ("b", (0.5, 0.5, 0.5)),
+    ]
     bad = {**columns, "aopcore_id": ["a", "a", "b"] * 3}  # rows interleaved: not what TRL hands over
     feed2 = StreamFeed(PromptStream(_Repeats(), make_selector=_Repeats), row=lambda t: {"prompt": t}, max_steps=1)
-    feed2.configure(GRPOConfig(output_dir=str(tmp_path), per_device_train_batch_size=9, num_generations=3, max_steps=1,
-                               shuffle_dataset=False, use_cpu=True, report_to="none"))
+    feed2.configure(
+        GRPOConfig(
+            output_dir=str(tmp_path),
+            per_device_train_batch_size=9,
+            num_generations=3,
+            max_steps=1,
+            shuffle_dataset=False,
+            use_cpu=True,
+            report_to="none",
+        )
+    )
     list(feed2.dataset())
     from aopcore.errors import RuntimeFailure
 
@@ -373,7 +472,13 @@ def test_our_trl_trainers_refill_the_groups_the_filter_drops(algorithm: str, tmp
     cap = 0.3
     registry = load_registry()
     curriculum = registry.get("curriculum", "dynamic-filter").build(
-        {"wrap": "learnability", "wrap_options": {"pool": "testbed:pool"}, "max_extra_fraction": cap, "skip_probability": 0.0})
+        {
+            "wrap": "learnability",
+            "wrap_options": {"pool": "testbed:pool"},
+            "max_extra_fraction": cap,
+            "skip_probability": 0.0,
+        }
+    )
     ctx = make_context(tmp_path / "ctx", rewards={c: 0.5 for c in CATEGORIES}, budget=16)
     plan = curriculum.prompts(ctx)
     stream = open_stream(curriculum, ctx, plan, passes=2, log=tmp_path / "scratch" / "stream.jsonl")
@@ -387,9 +492,17 @@ def test_our_trl_trainers_refill_the_groups_the_filter_drops(algorithm: str, tmp
         return out
 
     monkeypatch.setattr(adapter.RefillFeed, "generate", spy)
-    trainer = registry.get("trainer", algorithm).build({
-        "model": "testbed-tiny", "device": "cpu", "learning_rate": 1e-4, "batch_size": 16, "num_generations": GENERATIONS,
-        "beta": 0.0, "generation": {"max_new_tokens": 4, "temperature": 1.0}})
+    trainer = registry.get("trainer", algorithm).build(
+        {
+            "model": "testbed-tiny",
+            "device": "cpu",
+            "learning_rate": 1e-4,
+            "batch_size": 16,
+            "num_generations": GENERATIONS,
+            "beta": 0.0,
+            "generation": {"max_new_tokens": 4, "temperature": 1.0},
+        }
+    )
     policy = Path(resolve_model("testbed-tiny"))
     with StageMeter("train") as meter:
         stats = trainer.train(policy, plan, RiggedVerifier(), passes=2, out=tmp_path / "p1", seed=0, stream=stream)
@@ -398,7 +511,9 @@ def test_our_trl_trainers_refill_the_groups_the_filter_drops(algorithm: str, tmp
     batches = {b.draw: b for b in stream.batches()}
     summary = stream.summary()
     assert summary["refills"] > 0 and summary["draws"] == 8 + summary["refills"]
-    assert [d for draws, _ in trained for d in draws] == sorted(batches)  # every draw made belongs to one batch, in order
+    assert [d for draws, _ in trained for d in draws] == sorted(
+        batches
+    )  # every draw made belongs to one batch, in order
     kept_zero_variance = 0
     for draws, out in trained:
         groups = [(g, k) for d in draws for g, k in zip(batches[d].groups, batches[d].kept)]
@@ -454,10 +569,21 @@ def test_a_refilling_stage_resumed_from_its_checkpoint_draws_and_drops_what_an_u
         ctx = make_context(folder / "ctx", rewards={c: 0.5 for c in CATEGORIES}, budget=16)
         plan = curriculum.prompts(ctx)
         stream = open_stream(curriculum, ctx, plan, passes=2, log=folder / "scratch" / "stream.jsonl")
-        trainer = registry.get("trainer", "grpo").build({
-            "model": "testbed-tiny", "device": "cpu", "learning_rate": 1e-4, "batch_size": 16, "num_generations": GENERATIONS,
-            "beta": 0.0, "save_every_steps": 2, "generation": {"max_new_tokens": 4, "temperature": 1.0}})
-        stats = trainer.train(policy, plan, reward, passes=2, out=folder / out, seed=0, scratch=folder / "scratch", stream=stream)
+        trainer = registry.get("trainer", "grpo").build(
+            {
+                "model": "testbed-tiny",
+                "device": "cpu",
+                "learning_rate": 1e-4,
+                "batch_size": 16,
+                "num_generations": GENERATIONS,
+                "beta": 0.0,
+                "save_every_steps": 2,
+                "generation": {"max_new_tokens": 4, "temperature": 1.0},
+            }
+        )
+        stats = trainer.train(
+            policy, plan, reward, passes=2, out=folder / out, seed=0, scratch=folder / "scratch", stream=stream
+        )
         stream.finish()
         return stats, stream
 
@@ -485,12 +611,24 @@ def test_splice_rows_pads_prompts_left_and_completions_right_and_recounts_the_no
     from aopcore.errors import RuntimeFailure
     from aopcore_integrations.trl import splice_rows
 
-    batch = {"prompt_ids": torch.tensor([[7, 8], [0, 9]]), "prompt_mask": torch.tensor([[1, 1], [0, 1]]),
-             "completion_ids": torch.tensor([[5], [6]]), "completion_mask": torch.tensor([[1], [1]]),
-             "advantages": torch.tensor([0.5, 0.0]), "old_per_token_logps": None, "num_items_in_batch": torch.tensor(2)}
-    new = {"prompt_ids": torch.tensor([[3]]), "prompt_mask": torch.tensor([[1]]), "completion_ids": torch.tensor([[4, 2]]),
-           "completion_mask": torch.tensor([[1, 1]]), "advantages": torch.tensor([-1.0]), "old_per_token_logps": None,
-           "num_items_in_batch": torch.tensor(2)}
+    batch = {
+        "prompt_ids": torch.tensor([[7, 8], [0, 9]]),
+        "prompt_mask": torch.tensor([[1, 1], [0, 1]]),
+        "completion_ids": torch.tensor([[5], [6]]),
+        "completion_mask": torch.tensor([[1], [1]]),
+        "advantages": torch.tensor([0.5, 0.0]),
+        "old_per_token_logps": None,
+        "num_items_in_batch": torch.tensor(2),
+    }
+    new = {
+        "prompt_ids": torch.tensor([[3]]),
+        "prompt_mask": torch.tensor([[1]]),
+        "completion_ids": torch.tensor([[4, 2]]),
+        "completion_mask": torch.tensor([[1, 1]]),
+        "advantages": torch.tensor([-1.0]),
+        "old_per_token_logps": None,
+        "num_items_in_batch": torch.tensor(2),
+    }
     out = splice_rows(batch, [True, False], new, pad_id=0)  # row 1 (advantage 0) out, the new row in
     assert out["prompt_ids"].tolist() == [[7, 8], [0, 3]] and out["prompt_mask"].tolist() == [[1, 1], [0, 1]]
     assert out["completion_ids"].tolist() == [[5, 0], [4, 2]] and out["completion_mask"].tolist() == [[1, 0], [1, 1]]

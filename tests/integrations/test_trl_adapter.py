@@ -1,5 +1,6 @@
 """aopcore's curricula inside real TRL trainers (GRPOTrainer, RLOOTrainer) on CPU: rounds, per-step adaptation,
 SIGKILL and resume_from_checkpoint, aopcore's own grpo/rloo delivering the per-step channel, the example."""
+
 from __future__ import annotations
 
 import ast
@@ -13,11 +14,11 @@ from pathlib import Path
 import pytest
 
 pytest.importorskip("trl")
-from helpers import ROOT  # noqa: E402
-from helpers.tiny_models import WordReward, save_tiny_gpt2  # noqa: E402
-
 from aopcore import CurriculumContext, CurriculumSession, Prompt, Question  # noqa: E402
 from aopcore.steps import StepBatch, open_stream, read_batches  # noqa: E402
+
+from helpers import ROOT  # noqa: E402
+from helpers.tiny_models import WordReward, save_tiny_gpt2  # noqa: E402
 
 EXAMPLES = ROOT / "examples"
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
@@ -35,9 +36,24 @@ def _grpo(tiny_policy: Path, out: Path, *, max_steps: int, batch: int = 8, gener
     model = AutoModelForCausalLM.from_pretrained(tiny_policy)
     tokenizer = AutoTokenizer.from_pretrained(tiny_policy)
     tokenizer.padding_side = "left"
-    config = GRPOConfig(output_dir=str(out), per_device_train_batch_size=batch, num_generations=generations, max_completion_length=4,
-                        temperature=1.0, learning_rate=1e-3, beta=0.0, max_steps=max_steps, logging_steps=1, save_strategy="no",
-                        report_to="none", use_cpu=True, seed=0, shuffle_dataset=False, disable_tqdm=True, **extra)
+    config = GRPOConfig(
+        output_dir=str(out),
+        per_device_train_batch_size=batch,
+        num_generations=generations,
+        max_completion_length=4,
+        temperature=1.0,
+        learning_rate=1e-3,
+        beta=0.0,
+        max_steps=max_steps,
+        logging_steps=1,
+        save_strategy="no",
+        report_to="none",
+        use_cpu=True,
+        seed=0,
+        shuffle_dataset=False,
+        disable_tqdm=True,
+        **extra,
+    )
     return model, tokenizer, config
 
 
@@ -55,7 +71,9 @@ class _LowestMeanSelector:
         if draw < len(cats):  # one draw of each category first
             cat = cats[draw]
         else:
-            cat = min(cats, key=lambda c: (sum(self.seen.get(c, [0.5])) / len(self.seen.get(c, [0.5])), c))  # unseen: 0.5
+            cat = min(
+                cats, key=lambda c: (sum(self.seen.get(c, [0.5])) / len(self.seen.get(c, [0.5])), c)
+            )  # unseen: 0.5
         self.log.append((draw, cat, {c: len(v) for c, v in self.seen.items()}))
         pool = self.by_cat[cat]
         return [pool[(draw * n + k) % len(pool)] for k in range(n)]
@@ -88,16 +106,27 @@ def test_online_curriculum_adapts_every_step_inside_grpo_trainer(tiny_policy: Pa
     from aopcore_integrations.trl import TRLCurriculum
 
     toy = _OnlineToy()
-    session = CurriculumSession(toy, heldout=[Question("q1", "say good", "easy"), Question("q2", "say bad", "hard")],
-                                state_dir=tmp_path / "session", budget=8, rounds=2)
+    session = CurriculumSession(
+        toy,
+        heldout=[Question("q1", "say good", "easy"), Question("q2", "say bad", "hard")],
+        state_dir=tmp_path / "session",
+        budget=8,
+        rounds=2,
+    )
     aop = TRLCurriculum(session, every=4)
 
     def reward(prompts, completions, **_):  # "easy" prompts always earn 1, "hard" ones 0
         return [1.0 if "good" in p else 0.0 for p in prompts]
 
     model, tokenizer, config = _grpo(tiny_policy, tmp_path / "trl", max_steps=8)
-    trainer = GRPOTrainer(model=model, reward_funcs=aop.reward(reward), args=config, processing_class=tokenizer,
-                          train_dataset=aop.dataset(), callbacks=[aop.callback])
+    trainer = GRPOTrainer(
+        model=model,
+        reward_funcs=aop.reward(reward),
+        args=config,
+        processing_class=tokenizer,
+        train_dataset=aop.dataset(),
+        callbacks=[aop.callback],
+    )
     trainer.train()
     assert trainer.state.global_step == 8
     # each round: draws 0 and 1 probe both categories; from draw 2 on (it sees draw 0: lag 1) the selector
@@ -133,18 +162,41 @@ def test_aopcore_trl_trainers_deliver_step_batches_to_a_watcher(algorithm: str, 
     from aopcore_hf.options import TRLOptions
     from aopcore_hf.trl_trainers import GRPOPolicyTrainer, RLOOPolicyTrainer
 
-    prompts = [Prompt(f"p{i}", text, "ab"[i % 2]) for i, text in enumerate(["how do i run ?", "why is the sky blue ?",
-                                                                            "what is a cat ?", "how do i jump ?"] * 2)]
+    prompts = [
+        Prompt(f"p{i}", text, "ab"[i % 2])
+        for i, text in enumerate(["how do i run ?", "why is the sky blue ?", "what is a cat ?", "how do i jump ?"] * 2)
+    ]
     watcher = _Watcher()
-    ctx = CurriculumContext(arm="w", iteration=1, iterations=1, budget=len(prompts), seed=3, categories=["a", "b"], evaluation=[],
-                            history=[], workdir=tmp_path)
+    ctx = CurriculumContext(
+        arm="w",
+        iteration=1,
+        iterations=1,
+        budget=len(prompts),
+        seed=3,
+        categories=["a", "b"],
+        evaluation=[],
+        history=[],
+        workdir=tmp_path,
+    )
     stream = open_stream(watcher, ctx, prompts, passes=2, log=tmp_path / "scratch" / "stream.jsonl")
     trainer = {"grpo": GRPOPolicyTrainer, "rloo": RLOOPolicyTrainer}[algorithm](
-        TRLOptions(model=str(tiny_policy), device="cpu", learning_rate=1e-3, batch_size=8, num_generations=4, beta=0.0,
-                   generation={"max_new_tokens": 4, "temperature": 1.0}))
-    stats = trainer.train(tiny_policy, prompts, WordReward("good"), passes=2, out=tmp_path / "p1", seed=0, stream=stream)
+        TRLOptions(
+            model=str(tiny_policy),
+            device="cpu",
+            learning_rate=1e-3,
+            batch_size=8,
+            num_generations=4,
+            beta=0.0,
+            generation={"max_new_tokens": 4, "temperature": 1.0},
+        )
+    )
+    stats = trainer.train(
+        tiny_policy, prompts, WordReward("good"), passes=2, out=tmp_path / "p1", seed=0, stream=stream
+    )
     stream.finish()
-    assert stats.steps == 8  # 8 prompts x 2 passes, 2 prompts per generation batch: as many steps as without the channel
+    assert (
+        stats.steps == 8
+    )  # 8 prompts x 2 passes, 2 prompts per generation batch: as many steps as without the channel
     assert [b.draw for b in watcher.batches] == list(range(8))
     assert all(len(b.groups) == 2 and all(len(g.rewards) == 4 for g in b.groups) for b in watcher.batches)
     drawn = sorted(g.prompt_id for b in watcher.batches for g in b.groups)
@@ -153,7 +205,7 @@ def test_aopcore_trl_trainers_deliver_step_batches_to_a_watcher(algorithm: str, 
 
 
 # ---- SIGKILL mid-training, then resume_from_checkpoint -----------------------------------------------------------
-DRIVER = r'''
+DRIVER = r"""
 import os, signal, sys
 from pathlib import Path
 from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback
@@ -189,11 +241,13 @@ trainer = GRPOTrainer(model=model, reward_funcs=aop.reward(correct), args=config
 last = get_last_checkpoint(str(out / "trl")) if (out / "trl").is_dir() else None
 print("resume_from_checkpoint", last, flush=True)
 trainer.train(resume_from_checkpoint=last)
-'''
+"""
 
 
 def _drive(script: Path, out: Path, kill_at: int) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(script), str(out), str(kill_at)], capture_output=True, text=True, timeout=600, env=ENV)
+    return subprocess.run(
+        [sys.executable, str(script), str(out), str(kill_at)], capture_output=True, text=True, timeout=600, env=ENV
+    )
 
 
 def _drawn(out: Path) -> list[list[tuple[str, tuple[float, ...]]]]:
@@ -241,7 +295,9 @@ def _code_lines(path: Path) -> list[str]:
 
 def test_example_adds_at_most_ten_marked_lines_to_the_plain_trl_script():
     plain, aop = _code_lines(EXAMPLES / "trl_grpo_plain.py"), _code_lines(EXAMPLES / "trl_grpo_aop.py")
-    diff = [line for line in difflib.unified_diff(plain, aop, lineterm="", n=0) if not line.startswith(("+++", "---", "@@"))]
+    diff = [
+        line for line in difflib.unified_diff(plain, aop, lineterm="", n=0) if not line.startswith(("+++", "---", "@@"))
+    ]
     added = [line[1:] for line in diff if line.startswith("+")]
     removed = [line[1:] for line in diff if line.startswith("-")]
     assert 0 < len(added) <= 10, added
@@ -253,8 +309,14 @@ def test_example_adds_at_most_ten_marked_lines_to_the_plain_trl_script():
 @pytest.mark.slow
 def test_example_trains_rounds_and_moves_prompts_to_the_weak_categories(tmp_path: Path):
     out = tmp_path / "ex"
-    result = subprocess.run([sys.executable, str(EXAMPLES / "trl_grpo_aop.py"), "--out", str(out), "--steps", "8"],
-                            capture_output=True, text=True, timeout=900, env=ENV, cwd=tmp_path)
+    result = subprocess.run(
+        [sys.executable, str(EXAMPLES / "trl_grpo_aop.py"), "--out", str(out), "--steps", "8"],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        env=ENV,
+        cwd=tmp_path,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     rounds = [json.loads(p.read_text()) for p in sorted((out / "session" / "rounds").glob("round-*.json"))]
     assert [r["round"] for r in rounds] == [1, 2, 3, 4]  # 8 steps, a round every 2
@@ -263,13 +325,19 @@ def test_example_trains_rounds_and_moves_prompts_to_the_weak_categories(tmp_path
     texts = []
     for r in (1, 2, 3, 4):  # AOP rewrote the prompts every 2 steps, each time from a fresh evaluation of the live model
         ids = {json.loads(line)["id"] for line in (arm / f"iter-{r:02d}" / "prompts.jsonl").read_text().splitlines()}
-        texts.append({json.loads(line)["text"] for line in (arm / f"iter-{r:02d}" / "prompts.jsonl").read_text().splitlines()})
+        texts.append(
+            {json.loads(line)["text"] for line in (arm / f"iter-{r:02d}" / "prompts.jsonl").read_text().splitlines()}
+        )
         batches = read_batches(arm / f"iter-{r:02d}" / "steps.jsonl")
         assert [b.draw for b in batches] == [0, 1] and {g.prompt_id for b in batches for g in b.groups} <= ids
     assert all(texts[k] != texts[k + 1] for k in range(3))
     evaluations = sorted(p.name for p in (out / "session" / "stages").glob("*evaluation.json"))
-    assert evaluations == ["arms__session__iter-01__evaluation.json", "arms__session__iter-02__evaluation.json",
-                           "arms__session__iter-03__evaluation.json", "sft__evaluation.json"]
+    assert evaluations == [
+        "arms__session__iter-01__evaluation.json",
+        "arms__session__iter-02__evaluation.json",
+        "arms__session__iter-03__evaluation.json",
+        "sft__evaluation.json",
+    ]
     weak_share = []
     for r in rounds:
         assert sum(r["prompts_by_category"].values()) == 32
@@ -287,7 +355,7 @@ def test_example_trains_rounds_and_moves_prompts_to_the_weak_categories(tmp_path
     assert rounds[0]["prompts_by_category"].get("addition", 0) <= 2  # the strongest category is left alone
 
 
-STAGE_DRIVER = r'''
+STAGE_DRIVER = r"""
 import json, os, signal, sys
 from pathlib import Path
 from aopcore import CurriculumContext, Prompt
@@ -322,7 +390,7 @@ stats = trainer.train(policy, prompts, Killing("good"), passes=2, out=out / "p1"
 stream.finish()
 (out / "batches.json").write_text(json.dumps([b.to_dict() for b in stream.batches()]))
 print("steps", stats.steps)
-'''
+"""
 
 
 @pytest.mark.slow
@@ -335,8 +403,13 @@ def test_aopcore_grpo_stage_killed_and_resumed_continues_its_stream(tiny_policy:
 
     def run(out: Path, kill_at: int) -> subprocess.CompletedProcess:
         out.mkdir(exist_ok=True)
-        return subprocess.run([sys.executable, str(script), str(tiny_policy), str(out), str(kill_at), tests],
-                              capture_output=True, text=True, timeout=600, env=ENV)
+        return subprocess.run(
+            [sys.executable, str(script), str(tiny_policy), str(out), str(kill_at), tests],
+            capture_output=True,
+            text=True,
+            timeout=600,
+            env=ENV,
+        )
 
     killed = run(tmp_path / "run", 6)  # the reward of draw 5: steps 0-4 are done, checkpoint-4 is the latest
     assert killed.returncode == -9, killed.stderr[-3000:]
@@ -345,8 +418,10 @@ def test_aopcore_grpo_stage_killed_and_resumed_continues_its_stream(tiny_policy:
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     from aopcore.steps import PlannedSelector
 
-    prompts = [Prompt(f"p{i}", t, "ab"[i % 2]) for i, t in enumerate(["how do i run ?", "why is the sky blue ?", "what is a cat ?",
-                                                                        "how do i jump ?"] * 2)]
+    prompts = [
+        Prompt(f"p{i}", t, "ab"[i % 2])
+        for i, t in enumerate(["how do i run ?", "why is the sky blue ?", "what is a cat ?", "how do i jump ?"] * 2)
+    ]
     planned = PlannedSelector(prompts, passes=2, seed=3)  # what the watcher's stream draws, uninterrupted
     expected = [[p.id for p in planned.draw(2, d)] for d in range(8)]
     got = json.loads((tmp_path / "run" / "batches.json").read_text())
@@ -380,12 +455,26 @@ def test_dropped_groups_get_their_mean_reward_and_are_booked(tmp_path: Path):
     from aopcore_integrations.trl import StreamFeed
 
     planned = [Prompt("a", "question a", "x"), Prompt("b", "question b", "y")]
-    stream = PromptStream(_KeepVaried(planned), log=tmp_path / "stream.jsonl", make_selector=lambda: _KeepVaried(planned))
+    stream = PromptStream(
+        _KeepVaried(planned), log=tmp_path / "stream.jsonl", make_selector=lambda: _KeepVaried(planned)
+    )
     feed = StreamFeed(stream, row=lambda t: {"prompt": t, "question": t}, max_steps=1)
-    feed.configure(GRPOConfig(output_dir=str(tmp_path), per_device_train_batch_size=6, num_generations=3, max_steps=1,
-                              shuffle_dataset=False, use_cpu=True, report_to="none"))
+    feed.configure(
+        GRPOConfig(
+            output_dir=str(tmp_path),
+            per_device_train_batch_size=6,
+            num_generations=3,
+            max_steps=1,
+            shuffle_dataset=False,
+            use_cpu=True,
+            report_to="none",
+        )
+    )
     rows = list(feed.dataset())
-    assert [(r["aopcore_id"], r["question"], r["aopcore_draw"]) for r in rows] == [("a", "question a", 0), ("b", "question b", 0)]
+    assert [(r["aopcore_id"], r["question"], r["aopcore_draw"]) for r in rows] == [
+        ("a", "question a", 0),
+        ("b", "question b", 0),
+    ]
     columns = {k: [r[k] for r in rows for _ in range(3)] for k in rows[0]}  # TRL repeats each row num_generations times
     raw = [1.0, 1.0, 1.0, 0.0, 1.0, 0.5]  # prompt a: all alike (no signal); prompt b: varied
 
@@ -406,8 +495,17 @@ def test_dropped_groups_get_their_mean_reward_and_are_booked(tmp_path: Path):
 
     stream2 = PromptStream(_DropVaried(planned), make_selector=lambda: _DropVaried(planned))
     feed2 = StreamFeed(stream2, row=lambda t: {"prompt": t, "question": t}, max_steps=1)
-    feed2.configure(GRPOConfig(output_dir=str(tmp_path), per_device_train_batch_size=6, num_generations=3, max_steps=1,
-                               shuffle_dataset=False, use_cpu=True, report_to="none"))
+    feed2.configure(
+        GRPOConfig(
+            output_dir=str(tmp_path),
+            per_device_train_batch_size=6,
+            num_generations=3,
+            max_steps=1,
+            shuffle_dataset=False,
+            use_cpu=True,
+            report_to="none",
+        )
+    )
     list(feed2.dataset())
     out2 = feed2.reward(score)(prompts=columns["prompt"], completions=["c"] * 6, **columns)
     assert out2 == [1.0, 1.0, 1.0, 0.5, 0.5, 0.5]
@@ -423,29 +521,53 @@ def test_adapter_refuses_a_shuffled_or_unbounded_config(tmp_path: Path):
     planned = [Prompt("a", "question a", "x")]
     feed = StreamFeed(PromptStream(_KeepVaried(planned)), row=lambda t: {"prompt": t}, max_steps=1)
     with pytest.raises(InputError, match="shuffle_dataset=False"):
-        feed.configure(GRPOConfig(output_dir=str(tmp_path), per_device_train_batch_size=4, num_generations=2, max_steps=2,
-                                  use_cpu=True, report_to="none"))
+        feed.configure(
+            GRPOConfig(
+                output_dir=str(tmp_path),
+                per_device_train_batch_size=4,
+                num_generations=2,
+                max_steps=2,
+                use_cpu=True,
+                report_to="none",
+            )
+        )
     feed = StreamFeed(PromptStream(_KeepVaried(planned)), row=lambda t: {"prompt": t}, max_steps=None)  # type: ignore[arg-type]
     with pytest.raises(InputError, match="max_steps"):
-        feed.configure(GRPOConfig(output_dir=str(tmp_path), per_device_train_batch_size=4, num_generations=2, shuffle_dataset=False,
-                                  use_cpu=True, report_to="none"))
+        feed.configure(
+            GRPOConfig(
+                output_dir=str(tmp_path),
+                per_device_train_batch_size=4,
+                num_generations=2,
+                shuffle_dataset=False,
+                use_cpu=True,
+                report_to="none",
+            )
+        )
     from aopcore.errors import RuntimeFailure
 
     with pytest.raises(RuntimeFailure, match="before training began"):
         list(StreamFeed(PromptStream(_KeepVaried(planned)), row=lambda t: {"prompt": t}, max_steps=1).dataset())
 
 
-def test_generated_prompts_carry_their_answers_to_a_reward_that_checks_the_answer_column(tiny_policy: Path, tmp_path: Path):
+def test_generated_prompts_carry_their_answers_to_a_reward_that_checks_the_answer_column(
+    tiny_policy: Path, tmp_path: Path
+):
     """AOP with answers = "writer": each row's `answer` column is the reference answer of that row's prompt."""
     from trl import GRPOTrainer
 
     from aopcore_integrations.trl import TRLCurriculum
     from aopcore_testbed.skills import skill_of
 
-    session = CurriculumSession("aop", options={"targeting": "per-category", "prompt_style": "compact", "draws": 4,
-                                                "answers": "writer"},
-                                heldout="testbed:heldout", state_dir=tmp_path / "session", budget=8, rounds=2,
-                                feedback="testbed-writer", reward="verifier")
+    session = CurriculumSession(
+        "aop",
+        options={"targeting": "per-category", "prompt_style": "compact", "draws": 4, "answers": "writer"},
+        heldout="testbed:heldout",
+        state_dir=tmp_path / "session",
+        budget=8,
+        rounds=2,
+        feedback="testbed-writer",
+        reward="verifier",
+    )
     aop = TRLCurriculum(session, every=2, generate=lambda texts: ["no idea"] * len(texts))
     seen: list[tuple[str, str]] = []
 
@@ -454,8 +576,14 @@ def test_generated_prompts_carry_their_answers_to_a_reward_that_checks_the_answe
         return [1.0 if c.strip() == a else 0.0 for c, a in zip(completions, answer)]
 
     model, tokenizer, config = _grpo(tiny_policy, tmp_path / "trl", max_steps=4)
-    trainer = GRPOTrainer(model=model, reward_funcs=aop.reward(exact), args=config, processing_class=tokenizer,
-                          train_dataset=aop.dataset(), callbacks=[aop.callback])
+    trainer = GRPOTrainer(
+        model=model,
+        reward_funcs=aop.reward(exact),
+        args=config,
+        processing_class=tokenizer,
+        train_dataset=aop.dataset(),
+        callbacks=[aop.callback],
+    )
     trainer.train()
     assert len(seen) == 4 * 8  # every completion of every step was scored against an answer
     assert all(a == skill_of(p).solve(p) for p, a in seen), [(p, a) for p, a in seen if a != skill_of(p).solve(p)][:3]
@@ -471,13 +599,24 @@ def test_a_fresh_run_or_changed_trainer_settings_into_a_used_state_folder_is_ref
     from aopcore_integrations.trl import TRLCurriculum
 
     def run(lr: float, **kw):
-        session = CurriculumSession(_OnlineToy(), heldout=[Question("q1", "say good", "easy")], state_dir=tmp_path / "session",
-                                    budget=8, rounds=1)
+        session = CurriculumSession(
+            _OnlineToy(),
+            heldout=[Question("q1", "say good", "easy")],
+            state_dir=tmp_path / "session",
+            budget=8,
+            rounds=1,
+        )
         aop = TRLCurriculum(session, every=2, **kw)
         model, tokenizer, config = _grpo(tiny_policy, tmp_path / "trl", max_steps=2)
         config.learning_rate = lr
-        trainer = GRPOTrainer(model=model, reward_funcs=aop.reward(lambda prompts, completions, **_: [0.0] * len(prompts)),
-                              args=config, processing_class=tokenizer, train_dataset=aop.dataset(), callbacks=[aop.callback])
+        trainer = GRPOTrainer(
+            model=model,
+            reward_funcs=aop.reward(lambda prompts, completions, **_: [0.0] * len(prompts)),
+            args=config,
+            processing_class=tokenizer,
+            train_dataset=aop.dataset(),
+            callbacks=[aop.callback],
+        )
         trainer.train()
 
     run(1e-3)

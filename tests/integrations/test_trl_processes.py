@@ -1,5 +1,6 @@
 """TRLCurriculum across processes (torchrun, gloo on CPU): one stream per run, the same draws as one process with the
 same generation batch, and a SIGKILLed 2-process run resumed from its checkpoint draws what an uninterrupted one does."""
+
 from __future__ import annotations
 
 import json
@@ -11,13 +12,13 @@ from pathlib import Path
 import pytest
 
 pytest.importorskip("trl")
-from helpers.tiny_models import save_tiny_gpt2  # noqa: E402
-
 from aopcore.steps import read_batches  # noqa: E402
+
+from helpers.tiny_models import save_tiny_gpt2  # noqa: E402
 
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
 
-DRIVER = r'''
+DRIVER = r"""
 import os, signal, sys
 from pathlib import Path
 from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback
@@ -80,7 +81,7 @@ trainer = GRPOTrainer(model=model, reward_funcs=aop.reward(reward), args=config,
 last = get_last_checkpoint(str(out / "trl")) if (out / "trl").is_dir() else None
 trainer.train(resume_from_checkpoint=last)
 print("steps", trainer.state.global_step, flush=True)
-'''
+"""
 
 
 @pytest.fixture(scope="module")
@@ -94,15 +95,30 @@ def driver(tmp_path_factory) -> tuple[Path, Path]:
 def _run(driver: tuple[Path, Path], out: Path, *, processes: int, kill_at: int = 0) -> subprocess.CompletedProcess:
     script, policy = driver
     per_device = 8 // processes  # the same generation batch (8 completions: 2 prompts x 4) in all
-    launch = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(processes)] if processes > 1 else [sys.executable]
-    return subprocess.run([*launch, str(script), str(out), str(policy), str(per_device), str(kill_at)], capture_output=True, text=True,
-                          timeout=600, env=ENV)
+    launch = (
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(processes)]
+        if processes > 1
+        else [sys.executable]
+    )
+    return subprocess.run(
+        [*launch, str(script), str(out), str(policy), str(per_device), str(kill_at)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=ENV,
+    )
 
 
 def _drawn(out: Path) -> list[list[tuple[str, tuple[float, ...]]]]:
     """Per round: every group's prompt id and rewards, in draw order."""
-    return [[(g.prompt_id, g.rewards) for b in read_batches(out / "session" / "arms" / "session" / f"iter-{r:02d}" / "steps.jsonl")
-             for g in b.groups] for r in (1, 2)]
+    return [
+        [
+            (g.prompt_id, g.rewards)
+            for b in read_batches(out / "session" / "arms" / "session" / f"iter-{r:02d}" / "steps.jsonl")
+            for g in b.groups
+        ]
+        for r in (1, 2)
+    ]
 
 
 @pytest.mark.slow
@@ -137,8 +153,16 @@ def test_accelerate_cpu_launch_that_started_one_of_several_processes_is_refused(
     from aopcore.steps import PlannedSelector, PromptStream
     from aopcore_integrations.trl import StreamFeed
 
-    args = SimpleNamespace(shuffle_dataset=False, world_size=1, max_steps=2, num_generations=2, generation_batch_size=4,
-                           steps_per_generation=1, num_iterations=1, gradient_accumulation_steps=1)
+    args = SimpleNamespace(
+        shuffle_dataset=False,
+        world_size=1,
+        max_steps=2,
+        num_generations=2,
+        generation_batch_size=4,
+        steps_per_generation=1,
+        num_iterations=1,
+        gradient_accumulation_steps=1,
+    )
     feed = StreamFeed(PromptStream(PlannedSelector([], passes=1, seed=0)), row=lambda t: {"prompt": t}, max_steps=2)
     monkeypatch.delenv("WORLD_SIZE", raising=False)
     monkeypatch.setenv("ACCELERATE_USE_CPU", "True")

@@ -6,6 +6,7 @@ with RayPPOTrainer._create_dataloader (create_rl_dataset with data.custom_cls, t
 collate_fn), turns each batch into a DataProto, rewards it as veRL's reward stage would (simulated rollouts,
 per-category pass rates), calls on_batch_end, and checkpoints/resumes the dataloader as veRL does.
 """
+
 from __future__ import annotations
 
 import collections
@@ -22,8 +23,10 @@ from aopcore.errors import InputError
 ROOT = Path(__file__).resolve().parents[2]
 VERL_PY = ROOT / ".venv-verl" / "bin" / "python"
 DRIVE = ROOT / "tests" / "integrations" / "verl" / "drive.py"
-needs_verl = pytest.mark.skipif(not VERL_PY.exists(), reason=".venv-verl is absent: run `bash scripts/setup-verl.sh` "
-                                "(veRL 0.9.1 in its own virtualenv; CI runs it)")
+needs_verl = pytest.mark.skipif(
+    not VERL_PY.exists(),
+    reason=".venv-verl is absent: run `bash scripts/setup-verl.sh` (veRL 0.9.1 in its own virtualenv; CI runs it)",
+)
 
 
 def test_options_problems_are_input_errors_naming_the_key():
@@ -37,17 +40,22 @@ def test_options_problems_are_input_errors_naming_the_key():
     assert exc.value.problems == [
         "data.aopcore.heldout: needed without data.aopcore.config (or name an aopcore TOML in config)",
         "data.aopcore.budget: needed without data.aopcore.config (or name an aopcore TOML in config)",
-        'data.aopcore.generate: evaluation = "generate" needs a function, "module:function" (texts -> answers with the current policy)']
+        'data.aopcore.generate: evaluation = "generate" needs a function, "module:function" (texts -> answers with the current policy)',
+    ]
     with pytest.raises(InputError, match="data.aopcore: missing"):
         parse_options({})
-    opts = parse_options({"aopcore": {"state_dir": "s", "curriculum": "aop", "heldout": "testbed:heldout", "budget": 8}})
+    opts = parse_options(
+        {"aopcore": {"state_dir": "s", "curriculum": "aop", "heldout": "testbed:heldout", "budget": 8}}
+    )
     assert opts.evaluation == "rollouts" and opts.steps_per_round is None
 
 
 def test_module_imports_without_verl():
     """The adapter module loads where veRL is not installed; only AopcoreDataset needs veRL."""
-    code = ("import sys, aopcore_integrations.verl as v; assert 'verl' not in sys.modules and 'torch' not in sys.modules; "
-            "print(v.RoundDriver.__name__)")
+    code = (
+        "import sys, aopcore_integrations.verl as v; assert 'verl' not in sys.modules and 'torch' not in sys.modules; "
+        "print(v.RoundDriver.__name__)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "RoundDriver"
@@ -55,8 +63,17 @@ def test_module_imports_without_verl():
 
 def _drive(tmp: Path, run: str, *extra: str, rc: int = 0) -> list[dict]:
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    cmd = [str(VERL_PY), str(DRIVE), "--work", str(tmp / "work"), "--state", str(tmp / run / "state"),
-           "--out", str(tmp / f"{run}.jsonl"), *extra]
+    cmd = [
+        str(VERL_PY),
+        str(DRIVE),
+        "--work",
+        str(tmp / "work"),
+        "--state",
+        str(tmp / run / "state"),
+        "--out",
+        str(tmp / f"{run}.jsonl"),
+        *extra,
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env, cwd=ROOT)
     assert proc.returncode == rc, proc.stdout[-3000:] + proc.stderr[-3000:]
     with open(tmp / f"{run}.log", "a", encoding="utf-8") as fh:

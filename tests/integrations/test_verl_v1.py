@@ -6,6 +6,7 @@ runs steps with prepare_step / ReplayBuffer.sample / _save_checkpoint / _load_ch
 TransferQueue (one test) or an in-process store; the agent loop's generation and the GPU stages after sampling are
 simulated (see its docstring).
 """
+
 from __future__ import annotations
 
 import collections
@@ -23,11 +24,22 @@ from aopcore.errors import InputError
 ROOT = Path(__file__).resolve().parents[2]
 VERL_PY = ROOT / ".venv-verl" / "bin" / "python"
 DRIVE = ROOT / "tests" / "integrations" / "verl" / "drive_v1.py"
-needs_verl = pytest.mark.skipif(not VERL_PY.exists(), reason=".venv-verl is absent: run `bash scripts/setup-verl.sh` "
-                                "(veRL 0.9.1 in its own virtualenv; CI runs it)")
-OURS = {"data": {"custom_cls": {"path": "pkg://aopcore_integrations.verl", "name": "AopcoreDataset"}, "gen_batch_size": 1},
-        "trainer": {"use_v1": True, "v1": {"trainer_mode": "sync", "sampler": {"custom_sampler": {
-            "path": "pkg://aopcore_integrations.verl_v1", "name": "AopcoreReplayBuffer"}}}}}
+needs_verl = pytest.mark.skipif(
+    not VERL_PY.exists(),
+    reason=".venv-verl is absent: run `bash scripts/setup-verl.sh` (veRL 0.9.1 in its own virtualenv; CI runs it)",
+)
+OURS = {
+    "data": {"custom_cls": {"path": "pkg://aopcore_integrations.verl", "name": "AopcoreDataset"}, "gen_batch_size": 1},
+    "trainer": {
+        "use_v1": True,
+        "v1": {
+            "trainer_mode": "sync",
+            "sampler": {
+                "custom_sampler": {"path": "pkg://aopcore_integrations.verl_v1", "name": "AopcoreReplayBuffer"}
+            },
+        },
+    },
+}
 
 
 def _with(**changes: object) -> dict:
@@ -48,13 +60,17 @@ def test_every_configuration_without_hooks_is_one_line_naming_the_key():
     assert trainer_problems({"data": {}, "trainer": {}}) == []  # a veRL with only the legacy trainer
     assert trainer_problems(_with(trainer__use_v1=False, trainer__v1={})) == []  # legacy: on_batch_end fires
     cases = {
-        "trainer.v1.sampler.custom_sampler": _with(trainer__v1__sampler={"custom_sampler": {"path": None, "name": None}}),
+        "trainer.v1.sampler.custom_sampler": _with(
+            trainer__v1__sampler={"custom_sampler": {"path": None, "name": None}}
+        ),
         "trainer.use_v1": _with(trainer__use_v1=False),  # the sampler key, on a trainer that never loads it
         "data.custom_cls": _with(data__custom_cls={"path": None, "name": None}),
         "trainer.v1.trainer_mode": _with(trainer__v1__trainer_mode="colocate_async"),
         "data.gen_batch_size": _with(data__gen_batch_size=None),
         "algorithm.filter_groups.enable": _with(algorithm={"filter_groups": {"enable": True}}),
-        "reward.reward_model.enable_resource_pool": _with(reward={"reward_model": {"enable": True, "enable_resource_pool": False}}),
+        "reward.reward_model.enable_resource_pool": _with(
+            reward={"reward_model": {"enable": True, "enable_resource_pool": False}}
+        ),
     }
     for key, cfg in cases.items():
         problems = trainer_problems(cfg)
@@ -70,12 +86,15 @@ def test_every_configuration_without_hooks_is_one_line_naming_the_key():
         class Data(dict):
             def _get_root(self):
                 return cases["trainer.use_v1"]
+
         check_trainer_config(Data())
 
 
 def test_module_imports_without_verl():
-    code = ("import sys, aopcore_integrations.verl_v1 as v; assert 'verl' not in sys.modules and 'torch' not in sys.modules; "
-            "print(v.trainer_problems.__name__)")
+    code = (
+        "import sys, aopcore_integrations.verl_v1 as v; assert 'verl' not in sys.modules and 'torch' not in sys.modules; "
+        "print(v.trainer_problems.__name__)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "trainer_problems"
@@ -84,7 +103,7 @@ def test_module_imports_without_verl():
 def docs_command() -> list[str]:
     """The overrides of the V1 command in docs/integrations.md's veRL section (the block after 'V1 trainer')."""
     text = (ROOT / "docs" / "integrations.md").read_text()
-    section = text[text.index("## veRL"):]
+    section = text[text.index("## veRL") :]
     block = re.search(r"```bash\n(.*?)```", section, re.S).group(1)
     tokens = []
     for line in block.splitlines():
@@ -95,9 +114,14 @@ def docs_command() -> list[str]:
 def _drive(tmp: Path, run: str, overrides: list[str], *extra: str, rc: int = 0) -> list[dict]:
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     work = tmp / "work"
-    sets = [*overrides, f"data.train_files={work}/train.parquet", f"data.val_files={work}/val.parquet",
-            "data.train_batch_size=8", f"trainer.default_local_dir={tmp / run / 'ckpt'}",
-            "+trainer.v1.sampler.sampler_kwargs.poll_interval=0.01"]
+    sets = [
+        *overrides,
+        f"data.train_files={work}/train.parquet",
+        f"data.val_files={work}/val.parquet",
+        "data.train_batch_size=8",
+        f"trainer.default_local_dir={tmp / run / 'ckpt'}",
+        "+trainer.v1.sampler.sampler_kwargs.poll_interval=0.01",
+    ]
     cmd = [str(VERL_PY), str(DRIVE), "--work", str(work), "--out", str(tmp / f"{run}.jsonl"), *extra]
     for s in sets:
         cmd += ["--set", s]
@@ -111,9 +135,12 @@ def _drive(tmp: Path, run: str, overrides: list[str], *extra: str, rc: int = 0) 
 
 def _aop(tmp: Path, run: str) -> list[str]:
     """The docs' command with its two placeholder paths pointed at this test's files (nothing else changed)."""
-    return [s.replace("/work/curriculum.toml", str(ROOT / "tests" / "verl" / "aop.toml"))
-             .replace("/ckpt/aopcore", str(tmp / run / "state")) for s in docs_command()] + [
-        f"+data.aopcore.initial_evaluation={tmp / 'work' / 'initial_evaluation.jsonl'}"]
+    return [
+        s.replace("/work/curriculum.toml", str(ROOT / "tests" / "verl" / "aop.toml")).replace(
+            "/ckpt/aopcore", str(tmp / run / "state")
+        )
+        for s in docs_command()
+    ] + [f"+data.aopcore.initial_evaluation={tmp / 'work' / 'initial_evaluation.jsonl'}"]
 
 
 def _share(steps: list[dict], rnd: int, cats: set[str]) -> float:
@@ -152,18 +179,27 @@ def test_docs_command_runs_aop_rounds_on_the_v1_trainer_and_resumes(tmp_path):
     assert (tmp_path / "b" / "ckpt" / "latest_checkpointed_iteration.txt").read_text() == str(k)
     resumed = _drive(tmp_path, "b", _aop(tmp_path, "b"))
     assert [s["step"] for s in resumed] == [*range(1, k + 2), *range(k + 1, len(steps) + 1)]
-    assert [s["ids"] for s in resumed[k + 1:]] == [s["ids"] for s in steps[k:]]
+    assert [s["ids"] for s in resumed[k + 1 :]] == [s["ids"] for s in steps[k:]]
 
 
-ONLINE = ["+data.aopcore.heldout=testbed:heldout", "+data.aopcore.budget=16", "+data.aopcore.rounds=2",
-          "+data.aopcore.steps_per_round=4"]
+ONLINE = [
+    "+data.aopcore.heldout=testbed:heldout",
+    "+data.aopcore.budget=16",
+    "+data.aopcore.rounds=2",
+    "+data.aopcore.steps_per_round=4",
+]
 BANDIT = "{pool:'testbed:pool',temperature:0.05}"
 
 
 def _online(tmp: Path, run: str, curriculum: str, options: str) -> list[str]:
     keys = [t for t in docs_command() if not t.startswith(("+data.aopcore.", "reward.", "+reward."))]
-    return [*keys, *ONLINE, f"+data.aopcore.curriculum={curriculum}", f"+data.aopcore.options={options}",
-            f"+data.aopcore.state_dir={tmp / run / 'state'}"]
+    return [
+        *keys,
+        *ONLINE,
+        f"+data.aopcore.curriculum={curriculum}",
+        f"+data.aopcore.options={options}",
+        f"+data.aopcore.state_dir={tmp / run / 'state'}",
+    ]
 
 
 @needs_verl
@@ -184,10 +220,13 @@ def test_online_curricula_hear_every_step_and_keep_evicts_and_refills(tmp_path):
     refilled = sum(s["metrics"].get("training/aopcore/refilled_groups", 0) for s in steps)
     assert dropped > 0 and refilled == dropped and all(len(s["ids"]) == 8 for s in steps)
     state = tmp_path / "f" / "state" / "arms" / "verl"
-    log = [json.loads(line) for r in (1,) for line in (state / f"iter-{r:02d}" / "steps.jsonl").read_text().splitlines()]
+    log = [
+        json.loads(line) for r in (1,) for line in (state / f"iter-{r:02d}" / "steps.jsonl").read_text().splitlines()
+    ]
     refill_draws = [b for b in log if not all(b["kept"])]
-    assert sum(k is False for b in log for k in b["kept"]) == sum(s["metrics"].get("training/aopcore/dropped_groups", 0)
-                                                                   for s in steps if s["round"] == 1)
+    assert sum(k is False for b in log for k in b["kept"]) == sum(
+        s["metrics"].get("training/aopcore/dropped_groups", 0) for s in steps if s["round"] == 1
+    )
     # the update never sees a dropped group: every (draw, position) trained was kept, every kept one was trained
     kept = {(b["draw"], k) for b in log for k, ok in enumerate(b["kept"]) if ok}
     trained = [tuple(t) for s in steps if s["round"] == 1 for t in s["trained"]]
@@ -209,12 +248,17 @@ def test_online_curricula_hear_every_step_and_keep_evicts_and_refills(tmp_path):
 
 
 @needs_verl
-@pytest.mark.parametrize("change,key", [
-    (["trainer.v1.sampler.custom_sampler.path=null", "trainer.v1.sampler.custom_sampler.name=null"],
-     "trainer.v1.sampler.custom_sampler"),
-    (["trainer.use_v1=false"], "trainer.use_v1"),
-    (["trainer.v1.trainer_mode=colocate_async"], "trainer.v1.trainer_mode"),
-])
+@pytest.mark.parametrize(
+    "change,key",
+    [
+        (
+            ["trainer.v1.sampler.custom_sampler.path=null", "trainer.v1.sampler.custom_sampler.name=null"],
+            "trainer.v1.sampler.custom_sampler",
+        ),
+        (["trainer.use_v1=false"], "trainer.use_v1"),
+        (["trainer.v1.trainer_mode=colocate_async"], "trainer.v1.trainer_mode"),
+    ],
+)
 def test_veRL_refuses_at_start_what_the_adapter_cannot_serve(tmp_path, change, key):
     """Built as veRL builds them (sampler loader, then create_rl_dataset), before any step: one line naming the key."""
     keys = {t.split("=")[0] for t in change}

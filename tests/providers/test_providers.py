@@ -1,4 +1,5 @@
 """Each real provider SDK against a local server speaking its wire format, with injected faults."""
+
 import os
 import signal
 import subprocess
@@ -9,11 +10,12 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers.fake_providers import FakeProviderServer
 
 from aopcore import JudgeItem, Question, RuntimeFailure
 from aopcore.judging import judge_pair
 from aopcore.ledger import StageMeter
+
+from helpers.fake_providers import FakeProviderServer
 
 SECRET = "sk-test-SECRET-value-1234567890"
 PROVIDERS = ["openai", "anthropic", "gemini"]
@@ -30,18 +32,35 @@ def make(provider: str, server: FakeProviderServer, tmp_path: Path, judge: bool 
     from aopcore_providers.plugin import PROVIDERS as OPTS
 
     os.environ["AOPCORE_TEST_KEY"] = SECRET
-    settings = dict(model="test-model", api_key_env="AOPCORE_TEST_KEY", base_url=server.base_url(provider), timeout=1.0,
-                    backoff_base=0.05, max_retries=3, cache_path=str(tmp_path / "cache.sqlite"))
+    settings = dict(
+        model="test-model",
+        api_key_env="AOPCORE_TEST_KEY",
+        base_url=server.base_url(provider),
+        timeout=1.0,
+        backoff_base=0.05,
+        max_retries=3,
+        cache_path=str(tmp_path / "cache.sqlite"),
+    )
     opts = OPTS[provider][0](**{**settings, **options})
-    cls = getattr(llm, {"openai": "OpenAI", "anthropic": "Anthropic", "gemini": "Gemini"}[provider] + ("Judge" if judge else "LLM"))
+    cls = getattr(
+        llm,
+        {"openai": "OpenAI", "anthropic": "Anthropic", "gemini": "Gemini"}[provider] + ("Judge" if judge else "LLM"),
+    )
     return cls(opts)
 
 
 @pytest.mark.parametrize("provider", PROVIDERS)
 def test_faults_are_retried_or_reported_and_nothing_is_lost(provider, server, tmp_path):
     llm = make(provider, server, tmp_path, price_input_per_mtok=1.0, price_output_per_mtok=2.0)
-    prompts = ["plain 2 questions", "FAULT:429:2 two rate limits", "FAULT:500:1 one server error", "FAULT:hang:1 one hang",
-               "FAULT:badjson:1 one broken body", "FAULT:empty:0 empty content", "FAULT:blocked:0 safety"]
+    prompts = [
+        "plain 2 questions",
+        "FAULT:429:2 two rate limits",
+        "FAULT:500:1 one server error",
+        "FAULT:hang:1 one hang",
+        "FAULT:badjson:1 one broken body",
+        "FAULT:empty:0 empty content",
+        "FAULT:blocked:0 safety",
+    ]
     start = time.monotonic()
     with StageMeter("test") as meter:
         out = llm.complete(prompts)
@@ -55,7 +74,10 @@ def test_faults_are_retried_or_reported_and_nothing_is_lost(provider, server, tm
     assert server.attempts["FAULT:hang:1 one hang"] == 2
     assert server.attempts["FAULT:badjson:1 one broken body"] == 2
     assert elapsed >= 0.4  # Retry-After: 0.2 honoured twice
-    assert set(llm.calls.failures) == {"empty response", f"blocked: {'SAFETY' if provider == 'gemini' else 'refusal' if provider == 'anthropic' else 'content_filter'}"}
+    assert set(llm.calls.failures) == {
+        "empty response",
+        f"blocked: {'SAFETY' if provider == 'gemini' else 'refusal' if provider == 'anthropic' else 'content_filter'}",
+    }
     assert meter.counts["feedback_calls"] == 7 and meter.counts["retries"] == 5
     assert meter.counts["cost_usd"] == pytest.approx(7 * (11 * 1.0 + 7 * 2.0) / 1e6, rel=0.3)
     # everything that succeeded is cached: a second run pays for nothing
@@ -103,7 +125,11 @@ def test_request_rate_limit_spaces_calls(server, tmp_path):
 @pytest.mark.parametrize("provider", PROVIDERS)
 def test_judge_verdicts_through_provider(provider, server, tmp_path):
     judge = make(provider, server, tmp_path, judge=True)
-    items = [JudgeItem("1", "q?", "GOOD answer", "meh"), JudgeItem("2", "q?", "meh", "GOOD"), JudgeItem("3", "q?", "x", "y")]
+    items = [
+        JudgeItem("1", "q?", "GOOD answer", "meh"),
+        JudgeItem("2", "q?", "meh", "GOOD"),
+        JudgeItem("3", "q?", "x", "y"),
+    ]
     assert [v.choice for v in judge.judge(items)] == ["A", "B", "C"]
 
 
@@ -115,7 +141,7 @@ def test_key_goes_only_to_the_server(server, tmp_path, caplog):
     assert SECRET not in caplog.text
 
 
-SCRIPT = textwrap.dedent('''
+SCRIPT = textwrap.dedent("""
     import os, sys
     sys.path[:0] = {paths!r}  # this folder (test_providers) and the tests root (helpers)
     from test_providers import make
@@ -124,22 +150,31 @@ SCRIPT = textwrap.dedent('''
         def base_url(self, provider): return {url!r}
     llm = make("openai", S(), __import__("pathlib").Path({tmp!r}), concurrency=4)
     llm.complete([f"resume {{i}} 1 questions" for i in range(6)] + ["FAULT:hang:1 never finishes"])
-''')
+""")
 
 
 def test_no_paid_call_repeats_after_a_crash(tmp_path):
     with FakeProviderServer(hang_s=60) as server:
-        script = SCRIPT.format(paths=[str(Path(__file__).parent), str(Path(__file__).resolve().parents[1])], url=server.base_url("openai"), tmp=str(tmp_path))
+        script = SCRIPT.format(
+            paths=[str(Path(__file__).parent), str(Path(__file__).resolve().parents[1])],
+            url=server.base_url("openai"),
+            tmp=str(tmp_path),
+        )
         proc = subprocess.Popen([sys.executable, "-c", script], env={**os.environ, "AOPCORE_TEST_KEY": SECRET})
         deadline = time.time() + 60
-        while sum(v for k, v in server.attempts.items() if k.startswith("resume")) < 6 or server.attempts["FAULT:hang:1 never finishes"] < 1:
+        while (
+            sum(v for k, v in server.attempts.items() if k.startswith("resume")) < 6
+            or server.attempts["FAULT:hang:1 never finishes"] < 1
+        ):
             assert time.time() < deadline and proc.poll() is None
             time.sleep(0.05)
         time.sleep(0.5)  # the six finished responses are committed to the cache as they arrive
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait()
         server.hang_s = 0
-        rerun = subprocess.run([sys.executable, "-c", script], env={**os.environ, "AOPCORE_TEST_KEY": SECRET}, timeout=120)
+        rerun = subprocess.run(
+            [sys.executable, "-c", script], env={**os.environ, "AOPCORE_TEST_KEY": SECRET}, timeout=120
+        )
         assert rerun.returncode == 0
         assert all(server.attempts[f"resume {i} 1 questions"] == 1 for i in range(6))
         assert server.attempts["FAULT:hang:1 never finishes"] == 2
@@ -191,8 +226,12 @@ def test_a_request_already_in_flight_is_waited_for_not_sent_again(provider, tmp_
         a = make(provider, slow, tmp_path)
         b = make(provider, slow, tmp_path)
         with StageMeter("both") as meter:
-            first, second = _in_two_threads(lambda: a.complete(["shared 2 questions"]),
-                                            lambda: b.complete(["shared 2 questions", "own 1 questions"]), slow, "shared 2 questions")
+            first, second = _in_two_threads(
+                lambda: a.complete(["shared 2 questions"]),
+                lambda: b.complete(["shared 2 questions", "own 1 questions"]),
+                slow,
+                "shared 2 questions",
+            )
     assert slow.attempts["shared 2 questions"] == 1 and slow.attempts["own 1 questions"] == 1
     assert first[0] == second[0] and first[0].startswith("1. How do I handle situation")
     assert meter.counts["coalesced_calls"] == 1 and meter.counts["feedback_calls"] == 2
@@ -202,13 +241,15 @@ def test_a_waiter_shares_a_failure_and_resends_when_the_sender_gave_up(tmp_path)
     with FakeProviderServer(latency=0.4) as slow:
         # the sender exhausts its retries: the waiter gets the same empty answer, no second paid attempt
         a, b = make("openai", slow, tmp_path, max_retries=0), make("openai", slow, tmp_path, max_retries=0)
-        first, second = _in_two_threads(lambda: a.complete(["FAULT:500:9 down"]), lambda: b.complete(["FAULT:500:9 down"]),
-                                        slow, "FAULT:500:9 down")
+        first, second = _in_two_threads(
+            lambda: a.complete(["FAULT:500:9 down"]), lambda: b.complete(["FAULT:500:9 down"]), slow, "FAULT:500:9 down"
+        )
         assert first == second == [""] and slow.attempts["FAULT:500:9 down"] == 1
         # the sender raises (a fatal 401 on its attempt): the waiter is not left hanging, it sends the request itself
         c, d = make("openai", slow, tmp_path), make("openai", slow, tmp_path)
-        first, second = _in_two_threads(lambda: c.complete(["FAULT:401:1 once"]), lambda: d.complete(["FAULT:401:1 once"]),
-                                        slow, "FAULT:401:1 once")
+        first, second = _in_two_threads(
+            lambda: c.complete(["FAULT:401:1 once"]), lambda: d.complete(["FAULT:401:1 once"]), slow, "FAULT:401:1 once"
+        )
         assert isinstance(first, RuntimeFailure) and "401" in str(first)
         assert second[0].startswith("1. How do I handle situation") and slow.attempts["FAULT:401:1 once"] == 2
 

@@ -1,4 +1,5 @@
 """The testbed's positive control (aopcore_testbed.oracle): what it picks, from what it measures, and its procedure."""
+
 import json
 import random
 import subprocess
@@ -67,8 +68,10 @@ def draw_and_report(stream, draws, n=16, seed=0, skill=None):
         prompts = stream.next(n)
         counts.update(p.category for p in prompts)
         rates = {**PASS, **(skill or {})}
-        stream.report(stream.draws - 1, [RolloutGroup(p.id, p.category, (float(rng.random() < rates.get(p.category, 0.9)),), 2)
-                                         for p in prompts])
+        stream.report(
+            stream.draws - 1,
+            [RolloutGroup(p.id, p.category, (float(rng.random() < rates.get(p.category, 0.9)),), 2) for p in prompts],
+        )
     stream.finish()
     return counts
 
@@ -76,13 +79,19 @@ def draw_and_report(stream, draws, n=16, seed=0, skill=None):
 def test_per_step_oracle_draws_every_step_by_measured_pass_rates_and_follows_the_rollouts(tmp_path):
     ctx = context(tmp_path)
     cur = build(samples=8)
-    assert is_online(cur) and not is_online(build(samples=8, per_step=False)) and not is_online(build(weights={"addition": 1.0}))
+    assert (
+        is_online(cur)
+        and not is_online(build(samples=8, per_step=False))
+        and not is_online(build(weights={"addition": 1.0}))
+    )
     stream = open_stream(cur, ctx, cur.prompts(ctx), passes=4)
     counts = draw_and_report(stream, draws=20)
     # the whole pool (560), not the 20 planned prompts; p = 1 and p = 0 get only the explore floor
     assert len({g.prompt_id for b in stream.batches() for g in b.groups}) > 100
     learnable = counts["maximum"] + counts["counting"]
-    assert learnable > 0.5 * sum(counts.values()) and counts["addition"] + counts["subtraction"] < 0.1 * learnable, counts
+    assert learnable > 0.5 * sum(counts.values()) and counts["addition"] + counts["subtraction"] < 0.1 * learnable, (
+        counts
+    )
     # the rollouts move the measured rates: a prompt that keeps passing is drawn less
     sel = stream.selector
     target = next(c for c in sel.candidates if c.category == "maximum")
@@ -124,7 +133,9 @@ def test_weights_from_gains_and_allocation():
 def test_gains_mode_allocates_by_the_measured_file(tmp_path):
     gains = tmp_path / "gains.json"
     gains.write_text(json.dumps({"gains": {c: (0.05 if c == "counting" else 0.0) for c in CATEGORIES}}))
-    chosen = build(mode="gains", gains=str(gains), boost=3.0).prompts(make_context(tmp_path, rewards={c: 0.5 for c in CATEGORIES}, budget=40))
+    chosen = build(mode="gains", gains=str(gains), boost=3.0).prompts(
+        make_context(tmp_path, rewards={c: 0.5 for c in CATEGORIES}, budget=40)
+    )
     counts = Counter(p.category for p in chosen)
     assert counts["counting"] == 16 and all(counts[c] == 4 for c in CATEGORIES if c != "counting")
     with pytest.raises(InputError, match="no measured gains"):
@@ -137,7 +148,9 @@ def test_measurement_config_scores_on_the_test_split_and_validates(tmp_path):
     cfg = ROOT / "examples" / ".test-oracle-measure.toml"
     cfg.write_text(text)
     try:
-        proc = subprocess.run([sys.executable, "-m", "aopcore.cli", "validate", str(cfg)], capture_output=True, text=True, timeout=300)
+        proc = subprocess.run(
+            [sys.executable, "-m", "aopcore.cli", "validate", str(cfg)], capture_output=True, text=True, timeout=300
+        )
     finally:
         cfg.unlink()
     assert proc.returncode == 0, proc.stderr

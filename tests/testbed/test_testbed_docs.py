@@ -4,6 +4,7 @@ The committed run may be measured on a machine shared with other work, so its wa
 idle machine. What README.md and examples/testbed.toml promise is the time of their command, `aopcore run
 examples/testbed.toml`, which runs the seeds one after another in one process: on an idle machine that is about the
 measured run's CPU time. docs/testbed.md states both the wall and the CPU time."""
+
 import json
 import re
 from pathlib import Path
@@ -28,7 +29,9 @@ def test_stated_run_times_agree_with_the_committed_measured_run():
         assert (int(stated.group(1)), int(stated.group(2))) == (round(wall), round(measured["cpu_s"]))
     readme = (ROOT / "README.md").read_text()
     example = (ROOT / "examples" / "testbed.toml").read_text()
-    said = re.findall(r"testbed[^\n]*\n?[^\n]*?about (\d+) minutes on 2 idle", readme) + re.findall(r"about (\d+) minutes on 2 idle CPU cores", example)
+    said = re.findall(r"testbed[^\n]*\n?[^\n]*?about (\d+) minutes on 2 idle", readme) + re.findall(
+        r"about (\d+) minutes on 2 idle CPU cores", example
+    )
     assert len(said) == 3, said  # README twice, examples/testbed.toml once
     assert all(int(m) == minutes for m in said), (said, wall)
 

@@ -1,5 +1,6 @@
 """One start policy everywhere: the testbed ships its pretrained `testbed-tiny`, every cache holds the same bytes
 whatever the thread count, its cache folder is keyed by those bytes, and its held-out accuracy is the documented one."""
+
 import json
 import os
 import re
@@ -9,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from aopcore_testbed.model import RECIPE, SPECIALS, _recipe_id, ensure_alias, shipped_key, vocabulary
 from aopcore_testbed.shipped import MANIFEST, WEIGHTS, digest, file_hashes
 
@@ -34,7 +36,9 @@ def test_shipped_weights_match_their_manifest_and_the_current_recipe():
     assert {"model.safetensors", "config.json", "tokenizer.json"} <= set(m["files"])
     assert sum(p.stat().st_size for p in WEIGHTS.iterdir()) < 1_000_000  # about half a megabyte
     # a change to the skills (vocabulary), the SFT plan or the recipe must come with regenerated weights
-    assert m["recipe"] == RECIPE and m["recipe_id"] == _recipe_id(), "python -m aopcore_testbed.regenerate, then update docs/testbed.md"
+    assert m["recipe"] == RECIPE and m["recipe_id"] == _recipe_id(), (
+        "python -m aopcore_testbed.regenerate, then update docs/testbed.md"
+    )
     vocab = json.loads((WEIGHTS / "tokenizer.json").read_text())["model"]["vocab"]
     assert [t for t, _ in sorted(vocab.items(), key=lambda kv: kv[1])] == SPECIALS + vocabulary()
     assert m["made_with"]["threads"] == 1
@@ -73,10 +77,17 @@ print(json.dumps({"folder": str(folder), "threads": torch.get_num_threads(), "fi
 
 
 @pytest.mark.slow
-def test_fresh_caches_under_different_thread_counts_start_from_the_same_policy_with_the_documented_accuracy(tmp_path: Path):
+def test_fresh_caches_under_different_thread_counts_start_from_the_same_policy_with_the_documented_accuracy(
+    tmp_path: Path,
+):
     seen = []
     for threads in ("1", "2"):
-        env = {**os.environ, "OMP_NUM_THREADS": threads, "AOPCORE_CACHE": str(tmp_path / f"cache-{threads}"), "TQDM_DISABLE": "1"}
+        env = {
+            **os.environ,
+            "OMP_NUM_THREADS": threads,
+            "AOPCORE_CACHE": str(tmp_path / f"cache-{threads}"),
+            "TQDM_DISABLE": "1",
+        }
         proc = subprocess.run([sys.executable, "-c", PROBE], env=env, capture_output=True, text=True, timeout=300)
         assert proc.returncode == 0, proc.stderr[-3000:]
         seen.append(json.loads(proc.stdout.strip().splitlines()[-1]))

@@ -11,6 +11,7 @@ while training, after a mid-stage checkpoint was written), ``judge-a``, ``judge-
 ``enospc`` / ``emfile`` (the trainer's save fails as a full disk or a process out of file handles would
 make it: an injected writer, for machines where no small file system can be mounted).
 """
+
 from __future__ import annotations
 
 import errno
@@ -19,8 +20,9 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-import toy_components as toy
 from aopcore import TrainStats, Verdict, hookimpl
+
+import toy_components as toy
 
 
 def fault() -> str:

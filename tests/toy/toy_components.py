@@ -4,6 +4,7 @@ The toy policy picks one of a few answer templates per category from a softmax
 over logits stored in ``policy.json``; training is REINFORCE against any
 RewardModel. Loaded by tests through ``experiment.plugins = ["toy_components"]``.
 """
+
 from __future__ import annotations
 
 import json
@@ -71,7 +72,9 @@ class ToyTrainer:
         record_usage(tokens_generated=sum(len(a.split()) for a in out))
         return out
 
-    def train(self, policy: Path, prompts: Sequence[Prompt], reward, *, passes: int, out: Path, seed: int) -> TrainStats:
+    def train(
+        self, policy: Path, prompts: Sequence[Prompt], reward, *, passes: int, out: Path, seed: int
+    ) -> TrainStats:
         logits = self._load(policy)
         rng = random.Random(seed)
         metrics = []
@@ -123,7 +126,9 @@ class StaticCurriculum:
             k = (ctx.iteration - 1) * ctx.budget + n
             cat = ctx.categories[k % len(ctx.categories)]
             text = f"{cat} {self.options.pool[k % len(self.options.pool)]}"
-            out.append(Prompt(f"{ctx.arm}-{ctx.iteration}-{n}", text, cat, Provenance("toy-static", ctx.iteration, "pool")))
+            out.append(
+                Prompt(f"{ctx.arm}-{ctx.iteration}-{n}", text, cat, Provenance("toy-static", ctx.iteration, "pool"))
+            )
         return out
 
 
@@ -142,8 +147,12 @@ class WeakestCurriculum:
         ranked = sorted(by_cat, key=lambda c: (sum(by_cat[c]) / len(by_cat[c]), c))
         weakest = ranked[: max(1, len(ranked) // 3)]
         return [
-            Prompt(f"{ctx.arm}-{ctx.iteration}-{n}", f"{weakest[n % len(weakest)]} help me?", weakest[n % len(weakest)],
-                   Provenance("toy-weakest", ctx.iteration, "generated"))
+            Prompt(
+                f"{ctx.arm}-{ctx.iteration}-{n}",
+                f"{weakest[n % len(weakest)]} help me?",
+                weakest[n % len(weakest)],
+                Provenance("toy-weakest", ctx.iteration, "generated"),
+            )
             for n in range(ctx.budget)
         ]
 

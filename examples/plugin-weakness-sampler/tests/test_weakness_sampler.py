@@ -1,16 +1,16 @@
 """The example plugin's own tests, written with aopcore.testing as any plugin author would."""
+
 from collections import Counter
 
+import aopcore_weakness_sampler as plugin
 import pytest
+from aopcore_weakness_sampler import WeaknessSampler, WeaknessSamplerOptions
 from pydantic import ValidationError
 
 from aopcore import InputError
 from aopcore.options import PreflightContext, validation_context
 from aopcore.registry import load_registry
 from aopcore.testing import check_curriculum, make_context
-
-import aopcore_weakness_sampler as plugin
-from aopcore_weakness_sampler import WeaknessSampler, WeaknessSamplerOptions
 
 REWARDS = {"askbaking": 0.1, "askdocs": 0.4, "legaladvice": 0.9}
 
@@ -28,7 +28,10 @@ def test_weakest_category_gets_most_prompts(tmp_path):
     ctx = make_context(tmp_path, rewards={"askbaking": 0.0, "legaladvice": 1.0}, budget=6)
     counts = Counter(p.category for p in sampler(temperature=0.1).prompts(ctx))
     assert counts == {"askbaking": 6}  # exp(-10) leaves the strong category almost no weight
-    flat = Counter(p.category for p in sampler(temperature=100).prompts(make_context(tmp_path / "flat", rewards=REWARDS, budget=12)))
+    flat = Counter(
+        p.category
+        for p in sampler(temperature=100).prompts(make_context(tmp_path / "flat", rewards=REWARDS, budget=12))
+    )
     assert len(flat) == 3  # a high temperature spreads over every category
 
 
@@ -47,12 +50,26 @@ def test_an_exhausted_pool_is_an_input_error_naming_the_key(tmp_path):
 
 
 def test_preflight_compares_the_pool_with_the_whole_run(tmp_path):
-    ctx = PreflightContext(config_file=tmp_path / "c.toml", base_dir=tmp_path, section="arms.s", iterations=3,
-                           records_per_iteration=3, categories=["askbaking"])
+    ctx = PreflightContext(
+        config_file=tmp_path / "c.toml",
+        base_dir=tmp_path,
+        section="arms.s",
+        iterations=3,
+        records_per_iteration=3,
+        categories=["askbaking"],
+    )
     (problem,) = WeaknessSamplerOptions().preflight(ctx)  # 6 askbaking prompts, 9 needed
-    assert problem == "pool: holds 6 prompts in the experiment's categories; 3 iterations x 3 records_per_iteration need 9"
-    assert WeaknessSamplerOptions().preflight(PreflightContext(tmp_path / "c.toml", tmp_path, "arms.s", iterations=2,
-                                                               records_per_iteration=3, categories=["askbaking"])) == []
+    assert (
+        problem == "pool: holds 6 prompts in the experiment's categories; 3 iterations x 3 records_per_iteration need 9"
+    )
+    assert (
+        WeaknessSamplerOptions().preflight(
+            PreflightContext(
+                tmp_path / "c.toml", tmp_path, "arms.s", iterations=2, records_per_iteration=3, categories=["askbaking"]
+            )
+        )
+        == []
+    )
 
 
 def test_pool_path_is_relative_to_the_config_file(tmp_path):

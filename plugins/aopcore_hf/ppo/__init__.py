@@ -7,12 +7,25 @@ with what each rank runs (:mod:`.worker`, started as ``python -m aopcore_hf.ppo.
 was one module; those names are read from :mod:`.trainer` on first use, so importing a light part of the
 package (the launcher) does not import the trainer.
 """
+
 from __future__ import annotations
 
 from typing import Any
 
-_TRAINER_NAMES = frozenset({"PPOPolicyTrainer", "PolicyWithValue", "ValueHead", "RolloutBatch", "pad_batch",
-                            "response_forward", "VALUE_HEAD", "STATE", "Score", "score_and_book"})
+_TRAINER_NAMES = frozenset(
+    {
+        "PPOPolicyTrainer",
+        "PolicyWithValue",
+        "ValueHead",
+        "RolloutBatch",
+        "pad_batch",
+        "response_forward",
+        "VALUE_HEAD",
+        "STATE",
+        "Score",
+        "score_and_book",
+    }
+)
 
 
 def __getattr__(name: str) -> Any:

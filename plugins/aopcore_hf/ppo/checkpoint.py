@@ -10,6 +10,7 @@ is bit-identical to an uninterrupted stage (``tests/hf/test_ppo_resume.py``).
 Layout: ``scratch/ppo-step-00000040/{state.pt, rng-0.pt, ..., meta.json}``; a save is written
 under ``.partial`` and renamed, so a kill during a save leaves the previous one intact.
 """
+
 from __future__ import annotations
 
 import json
@@ -54,13 +55,24 @@ class PPOCheckpoints:
                 log.info("ppo: ignoring %s: it was saved by a different training job", folder)
                 continue
             if meta.get("world") != self.comm.world:
-                log.warning("ppo: ignoring %s: saved by %s processes, now %s", folder, meta.get("world"), self.comm.world)
+                log.warning(
+                    "ppo: ignoring %s: saved by %s processes, now %s", folder, meta.get("world"), self.comm.world
+                )
                 continue
             return folder
         return None
 
-    def save(self, step: int, *, module: torch.nn.Module, optimizer: Any, kl_value: float,
-             metrics: list[dict[str, float]], tokens_generated: int, stream_completed: int | None = None) -> None:
+    def save(
+        self,
+        step: int,
+        *,
+        module: torch.nn.Module,
+        optimizer: Any,
+        kl_value: float,
+        metrics: list[dict[str, float]],
+        tokens_generated: int,
+        stream_completed: int | None = None,
+    ) -> None:
         """``stream_completed``: the per-step stream's ``completed`` at this step (aopcore.steps), restored with it."""
         assert self.scratch is not None
         final = self.scratch / f"{PREFIX}{step:08d}"
@@ -71,9 +83,18 @@ class PPOCheckpoints:
         self.comm.barrier()
         torch.save(rng_state(), partial / f"rng-{self.comm.rank}.pt")
         if self.comm.is_main:
-            torch.save({"module": module.state_dict(), "optimizer": optimizer.state_dict(), "kl_value": kl_value,
-                        "metrics": metrics, "tokens_generated": tokens_generated, "step": step,
-                        "stream_completed": stream_completed}, partial / "state.pt")
+            torch.save(
+                {
+                    "module": module.state_dict(),
+                    "optimizer": optimizer.state_dict(),
+                    "kl_value": kl_value,
+                    "metrics": metrics,
+                    "tokens_generated": tokens_generated,
+                    "step": step,
+                    "stream_completed": stream_completed,
+                },
+                partial / "state.pt",
+            )
             (partial / "meta.json").write_text(json.dumps({"job": self.job, "step": step, "world": self.comm.world}))
         self.comm.barrier()
         if self.comm.is_main:
@@ -93,8 +114,10 @@ class PPOCheckpoints:
         optimizer.load_state_dict(state["optimizer"])
         set_rng_state(torch.load(folder / f"rng-{self.comm.rank}.pt", weights_only=False))
         log.info("ppo: resumed from step %d (%s)", state["step"], folder)
-        return {**{k: state[k] for k in ("step", "metrics", "tokens_generated", "kl_value")},
-                "stream_completed": state.get("stream_completed")}
+        return {
+            **{k: state[k] for k in ("step", "metrics", "tokens_generated", "kl_value")},
+            "stream_completed": state.get("stream_completed"),
+        }
 
 
 def rng_state() -> dict[str, Any]:

@@ -4,6 +4,7 @@ The step is written once against ``Comm``: with ``LocalComm`` every collective i
 single-process trainer runs exactly the code each rank of a group runs, which is what makes a
 2-process run reproduce a 1-process one.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -22,7 +23,9 @@ class LocalComm:
     is_main = True
     steps_in_backward = False
 
-    def prepare(self, module: torch.nn.Module, optimizer: torch.optim.Optimizer) -> tuple[torch.nn.Module, torch.optim.Optimizer]:
+    def prepare(
+        self, module: torch.nn.Module, optimizer: torch.optim.Optimizer
+    ) -> tuple[torch.nn.Module, torch.optim.Optimizer]:
         return module, optimizer
 
     def unwrap(self, module: torch.nn.Module) -> torch.nn.Module:
@@ -63,7 +66,9 @@ class AccelerateComm:
         # under DeepSpeed, accelerate's backward also steps the optimizer
         self.steps_in_backward = str(accelerator.distributed_type).endswith("DEEPSPEED")
 
-    def prepare(self, module: torch.nn.Module, optimizer: torch.optim.Optimizer) -> tuple[torch.nn.Module, torch.optim.Optimizer]:
+    def prepare(
+        self, module: torch.nn.Module, optimizer: torch.optim.Optimizer
+    ) -> tuple[torch.nn.Module, torch.optim.Optimizer]:
         return self.accelerator.prepare(module, optimizer)
 
     def unwrap(self, module: torch.nn.Module) -> torch.nn.Module:

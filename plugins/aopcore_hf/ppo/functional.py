@@ -4,6 +4,7 @@ Kept free of models and I/O so that each term can be checked against a hand
 computation on a fixed batch. Tensors are (batch, response length), right-padded,
 with ``mask`` 1.0 on real response tokens.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -33,8 +34,9 @@ def masked_whiten(x: torch.Tensor, mask: torch.Tensor, shift_mean: bool = True) 
     return out * mask
 
 
-def token_rewards(scores: torch.Tensor, logprobs: torch.Tensor, ref_logprobs: torch.Tensor, mask: torch.Tensor,
-                  kl_coef: float) -> tuple[torch.Tensor, torch.Tensor]:
+def token_rewards(
+    scores: torch.Tensor, logprobs: torch.Tensor, ref_logprobs: torch.Tensor, mask: torch.Tensor, kl_coef: float
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-token reward: -kl_coef * (logp - ref_logp) everywhere, plus the score on the last real token.
 
     Returns (rewards, kl) where kl is the per-token log-ratio (masked).
@@ -48,7 +50,9 @@ def token_rewards(scores: torch.Tensor, logprobs: torch.Tensor, ref_logprobs: to
     return rewards * mask, kl
 
 
-def gae(rewards: torch.Tensor, values: torch.Tensor, mask: torch.Tensor, gamma: float, lam: float) -> tuple[torch.Tensor, torch.Tensor]:
+def gae(
+    rewards: torch.Tensor, values: torch.Tensor, mask: torch.Tensor, gamma: float, lam: float
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Generalised advantage estimation over each response; returns (advantages, returns)."""
     length = rewards.shape[1]
     advantages = torch.zeros_like(rewards)
@@ -76,10 +80,21 @@ class LossTerms:
     skipped: bool
 
 
-def ppo_loss(logprobs: torch.Tensor, old_logprobs: torch.Tensor, advantages: torch.Tensor, vpreds: torch.Tensor,
-             old_values: torch.Tensor, returns: torch.Tensor, mask: torch.Tensor, *, cliprange: float,
-             cliprange_value: float, vf_coef: float, ratio_threshold: float,
-             tokens: torch.Tensor | float | None = None) -> LossTerms:
+def ppo_loss(
+    logprobs: torch.Tensor,
+    old_logprobs: torch.Tensor,
+    advantages: torch.Tensor,
+    vpreds: torch.Tensor,
+    old_values: torch.Tensor,
+    returns: torch.Tensor,
+    mask: torch.Tensor,
+    *,
+    cliprange: float,
+    cliprange_value: float,
+    vf_coef: float,
+    ratio_threshold: float,
+    tokens: torch.Tensor | float | None = None,
+) -> LossTerms:
     """Clipped policy loss + vf_coef * clipped value loss; zeroed when the mean ratio exceeds ``ratio_threshold``.
 
     With ``tokens`` (the mini-batch's token count over all data-parallel ranks) every term is this rank's

@@ -19,6 +19,7 @@ each training stage; those ranks receive the job (policy, prompts, seed) from ra
 This module launches and serves; the ranks' side is :mod:`aopcore_hf.ppo.worker` (which imports the trainer),
 so the trainer and its launcher do not import each other.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -48,8 +49,16 @@ log = logging.getLogger("aopcore")
 AUTHKEY_ENV = "AOPCORE_REWARD_SERVICE_KEY"  # a per-launch random key; never written to disk
 
 
-def train_distributed(options: PPOOptions, policy: Path, prompts: Sequence[Prompt], reward: RewardModel, *,
-                      passes: int, out: Path, seed: int) -> TrainStats:
+def train_distributed(
+    options: PPOOptions,
+    policy: Path,
+    prompts: Sequence[Prompt],
+    reward: RewardModel,
+    *,
+    passes: int,
+    out: Path,
+    seed: int,
+) -> TrainStats:
     out.mkdir(parents=True, exist_ok=True)
     authkey = secrets.token_bytes(16)
     host = options.reward_service_address
@@ -57,12 +66,25 @@ def train_distributed(options: PPOOptions, policy: Path, prompts: Sequence[Promp
         job = Path(tmp) / "job.json"
         # the main rank runs on this machine: a wildcard listener is reached through the loopback
         connect = "127.0.0.1" if host in ("0.0.0.0", "", "::") else host
-        job.write_text(json.dumps({
-            "options": options.model_dump(mode="json"), "policy": str(Path(policy).resolve()), "out": str(Path(out).resolve()),
-            "prompts": [to_dict(p) for p in prompts], "passes": passes, "seed": seed, "address": [connect, listener.address[1]],
-        }))
+        job.write_text(
+            json.dumps(
+                {
+                    "options": options.model_dump(mode="json"),
+                    "policy": str(Path(policy).resolve()),
+                    "out": str(Path(out).resolve()),
+                    "prompts": [to_dict(p) for p in prompts],
+                    "passes": passes,
+                    "seed": seed,
+                    "address": [connect, listener.address[1]],
+                }
+            )
+        )
         cmd = launch_command(options, job)
-        where = f" on {options.num_machines} machines (rendezvous {options.main_address}:{options.main_port})" if options.num_machines > 1 else ""
+        where = (
+            f" on {options.num_machines} machines (rendezvous {options.main_address}:{options.main_port})"
+            if options.num_machines > 1
+            else ""
+        )
         log.info("ppo: %d processes%s: %s", options.num_processes, where, " ".join(cmd))
         # its own process group, so that stopping the launcher also stops every rank it started
         proc = subprocess.Popen(cmd, env={**os.environ, AUTHKEY_ENV: authkey.hex()}, start_new_session=True)
@@ -71,7 +93,9 @@ def train_distributed(options: PPOOptions, policy: Path, prompts: Sequence[Promp
         finally:
             stop_group(proc)
     if stats is None:
-        raise RuntimeFailure(f"the {options.num_processes} PPO processes failed (exit status {proc.returncode}); their log is above")
+        raise RuntimeFailure(
+            f"the {options.num_processes} PPO processes failed (exit status {proc.returncode}); their log is above"
+        )
     return stats
 
 
@@ -84,8 +108,16 @@ def launch_command(options: PPOOptions, job: Path, *, machine_rank: int = 0) -> 
     if options.accelerate_config or choose_device(options.device, options.dtype).device != "cpu":
         cmd = [sys.executable, "-m", "accelerate.commands.launch", "--num_processes", str(n)]
         if machines > 1:
-            cmd += ["--num_machines", str(machines), "--machine_rank", str(machine_rank),
-                    "--main_process_ip", options.main_address, "--main_process_port", str(options.main_port)]
+            cmd += [
+                "--num_machines",
+                str(machines),
+                "--machine_rank",
+                str(machine_rank),
+                "--main_process_ip",
+                options.main_address,
+                "--main_process_port",
+                str(options.main_port),
+            ]
         else:
             cmd += ["--main_process_port", str(free_port())]
         if options.accelerate_config:
@@ -95,8 +127,22 @@ def launch_command(options: PPOOptions, job: Path, *, machine_rank: int = 0) -> 
         return cmd + worker
     torchrun = [sys.executable, "-m", "torch.distributed.run"]
     if machines > 1:  # static rendezvous: global ranks follow machine ranks, so rank 0 is on machine 0
-        return torchrun + ["--nnodes", str(machines), "--node_rank", str(machine_rank), "--nproc_per_node", str(n // machines),
-                           "--master_addr", options.main_address, "--master_port", str(options.main_port)] + worker
+        return (
+            torchrun
+            + [
+                "--nnodes",
+                str(machines),
+                "--node_rank",
+                str(machine_rank),
+                "--nproc_per_node",
+                str(n // machines),
+                "--master_addr",
+                options.main_address,
+                "--master_port",
+                str(options.main_port),
+            ]
+            + worker
+        )
     return torchrun + ["--standalone", "--nnodes", "1", "--nproc_per_node", str(n)] + worker
 
 
@@ -172,11 +218,15 @@ def check_joined(local: PPOOptions, main: PPOOptions, rank: int) -> None:
     keys = ("num_processes", "num_machines", "main_address", "main_port", "device", "dtype", "accelerate_config")
     differ = [k for k in keys if getattr(local, k) != getattr(main, k)]
     if differ:
-        raise RuntimeError(f"rank {rank}: this machine's trainer options differ from machine 0's in {', '.join(differ)}; "
-                           "join with the experiment's config")
+        raise RuntimeError(
+            f"rank {rank}: this machine's trainer options differ from machine 0's in {', '.join(differ)}; "
+            "join with the experiment's config"
+        )
 
 
-def join(config: Path, machine_rank: int, *, overrides: Sequence[str] = (), once: bool = False, retry_s: float = 5.0) -> int:
+def join(
+    config: Path, machine_rank: int, *, overrides: Sequence[str] = (), once: bool = False, retry_s: float = 5.0
+) -> int:
     """Machine ``machine_rank`` of a multi-machine group: start this machine's ranks for each training stage.
 
     Runs until stopped (or after one stage with ``once``). A launcher that finds no rendezvous (machine 0 is
@@ -186,14 +236,22 @@ def join(config: Path, machine_rank: int, *, overrides: Sequence[str] = (), once
 
     options = joined_options(config, overrides)
     if not 1 <= machine_rank < options.num_machines:
-        raise InputError(f"--machine-rank must be in 1..{options.num_machines - 1} (trainer.num_machines = {options.num_machines}); "
-                         "machine 0 is the one that runs the experiment")
+        raise InputError(
+            f"--machine-rank must be in 1..{options.num_machines - 1} (trainer.num_machines = {options.num_machines}); "
+            "machine 0 is the one that runs the experiment"
+        )
     with tempfile.TemporaryDirectory(prefix="aopcore-ppo-join-") as tmp:
         spec = Path(tmp) / "join.json"
         spec.write_text(json.dumps({"options": options.model_dump(mode="json")}))
         while True:
             cmd = launch_command(options, spec, machine_rank=machine_rank)
-            log.info("ppo join: machine %d of %d, rendezvous %s:%d", machine_rank, options.num_machines, options.main_address, options.main_port)
+            log.info(
+                "ppo join: machine %d of %d, rendezvous %s:%d",
+                machine_rank,
+                options.num_machines,
+                options.main_address,
+                options.main_port,
+            )
             proc = subprocess.Popen(cmd, start_new_session=True)
             try:
                 status = proc.wait()
@@ -218,14 +276,20 @@ def joined_options(config: Path, overrides: Sequence[str] = ()) -> PPOOptions:
     apply_overrides(raw, list(overrides))
     section = dict(raw.get("trainer") or {})
     if section.pop("plugin", None) != "ppo":
-        raise InputError(f"{config}: trainer.plugin must be \"ppo\" to join a PPO group")
+        raise InputError(f'{config}: trainer.plugin must be "ppo" to join a PPO group')
     try:  # paths resolve against the config's folder, as on machine 0 (not checked: the job names the files)
         options = PPOOptions.model_validate(section, context=validation_context(Path(config).parent, check_paths=False))
     except ValidationError as exc:
-        raise InputError(*(f"{config}: trainer.{'.'.join(map(str, e['loc']))}: {e['msg']}".replace("trainer.: ", "trainer: ")
-                           for e in exc.errors())) from None
+        raise InputError(
+            *(
+                f"{config}: trainer.{'.'.join(map(str, e['loc']))}: {e['msg']}".replace("trainer.: ", "trainer: ")
+                for e in exc.errors()
+            )
+        ) from None
     if options.num_machines < 2:
-        raise InputError(f"{config}: trainer.num_machines is {options.num_machines}; joining needs a group of several machines")
+        raise InputError(
+            f"{config}: trainer.num_machines is {options.num_machines}; joining needs a group of several machines"
+        )
     return options
 
 
@@ -236,11 +300,16 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     args = list(sys.argv[1:] if argv is None else argv)
     if args[:1] != ["join"]:
-        print("usage: python -m aopcore_hf.ppo.launch join CONFIG --machine-rank K "
-              "(the ranks of a group run python -m aopcore_hf.ppo.worker JOB.json)", file=sys.stderr)
+        print(
+            "usage: python -m aopcore_hf.ppo.launch join CONFIG --machine-rank K "
+            "(the ranks of a group run python -m aopcore_hf.ppo.worker JOB.json)",
+            file=sys.stderr,
+        )
         return 2
-    parser = argparse.ArgumentParser(prog="python -m aopcore_hf.ppo.launch join",
-                                     description="Run this machine's share of a multi-machine PPO group, stage after stage.")
+    parser = argparse.ArgumentParser(
+        prog="python -m aopcore_hf.ppo.launch join",
+        description="Run this machine's share of a multi-machine PPO group, stage after stage.",
+    )
     parser.add_argument("config", type=Path, help="the experiment's config (its [trainer] section)")
     parser.add_argument("--machine-rank", type=int, required=True, help="this machine's rank, 1..num_machines-1")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config value")

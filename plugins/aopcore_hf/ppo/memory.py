@@ -1,5 +1,6 @@
 """Precision and memory of a PPO run: float32 master weights under bf16 autocast, gradient checkpointing,
 and where the frozen reference model lives (docs/gpu.md has the memory estimate these defaults rest on)."""
+
 from __future__ import annotations
 
 import contextlib

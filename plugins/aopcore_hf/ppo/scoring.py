@@ -1,4 +1,5 @@
 """Scoring a PPO batch and booking the reward calls: shared by the trainer (one process) and its launcher (a group)."""
+
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence

@@ -4,6 +4,7 @@ TRL deleted its PPOTrainer; this keeps the algorithm the paper used, and takes
 rewards from any RewardModel on decoded text, so the reward model may use
 another tokenizer than the policy.
 """
+
 from __future__ import annotations
 
 import functools
@@ -20,8 +21,6 @@ from tqdm.auto import tqdm
 
 from aopcore import InputError, Prompt, RewardModel, TrainStats
 from aopcore.steps import PromptStream, RolloutGroup
-from aopcore_hf.ppo import functional as pm
-from aopcore_hf.ppo import memory as ppo_memory
 from aopcore_hf.generation import (
     Rollout,
     decode_responses,
@@ -31,6 +30,8 @@ from aopcore_hf.models import load_causal_lm
 from aopcore_hf.options import PPOOptions
 from aopcore_hf.policy import HFPolicyBase
 from aopcore_hf.policy_io import policy_source, save_policy
+from aopcore_hf.ppo import functional as pm
+from aopcore_hf.ppo import memory as ppo_memory
 from aopcore_hf.ppo.checkpoint import PPOCheckpoints
 from aopcore_hf.ppo.comm import AccelerateComm, LocalComm
 from aopcore_hf.ppo.scoring import Score, score_and_book  # noqa: F401 (score_and_book: also imported from here)
@@ -61,10 +62,10 @@ class RolloutBatch:
     tokens: torch.Tensor  # (B, R) response tokens
     mask: torch.Tensor  # (B, R) 1.0 on real response tokens
 
-    def select(self, idx: torch.Tensor) -> "RolloutBatch":
+    def select(self, idx: torch.Tensor) -> RolloutBatch:
         return RolloutBatch(self.ids[idx], self.attn[idx], self.positions[idx], self.tokens[idx], self.mask[idx])
 
-    def to(self, device: str) -> "RolloutBatch":
+    def to(self, device: str) -> RolloutBatch:
         return RolloutBatch(*(t.to(device) for t in (self.ids, self.attn, self.positions, self.tokens, self.mask)))
 
 
@@ -86,11 +87,19 @@ def pad_batch(rollouts: Sequence[Rollout], pad_id: int) -> RolloutBatch:
     return RolloutBatch(ids, attn, positions, ids[:, q_width:].clone(), mask)
 
 
-def response_forward(model, value_head: ValueHead | None, batch: RolloutBatch) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
+def response_forward(
+    model, value_head: ValueHead | None, batch: RolloutBatch
+) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
     """Log-probs of the response tokens, values of the states that emitted them, and their entropies."""
     r_width = batch.tokens.shape[1]
-    out = model(input_ids=batch.ids, attention_mask=batch.attn, position_ids=batch.positions,
-                output_hidden_states=value_head is not None, logits_to_keep=r_width + 1, use_cache=False)
+    out = model(
+        input_ids=batch.ids,
+        attention_mask=batch.attn,
+        position_ids=batch.positions,
+        output_hidden_states=value_head is not None,
+        logits_to_keep=r_width + 1,
+        use_cache=False,
+    )
     logits = out.logits[:, :-1]
     logprobs = pm.logprobs_from_logits(logits, batch.tokens)
     entropy = pm.entropy_from_logits(logits.detach())
@@ -114,8 +123,6 @@ class PolicyWithValue(torch.nn.Module):
         return logprobs, values, entropy
 
 
-
-
 class PPOPolicyTrainer(HFPolicyBase):
     """PPO (classic TRL behaviour, paper hyperparameters) for any causal LM on the hub or on disk."""
 
@@ -129,32 +136,58 @@ class PPOPolicyTrainer(HFPolicyBase):
             return {}
         return {"num_gpus": options.num_processes // options.num_machines if kind == "train" else 1}
 
-    def train(self, policy: Path, prompts: Sequence[Prompt], reward: RewardModel, *, passes: int, out: Path, seed: int,
-              scratch: Path | None = None, stream: PromptStream | None = None) -> TrainStats:
+    def train(
+        self,
+        policy: Path,
+        prompts: Sequence[Prompt],
+        reward: RewardModel,
+        *,
+        passes: int,
+        out: Path,
+        seed: int,
+        scratch: Path | None = None,
+        stream: PromptStream | None = None,
+    ) -> TrainStats:
         """``scratch``: the stage's crash-surviving folder for mid-stage checkpoints (``save_every_steps``; one process only).
 
         ``stream``: the per-step channel (:mod:`aopcore.steps`). Each step's prompts are then drawn from it (as many
         steps and episodes as without it), and each step's rewards are reported back, one group per prompt.
         """
         if stream is not None and (self.options.num_processes > 1 or self.options.accelerate_config):
-            raise InputError(f"ppo: a curriculum that takes part in the per-step channel needs num_processes = 1 so far "
-                             f"(num_processes = {self.options.num_processes}{', accelerate_config' if self.options.accelerate_config else ''})")
+            raise InputError(
+                f"ppo: a curriculum that takes part in the per-step channel needs num_processes = 1 so far "
+                f"(num_processes = {self.options.num_processes}{', accelerate_config' if self.options.accelerate_config else ''})"
+            )
         if self.options.num_processes > 1 or self.options.accelerate_config:
             from aopcore_hf.ppo.launch import train_distributed
 
             if self.options.save_every_steps:
-                logging.getLogger("aopcore").warning("ppo: save_every_steps applies to one process only so far; "
-                                                     "a killed %d-process stage restarts from its first step",
-                                                     self.options.num_processes)
+                logging.getLogger("aopcore").warning(
+                    "ppo: save_every_steps applies to one process only so far; "
+                    "a killed %d-process stage restarts from its first step",
+                    self.options.num_processes,
+                )
 
             return train_distributed(self.options, Path(policy), prompts, reward, passes=passes, out=out, seed=seed)
 
         score = functools.partial(score_and_book, reward)
-        return self.train_with(LocalComm(), Path(policy), prompts, score, passes=passes, out=out, seed=seed, scratch=scratch,
-                               stream=stream)
+        return self.train_with(
+            LocalComm(), Path(policy), prompts, score, passes=passes, out=out, seed=seed, scratch=scratch, stream=stream
+        )
 
-    def train_with(self, comm: LocalComm | AccelerateComm, policy: Path, prompts: Sequence[Prompt], score: Score, *,
-                   passes: int, out: Path, seed: int, scratch: Path | None = None, stream: PromptStream | None = None) -> TrainStats:
+    def train_with(
+        self,
+        comm: LocalComm | AccelerateComm,
+        policy: Path,
+        prompts: Sequence[Prompt],
+        score: Score,
+        *,
+        passes: int,
+        out: Path,
+        seed: int,
+        scratch: Path | None = None,
+        stream: PromptStream | None = None,
+    ) -> TrainStats:
         """The training loop every rank runs; ``score`` is called on the main rank only (``stream``: one process only)."""
         o = self.options
         torch.manual_seed(seed + 1_000_003 * comm.rank)  # each rank samples its own rollouts
@@ -164,14 +197,20 @@ class PPOPolicyTrainer(HFPolicyBase):
         model, tokenizer = load_causal_lm(policy_source(policy), weights)
         if o.gradient_checkpointing:
             ppo_memory.enable_gradient_checkpointing(model)
-        ref = ppo_memory.Reference(policy_source(policy), weights, o.reference_placement,
-                                   ppo_memory.autocast_dtype(o.mixed_precision, self.choice))
+        ref = ppo_memory.Reference(
+            policy_source(policy),
+            weights,
+            o.reference_placement,
+            ppo_memory.autocast_dtype(o.mixed_precision, self.choice),
+        )
         value_head = ValueHead(model.config.hidden_size).to(device)
         if (policy / VALUE_HEAD).exists():
             value_head.load_state_dict(torch.load(policy / VALUE_HEAD, map_location=device))
         state = json.loads((policy / STATE).read_text()) if (policy / STATE).exists() else {}
         kl_coef = state.get("kl_coef", o.init_kl_coef)
-        kl_ctl = pm.AdaptiveKLController(kl_coef, o.target, o.horizon) if o.adap_kl_ctrl else pm.FixedKLController(kl_coef)
+        kl_ctl = (
+            pm.AdaptiveKLController(kl_coef, o.target, o.horizon) if o.adap_kl_ctrl else pm.FixedKLController(kl_coef)
+        )
         module = PolicyWithValue(model, value_head)
         optimizer = torch.optim.Adam([p for p in module.parameters() if p.requires_grad], lr=o.learning_rate)
         module.train()
@@ -186,26 +225,48 @@ class PPOPolicyTrainer(HFPolicyBase):
         trackers = Trackers(o.report_to if comm.is_main else [], run_name=policy.name, logdir=out / "logs")
         metrics: list[dict[str, float]] = []
         tokens_generated = 0
-        saves = PPOCheckpoints(scratch, o.save_every_steps, comm, job={"options": o.model_dump(mode="json"), "seed": seed,
-                               "passes": passes, "prompts": [p.id for p in prompts], "policy": str(policy),
-                               **({"stream": "online" if stream.online else "watch"} if stream is not None else {})})
+        saves = PPOCheckpoints(
+            scratch,
+            o.save_every_steps,
+            comm,
+            job={
+                "options": o.model_dump(mode="json"),
+                "seed": seed,
+                "passes": passes,
+                "prompts": [p.id for p in prompts],
+                "policy": str(policy),
+                **({"stream": "online" if stream.online else "watch"} if stream is not None else {}),
+            },
+        )
         done = 0
         if (latest := saves.latest()) is not None:  # a killed stage: continue after its last save
             restored = saves.restore(latest, module=comm.unwrap(wrapped), optimizer=optimizer, device=device)
-            done, metrics, tokens_generated, kl_ctl.value = (restored["step"], restored["metrics"], restored["tokens_generated"],
-                                                             restored["kl_value"])
+            done, metrics, tokens_generated, kl_ctl.value = (
+                restored["step"],
+                restored["metrics"],
+                restored["tokens_generated"],
+                restored["kl_value"],
+            )
             if stream is not None:  # the stream rewinds to the save: the steps redone draw what they drew
                 stream.restore(int(restored.get("stream_completed") or 0))
-        step_bar = tqdm(batches[done:], desc="ppo", leave=False, disable=not comm.is_main, initial=done, total=len(batches))
+        step_bar = tqdm(
+            batches[done:], desc="ppo", leave=False, disable=not comm.is_main, initial=done, total=len(batches)
+        )
         for step, batch in enumerate(step_bar, start=done + 1):
             t0 = time.perf_counter()
-            if stream is not None:  # the curriculum chooses this step's prompts (a watcher's: the planned ones, in its order)
+            if (
+                stream is not None
+            ):  # the curriculum chooses this step's prompts (a watcher's: the planned ones, in its order)
                 batch = stream.next(len(batch))
-            stats = self._step(comm, wrapped, ref, tokenizer, optimizer, kl_ctl, batch, score, shuffle_seed=seed * 100_003 + step)
+            stats = self._step(
+                comm, wrapped, ref, tokenizer, optimizer, kl_ctl, batch, score, shuffle_seed=seed * 100_003 + step
+            )
             scores, lengths = stats.pop("_scores"), stats.pop("_lengths")
             if stream is not None:  # one completion per prompt: one group each
-                stream.report(stream.draws - 1, [RolloutGroup(p.id, p.category, (float(r),), int(n))
-                                                 for p, r, n in zip(batch, scores, lengths)])
+                stream.report(
+                    stream.draws - 1,
+                    [RolloutGroup(p.id, p.category, (float(r),), int(n)) for p, r, n in zip(batch, scores, lengths)],
+                )
             stats["time/step_s"] = time.perf_counter() - t0
             stats["step"] = step
             tokens_generated += int(stats.pop("_tokens"))
@@ -213,8 +274,15 @@ class PPOPolicyTrainer(HFPolicyBase):
             trackers.log({k: v for k, v in stats.items() if k != "step"}, step)
             step_bar.set_postfix(score=f"{stats['objective/scores']:.3f}", kl=f"{stats['objective/kl']:.3f}")
             if saves.due(step, len(batches)):
-                saves.save(step, module=comm.unwrap(wrapped), optimizer=optimizer, kl_value=kl_ctl.value, metrics=metrics,
-                           tokens_generated=tokens_generated, stream_completed=stream.completed if stream is not None else None)
+                saves.save(
+                    step,
+                    module=comm.unwrap(wrapped),
+                    optimizer=optimizer,
+                    kl_value=kl_ctl.value,
+                    metrics=metrics,
+                    tokens_generated=tokens_generated,
+                    stream_completed=stream.completed if stream is not None else None,
+                )
         if stream is not None:
             stream.finish()
         trackers.close()
@@ -225,8 +293,19 @@ class PPOPolicyTrainer(HFPolicyBase):
         comm.barrier()
         return TrainStats(steps=len(batches), episodes=len(order), tokens_generated=tokens_generated, metrics=metrics)
 
-    def _step(self, comm: LocalComm | AccelerateComm, wrapped: torch.nn.Module, ref: ppo_memory.Reference, tokenizer, optimizer, kl_ctl,
-              batch: Sequence[Prompt], score: Score, *, shuffle_seed: int) -> dict[str, float]:
+    def _step(
+        self,
+        comm: LocalComm | AccelerateComm,
+        wrapped: torch.nn.Module,
+        ref: ppo_memory.Reference,
+        tokenizer,
+        optimizer,
+        kl_ctl,
+        batch: Sequence[Prompt],
+        score: Score,
+        *,
+        shuffle_seed: int,
+    ) -> dict[str, float]:
         """One PPO step on a global batch: each rank generates and trains on its share, and every rank holds
         the whole batch's rollouts, scores, advantages and token counts, so losses are shares of global means."""
         o = self.options
@@ -235,7 +314,9 @@ class PPOPolicyTrainer(HFPolicyBase):
         texts = [p.text for p in batch]
         n = len(batch)
         mine = list(range(comm.rank, n, comm.world))
-        queries = encode_queries(tokenizer, [texts[i] for i in mine], o.generation.max_prompt_tokens, system=o.system_prompt)
+        queries = encode_queries(
+            tokenizer, [texts[i] for i in mine], o.generation.max_prompt_tokens, system=o.system_prompt
+        )
         amp = ppo_memory.autocast_dtype(o.mixed_precision, self.choice)
         with ppo_memory.autocast(device, amp):
             local = self.rollouts(module.lm, tokenizer, queries, self.rollout_settings(len(mine)), world=comm.world)
@@ -255,7 +336,11 @@ class PPOPolicyTrainer(HFPolicyBase):
             parts = comm.all_gather_object((mine, part_logprobs.cpu(), part_values.cpu(), part_ref.cpu()))
         old_logprobs, old_values, ref_logprobs = (torch.empty_like(mask) for _ in range(3))
         for rows_of, lp, v, rlp in parts:
-            old_logprobs[rows_of], old_values[rows_of], ref_logprobs[rows_of] = lp.to(device), v.to(device), rlp.to(device)
+            old_logprobs[rows_of], old_values[rows_of], ref_logprobs[rows_of] = (
+                lp.to(device),
+                v.to(device),
+                rlp.to(device),
+            )
         rewards, kl = pm.token_rewards(scores, old_logprobs, ref_logprobs, mask, kl_ctl.value)
         advantages, returns = pm.gae(rewards, old_values, mask, o.gamma, o.lam)
         if o.whiten_advantages:
@@ -273,11 +358,33 @@ class PPOPolicyTrainer(HFPolicyBase):
                 tokens = mask[idx].sum()
                 with ppo_memory.autocast(device, amp):
                     logprobs, vpreds, entropy = wrapped(rb.select(share))
-                terms = pm.ppo_loss(logprobs, old_logprobs[share], advantages[share], vpreds, old_values[share], returns[share],
-                                    mask[share], cliprange=o.cliprange, cliprange_value=o.cliprange_value, vf_coef=o.vf_coef,
-                                    ratio_threshold=o.ratio_threshold, tokens=tokens)
-                summed = comm.sum(torch.stack([terms.policy_loss, terms.value_loss, terms.policy_clipfrac, terms.value_clipfrac,
-                                               terms.approx_kl, terms.ratio_mean, pm.masked_mean(entropy, mask[share], tokens)]).detach())
+                terms = pm.ppo_loss(
+                    logprobs,
+                    old_logprobs[share],
+                    advantages[share],
+                    vpreds,
+                    old_values[share],
+                    returns[share],
+                    mask[share],
+                    cliprange=o.cliprange,
+                    cliprange_value=o.cliprange_value,
+                    vf_coef=o.vf_coef,
+                    ratio_threshold=o.ratio_threshold,
+                    tokens=tokens,
+                )
+                summed = comm.sum(
+                    torch.stack(
+                        [
+                            terms.policy_loss,
+                            terms.value_loss,
+                            terms.policy_clipfrac,
+                            terms.value_clipfrac,
+                            terms.approx_kl,
+                            terms.ratio_mean,
+                            pm.masked_mean(entropy, mask[share], tokens),
+                        ]
+                    ).detach()
+                )
                 skip = bool(summed[5] > o.ratio_threshold)  # decided on the global ratio, so every rank agrees
                 optimizer.zero_grad()
                 # DDP: every rank runs a backward, so the gradient hooks stay in step; a skip steps nothing. DeepSpeed
@@ -314,5 +421,6 @@ class PPOPolicyTrainer(HFPolicyBase):
             "ppo/skipped_minibatches": float(skipped),
             "tokens/response_len_mean": float(mask.sum(dim=1).mean()),
             "_tokens": float(mask.sum()),
-            "_scores": scores.tolist(), "_lengths": mask.sum(dim=1).tolist(),  # per prompt, for the per-step channel
+            "_scores": scores.tolist(),
+            "_lengths": mask.sum(dim=1).tolist(),  # per prompt, for the per-step channel
         }

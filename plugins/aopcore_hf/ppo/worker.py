@@ -5,6 +5,7 @@
 ``PPOPolicyTrainer.train_with``; the main rank asks the launching process for every batch's scores. The
 trainer imports its launcher, and only this module imports both.
 """
+
 from __future__ import annotations
 
 import json
@@ -49,7 +50,9 @@ def worker_main(job_path: str) -> None:
         return value
 
     prompts = [Prompt.from_dict(p) for p in job["prompts"]]
-    stats = trainer.train_with(comm, Path(job["policy"]), prompts, score, passes=job["passes"], out=Path(job["out"]), seed=job["seed"])
+    stats = trainer.train_with(
+        comm, Path(job["policy"]), prompts, score, passes=job["passes"], out=Path(job["out"]), seed=job["seed"]
+    )
     if conn is not None:
         conn.send(("done", to_dict(stats)))
         conn.close()

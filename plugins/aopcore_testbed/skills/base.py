@@ -1,4 +1,5 @@
 """What every testbed category provides: question generation, the answer from the question text, and checking."""
+
 from __future__ import annotations
 
 import random

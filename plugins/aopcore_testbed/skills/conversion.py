@@ -1,4 +1,5 @@
 """conversion: metric unit conversion (kilometers to meters, kilograms to grams, meters to centimeters)."""
+
 from __future__ import annotations
 
 import random
@@ -8,8 +9,10 @@ from dataclasses import dataclass
 from aopcore_testbed.skills.base import Skill
 
 _FACTORS = {("meters", "kilometers"): 1000, ("grams", "kilograms"): 1000, ("centimeters", "meters"): 100}
-_PATTERNS = (re.compile(r"How many (meters|grams|centimeters) are in (\d+) (kilometers|kilograms|meters)\?"),
-             re.compile(r"How many (meters|grams|centimeters) make (\d+) (kilometers|kilograms|meters)\?"))
+_PATTERNS = (
+    re.compile(r"How many (meters|grams|centimeters) are in (\d+) (kilometers|kilograms|meters)\?"),
+    re.compile(r"How many (meters|grams|centimeters) make (\d+) (kilometers|kilograms|meters)\?"),
+)
 
 
 @dataclass(frozen=True)
@@ -26,8 +29,12 @@ class Conversion(Skill):
         return rng.choice((f"How many {small} are in {k} {big}?", f"How many {small} make {k} {big}?"))
 
     def universe(self) -> list[str]:
-        return [q for small, big in sorted(_FACTORS) for k in range(1, 31)
-                for q in (f"How many {small} are in {k} {big}?", f"How many {small} make {k} {big}?")]
+        return [
+            q
+            for small, big in sorted(_FACTORS)
+            for k in range(1, 31)
+            for q in (f"How many {small} are in {k} {big}?", f"How many {small} make {k} {big}?")
+        ]
 
     def solve_match(self, m: re.Match[str]) -> str | None:  # type: ignore[override]
         factor = _FACTORS.get((m.group(1), m.group(3)))

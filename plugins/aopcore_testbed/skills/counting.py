@@ -1,4 +1,5 @@
 """counting: how many letters a made-up word has."""
+
 from __future__ import annotations
 
 import random
@@ -7,7 +8,10 @@ from dataclasses import dataclass
 
 from aopcore_testbed.skills.base import ANY_LENGTH, Skill
 
-_PATTERNS = (re.compile(r"How many letters are in the word '([a-z]+)'\?"), re.compile(r"How many letters does '([a-z]+)' have\?"))
+_PATTERNS = (
+    re.compile(r"How many letters are in the word '([a-z]+)'\?"),
+    re.compile(r"How many letters does '([a-z]+)' have\?"),
+)
 
 
 @dataclass(frozen=True)
@@ -24,7 +28,11 @@ class Counting(Skill):
         return rng.choice((f"How many letters are in the word '{w}'?", f"How many letters does '{w}' have?"))
 
     def universe(self) -> list[str]:
-        return [q for w in ANY_LENGTH for q in (f"How many letters are in the word '{w}'?", f"How many letters does '{w}' have?")]
+        return [
+            q
+            for w in ANY_LENGTH
+            for q in (f"How many letters are in the word '{w}'?", f"How many letters does '{w}' have?")
+        ]
 
     def solve_match(self, m: re.Match[str]) -> str:
         return str(len(m.group(1)))

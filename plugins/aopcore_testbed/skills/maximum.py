@@ -1,4 +1,5 @@
 """maximum: the largest of three one-digit numbers."""
+
 from __future__ import annotations
 
 import random
@@ -7,8 +8,10 @@ from dataclasses import dataclass
 
 from aopcore_testbed.skills.base import Skill
 
-_PATTERNS = (re.compile(r"Which is the largest number: (\d+), (\d+), (\d+)\?"),
-             re.compile(r"What is the largest of (\d+), (\d+) and (\d+)\?"))
+_PATTERNS = (
+    re.compile(r"Which is the largest number: (\d+), (\d+), (\d+)\?"),
+    re.compile(r"What is the largest of (\d+), (\d+) and (\d+)\?"),
+)
 
 
 @dataclass(frozen=True)
@@ -27,8 +30,11 @@ class Maximum(Skill):
     def universe(self) -> list[str]:
         import itertools
 
-        return [q for a, b, c in itertools.permutations(range(10), 3)
-                for q in (f"Which is the largest number: {a}, {b}, {c}?", f"What is the largest of {a}, {b} and {c}?")]
+        return [
+            q
+            for a, b, c in itertools.permutations(range(10), 3)
+            for q in (f"Which is the largest number: {a}, {b}, {c}?", f"What is the largest of {a}, {b} and {c}?")
+        ]
 
     def solve_match(self, m: re.Match[str]) -> str:
         return str(max(int(g) for g in m.groups()))

@@ -1,4 +1,5 @@
 """reversal: a three-letter made-up word spelled backwards."""
+
 from __future__ import annotations
 
 import random
@@ -7,7 +8,10 @@ from dataclasses import dataclass
 
 from aopcore_testbed.skills.base import THREE_LETTER, Skill
 
-_PATTERNS = (re.compile(r"What is '([a-z]+)' spelled backwards\?"), re.compile(r"How do you spell '([a-z]+)' backwards\?"))
+_PATTERNS = (
+    re.compile(r"What is '([a-z]+)' spelled backwards\?"),
+    re.compile(r"How do you spell '([a-z]+)' backwards\?"),
+)
 
 
 @dataclass(frozen=True)
@@ -25,7 +29,9 @@ class Reversal(Skill):
         return rng.choice((f"What is '{w}' spelled backwards?", f"How do you spell '{w}' backwards?"))
 
     def universe(self) -> list[str]:
-        return [q for w in THREE_LETTER for q in (f"What is '{w}' spelled backwards?", f"How do you spell '{w}' backwards?")]
+        return [
+            q for w in THREE_LETTER for q in (f"What is '{w}' spelled backwards?", f"How do you spell '{w}' backwards?")
+        ]
 
     def solve_match(self, m: re.Match[str]) -> str:
         return m.group(1)[::-1]

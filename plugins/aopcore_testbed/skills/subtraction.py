@@ -1,4 +1,5 @@
 """subtraction: a - b with a one-digit, non-negative result."""
+
 from __future__ import annotations
 
 import random
@@ -24,7 +25,9 @@ class Subtraction(Skill):
         return rng.choice((f"What is {b + r} - {b}?", f"What is {b + r} minus {b}?"))
 
     def universe(self) -> list[str]:
-        return [q for b in range(10) for r in range(10) for q in (f"What is {b + r} - {b}?", f"What is {b + r} minus {b}?")]
+        return [
+            q for b in range(10) for r in range(10) for q in (f"What is {b + r} - {b}?", f"What is {b + r} minus {b}?")
+        ]
 
     def solve_match(self, m: re.Match[str]) -> str:
         return str(int(m.group(1)) - int(m.group(2)))

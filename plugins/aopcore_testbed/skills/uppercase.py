@@ -1,4 +1,5 @@
 """uppercase: a three-letter made-up word in capital letters (checked case-sensitively)."""
+
 from __future__ import annotations
 
 import random
@@ -7,7 +8,10 @@ from dataclasses import dataclass
 
 from aopcore_testbed.skills.base import THREE_LETTER, Skill
 
-_PATTERNS = (re.compile(r"What is '([a-z]+)' in capital letters\?"), re.compile(r"How do you write '([a-z]+)' in upper case\?"))
+_PATTERNS = (
+    re.compile(r"What is '([a-z]+)' in capital letters\?"),
+    re.compile(r"How do you write '([a-z]+)' in upper case\?"),
+)
 
 
 @dataclass(frozen=True)
@@ -26,7 +30,11 @@ class Uppercase(Skill):
         return rng.choice((f"What is '{w}' in capital letters?", f"How do you write '{w}' in upper case?"))
 
     def universe(self) -> list[str]:
-        return [q for w in THREE_LETTER for q in (f"What is '{w}' in capital letters?", f"How do you write '{w}' in upper case?")]
+        return [
+            q
+            for w in THREE_LETTER
+            for q in (f"What is '{w}' in capital letters?", f"How do you write '{w}' in upper case?")
+        ]
 
     def solve_match(self, m: re.Match[str]) -> str:
         return m.group(1).upper()

@@ -10,6 +10,7 @@ vLLM workers and a reward function.
 
 Writes one JSON line per step (``--out``): step, round, the prompt ids and categories drawn.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -22,9 +23,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from omegaconf import OmegaConf
-
 import verl
+from omegaconf import OmegaConf
 from verl import DataProto
 from verl.trainer.ppo.ray_trainer import RayPPOTrainer
 from verl.trainer.ppo.reward import extract_reward
@@ -34,10 +34,24 @@ from helpers.tiny_models import word_tokenizer  # noqa: E402
 
 # the simulated policy: per-category probability that a response is right (the testbed's start accuracies
 # say subtraction is weak; this policy has since learned it, and is weak at reversal and counting)
-PASS = {"addition": 0.9, "subtraction": 0.9, "maximum": 0.8, "conversion": 0.8, "uppercase": 0.5,
-        "reversal": 0.1, "counting": 0.1}
-START = {"addition": 0.93, "conversion": 0.65, "uppercase": 0.55, "maximum": 0.50, "reversal": 0.38,
-         "counting": 0.25, "subtraction": 0.15}
+PASS = {
+    "addition": 0.9,
+    "subtraction": 0.9,
+    "maximum": 0.8,
+    "conversion": 0.8,
+    "uppercase": 0.5,
+    "reversal": 0.1,
+    "counting": 0.1,
+}
+START = {
+    "addition": 0.93,
+    "conversion": 0.65,
+    "uppercase": 0.55,
+    "maximum": 0.50,
+    "reversal": 0.38,
+    "counting": 0.25,
+    "subtraction": 0.15,
+}
 N = 4  # actor_rollout_ref.rollout.n
 RESPONSE_LEN = 6
 
@@ -56,12 +70,22 @@ def write_inputs(work: Path) -> None:
     from aopcore.records import EvalRecord, write_jsonl
 
     test = load_source("testbed:test", work)[:14]
-    rows = [{"data_source": "testbed", "prompt": [{"role": "user", "content": q.text}], "ability": q.category,
-             "reward_model": {"style": "rule", "ground_truth": ""}, "extra_info": {"index": k}} for k, q in enumerate(test)]
+    rows = [
+        {
+            "data_source": "testbed",
+            "prompt": [{"role": "user", "content": q.text}],
+            "ability": q.category,
+            "reward_model": {"style": "rule", "ground_truth": ""},
+            "extra_info": {"index": k},
+        }
+        for k, q in enumerate(test)
+    ]
     datasets.Dataset.from_list(rows).to_parquet(str(work / "val.parquet"))
     heldout = load_source("testbed:heldout", work)
-    records = [EvalRecord(q.id, q.text, q.category, "", 1.0 if random.Random(q.id).random() < START[q.category] else 0.0)
-               for q in heldout]
+    records = [
+        EvalRecord(q.id, q.text, q.category, "", 1.0 if random.Random(q.id).random() < START[q.category] else 0.0)
+        for q in heldout
+    ]
     write_jsonl(work / "initial_evaluation.jsonl", records)
 
 
@@ -74,19 +98,41 @@ def config(work: Path, state: Path, batch: int, budget: int, rounds: int, steps_
     data.seed = 1
     data.custom_cls.path = "pkg://aopcore_integrations.verl"
     data.custom_cls.name = "AopcoreDataset"
-    data.aopcore = {"curriculum": "aop", "options": {"draws": 8, "questions_per_call": 12},
-                    "heldout": "testbed:heldout", "feedback": "testbed-writer", "reward": "verifier",
-                    "budget": budget, "rounds": rounds, "steps_per_round": steps_per_round, "seed": 0,
-                    "state_dir": str(state), "initial_evaluation": str(work / "initial_evaluation.jsonl")}
+    data.aopcore = {
+        "curriculum": "aop",
+        "options": {"draws": 8, "questions_per_call": 12},
+        "heldout": "testbed:heldout",
+        "feedback": "testbed-writer",
+        "reward": "verifier",
+        "budget": budget,
+        "rounds": rounds,
+        "steps_per_round": steps_per_round,
+        "seed": 0,
+        "state_dir": str(state),
+        "initial_evaluation": str(work / "initial_evaluation.jsonl"),
+    }
     if curriculum == "toml":  # the same AOP setup from an aopcore config file
-        data.aopcore = {"config": str(Path(__file__).with_name("aop.toml")), "state_dir": str(state),
-                        "steps_per_round": steps_per_round, "initial_evaluation": str(work / "initial_evaluation.jsonl")}
+        data.aopcore = {
+            "config": str(Path(__file__).with_name("aop.toml")),
+            "state_dir": str(state),
+            "steps_per_round": steps_per_round,
+            "initial_evaluation": str(work / "initial_evaluation.jsonl"),
+        }
     if curriculum == "category-bandit":  # online: chooses every draw from the rollouts (the per-step channel)
-        data.aopcore = {"curriculum": "category-bandit", "options": {"pool": "testbed:pool", "temperature": 0.05}, "heldout": "testbed:heldout",
-                        "budget": budget, "rounds": rounds, "steps_per_round": steps_per_round, "seed": 0,
-                        "state_dir": str(state)}
+        data.aopcore = {
+            "curriculum": "category-bandit",
+            "options": {"pool": "testbed:pool", "temperature": 0.05},
+            "heldout": "testbed:heldout",
+            "budget": budget,
+            "rounds": rounds,
+            "steps_per_round": steps_per_round,
+            "seed": 0,
+            "state_dir": str(state),
+        }
     # verl 0.9.1 defaults to the V1 trainer: this is the legacy form (trainer.use_v1=false), where on_batch_end fires
-    return OmegaConf.create({"data": data, "trainer": {"total_epochs": 1, "total_training_steps": None, "use_v1": False}})
+    return OmegaConf.create(
+        {"data": data, "trainer": {"total_epochs": 1, "total_training_steps": None, "use_v1": False}}
+    )
 
 
 def simulate_rollout(trainer: RayPPOTrainer, batch: DataProto, step: int) -> DataProto:
@@ -119,16 +165,30 @@ def simulate_rollout(trainer: RayPPOTrainer, batch: DataProto, step: int) -> Dat
 
 def check_reward_function(trainer: RayPPOTrainer) -> None:
     """aopcore's compute_score, loaded by veRL's own custom-reward loader, scores a curriculum row's answers."""
-    from aopcore_testbed.skills import skill_of
     from verl.trainer.ppo.reward import get_custom_reward_fn
 
-    fn = get_custom_reward_fn(OmegaConf.create({"reward": {"custom_reward_function": {
-        "path": "pkg://aopcore_integrations.verl", "name": "compute_score", "reward_kwargs": {"reward": "verifier"}}}}))
+    from aopcore_testbed.skills import skill_of
+
+    fn = get_custom_reward_fn(
+        OmegaConf.create(
+            {
+                "reward": {
+                    "custom_reward_function": {
+                        "path": "pkg://aopcore_integrations.verl",
+                        "name": "compute_score",
+                        "reward_kwargs": {"reward": "verifier"},
+                    }
+                }
+            }
+        )
+    )
     row = trainer.train_dataset[0]  # a peek at the round's first prompt: no draw
     info = row["extra_info"]
     right = skill_of(info["aopcore_text"]).solve(info["aopcore_text"])
-    scores = [fn(data_source=row["data_source"], solution_str=ans, ground_truth="", extra_info=info)
-              for ans in (right, right + "0 wrong")]
+    scores = [
+        fn(data_source=row["data_source"], solution_str=ans, ground_truth="", extra_info=info)
+        for ans in (right, right + "0 wrong")
+    ]
     assert scores == [1.0, 0.0], (info["aopcore_text"], right, scores)
 
 
@@ -144,7 +204,9 @@ def main() -> int:
     ap.add_argument("--curriculum", default="aop", choices=["aop", "toml", "category-bandit"])
     ap.add_argument("--save-at", type=int, default=0, help="save veRL's dataloader checkpoint at this step")
     ap.add_argument("--crash-at", type=int, default=0, help="os._exit after this step's on_batch_end")
-    ap.add_argument("--crash-before-report", action="store_true", help="crash after the checkpoint, before on_batch_end")
+    ap.add_argument(
+        "--crash-before-report", action="store_true", help="crash after the checkpoint, before on_batch_end"
+    )
     ap.add_argument("--resume", type=Path, default=None, help="a global_step_N folder to resume from")
     args = ap.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
@@ -175,9 +237,17 @@ def main() -> int:
             for batch_dict in trainer.train_dataloader:
                 batch = DataProto.from_single_dict(batch_dict)
                 infos = list(batch.non_tensor_batch["extra_info"])
-                out.write(json.dumps({"step": global_steps, "round": infos[0]["aopcore_round"],
-                                      "ids": [i["aopcore_id"] for i in infos],
-                                      "categories": [i["aopcore_category"] for i in infos]}) + "\n")
+                out.write(
+                    json.dumps(
+                        {
+                            "step": global_steps,
+                            "round": infos[0]["aopcore_round"],
+                            "ids": [i["aopcore_id"] for i in infos],
+                            "categories": [i["aopcore_category"] for i in infos],
+                        }
+                    )
+                    + "\n"
+                )
                 out.flush()
                 batch = simulate_rollout(trainer, batch, global_steps)
                 if global_steps == args.save_at:  # RayPPOTrainer._save_checkpoint: before on_batch_end

@@ -15,6 +15,7 @@ stages after sampling (the step's batch is recorded and cleared from the store, 
 Writes one JSON line per step (``--out``): step, round, prompt ids and categories of the batch the sampler chose,
 and the refills made.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -25,15 +26,14 @@ import sys
 from pathlib import Path
 
 import torch
-from omegaconf import OmegaConf
-
 import verl
+from omegaconf import OmegaConf
 from verl.trainer.ppo.v1 import replay_buffer as rb
 from verl.trainer.ppo.v1 import trainer_base as tb
 from verl.trainer.ppo.v1.trainer_sync import PPOTrainerSync
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from drive import N, PASS, tokenizer, write_inputs  # noqa: E402
+from drive import PASS, N, tokenizer, write_inputs  # noqa: E402
 
 
 class KVStore:
@@ -91,7 +91,11 @@ class AgentLoop:
         for i in range(len(batch)):
             uid = batch["uid"][i]
             info = infos[i].data if hasattr(infos[i], "data") else infos[i]
-            step = int(batch["global_steps"]) if not hasattr(batch["global_steps"], "data") else int(batch["global_steps"].data)
+            step = (
+                int(batch["global_steps"])
+                if not hasattr(batch["global_steps"], "data")
+                else int(batch["global_steps"].data)
+            )
             keys, fields, tags = [], [], []
             for s in range(N):
                 rng = random.Random(f"{step}:{info['aopcore_id']}:{info['aopcore_draw']}:{info['aopcore_pos']}:{s}")
@@ -100,8 +104,15 @@ class AgentLoop:
                 scores[-1] = 1.0 if rng.random() < self.pass_rates[info["aopcore_category"]] else 0.0
                 keys.append(f"{uid}_{s}_0")
                 fields.append({"rm_scores": scores, "extra_info": info})
-                tags.append({"status": "success", "response_len": length, "global_steps": step,
-                             "min_global_steps": step, "max_global_steps": step})
+                tags.append(
+                    {
+                        "status": "success",
+                        "response_len": length,
+                        "global_steps": step,
+                        "min_global_steps": step,
+                        "max_global_steps": step,
+                    }
+                )
             if self.kv is not STORE:
                 from verl.utils.tensordict_utils import list_of_dict_to_tensordict
 
@@ -152,7 +163,9 @@ def main() -> int:
     ap.add_argument("--save-at", type=int, default=0)
     ap.add_argument("--crash-at", type=int, default=0, help="os._exit after this step")
     ap.add_argument("--build-only", action="store_true", help="build the trainer's sampler and dataloader, then stop")
-    ap.add_argument("--real-tq", action="store_true", help="the real TransferQueue on a local Ray, not the in-process store")
+    ap.add_argument(
+        "--real-tq", action="store_true", help="the real TransferQueue on a local Ray, not the in-process store"
+    )
     args = ap.parse_args()
     kv = start_transfer_queue() if args.real_tq else STORE
     if not args.real_tq:
@@ -173,16 +186,28 @@ def main() -> int:
             trainer.global_steps = step
             refills = trainer.replay_buffer.refills
             trainer.prepare_step()
-            batch, metrics = trainer.replay_buffer.sample(global_steps=step, partition_id="train", batch_size=batch_size)
+            batch, metrics = trainer.replay_buffer.sample(
+                global_steps=step, partition_id="train", batch_size=batch_size
+            )
             uids = sorted({k.split("_")[0] for k in batch.keys})
             got = kv.kv_batch_get(keys=[f"{u}_0_0" for u in uids], partition_id="train", select_fields=["extra_info"])
             infos = [getattr(i, "data", i) for i in got["extra_info"]]
             infos.sort(key=lambda i: (i["aopcore_draw"], i["aopcore_pos"]))
             assert len(batch.keys) == batch_size * N, len(batch.keys)
-            out.write(json.dumps({"step": step, "round": infos[0]["aopcore_round"], "ids": [i["aopcore_id"] for i in infos],
-                                  "categories": [i["aopcore_category"] for i in infos],
-                                  "trained": [[i["aopcore_draw"], i["aopcore_pos"]] for i in infos],
-                                  "refills": trainer.replay_buffer.refills - refills, "metrics": metrics}) + "\n")
+            out.write(
+                json.dumps(
+                    {
+                        "step": step,
+                        "round": infos[0]["aopcore_round"],
+                        "ids": [i["aopcore_id"] for i in infos],
+                        "categories": [i["aopcore_category"] for i in infos],
+                        "trained": [[i["aopcore_draw"], i["aopcore_pos"]] for i in infos],
+                        "refills": trainer.replay_buffer.refills - refills,
+                        "metrics": metrics,
+                    }
+                )
+                + "\n"
+            )
             out.flush()
             kv.kv_clear(keys=batch.keys, partition_id="train")  # fit's step 7
             if step == args.save_at:
