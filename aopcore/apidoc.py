@@ -30,6 +30,11 @@ def _roles(text: str) -> str:
     return re.sub(r"``([^`]+)``", r"`\1`", text)
 
 
+def doc_text(obj: Any) -> str:
+    """An object's docstring as Markdown (for a family's own section, ``register_api_pages``)."""
+    return _roles(inspect.cleandoc(obj.__doc__ or ""))
+
+
 def split_docstring(doc: str | None) -> tuple[str, dict[str, list[tuple[str, str]]]]:
     """(body, sections): the free text, and each Google section as (name, text) items (name "" for plain text)."""
     lines = inspect.cleandoc(doc or "").splitlines()
@@ -324,12 +329,10 @@ def _loops_section() -> list[str]:
         steps.observes_steps,
     ):
         out += function_section(fn, f"aopcore.steps.{fn.__name__}")
-    try:  # a plugin family: the core imports none, so the page shows it only where it is installed
-        trl = importlib.import_module("aopcore_integrations.trl")
-    except ImportError:
-        return out
-    out += ["## TRL (`aopcore_integrations.trl`)", "", _roles(inspect.cleandoc(trl.__doc__ or "")), ""]
-    out += class_section(trl.TRLCurriculum, "aopcore_integrations.trl.TRLCurriculum", init=True)
+    from aopcore.registry import registered_pairs  # families add their pages; the core imports none of them
+
+    for _name, lines in registered_pairs("register_api_pages"):
+        out += lines()
     return out
 
 

@@ -44,6 +44,8 @@ EnvironmentNote: TypeAlias = Callable[[], "str | None"]
 RegisterReportWriter: TypeAlias = Callable[[str, ReportWriter], None]
 RegisterAggregateWriter: TypeAlias = Callable[[str, AggregateWriter], None]
 RegisterEnvironmentNote: TypeAlias = Callable[[str, EnvironmentNote], None]
+ApiPage: TypeAlias = Callable[[], list[str]]
+RegisterApiPage: TypeAlias = Callable[[str, ApiPage], None]
 # build(models_dir) -> the model's local folder (register_model_aliases)
 AliasBuild: TypeAlias = Callable[[Path], "str | PathLike[str]"]
 
@@ -150,6 +152,14 @@ def register_environment_notes(register: RegisterEnvironmentNote) -> None:
     say). For what a plugin finds outside the Python packages the report already lists, such as a runtime in its own
     environment; the hf family names the vLLM environment its ``auto`` engines would use. Keep ``describe`` cheap:
     no model loads, no network. One that raises is shown as failed; the rest of the report still prints.
+    """
+
+
+@hookspec
+def register_api_pages(register: RegisterApiPage) -> None:
+    """Add sections to the plugin API reference (``aopcore api-reference``, docs/api.md): ``register(name, lines)``
+    with ``lines() -> list[str]`` of Markdown. For a family's public classes that users import directly rather than
+    name in a config (the integrations family's ``TRLCurriculum``); the core imports no family to document it.
     """
 
 

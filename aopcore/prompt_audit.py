@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from aopcore.records import Prompt
+from aopcore.rundir import curriculum_log_names
 
 _PUNCT = re.compile(r"[^\w\s]")
 
@@ -52,8 +53,7 @@ def label_checker(component: Any) -> Callable[[str], str | None] | None:
 
 def generation_log(workdir: Path, iteration: int) -> Path | None:
     """The generation log the built-in curricula write for an iteration (``iter-RR.log.json``; a pool's at iteration 1)."""
-    names = [f"iter-{iteration:02d}.log.json"] + (["pool.log.json"] if iteration == 1 else [])
-    return next((workdir / n for n in names if (workdir / n).is_file()), None)
+    return next((workdir / n for n in curriculum_log_names(iteration) if (workdir / n).is_file()), None)
 
 
 def audit(

@@ -61,6 +61,11 @@ def stage_iteration(stage_id: str) -> int | None:
     return int(m.group(1)) if m else None
 
 
+def curriculum_log_names(i: int) -> list[str]:
+    """The generation logs the built-in curricula write into their work folder for iteration ``i`` (a pool's at 1)."""
+    return [f"{iteration_name(i)}.log.json"] + (["pool.log.json"] if i == 1 else [])
+
+
 def stage_id(arm: str, i: int, kind: str) -> str:
     """The id of an arm's stage at iteration ``i``: ``arms/<arm>/iter-NN/<kind>`` (prompts, train, evaluation, answers)."""
     return f"arms/{arm}/{iteration_name(i)}/{kind}"
@@ -195,8 +200,7 @@ class RunLayout:
 
     def curriculum_logs(self, arm: str, i: int) -> list[str]:
         """The curriculum logs a prompts stage hashes into its record (relative; missing ones are skipped)."""
-        logs = [f"{self.rel(self.curriculum_dir(arm))}/{iteration_name(i)}.log.json"]
-        return logs + ([f"{self.rel(self.curriculum_dir(arm))}/pool.log.json"] if i == 1 else [])
+        return [f"{self.rel(self.curriculum_dir(arm))}/{name}" for name in curriculum_log_names(i)]
 
     def train_scratch(self, arm: str, i: int) -> Path:
         """A training stage's crash-surviving folder (the trainer's mid-stage checkpoints, the stream log)."""

@@ -30,6 +30,8 @@ from typing import Any
 from aopcore.protocols import CurriculumContext, PromptCurriculum
 from aopcore.records import EvalRecord, Prompt, read_jsonl, write_jsonl
 from aopcore.testing_components import (  # noqa: F401 - part of this module's API
+    DEFAULT_ITEMS,
+    DEFAULT_PAIRS,
     check_embedder,
     check_feedback_llm,
     check_judge,

