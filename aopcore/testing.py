@@ -32,6 +32,7 @@ from aopcore.records import EvalRecord, Prompt, read_jsonl, write_jsonl
 from aopcore.testing_components import (  # noqa: F401 - part of this module's API
     DEFAULT_ITEMS,
     DEFAULT_PAIRS,
+    FakeReward,
     check_embedder,
     check_feedback_llm,
     check_judge,
@@ -188,36 +189,6 @@ class FakePolicy:
     def generate(self, policy: Path, prompts: Sequence[str], *, seed: int, sample: bool = False) -> list[str]:
         """The :class:`~aopcore.protocols.PolicyTrainer` signature; ``policy`` is ignored."""
         return self(prompts, sample=sample, seed=seed)
-
-
-class FakeReward:
-    """A deterministic :class:`~aopcore.protocols.RewardModel` whose scores the test controls.
-
-    Args:
-        fn: ``(prompt, response) -> float``. Default: response length in words / 10, so
-            longer answers score higher (what a sampled-answer curriculum can exploit).
-        by_category: category -> base score, added where the prompt mentions the category
-            (matches :func:`make_evaluation`'s texts): lets a test make some categories weak.
-
-    ``pairs`` records every scored (prompt, response).
-    """
-
-    def __init__(
-        self, fn: Callable[[str, str], float] | None = None, *, by_category: Mapping[str, float] | None = None
-    ) -> None:
-        self.fn = fn or (lambda prompt, response: len(response.split()) / 10)
-        self.by_category = dict(by_category or {})
-        self.pairs: list[tuple[str, str]] = []
-
-    def score(self, prompts: Sequence[str], responses: Sequence[str]) -> list[float]:
-        if len(prompts) != len(responses):
-            raise ValueError(f"{len(prompts)} prompts but {len(responses)} responses")
-        out = []
-        for p, r in zip(prompts, responses):
-            self.pairs.append((p, r))
-            base = next((v for c, v in self.by_category.items() if c in p), 0.0)
-            out.append(float(base + self.fn(p, r)))
-        return out
 
 
 class FakeFeedbackLLM:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 import numbers
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -177,6 +177,36 @@ def check_embedder(embedder: Any, texts: Sequence[str] | None = None) -> list[li
     return vectors
 
 
+class FakeReward:
+    """A deterministic :class:`~aopcore.protocols.RewardModel` whose scores the test controls.
+
+    Args:
+        fn: ``(prompt, response) -> float``. Default: response length in words / 10, so
+            longer answers score higher (what a sampled-answer curriculum can exploit).
+        by_category: category -> base score, added where the prompt mentions the category
+            (matches :func:`make_evaluation`'s texts): lets a test make some categories weak.
+
+    ``pairs`` records every scored (prompt, response).
+    """
+
+    def __init__(
+        self, fn: Callable[[str, str], float] | None = None, *, by_category: Mapping[str, float] | None = None
+    ) -> None:
+        self.fn = fn or (lambda prompt, response: len(response.split()) / 10)
+        self.by_category = dict(by_category or {})
+        self.pairs: list[tuple[str, str]] = []
+
+    def score(self, prompts: Sequence[str], responses: Sequence[str]) -> list[float]:
+        if len(prompts) != len(responses):
+            raise ValueError(f"{len(prompts)} prompts but {len(responses)} responses")
+        out = []
+        for p, r in zip(prompts, responses):
+            self.pairs.append((p, r))
+            base = next((v for c, v in self.by_category.items() if c in p), 0.0)
+            out.append(float(base + self.fn(p, r)))
+        return out
+
+
 def check_trainer(
     trainer: Any, workdir: Path | str, *, prompts: Sequence[Prompt] | None = None, reward: Any = None, passes: int = 1
 ) -> TrainStats:
@@ -204,7 +234,6 @@ def check_trainer(
         _fail(f"{name}.generate returned {answers!r} for {len(texts)} prompts; return one str per prompt")
     if list(trainer.generate(policy0, texts, seed=1)) != answers:
         _fail(f"{name}.generate is not deterministic for the same seed (sample=False)")
-    from aopcore.testing import FakeReward  # the fakes live beside the curriculum helpers
 
     out = root / "policy-1"
     out.mkdir()

@@ -22,7 +22,7 @@ the held-out questions answered by a ``generate`` function (``evaluation = "gene
 veRL's V1 trainer (verl 0.9.1's default, ``trainer.use_v1: true``) never calls ``on_batch_end``: there the same
 dataset serves the rows and :mod:`aopcore_integrations.verl_v1`'s replay buffer reports the rewards (and refills what
 ``keep`` drops). The constructor reads the whole config (the data config's root) and refuses, in one line naming the
-key, a trainer in which neither hook would fire (:func:`aopcore_integrations.verl_v1.check_trainer_config`).
+key, a trainer in which neither hook would fire (:func:`aopcore_integrations.verl_trainer_check.check_trainer_config`).
 
 Resume. veRL saves ``train_dataloader.state_dict()`` into ``global_step_N/data.pt``; torchdata's
 ``StatefulDataLoader`` includes the dataset's :meth:`state_dict` (round, draws made) when it runs in the main
@@ -513,7 +513,7 @@ def _build_class() -> type:
         def __init__(
             self, data_files: Any, tokenizer: Any, config: Any, processor: Any = None, max_samples: int = -1
         ) -> None:
-            from aopcore_integrations.verl_v1 import check_trainer_config
+            from aopcore_integrations.verl_trainer_check import check_trainer_config
 
             train, val = config.get("train_files"), config.get("val_files")
             self._aopcore = _same_files(data_files, train)
