@@ -210,3 +210,19 @@ class TRLOptions(PolicyOptions):
         "(save_steps); a killed stage resumes from the latest through resume_from_checkpoint. Default: off.",
     )
     extra: dict[str, object] = Field(default_factory=dict, description="Passed through to TRL's GRPOConfig/RLOOConfig.")
+    num_processes: int = Field(
+        1,
+        ge=1,
+        description="Data-parallel training processes (torchrun with gloo on CPU, accelerate launch with NCCL on "
+        "GPUs), each taking batch_size / num_processes completions; the experiment process keeps the reward model "
+        "and the curriculum's stream, so the draws are those of one process.",
+    )
+
+    @model_validator(mode="after")
+    def _processes_divide(self) -> TRLOptions:
+        if self.batch_size % self.num_processes:
+            raise ValueError(
+                f"batch_size ({self.batch_size}) must be a multiple of num_processes ({self.num_processes}): "
+                "it is the global batch"
+            )
+        return self

@@ -7,8 +7,9 @@ import logging
 import math
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
-from aopcore import Prompt, RewardModel, TrainStats, record_usage
+from aopcore import InputError, Prompt, RewardModel, TrainStats, record_usage
 from aopcore.steps import PromptStream
 from aopcore_hf.generation import PLAIN_TEMPLATE
 from aopcore_hf.models import load_causal_lm
@@ -35,7 +36,7 @@ def _token_callback(tokens: dict[str, int]):
     class TokenCount(TrainerCallback):
         def on_save(self, args, state, control, **kwargs):
             folder = Path(args.output_dir) / f"checkpoint-{state.global_step}"
-            if folder.is_dir():
+            if folder.is_dir() and state.is_world_process_zero:
                 (folder / TOKENS_FILE).write_text(json.dumps(tokens))
 
     return TokenCount()
@@ -76,9 +77,46 @@ class _TRLPolicyTrainer(HFPolicyBase):
         is a draw from it and its rewards are reported back, through the same adapter as a TRL script's
         (:mod:`aopcore_integrations.trl`); the stage trains as many steps as without it (prompts x passes draws). When
         the curriculum filters (its selector has ``keep``, e.g. ``dynamic-filter``), dropped groups are regenerated from
-        refill draws before the step trains (DAPO dynamic sampling, :class:`~aopcore_integrations.trl.RefillFeed`)."""
+        refill draws before the step trains (DAPO dynamic sampling, :class:`~aopcore_integrations.trl.RefillFeed`).
+
+        ``num_processes > 1``: the stage trains in a launched group (:mod:`aopcore_hf.trl_launch`); this process keeps the
+        reward model and the stream and serves the group, so the stream draws what one process would draw."""
+        if self.options.num_processes > 1:
+            from aopcore_hf.trl_launch import filters, train_in_processes
+
+            size, world = self.options.num_generations, self.options.num_processes
+            if stream is not None and filters(stream) and size % world:
+                raise InputError(
+                    f"{self.algorithm or type(self).__name__}: num_generations ({size}) must be a multiple of "
+                    f"num_processes ({world}) when the curriculum filters (keep): refilled groups are generated in "
+                    "equal shares"
+                )
+            return train_in_processes(
+                self, policy, prompts, reward, passes=passes, out=out, seed=seed, scratch=scratch, stream=stream
+            )
+        return self.train_here(
+            policy, prompts, reward, passes=passes, out=out, seed=seed, scratch=scratch, stream=stream
+        )
+
+    def train_here(
+        self,
+        policy: Path,
+        prompts: Sequence[Prompt],
+        reward: RewardModel,
+        *,
+        passes: int,
+        out: Path,
+        seed: int,
+        scratch: Path | None = None,
+        stream: Any = None,
+        filtering: bool | None = None,
+    ) -> TrainStats:
+        """:meth:`train` in this process: one process, or one rank of a launched group (``stream`` is then rank 0's
+        view of the launching process's stream, and ``filtering`` says whether its curriculum has ``keep``)."""
         from datasets import Dataset
         from transformers.trainer_utils import get_last_checkpoint
+
+        from aopcore_integrations.trl_ranks import gather_all, rank_and_world
 
         o = self.options
         model, tokenizer = load_causal_lm(policy_source(Path(policy)), self.choice)
@@ -99,7 +137,8 @@ class _TRLPolicyTrainer(HFPolicyBase):
         def reward_fn(prompts, completions, question, completion_ids=None, **_):
             texts = [_completion_text(c) for c in completions]
             if completion_ids is not None:
-                tokens["n"] += sum(len(c) for c in completion_ids)
+                mine = sum(len(c) for c in completion_ids)
+                tokens["n"] += sum(gather_all(mine)) if rank_and_world()[1] > 1 else mine
             record_usage(reward_calls=len(texts))
             return [float(s) for s in reward.score(list(question), texts)]
 
@@ -120,7 +159,9 @@ class _TRLPolicyTrainer(HFPolicyBase):
             per_draw = config.generation_batch_size // config.num_generations
             draws = math.ceil(len(prompts) * passes / per_draw)
             config = self._config(workdir, passes, seed, max_steps=draws, shuffle_dataset=False, **checkpoints)
-            if callable(getattr(stream.selector, "keep", None)):  # a filtering curriculum: dropped groups are refilled
+            if filtering is None:
+                filtering = callable(getattr(stream.selector, "keep", None))
+            if filtering:  # a filtering curriculum: dropped groups are refilled
                 feed = refill = RefillFeed(stream, row=row, max_steps=draws, prompts_per_draw=per_draw)
                 trainer_class = refilling(trainer_class)
             else:
@@ -142,7 +183,8 @@ class _TRLPolicyTrainer(HFPolicyBase):
             log.info("%s: resuming from %s", type(self).__name__, last)
             tokens["n"] = _saved_tokens(Path(last))
         trainer.train(resume_from_checkpoint=last)
-        save_policy(trainer.model, tokenizer, out)
+        if trainer.is_world_process_zero():
+            save_policy(trainer.model, tokenizer, out)
         metrics = [
             {k: float(v) for k, v in entry.items() if isinstance(v, (int, float))}
             for entry in trainer.state.log_history
@@ -161,7 +203,7 @@ class _TRLPolicyTrainer(HFPolicyBase):
         cpu = not self.choice.device.startswith("cuda")
         return dict(
             output_dir=str(out),
-            per_device_train_batch_size=o.batch_size,
+            per_device_train_batch_size=o.batch_size // o.num_processes,  # batch_size is the global batch
             num_generations=o.num_generations,
             max_completion_length=g.max_new_tokens,
             temperature=g.temperature,

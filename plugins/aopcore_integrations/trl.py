@@ -615,6 +615,7 @@ class RefillFeed(StreamFeed):
     generation (dropped groups stay within ``max_extra_fraction`` of all groups generated); after
     :data:`MAX_REFILL_ROUNDS` refills of one batch, what is still dropped stays in with its mean reward (no gradient).
     The dataset is placeholders, ``prompts_per_draw`` rows that TRL loads and :meth:`generate` replaces.
+    Several processes: rank 0 draws and decides, every process generates its equal share (:meth:`_generate_across`).
     """
 
     def __init__(
@@ -638,14 +639,17 @@ class RefillFeed(StreamFeed):
 
     def _check_processes(self, args: Any) -> None:
         super()._check_processes(args)
-        if self.world > 1:
+        size = int(args.num_generations)
+        if self.world > 1 and size % self.world:
             raise InputError(
-                f"a filtering curriculum (keep) refills dropped groups in one process only; this run has "
-                f"{self.world}: run it with one process, or use a curriculum without keep"
+                f"num_generations ({size}) must be a multiple of the {self.world} processes when a filtering "
+                "curriculum (keep) refills dropped groups: each refilled group is generated in equal shares"
             )
 
     def saved_position(self) -> int:
-        return self.stream.completed
+        from aopcore_integrations.trl_ranks import rank_and_world
+
+        return self.stream.completed if rank_and_world()[0] == 0 else 0  # rank 0 saves the state; the stream is its
 
     def save(self, folder: Path) -> None:
         (folder / REFILL_STATE).write_text(
@@ -667,7 +671,7 @@ class RefillFeed(StreamFeed):
         self._checkpoint_rng = str(checkpoint) if checkpoint is not None else None
 
     def finish(self) -> None:
-        if self.planned >= self.total_draws:
+        if self.rank == 0 and self.planned >= self.total_draws:
             self.stream.finish()
 
     def _rows_of(self, prompts: Sequence[Prompt], size: int) -> list[dict[str, Any]]:
@@ -682,6 +686,8 @@ class RefillFeed(StreamFeed):
         self, score: Callable[[list[dict[str, Any]]], dict[str, Any]], rows: int, *, pad_id: int
     ) -> dict[str, Any]:
         """One generation batch of ``rows`` completions: ``score(rows) -> TRL's batch`` for the draw, then for refills."""
+        if self.world > 1:
+            return self._generate_across(score, rows, pad_id=pad_id)
         size = int(self.args.num_generations)
         if self._resume_from is not None:
             self.stream.restore(self._resume_from)  # the log marks refill draws: restore counts them again
@@ -697,6 +703,53 @@ class RefillFeed(StreamFeed):
             keep_rows = [True] * (len(keep_rows) - size * dropped) + [k for k in self.last_kept for _ in range(size)]
         self.planned += 1
         return out
+
+    def _generate_across(
+        self, score: Callable[[list[dict[str, Any]]], dict[str, Any]], rows: int, *, pad_id: int
+    ) -> dict[str, Any]:
+        """:meth:`generate` with several processes (``rows`` each): rank 0 draws the batch and its refills and
+        broadcasts the rows; every process generates and scores its equal share of each (TRL gathers the rewards, the
+        reward wrapper reports them once). With drops, the processes' batches are gathered, spliced as one process
+        splices them, and split again into equal shares (TRL slices each process's rows by equal shares)."""
+        from aopcore_integrations.trl_ranks import broadcast_from_main, gather_batch, share
+
+        size = int(self.args.num_generations)
+        if self._resume_from is not None:
+            if self.rank == 0:
+                self.stream.restore(self._resume_from)
+            self._resume_from = None
+
+        def drawn(draw: Callable[[], list[Prompt]]) -> list[dict[str, Any]]:
+            return share(broadcast_from_main(self._rows_of(draw(), size) if self.rank == 0 else None))
+
+        out = score(drawn(lambda: self.stream.next(rows * self.world // size)))
+        keep_rows = [k for k in self.last_kept for _ in range(size)]
+        whole: dict[str, Any] | None = None
+        for _ in range(MAX_REFILL_ROUNDS):
+            dropped = keep_rows.count(False) // size
+            if not dropped:
+                break
+            if whole is None:
+                whole = _concat(gather_batch(out), pad_id=pad_id)
+            new = score(drawn(lambda k=dropped: self.stream.refill(k)))
+            whole = splice_rows(whole, keep_rows, _concat(gather_batch(new), pad_id=pad_id), pad_id=pad_id)
+            keep_rows = [True] * (len(keep_rows) - size * dropped) + [k for k in self.last_kept for _ in range(size)]
+        self.planned += 1
+        if whole is None:
+            return out
+        mine = slice(self.rank * rows, (self.rank + 1) * rows)
+        return {
+            k: None if v is None else v.to(out[k].device) if k == "num_items_in_batch" else v[mine].to(out[k].device)
+            for k, v in whole.items()
+        }
+
+
+def _concat(parts: Sequence[dict[str, Any]], *, pad_id: int) -> dict[str, Any]:
+    """The processes' scored batches as one, in rank order (``num_items_in_batch`` recounted over all of it)."""
+    whole = parts[0]
+    for part in parts[1:]:
+        whole = splice_rows(whole, [True] * len(whole["completion_ids"]), part, pad_id=pad_id)
+    return whole
 
 
 _LEFT_PADDED = {"prompt_ids", "prompt_mask"}

@@ -38,3 +38,18 @@ def gather_all(obj: Any) -> list[Any]:
     out: list[Any] = [None] * dist.get_world_size()
     dist.all_gather_object(out, obj)
     return out
+
+
+def share(rows: list[Any]) -> list[Any]:
+    """This process's contiguous share of a global list (TRL's split of a generation batch); equal shares."""
+    rank, world = rank_and_world()
+    if len(rows) % world:
+        raise RuntimeError(f"{len(rows)} rows do not split evenly over {world} processes")
+    per = len(rows) // world
+    return rows[rank * per : (rank + 1) * per]
+
+
+def gather_batch(batch: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every process's scored batch (tensors moved to the CPU for the trip), in rank order, in every process."""
+    moved = {k: v.cpu() if hasattr(v, "cpu") else v for k, v in batch.items()}
+    return gather_all(moved)

@@ -35,10 +35,11 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from multiprocessing import AuthenticationError
 from multiprocessing.connection import Connection, Listener
 from pathlib import Path
+from typing import Any
 
 from aopcore import Prompt, RewardModel, RuntimeFailure, TrainStats
 from aopcore.records import to_dict
@@ -99,11 +100,16 @@ def train_distributed(
     return stats
 
 
-def launch_command(options: PPOOptions, job: Path, *, machine_rank: int = 0) -> list[str]:
-    """The launcher command for this machine's share of the group (all of it when num_machines is 1)."""
+def launch_command(
+    options: PPOOptions, job: Path, *, machine_rank: int = 0, worker_module: str = "aopcore_hf.ppo.worker"
+) -> list[str]:
+    """The launcher command for this machine's share of the group (all of it when num_machines is 1).
+
+    ``options``: PPO's launcher settings (the TRL trainers pass theirs in the same shape); ``worker_module``: what each
+    rank runs with the job file."""
     from aopcore_hf.models import choose_device
 
-    worker = ["-m", "aopcore_hf.ppo.worker", str(job)]
+    worker = ["-m", worker_module, str(job)]
     n, machines = options.num_processes, options.num_machines
     if options.accelerate_config or choose_device(options.device, options.dtype).device != "cpu":
         cmd = [sys.executable, "-m", "accelerate.commands.launch", "--num_processes", str(n)]
@@ -164,8 +170,17 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def serve_rewards(listener: Listener, proc: subprocess.Popen, reward: RewardModel) -> TrainStats | None:
-    """Answer the main rank's scoring requests until the group exits; returns its stats (None on failure)."""
+def serve_rewards(
+    listener: Listener,
+    proc: subprocess.Popen,
+    reward: RewardModel,
+    handlers: Mapping[str, Callable[[Any], Any]] | None = None,
+) -> TrainStats | None:
+    """Answer the main rank's scoring requests until the group exits; returns its stats (None on failure).
+
+    ``handlers``: further requests the main rank may send (``(kind, payload)`` answered ``("ok", handler(payload))``);
+    the TRL trainers serve the curriculum's prompt stream this way."""
+    handlers = dict(handlers or {})
     accepted: queue.Queue[Connection] = queue.Queue()
 
     def accept() -> None:
@@ -207,6 +222,13 @@ def serve_rewards(listener: Listener, proc: subprocess.Popen, reward: RewardMode
                 conn.send(("error", f"{type(exc).__name__}: {exc}"))
                 raise
             conn.send(("ok", scores))
+        elif kind in handlers:
+            try:
+                answer = handlers[kind](payload)
+            except Exception as exc:
+                conn.send(("error", f"{type(exc).__name__}: {exc}"))
+                raise
+            conn.send(("ok", answer))
         elif kind == "done":
             stats = TrainStats.from_dict(payload)
     proc.wait()
