@@ -51,7 +51,7 @@ from aopcore.session_build import (
     validated_options,
 )
 from aopcore.stagerun import commit_stage
-from aopcore.steps import PromptStream, open_stream, write_batches
+from aopcore.steps import DEFAULT_LAG, PromptStream, open_stream, write_batches
 from aopcore.store import RunStore, atomic_write_json, clean_temporaries
 from aopcore.validation import raise_problems, session_problems, session_setting_problems
 
@@ -461,12 +461,14 @@ class CurriculumSession:
         """The current round's crash-surviving folder (the stream log lives there); removed by end_round."""
         return self.layout.train_scratch(self.name, r or self.round)
 
-    def stream(self, *, passes: int | None = None) -> PromptStream | None:
+    def stream(self, *, passes: int | None = None, lag: int = DEFAULT_LAG) -> PromptStream | None:
         """The per-step channel for the current round (:mod:`aopcore.steps`), or None for a curriculum that takes no part.
 
         Draws come from the round's prompts (``planned``); the log is kept in :meth:`scratch`, so a resumed
         round that calls ``stream.restore(completed)`` (``completed`` saved with the trainer's checkpoint) draws
         what the interrupted one drew. ``passes`` defaults to the session's (1; a config's ``experiment.passes``).
+        ``lag``: draws a trainer may run ahead of the rewards (:class:`~aopcore.steps.PromptStream`); a loop with
+        many groups in flight at once needs as many.
         """
         r = self.round
         if r < 1:
@@ -476,7 +478,7 @@ class CurriculumSession:
         planned = read_jsonl(self.layout.prompts(self.name, r), Prompt)
         ctx = self._contexts.get(r) or self.context(r)
         return open_stream(
-            self.curriculum, ctx, planned, passes=passes or self.passes, log=self.scratch(r) / "stream.jsonl"
+            self.curriculum, ctx, planned, passes=passes or self.passes, log=self.scratch(r) / "stream.jsonl", lag=lag
         )
 
     def end_round(self, stream: PromptStream | None = None) -> None:
