@@ -37,7 +37,21 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from _output import emit  # noqa: E402
 
 CONFIG = ROOT / "examples" / "testbed.toml"
-ARMS = ["vanilla", "sop", "aop", "eva", "pool", "learnability", "dynamic-filter", "category-bandit", "oracle"]
+ARMS = [
+    "vanilla",
+    "sop",
+    "aop",
+    "eva",
+    "pool",
+    "learnability",
+    "dynamic-filter",
+    "category-bandit",
+    "mopps",
+    "speed",
+    "adarft",
+    "sws",
+    "oracle",
+]
 ARMS_ALL = tuple(ARMS)
 COLORS = {
     "vanilla": "#7f7f7f",
@@ -48,6 +62,10 @@ COLORS = {
     "learnability": "#ff7f0e",
     "dynamic-filter": "#8c564b",
     "category-bandit": "#e377c2",
+    "mopps": "#17becf",
+    "speed": "#bcbd22",
+    "adarft": "#aec7e8",
+    "sws": "#ff9896",
     "oracle": "#000000",
 }
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from aopcore.options import DataSpecOption, PreflightContext, split_scheme
 
@@ -226,3 +226,126 @@ class CategoryBanditOptions(_Opts):
     learning_rate: float = Field(
         0.3, gt=0, le=1, description="Q <- (1 - rate) Q + rate * mean |advantage| (SEC's alpha)."
     )
+
+
+# ---------------------------------------------------------------------------- the literature's curricula
+
+
+class MoppsOptions(_Opts):
+    pool: Annotated[str, DataSpecOption(keep=("builtin",))] = Field(
+        "builtin", description="Candidate prompts: a JSONL file or any data source (e.g. testbed:pool)."
+    )
+    target: float = Field(
+        0.5, gt=0, lt=1, description="Success rate aimed at: a draw keeps the candidates whose sampled rate is nearest."
+    )
+    candidates_factor: float = Field(
+        16.0,
+        ge=1.0,
+        description="Candidates drawn uniformly per prompt kept, before Thompson sampling picks (MoPPS's ts_ratio, 16).",
+    )
+    decay: float = Field(
+        1.0,
+        gt=0,
+        le=1,
+        description="Posterior decay per update: alpha <- decay alpha + (1 - decay) prior + successes (MoPPS's "
+        "bandit_decay_ratio; 1 keeps every observation).",
+    )
+    prior_alpha: float = Field(1.0, gt=0, description="Beta prior's alpha (MoPPS: 1).")
+    prior_beta: float = Field(1.0, gt=0, description="Beta prior's beta (MoPPS: 1).")
+    success_threshold: float = Field(0.5, description="A completion succeeds when its reward is at least this.")
+
+
+class SpeedOptions(_Opts):
+    pool: Annotated[str, DataSpecOption(keep=("builtin",))] = Field(
+        "builtin", description="Candidate prompts: a JSONL file or any data source (e.g. testbed:pool)."
+    )
+    n_init: int = Field(
+        4, ge=2, description="Screening answers sampled per candidate (SPEED's N_init, 4); booked as choosing compute."
+    )
+    keep_factor: float = Field(
+        4.0,
+        ge=1.0,
+        description="Screened-in prompts kept per prompt of the plan; the training steps deal them in order, so "
+        "with keep_factor = passes every episode gets a prompt not trained on before in the iteration.",
+    )
+    screen_batch: int | None = Field(
+        None, ge=1, description="Candidates screened per round (default: the budget); rounds stop once enough pass."
+    )
+    max_screen_fraction: float = Field(
+        1.0, gt=0, le=1, description="Screen at most this share of the pool per iteration."
+    )
+    success_threshold: float = Field(0.5, description="A completion succeeds when its reward is at least this.")
+
+
+class AdaRFTOptions(_Opts):
+    pool: Annotated[str, DataSpecOption(keep=("builtin",))] = Field(
+        "builtin", description="Candidate prompts: a JSONL file or any data source (e.g. testbed:pool)."
+    )
+    eta: float = Field(
+        50.0, gt=0, description="Step size of the target difficulty (AdaRFT's eta, 50 on a 0-100 scale)."
+    )
+    alpha: float = Field(2.0, gt=0, description="Sensitivity of the update to the reward (AdaRFT's alpha, 2).")
+    beta: float = Field(
+        0.5, ge=0, le=1, description="Target reward: the target difficulty rises above it, falls below (AdaRFT's beta)."
+    )
+    initial_target: float | None = Field(
+        None, description="Starting target difficulty (0-100); default: the easiest difficulty in the pool."
+    )
+    difficulties: dict[str, float] = Field(
+        default_factory=dict,
+        description="Difficulty (0-100) per category instead of the default, 100 x (1 - the start policy's held-out "
+        "accuracy in the category), measured once at iteration 1 and kept.",
+    )
+
+    @field_validator("initial_target")
+    @classmethod
+    def _target_scale(cls, value: float | None) -> float | None:
+        if value is not None and not 0 <= value <= 100:
+            raise ValueError(f"{value} is off the 0-100 difficulty scale")
+        return value
+
+    @field_validator("difficulties")
+    @classmethod
+    def _difficulty_scale(cls, value: dict[str, float]) -> dict[str, float]:
+        bad = [f"{c} = {d}" for c, d in value.items() if not 0 <= d <= 100]
+        if bad:
+            raise ValueError(f"{bad[0]} is off the 0-100 difficulty scale")
+        return value
+
+
+class SwSOptions(_Opts):
+    weakness_from: Literal["rollouts", "evaluation"] = Field(
+        "rollouts",
+        description="rollouts: the problems failed in training (earlier iterations' per-step rollouts; the start "
+        "policy's held-out answers at iteration 1), as SwS does; evaluation: the current held-out answers every iteration.",
+    )
+    fail_threshold: float = Field(0.5, gt=0, le=1, description="A problem is failed when its pass rate is below this.")
+    examples_per_call: int = Field(5, ge=1, description="Failed problems shown in one concept or generation call.")
+    concepts_per_call: int = Field(
+        3, ge=0, description="Concepts asked for per weak category (SwS's concept extraction); 0 skips the step."
+    )
+    questions_per_call: int = Field(20, ge=1, description="New problems asked for per generation call.")
+    candidates_factor: float = Field(
+        2.0, ge=1.0, description="Problems synthesised per prompt kept, before the difficulty filter."
+    )
+    filter_samples: int = Field(
+        4,
+        ge=0,
+        description="Answers sampled per synthesised problem to keep those the policy solves sometimes (SwS's "
+        "difficulty filter; booked as choosing compute); 0 skips it.",
+    )
+    max_calls_factor: float = Field(
+        4.0, ge=1.0, description="Give up after this many times the generation calls the allocation needs."
+    )
+    max_similarity: float = Field(
+        0.99, gt=0, le=1, description="Reject a problem this similar (cosine, with an embedder) to one seen before."
+    )
+    category_wording: str | None = Field(
+        None, description="Where the problems are asked, with {category} (default: as the score-based curricula)."
+    )
+
+    @model_validator(mode="after")
+    def _wording_names_category(self) -> SwSOptions:
+        if self.category_wording is not None and "{category}" not in self.category_wording:
+            raise ValueError("category_wording must contain {category}")
+        return self

@@ -5,12 +5,16 @@ from __future__ import annotations
 from aopcore import hookimpl
 from aopcore.registry import LazyFactory
 from aopcore_curricula.options import (
+    AdaRFTOptions,
     CategoryBanditOptions,
     DynamicFilterOptions,
     EvaOptions,
     LearnabilityOptions,
+    MoppsOptions,
     PoolOptions,
     ScoreBasedOptions,
+    SpeedOptions,
+    SwSOptions,
     VanillaGenerationOptions,
 )
 
@@ -85,4 +89,37 @@ def register_curricula(register):
             doc="Online: SEC-style bandit over categories, rewarded by absolute advantage",
         ),
         options=CategoryBanditOptions,
+    )
+    register(
+        "sws",
+        LazyFactory(
+            "aopcore_curricula.sws:SwSCurriculum",
+            requires=("feedback",),
+            doc="SwS (arXiv 2506.08989): new problems from the concepts of failed ones, by failure ratio per category",
+        ),
+        options=SwSOptions,
+    )
+    register(
+        "mopps",
+        LazyFactory(
+            "aopcore_curricula.mopps:MoppsCurriculum",
+            doc="Online: MoPPS (arXiv 2507.04632), Beta posterior per prompt, Thompson sampling towards a target rate",
+        ),
+        options=MoppsOptions,
+    )
+    register(
+        "speed",
+        LazyFactory(
+            "aopcore_curricula.speed:SpeedCurriculum",
+            doc="SPEED-RL (arXiv 2506.09016): screen candidates with a few samples, keep pass rates strictly in (0, 1)",
+        ),
+        options=SpeedOptions,
+    )
+    register(
+        "adarft",
+        LazyFactory(
+            "aopcore_curricula.adarft:AdaRFTCurriculum",
+            doc="Online: AdaRFT (arXiv 2504.05520), prompts nearest a target difficulty that the reward moves",
+        ),
+        options=AdaRFTOptions,
     )
