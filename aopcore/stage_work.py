@@ -31,6 +31,7 @@ from aopcore.rundir import (
 )
 from aopcore.stats import WinRate
 from aopcore.store import atomic_directory, atomic_write_text
+from aopcore.validation import chosen_prompts_problem
 
 log = logging.getLogger("aopcore")
 
@@ -121,14 +122,9 @@ class StageWork:
         return {"n_answers": len(answers)}
 
     def _check_prompts(self, arm: str, i: int, prompts: Sequence[Prompt]) -> None:
-        want = self.budget.records_per_iteration
-        if len(prompts) != want:
-            raise RuntimeFailure(
-                f"arms.{arm}: curriculum returned {len(prompts)} prompts for iteration {i}, budget is {want}"
-            )
-        ids = [p.id for p in prompts]
-        if len(set(ids)) != len(ids):
-            raise RuntimeFailure(f"arms.{arm}: curriculum returned duplicate prompt ids at iteration {i}")
+        want, when = self.budget.records_per_iteration, f"iteration {i}"
+        if problem := chosen_prompts_problem(prompts, want, where=f"arms.{arm}", who="curriculum", when=when):
+            raise RuntimeFailure(problem)
 
     def _judge_path(self, a: str, b: str, i: int) -> Path:
         return self.layout.verdicts(a, b, i)

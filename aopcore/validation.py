@@ -7,12 +7,13 @@ is checked earlier by :mod:`aopcore.build`, which names ``file:line: key``.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from aopcore import contracts
 from aopcore.capabilities import chooses_per_step, needs_iterations, required_components, trains_from_stream
 from aopcore.errors import InputError
+from aopcore.records import Prompt
 
 EXPERIMENT_ROLES = ("trainer", "reward", "judge", "feedback", "embedder")
 
@@ -66,7 +67,9 @@ def experiment_problems(exp: Any) -> list[str]:
     return problems
 
 
-def session_setting_problems(*, budget: Any, rounds: Any, name: str, options: Any, curriculum: Any) -> list[str]:
+def session_setting_problems(
+    *, budget: Any, rounds: Any, name: str, options: Any, curriculum: Any, solve: Any = None
+) -> list[str]:
     """A CurriculumSession's own settings, checked before any component is built."""
     problems: list[str] = []
     if not isinstance(budget, int) or isinstance(budget, bool) or budget < 1:
@@ -77,6 +80,8 @@ def session_setting_problems(*, budget: Any, rounds: Any, name: str, options: An
         problems.append(f"session.name: {name!r} is not a plain folder name")
     if options is not None and not isinstance(curriculum, str):
         problems.append("session.options: options go with a curriculum plugin name; an object carries its own")
+    if solve is not None and not callable(solve):
+        problems.append(f"session.solve: {type(solve).__name__} is not a function solve(question) -> answer or None")
     return problems
 
 
@@ -102,3 +107,16 @@ def session_problems(curriculum: Any, components: Mapping[str, Any], rounds: int
             "so it needs the number of rounds; rounds=None (open-ended) is for curricula that choose every round"
         )
     return problems
+
+
+def chosen_prompts_problem(prompts: Sequence[Any], budget: int, *, where: str, who: str, when: str) -> str | None:
+    """What is wrong with the prompts a curriculum chose for one iteration (or round), or None: exactly ``budget``
+    :class:`~aopcore.Prompt` objects, no id twice. For the experiment and the session alike (a RuntimeFailure there)."""
+    if len(prompts) != budget:
+        return f"{where}: {who} returned {len(prompts)} prompts for {when}, budget is {budget}"
+    if any(not isinstance(p, Prompt) for p in prompts):
+        return f"{where}: {when}: prompts must be aopcore.Prompt objects"
+    ids = [p.id for p in prompts]
+    if len(set(ids)) != len(ids):
+        return f"{where}: {who} returned duplicate prompt ids at {when}"
+    return None
