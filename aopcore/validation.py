@@ -12,10 +12,10 @@ from typing import Any
 
 from aopcore import contracts
 from aopcore.capabilities import chooses_per_step, needs_iterations, required_components, trains_from_stream
+from aopcore.collaborators import ROLES, Collaborators
 from aopcore.errors import InputError
 from aopcore.records import Prompt
-
-EXPERIMENT_ROLES = ("trainer", "reward", "judge", "feedback", "embedder")
+from aopcore.settings import ExperimentSettings
 
 
 def is_folder_name(name: str) -> bool:
@@ -28,41 +28,61 @@ def raise_problems(problems: list[str]) -> None:
         raise InputError(*problems)
 
 
-def experiment_problems(exp: Any) -> list[str]:
+ARM_NAME = "arm names must be plain folder names"
+
+
+def judging_problems(
+    pairs: Sequence[Sequence[str]] | None, iterations: Sequence[int] | None, arms: Sequence[str], runs: int | None
+) -> list[tuple[str, str]]:
+    """(key, problem) for a judging plan: each judged arm exists and differs from its partner, each judged iteration
+    is run (``runs`` iterations; None when unknown). For a config file (``file:line: key``) and an experiment."""
+    out = []
+    for pair in pairs or []:
+        for arm in pair:
+            if arm not in arms:
+                out.append(("evaluation.pairs", f"unknown arm {arm!r} (arms: {', '.join(arms) or 'none'})"))
+        if len(pair) == 2 and pair[0] == pair[1]:
+            out.append(("evaluation.pairs", f"the pair [{pair[0]!r}, {pair[1]!r}] compares an arm with itself"))
+    if runs is not None:
+        out += [
+            ("evaluation.iterations", f"{i} is outside 1..{runs} (experiment.iterations)")
+            for i in iterations or []
+            if not 1 <= i <= runs
+        ]
+    return out
+
+
+def experiment_problems(settings: ExperimentSettings, parts: Collaborators) -> list[str]:
     """What keeps an Experiment from running, one line per problem (components, arms, judging, data)."""
     problems = []
-    for role in EXPERIMENT_ROLES:  # before any stage: one line per problem
-        if getattr(exp, role) is not None:
-            problems += contracts.check_component(role, getattr(exp, role))
-    for arm, curriculum in exp.arms.items():
+    for role in ROLES:  # before any stage: one line per problem
+        if parts.component(role) is not None:
+            problems += contracts.check_component(role, parts.component(role))
+    for arm, curriculum in parts.arms.items():
         problems += contracts.check_component("curriculum", curriculum, f"arms.{arm}")
-    if not exp.arms:
+    if not parts.arms:
         problems.append("experiment has no arms")
-    for arm in exp.arms:
-        if not arm or "/" in arm or arm.startswith("."):
-            problems.append(f"arms.{arm}: arm names must be plain folder names")
-    for arm, curriculum in exp.arms.items():
+    problems += [f"arms.{arm}: {ARM_NAME}" for arm in parts.arms if not is_folder_name(arm)]
+    for arm, curriculum in parts.arms.items():
         needs = required_components(curriculum)
-        if "feedback" in needs and exp.feedback is None:
+        if "feedback" in needs and parts.feedback is None:
             problems.append(f"arms.{arm}: curriculum needs a [feedback] LLM and none is configured")
-        if "embedder" in needs and exp.embedder is None:
+        if "embedder" in needs and parts.embedder is None:
             problems.append(f"arms.{arm}: curriculum needs an [embedder] and none is configured")
-        if chooses_per_step(curriculum) and not trains_from_stream(exp.trainer):
+        if chooses_per_step(curriculum) and not trains_from_stream(parts.trainer):
             problems.append(
                 f"arms.{arm}: curriculum {type(curriculum).__name__} chooses every training step's prompts "
-                f"(selector), and {contracts.component_name('trainer', exp.trainer)} takes no stream "
+                f"(selector), and {contracts.component_name('trainer', parts.trainer)} takes no stream "
                 "(its train() has no `stream` keyword): use a trainer that does (ppo, grpo, rloo) or a curriculum "
                 "that chooses per iteration"
             )
-    if exp.judging.pairs:
-        for a, b in exp.judging.pairs:
-            for arm in (a, b):
-                if arm not in exp.arms:
-                    problems.append(f"evaluation.pairs: unknown arm {arm!r} (arms: {', '.join(exp.arms)})")
-    for i in exp.judging.iterations or []:
-        if not 1 <= i <= exp.budget.iterations:
-            problems.append(f"evaluation.iterations: {i} is outside 1..{exp.budget.iterations}")
-    if not exp.heldout:
+    judging = settings.judging
+    arms = list(parts.arms)
+    problems += [
+        f"{key}: {problem}"
+        for key, problem in judging_problems(judging.pairs, judging.iterations, arms, settings.budget.iterations)
+    ]
+    if not parts.heldout:
         problems.append("data.heldout: no held-out questions")
     return problems
 
