@@ -51,7 +51,7 @@ from aopcore.validation import chosen_prompts_problem, raise_problems, session_p
 
 log = logging.getLogger("aopcore")
 
-ROLES = {"feedback": "feedback", "embedder": "embedder", "reward": "reward"}
+ROLES = ("feedback", "embedder", "reward")  # the components a session may be given besides its curriculum
 
 
 class CurriculumSession:

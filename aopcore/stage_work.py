@@ -137,12 +137,13 @@ class StageWork(ExperimentBase):
         return self.layout.verdicts(a, b, i)
 
     def _judge_stage(self, a: str, b: str, i: int, stage_id: str) -> dict[str, Any]:
-        assert self.parts.judge is not None
+        judge = self.parts.counted_judge
+        assert judge is not None  # judge stages exist only with a judge
         ans_a = [o["answer"] for _, o in iter_jsonl(self.layout.test_answers(a, i))]
         ans_b = [o["answer"] for _, o in iter_jsonl(self.layout.test_answers(b, i))]
         raw: list[dict[str, Any]] = []
         verdicts = judge_pair(
-            self.parts.counted_judge,
+            judge,
             self.parts.test_prompts,
             ans_a,
             ans_b,
@@ -162,7 +163,7 @@ class StageWork(ExperimentBase):
             return []
         out = []
         for a, b in self._pairs():
-            for i in self._judged_iterations():
+            for i in self.settings.judged_iterations():
                 path = self._judge_path(a, b, i)
                 if self.store.is_done(judge_stage_id(a, b, i)) and path.exists():
                     out.append(tally(a, b, i, read_jsonl(path, PairVerdict)))

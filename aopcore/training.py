@@ -48,11 +48,8 @@ class TrainingStage(ExperimentBase):
         )
         digest = hashlib.sha256(json.dumps(key).encode()).hexdigest()
         index = self.layout.train_index(digest)
-        twin = (
-            self.store.path(integrity.read_record(index).get("iteration_dir", ""))
-            if integrity.read_record(index)
-            else None
-        )
+        known = integrity.read_record(index)
+        twin = self.store.path(known.get("iteration_dir", "")) if known else None
         twin_stage = f"{twin.relative_to(self.store.root).as_posix()}/train" if twin is not None else ""
         if (
             twin is not None

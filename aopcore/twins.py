@@ -58,12 +58,12 @@ class TwinReuse(ExperimentBase):
             return []
         arms, i = list(self.parts.arms), stage.iteration
         if stage.kind == "train":
-            for earlier in arms[: arms.index(stage.arm)]:
-                same = self._same_lineage(stage.arm, earlier, i)
+            for earlier_arm in arms[: arms.index(stage.arm)]:
+                same = self._same_lineage(stage.arm, earlier_arm, i)
                 if isinstance(same, str):
                     return [same]
-                if same and not self.store.is_done(arm_stage(earlier, i, "train")):
-                    return [arm_stage(earlier, i, "train")]
+                if same and not self.store.is_done(arm_stage(earlier_arm, i, "train")):
+                    return [arm_stage(earlier_arm, i, "train")]
         if stage.kind in ("evaluate", "answers") and (twin := self._twin(stage.arm, i)) is not None:
             twin_stage = f"{twin.relative_to(self.store.root)}/{stage_id.rsplit('/', 1)[1]}"
             if not self.store.is_done(twin_stage):
@@ -81,7 +81,7 @@ class TwinReuse(ExperimentBase):
         return []
 
     def _writes_with_feedback(self, arm: str | None) -> bool:
-        return arm in self.parts.arms and "feedback" in required_components(self.parts.arms[arm])
+        return arm is not None and arm in self.parts.arms and "feedback" in required_components(self.parts.arms[arm])
 
     def _same_lineage(self, arm: str, other: str, i: int) -> bool | str:
         """Whether two arms trained on the same prompts at iterations 1..i, or the prompts stage still to wait for."""
