@@ -189,3 +189,9 @@ def adapt(role: str, obj: Any) -> Any:
     if callable(obj) and not isinstance(obj, type):
         return ADAPTERS[role](obj)
     return obj
+
+
+# Their published home, and the class names that fingerprints of existing run directories record
+# (``aopcore.contracts.RewardFunction``): a run directory written before this module existed resumes.
+for _adapter in (RewardFunction, FeedbackFunction, JudgeFunction, EmbedFunction, CurriculumFunction):
+    _adapter.__module__ = "aopcore.contracts"
