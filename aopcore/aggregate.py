@@ -299,8 +299,7 @@ def aggregate(root: Path, *, resamples: int = RESAMPLES) -> dict[str, Any]:
             )
             per_seed = {s: sum(per_question[s]) / len(per_question[s]) for s in paired}
             vary = _varies(list(per_seed.values()))
-            mean_a = round(sum(p[0] for p in paired.values()) / len(paired), 6)
-            mean_b = round(sum(p[1] for p in paired.values()) / len(paired), 6)
+            mean_a, mean_b = (round(sum(p[k] for p in paired.values()) / len(paired), 6) for k in (0, 1))
             differences.append(
                 {
                     "arm_a": a,
@@ -308,13 +307,12 @@ def aggregate(root: Path, *, resamples: int = RESAMPLES) -> dict[str, Any]:
                     "iteration": i,
                     **diff.as_dict(),
                     "questions": sum(len(per_question[s]) for s in paired),
-                    "mean_a": mean_a,
-                    "mean_b": mean_b,
+                    **{"mean_a": mean_a, "mean_b": mean_b},
                     "per_seed": {str(s): round(d, 6) for s, d in per_seed.items()},
                     "verdict": verdict(a, b, diff, seeds=diff.n, seeds_vary=vary),
                 }
             )
-            last_reward = (i, diff, mean_a, mean_b, vary)
+            last_reward = (i, mean_a, mean_b, diff, vary)  # reward_sentence's arguments after the arms
         counts = {s: _verdict_counts(run, a, b) for s, run in runs.items()}
         last_win = None
         for i in sorted({i for c in counts.values() for i in c}):
@@ -344,11 +342,7 @@ def aggregate(root: Path, *, resamples: int = RESAMPLES) -> dict[str, Any]:
                 }
             )
             last_win = (i, rates, len(tables), vary)
-        held = (
-            reward_sentence(a, b, last_reward[0], last_reward[2], last_reward[3], last_reward[1], last_reward[4])
-            if last_reward
-            else None
-        )
+        held = reward_sentence(a, b, *last_reward) if last_reward else None
         won = winrate_sentence(a, b, *last_win) if last_win and last_win[1]["difference"].n else None
         if held or won:
             conclusions.append({"arm_a": a, "arm_b": b, "heldout": held, "winrate": won})

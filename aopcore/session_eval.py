@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import Any, Protocol
 
 from aopcore import contracts
 from aopcore.capabilities import reads_evaluation
@@ -14,15 +15,30 @@ from aopcore.ledger import record_usage
 from aopcore.records import EvalRecord, Question, read_jsonl, write_jsonl
 from aopcore.rundir import SFT_EVALUATION, evaluation_seed_key, stage_seed
 from aopcore.session_build import call_generate, eval_record, fn_name
-
-if TYPE_CHECKING:
-    from aopcore.session import CurriculumSession
+from aopcore.store import RunStore
 
 log = logging.getLogger("aopcore")
 
 
+class RoundOwner(Protocol):
+    """What the evaluation reads from its :class:`~aopcore.CurriculumSession`."""
+
+    store: RunStore
+    curriculum: Any
+    seed: int
+    heldout: list[Question]
+    reward: Any
+
+    def _id(self, r: int, kind: str) -> str: ...
+    def _evaluation_path(self, r: int) -> Path: ...
+    def _rel(self, path: Path) -> str: ...
+    def _stage(
+        self, stage_id: str, kind: str, work: Callable[[], dict[str, Any]], *, outputs: Sequence[str]
+    ) -> None: ...
+
+
 def round_evaluation(
-    session: CurriculumSession,
+    session: RoundOwner,
     r: int,
     evaluation: Sequence[EvalRecord] | None,
     generate: Callable[..., Sequence[str]] | None,
