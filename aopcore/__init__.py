@@ -9,6 +9,7 @@ from aopcore.experiment import (
     Budget,
     Experiment,
     ExperimentResult,
+    ExperimentSettings,
     JudgingPlan,
     stage_seed,
 )
@@ -47,6 +48,7 @@ __all__ = [
     "EvalRecord",
     "Experiment",
     "ExperimentResult",
+    "ExperimentSettings",
     "FeedbackLLM",
     "InputError",
     "Judge",

@@ -124,7 +124,7 @@ def _ledger(run: Path, arm: str) -> dict[int, dict[str, dict[str, float]]]:
 
 def _verdict_counts(run: Path, a: str, b: str) -> dict[int, list[int]]:
     """Iteration -> [a wins, b wins, ties, dropped] for the pair, whichever order it was judged in."""
-    out = {}
+    out: dict[int, list[int]] = {}
     layout = RunLayout.of(run)
     for pair, flip in ((pair_name(a, b), False), (pair_name(b, a), True)):
         for i, path in layout.judged_iterations(pair).items():
@@ -299,6 +299,7 @@ def aggregate(root: Path, *, resamples: int = RESAMPLES) -> dict[str, Any]:
             )
             per_seed = {s: sum(per_question[s]) / len(per_question[s]) for s in paired}
             vary = _varies(list(per_seed.values()))
+            mean_a, mean_b = (round(sum(p[k] for p in paired.values()) / len(paired), 6) for k in (0, 1))
             differences.append(
                 {
                     "arm_a": a,
@@ -306,13 +307,12 @@ def aggregate(root: Path, *, resamples: int = RESAMPLES) -> dict[str, Any]:
                     "iteration": i,
                     **diff.as_dict(),
                     "questions": sum(len(per_question[s]) for s in paired),
-                    "mean_a": round(sum(p[0] for p in paired.values()) / len(paired), 6),
-                    "mean_b": round(sum(p[1] for p in paired.values()) / len(paired), 6),
+                    **{"mean_a": mean_a, "mean_b": mean_b},
                     "per_seed": {str(s): round(d, 6) for s, d in per_seed.items()},
                     "verdict": verdict(a, b, diff, seeds=diff.n, seeds_vary=vary),
                 }
             )
-            last_reward = (i, diff, differences[-1]["mean_a"], differences[-1]["mean_b"], vary)
+            last_reward = (i, mean_a, mean_b, diff, vary)  # reward_sentence's arguments after the arms
         counts = {s: _verdict_counts(run, a, b) for s, run in runs.items()}
         last_win = None
         for i in sorted({i for c in counts.values() for i in c}):
@@ -342,11 +342,7 @@ def aggregate(root: Path, *, resamples: int = RESAMPLES) -> dict[str, Any]:
                 }
             )
             last_win = (i, rates, len(tables), vary)
-        held = (
-            reward_sentence(a, b, last_reward[0], last_reward[2], last_reward[3], last_reward[1], last_reward[4])
-            if last_reward
-            else None
-        )
+        held = reward_sentence(a, b, *last_reward) if last_reward else None
         won = winrate_sentence(a, b, *last_win) if last_win and last_win[1]["difference"].n else None
         if held or won:
             conclusions.append({"arm_a": a, "arm_b": b, "heldout": held, "winrate": won})

@@ -19,7 +19,7 @@ from aopcore.store import atomic_write_json, atomic_write_text
 
 log = logging.getLogger("aopcore")
 
-FOLDER = RunLayout(".").aggregate_dir.name  # aggregate/ beside the seed-<s>/ sub-runs
+FOLDER = RunLayout(Path(".")).aggregate_dir.name  # aggregate/ beside the seed-<s>/ sub-runs
 
 
 def _ci(row: dict[str, Any], scale: float = 1.0, digits: int = 3) -> str:

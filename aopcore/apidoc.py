@@ -119,8 +119,8 @@ def signature(fn: Callable[..., Any], name: str | None = None, *, drop_self: boo
 def _field_default(f: dataclasses.Field) -> str:
     if f.default is not dataclasses.MISSING:
         return f"`{f.default!r}`"
-    if f.default_factory is not dataclasses.MISSING:  # type: ignore[misc]
-        return f"`{f.default_factory()!r}`"  # type: ignore[misc]
+    if f.default_factory is not dataclasses.MISSING:
+        return f"`{f.default_factory()!r}`"
     return "required"
 
 
@@ -158,7 +158,7 @@ def _methods(cls: type) -> list[str]:
     return out
 
 
-def class_section(cls: type, title: str | None = None, *, methods: bool = True, init: bool = False) -> list[str]:
+def class_section(cls: type[Any], title: str | None = None, *, methods: bool = True, init: bool = False) -> list[str]:
     out = [f"### `{title or cls.__name__}`", ""]
     if init:
         out += ["```python", signature(cls.__init__, cls.__name__), "```", ""]
@@ -243,7 +243,7 @@ def api_reference() -> str:
 
     out += ["## Curriculum context and records", "", _roles(inspect.cleandoc(records.__doc__ or "")), ""]
     out += dataclass_section(protocols.CurriculumContext)
-    for cls in (
+    for record in (
         records.Prompt,
         records.Provenance,
         records.EvalRecord,
@@ -252,7 +252,7 @@ def api_reference() -> str:
         records.Verdict,
         records.TrainStats,
     ):
-        out += dataclass_section(cls)
+        out += dataclass_section(record)
     out += ["### JSONL helpers (`aopcore.records`)", ""]
     for fn in (
         records.write_jsonl,
@@ -264,8 +264,8 @@ def api_reference() -> str:
         out += [f"#### `{fn.__name__}`", "", "```python", signature(fn), "```", "", *_render_doc(fn.__doc__)]
 
     out += ["## Errors and exit statuses", "", _roles(inspect.cleandoc(errors.__doc__ or "")), ""]
-    for cls in (errors.InputError, errors.RuntimeFailure, errors.AopcoreError):
-        out += class_section(cls, methods=False, init=cls is errors.InputError)
+    for error in (errors.InputError, errors.RuntimeFailure, errors.AopcoreError):
+        out += class_section(error, methods=False, init=error is errors.InputError)
 
     out += ["## Cost accounting", "", _roles(inspect.cleandoc(ledger.__doc__ or "")), ""]
     out += function_section(ledger.record_usage)
@@ -353,7 +353,7 @@ def _options_section() -> list[str]:
     for name in module_assignments(options):
         value = getattr(options, name, None)
         meta = getattr(value, "__metadata__", None)
-        if not meta:
+        if value is None or not meta:
             continue
         kind = getattr(meta[0], "kind", None)
         fallback = f"As `InputPath`, and it must be a {kind}." if kind in ("file", "folder") else ""

@@ -32,6 +32,7 @@ from aopcore.experiment import Budget, Experiment, JudgingPlan
 from aopcore.options import PreflightContext, run_preflight, validation_context
 from aopcore.records import Question
 from aopcore.registry import Implementation, Registry, ensure_path, load_registry
+from aopcore.validation import ARM_NAME, is_folder_name, judging_problems
 
 SECTION_KIND = {
     "trainer": "trainer",
@@ -97,7 +98,7 @@ class Plan:
             heldout=self.questions("heldout"),
             test_prompts=self.questions("test_prompts"),
             budget=Budget(exp.iterations, exp.records_per_iteration, exp.passes),
-            judging=JudgingPlan([tuple(p) for p in ev.pairs] if ev.pairs else None, ev.iterations, ev.both_orders),
+            judging=JudgingPlan([(a, b) for a, b in ev.pairs] if ev.pairs else None, ev.iterations, ev.both_orders),
             categories=data.categories,
             seed=exp.seed,
             keep_checkpoints=exp.keep_checkpoints,
@@ -245,8 +246,8 @@ def resolve(
             if not isinstance(spec, dict):
                 report.add(("arms", arm), "an arm must be a table, e.g. [arms.aop]")
                 continue
-            if not arm or "/" in arm or "\\" in arm or arm.startswith("."):
-                report.add(("arms", arm), "arm names must be plain folder names")
+            if not is_folder_name(arm):
+                report.add(("arms", arm), ARM_NAME)
             name = spec.get("curriculum", arm)
             if not isinstance(name, str):
                 continue
@@ -309,21 +310,12 @@ def resolve(
 
 
 def _check_references(report: ConfigReport, experiment: Any, evaluation: Any, arms: list[str]) -> None:
-    """Cross-references between sections: judged arms exist, judged iterations are run."""
+    """Cross-references between sections: judged arms exist, judged iterations are run (aopcore.validation's rule)."""
     if evaluation is None:
         return
-    for a, b in evaluation.pairs or []:
-        for arm in (a, b):
-            if arm not in arms:
-                report.add(("evaluation", "pairs"), f"unknown arm {arm!r} (arms: {', '.join(arms) or 'none'})")
-        if a == b:
-            report.add(("evaluation", "pairs"), f"the pair [{a!r}, {b!r}] compares an arm with itself")
-    if experiment is not None:
-        for i in evaluation.iterations or []:
-            if not 1 <= i <= experiment.iterations:
-                report.add(
-                    ("evaluation", "iterations"), f"{i} is outside 1..{experiment.iterations} (experiment.iterations)"
-                )
+    runs = experiment.iterations if experiment is not None else None
+    for key, problem in judging_problems(evaluation.pairs, evaluation.iterations, arms, runs):
+        report.add(tuple(key.split(".")), problem)
 
 
 def _run_preflight(report: ConfigReport, path: tuple[str, ...], options: BaseModel, ctx: PreflightContext) -> None:

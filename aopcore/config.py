@@ -290,7 +290,10 @@ def read_toml(file: Path) -> tuple[dict[str, Any], str]:
 
 # keys that exclude each other: overriding one drops the other from the file (`--set experiment.seeds=[0,1]`
 # on a config that says `seed = 0`)
-EXCLUSIVE_KEYS = {("experiment", "seeds"): ("experiment", "seed"), ("experiment", "seed"): ("experiment", "seeds")}
+EXCLUSIVE_KEYS: dict[tuple[str, ...], tuple[str, ...]] = {
+    ("experiment", "seeds"): ("experiment", "seed"),
+    ("experiment", "seed"): ("experiment", "seeds"),
+}
 
 
 def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[tuple[str, ...], str]:

@@ -38,7 +38,10 @@ class SourceSpec:
             return cls(value)
         data = value if isinstance(value, dict) else value.model_dump()
         mapping = FieldMap(data.get("text"), data.get("id"), data.get("category"), data.get("default_category"))
-        return cls(data.get("source") or data.get("path"), mapping if any(vars(mapping).values()) else None)
+        spec = data.get("source") or data.get("path")
+        if not isinstance(spec, str):
+            raise InputError("a data table needs source = the data (a path, or scheme:ARG)")
+        return cls(spec, mapping if any(vars(mapping).values()) else None)
 
 
 @dataclass

@@ -15,15 +15,23 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from aopcore import contracts, integrity
+from aopcore import integrity
+from aopcore.collaborators import ROLES, Collaborators
 from aopcore.errors import InputError, RuntimeFailure
 from aopcore.fingerprint import check_run_dir, experiment_fingerprint
-from aopcore.ledger import counted_feedback, counted_judge
 from aopcore.protocols import Embedder, FeedbackLLM, Judge, PolicyTrainer, PromptCurriculum, RewardModel
 from aopcore.records import Question
 from aopcore.rundir import RunLayout, stage_seed  # noqa: F401 (stage_seed: published as aopcore.experiment.stage_seed)
+from aopcore.settings import (
+    Budget,
+    ExperimentSettings,
+    JudgingPlan,
+    is_library_snapshot,
+    library_snapshot,
+    resolved_categories,
+)
 from aopcore.stage_work import StageWork, _link_tree  # noqa: F401
-from aopcore.stagegraph import Stage, StageGraph  # noqa: F401 - Stage is part of this module's API
+from aopcore.stagegraph import Stage, StageGraph
 from aopcore.stagerun import commit_stage
 from aopcore.stats import WinRate
 from aopcore.store import RunStore, atomic_write_json, clean_temporaries
@@ -31,23 +39,18 @@ from aopcore.training import TrainingStage
 from aopcore.twins import TwinReuse
 from aopcore.validation import experiment_problems, raise_problems
 
+__all__ = [
+    "Budget",
+    "Experiment",
+    "ExperimentResult",
+    "ExperimentSettings",
+    "JudgingPlan",
+    "Stage",
+    "configure_logging",
+    "stage_seed",
+]
+
 log = logging.getLogger("aopcore")
-
-
-@dataclass
-class Budget:
-    """Identical for every arm: that is what makes the comparison fair."""
-
-    iterations: int = 4
-    records_per_iteration: int = 2000
-    passes: int = 2
-
-
-@dataclass
-class JudgingPlan:
-    pairs: list[tuple[str, str]] | None = None  # default: every pair of arms
-    iterations: list[int] | None = None  # default: all
-    both_orders: bool = True
 
 
 @dataclass
@@ -98,84 +101,114 @@ class Experiment(StageGraph, StageWork, TrainingStage, TwinReuse):
     )
 
     def __post_init__(self) -> None:
-        self.layout = RunLayout(Path(self.output_dir) / self.name)
-        self.store = RunStore(self.layout.root)
-        self._graph: list[Stage] | None = None
-        self._written: dict[str, list[str]] = {}  # outputs a stage's work names for its record (e.g. the train index)
-        self.worker = (
-            "local"  # where this process runs stages (an executor sets e.g. "ray:<pid>"); kept in stage records
+        # the fields keep what was given (dataclasses.replace builds everything below again from them, once); the
+        # stages read the immutable settings and the collaborators as adapted and counted
+        configured = None if is_library_snapshot(self.snapshot) else self.snapshot  # a config (the CLI's) or none
+        parts = Collaborators.adapt(
+            trainer=self.trainer,
+            reward=self.reward,
+            arms=self.arms,
+            heldout=self.heldout,
+            test_prompts=self.test_prompts,
+            judge=self.judge,
+            feedback=self.feedback,
+            embedder=self.embedder,
         )
-        if self.categories is None:
-            self.categories = sorted({q.category for q in self.heldout})
-        library = (
-            self.snapshot is None or self.snapshot.get("source") == "library"
-        )  # (re)made here, e.g. after replace()
-        self._configured = None if library else self.snapshot  # a given config (the CLI's) describes the components
-        self._adapt_components()
-        if library:  # library use: the fingerprint describes the objects; config.json records the basics
-            self.snapshot = {
-                "source": "library",
-                "experiment": {
-                    "name": self.name,
-                    "seed": self.seed,
-                    "iterations": self.budget.iterations,
-                    "records_per_iteration": self.budget.records_per_iteration,
-                    "passes": self.budget.passes,
-                },
-                "arms": {arm: type(c).__name__ for arm, c in self.arms.items()},
-                "components": {
-                    k: type(getattr(self, k)).__name__ for k in ("trainer", "reward", "judge", "feedback", "embedder")
-                },
-            }
-        self._check()
+        self.settings = ExperimentSettings(
+            name=self.name,
+            output_dir=Path(self.output_dir),
+            budget=self.budget,
+            judging=self.judging,
+            categories=resolved_categories(self.categories, self.heldout),
+            seed=self.seed,
+            keep_checkpoints=self.keep_checkpoints,
+            initial_policy=self.initial_policy,
+            allow_changes=self.allow_changes,
+            # library use: the fingerprint describes the objects; config.json records the basics
+            snapshot=configured
+            or library_snapshot(
+                self.name, self.seed, self.budget, parts.arms, {role: parts.component(role) for role in ROLES}
+            ),
+        )
+        raise_problems(experiment_problems(self.settings, parts))  # one line per problem, all at once
+        self.parts = parts.counted()  # counted only now, so the checks above name the user's own objects
+        self.layout = RunLayout(self.settings.run_dir)
+        self.store = RunStore(self.layout.root)
+        self._graph = None
+        self._written = {}
+        self.worker = "local"
 
-    # ---- checks -------------------------------------------------------------------------
-    def _adapt_components(self) -> None:
-        """Plain callables become components (a TRL-style reward function, ...); see aopcore.contracts."""
-        self.reward = contracts.adapt("reward", self.reward)
-        self.feedback = contracts.adapt("feedback", self.feedback)
-        self.judge = contracts.adapt("judge", self.judge)
-        self.embedder = contracts.adapt("embedder", self.embedder)
-        self.arms = {arm: contracts.adapt("curriculum", c) for arm, c in self.arms.items()}
-        if isinstance(self.reward, contracts.RewardFunction):
-            self.reward.learn_categories((q.text, q.category) for q in [*self.heldout, *self.test_prompts])
+    @classmethod
+    def from_settings(
+        cls,
+        settings: ExperimentSettings,
+        *,
+        trainer: PolicyTrainer,
+        reward: RewardModel,
+        arms: dict[str, PromptCurriculum],
+        heldout: list[Question],
+        test_prompts: list[Question],
+        **others: Any,
+    ) -> Experiment:
+        """An experiment from its settings and its collaborators, as TRL builds a trainer from its config (``others``:
+        judge, feedback, embedder, after_stage, source, rebuild)."""
+        return cls(
+            name=settings.name,
+            output_dir=settings.output_dir,
+            trainer=trainer,
+            reward=reward,
+            arms=arms,
+            heldout=heldout,
+            test_prompts=test_prompts,
+            budget=settings.budget,
+            judging=settings.judging,
+            categories=list(settings.categories) if settings.categories else None,
+            seed=settings.seed,
+            keep_checkpoints=settings.keep_checkpoints,
+            snapshot=dict(settings.snapshot) if settings.snapshot is not None else None,
+            initial_policy=settings.initial_policy,
+            allow_changes=settings.allow_changes,
+            **others,
+        )
 
-    def _check(self) -> None:
-        raise_problems(experiment_problems(self))  # aopcore.validation: one line per problem, all at once
-        # calls are counted by the experiment unless the component books them itself (counted only now, so the
-        # checks above name the user's own objects). The fields keep the objects as given, so dataclasses.replace
-        # (multiseed) builds these once again from them instead of wrapping a wrapper.
-        self._counted_feedback = counted_feedback(self.feedback)
-        self._counted_judge = counted_judge(self.judge)
+    @property
+    def _counted_judge(self) -> Judge | None:
+        return self.parts.counted_judge
+
+    @property
+    def _counted_feedback(self) -> FeedbackLLM | None:
+        return self.parts.counted_feedback
 
     def fingerprint(self) -> dict[str, Any]:
         """Everything that shapes this run's results (see :mod:`aopcore.fingerprint`)."""
-        return experiment_fingerprint(self, self._configured)
+        return experiment_fingerprint(self, self.settings.configured)
 
     def _check_fingerprint(self) -> None:
         """Refuse a rerun with a different setup (one line listing what changed) unless ``allow_changes``."""
         config = self.layout.config
-        if config.exists() and not self.store.path("fingerprint.json").exists() and self._configured is not None:
+        if (
+            config.exists()
+            and not self.store.path("fingerprint.json").exists()
+            and self.settings.configured is not None
+        ):
             self._check_snapshot()  # a run directory from before fingerprints: the old, coarser check
         changed = check_run_dir(self.store.root, self.fingerprint(), allow_changes=self.allow_changes)
         if changed:  # mid-stage checkpoints of the old setup must not seed the new one
             shutil.rmtree(self.layout.scratch_root, ignore_errors=True)
-        if self.snapshot is not None and (changed or not config.exists()):
-            atomic_write_json(config, self.snapshot)
+        if changed or not config.exists():
+            atomic_write_json(config, dict(self.settings.snapshot or {}))
 
     def _check_snapshot(self) -> None:
-        if self.snapshot is None:
-            return
         path = self.layout.config
         if path.exists():
             old = json.loads(path.read_text())
-            if old != json.loads(json.dumps(self.snapshot, sort_keys=True)):
+            if old != json.loads(json.dumps(self.settings.snapshot, sort_keys=True)):
                 raise InputError(
                     f"{self.store.root}: this run directory holds a run with a different config; "
                     "choose another experiment.name (finished work is never overwritten)"
                 )
         else:
-            atomic_write_json(path, self.snapshot)
+            atomic_write_json(path, dict(self.settings.snapshot or {}))
 
     # ---- stage machinery ----------------------------------------------------------------
     def _stage(
@@ -207,15 +240,6 @@ class Experiment(StageGraph, StageWork, TrainingStage, TwinReuse):
         if ran and self.after_stage:
             self.after_stage(stage_id)
         return ran
-
-    def _policy_dir(self, arm: str | None, iteration: int) -> Path:
-        return self.layout.policy_dir(arm, iteration)
-
-    def _iter_dir(self, arm: str, iteration: int) -> Path:
-        return self.layout.iteration_dir(arm, iteration)
-
-    def _evaluation_path(self, arm: str, iteration: int) -> Path:
-        return self.layout.evaluation(arm, iteration)
 
     # ---- the stage graph ------------------------------------------------------------------
     def prepare(self) -> None:
@@ -252,9 +276,6 @@ class Experiment(StageGraph, StageWork, TrainingStage, TwinReuse):
                 self.store.stage_file(sid).unlink(missing_ok=True)
         return redo
 
-    def _rel(self, path: Path) -> str:
-        return self.layout.rel(path)
-
     def run_stage(self, stage_id: str) -> bool:
         """Run one stage unless it is done (its dependencies must be done); returns True if it ran."""
         graph = self.stages()
@@ -268,7 +289,7 @@ class Experiment(StageGraph, StageWork, TrainingStage, TwinReuse):
         prunes = (
             stage.kind == "evaluate"
             and stage.arm is not None
-            and self.keep_checkpoints == "last"
+            and self.settings.keep_checkpoints == "last"
             and bool(stage.iteration)
             and (stage.iteration or 0) > 1
         )

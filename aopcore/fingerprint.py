@@ -226,23 +226,25 @@ SHOWN_CHANGES = 8
 
 
 def experiment_fingerprint(exp: Any, snapshot: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """Everything of an :class:`~aopcore.Experiment` that shapes its results.
+    """Everything of an :class:`~aopcore.Experiment` that shapes its results (its ``settings``, and its ``parts`` as
+    the stages use them).
 
     ``snapshot`` (the CLI's resolved config) describes components and arms as configured
     (``plugin`` and options); without it the objects themselves are described.
     """
-    judging = exp.judging
+    settings, parts = exp.settings, exp.parts
+    judging = settings.judging
     fp: dict[str, Any] = {
         "experiment": {
-            "seed": exp.seed,
-            "iterations": exp.budget.iterations,
-            "records_per_iteration": exp.budget.records_per_iteration,
-            "passes": exp.budget.passes,
+            "seed": settings.seed,
+            "iterations": settings.budget.iterations,
+            "records_per_iteration": settings.budget.records_per_iteration,
+            "passes": settings.budget.passes,
         },
         "data": {
-            "heldout": questions_digest(exp.heldout),
-            "test_prompts": questions_digest(exp.test_prompts),
-            "categories": list(exp.categories or []),
+            "heldout": questions_digest(parts.heldout),
+            "test_prompts": questions_digest(parts.test_prompts),
+            "categories": list(settings.categories),
         },
         "evaluation": {
             "pairs": [list(p) for p in judging.pairs] if judging.pairs else None,
@@ -254,11 +256,11 @@ def experiment_fingerprint(exp: Any, snapshot: Mapping[str, Any] | None = None) 
         if snapshot and isinstance(snapshot.get(role), Mapping):
             fp[role] = dict(snapshot[role])
         else:
-            fp[role] = describe(getattr(exp, role, None))
+            fp[role] = describe(getattr(parts, role, None))
     if snapshot and isinstance(snapshot.get("arms"), Mapping):
         fp["arms"] = dict(snapshot["arms"])
     else:
-        fp["arms"] = {arm: describe(c) for arm, c in exp.arms.items()}
+        fp["arms"] = {arm: describe(c) for arm, c in parts.arms.items()}
     rest = _without(snapshot or {}, {*COMPONENT_ROLES, "arms"})
     if rest:  # the rest of a given snapshot (the CLI's data specs, a library user's own keys)
         fp["config"] = rest

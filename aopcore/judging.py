@@ -120,8 +120,8 @@ def _judge_distinct(
     verdicts = _checked(judge.judge(items), items, judge, raw)
     out = []
     for q, v, s in zip(questions, verdicts, swapped):
-        choice = SWAP[v.choice] if s else v.choice
-        out.append(PairVerdict(q.id, choice, (choice,)))
+        mapped = SWAP[v.choice] if s else v.choice  # back to the (a, b) frame
+        out.append(PairVerdict(q.id, mapped, (mapped,)))
     return out
 
 

@@ -22,7 +22,7 @@ import logging
 import sys
 import threading
 import types
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -116,7 +116,7 @@ class Registry:
 
 
 @functools.lru_cache(maxsize=1)
-def _packages_distributions() -> dict[str, list[str]]:
+def _packages_distributions() -> Mapping[str, list[str]]:
     return md.packages_distributions()  # scans every installed file list: about a second, so once per process
 
 
@@ -271,11 +271,12 @@ def _select(
             problems.append(PluginProblem(shown, "(config)", f"{type(exc).__name__}: {exc}"))
             continue
         dist, version = _module_dist(module)
-        name = _register_extra(pm, module, shown, dist, set(_loaded.entry_points), problems)
-        if name is not None and name not in order and shown not in origin:
-            order[name] = shown
+        registered = _register_extra(pm, module, shown, dist, set(_loaded.entry_points), problems)
+        if registered is not None and registered not in order and shown not in origin:
+            order[registered] = shown
             origin[shown] = (dist, version)
     core = pm.get_name(importlib.import_module(CORE_PLUGIN))
+    assert core is not None  # load_plugins registers the core's sources, entry points or not
     if core not in order:  # entry points off: the core's sources are always there
         order[core] = "core"
         origin["core"] = _module_dist(sys.modules[CORE_PLUGIN])

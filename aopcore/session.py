@@ -32,32 +32,26 @@ from typing import Any
 from pydantic import BaseModel
 
 from aopcore import contracts
-from aopcore.capabilities import reads_evaluation
 from aopcore.contexts import curriculum_context
 from aopcore.errors import InputError, RuntimeFailure
-from aopcore.fingerprint import check_run_dir, describe, normalise, package_versions, questions_digest
-from aopcore.ledger import counted_feedback, record_usage
+from aopcore.fingerprint import describe, normalise, package_versions, questions_digest
+from aopcore.ledger import counted_feedback
 from aopcore.prompt_audit import audit, generation_log, label_checker
 from aopcore.protocols import CurriculumContext
 from aopcore.records import EvalRecord, Prompt, Question, category_counts, read_jsonl, write_jsonl
-from aopcore.rundir import SFT_EVALUATION, RunLayout, evaluation_seed_key, stage_seed
+from aopcore.rundir import SFT_EVALUATION, RunLayout
 from aopcore.rundir import stage_id as arm_stage
-from aopcore.session_build import (
-    call_generate,
-    eval_record,
-    fn_name,
-    heldout_questions,
-    policy_generate,
-    validated_options,
-)
+from aopcore.session_build import bind_lazy, heldout_questions, policy_generate, session_component
+from aopcore.session_eval import round_evaluation
+from aopcore.session_state import keep_round_steps, open_state_dir, session_config
 from aopcore.stagerun import commit_stage
-from aopcore.steps import DEFAULT_LAG, PromptStream, open_stream, write_batches
-from aopcore.store import RunStore, atomic_write_json, clean_temporaries
-from aopcore.validation import raise_problems, session_problems, session_setting_problems
+from aopcore.steps import DEFAULT_LAG, PromptStream, open_stream
+from aopcore.store import RunStore
+from aopcore.validation import chosen_prompts_problem, raise_problems, session_problems, session_setting_problems
 
 log = logging.getLogger("aopcore")
 
-ROLES = {"feedback": "feedback", "embedder": "embedder", "reward": "reward"}
+ROLES = ("feedback", "embedder", "reward")  # the components a session may be given besides its curriculum
 
 
 class CurriculumSession:
@@ -125,24 +119,19 @@ class CurriculumSession:
         self.store = RunStore(self.layout.root)
         self._registry = _registry
         raise_problems(
-            session_setting_problems(budget=budget, rounds=rounds, name=name, options=options, curriculum=curriculum)
+            session_setting_problems(
+                budget=budget, rounds=rounds, name=name, options=options, curriculum=curriculum, solve=solve
+            )
         )
         described = dict(_described or {})
         self.curriculum, described["curriculum"] = self._component(
             "curriculum", curriculum, options, lazy=False, described=described
         )
-        built: dict[str, Any] = {}
-        for role, value in (("feedback", feedback), ("embedder", embedder), ("reward", reward)):
-            obj, described[role] = self._component(role, value, None, lazy=True, described=described)
-            built[role] = obj
-        for obj in built.values():  # components that use others (e.g. a judge on a reward model) get them when built
-            if obj is not None and callable(getattr(type(obj), "declared", None)):  # a lazily built plugin
-                obj.bind(built)
+        built = {"feedback": feedback, "embedder": embedder, "reward": reward}
+        for role, value in built.items():
+            built[role], described[role] = self._component(role, value, None, lazy=True, described=described)
+        bind_lazy(built)
         self.feedback, self.embedder, self.reward = built["feedback"], built["embedder"], built["reward"]
-        if solve is not None and not callable(solve):
-            raise InputError(
-                f"session.solve: {type(solve).__name__} is not a function solve(question) -> answer or None"
-            )
         self.solve = solve
         if solve is not None:
             described["solve"] = describe(solve)
@@ -192,29 +181,9 @@ class CurriculumSession:
     def _component(
         self, role: str, value: Any, options: Any, *, lazy: bool, described: dict[str, Any]
     ) -> tuple[Any, Any]:
-        """(the component, its description for the fingerprint) from an object, a callable or a plugin name."""
-        if role in described:  # from_config: built already, described by its configuration
-            return value, described[role]
-        if value is None:
-            return None, None
-        if not isinstance(value, str):
-            obj = contracts.adapt(role, value)
-            return obj, describe(obj)
-        kind = role
-        registry = self._registry_()
-        impl = registry.implementations[kind].get(value)
-        if impl is None:
-            raise InputError(f"session.{role}: {registry.unknown_message(kind, value)}")
-        model = validated_options(
-            impl, options, f"session.{'options' if role == 'curriculum' else role}", self.base_dir, registry
+        return session_component(
+            role, value, options, lazy=lazy, described=described, base_dir=self.base_dir, registry=self._registry_
         )
-        key = "curriculum" if role == "curriculum" else "plugin"
-        description = {key: impl.name, **model.model_dump(mode="json")}
-        if lazy:
-            from aopcore.build import LazyComponent
-
-            return LazyComponent(impl, model), description
-        return impl.build(model), description
 
     def _check(self) -> None:
         raise_problems(session_problems(self.curriculum, {role: getattr(self, role) for role in ROLES}, self.rounds))
@@ -232,48 +201,16 @@ class CurriculumSession:
         )
 
     def _open(self, allow_changes: bool) -> None:
-        from aopcore.ranks import is_main_process
-
-        if not is_main_process():  # a distributed launch: rank 0 checks and writes the run directory's files
-            return
-        root = self.store.root
-        root.mkdir(parents=True, exist_ok=True)
-        changed = check_run_dir(
-            root,
-            self.fingerprint(),
+        open_state_dir(
+            self.layout,
+            self.fingerprint,
             allow_changes=allow_changes,
-            what="state folder",
-            remedy="choose another state_dir, or continue anyway with CurriculumSession(..., allow_changes=True)",
+            config=self._snapshot or session_config(self.name, self.seed, self.rounds, self.budget, self.curriculum),
         )
-        if changed:
-            shutil.rmtree(self.layout.scratch_root, ignore_errors=True)
-        config = self.layout.config
-        if changed or not config.exists():
-            atomic_write_json(
-                config,
-                self._snapshot
-                or {
-                    "source": "session",
-                    "arm": self.name,
-                    "experiment": {
-                        "name": self.name,
-                        "seed": self.seed,
-                        "iterations": self.rounds,
-                        "records_per_iteration": self.budget,
-                    },
-                    "arms": {self.name: type(self.curriculum).__name__},
-                },
-            )
-        removed = clean_temporaries(root)
-        if removed:
-            log.info("removed %d partial writes left by an interrupted session", removed)
 
     # ---- rounds ----------------------------------------------------------------------------
     def _id(self, r: int, kind: str) -> str:
         return arm_stage(self.name, r, kind)
-
-    def _iter_dir(self, r: int) -> Path:
-        return self.layout.iteration_dir(self.name, r)
 
     def _ended_rounds(self) -> int:
         r = 0
@@ -322,7 +259,7 @@ class CurriculumSession:
                 log.info("skip  %-40s (done: stored prompts returned)", stage_id)
             self.round = r
             return read_jsonl(path, Prompt)
-        records = self._evaluation(r, evaluation, generate)
+        records = round_evaluation(self, r, evaluation, generate)  # recorded, given, or made with generate
         ctx = self.context(r, evaluation=records, generate=generate)
 
         def work() -> dict[str, Any]:
@@ -378,83 +315,10 @@ class CurriculumSession:
     def _evaluation_path(self, r: int) -> Path:
         return self.layout.evaluation(self.name, r - 1)
 
-    def _evaluation(
-        self, r: int, evaluation: Sequence[EvalRecord] | None, generate: Callable[..., Sequence[str]] | None
-    ) -> list[EvalRecord]:
-        """The evaluation round ``r`` chooses from: recorded, given, or made with ``generate`` (then recorded)."""
-        stage_id = SFT_EVALUATION if r == 1 else self._id(r - 1, "evaluation")
-        path = self._evaluation_path(r)
-        if self.store.is_done(stage_id):
-            return read_jsonl(path, EvalRecord)
-        reads = reads_evaluation(self.curriculum, r)
-        if evaluation is not None and not list(evaluation):
-            evaluation = None  # an empty evaluation is none
-        if evaluation is None and not reads:
-            return []  # the curriculum does not read it (uses_evaluation): evaluating would be cost without use
-        if evaluation is None and generate is None:
-            if reads:
-                raise InputError(
-                    f"session.next_prompts: {type(self.curriculum).__name__} chooses round {r}'s prompts from the "
-                    "current policy's evaluation; pass evaluation=[EvalRecord, ...] or generate=fn(texts) -> answers"
-                )
-            return []
-        seed = stage_seed(self.seed, evaluation_seed_key(r - 1))
-
-        def work() -> dict[str, Any]:
-            if evaluation is not None:
-                records = [eval_record(e, k) for k, e in enumerate(evaluation)]
-                how = "given"
-            else:
-                records = self._evaluate(generate, seed)  # type: ignore[arg-type]
-                how = "generate"
-            write_jsonl(path, records)
-            warning = (
-                contracts.uniform_reward_warning(self.reward, [e.reward for e in records])
-                if how == "generate"
-                else None
-            )
-            if warning:
-                log.warning("%s: %s", stage_id, warning)
-            return {
-                "mean_reward": sum(e.reward for e in records) / len(records),
-                "used_for_choosing": reads,
-                "evaluation": how,
-                **({"warning": warning} if warning else {}),
-            }
-
-        self._stage(stage_id, "evaluate", work, outputs=[self._rel(path)])
-        return read_jsonl(path, EvalRecord)
-
-    def _evaluate(self, generate: Callable[..., Sequence[str]], seed: int) -> list[EvalRecord]:
-        if self.reward is None:
-            raise InputError(
-                "session.reward: next_prompts(generate=...) scores the held-out answers, and the session has no reward"
-            )
-        texts = [q.text for q in self.heldout]
-        answers = list(call_generate(generate, texts, seed=seed, sample=False))
-        if len(answers) != len(texts):
-            raise contracts.BadComponentOutput(
-                f"generate ({fn_name(generate)}) returned {len(answers)} answers for {len(texts)} questions"
-            )
-        rewards = contracts.checked_rewards(
-            self.reward, self.reward.score(texts, answers), texts, ids=[q.id for q in self.heldout]
-        )
-        record_usage(reward_calls=len(texts))
-        return [EvalRecord(q.id, q.text, q.category, str(a), r) for q, a, r in zip(self.heldout, answers, rewards)]
-
     def _check_prompts(self, r: int, prompts: Sequence[Prompt]) -> None:
-        if len(prompts) != self.budget:
-            raise RuntimeFailure(
-                f"session.curriculum: {type(self.curriculum).__name__} returned {len(prompts)} prompts for round {r}, "
-                f"budget is {self.budget}"
-            )
-        if any(not isinstance(p, Prompt) for p in prompts):
-            raise RuntimeFailure(f"session.curriculum: round {r}: prompts must be aopcore.Prompt objects")
-        ids = [p.id for p in prompts]
-        if len(set(ids)) != len(ids):
-            raise RuntimeFailure(
-                f"session.curriculum: {type(self.curriculum).__name__} returned duplicate prompt ids at round {r}"
-            )
+        who, when = type(self.curriculum).__name__, f"round {r}"
+        if problem := chosen_prompts_problem(prompts, self.budget, where="session.curriculum", who=who, when=when):
+            raise RuntimeFailure(problem)
 
     # ---- the per-step channel --------------------------------------------------------------
     def scratch(self, r: int | None = None) -> Path:
@@ -493,22 +357,7 @@ class CurriculumSession:
         stage_id = self._id(r, "train")
         steps = self.layout.steps(self.name, r)
 
-        def work() -> dict[str, Any]:
-            if stream is None:
-                return {"external": True}
-            stream.finish()
-            batches = stream.batches()
-            write_batches(steps, batches)
-            dropped = [g for b in batches for g, k in zip(b.groups, b.kept) if not k]
-            if dropped:
-                record_usage(
-                    dropped_groups=len(dropped),
-                    dropped_rollouts=sum(len(g.rewards) for g in dropped),
-                    dropped_tokens=sum(g.tokens for g in dropped),
-                )
-            return {"external": True, "stream": stream.summary()}
-
-        self._stage(stage_id, "train", work, outputs=[self._rel(steps)])
+        self._stage(stage_id, "train", lambda: keep_round_steps(stream, steps), outputs=[self._rel(steps)])
         shutil.rmtree(self.scratch(r), ignore_errors=True)
         try:
             self.layout.scratch_root.rmdir()

@@ -11,6 +11,7 @@ from pydantic import BaseModel, ValidationError
 
 from aopcore import contracts
 from aopcore.errors import InputError
+from aopcore.fingerprint import describe
 from aopcore.records import EvalRecord, Question
 
 
@@ -145,3 +146,46 @@ def heldout_questions(
     if not questions:
         raise InputError("session.heldout: no held-out questions")
     return questions
+
+
+def session_component(
+    role: str,
+    value: Any,
+    options: Any,
+    *,
+    lazy: bool,
+    described: dict[str, Any],
+    base_dir: Path,
+    registry: Callable[[], Any],
+) -> tuple[Any, Any]:
+    """(the component, its description for the fingerprint) from an object, a callable or a plugin name
+    (``registry()`` is asked only for a name; ``lazy``: built when first used)."""
+    if role in described:  # from_config: built already, described by its configuration
+        return value, described[role]
+    if value is None:
+        return None, None
+    if not isinstance(value, str):
+        obj = contracts.adapt(role, value)
+        return obj, describe(obj)
+    plugins = registry()
+    impl = plugins.implementations[role].get(value)
+    if impl is None:
+        raise InputError(f"session.{role}: {plugins.unknown_message(role, value)}")
+    model = validated_options(
+        impl, options, f"session.{'options' if role == 'curriculum' else role}", base_dir, plugins
+    )
+    key = "curriculum" if role == "curriculum" else "plugin"
+    description = {key: impl.name, **model.model_dump(mode="json")}
+    if lazy:
+        from aopcore.build import LazyComponent
+
+        return LazyComponent(impl, model), description
+    return impl.build(model), description
+
+
+def bind_lazy(built: dict[str, Any]) -> None:
+    """Components that use others (e.g. a judge on a reward model) get them when built: each lazily built plugin
+    among ``built`` is bound to all of them."""
+    for obj in built.values():
+        if obj is not None and callable(getattr(type(obj), "declared", None)):  # a lazily built plugin
+            obj.bind(built)

@@ -16,6 +16,7 @@ from typing import Any
 from aopcore import contracts, tables
 from aopcore.capabilities import reads_evaluation
 from aopcore.errors import InputError, RuntimeFailure
+from aopcore.experiment_base import ExperimentBase
 from aopcore.judging import PairVerdict, judge_pair, tally
 from aopcore.ledger import record_usage
 from aopcore.protocols import PromptCurriculum
@@ -31,44 +32,47 @@ from aopcore.rundir import (
 )
 from aopcore.stats import WinRate
 from aopcore.store import atomic_directory, atomic_write_text
+from aopcore.validation import chosen_prompts_problem
 
 log = logging.getLogger("aopcore")
 
 
-class StageWork:
+class StageWork(ExperimentBase):
     """The stage bodies other than training (:mod:`aopcore.training`)."""
 
     def _evaluate(self, policy: Path, out: Path, seed: int) -> dict[str, Any]:
-        texts = [q.text for q in self.heldout]
-        answers = self.trainer.generate(policy, texts, seed=seed)
-        if problem := contracts.count_problem("trainer", self.trainer, "generate", answers, len(texts)):
+        texts = [q.text for q in self.parts.heldout]
+        answers = self.parts.trainer.generate(policy, texts, seed=seed)
+        if problem := contracts.count_problem("trainer", self.parts.trainer, "generate", answers, len(texts)):
             raise contracts.BadComponentOutput(problem)
         rewards = contracts.checked_rewards(
-            self.reward, self.reward.score(texts, answers), texts, ids=[q.id for q in self.heldout]
+            self.parts.reward, self.parts.reward.score(texts, answers), texts, ids=[q.id for q in self.parts.heldout]
         )
         record_usage(reward_calls=len(texts))
-        records = [EvalRecord(q.id, q.text, q.category, a, r) for q, a, r in zip(self.heldout, answers, rewards)]
+        records = [EvalRecord(q.id, q.text, q.category, a, r) for q, a, r in zip(self.parts.heldout, answers, rewards)]
         write_jsonl(out, records)
         return {"mean_reward": sum(r.reward for r in records) / len(records)}
 
     def _make_policy_0(self) -> dict[str, Any] | None:
         with atomic_directory(self._policy_dir(None, 0)) as tmp:
-            if self.initial_policy is not None:
-                if not Path(self.initial_policy).is_dir():
-                    raise InputError(f"initial_policy: {self.initial_policy} is not a policy folder")
-                _link_tree(Path(self.initial_policy), tmp)
-                return {"reused_from": os.path.relpath(self.initial_policy, self.store.root)}
-            self.trainer.initial_policy(tmp, seed=stage_seed(self.seed, SFT_POLICY))
-            if problem := contracts.policy_problem(self.trainer, tmp, "initial_policy"):
+            if self.settings.initial_policy is not None:
+                if not Path(self.settings.initial_policy).is_dir():
+                    raise InputError(f"initial_policy: {self.settings.initial_policy} is not a policy folder")
+                _link_tree(Path(self.settings.initial_policy), tmp)
+                return {"reused_from": os.path.relpath(self.settings.initial_policy, self.store.root)}
+            self.parts.trainer.initial_policy(tmp, seed=stage_seed(self.settings.seed, SFT_POLICY))
+            if problem := contracts.policy_problem(self.parts.trainer, tmp, "initial_policy"):
                 raise RuntimeFailure(problem)  # the stage stays unfinished; a fixed trainer completes it
         return None
 
     def _evaluate_policy_0(self) -> dict[str, Any]:
         return {
             **self._evaluate(
-                self._policy_dir(None, 0), self._evaluation_path("", 0), stage_seed(self.seed, evaluation_seed_key(0))
+                self._policy_dir(None, 0),
+                self._evaluation_path("", 0),
+                stage_seed(self.settings.seed, evaluation_seed_key(0)),
             ),
-            "used_for_choosing": any(reads_evaluation(c, 1) for c in self.arms.values()),
+            "used_for_choosing": any(reads_evaluation(c, 1) for c in self.parts.arms.values()),
         }
 
     def _choose_prompts(self, arm: str, curriculum: PromptCurriculum, i: int) -> dict[str, Any]:
@@ -77,7 +81,7 @@ class StageWork:
             arm,
             i,
             generate=lambda seed: (
-                lambda texts, sample=False, seed=seed: self.trainer.generate(
+                lambda texts, sample=False, seed=seed: self.parts.trainer.generate(
                     prev_policy, texts, seed=seed, sample=sample
                 )
             ),
@@ -89,7 +93,9 @@ class StageWork:
 
     def _evaluate_iteration(self, arm: str, i: int) -> dict[str, Any]:
         # booked as choosing cost only where the next iteration's prompts are chosen from it (see aopcore.report)
-        used = {"used_for_choosing": i < self.budget.iterations and reads_evaluation(self.arms[arm], i + 1)}
+        used = {
+            "used_for_choosing": i < self.settings.budget.iterations and reads_evaluation(self.parts.arms[arm], i + 1)
+        }
         twin = self._twin(arm, i)
         if twin is not None and self._verified(
             f"{self._rel(twin)}/evaluation"
@@ -98,7 +104,9 @@ class StageWork:
             return {"reused_from": str(twin.relative_to(self.store.root)), **used}
         return {
             **self._evaluate(
-                self._policy_dir(arm, i), self._evaluation_path(arm, i), stage_seed(self.seed, evaluation_seed_key(i))
+                self._policy_dir(arm, i),
+                self._evaluation_path(arm, i),
+                stage_seed(self.settings.seed, evaluation_seed_key(i)),
             ),
             **used,
         }
@@ -108,43 +116,39 @@ class StageWork:
         if twin is not None and self._verified(f"{self._rel(twin)}/answers"):
             atomic_write_text(self.layout.test_answers(arm, i), (twin / TEST_ANSWERS).read_text())
             return {"reused_from": str(twin.relative_to(self.store.root))}
-        texts = [q.text for q in self.test_prompts]
-        answers = self.trainer.generate(
-            self._policy_dir(arm, i), texts, seed=stage_seed(self.seed, answers_seed_key(i))
+        texts = [q.text for q in self.parts.test_prompts]
+        answers = self.parts.trainer.generate(
+            self._policy_dir(arm, i), texts, seed=stage_seed(self.settings.seed, answers_seed_key(i))
         )
-        if problem := contracts.count_problem("trainer", self.trainer, "generate", answers, len(texts)):
+        if problem := contracts.count_problem("trainer", self.parts.trainer, "generate", answers, len(texts)):
             raise contracts.BadComponentOutput(problem)
         write_jsonl(
             self.layout.test_answers(arm, i),
-            [{"id": q.id, "question": q.text, "answer": a} for q, a in zip(self.test_prompts, answers)],
+            [{"id": q.id, "question": q.text, "answer": a} for q, a in zip(self.parts.test_prompts, answers)],
         )
         return {"n_answers": len(answers)}
 
     def _check_prompts(self, arm: str, i: int, prompts: Sequence[Prompt]) -> None:
-        want = self.budget.records_per_iteration
-        if len(prompts) != want:
-            raise RuntimeFailure(
-                f"arms.{arm}: curriculum returned {len(prompts)} prompts for iteration {i}, budget is {want}"
-            )
-        ids = [p.id for p in prompts]
-        if len(set(ids)) != len(ids):
-            raise RuntimeFailure(f"arms.{arm}: curriculum returned duplicate prompt ids at iteration {i}")
+        want, when = self.settings.budget.records_per_iteration, f"iteration {i}"
+        if problem := chosen_prompts_problem(prompts, want, where=f"arms.{arm}", who="curriculum", when=when):
+            raise RuntimeFailure(problem)
 
     def _judge_path(self, a: str, b: str, i: int) -> Path:
         return self.layout.verdicts(a, b, i)
 
     def _judge_stage(self, a: str, b: str, i: int, stage_id: str) -> dict[str, Any]:
-        assert self.judge is not None
+        judge = self.parts.counted_judge
+        assert judge is not None  # judge stages exist only with a judge
         ans_a = [o["answer"] for _, o in iter_jsonl(self.layout.test_answers(a, i))]
         ans_b = [o["answer"] for _, o in iter_jsonl(self.layout.test_answers(b, i))]
         raw: list[dict[str, Any]] = []
         verdicts = judge_pair(
-            self._counted_judge,
-            self.test_prompts,
+            judge,
+            self.parts.test_prompts,
             ans_a,
             ans_b,
-            both_orders=self.judging.both_orders,
-            seed=stage_seed(self.seed, stage_id),
+            both_orders=self.settings.judging.both_orders,
+            seed=stage_seed(self.settings.seed, stage_id),
             raw=raw,
         )
         raw_path = self.layout.raw_verdicts(a, b, i)  # what the judge said, for audit
@@ -155,11 +159,11 @@ class StageWork:
 
     def _winrates(self) -> list[WinRate]:
         """Win rates of every judged pair and iteration whose judge stage is done, in the stage order."""
-        if self.judge is None:
+        if self.parts.judge is None:
             return []
         out = []
         for a, b in self._pairs():
-            for i in self._judged_iterations():
+            for i in self.settings.judged_iterations():
                 path = self._judge_path(a, b, i)
                 if self.store.is_done(judge_stage_id(a, b, i)) and path.exists():
                     out.append(tally(a, b, i, read_jsonl(path, PairVerdict)))

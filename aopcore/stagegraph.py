@@ -8,10 +8,9 @@ from __future__ import annotations
 import functools
 import itertools
 import logging
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
+from aopcore.experiment_base import ExperimentBase, Stage
 from aopcore.protocols import PromptCurriculum
 from aopcore.rundir import SFT_EVALUATION, SFT_POLICY, judge_stage_id
 from aopcore.rundir import stage_id as arm_stage
@@ -19,26 +18,14 @@ from aopcore.rundir import stage_id as arm_stage
 log = logging.getLogger("aopcore")
 
 
-@dataclass(frozen=True)
-class Stage:
-    """One unit of work in the run directory; done when its record ``stages/<id>.json`` exists."""
-
-    id: str
-    kind: str  # sft | evaluate | prompts | train | answers | judge | report
-    arm: str | None
-    deps: tuple[str, ...]  # stage ids that must be done first
-    work: Callable[[], dict[str, Any] | None] = field(compare=False, repr=False)
-    iteration: int | None = None
-
-
-class StageGraph:
+class StageGraph(ExperimentBase):
     """``stages()``: sft, then per iteration and arm prompts -> train -> evaluation -> answers, judging, tables, report."""
 
     def _judged_iterations(self) -> list[int]:
-        return self.judging.iterations or list(range(1, self.budget.iterations + 1))
+        return self.settings.judged_iterations()
 
     def _pairs(self) -> list[tuple[str, str]]:
-        return self.judging.pairs or list(itertools.combinations(self.arms, 2))
+        return self.settings.judging.pairs or list(itertools.combinations(self.parts.arms, 2))
 
     def stages(self) -> list[Stage]:
         """Every stage of the run with its dependencies, in the local executor's (iteration-major) order.
@@ -52,12 +39,12 @@ class StageGraph:
             Stage(SFT_POLICY, "sft", None, (), self._make_policy_0),
             Stage(SFT_EVALUATION, "evaluate", None, (SFT_POLICY,), self._evaluate_policy_0),
         ]
-        judged = set(self._judged_iterations()) if self.judge is not None else set()
-        for i in range(1, self.budget.iterations + 1):
-            for arm, curriculum in self.arms.items():
+        judged = set(self._judged_iterations()) if self.parts.judge is not None else set()
+        for i in range(1, self.settings.budget.iterations + 1):
+            for arm, curriculum in self.parts.arms.items():
                 stages += self._iteration_stages(arm, curriculum, i, answers=i in judged)
         judge_ids = []
-        if self.judge is not None:
+        if self.parts.judge is not None:
             for a, b in self._pairs():
                 for i in self._judged_iterations():
                     stage_id = judge_stage_id(a, b, i)
@@ -82,9 +69,9 @@ class StageGraph:
         prev_eval = arm_stage(arm, i - 1, "evaluation") if i > 1 else SFT_EVALUATION
         eval_deps = [arm_stage(arm, i, "train")]
         if (
-            self.keep_checkpoints == "last"
+            self.settings.keep_checkpoints == "last"
             and i > 1
-            and (i - 1) in (set(self._judged_iterations()) if self.judge else set())
+            and (i - 1) in (set(self._judged_iterations()) if self.parts.judge else set())
         ):
             eval_deps.append(arm_stage(arm, i - 1, "answers"))  # the previous policy is removed after this evaluation
         out = [
@@ -158,3 +145,6 @@ class StageGraph:
         if stage_id == "tables":
             return list(extra.get("files", []))
         return []  # the report: rewritten from the rest by `aopcore report`, and it holds wall times
+
+
+__all__ = ["Stage", "StageGraph"]

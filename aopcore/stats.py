@@ -301,9 +301,9 @@ def two_level_bootstrap_mean(
         return Interval(NAN, NAN, NAN, 0)
     tables = []
     for c in clusters:
-        counts = Counter(c)
-        levels = sorted(counts)
-        tables.append((levels, [counts[v] for v in levels]))
+        tally = Counter(c)
+        levels = sorted(tally)
+        tables.append((levels, [tally[v] for v in levels]))
     estimate = mean([mean(c) for c in clusters])
     rng = random.Random(seed)
     draws = []

@@ -76,7 +76,11 @@ def make_evaluation(rewards: Mapping[str, float | Sequence[float]], *, per_categ
     """
     records = []
     for category, value in rewards.items():
-        values = [float(value)] * per_category if isinstance(value, numbers.Real) else [float(v) for v in value]
+        values = (
+            [float(value)] * per_category
+            if isinstance(value, (int, float, numbers.Real))
+            else [float(v) for v in value]
+        )
         for k, reward in enumerate(values):
             records.append(
                 EvalRecord(

@@ -9,7 +9,7 @@ import hashlib
 import json
 import logging
 import shutil
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +17,7 @@ from aopcore import contracts, integrity
 from aopcore.capabilities import observes_steps, train_accepts
 from aopcore.contexts import curriculum_context
 from aopcore.errors import RuntimeFailure
+from aopcore.experiment_base import ExperimentBase
 from aopcore.fingerprint import describe
 from aopcore.ledger import book_train_tokens
 from aopcore.protocols import CurriculumContext
@@ -30,7 +31,7 @@ from aopcore.store import atomic_directory, atomic_write_json, atomic_write_text
 log = logging.getLogger("aopcore")
 
 
-class TrainingStage:
+class TrainingStage(ExperimentBase):
     """Train an arm's iteration (or link the identical twin's policy) and record its per-step batches."""
 
     def _train(self, arm: str, i: int) -> dict[str, Any]:
@@ -47,11 +48,8 @@ class TrainingStage:
         )
         digest = hashlib.sha256(json.dumps(key).encode()).hexdigest()
         index = self.layout.train_index(digest)
-        twin = (
-            self.store.path(integrity.read_record(index).get("iteration_dir", ""))
-            if integrity.read_record(index)
-            else None
-        )
+        known = integrity.read_record(index)
+        twin = self.store.path(known.get("iteration_dir", "")) if known else None
         twin_stage = f"{twin.relative_to(self.store.root).as_posix()}/train" if twin is not None else ""
         if (
             twin is not None
@@ -64,11 +62,11 @@ class TrainingStage:
                 _link_tree(twin / "policy", tmp)
             atomic_write_text(self.layout.train_record(arm, i), (twin / TRAIN_RECORD).read_text())
             return {"reused_from": str(twin.relative_to(self.store.root))}
-        if isinstance(self.reward, contracts.RewardFunction):
-            self.reward.learn_categories((p.text, p.category) for p in prompts)
+        if isinstance(self.parts.reward, contracts.RewardFunction):
+            self.parts.reward.learn_categories((p.text, p.category) for p in prompts)
         # a stable folder for the trainer's own mid-stage checkpoints: it survives a crash, so a resumed stage finds them
         scratch = self.layout.train_scratch(arm, i)
-        extra: dict[str, Any] = {"scratch": scratch} if train_accepts(self.trainer, "scratch") else {}
+        extra: dict[str, Any] = {"scratch": scratch} if train_accepts(self.parts.trainer, "scratch") else {}
         stream = self._open_stream(arm, i, prompts, scratch)
         if stream is not None:
             extra["stream"] = stream
@@ -77,18 +75,18 @@ class TrainingStage:
         try:
             with atomic_directory(out) as tmp:
                 stats = contracts.train_stats(
-                    self.trainer,
-                    self.trainer.train(
+                    self.parts.trainer,
+                    self.parts.trainer.train(
                         prev_policy,
                         prompts,
-                        contracts.checked_reward(self.reward),
-                        passes=self.budget.passes,
+                        contracts.checked_reward(self.parts.reward),
+                        passes=self.settings.budget.passes,
                         out=tmp,
-                        seed=stage_seed(self.seed, train_seed_key(digest)),
+                        seed=stage_seed(self.settings.seed, train_seed_key(digest)),
                         **extra,
                     ),
                 )
-                if problem := contracts.policy_problem(self.trainer, tmp, "train"):
+                if problem := contracts.policy_problem(self.parts.trainer, tmp, "train"):
                     raise RuntimeFailure(problem)  # the stage stays unfinished; a fixed trainer completes it
         except contracts.BadComponentOutput:
             shutil.rmtree(
@@ -113,17 +111,17 @@ class TrainingStage:
         """The arm's iteration-``i`` context (:mod:`aopcore.contexts`, shared with CurriculumSession)."""
         return curriculum_context(
             self.layout,
-            self.arms[arm],
+            self.parts.arms[arm],
             arm,
             i,
-            iterations=self.budget.iterations,
-            budget=self.budget.records_per_iteration,
-            base_seed=self.seed,
-            categories=self.categories or [],
+            iterations=self.settings.budget.iterations,
+            budget=self.settings.budget.records_per_iteration,
+            base_seed=self.settings.seed,
+            categories=list(self.settings.categories),
             evaluation=read_jsonl(self._evaluation_path(arm, i - 1), EvalRecord),
-            feedback=self._counted_feedback,
-            embedder=self.embedder,
-            reward=self.reward,
+            feedback=self.parts.counted_feedback,
+            embedder=self.parts.embedder,
+            reward=self.parts.reward,
             generate=generate,
             counted=counted,
         )
@@ -131,20 +129,21 @@ class TrainingStage:
     def _channel_key(self, arm: str, i: int) -> Any:
         """What, beyond the planned prompts, decides an arm's training in the per-step channel: its curriculum and
         the stream's seed (None outside the channel). Two arms are training twins only if this agrees too."""
-        curriculum = self.arms[arm]
+        curriculum = self.parts.arms[arm]
         if not observes_steps(curriculum):
             return None
-        configured = (self._configured or {}).get("arms", {}).get(arm) if isinstance(self._configured, dict) else None
+        given = self.settings.configured
+        configured = given.get("arms", {}).get(arm) if isinstance(given, Mapping) else None
         return {
             "curriculum": configured if configured is not None else describe(curriculum),
-            "seed": stage_seed(self.seed, arm_stage(arm, i, "prompts")),
+            "seed": stage_seed(self.settings.seed, arm_stage(arm, i, "prompts")),
         }
 
     def _open_stream(self, arm: str, i: int, prompts: Sequence[Prompt], scratch: Path) -> Any:
         """The stream the trainer draws iteration ``i``'s steps from, for a curriculum in the channel and a trainer
         whose ``train`` takes ``stream``; None otherwise (the trainer then trains on ``prompts`` as always)."""
-        curriculum = self.arms[arm]
-        if not observes_steps(curriculum) or not train_accepts(self.trainer, "stream"):
+        curriculum = self.parts.arms[arm]
+        if not observes_steps(curriculum) or not train_accepts(self.parts.trainer, "stream"):
             return None
         ctx = self._context(arm, i, counted=False)  # the prompts stage's context: same seed, evaluation, history, steps
-        return open_stream(curriculum, ctx, prompts, passes=self.budget.passes, log=scratch / "stream.jsonl")
+        return open_stream(curriculum, ctx, prompts, passes=self.settings.budget.passes, log=scratch / "stream.jsonl")

@@ -11,13 +11,14 @@ from pathlib import Path
 
 from aopcore import integrity
 from aopcore.capabilities import required_components
+from aopcore.experiment_base import ExperimentBase
 from aopcore.records import Prompt, read_jsonl
 from aopcore.rundir import stage_id as arm_stage
 
 log = logging.getLogger("aopcore")
 
 
-class TwinReuse:
+class TwinReuse(ExperimentBase):
     """Arms with the same start policy and prompts share one trained model (and its evaluation and answers)."""
 
     def _verified(self, stage_id: str) -> bool:
@@ -55,19 +56,21 @@ class TwinReuse:
                     return [earlier.id]
         if stage.arm is None or stage.iteration is None:
             return []
-        arms, i = list(self.arms), stage.iteration
+        arms, i = list(self.parts.arms), stage.iteration
         if stage.kind == "train":
-            for earlier in arms[: arms.index(stage.arm)]:
-                same = self._same_lineage(stage.arm, earlier, i)
+            for earlier_arm in arms[: arms.index(stage.arm)]:
+                same = self._same_lineage(stage.arm, earlier_arm, i)
                 if isinstance(same, str):
                     return [same]
-                if same and not self.store.is_done(arm_stage(earlier, i, "train")):
-                    return [arm_stage(earlier, i, "train")]
+                if same and not self.store.is_done(arm_stage(earlier_arm, i, "train")):
+                    return [arm_stage(earlier_arm, i, "train")]
         if stage.kind in ("evaluate", "answers") and (twin := self._twin(stage.arm, i)) is not None:
             twin_stage = f"{twin.relative_to(self.store.root)}/{stage_id.rsplit('/', 1)[1]}"
             if not self.store.is_done(twin_stage):
                 return [twin_stage]
-        if stage.kind == "evaluate" and self.keep_checkpoints == "last" and i > 1:  # this stage removes policy(i - 1)
+        if (
+            stage.kind == "evaluate" and self.settings.keep_checkpoints == "last" and i > 1
+        ):  # this stage removes policy(i - 1)
             for later in arms[arms.index(stage.arm) + 1 :]:
                 train = arm_stage(later, i - 1, "train")
                 same = False if self.store.is_done(train) else self._same_lineage(later, stage.arm, i - 1)
@@ -78,7 +81,7 @@ class TwinReuse:
         return []
 
     def _writes_with_feedback(self, arm: str | None) -> bool:
-        return arm in self.arms and "feedback" in required_components(self.arms[arm])
+        return arm is not None and arm in self.parts.arms and "feedback" in required_components(self.parts.arms[arm])
 
     def _same_lineage(self, arm: str, other: str, i: int) -> bool | str:
         """Whether two arms trained on the same prompts at iterations 1..i, or the prompts stage still to wait for."""

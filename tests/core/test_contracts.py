@@ -204,3 +204,22 @@ def test_train_gets_a_stable_scratch_folder_that_survives_a_failed_attempt(tmp_p
     make(tmp_path, trainer=Resumable(toy.ToyTrainerOptions())).run()
     assert seen[0][0] == seen[1][0] and seen[1][1]  # the same folder, with what the first attempt left
     assert not seen[0][0].exists()  # removed once the stage was recorded
+
+
+def test_adapters_keep_the_class_names_existing_fingerprints_record():
+    """The adapters live in aopcore.callables; fingerprint.json of a run directory written before records them as
+    aopcore.contracts.*, and a changed name would refuse to resume that run."""
+    from aopcore import contracts
+    from aopcore.fingerprint import describe
+
+    def fn(*args, **kwargs):
+        return None
+
+    for adapter in (
+        contracts.RewardFunction,
+        contracts.FeedbackFunction,
+        contracts.JudgeFunction,
+        contracts.EmbedFunction,
+        contracts.CurriculumFunction,
+    ):
+        assert describe(adapter(fn))["class"] == f"aopcore.contracts.{adapter.__name__}"
