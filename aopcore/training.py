@@ -126,6 +126,7 @@ class TrainingStage:
             reward=self.reward,
             generate=generate,
             counted=counted,
+            heldout=[q.text for q in self.heldout],
         )
 
     def _channel_key(self, arm: str, i: int) -> Any:
