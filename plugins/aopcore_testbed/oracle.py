@@ -145,7 +145,7 @@ class OracleCurriculum:
     uses_evaluation = False  # neither mode reads the held-out evaluation
 
     def _pool(self, ctx: CurriculumContext) -> list[Any]:
-        """The pool less its copies of held-out questions (testbed:pool holds 7 of testbed:heldout's), counted in the
+        """The pool less its copies of held-out questions (testbed:pool holds none; a user's pool may), counted in the
         iteration's generation log: even the positive control never trains on the evaluation."""
         from aopcore_curricula.heldout import book, heldout_keys, without_copies
 

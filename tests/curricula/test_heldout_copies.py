@@ -114,15 +114,23 @@ def test_a_sessions_round_record_counts_the_copies_vanilla_dropped(tmp_path):
     assert not copies(read_jsonl(s.layout.curriculum_dir(s.name) / "pool.jsonl", Prompt))  # the later rounds' too
 
 
-def test_the_testbed_oracle_leaves_out_the_heldout_copies_its_pool_holds(tmp_path):
-    """testbed:pool holds 7 of testbed:heldout's questions word for word; not even the positive control trains on them."""
-    from aopcore.datasources import load_source
-    from aopcore_testbed.skills import CATEGORIES
+def test_the_testbed_oracle_leaves_out_heldout_copies_too(tmp_path):
+    options = {"weights": {"askbaking": 1.0}, "pool": str(pool_file(tmp_path))}
+    cur = load_registry().get("curriculum", "oracle").build(options)
+    work = tmp_path / "work"
+    chosen = cur.prompts(make_context(work, categories=["askbaking"], budget=4, evaluation=[], heldout=HELDOUT))
+    assert sorted(p.id for p in chosen) == [f"bake-{k}" for k in range(4)]
+    assert dropped(work, "iter-01.log.json") == {"held-out question": 1}
 
-    heldout = [q.text for q in load_source("testbed:heldout", tmp_path)]
-    cur = load_registry().get("curriculum", "oracle").build({"weights": {c: 1.0 for c in CATEGORIES}})
-    ctx = make_context(tmp_path, categories=CATEGORIES, budget=40 * len(CATEGORIES), evaluation=[], heldout=heldout)
-    chosen = cur.prompts(ctx)
-    keys = {normalised(t) for t in heldout}
-    assert len(chosen) == ctx.budget and not [p for p in chosen if normalised(p.text) in keys]
-    assert dropped(tmp_path, "iter-01.log.json") == {"held-out question": 7}
+
+def test_a_copy_is_the_same_question_once_case_punctuation_and_spacing_are_ignored_but_not_operators(tmp_path):
+    """Deleting every non-word character made 'What is 9 + 8?' a copy of 'What is 9 - 8?': testbed:pool held 7 such
+    false copies of testbed:heldout, which score-based generation dropped and de-duplication merged."""
+    from aopcore.datasources import load_source
+
+    assert normalised("What is 2+3?") == normalised("what is 2 + 3") == normalised("  WHAT is 2 +3 ?!")
+    assert normalised("What is 9 + 8?") != normalised("What is 9 - 8?")
+    assert normalised("A well-known fact?") == normalised("a well known fact")
+    assert normalised("What is 8 * 3?") != normalised("What is 8 / 3?")
+    keys = {normalised(q.text) for q in load_source("testbed:heldout", tmp_path)}
+    assert not [q for q in load_source("testbed:pool", tmp_path) if normalised(q.text) in keys]
