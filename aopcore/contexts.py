@@ -54,10 +54,12 @@ def curriculum_context(
     generate: Callable[[int], Callable[..., Any]] | None = None,
     counted: bool = True,
     solve: Callable[[str], Any] | None = None,
+    heldout: Sequence[str] = (),
 ) -> CurriculumContext:
     """The context of ``arm``'s iteration ``i``.
 
-    ``generate(seed)`` makes ``ctx.generate`` (the policy's sampler, defaulting to that seed). ``counted``: every
+    ``heldout``: the held-out questions' texts (``ctx.heldout``), given also when no evaluation is made, so a
+    curriculum that reads none still drops copies of them. ``generate(seed)`` makes ``ctx.generate`` (the policy's sampler, defaulting to that seed). ``counted``: every
     call through ``ctx`` is booked in the running stage's ledger as choosing compute (:mod:`aopcore.ledger`);
     the per-step stream's context is not (its stage books the training).
     """
@@ -83,6 +85,7 @@ def curriculum_context(
         base_seed=base_seed,
         steps=earlier_steps(layout, arm, i, curriculum),
         solve=solve,
+        heldout=list(heldout),
     )
     ctx.workdir.mkdir(parents=True, exist_ok=True)
     return ctx

@@ -193,6 +193,9 @@ class CurriculumContext:
         solve: ``solve(question) -> answer or None``, the user's solver (``CurriculumSession(solve=...)``):
             a generating curriculum puts each question's answer in ``Prompt.metadata["answer"]`` and drops
             (and counts) the questions it returns None for. None when nobody gave one.
+        heldout: the held-out questions' texts, whether or not ``evaluation`` was made: a prompt that repeats one
+            (once case, punctuation and spacing are normalised, :func:`aopcore.prompt_audit.normalised`) would
+            train on the evaluation; the built-in curricula drop such copies and count them.
     """
 
     arm: str
@@ -212,6 +215,7 @@ class CurriculumContext:
     extras: dict[str, Any] = field(default_factory=dict)
     steps: list[Any] = field(default_factory=list)  # aopcore.steps.StepBatch of earlier iterations
     solve: Callable[[str], Any] | None = None  # solve(question) -> reference answer or None (a session's `solve`)
+    heldout: list[str] = field(default_factory=list)  # the held-out questions' texts: never to train on
 
     def __post_init__(self) -> None:
         # plain callables work here as they do for Experiment: fn(prompt) -> str, fn(texts) -> array, a TRL reward fn

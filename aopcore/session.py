@@ -308,6 +308,7 @@ class CurriculumSession:
             reward=self.reward,
             generate=(lambda seed: policy_generate(generate, seed)) if generate is not None else None,
             solve=self.solve,
+            heldout=[q.text for q in self.heldout],
         )
         self._contexts[r] = ctx
         return ctx

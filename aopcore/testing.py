@@ -113,6 +113,7 @@ def make_context(
     reward: Any = None,
     generate: Callable[..., list[str]] | None = None,
     extras: dict[str, Any] | None = None,
+    heldout: Sequence[str] | None = None,
 ) -> CurriculumContext:
     """A :class:`CurriculumContext` as the experiment would build it, from a few arguments.
 
@@ -123,6 +124,7 @@ def make_context(
             Default: three categories, ``alpha`` weakest (0.1), ``beta`` 0.5, ``gamma`` 0.9.
         categories: the experiment's categories; default: the keys of ``rewards``.
         evaluation: use these records instead of synthetic ones.
+        heldout: the held-out questions' texts; default: the evaluation's questions, as in an experiment.
         feedback, embedder, reward, generate: the components (None, as in an experiment
             whose config lacks them). ``generate`` may be a :class:`FakePolicy`.
         Other arguments set the context field of the same name.
@@ -148,6 +150,7 @@ def make_context(
         generate=generate,
         base_seed=base_seed,
         extras=dict(extras or {}),
+        heldout=list(heldout) if heldout is not None else [r.question for r in evaluation],
     )
 
 

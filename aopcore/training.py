@@ -124,6 +124,7 @@ class TrainingStage(ExperimentBase):
             reward=self.parts.reward,
             generate=generate,
             counted=counted,
+            heldout=[q.text for q in self.heldout],
         )
 
     def _channel_key(self, arm: str, i: int) -> Any:

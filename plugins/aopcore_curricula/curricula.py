@@ -26,6 +26,7 @@ from aopcore_curricula.generators import (
     generate_vanilla_pool,
     save_json,
 )
+from aopcore_curricula.heldout import book, heldout_keys, without_copies
 from aopcore_curricula.options import (
     EvaOptions,
     PoolOptions,
@@ -78,7 +79,13 @@ class VanillaCurriculum:
         if ctx.iteration == 1 or not pool_path.exists():
             seed = stage_seed(ctx.base_seed, "vanilla/pool")
             triples, gen_log = generate_vanilla_pool(
-                _need_feedback(ctx), ctx.embedder, ctx.categories, ctx.budget * ctx.iterations, self.options, seed
+                _need_feedback(ctx),
+                ctx.embedder,
+                ctx.categories,
+                ctx.budget * ctx.iterations,
+                self.options,
+                seed,
+                heldout=heldout_keys(ctx),
             )
             pool = [
                 Prompt(f"vanilla-{n:05d}", text, cat, Provenance("vanilla", 0, "generated", feedback_call=call))
@@ -115,6 +122,7 @@ class SOPCurriculum:
                 iteration=1,
                 seed=stage_seed(ctx.base_seed, "score-based/iter-01"),
                 solve=ctx.solve,
+                heldout=ctx.heldout,
             )
             write_jsonl(pool_path, prompts)
             save_json(ctx.workdir / "pool.log.json", gen_log.as_dict())
@@ -142,6 +150,7 @@ class AOPCurriculum:
             iteration=ctx.iteration,
             seed=stage_seed(ctx.base_seed, f"score-based/iter-{ctx.iteration:02d}"),
             solve=ctx.solve,
+            heldout=ctx.heldout,
         )
         save_json(ctx.workdir / f"iter-{ctx.iteration:02d}.log.json", gen_log.as_dict())
         if ctx.iteration == 1:
@@ -182,6 +191,7 @@ class EvaCurriculum:
             iteration=ctx.iteration,
             seed=ctx.seed,
             solve=ctx.solve,
+            heldout=ctx.heldout,
         )
         texts = [c.text for c in candidates for _ in range(o.samples_per_prompt)]
         answers = ctx.generate(texts, sample=True, seed=ctx.seed)
@@ -217,10 +227,15 @@ class PoolCurriculum:
             raise InputError(f"arms.{ctx.arm}: the pool curriculum needs an [embedder]")
         used = {p.id for p in ctx.history}
         allowed = set(ctx.categories)
-        free = [q for q in self.pool if q.id not in used and q.category in allowed]
+        # a pool prompt that repeats a held-out question is never trained on (it would leak the evaluation)
+        free, copies = without_copies(
+            [q for q in self.pool if q.id not in used and q.category in allowed], heldout_keys(ctx)
+        )
+        book(ctx, copies, candidates=len(free))
         if len(free) < ctx.budget:
             raise RuntimeFailure(
                 f"arms.{ctx.arm}: pool has {len(free)} unused prompts in the experiment's categories, needs {ctx.budget}"
+                + (f" ({copies} held-out questions left out)" if copies else "")
             )
         by_cat: dict[str, list[float]] = {}
         for r in ctx.evaluation:

@@ -12,18 +12,12 @@ close to anything accepted before (used while score-based generation fills a bud
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 
 import numpy as np
 
 from aopcore import Embedder
-
-_PUNCT = re.compile(r"[^\w\s]")
-
-
-def normalise_text(text: str) -> str:
-    return " ".join(_PUNCT.sub(" ", text.lower()).split())
+from aopcore.prompt_audit import normalised as normalise_text  # one rule: what is dropped is what the audit counts
 
 
 def _unit(x: np.ndarray) -> np.ndarray:

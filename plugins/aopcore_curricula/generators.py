@@ -22,6 +22,7 @@ from aopcore import (
 )
 from aopcore_curricula import templates
 from aopcore_curricula.dedup import IncrementalDeduper, cluster_dedup, normalise_text
+from aopcore_curricula.heldout import HELDOUT_COPY
 from aopcore_curricula.options import ScoreBasedOptions, VanillaGenerationOptions
 from aopcore_curricula.parsing import parse_questions
 
@@ -57,8 +58,10 @@ def generate_vanilla_pool(
     total: int,
     opts: VanillaGenerationOptions,
     seed: int,
+    heldout: set[str] | frozenset[str] = frozenset(),
 ) -> tuple[list[tuple[str, str, str]], GenerationLog]:
-    """(text, category, call id) triples: questions per category and keyword, de-duplicated down to ``total``."""
+    """(text, category, call id) triples: questions per category and keyword, de-duplicated down to ``total``;
+    a copy of a held-out question (``heldout``: normalised texts) is dropped (``dropped["held-out question"]``)."""
     gen_log = GenerationLog()
     requests = [(c, k) for c in categories for k in templates.keywords(c, opts.keywords)[: opts.keywords_per_category]]
     seen: set[str] = set()
@@ -77,6 +80,9 @@ def generate_vanilla_pool(
             gen_log.parsed += len(parsed.items)
             for item in parsed.items:
                 key = normalise_text(item.text)
+                if key in heldout:
+                    gen_log.dropped[HELDOUT_COPY] += 1
+                    continue
                 if key in seen:
                     gen_log.dropped["exact duplicate"] += 1
                     continue
@@ -173,9 +179,12 @@ class ScoreBasedGenerator:
         iteration: int,
         seed: int,
         solve: Callable[[str], Any] | None = None,
+        heldout: Sequence[str] = (),
     ) -> tuple[list[Prompt], GenerationLog]:
         """``needed`` prompts; with ``opts.answers == "writer"`` or a ``solve`` each carries ``metadata["answer"]``,
-        and a question whose answer cannot be established is dropped (``dropped["no answer"]``)."""
+        and a question whose answer cannot be established is dropped (``dropped["no answer"]``). Copies of a
+        held-out question (the evaluation's, and ``heldout``: all of them where the evaluation is a part) are
+        dropped (``dropped["held-out question"]``)."""
         o = self.opts
         rng = random.Random(seed)
         gen_log = GenerationLog()
@@ -185,8 +194,9 @@ class ScoreBasedGenerator:
         if not by_cat:
             raise RuntimeFailure(f"{self.name}: the evaluation is empty; nothing to generate prompts from")
         # never train on a held-out question (small models like to copy the examples they are shown)
-        deduper = IncrementalDeduper(embedder, o.max_similarity, [*history, *(r.question for r in evaluation)])
-        heldout_keys = {normalise_text(r.question) for r in evaluation}
+        questions = list(dict.fromkeys([*(r.question for r in evaluation), *heldout]))
+        deduper = IncrementalDeduper(embedder, o.max_similarity, [*history, *questions])
+        heldout_keys = {normalise_text(q) for q in questions}
         want_answers = o.answers == "writer" or solve is not None
         if embedder is None:
             log.warning(
@@ -225,7 +235,7 @@ class ScoreBasedGenerator:
                 gen_log.parsed += len(parsed.items)
                 items = self._label(parsed.items, target, sample, categories, cat_vectors, embedder, gen_log)
                 copied = [normalise_text(t) in heldout_keys for t, _, _ in items]
-                gen_log.dropped["held-out question"] += sum(copied)
+                gen_log.dropped[HELDOUT_COPY] += sum(copied)
                 items = [it for it, c in zip(items, copied) if not c]
                 if want_answers:
                     items = self._answered(items, solve, gen_log)

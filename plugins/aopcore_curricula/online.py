@@ -29,6 +29,7 @@ from typing import Any
 from aopcore import CurriculumContext, InputError, Prompt, Provenance
 from aopcore.ledger import record_usage
 from aopcore.steps import PlannedSelector, RolloutGroup, StepBatch, is_online
+from aopcore_curricula.heldout import book, heldout_keys, without_copies
 from aopcore_curricula.options import (
     CategoryBanditOptions,
     DynamicFilterOptions,
@@ -132,12 +133,19 @@ class _Candidates:
         self.factor = factor
         self.requires = tuple(getattr(self.inner, "requires", ())) if self.inner is not None else ()
 
-    def get(self, ctx: CurriculumContext) -> list[Prompt]:
+    def get(self, ctx: CurriculumContext, *, booked: bool = False) -> list[Prompt]:
+        """The candidates; a pool's copies of held-out questions left out (and, when ``booked``, counted in the
+        iteration's generation log; an inner curriculum drops and counts its own)."""
         if self.pool is not None:
             allowed = set(ctx.categories)
-            out = [p for p in self.pool if p.category in allowed]
+            out, copies = without_copies([p for p in self.pool if p.category in allowed], heldout_keys(ctx))
+            if booked:
+                book(ctx, copies, candidates=len(out))
             if not out:
-                raise InputError(f"arms.{ctx.arm}.pool: no candidate in the experiment's categories {ctx.categories}")
+                raise InputError(
+                    f"arms.{ctx.arm}.pool: no candidate in the experiment's categories {ctx.categories}"
+                    + (f" that is not a held-out question ({copies} left out)" if copies else "")
+                )
             return out
         n = max(ctx.budget, int(round(ctx.budget * self.factor)))
         return list(self.inner.prompts(dataclasses.replace(ctx, budget=n)))
@@ -206,8 +214,8 @@ class LearnabilityCurriculum:
         rates.add_batches(ctx.steps)
         return rates
 
-    def _candidates(self, ctx: CurriculumContext) -> list[Prompt]:
-        cands = self.source.get(ctx)
+    def _candidates(self, ctx: CurriculumContext, *, booked: bool = False) -> list[Prompt]:
+        cands = self.source.get(ctx, booked=booked)
         if len(cands) < ctx.budget:
             raise InputError(
                 f"arms.{ctx.arm}: {len(cands)} candidates in the experiment's categories, the budget is {ctx.budget}"
@@ -217,7 +225,7 @@ class LearnabilityCurriculum:
     def prompts(self, ctx: CurriculumContext) -> list[Prompt]:
         """The plan: ``budget`` distinct candidates sampled by learnability from what earlier iterations showed."""
         sel = LearnabilitySelector(
-            self._candidates(ctx),
+            self._candidates(ctx, booked=True),
             self._rates(ctx),
             seed=ctx.seed,
             explore=self.options.explore,
@@ -417,9 +425,11 @@ class CategoryBanditCurriculum:
             Prompt(q.id, q.text, q.category, Provenance("category-bandit", 0, "pool")) for q in load_pool(options.pool)
         ]
 
-    def _selector(self, ctx: CurriculumContext, seed: int) -> CategoryBanditSelector:
+    def _selector(self, ctx: CurriculumContext, seed: int, *, booked: bool = False) -> CategoryBanditSelector:
         allowed = set(ctx.categories)
-        cands = [p for p in self.pool if p.category in allowed]
+        cands, copies = without_copies([p for p in self.pool if p.category in allowed], heldout_keys(ctx))
+        if booked:
+            book(ctx, copies, candidates=len(cands))
         if len(cands) < ctx.budget:
             raise InputError(
                 f"arms.{ctx.arm}.pool: {len(cands)} candidates in the experiment's categories, the budget is {ctx.budget}"
@@ -436,7 +446,7 @@ class CategoryBanditCurriculum:
 
     def prompts(self, ctx: CurriculumContext) -> list[Prompt]:
         """The plan: ``budget`` distinct prompts from the bandit's category probabilities after earlier iterations."""
-        sel = self._selector(ctx, ctx.seed)
+        sel = self._selector(ctx, ctx.seed, booked=True)
         out: dict[str, Prompt] = {}
         for _ in range(50 * ctx.budget):
             if len(out) == ctx.budget:

@@ -31,7 +31,12 @@ class LocalLLMOptions(ModelPreflight, BaseModel):
     temperature: float = Field(0.7, gt=0)
     top_p: float = Field(0.95, gt=0, le=1)
     do_sample: bool = True
-    batch_size: int = Field(8, ge=1)
+    batch_size: int = Field(
+        8,
+        ge=1,
+        description="Not used by the feedback LLM: it generates each reply alone, so a reply does not depend on the "
+        "prompts beside it (padding a batch changes the sampled tokens).",
+    )
     max_prompt_tokens: int = Field(1536, ge=16, description="Long prompts keep their end (the instructions come last).")
     seed: int = 0
     cache: bool = Field(
@@ -69,8 +74,23 @@ class LocalLLMOptions(ModelPreflight, BaseModel):
         return problems
 
 
+# In every cache key of a local LLM's reply: replies cached before each prompt had its own seed (they depended on the
+# other prompts generated beside them) are not reused, so everything in the cache is what a cold call would give.
+SAMPLING_SCHEME = "per-prompt-seed"
+
+
+def reply_seed(key: str) -> int:
+    """The sampling seed of one request: from its cache key (model, prompt, sampling settings, seed, engine), never
+    from the other prompts of the call, so a reply is the same whether its neighbours were cached or generated."""
+    return int(key[:16], 16) >> 1  # 63 bits: a valid seed for torch and for vLLM
+
+
 class CachedLLM:
-    """A local LLM's ``complete``: identical requests answered from the response cache, the rest by ``_generate``."""
+    """A local LLM's ``complete``: identical requests answered from the response cache, the rest by ``_generate``.
+
+    Each missing request is generated once, with :func:`reply_seed` of its key, so a reply is a function of the
+    request alone: a call with every, some or none of its prompts cached returns the same replies.
+    """
 
     engine_name = "transformers"  # what runs the model; another engine's responses are cached under their own keys
 
@@ -80,33 +100,41 @@ class CachedLLM:
         self.options = options
         self.cache: ResponseCache | None = ResponseCache(options.cache_path) if options.cache else None
 
-    def complete(self, prompts: Sequence[str]) -> list[str]:
+    def request_keys(self, prompts: Sequence[str]) -> list[str]:
+        """The cache key of each prompt's request (also the source of its sampling seed)."""
         from aopcore.llmcache import cache_key
 
         o = self.options
         params = o.model_dump(
             include={"max_new_tokens", "temperature", "top_p", "do_sample", "seed", "max_prompt_tokens"}
         )
+        params["sampling"] = SAMPLING_SCHEME
         if self.engine_name != "transformers":  # another engine samples other responses: never answered from these
             params.update(engine=self.engine_name, dtype=o.dtype)
-        keys = [cache_key("local", o.model, p, params) for p in prompts]
-        hits = self.cache.get_many(keys) if self.cache is not None else {}
-        misses = [i for i, k in enumerate(keys) if k not in hits]
-        if hits:
-            record_usage(cached_calls=len(prompts) - len(misses))
-        fresh = self._generate([prompts[i] for i in misses]) if misses else []
-        for i, text in zip(misses, fresh):
-            hits[keys[i]] = text
-            if self.cache is not None:
-                self.cache.put(keys[i], text, {"provider": "local", "model": o.model})
-        return [hits[k] for k in keys]
+        return [cache_key("local", o.model, p, params) for p in prompts]
 
-    def _generate(self, prompts: Sequence[str]) -> list[str]:
+    def complete(self, prompts: Sequence[str]) -> list[str]:
+        keys = self.request_keys(prompts)
+        replies = self.cache.get_many(keys) if self.cache is not None else {}
+        cached = sum(k in replies for k in keys)
+        if cached:
+            record_usage(cached_calls=cached)
+        todo = {k: p for k, p in zip(keys, prompts) if k not in replies}  # a repeated request is generated once
+        fresh = self._generate(list(todo.values()), [reply_seed(k) for k in todo]) if todo else []
+        for key, text in zip(todo, fresh):
+            replies[key] = text
+            if self.cache is not None:
+                self.cache.put(key, text, {"provider": "local", "model": self.options.model})
+        return [replies[k] for k in keys]
+
+    def _generate(self, prompts: Sequence[str], seeds: Sequence[int]) -> list[str]:
+        """One reply per prompt, sampled with its own seed and independent of the other prompts given with it."""
         raise NotImplementedError
 
 
 class LocalJudgeOptions(LocalLLMOptions):
     tie_margin: float = Field(0.0, ge=0, description="Answer C when P(A) and P(B) differ by less than this.")
+    batch_size: int = Field(8, ge=1, description="Items read per forward pass.")
     # the judge is the measuring instrument: its default does not change with what is installed (vLLM's bfloat16
     # changed 6 of 16 greedy answers at near-ties, docs/gpu.md; close verdicts flip alike); "vllm" or "auto" opt in
     engine: Literal["auto", "transformers", "vllm"] = Field(

@@ -144,6 +144,15 @@ class OracleCurriculum:
 
     uses_evaluation = False  # neither mode reads the held-out evaluation
 
+    def _pool(self, ctx: CurriculumContext) -> list[Any]:
+        """The pool less its copies of held-out questions (testbed:pool holds none; a user's pool may), counted in the
+        iteration's generation log: even the positive control never trains on the evaluation."""
+        from aopcore_curricula.heldout import book, heldout_keys, without_copies
+
+        pool, copies = without_copies(self.pool, heldout_keys(ctx))
+        book(ctx, copies, candidates=len(pool))
+        return pool
+
     def prompts(self, ctx: CurriculumContext) -> list[Prompt]:
         if self.options.mode == "pass-rate" and not self.options.weights:
             return self._by_pass_rate(ctx)
@@ -156,7 +165,7 @@ class OracleCurriculum:
                 f"arms.{ctx.arm}: the pass-rate oracle needs the policy (generate) and the reward in its context"
             )
         allowed = set(ctx.categories)
-        pool = [q for q in self.pool if q.category in allowed]
+        pool = [q for q in self._pool(ctx) if q.category in allowed]
         texts = [q.text for q in pool for _ in range(o.samples)]
         answers = ctx.generate(texts, sample=True, seed=ctx.seed)
         rewards = ctx.reward.score(texts, answers)
@@ -209,8 +218,9 @@ class OracleCurriculum:
         used = {p.id for p in ctx.history}
         rng = random.Random(ctx.seed)
         out: list[Prompt] = []
+        pool = self._pool(ctx)
         for cat in ctx.categories:
-            cands = [q for q in self.pool if q.category == cat]
+            cands = [q for q in pool if q.category == cat]
             if counts[cat] and not cands:
                 raise InputError(f"arms.{ctx.arm}.pool: no prompt of category {cat!r}")
             rng.shuffle(cands)

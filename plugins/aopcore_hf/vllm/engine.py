@@ -200,9 +200,11 @@ class VLLMEngine:
         stop_token_ids: Sequence[int] = (),
         seed: int | None = None,
         ignore_eos: bool = False,
+        seeds: Sequence[int] | None = None,
     ) -> list[list[int]]:
         """Token ids generated for each prompt (greedy when temperature is 0). A seed gives each prompt its own
-        stream (seed + index), so a sample does not depend on what else is in the batch."""
+        stream (seed + index), so a sample does not depend on what else is in the batch; ``seeds`` names each
+        prompt's seed instead (the feedback LLM's, from its request: the same prompt, the same stream)."""
         if not prompts:
             return []
         params = dict(
@@ -214,7 +216,11 @@ class VLLMEngine:
             ignore_eos=ignore_eos,
             detokenize=False,
         )
-        seeds = None if seed is None or temperature == 0 else [seed + i for i in range(len(prompts))]
+        if seeds is not None and len(seeds) != len(prompts):
+            raise ValueError(f"{len(seeds)} seeds for {len(prompts)} prompts")
+        if seeds is None and seed is not None:
+            seeds = [seed + i for i in range(len(prompts))]
+        seeds = None if temperature == 0 or seeds is None else [int(s) for s in seeds]
         return self._call("generate", prompts=[list(p) for p in prompts], params=params, seeds=seeds)
 
     def prompt_logprobs(self, prompts: Sequence[Sequence[int]]) -> list[float]:

@@ -63,7 +63,8 @@ def _engine(options: LocalLLMOptions):
 
 
 class VLLMFeedbackLLM(CachedLLM):
-    """Writes prompts with a vLLM engine; sampled with one seed per prompt (options.seed + index), cached like ``local``."""
+    """Writes prompts with a vLLM engine, cached like ``local``; each prompt sampled with the seed of its request
+    (local_llm.reply_seed), so a reply does not depend on which other prompts of the call were cached."""
 
     Options = VLLMLLMOptions
     engine_name = "vllm"
@@ -72,7 +73,7 @@ class VLLMFeedbackLLM(CachedLLM):
         super().__init__(options)
         self.engine, self.tokenizer = _engine(options)
 
-    def _generate(self, prompts: Sequence[str]) -> list[str]:
+    def _generate(self, prompts: Sequence[str], seeds: Sequence[int]) -> list[str]:
         o = self.options
         room = self.engine.max_model_len - o.max_new_tokens
         queries = encode_queries(self.tokenizer, prompts, min(o.max_prompt_tokens, room))
@@ -83,7 +84,7 @@ class VLLMFeedbackLLM(CachedLLM):
             temperature=o.temperature if o.do_sample else 0.0,
             top_p=o.top_p if o.do_sample else 1.0,
             stop_token_ids=[eos] if eos is not None else [],
-            seed=o.seed,
+            seeds=seeds,
         )
         rollouts = [Rollout(q, r) for q, r in zip(queries, responses)]
         record_usage(

