@@ -289,20 +289,16 @@ class AdaRFTOptions(_Opts):
         0.5, ge=0, le=1, description="Target reward: the target difficulty rises above it, falls below (AdaRFT's beta)."
     )
     initial_target: float | None = Field(
-        None, description="Starting target difficulty (0-100); default: the easiest difficulty in the pool."
+        None,
+        ge=0,
+        le=100,
+        description="Starting target difficulty (0-100); default: the easiest difficulty in the pool.",
     )
     difficulties: dict[str, float] = Field(
         default_factory=dict,
         description="Difficulty (0-100) per category instead of the default, 100 x (1 - the start policy's held-out "
         "accuracy in the category), measured once at iteration 1 and kept.",
     )
-
-    @field_validator("initial_target")
-    @classmethod
-    def _target_scale(cls, value: float | None) -> float | None:
-        if value is not None and not 0 <= value <= 100:
-            raise ValueError(f"{value} is off the 0-100 difficulty scale")
-        return value
 
     @field_validator("difficulties")
     @classmethod

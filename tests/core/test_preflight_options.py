@@ -230,8 +230,11 @@ UNBOUNDED = {
     # rewards on the reward model's own scale: any real number is a valid threshold
     "DynamicFilterOptions.success_threshold",
     "LearnabilityOptions.success_threshold",
+    "MoppsOptions.success_threshold",
+    "SpeedOptions.success_threshold",
     # a table of category weights: each value is checked (>= 0) by the model's validator, tested below
     "OracleOptions.weights",
+    "AdaRFTOptions.difficulties",  # each value checked (0-100) by the model's validator
 }
 
 

@@ -126,7 +126,7 @@ def test_resumed_stream_draws_the_same_prompts(tmp_path, name):
         ("arms.speed.n_init=1", "arms.speed.n_init"),
         (
             "arms.adarft.initial_target=150",
-            "arms.adarft.initial_target: Value error, 150.0 is off the 0-100 difficulty scale",
+            "arms.adarft.initial_target: Input should be less than or equal to 100 (got 150)",
         ),
         ("arms.sws.weakness_from='nope'", "arms.sws.weakness_from"),
     ],
