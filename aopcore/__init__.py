@@ -3,6 +3,7 @@
 The public API: the protocols, the records, the hook marker and the Experiment.
 """
 
+from aopcore._moved import package_getattr as __getattr__  # noqa: F401 - old module paths still import
 from aopcore.contracts import FeedbackFunction, JudgeFunction, RewardFunction
 from aopcore.errors import AopcoreError, InputError, RuntimeFailure
 from aopcore.experiment import (

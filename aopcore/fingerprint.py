@@ -301,6 +301,7 @@ def check_run_dir(
     Stores the fingerprint on the first run. Returns the changes that were allowed (empty when none). ``remedy`` is
     how the caller's user continues anyway (a session names its own argument, not the CLI's flag).
     """
+    from aopcore._moved import modernise
     from aopcore.errors import InputError
     from aopcore.store import atomic_write_json, atomic_write_text
 
@@ -310,7 +311,7 @@ def check_run_dir(
     if not path.exists():
         atomic_write_json(path, fingerprint)
         return []
-    old = json.loads(path.read_text(encoding="utf-8"))
+    old = modernise(json.loads(path.read_text(encoding="utf-8")))  # module paths from before a move read as now
     changed = differences(old, fingerprint)
     versions = version_differences(old, fingerprint)
     if changed and not allow_changes:
