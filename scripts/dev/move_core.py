@@ -50,6 +50,12 @@ MOVES: dict[str, str] = {
     "multiseed": "engine.multiseed",
     "build": "engine.build",
     "config": "engine.config",
+    "settings": "engine.settings",
+    "collaborators": "engine.collaborators",
+    "experiment_base": "engine.experiment_base",
+    "run_prepare": "engine.run_prepare",
+    "session_eval": "engine.session_eval",
+    "session_state": "engine.session_state",
     # storage: what persists: the run directory (layout, atomic store, hashes, lock, fingerprint) and the LLM cache
     "rundir": "storage.rundir",
     "store": "storage.store",
