@@ -2,7 +2,7 @@
 
 ``examples/`` stays the one source of truth (the README runs ``aopcore run examples/quickstart.toml`` from a
 checkout); ``build_py`` copies every matching file into ``aopcore/_examples/`` of the build, so a new example
-is packaged without editing anything here. ``aopcore examples`` lists and writes them (aopcore/examples.py);
+is packaged without editing anything here. ``aopcore examples`` lists and writes them (aopcore/devtools/examples.py);
 an editable install reads the checkout's ``examples/`` directly. Everything else lives in pyproject.toml.
 """
 
@@ -30,7 +30,9 @@ def example_files(root: Path) -> list[Path]:
 class BuildPyWithExamples(build_py):
     def run(self) -> None:
         super().run()
-        if self.editable_mode:  # an editable install reads the checkout's examples/ (aopcore.examples.examples_dir)
+        if (
+            self.editable_mode
+        ):  # an editable install reads the checkout's examples/ (aopcore.devtools.examples.examples_dir)
             return
         target = Path(self.build_lib) / "aopcore" / "_examples"
         target.mkdir(parents=True, exist_ok=True)

@@ -5,8 +5,7 @@ The public API: the protocols, the records, the hook marker and the Experiment.
 
 from aopcore._moved import package_getattr as __getattr__  # noqa: F401 - old module paths still import
 from aopcore.contracts import FeedbackFunction, JudgeFunction, RewardFunction
-from aopcore.errors import AopcoreError, InputError, RuntimeFailure
-from aopcore.experiment import (
+from aopcore.engine.experiment import (
     Budget,
     Experiment,
     ExperimentResult,
@@ -14,9 +13,11 @@ from aopcore.experiment import (
     JudgingPlan,
     stage_seed,
 )
+from aopcore.engine.multiseed import MultiSeedResult, run_seeds
+from aopcore.engine.session import CurriculumSession
+from aopcore.errors import AopcoreError, InputError, RuntimeFailure
 from aopcore.hookspecs import hookimpl
 from aopcore.ledger import record_usage
-from aopcore.multiseed import MultiSeedResult, run_seeds
 from aopcore.progress import enable_console_progress
 from aopcore.protocols import (
     CurriculumContext,
@@ -36,7 +37,6 @@ from aopcore.records import (
     TrainStats,
     Verdict,
 )
-from aopcore.session import CurriculumSession
 
 __version__ = "0.1.0"
 

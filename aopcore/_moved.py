@@ -17,11 +17,55 @@ import importlib.util
 import re
 import sys
 import warnings
-from types import ModuleType
+from types import FrameType, ModuleType
 from typing import Any
 
 # BEGIN MOVED (written by scripts/dev/move_core.py: old module -> new module)
-MOVED: dict[str, str] = {}
+MOVED: dict[str, str] = {
+    "aopcore.aggregate": "aopcore.analysis.aggregate",
+    "aopcore.aggregate_compute": "aopcore.analysis.aggregate_compute",
+    "aopcore.aggregate_report": "aopcore.analysis.aggregate_report",
+    "aopcore.apidoc": "aopcore.devtools.apidoc",
+    "aopcore.build": "aopcore.engine.build",
+    "aopcore.builtin_data": "aopcore.data.builtin",
+    "aopcore.collaborators": "aopcore.engine.collaborators",
+    "aopcore.config": "aopcore.engine.config",
+    "aopcore.contexts": "aopcore.engine.contexts",
+    "aopcore.datasources": "aopcore.data.sources",
+    "aopcore.docgen": "aopcore.devtools.docgen",
+    "aopcore.envreport": "aopcore.devtools.envreport",
+    "aopcore.examples": "aopcore.devtools.examples",
+    "aopcore.experiment": "aopcore.engine.experiment",
+    "aopcore.experiment_base": "aopcore.engine.experiment_base",
+    "aopcore.fingerprint": "aopcore.storage.fingerprint",
+    "aopcore.integrity": "aopcore.storage.integrity",
+    "aopcore.judging": "aopcore.engine.judging",
+    "aopcore.llmcache": "aopcore.storage.llmcache",
+    "aopcore.multiseed": "aopcore.engine.multiseed",
+    "aopcore.prompt_audit": "aopcore.engine.prompt_audit",
+    "aopcore.ranks": "aopcore.engine.ranks",
+    "aopcore.report": "aopcore.analysis.report",
+    "aopcore.rows": "aopcore.data.rows",
+    "aopcore.run_prepare": "aopcore.engine.run_prepare",
+    "aopcore.rundir": "aopcore.storage.rundir",
+    "aopcore.runlock": "aopcore.storage.runlock",
+    "aopcore.scaffold": "aopcore.devtools.scaffold",
+    "aopcore.session": "aopcore.engine.session",
+    "aopcore.session_build": "aopcore.engine.session_build",
+    "aopcore.session_eval": "aopcore.engine.session_eval",
+    "aopcore.session_state": "aopcore.engine.session_state",
+    "aopcore.settings": "aopcore.engine.settings",
+    "aopcore.stage_work": "aopcore.engine.stage_work",
+    "aopcore.stagegraph": "aopcore.engine.stagegraph",
+    "aopcore.stagerun": "aopcore.engine.stagerun",
+    "aopcore.stats": "aopcore.analysis.stats",
+    "aopcore.store": "aopcore.storage.store",
+    "aopcore.tables": "aopcore.analysis.tables",
+    "aopcore.training": "aopcore.engine.training",
+    "aopcore.twins": "aopcore.engine.twins",
+    "aopcore.validation": "aopcore.engine.validation",
+    "aopcore.verdicts": "aopcore.analysis.verdicts",
+}
 # END MOVED
 
 _DOTTED = re.compile(r"(?<![\w.])aopcore\.([A-Za-z_]\w*)(?!\w)")
@@ -29,7 +73,8 @@ _DOTTED = re.compile(r"(?<![\w.])aopcore\.([A-Za-z_]\w*)(?!\w)")
 
 def _importer_stacklevel() -> int:
     """The stack level of the code that imported an old path, past the import machinery and this module."""
-    frame, level = sys._getframe(1), 1
+    frame: FrameType | None = sys._getframe(1)
+    level = 1
     while frame is not None:
         name = frame.f_code.co_filename
         if not (name == __file__ or name.startswith("<frozen importlib") or name.endswith("importlib/__init__.py")):

@@ -18,9 +18,9 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from aopcore.component_checks import CALLS, is_proxy
-from aopcore.fingerprint import class_name, describe
 from aopcore.output_checks import checked_rewards
 from aopcore.records import Verdict
+from aopcore.storage.fingerprint import class_name, describe
 
 log = logging.getLogger("aopcore")
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Literal, Protocol, runtime_checkable
 
 from aopcore.contracts import accepts_keyword, takes_keyword
-from aopcore.fingerprint import forwards_attributes
+from aopcore.storage.fingerprint import forwards_attributes
 
 _MISSING = object()
 

@@ -25,8 +25,8 @@ def _on_sigterm(signum: int, frame: object) -> None:
 
 
 def _config_file(args: argparse.Namespace) -> None:
-    """``run quickstart`` / ``validate quickstart`` with no such file: the packaged example (aopcore.examples)."""
-    from aopcore.examples import config_argument
+    """``run quickstart`` / ``validate quickstart`` with no such file: the packaged example (aopcore.devtools.examples)."""
+    from aopcore.devtools.examples import config_argument
 
     args.config, note = config_argument(args.config)
     if note:
@@ -34,7 +34,7 @@ def _config_file(args: argparse.Namespace) -> None:
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
-    from aopcore.build import resolve
+    from aopcore.engine.build import resolve
 
     _config_file(args)
     plan = resolve(args.config, args.set)
@@ -48,8 +48,8 @@ def _cmd_validate(args: argparse.Namespace) -> int:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from aopcore.build import resolve
-    from aopcore.experiment import configure_logging
+    from aopcore.engine.build import resolve
+    from aopcore.engine.experiment import configure_logging
 
     configure_logging(args.verbose)
     _config_file(args)
@@ -60,18 +60,18 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
     executor = executor_for(plan)  # None: stages run here, one at a time; "ray": on a Ray cluster
     if plan.config.experiment.seeds is not None:
-        from aopcore.multiseed import run_plan
+        from aopcore.engine.multiseed import run_plan
 
         multi = run_plan(plan, executor, allow_changes=args.allow_changed_config, wait=args.wait)
         print(f"run finished: {multi.root} (seeds {', '.join(map(str, multi.results))})")
-        from aopcore.rundir import RunLayout
+        from aopcore.storage.rundir import RunLayout
 
         folder = RunLayout.of(multi.root).aggregate_dir
         page = folder / "aggregate.html"
         print(f"aggregate: {page if page.exists() else folder / 'aggregate.md'}")
         return 0
     experiment = plan.build(allow_changes=args.allow_changed_config)
-    from aopcore.multiseed import check_single_run_root
+    from aopcore.engine.multiseed import check_single_run_root
 
     check_single_run_root(experiment.store.root)
     result = experiment.run(executor, wait=args.wait)
@@ -89,7 +89,7 @@ def _cmd_plugins(args: argparse.Namespace) -> int:
     if failed:  # a module the user named: bad input, not a broken third-party plugin to warn about
         raise InputError(*(f"--load {p.plugin}: the module failed to import ({p.error})" for p in failed))
     if args.details:
-        from aopcore.docgen import plugin_details
+        from aopcore.devtools.docgen import plugin_details
 
         print(plugin_details(registry, args.details), end="")
         return 0
@@ -107,16 +107,16 @@ def _cmd_plugins(args: argparse.Namespace) -> int:
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
-    from aopcore.aggregate import is_multiseed_root, seed_dirs
+    from aopcore.analysis.aggregate import is_multiseed_root, seed_dirs
+    from aopcore.analysis.report import write_reports
     from aopcore.errors import RuntimeFailure
-    from aopcore.integrity import damaged_message, first_damage
-    from aopcore.report import write_reports
-    from aopcore.store import require_run_dir
+    from aopcore.storage.integrity import damaged_message, first_damage
+    from aopcore.storage.store import require_run_dir
 
     if (damage := first_damage(args.run_dir)) is not None:  # name the damaged file instead of failing on it
         raise RuntimeFailure(damaged_message(args.run_dir, damage))
     if is_multiseed_root(args.run_dir):  # every seed's report, then the aggregate across seeds
-        from aopcore.aggregate_report import write_aggregate
+        from aopcore.analysis.aggregate_report import write_aggregate
 
         for run_dir in seed_dirs(args.run_dir).values():
             for f in write_reports(run_dir):
@@ -132,9 +132,9 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
 def _cmd_verify(args: argparse.Namespace) -> int:
     """Check every finished stage's outputs against the hashes in its record; changes nothing. Exit 1 when damaged."""
-    from aopcore.integrity import run_roots, verify_run
-    from aopcore.multiseed import MANIFEST
-    from aopcore.store import require_run_dir
+    from aopcore.engine.multiseed import MANIFEST
+    from aopcore.storage.integrity import run_roots, verify_run
+    from aopcore.storage.store import require_run_dir
 
     if not (Path(args.run_dir) / MANIFEST).exists():
         require_run_dir(args.run_dir)
@@ -161,7 +161,7 @@ def _cmd_verify(args: argparse.Namespace) -> int:
 
 
 def _cmd_config_reference(args: argparse.Namespace) -> int:
-    from aopcore.docgen import config_reference
+    from aopcore.devtools.docgen import config_reference
     from aopcore.registry import load_registry
 
     registry = load_registry()
@@ -240,7 +240,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("run_dir", type=Path)
     p.set_defaults(func=_cmd_verify)
-    from aopcore import apidoc, envreport, examples, scaffold  # scaffold, API reference: for plugin authors
+    from aopcore.devtools import apidoc, envreport, examples, scaffold  # scaffold, API reference: for plugin authors
 
     examples.add_parser(sub)  # the shipped example configs (a pip user has no checkout)
     envreport.add_parser(sub)  # `aopcore env`: what a bug report needs

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from aopcore.fingerprint import forwards_attributes
+from aopcore.storage.fingerprint import forwards_attributes
 
 _P = Path("policy")
 # role -> method -> (positional args, keyword args) the experiment passes, and the protocol's signature for messages

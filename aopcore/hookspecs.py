@@ -122,7 +122,7 @@ def register_commands(subparsers: Any) -> None:
 def register_data_sources(register: Register) -> None:
     """Register data sources: ``register("scheme", load)`` makes ``[data] heldout = "scheme:ARG"`` call
     ``load(ARG, base_dir)``, which returns (or yields) ``aopcore.Question`` objects; ``base_dir`` is the
-    config file's folder. A ``load`` that also takes ``fields`` (an ``aopcore.rows.FieldMap``) accepts the
+    config file's folder. A ``load`` that also takes ``fields`` (an ``aopcore.data.rows.FieldMap``) accepts the
     config's field mapping. Raise ``InputError`` naming file and line for bad data. Yielding lets the core
     stop reading once its limits are met. A path with no scheme goes to the ``file`` source.
     """
@@ -142,7 +142,7 @@ def register_report_writers(register: RegisterReportWriter) -> None:
 def register_aggregate_writers(register: RegisterAggregateWriter) -> None:
     """Add formats to a multi-seed run's aggregate: ``register(name, write)`` with ``write(root: Path) -> list[str]``
     (files written, relative to ``root``). ``root`` holds ``seed-*/`` sub-runs and ``aggregate/aggregate.json``
-    (already written; see :mod:`aopcore.aggregate`). The evaluation family adds ``aggregate/aggregate.html``.
+    (already written; see :mod:`aopcore.analysis.aggregate`). The evaluation family adds ``aggregate/aggregate.html``.
     """
 
 

@@ -112,7 +112,7 @@ class CallCounter:
         return counted_call(attr, self._keys)
 
     def fingerprint(self) -> Any:
-        from aopcore.fingerprint import describe
+        from aopcore.storage.fingerprint import describe
 
         return describe(self.inner)
 
@@ -197,7 +197,7 @@ class Attempt:
                 self.attempts = int(old.get("attempts", 1)) + 1
             except (OSError, ValueError, KeyError):
                 pass  # an unreadable attempt file: nothing can be booked from it
-        from aopcore.store import atomic_write_json
+        from aopcore.storage.store import atomic_write_json
 
         self._record = {
             "started": time.time(),
@@ -225,7 +225,7 @@ class Attempt:
         self._stop.set()
         if self._thread is not None:
             self._thread.join()
-        from aopcore.store import atomic_write_json
+        from aopcore.storage.store import atomic_write_json
 
         try:
             atomic_write_json(self.path, {**getattr(self, "_record", {}), "ended": time.time()})

@@ -8,8 +8,8 @@ from typing import Any
 
 from aopcore.component_checks import _label, component_name
 from aopcore.errors import RuntimeFailure
-from aopcore.fingerprint import describe
 from aopcore.records import TrainStats
+from aopcore.storage.fingerprint import describe
 
 
 def policy_problem(trainer: Any, folder: Path, method: str) -> str | None:

@@ -194,7 +194,7 @@ class CurriculumContext:
             a generating curriculum puts each question's answer in ``Prompt.metadata["answer"]`` and drops
             (and counts) the questions it returns None for. None when nobody gave one.
         heldout: the held-out questions' texts, whether or not ``evaluation`` was made: a prompt that repeats one
-            (once case, punctuation and spacing are normalised, :func:`aopcore.prompt_audit.normalised`) would
+            (once case, punctuation and spacing are normalised, :func:`aopcore.engine.prompt_audit.normalised`) would
             train on the evaluation; the built-in curricula drop such copies and count them.
     """
 
@@ -243,7 +243,7 @@ class PromptCurriculum(Protocol):
     A data source named in the curriculum's options (``pool = "testbed:pool"``, a file): declare
     the option as :data:`aopcore.options.DataSpec`, so ``validate`` checks it (a plain path is
     resolved against the config file's folder and arrives absolute; a ``scheme:`` must be
-    installed), and read it with ``aopcore.datasources.load_source(spec, Path.cwd())``, as the
+    installed), and read it with ``aopcore.data.sources.load_source(spec, Path.cwd())``, as the
     built-in pool curriculum does. The base folder only matters for a relative path inside a
     scheme's argument (``file:data/x.jsonl``), which is then read from the working directory:
     write such paths plainly (``data/x.jsonl``) or absolute.

@@ -216,7 +216,7 @@ def to_dict(record: Any) -> dict[str, Any]:
 
 def write_jsonl(path: Path, records: Iterable[Any]) -> None:
     """Atomically write records as JSON lines (temp file + rename)."""
-    from aopcore.store import atomic_write_text
+    from aopcore.storage.store import atomic_write_text
 
     lines = [
         json.dumps(to_dict(r) if dataclasses.is_dataclass(r) else r, ensure_ascii=False, sort_keys=True)

@@ -33,7 +33,7 @@ from aopcore import hookspecs
 from aopcore.errors import InputError
 
 ENTRY_POINT_GROUP = "aopcore"
-CORE_PLUGIN = "aopcore.builtin_data"  # registers builtin:NAME; entry point "core", and always loaded
+CORE_PLUGIN = "aopcore.data.builtin"  # registers builtin:NAME; entry point "core", and always loaded
 
 
 class NoOptions(BaseModel):

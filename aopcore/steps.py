@@ -348,7 +348,7 @@ def read_batches(path: Path) -> list[StepBatch]:
 
 
 def write_batches(path: Path, batches: Iterable[StepBatch]) -> None:
-    from aopcore.store import atomic_write_text
+    from aopcore.storage.store import atomic_write_text
 
     atomic_write_text(
         path, "".join(json.dumps({"event": "report", **b.to_dict()}, sort_keys=True) + "\n" for b in batches)

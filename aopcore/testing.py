@@ -269,7 +269,10 @@ def _context_factory(
 
 
 def _iteration_context(base: CurriculumContext, i: int, history: list[Prompt], workdir: Path) -> CurriculumContext:
-    from aopcore.rundir import stage_id, stage_seed  # the experiment's own seeding, so checks see what a run sees
+    from aopcore.storage.rundir import (  # the experiment's own seeding, so checks see what a run sees
+        stage_id,
+        stage_seed,
+    )
 
     workdir.mkdir(parents=True, exist_ok=True)
     return dataclasses.replace(
@@ -359,7 +362,7 @@ def check_curriculum(
             outside = sorted({p.category for p in prompts} - set(base.categories))
             if outside:
                 _fail(f"{where}: categories {outside} are not in ctx.categories {base.categories}")
-        from aopcore.rundir import iteration_name
+        from aopcore.storage.rundir import iteration_name
 
         store = root / "check-store" / f"{iteration_name(i)}.jsonl"
         try:

@@ -42,7 +42,7 @@ def _rss_mb() -> float:
 
 
 def measure(mode: str, path: str, limit: int) -> dict:
-    from aopcore.datasources import SourceSpec, read_source
+    from aopcore.data.sources import SourceSpec, read_source
     from aopcore.registry import load_registry
 
     registry = load_registry()  # imports and plugins first: every mode pays them, before the measurement

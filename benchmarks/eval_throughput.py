@@ -27,7 +27,7 @@ def main() -> None:
     args = ap.parse_args()
     import torch
 
-    from aopcore.datasources import load_source
+    from aopcore.data.sources import load_source
     from aopcore_hf.generation import (
         GenerationSettings,
         decode_responses,

@@ -118,7 +118,7 @@ def main() -> None:
     import ray
     from _output import emit
 
-    from aopcore.build import resolve
+    from aopcore.engine.build import resolve
     from aopcore.executors import critical_path
     from aopcore.executors.ray_executor import RayExecutor
 

@@ -16,7 +16,7 @@ import random
 from pathlib import Path
 
 from aopcore import EvalRecord
-from aopcore.datasources import load_source
+from aopcore.data.sources import load_source
 
 
 def prompts(seed: int) -> list[dict]:

@@ -8,7 +8,7 @@ and the figures ``docs/img/testbed_*.png`` shown in docs/testbed.md.
     OMP_NUM_THREADS=1 nice .venv/bin/python benchmarks/testbed_compare.py            # 5 seeds x 5 arms x 4 iterations
     .venv/bin/python benchmarks/testbed_compare.py --seeds 0 1 --iterations 2          # a smaller, labelled run
 
-Statistics: those of ``aopcore.aggregate``, taken as they are (held-out accuracy per arm with a Student-t interval
+Statistics: those of ``aopcore.analysis.aggregate``, taken as they are (held-out accuracy per arm with a Student-t interval
 across seeds; paired differences between arms with a two-level bootstrap over seeds and the held-out questions within
 each seed; win rates with a two-level bootstrap over seeds and test prompts; its verdicts, which say "no conclusion"
 with fewer than 3 seeds or seeds that do not vary). Added here, with the same bootstrap and verdict: the area under
@@ -269,11 +269,11 @@ def area_under_curve(root: Path, seeds: list[int], iterations: int) -> dict:
     """Mean accuracy over iterations 1..N (sample efficiency) per arm, and paired differences between arms.
 
     Per seed, each held-out question's reward is averaged over iterations 1..N; the arm's value is the mean of those
-    over seeds, with ``aopcore.aggregate``'s paired two-level bootstrap (seeds, then questions within each seed) and
+    over seeds, with ``aopcore.analysis.aggregate``'s paired two-level bootstrap (seeds, then questions within each seed) and
     its verdict rule (no conclusion below MIN_SEEDS seeds or when the per-seed values do not vary).
     """
-    from aopcore.aggregate import RESAMPLES, verdict
-    from aopcore.stats import two_level_bootstrap_mean
+    from aopcore.analysis.aggregate import RESAMPLES, verdict
+    from aopcore.analysis.stats import two_level_bootstrap_mean
 
     per_q: dict[str, dict[int, dict[str, float]]] = {}  # arm -> seed -> question -> mean reward over iterations
     for arm in ARMS:
@@ -317,9 +317,9 @@ def area_under_curve(root: Path, seeds: list[int], iterations: int) -> dict:
         "summary": summary,
         "differences": pairs,
         "method": "each held-out question's reward averaged over iterations 1..N within a seed; mean over questions, "
-        "then over seeds; 95% percentile interval of aopcore.aggregate's two-level bootstrap "
+        "then over seeds; 95% percentile interval of aopcore.analysis.aggregate's two-level bootstrap "
         f"({RESAMPLES} replicates: seeds, then questions within each seed), paired per question for "
-        "differences; verdicts by aopcore.aggregate.verdict",
+        "differences; verdicts by aopcore.analysis.aggregate.verdict",
     }
 
 
@@ -525,7 +525,7 @@ def main() -> None:
     args.iterations = args.iterations or planned_iterations
     run_config = arms_config(config, ARMS) if set(ARMS) != set(ARMS_ALL) else config
 
-    from aopcore.aggregate import aggregate
+    from aopcore.analysis.aggregate import aggregate
 
     root = args.run_dir.resolve() / args.name
     resumed = (root / "multiseed.json").exists()

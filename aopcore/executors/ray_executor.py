@@ -3,7 +3,7 @@
 The driver (``aopcore run`` with ``[experiment] executor = "ray"``) walks ``Experiment.stages()``:
 a stage is submitted once its deps (and ``Experiment.waits_for``, which keeps twin reuse exactly as in
 order) are done, asking for the resources its components declare (see :mod:`.resources`). Each task
-builds the experiment on its worker from the config file (``Experiment.rebuild``, set by ``aopcore.build``,
+builds the experiment on its worker from the config file (``Experiment.rebuild``, set by ``aopcore.engine.build``,
 components built lazily, so a task loads only what its stage uses) and calls ``run_stage``. Stage
 records land in the run directory as under the local executor, so the two resume each other; the run
 directory, the config and its data must be on storage every node sees.
@@ -244,7 +244,7 @@ def _run_stage_task(
     threads: str | None,
 ) -> dict[str, Any]:
     """One stage on a worker: build the experiment from its config with ``rebuild`` (the driver experiment's
-    ``Experiment.rebuild``, i.e. :func:`aopcore.build.rebuild`; once per worker process), run the stage."""
+    ``Experiment.rebuild``, i.e. :func:`aopcore.engine.build.rebuild`; once per worker process), run the stage."""
     from aopcore.progress import enable_console_progress
 
     # Ray sets OMP_NUM_THREADS to a task's CPUs (1); float sums depend on the thread count, so a stage computes

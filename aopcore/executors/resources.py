@@ -34,7 +34,7 @@ def unwrap(component: Any) -> Any:
 
 def declared_class_and_options(component: Any) -> tuple[type | None, Any]:
     """The class and options of a component, without building it when it is a lazily built one (one whose type has
-    ``declared()``: :class:`aopcore.build.LazyComponent`)."""
+    ``declared()``: :class:`aopcore.engine.build.LazyComponent`)."""
     component = unwrap(component)
     if component is None:
         return None, None

@@ -129,7 +129,7 @@ class AdaRFTCurriculum:
         if missing:
             raise InputError(f"arms.{ctx.arm}: the evaluation has no answers in {missing} to measure their difficulty")
         difficulty = {c: round(100.0 * (1.0 - sum(by[c]) / len(by[c])), 4) for c in ctx.categories}
-        from aopcore.store import atomic_write_json
+        from aopcore.storage.store import atomic_write_json
 
         atomic_write_json(path, {"difficulty": difficulty, "from": "start policy's held-out accuracy per category"})
         return difficulty

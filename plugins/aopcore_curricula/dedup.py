@@ -17,7 +17,9 @@ from collections.abc import Sequence
 import numpy as np
 
 from aopcore import Embedder
-from aopcore.prompt_audit import normalised as normalise_text  # one rule: what is dropped is what the audit counts
+from aopcore.engine.prompt_audit import (
+    normalised as normalise_text,  # one rule: what is dropped is what the audit counts
+)
 
 
 def _unit(x: np.ndarray) -> np.ndarray:

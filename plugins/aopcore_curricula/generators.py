@@ -317,6 +317,6 @@ class ScoreBasedGenerator:
 
 
 def save_json(path, data) -> None:
-    from aopcore.store import atomic_write_text
+    from aopcore.storage.store import atomic_write_text
 
     atomic_write_text(path, json.dumps(data, indent=2, sort_keys=True) + "\n")

@@ -2,7 +2,7 @@
 
 Score-based generation (SOP, AOP, eva) drops such copies as it parses (``generators.py``). The curricula that take
 prompts from a set (vanilla's written pool, ``pool``, and the online curricula's pools) drop them here, compared as
-the round record's audit compares them (:func:`aopcore.prompt_audit.normalised`: case, punctuation and spacing
+the round record's audit compares them (:func:`aopcore.engine.prompt_audit.normalised`: case, punctuation and spacing
 ignored), and count them under the same reason, ``dropped["held-out question"]``, in the iteration's generation
 log, which the round record's ``audit.generation_dropped`` shows.
 """
@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from aopcore import CurriculumContext
-from aopcore.prompt_audit import normalised
-from aopcore.rundir import curriculum_log_names
+from aopcore.engine.prompt_audit import normalised
+from aopcore.storage.rundir import curriculum_log_names
 
 HELDOUT_COPY = "held-out question"  # the reason's name in every generation log
 
@@ -40,7 +40,7 @@ def without_copies(prompts: Sequence[Any], keys: set[str]) -> tuple[list[Any], i
 def book(ctx: CurriculumContext, dropped: int, **fields: Any) -> None:
     """Write the iteration's generation log for a curriculum that draws from a set (it writes no other):
     ``dropped["held-out question"]`` (0 too, so the record shows the check ran) and ``fields``."""
-    from aopcore.store import atomic_write_json
+    from aopcore.storage.store import atomic_write_json
 
     log: dict[str, Any] = {**fields, "dropped": {HELDOUT_COPY: int(dropped)}}
     atomic_write_json(Path(ctx.workdir) / curriculum_log_names(ctx.iteration)[0], log)

@@ -20,7 +20,7 @@ def load_pool(spec: str) -> list:
         return load_questions(BUILTIN_POOL)
     if split_scheme(spec)[0] is None:
         return load_questions(spec)
-    from aopcore.datasources import load_source
+    from aopcore.data.sources import load_source
 
     return load_source(spec, Path.cwd())
 

@@ -36,7 +36,7 @@ from aopcore_curricula.options import SpeedOptions, load_pool
 
 
 def _screened_path(ctx: CurriculumContext) -> Path:
-    from aopcore.rundir import iteration_name
+    from aopcore.storage.rundir import iteration_name
 
     return Path(ctx.workdir) / f"speed-screened-{iteration_name(ctx.iteration)}.json"
 
@@ -111,7 +111,7 @@ class SpeedCurriculum:
         return kept[:want], counts
 
     def prompts(self, ctx: CurriculumContext) -> list[Prompt]:
-        from aopcore.store import atomic_write_json
+        from aopcore.storage.store import atomic_write_json
 
         kept, counts = self._screen(ctx)
         atomic_write_json(

@@ -12,8 +12,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from aopcore.aggregate import agreement_sentence
-from aopcore.store import atomic_write_text
+from aopcore.analysis.aggregate import agreement_sentence
+from aopcore.storage.store import atomic_write_text
 from aopcore_eval.html_report import CSS, _png, _table
 
 
@@ -141,7 +141,7 @@ def _cell(row: dict[str, Any], scale: float = 1.0, digits: int = 3) -> str:
 
 
 def write_aggregate_html(root: Path) -> list[str]:
-    from aopcore.rundir import RunLayout, seed_link
+    from aopcore.storage.rundir import RunLayout, seed_link
 
     layout = RunLayout.of(root)
     root = layout.root

@@ -41,7 +41,7 @@ def rm_bench(args: argparse.Namespace) -> int:
 
 
 def human_eval(args: argparse.Namespace) -> int:
-    from aopcore.store import require_run_dir
+    from aopcore.storage.store import require_run_dir
     from aopcore_eval import human_eval as app
 
     _refuse_multiseed_root(args.run_dir)
@@ -70,8 +70,8 @@ def human_eval(args: argparse.Namespace) -> int:
 
 def _refuse_multiseed_root(path: Path) -> None:
     """Human evaluation works on one run: a multi-seed root holds one per seed."""
-    from aopcore.aggregate import is_multiseed_root, seed_dirs
-    from aopcore.rundir import RunLayout
+    from aopcore.analysis.aggregate import is_multiseed_root, seed_dirs
+    from aopcore.storage.rundir import RunLayout
 
     if not (Path(path) / "config.json").exists() and is_multiseed_root(path):
         seeds = ", ".join(str(s) for s in seed_dirs(path)) or "none finished yet"
@@ -79,8 +79,8 @@ def _refuse_multiseed_root(path: Path) -> None:
 
 
 def _results(app, run_dir: Path) -> int:
-    from aopcore.aggregate import human_judge_labels, judge_agreement
-    from aopcore.store import atomic_write_json, atomic_write_text
+    from aopcore.analysis.aggregate import human_judge_labels, judge_agreement
+    from aopcore.storage.store import atomic_write_json, atomic_write_text
 
     out = app.results(run_dir)
     out["judge_agreement"] = judge_agreement(human_judge_labels(run_dir, out["items"]))

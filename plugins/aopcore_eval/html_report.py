@@ -9,8 +9,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from aopcore.report import LEDGER_HEADER, category_rewards, ledger_rows, samples, targeting
-from aopcore.store import atomic_write_text
+from aopcore.analysis.report import LEDGER_HEADER, category_rewards, ledger_rows, samples, targeting
+from aopcore.storage.store import atomic_write_text
 
 CSS = """body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
 table{border-collapse:collapse;margin:.5em 0 1.5em}td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}
@@ -74,7 +74,7 @@ def training_plot(run_dir: Path) -> str | None:
     import matplotlib.pyplot as plt
 
     curves: dict[str, list[dict[str, float]]] = {}
-    from aopcore.rundir import TRAIN_RECORD, RunLayout
+    from aopcore.storage.rundir import TRAIN_RECORD, RunLayout
 
     layout = RunLayout.of(run_dir)
     for arm in layout.arms():

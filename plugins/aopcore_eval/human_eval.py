@@ -22,10 +22,10 @@ from pathlib import Path
 from urllib.parse import parse_qs
 
 from aopcore import InputError
+from aopcore.analysis.stats import WinRate
+from aopcore.analysis.tables import markdown_table
 from aopcore.records import iter_jsonl
-from aopcore.rundir import TEST_ANSWERS, RunLayout
-from aopcore.stats import WinRate
-from aopcore.tables import markdown_table
+from aopcore.storage.rundir import TEST_ANSWERS, RunLayout
 
 DB_NAME = "human_eval.sqlite"
 SCHEMA = """
@@ -78,7 +78,7 @@ def prepare(
     """Create the blinded items (once) and a token per new rater; returns {rater: token} for the new raters."""
     run_dir = Path(run_dir)
     from aopcore.errors import RuntimeFailure
-    from aopcore.integrity import damaged_message, first_damage
+    from aopcore.storage.integrity import damaged_message, first_damage
 
     damage = first_damage(run_dir, lambda stage: stage.endswith("/answers") or stage.startswith("judge/"))
     if damage is not None:  # the answers raters see (and the judge's verdicts they are compared with) must be intact

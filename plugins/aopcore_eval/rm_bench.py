@@ -15,9 +15,9 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from aopcore.config import ComponentSpec, ConfigReport, TomlLocator, read_toml
+from aopcore.engine.config import ComponentSpec, ConfigReport, TomlLocator, read_toml
 from aopcore.records import load_records
-from aopcore.store import atomic_write_json, atomic_write_text
+from aopcore.storage.store import atomic_write_json, atomic_write_text
 
 SHP_FIELDS = ("history", "human_ref_A", "human_ref_B", "labels", "domain")
 
@@ -70,7 +70,7 @@ def agreement(reward, pairs: list[dict[str, Any]]) -> int:
 
 
 def run_rm_bench(config_file: Path) -> dict[str, Any]:
-    from aopcore.build import _check_component
+    from aopcore.engine.build import _check_component
     from aopcore.registry import load_registry
 
     raw, text = read_toml(config_file)

@@ -6,7 +6,7 @@
 - ``hf:ID[:CONFIG][:SPLIT]`` (split default ``train``), e.g. ``hf:Anthropic/hh-rlhf:harmless-base:test``
   or ``hf:stanfordnlp/SHP::test``; ``ID`` may also be a local folder in hub layout (streamed).
 
-Rows become questions through :class:`aopcore.rows.RowMapper` (HH-RLHF, SHP, Dolly, plain, or a
+Rows become questions through :class:`aopcore.data.rows.RowMapper` (HH-RLHF, SHP, Dolly, plain, or a
 field mapping). Also reads Dolly-format records for SFT (:func:`load_dolly`).
 """
 
@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from aopcore import InputError, Question
+from aopcore.data.rows import FieldMap, RowMapper, default_prefix, jsonl_rows
 from aopcore.options import resolve_path
-from aopcore.rows import FieldMap, RowMapper, default_prefix, jsonl_rows
 from aopcore_hf.models import hub_offline, hub_unreachable
 
 DATA_DIR = Path(__file__).parent / "data"

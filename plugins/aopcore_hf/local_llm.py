@@ -95,14 +95,14 @@ class CachedLLM:
     engine_name = "transformers"  # what runs the model; another engine's responses are cached under their own keys
 
     def __init__(self, options: LocalLLMOptions) -> None:
-        from aopcore.llmcache import ResponseCache
+        from aopcore.storage.llmcache import ResponseCache
 
         self.options = options
         self.cache: ResponseCache | None = ResponseCache(options.cache_path) if options.cache else None
 
     def request_keys(self, prompts: Sequence[str]) -> list[str]:
         """The cache key of each prompt's request (also the source of its sampling seed)."""
-        from aopcore.llmcache import cache_key
+        from aopcore.storage.llmcache import cache_key
 
         o = self.options
         params = o.model_dump(

@@ -41,7 +41,7 @@ class PolicyCache:
 
 def save_policy(model, tokenizer, out: Path) -> None:
     """Weights and tokenizer into ``out``, with the modes the umask allows (save_pretrained may write 0600)."""
-    from aopcore.store import follow_umask
+    from aopcore.storage.store import follow_umask
 
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from aopcore import Prompt, RuntimeFailure
-from aopcore.ranks import process_rank
+from aopcore.engine.ranks import process_rank
 from aopcore.records import to_dict
 from aopcore_hf.ppo.launch import AUTHKEY_ENV
 

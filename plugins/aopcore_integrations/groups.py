@@ -33,8 +33,8 @@ from typing import Any
 
 from aopcore.errors import InputError, RuntimeFailure
 from aopcore.records import EvalRecord, Prompt
-from aopcore.rundir import stage_id
 from aopcore.steps import PlannedSelector, PromptStream, RolloutGroup
+from aopcore.storage.rundir import stage_id
 
 log = logging.getLogger("aopcore")
 

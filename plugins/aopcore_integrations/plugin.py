@@ -15,7 +15,7 @@ def register_api_pages(register):
 
 def _trl_page() -> list[str]:
     """TRLCurriculum's section of docs/api.md (the adapter users import in their own TRL script)."""
-    from aopcore.apidoc import class_section, doc_text
+    from aopcore.devtools.apidoc import class_section, doc_text
     from aopcore_integrations import trl
 
     out = ["## TRL (`aopcore_integrations.trl`)", "", doc_text(trl), ""]

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from aopcore.errors import InputError
-from aopcore.store import atomic_write_json
+from aopcore.storage.store import atomic_write_json
 
 FILE = "trainer.json"
 CHANGES = "trainer-changes.jsonl"

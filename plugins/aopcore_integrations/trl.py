@@ -55,8 +55,8 @@ from typing import Any
 
 from aopcore.errors import InputError, RuntimeFailure
 from aopcore.records import Prompt, category_counts, read_jsonl
-from aopcore.rundir import stage_id
 from aopcore.steps import PlannedSelector, PromptStream, group_rollouts
+from aopcore.storage.rundir import stage_id
 
 log = logging.getLogger("aopcore")
 

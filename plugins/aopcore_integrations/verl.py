@@ -45,8 +45,8 @@ from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
 from aopcore.errors import InputError, RuntimeFailure
 from aopcore.records import EvalRecord, Prompt, read_jsonl
-from aopcore.rundir import order_seed_key, stage_seed
 from aopcore.steps import PlannedSelector, PromptStream, RolloutGroup, read_batches
+from aopcore.storage.rundir import order_seed_key, stage_seed
 
 log = logging.getLogger("aopcore")
 
@@ -138,7 +138,7 @@ def parse_options(data_config: Any) -> VerlOptions:
 
 def open_session(opts: VerlOptions, base_dir: Path | None = None) -> Any:
     """The :class:`~aopcore.CurriculumSession` the options describe."""
-    from aopcore.session import CurriculumSession
+    from aopcore.engine.session import CurriculumSession
 
     if opts.config:
         return CurriculumSession.from_config(
@@ -424,7 +424,7 @@ def compute_score(
         )
     model = _REWARDS.get(reward)
     if model is None:
-        from aopcore.build import LazyComponent
+        from aopcore.engine.build import LazyComponent
         from aopcore.registry import load_registry
 
         registry = load_registry()
@@ -466,7 +466,7 @@ def _rebuild_log(path: Path, batches: Sequence[Any]) -> None:
     """A stream log (draw and report events, as :class:`PromptStream` writes them) from a round's ``steps.jsonl``."""
     import json
 
-    from aopcore.store import atomic_write_text
+    from aopcore.storage.store import atomic_write_text
 
     lines = []
     for b in batches:

@@ -20,7 +20,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 from aopcore import RuntimeFailure, record_usage
-from aopcore.llmcache import IN_FLIGHT, Abandoned, ResponseCache, cache_key
+from aopcore.storage.llmcache import IN_FLIGHT, Abandoned, ResponseCache, cache_key
 from aopcore_providers.options import ProviderOptions
 
 log = logging.getLogger("aopcore")

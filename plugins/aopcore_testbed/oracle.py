@@ -39,7 +39,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from aopcore import CurriculumContext, InputError, Prompt, Provenance
-from aopcore.rundir import RunLayout
+from aopcore.storage.rundir import RunLayout
 
 DATA = Path(__file__).parent / "data"
 GAINS = DATA / "oracle-gains.json"
@@ -110,7 +110,7 @@ def allocate(weights: dict[str, float], categories: list[str], budget: int) -> d
 
 
 def _rates_path(ctx: CurriculumContext) -> Path:
-    from aopcore.rundir import iteration_name
+    from aopcore.storage.rundir import iteration_name
 
     return Path(ctx.workdir) / f"oracle-pass-rates-{iteration_name(ctx.iteration)}.json"
 
@@ -259,7 +259,7 @@ class PerStepOracle(OracleCurriculum):
     """
 
     def _keep_measurement(self, ctx: CurriculumContext, measured: dict[str, list[float]]) -> None:
-        from aopcore.store import atomic_write_json
+        from aopcore.storage.store import atomic_write_json
 
         atomic_write_json(_rates_path(ctx), {"samples": self.options.samples, "rates": measured})
 

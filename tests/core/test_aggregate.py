@@ -7,9 +7,16 @@ from pathlib import Path
 
 import pytest
 
-from aopcore.aggregate import aggregate, human_judge_labels, judge_agreement, reward_sentence, verdict, winrate_sentence
-from aopcore.aggregate_report import write_aggregate
-from aopcore.stats import (
+from aopcore.analysis.aggregate import (
+    aggregate,
+    human_judge_labels,
+    judge_agreement,
+    reward_sentence,
+    verdict,
+    winrate_sentence,
+)
+from aopcore.analysis.aggregate_report import write_aggregate
+from aopcore.analysis.stats import (
     Interval,
     binomial,
     clustered_bootstrap_counts,

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import re
 
-from aopcore import apidoc, protocols, records
+from aopcore import protocols, records
+from aopcore.devtools import apidoc
 
 from helpers import ROOT, run_cli
 

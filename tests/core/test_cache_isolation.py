@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from aopcore.llmcache import ResponseCache, default_cache_path
+from aopcore.storage.llmcache import ResponseCache, default_cache_path
 
 
 def _user_cache() -> Path:

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from aopcore import Budget, Experiment, Prompt, Provenance, Question, record_usage, run_seeds
-from aopcore.aggregate import aggregate
-from aopcore.aggregate_report import markdown
+from aopcore.analysis.aggregate import aggregate
+from aopcore.analysis.aggregate_report import markdown
 
 import toy_components as toy
 from helpers.fakes import HashEmbedder, ScriptedLLM

@@ -6,7 +6,7 @@ import os
 import subprocess
 import sys
 
-from aopcore.config import parse_config
+from aopcore.engine.config import parse_config
 
 from helpers import run_cli
 

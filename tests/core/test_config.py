@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from aopcore.build import resolve
+from aopcore.engine.build import resolve
 
 from helpers import run_cli
 

@@ -210,7 +210,7 @@ def test_adapters_keep_the_class_names_existing_fingerprints_record():
     """The adapters live in aopcore.callables; fingerprint.json of a run directory written before records them as
     aopcore.contracts.*, and a changed name would refuse to resume that run."""
     from aopcore import contracts
-    from aopcore.fingerprint import describe
+    from aopcore.storage.fingerprint import describe
 
     def fn(*args, **kwargs):
         return None

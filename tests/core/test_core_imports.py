@@ -72,7 +72,12 @@ def test_importing_every_core_module_loads_no_plugin_family():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=ROOT)
     assert out.returncode == 0, out.stderr
     result = json.loads(out.stdout.strip().splitlines()[-1])
-    assert {"aopcore.report", "aopcore.judge_prompt", "aopcore.judging", "aopcore.experiment"} <= set(result["modules"])
+    assert {
+        "aopcore.analysis.report",
+        "aopcore.judge_prompt",
+        "aopcore.engine.judging",
+        "aopcore.engine.experiment",
+    } <= set(result["modules"])
     assert result["families"] == []
 
 

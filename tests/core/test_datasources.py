@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from aopcore.datasources import SourceSpec, read_source
+from aopcore.data.rows import FieldMap
+from aopcore.data.sources import SourceSpec, read_source
 from aopcore.errors import InputError
 from aopcore.records import Question
 from aopcore.registry import load_registry
-from aopcore.rows import FieldMap
 
 from helpers import TOY, run_cli
 
@@ -239,11 +239,12 @@ def test_third_party_data_source_through_an_entry_point(toy_config, tmp_path):
 
 
 def test_the_old_module_path_aopcore_data_still_imports_and_registers_nothing():
-    """aopcore.data (beside the folder of the built-in sets) became aopcore.rows and aopcore.builtin_data; the
+    """aopcore.data (beside the folder of the built-in sets) became aopcore.data.rows and aopcore.data.builtin; the
     published names stay importable for a release, and an entry point still naming aopcore.data adds no second
     `builtin` source."""
     import aopcore.data
-    from aopcore import builtin_data, rows
+    from aopcore.data import builtin as builtin_data
+    from aopcore.data import rows
 
     assert aopcore.data.FieldMap is rows.FieldMap and aopcore.data.RowMapper is rows.RowMapper
     assert aopcore.data.load_builtin is builtin_data.load_builtin

@@ -1,4 +1,4 @@
-"""Equal total compute (aopcore.aggregate_compute): arms that tie at equal steps differ once choosing is counted.
+"""Equal total compute (aopcore.analysis.aggregate_compute): arms that tie at equal steps differ once choosing is counted.
 
 Synthetic multi-seed run directories in the real layout (stage records, evaluation files), so the numbers are
 known: two arms reach the same accuracy per iteration, but one pays ten times the tokens to choose its prompts.
@@ -9,9 +9,9 @@ import random
 
 import pytest
 
-from aopcore.aggregate import aggregate
-from aopcore.aggregate_compute import compute_curve, equal_compute
-from aopcore.aggregate_report import markdown
+from aopcore.analysis.aggregate import aggregate
+from aopcore.analysis.aggregate_compute import compute_curve, equal_compute
+from aopcore.analysis.aggregate_report import markdown
 
 QUESTIONS = [f"q{k}" for k in range(60)]
 ACC = {0: 0.3, 1: 0.5, 2: 0.7}  # both arms, per iteration

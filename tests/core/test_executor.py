@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from aopcore import Budget, Experiment, InputError, Question
-from aopcore.build import resolve
+from aopcore.engine.build import resolve
 from aopcore.executors import critical_path, executor_for, expected_wall_time
 from aopcore.executors.lock import held_by_stage, lock_path, wait_for_stages
 from aopcore.executors.ray_executor import RayExecutor

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from aopcore import Budget, Experiment, InputError, Question, TrainStats
-from aopcore.fingerprint import describe
+from aopcore.storage.fingerprint import describe
 
 import toy_components as toy
 from helpers import run_cli
@@ -153,7 +153,7 @@ def test_cli_rerun_with_changed_option_is_refused_then_allowed(toy_config, tmp_p
 
 
 def test_a_change_the_config_snapshot_and_the_experiment_both_describe_is_listed_once(tmp_path: Path):
-    from aopcore.fingerprint import differences, experiment_fingerprint
+    from aopcore.storage.fingerprint import differences, experiment_fingerprint
 
     def fingerprint(records: int) -> dict:
         exp = make(tmp_path, budget=Budget(iterations=1, records_per_iteration=records, passes=1))
@@ -177,8 +177,8 @@ def test_trainstats_import_is_the_public_one():
 
 def test_describing_never_builds_a_lazy_component():
     """The CLI's components are built on first use; a fingerprint (or a check) must not build them."""
-    from aopcore.build import LazyComponent
     from aopcore.contracts import check_component
+    from aopcore.engine.build import LazyComponent
 
     class Impl:
         kind, name = "reward", "expensive"
@@ -187,5 +187,5 @@ def test_describing_never_builds_a_lazy_component():
             raise AssertionError("built")
 
     lazy = LazyComponent(Impl(), toy.MarginJudgeOptions())
-    assert describe(lazy) == "aopcore.build.LazyComponent" and not lazy.built
+    assert describe(lazy) == "aopcore.engine.build.LazyComponent" and not lazy.built
     assert check_component("reward", lazy) == [] and not lazy.built

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from aopcore import InputError, Prompt, Provenance
+from aopcore.data.rows import jsonl_rows
 from aopcore.records import JSONLDecodeError, iter_jsonl, load_questions, load_records, read_jsonl, write_jsonl
-from aopcore.rows import jsonl_rows
 
 
 @pytest.mark.parametrize("bad_line", [2, 4])

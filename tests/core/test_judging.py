@@ -6,10 +6,10 @@ import json
 from pathlib import Path
 
 from aopcore import Budget, Experiment, JudgeItem, JudgingPlan, Prompt, Question, Verdict
-from aopcore.judging import PairVerdict, judge_pair, tally
+from aopcore.analysis.report import LEDGER_HEADER, ledger_rows
+from aopcore.engine.judging import PairVerdict, judge_pair, tally
 from aopcore.ledger import StageMeter
 from aopcore.records import read_jsonl, write_jsonl
-from aopcore.report import LEDGER_HEADER, ledger_rows
 
 import toy_components as toy
 
@@ -129,7 +129,7 @@ def _write(path: Path, rows: list[dict]) -> None:
 
 def test_report_says_how_each_curriculum_chose_its_prompts(tmp_path: Path):
     """Only prompts written from an evaluation were 'chosen for the weakest categories'; vanilla and pool were not."""
-    from aopcore.report import targeting, write_markdown_report
+    from aopcore.analysis.report import targeting, write_markdown_report
 
     run = tmp_path / "run"
     (run / "config.json").parent.mkdir(parents=True)

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from aopcore import Budget, Experiment, Question, TrainStats, Verdict, record_usage
-from aopcore.report import ledger_summary
+from aopcore.analysis.report import ledger_summary
 
 import toy_components as toy
 from helpers.fakes import HashEmbedder, ScriptedLLM

@@ -11,8 +11,8 @@ import pytest
 from pydantic import BaseModel
 
 from aopcore.cli import main
-from aopcore.config import DataSection, EvaluationSection, ExperimentSection
-from aopcore.docgen import bounds
+from aopcore.devtools.docgen import bounds
+from aopcore.engine.config import DataSection, EvaluationSection, ExperimentSection
 from aopcore.errors import InputError
 from aopcore.options import PreflightContext
 from aopcore.registry import load_registry
@@ -179,7 +179,7 @@ def test_relative_input_path_is_relative_to_the_config_file_from_any_folder(proj
 
 
 def test_preflight_receives_the_experiment_and_old_signature_still_works(project, capsys):
-    from aopcore.build import resolve
+    from aopcore.engine.build import resolve
 
     plan = resolve(project)
     import opts_test_plugin  # importable once resolve put its folder on sys.path
@@ -397,7 +397,7 @@ def test_hub_ids_are_checked_against_a_reachable_hub_without_loading_weights(tmp
 
 def test_setting_up_the_quickstart_builds_no_model(tmp_path, monkeypatch):
     """Preflight, build and run preparation of the real quickstart construct no component: models load in stages only."""
-    from aopcore.build import LazyComponent, resolve
+    from aopcore.engine.build import LazyComponent, resolve
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     plan = resolve(Path(__file__).parents[2] / "examples" / "quickstart.toml", [f'experiment.output_dir="{tmp_path}"'])

@@ -1,4 +1,4 @@
-"""The run directory's names are spelled in aopcore.rundir only (issue 29): a path written elsewhere would drift."""
+"""The run directory's names are spelled in aopcore.storage.rundir only (issue 29): a path written elsewhere would drift."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import ast
 import re
 from pathlib import Path
 
-from aopcore.rundir import RunLayout, iteration_of, seed_name, stage_id, stage_iteration, stage_seed
+from aopcore.storage.rundir import RunLayout, iteration_of, seed_name, stage_id, stage_iteration, stage_seed
 
 ROOT = Path(__file__).resolve().parents[2]
 # how the layout's names look inside a string or f-string of code (docstrings may describe the layout)
@@ -14,8 +14,8 @@ PATTERNS = re.compile(
     r"iter-\{|[\"'/]iter-[*0-9]|seed-\{|[\"']seed-\*|shared-sft|train-index|raw-iter|"
     r"[\"'](prompts|evaluation|test_answers|steps)\.jsonl[\"']|[\"']arms[\"'], |/ [\"'](arms|judge)[\"']"
 )
-LAYOUT = ROOT / "aopcore" / "rundir.py"
-# owned by another engineer during issue 29 (its workdir logs and seed keys): to move onto aopcore.rundir next
+LAYOUT = ROOT / "aopcore" / "storage" / "rundir.py"
+# owned by another engineer during issue 29 (its workdir logs and seed keys): to move onto aopcore.storage.rundir next
 NOT_YET = {ROOT / "plugins" / "aopcore_curricula" / "curricula.py"}
 
 
@@ -48,7 +48,7 @@ def test_no_run_directory_path_is_spelled_outside_the_layout_module():
         for line, text in _code_strings(path):
             if PATTERNS.search(text):
                 found.append(f"{path.relative_to(ROOT)}:{line}: {text[:90]}")
-    assert not found, "run-directory paths outside aopcore/rundir.py:\n" + "\n".join(sorted(set(found)))
+    assert not found, "run-directory paths outside aopcore/storage/rundir.py:\n" + "\n".join(sorted(set(found)))
 
 
 def test_the_pattern_catches_a_spelled_path(tmp_path):
@@ -69,6 +69,6 @@ def test_layout_keeps_the_released_names(tmp_path):
     assert stage_iteration("judge/a-vs-b/iter-07") == 7 and stage_iteration("sft/policy") is None
     assert iteration_of("iter-03") == 3 and iteration_of("iter-x") is None
     assert stage_seed(0, "arms/aop/iter-01/prompts") == stage_seed(0, stage_id("aop", 1, "prompts"))
-    from aopcore import experiment
+    from aopcore.engine import experiment
 
     assert experiment.stage_seed is stage_seed  # the published import path still works

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from aopcore.scaffold import KINDS, render
+from aopcore.devtools.scaffold import KINDS, render
 
 from helpers import run_cli
 

@@ -629,7 +629,7 @@ def test_a_feedback_reply_from_the_cache_or_generated_leaves_the_policys_random_
 
 
 def test_the_audit_shows_prompts_that_are_not_what_their_label_says_and_copies_of_heldout_questions(tmp_path):
-    from aopcore.prompt_audit import audit, label_checker
+    from aopcore.engine.prompt_audit import audit, label_checker
     from aopcore_testbed.writer import TestbedWriter
 
     prompts = [

@@ -1,9 +1,9 @@
 import pytest
 
 from aopcore import Question, Verdict
-from aopcore.judging import judge_pair, tally
-from aopcore.stats import WinRate, wilson_interval
-from aopcore.tables import markdown_table
+from aopcore.analysis.stats import WinRate, wilson_interval
+from aopcore.analysis.tables import markdown_table
+from aopcore.engine.judging import judge_pair, tally
 
 
 def test_wilson_interval_matches_hand_computation():

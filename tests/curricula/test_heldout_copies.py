@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from aopcore import CurriculumSession, Prompt, Question, RuntimeFailure
-from aopcore.prompt_audit import normalised
+from aopcore.engine.prompt_audit import normalised
 from aopcore.records import read_jsonl
 from aopcore.registry import load_registry
 from aopcore.testing import make_context
@@ -126,7 +126,7 @@ def test_the_testbed_oracle_leaves_out_heldout_copies_too(tmp_path):
 def test_a_copy_is_the_same_question_once_case_punctuation_and_spacing_are_ignored_but_not_operators(tmp_path):
     """Deleting every non-word character made 'What is 9 + 8?' a copy of 'What is 9 - 8?': testbed:pool held 7 such
     false copies of testbed:heldout, which score-based generation dropped and de-duplication merged."""
-    from aopcore.datasources import load_source
+    from aopcore.data.sources import load_source
 
     assert normalised("What is 2+3?") == normalised("what is 2 + 3") == normalised("  WHAT is 2 +3 ?!")
     assert normalised("What is 9 + 8?") != normalised("What is 9 - 8?")

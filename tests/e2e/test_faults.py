@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from aopcore.runlock import RunDirectoryBusy, driver_lock
+from aopcore.storage.runlock import RunDirectoryBusy, driver_lock
 
 from helpers import AOPCORE, TOY
 from helpers.runs import outputs
@@ -471,7 +471,7 @@ def test_policy_folders_written_by_save_pretrained_follow_the_umask(tmp_path: Pa
     pytest.importorskip("torch")
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from aopcore.store import atomic_directory
+    from aopcore.storage.store import atomic_directory
     from aopcore_hf.policy_io import save_policy
 
     from helpers.tiny_models import save_tiny_gpt2

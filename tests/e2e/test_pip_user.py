@@ -96,7 +96,7 @@ def test_the_wheel_built_from_the_sdist_carries_every_example_family_and_data_fi
     ]:
         assert str(data.relative_to(ROOT / "plugins")) in names, f"{data} is not in the wheel"
     # `aopcore new-plugin`'s templates (package data), byte for byte
-    templates = sorted((ROOT / "aopcore" / "scaffold_templates").rglob("*.tmpl"))
+    templates = sorted((ROOT / "aopcore" / "devtools" / "scaffold_templates").rglob("*.tmpl"))
     assert len(templates) >= 22
     with zipfile.ZipFile(wheel) as zf:
         for template in templates:
@@ -281,7 +281,7 @@ def test_a_folder_named_aopcore_next_to_a_script_is_detected(tmp_path: Path):
     (tmp_path / "aopcore").mkdir()
     (tmp_path / "script.py").write_text("from aopcore import Budget\n")
     trapped = subprocess.run([sys.executable, "script.py"], cwd=tmp_path, capture_output=True, text=True, timeout=60)
-    from aopcore.envreport import shadowing
+    from aopcore.devtools.envreport import shadowing
 
     if trapped.returncode == 0:  # a regular (non-editable) install wins over a folder: nothing to detect
         assert shadowing(tmp_path) is None

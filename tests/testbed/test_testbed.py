@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from aopcore import CurriculumContext, EvalRecord, JudgeItem
-from aopcore.datasources import SourceSpec, read_source
-from aopcore.prompt_audit import normalised
+from aopcore.data.sources import SourceSpec, read_source
+from aopcore.engine.prompt_audit import normalised
 from aopcore.registry import load_registry
 from aopcore_curricula.curricula import AOPCurriculum, SOPCurriculum, VanillaCurriculum
 from aopcore_curricula.generators import ScoreBasedGenerator

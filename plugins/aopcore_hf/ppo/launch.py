@@ -290,7 +290,7 @@ def joined_options(config: Path, overrides: Sequence[str] = ()) -> PPOOptions:
     (no data, no API keys; paths do not matter, the job comes from rank 0)."""
     from pydantic import ValidationError
 
-    from aopcore.config import apply_overrides, read_toml
+    from aopcore.engine.config import apply_overrides, read_toml
     from aopcore.errors import InputError
     from aopcore.options import validation_context
 

@@ -66,7 +66,7 @@ def write_inputs(work: Path) -> None:
     """veRL-format validation parquet and the initial evaluation (the start policy on the held-out set)."""
     import datasets
 
-    from aopcore.datasources import load_source
+    from aopcore.data.sources import load_source
     from aopcore.records import EvalRecord, write_jsonl
 
     test = load_source("testbed:test", work)[:14]
