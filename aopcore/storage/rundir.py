@@ -61,9 +61,19 @@ def stage_iteration(stage_id: str) -> int | None:
     return int(m.group(1)) if m else None
 
 
+def curriculum_log_name(i: int) -> str:
+    """``iter-NN.log.json``: the generation log a built-in curriculum writes into its work folder for iteration ``i``."""
+    return f"{iteration_name(i)}.log.json"
+
+
 def curriculum_log_names(i: int) -> list[str]:
     """The generation logs the built-in curricula write into their work folder for iteration ``i`` (a pool's at 1)."""
-    return [f"{iteration_name(i)}.log.json"] + (["pool.log.json"] if i == 1 else [])
+    return [curriculum_log_name(i)] + (["pool.log.json"] if i == 1 else [])
+
+
+def curriculum_seed_key(kind: str, i: int) -> str:
+    """The :func:`stage_seed` key of a curriculum's own draw at iteration ``i`` (``score-based/iter-NN``)."""
+    return f"{kind}/{iteration_name(i)}"
 
 
 def stage_id(arm: str, i: int, kind: str) -> str:

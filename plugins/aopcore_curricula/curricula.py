@@ -21,6 +21,7 @@ from aopcore import (
     stage_seed,
 )
 from aopcore.records import read_jsonl, write_jsonl
+from aopcore.storage.rundir import curriculum_log_name, curriculum_seed_key
 from aopcore_curricula.generators import (
     ScoreBasedGenerator,
     generate_vanilla_pool,
@@ -120,7 +121,7 @@ class SOPCurriculum:
                 categories=ctx.categories,
                 history=[],
                 iteration=1,
-                seed=stage_seed(ctx.base_seed, "score-based/iter-01"),
+                seed=stage_seed(ctx.base_seed, curriculum_seed_key("score-based", 1)),
                 solve=ctx.solve,
                 heldout=ctx.heldout,
             )
@@ -148,11 +149,11 @@ class AOPCurriculum:
             categories=ctx.categories,
             history=[p.text for p in ctx.history],
             iteration=ctx.iteration,
-            seed=stage_seed(ctx.base_seed, f"score-based/iter-{ctx.iteration:02d}"),
+            seed=stage_seed(ctx.base_seed, curriculum_seed_key("score-based", ctx.iteration)),
             solve=ctx.solve,
             heldout=ctx.heldout,
         )
-        save_json(ctx.workdir / f"iter-{ctx.iteration:02d}.log.json", gen_log.as_dict())
+        save_json(ctx.workdir / curriculum_log_name(ctx.iteration), gen_log.as_dict())
         if ctx.iteration == 1:
             # identical ids to SOP's first slice, so the equality of the two arms at iteration 1 is visible
             prompts = [
@@ -201,7 +202,7 @@ class EvaCurriculum:
         info = rewards.max(axis=1) - rewards.min(axis=1) if o.selection == "reward_gap" else rewards.std(axis=1)
         order = sorted(range(len(candidates)), key=lambda i: (-info[i], i))[: ctx.budget]
         save_json(
-            ctx.workdir / f"iter-{ctx.iteration:02d}.log.json",
+            ctx.workdir / curriculum_log_name(ctx.iteration),
             {
                 **gen_log.as_dict(),
                 "informativeness": {c.id: round(float(v), 6) for c, v in zip(candidates, info)},
