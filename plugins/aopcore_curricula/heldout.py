@@ -21,9 +21,10 @@ HELDOUT_COPY = "held-out question"  # the reason's name in every generation log
 
 
 def heldout_keys(ctx: CurriculumContext, extra: Iterable[str] = ()) -> set[str]:
-    """The normalised held-out questions: ``ctx.heldout`` (given whether or not an evaluation was made) and the
-    evaluation's questions (a hand-built context may carry only those)."""
-    texts = [*ctx.heldout, *(r.question for r in ctx.evaluation), *extra]
+    """The normalised held-out questions: ``ctx.heldout`` (the experiment and a session give it whether or not an
+    evaluation was made), else the evaluation's questions (a hand-built context may carry only those). Not both: a
+    round chosen from rollouts (``aopcore_integrations.groups``) has the training questions in its evaluation."""
+    texts = [*(ctx.heldout or [r.question for r in ctx.evaluation]), *extra]
     return {normalised(t) for t in texts}
 
 
