@@ -212,7 +212,9 @@ class PPOPolicyTrainer(HFPolicyBase):
             pm.AdaptiveKLController(kl_coef, o.target, o.horizon) if o.adap_kl_ctrl else pm.FixedKLController(kl_coef)
         )
         module = PolicyWithValue(model, value_head)
-        optimizer = torch.optim.Adam([p for p in module.parameters() if p.requires_grad], lr=o.learning_rate)
+        optimizer = torch.optim.Adam(
+            [p for p in module.parameters() if p.requires_grad], lr=o.learning_rate, **ppo_memory.adam_kwargs(device)
+        )
         module.train()
         wrapped, optimizer = comm.prepare(module, optimizer)
 
