@@ -12,6 +12,7 @@ import logging
 import os
 import shutil
 import tempfile
+import weakref
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -344,6 +345,29 @@ def load_causal_lm(spec: str, choice: DeviceChoice):
     model = AutoModelForCausalLM.from_pretrained(path, dtype=choice.dtype).to(choice.device)
     declare_tied_weights(model)
     return model, tokenizer
+
+
+class SharedModel:
+    """A read-only causal LM and its tokenizer, one instance per (folder, device, dtype) in a process."""
+
+    def __init__(self, model: Any, tokenizer: Any) -> None:
+        self.model, self.tokenizer = model, tokenizer
+
+
+_shared: weakref.WeakValueDictionary[tuple[str, str, str], SharedModel] = weakref.WeakValueDictionary()
+
+
+def shared_causal_lm(spec: str, choice: DeviceChoice) -> SharedModel:
+    """The model ``spec`` for inference only (eval mode, no gradients), shared by whoever asks for the same folder,
+    device and dtype while someone holds it: the local feedback LLM and a local judge on the same SmolLM2 are one
+    copy in memory, loaded once. Callers must not change its weights or the tokenizer's settings."""
+    key = (resolve_model(spec), choice.device, str(choice.dtype))
+    held = _shared.get(key)
+    if held is None:
+        model, tokenizer = load_causal_lm(spec, choice)
+        model.eval().requires_grad_(False)
+        held = _shared[key] = SharedModel(model, tokenizer)
+    return held
 
 
 def declare_tied_weights(model: Any) -> None:
