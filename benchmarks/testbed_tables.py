@@ -2,10 +2,12 @@
 
     .venv/bin/python benchmarks/testbed_tables.py            # print every table
     .venv/bin/python benchmarks/testbed_tables.py --write    # replace the generated blocks in docs/testbed.md
+                                                             # and benchmarks/README.md
 
-Each table lives in docs/testbed.md between ``<!-- table:NAME -->`` and ``<!-- /table:NAME -->``; ``--write``
-replaces what is between the markers and nothing else, and ``tests/testbed/test_testbed_docs.py`` fails when the page and
-the results disagree, so a rerun of the comparison cannot leave stale figures in the docs.
+Each table lives in docs/testbed.md (and the summary in benchmarks/README.md) between ``<!-- table:NAME -->`` and
+``<!-- /table:NAME -->``; ``--write`` replaces what is between the markers and nothing else, and
+``tests/testbed/test_testbed_docs.py`` fails when a page and the results disagree, so a rerun of the comparison cannot
+leave stale figures in the docs.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
 DOCS = ROOT / "docs" / "testbed.md"
+BENCHMARKS = ROOT / "benchmarks" / "README.md"
 DEFAULT = RESULTS / "testbed_compare.json"
 REGIME = RESULTS / "testbed_regime.json"
 
@@ -130,6 +133,38 @@ def _shape(d: dict) -> str:
     )
 
 
+def benchmarks_summary(d: dict) -> str:
+    """The testbed section of benchmarks/README.md: what was run, how long it took, and the pairs with a verdict."""
+    n, t = d["iterations"], d.get("time_full_run") or d["time"]
+    start = d["heldout"][d["arms"][0]][0]["estimate"]
+    finals = [next(r for r in d["heldout"][a] if r["iteration"] == n)["estimate"] for a in d["arms"]]
+    diffs = {(r["arm_a"], r["arm_b"]): r for r in d["area_under_curve"]["differences"]}
+    cpu = f", {t['cpu_s']:.0f} s CPU" if t.get("cpu_s") is not None else ""
+    load = d.get("machine", {}).get("load_average_1m_at_end")
+    shared = f"; load average {load} at the end: the cores were shared" if load else ""
+    lines = [
+        f"`results/testbed_compare.json` ({d['machine'].get('cpus', '?')} cores{shared}; `{d['config']}`, "
+        f"{len(d['seeds'])} seeds x {len(d['arms'])} arms x {n} iterations, {t['wall_s']:.0f} s wall{cpu}): "
+        f"every arm raises held-out accuracy from {start:.3f} to {min(finals):.2f}-{max(finals):.2f} at iteration {n}. "
+        f"Mean accuracy over iterations 1-{n}, each arm against vanilla, and AOP against SOP (paired two-level "
+        "bootstrap over seeds and held-out questions, `aopcore.aggregate`):",
+        "",
+        "| pair | difference (95% CI) | verdict |",
+        "| --- | --- | --- |",
+    ]
+    pairs = [(a, "vanilla") for a in d["arms"] if a != "vanilla"] + [("aop", "sop")]
+    for key in pairs:
+        if (r := diffs.get(key)) is not None:
+            text = _ci(r["estimate"], r["ci_low"], r["ci_high"])
+            lines.append(f"| {key[0]} - {key[1]} | {_bold_if(text, r['verdict'])} | {r['verdict']} |")
+    lines += [
+        "",
+        "The oracle is a positive control (it measures every prompt's pass rate before choosing); each arm's fraction "
+        "of its gain, and why AOP does not win here: [docs/testbed.md](../docs/testbed.md).",
+    ]
+    return "\n".join(lines)
+
+
 def tables() -> dict[str, str]:
     default = json.loads(DEFAULT.read_text())
     out = {
@@ -137,6 +172,7 @@ def tables() -> dict[str, str]:
         "pairs": pairs_table(default),
         "oracle": oracle_table(default),
         "compute": compute_sentences(default),
+        "benchmarks-summary": benchmarks_summary(default),
     }
     if REGIME.exists():
         regime = json.loads(REGIME.read_text())
@@ -154,7 +190,7 @@ def render(page: str, generated: dict[str, str]) -> str:
     def sub(m: re.Match) -> str:
         name = m.group(1)
         if name not in generated:
-            raise SystemExit(f"{DOCS}: no generated table named {name!r} (have {sorted(generated)})")
+            raise SystemExit(f"no generated table named {name!r} (have {sorted(generated)})")
         return f"<!-- table:{name} -->\n{generated[name]}\n<!-- /table:{name} -->"
 
     return re.sub(r"<!-- table:([\w-]+) -->\n.*?<!-- /table:\1 -->", sub, page, flags=re.S)
@@ -162,11 +198,14 @@ def render(page: str, generated: dict[str, str]) -> str:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--write", action="store_true", help="replace the generated blocks in docs/testbed.md")
+    p.add_argument(
+        "--write", action="store_true", help="replace the generated blocks in docs/testbed.md and benchmarks/README.md"
+    )
     args = p.parse_args()
     generated = tables()
     if args.write:
-        DOCS.write_text(render(DOCS.read_text(), generated))
+        for page in (DOCS, BENCHMARKS):
+            page.write_text(render(page.read_text(), generated))
         return
     for name, text in generated.items():
         sys.stdout.write(f"<!-- table:{name} -->\n{text}\n<!-- /table:{name} -->\n\n")

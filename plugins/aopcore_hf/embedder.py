@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Sequence
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -19,16 +21,28 @@ class EmbedderOptions(ModelPreflight, BaseModel):
     normalize: bool = Field(True, description="Unit-length vectors, so a dot product is a cosine similarity.")
 
 
+_loaded: weakref.WeakValueDictionary[tuple[str, str], Any] = weakref.WeakValueDictionary()
+
+
+def _sentence_transformer(path: str, device: str) -> Any:
+    """One SentenceTransformer per folder and device in a process: the relevance reward and the embedder both use
+    MiniLM in the quickstart, and encoding changes no weights."""
+    from sentence_transformers import SentenceTransformer
+
+    model = _loaded.get((path, device))
+    if model is None:
+        model = _loaded[(path, device)] = SentenceTransformer(path, device=device)
+    return model
+
+
 class SentenceEmbedder:
     """Sentence embeddings as a float32 numpy array (n, dim)."""
 
     Options = EmbedderOptions
 
     def __init__(self, options: EmbedderOptions) -> None:
-        from sentence_transformers import SentenceTransformer
-
         self.options = options
-        self.model = SentenceTransformer(resolve_model(options.model), device=choose_device(options.device).device)
+        self.model = _sentence_transformer(resolve_model(options.model), choose_device(options.device).device)
 
     def embed(self, texts: Sequence[str]):
         return self.model.encode(

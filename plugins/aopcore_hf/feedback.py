@@ -15,7 +15,7 @@ from aopcore_hf.generation import (
     generate_rollouts,
 )
 from aopcore_hf.local_llm import CachedLLM, LocalJudgeOptions, LocalLLMOptions, letter_ids, letter_verdict
-from aopcore_hf.models import choose_device, load_causal_lm
+from aopcore_hf.models import SharedModel, choose_device, shared_causal_lm
 
 __all__ = [
     "LocalFeedbackLLM",
@@ -41,7 +41,21 @@ class LocalFeedbackLLM(CachedLLM):
 
     def __init__(self, options: LocalLLMOptions) -> None:
         super().__init__(options)
-        self.model, self.tokenizer = load_causal_lm(options.model, choose_device(options.device, options.dtype))
+        self._shared: SharedModel | None = None  # loaded at the first request the response cache cannot answer
+
+    @property
+    def model(self):
+        return self._loaded().model
+
+    @property
+    def tokenizer(self):
+        return self._loaded().tokenizer
+
+    def _loaded(self) -> SharedModel:
+        if self._shared is None:
+            o = self.options
+            self._shared = shared_causal_lm(o.model, choose_device(o.device, o.dtype))
+        return self._shared
 
     def _generate(self, prompts: Sequence[str], seeds: Sequence[int]) -> list[str]:
         """Each prompt alone (no padding, no neighbours), after ``torch.manual_seed`` of its own seed: in float32 a
@@ -85,7 +99,8 @@ class LocalModelJudge:
 
         self.options = options
         self.choice = choose_device(options.device, options.dtype)
-        self.model, self.tokenizer = load_causal_lm(options.model, self.choice)
+        self._shared = shared_causal_lm(options.model, self.choice)  # the feedback LLM's copy when it is the same model
+        self.model, self.tokenizer = self._shared.model, self._shared.tokenizer
         self.letters = letter_ids(self.tokenizer)
         self._torch = torch
 

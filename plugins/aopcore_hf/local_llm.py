@@ -11,7 +11,7 @@ judge's default stays transformers, since it is the measuring instrument.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -26,7 +26,12 @@ class LocalLLMOptions(ModelPreflight, BaseModel):
         "smollm2-135m-instruct", description="Hub id, folder (relative to the config file), or offline alias."
     )
     device: str = "auto"
-    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
+        "auto",
+        description="auto: for the feedback LLM on transformers, bfloat16 on a CUDA card or a CPU with native bf16 "
+        "(AMX, AVX512-BF16), else float32 (resolved when the config is read and recorded in the run's config.json); "
+        "for the judge, bf16 on CUDA and float32 on a CPU.",
+    )
     max_new_tokens: int = Field(256, ge=1)
     temperature: float = Field(0.7, gt=0)
     top_p: float = Field(0.95, gt=0, le=1)
@@ -54,12 +59,20 @@ class LocalLLMOptions(ModelPreflight, BaseModel):
         "is read and recorded in the run's config.json.",
     )
 
+    resolves_dtype: ClassVar[bool] = (
+        True  # the feedback LLM: dtype auto becomes bfloat16 where the CPU computes it natively
+    )
+
     @model_validator(mode="after")
     def _resolve_engine(self):
         if self.engine == "auto":
             from aopcore_hf.vllm.engine import vllm_available
 
             self.engine = "vllm" if vllm_available() else "transformers"
+        if self.engine == "transformers" and self.dtype == "auto" and self.resolves_dtype:
+            from aopcore_hf.models import inference_dtype
+
+            self.dtype = inference_dtype(self.device, self.dtype)
         return self
 
     def preflight(self, ctx) -> list[str]:
@@ -111,6 +124,8 @@ class CachedLLM:
         params["sampling"] = SAMPLING_SCHEME
         if self.engine_name != "transformers":  # another engine samples other responses: never answered from these
             params.update(engine=self.engine_name, dtype=o.dtype)
+        elif o.dtype not in ("auto", "float32"):  # nor another precision (float32 keys stay as they were)
+            params.update(dtype=o.dtype)
         return [cache_key("local", o.model, p, params) for p in prompts]
 
     def complete(self, prompts: Sequence[str]) -> list[str]:
@@ -133,6 +148,9 @@ class CachedLLM:
 
 
 class LocalJudgeOptions(LocalLLMOptions):
+    resolves_dtype: ClassVar[bool] = (
+        False  # the measuring instrument: float32 on a CPU whatever the CPU, unless the config says
+    )
     tie_margin: float = Field(0.0, ge=0, description="Answer C when P(A) and P(B) differ by less than this.")
     batch_size: int = Field(8, ge=1, description="Items read per forward pass.")
     # the judge is the measuring instrument: its default does not change with what is installed (vLLM's bfloat16

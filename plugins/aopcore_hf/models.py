@@ -12,6 +12,7 @@ import logging
 import os
 import shutil
 import tempfile
+import weakref
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -333,6 +334,32 @@ def choose_device(device: str = "auto", dtype: str = "auto") -> DeviceChoice:
     return DeviceChoice(device, dt)
 
 
+def cpu_has_native_bf16() -> bool:
+    """Whether this CPU computes bfloat16 matrix products in hardware (AMX or AVX512-BF16, from /proc/cpuinfo).
+
+    There an inference-only model in bfloat16 reads half the memory per generated token and runs on the bf16
+    units: the quickstart's feedback LLM writes its prompts in half the CPU time. On AVX2-only CPUs bfloat16 is
+    emulated and gains nothing, so float32 stays."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = next((line.split(":", 1)[1].split() for line in f if line.startswith("flags")), [])
+    except OSError:
+        return False
+    return "amx_bf16" in flags or "avx512_bf16" in flags
+
+
+def inference_dtype(device: str, dtype: str) -> str:
+    """``dtype`` for a model that is only run, never trained, with ``auto`` resolved: bfloat16 on a CUDA card or CPU
+    that computes it natively, float32 otherwise. Options resolve it when they are validated, so the run's
+    config.json and fingerprint record what ran, and a resume on a CPU that would choose otherwise is refused."""
+    if dtype != "auto":
+        return dtype
+    choice = choose_device(device, "auto")
+    if choice.device.startswith("cuda"):
+        return "bfloat16" if "bfloat16" in str(choice.dtype) else "float32"
+    return "bfloat16" if cpu_has_native_bf16() else "float32"
+
+
 def load_causal_lm(spec: str, choice: DeviceChoice):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -344,6 +371,29 @@ def load_causal_lm(spec: str, choice: DeviceChoice):
     model = AutoModelForCausalLM.from_pretrained(path, dtype=choice.dtype).to(choice.device)
     declare_tied_weights(model)
     return model, tokenizer
+
+
+class SharedModel:
+    """A read-only causal LM and its tokenizer, one instance per (folder, device, dtype) in a process."""
+
+    def __init__(self, model: Any, tokenizer: Any) -> None:
+        self.model, self.tokenizer = model, tokenizer
+
+
+_shared: weakref.WeakValueDictionary[tuple[str, str, str], SharedModel] = weakref.WeakValueDictionary()
+
+
+def shared_causal_lm(spec: str, choice: DeviceChoice) -> SharedModel:
+    """The model ``spec`` for inference only (eval mode, no gradients), shared by whoever asks for the same folder,
+    device and dtype while someone holds it: the local feedback LLM and a local judge on the same SmolLM2 are one
+    copy in memory, loaded once. Callers must not change its weights or the tokenizer's settings."""
+    key = (resolve_model(spec), choice.device, str(choice.dtype))
+    held = _shared.get(key)
+    if held is None:
+        model, tokenizer = load_causal_lm(spec, choice)
+        model.eval().requires_grad_(False)
+        held = _shared[key] = SharedModel(model, tokenizer)
+    return held
 
 
 def declare_tied_weights(model: Any) -> None:

@@ -29,14 +29,33 @@ class PolicyCache:
         self._key: tuple[str, float] | None = None
         self._value: tuple[Any, Any] | None = None
 
-    def load(self, path: Path, choice: DeviceChoice):
+    @staticmethod
+    def _key_of(path: Path, choice: DeviceChoice) -> tuple[str, float, str, str]:
         marker = path / POINTER if (path / POINTER).exists() else path / "config.json"
-        key = (str(path.resolve()), marker.stat().st_mtime if marker.exists() else 0.0)
+        return (
+            str(path.resolve()),
+            marker.stat().st_mtime if marker.exists() else 0.0,
+            choice.device,
+            str(choice.dtype),
+        )
+
+    def load(self, path: Path, choice: DeviceChoice):
+        key = self._key_of(path, choice)
         if key != self._key:
-            self._value = None
+            self.clear()  # the old model goes before the new one loads: never two in memory
             self._value = load_causal_lm(policy_source(path), choice)
             self._key = key
         return self._value
+
+    def holds(self, path: Path, choice: DeviceChoice) -> bool:
+        return self._value is not None and self._key == self._key_of(path, choice)
+
+    def clear(self) -> None:
+        self._key, self._value = None, None
+
+    def put(self, path: Path, choice: DeviceChoice, model: Any, tokenizer: Any) -> None:
+        """Keep a model just saved to ``path`` (its weights are what the folder holds): the next load reads no file."""
+        self._key, self._value = self._key_of(path, choice), (model, tokenizer)
 
 
 def save_policy(model, tokenizer, out: Path) -> None:

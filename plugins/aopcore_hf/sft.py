@@ -26,12 +26,16 @@ def dolly_prompt(row: dict[str, str]) -> str:
 def sft_config(options: SFTOptions, work: Path, *, choice: DeviceChoice, seed: int):
     """TRL's SFTConfig for one SFT run: evaluate and save every epoch, keep the best by validation loss.
 
+    One epoch has no best to choose: then nothing is saved mid-run (a checkpoint of SmolLM2 with its Adam states
+    is about 1.6 GB written and read back) and the model as trained is the result.
+
     Activation checkpointing (TRL's default for SFT) is set by its current name: TRL still sets the deprecated
     ``gradient_checkpointing`` otherwise, and transformers warns about it on every run.
     """
     from trl import SFTConfig
 
     cpu = not choice.device.startswith("cuda")
+    choose_best = options.max_epochs > 1
     return SFTConfig(
         output_dir=str(work),
         num_train_epochs=options.max_epochs,
@@ -40,8 +44,8 @@ def sft_config(options: SFTOptions, work: Path, *, choice: DeviceChoice, seed: i
         per_device_eval_batch_size=options.batch_size,
         max_length=options.max_length,
         eval_strategy="epoch",
-        save_strategy="epoch",
-        load_best_model_at_end=True,
+        save_strategy="epoch" if choose_best else "no",
+        load_best_model_at_end=choose_best,
         metric_for_best_model="eval_loss",
         greater_is_better=False,
         save_total_limit=options.patience + 1,
@@ -92,7 +96,7 @@ def run_sft(
         train_dataset=train,
         eval_dataset=val,
         processing_class=tokenizer,
-        callbacks=[EarlyStoppingCallback(early_stopping_patience=options.patience)],
+        callbacks=[EarlyStoppingCallback(early_stopping_patience=options.patience)] if options.max_epochs > 1 else [],
     )
     from transformers.trainer_callback import PrinterCallback, ProgressCallback
 

@@ -123,3 +123,28 @@ def test_a_failing_environment_note_is_shown_as_failed_and_the_others_stay(monke
         lambda hook: [("broken", broken), ("fine", lambda: "here"), ("silent", lambda: None)],
     )
     assert plugin_notes() == {"broken": "failed: OSError: no such folder", "fine": "here"}
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_feedback_dtype_auto_is_bfloat16_only_on_a_cpu_that_computes_it_and_the_judge_stays_float32(
+    monkeypatch, native: bool
+):
+    """The feedback LLM only generates: bf16 halves its memory and CPU time where AMX/AVX512-BF16 exist; the choice is
+    made when the options are validated (so config.json records it), and never for the judge."""
+    import aopcore_hf.models as models
+    from aopcore.llmcache import cache_key
+
+    monkeypatch.setenv("AOPCORE_VLLM_PYTHON", "")
+    monkeypatch.setattr(models, "cpu_has_native_bf16", lambda: native)
+    feedback = LocalLLMOptions(device="cpu")
+    assert feedback.dtype == ("bfloat16" if native else "float32")
+    assert LocalLLMOptions(device="cpu", dtype="float32").dtype == "float32"  # an explicit choice is kept
+    assert LocalJudgeOptions(device="cpu").dtype == "auto"  # choose_device: float32 on a CPU
+    assert models.choose_device("cpu", LocalJudgeOptions(device="cpu").dtype).dtype == __import__("torch").float32
+
+    seen: list[str] = []
+    monkeypatch.setattr("aopcore.llmcache.cache_key", lambda *a: seen.append(a[3]) or cache_key(*a))
+    llm = LocalFeedbackLLM(feedback.model_copy(update={"cache": False}))
+    monkeypatch.setattr(llm, "_generate", lambda prompts: ["x" for _ in prompts])
+    llm.complete(["q"])
+    assert ("dtype" in seen[0]) is native  # bf16 responses never answer a float32 request from the cache

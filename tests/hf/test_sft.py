@@ -23,7 +23,7 @@ def test_sft_of_a_tied_model_reloads_its_best_epoch_without_a_missing_keys_warni
     out.mkdir()
     run_sft(
         str(base),
-        SFTOptions(dataset="builtin:dolly-mini", max_epochs=1, limit=16, batch_size=8, learning_rate=5e-3),
+        SFTOptions(dataset="builtin:dolly-mini", max_epochs=2, limit=16, batch_size=8, learning_rate=5e-3),
         out,
         choice=choose_device("cpu"),
         seed=0,
@@ -59,3 +59,20 @@ def test_sft_uses_the_current_checkpointing_api_and_prints_no_deprecation(tmp_pa
     assert (tmp_path / "sft" / "sft.json").exists()
     deprecated = [str(w.message) for w in caught if "checkpointing" in str(w.message)]
     assert not deprecated, deprecated
+
+
+def test_one_epoch_saves_no_checkpoint_and_several_keep_the_best(tmp_path: Path):
+    """One epoch has no best epoch to choose: no mid-run checkpoint (model and Adam states) is written and read back."""
+    pytest.importorskip("trl")
+    from aopcore_hf.models import choose_device
+    from aopcore_hf.options import SFTOptions
+    from aopcore_hf.sft import sft_config
+
+    def config(epochs: int):
+        options = SFTOptions(dataset="builtin:dolly-mini", max_epochs=epochs, limit=16)
+        return sft_config(options, tmp_path / "work", choice=choose_device("cpu"), seed=0)
+
+    one, two = config(1), config(2)
+    assert one.save_strategy == "no" and one.load_best_model_at_end is False
+    assert two.save_strategy == "epoch" and two.load_best_model_at_end is True
+    assert two.metric_for_best_model == "eval_loss" and one.eval_strategy == "epoch"  # losses still logged

@@ -49,3 +49,11 @@ def test_the_tables_in_the_docs_are_the_committed_results():
     blocks = re.findall(r"<!-- table:([\w-]+) -->", page)
     assert {"arms", "pairs", "oracle", "compute", "regime"} <= set(blocks), blocks
     assert render(page, generated) == page, "run `.venv/bin/python benchmarks/testbed_tables.py --write`"
+    bench = (ROOT / "benchmarks" / "README.md").read_text()  # its testbed section is generated from the same file
+    assert re.findall(r"<!-- table:([\w-]+) -->", bench) == ["benchmarks-summary"]
+    assert render(bench, generated) == bench, "run `.venv/bin/python benchmarks/testbed_tables.py --write`"
+    assert f"{len(generated_arms(ROOT))} arms" in bench
+
+
+def generated_arms(root: Path) -> list[str]:
+    return json.loads((root / "benchmarks" / "results" / "testbed_compare.json").read_text())["arms"]

@@ -26,6 +26,12 @@ def weights_choice(choice: DeviceChoice, amp: torch.dtype | None) -> DeviceChoic
     return DeviceChoice(choice.device, torch.float32) if amp is not None else choice
 
 
+def adam_kwargs(device: str) -> dict[str, bool]:
+    """The fused Adam kernel on CPUs and CUDA: one pass over each parameter, where the default multi-tensor Adam
+    allocates temporaries as large as all the parameters at every step (hundreds of MB for SmolLM2)."""
+    return {"fused": True} if torch.device(device).type in ("cpu", "cuda") else {}
+
+
 @contextlib.contextmanager
 def autocast(device: str, amp: torch.dtype | None) -> Iterator[None]:
     if amp is None:
@@ -48,13 +54,27 @@ class Reference:
     ``offload`` holds it in CPU memory and moves it to the device for its one forward per step, ``cpu`` computes
     its log-probs on the CPU in float32."""
 
-    def __init__(self, spec: str, choice: DeviceChoice, placement: str, amp: torch.dtype | None) -> None:
+    def __init__(
+        self,
+        spec: str,
+        choice: DeviceChoice,
+        placement: str,
+        amp: torch.dtype | None,
+        *,
+        loaded: Callable[[DeviceChoice], Any] | None = None,
+    ) -> None:
+        """``loaded(where)``: the policy's weights already in memory in that placement and dtype (read-only: the
+        generation cache's model), or None; the reference then shares them instead of reading a second copy."""
         self.device = choice.device
         self.placement = placement
         self.amp = amp
-        home = choice.device if placement == "device" else "cpu"
-        dtype = torch.float32 if placement == "cpu" else choice.dtype
-        self.model, _ = load_causal_lm(spec, DeviceChoice(home, dtype))
+        where = DeviceChoice(
+            choice.device if placement == "device" else "cpu", torch.float32 if placement == "cpu" else choice.dtype
+        )
+        self.model = loaded(where) if loaded is not None else None
+        self.shared = self.model is not None
+        if self.model is None:
+            self.model, _ = load_causal_lm(spec, where)
         self.model.eval().requires_grad_(False)
 
     def logprobs(self, batch: Any, forward: Callable[..., tuple[torch.Tensor, Any, Any]]) -> torch.Tensor:

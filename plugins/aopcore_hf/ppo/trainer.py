@@ -194,15 +194,20 @@ class PPOPolicyTrainer(HFPolicyBase):
         rng = random.Random(seed)  # the same on every rank, so every rank walks the same batches
         device = self.choice.device
         weights = ppo_memory.weights_choice(self.choice, ppo_memory.autocast_dtype(o.mixed_precision, self.choice))
-        model, tokenizer = load_causal_lm(policy_source(policy), weights)
-        if o.gradient_checkpointing:
-            ppo_memory.enable_gradient_checkpointing(model)
+        # the reference is the input policy, frozen: where evaluation left that policy in the generation cache, the
+        # reference is that model (one copy fewer to read and hold); otherwise the cache is emptied first
         ref = ppo_memory.Reference(
             policy_source(policy),
             weights,
             o.reference_placement,
             ppo_memory.autocast_dtype(o.mixed_precision, self.choice),
+            loaded=lambda where: self.cache.load(policy, where)[0] if self.cache.holds(policy, where) else None,
         )
+        if not ref.shared:
+            self.cache.clear()
+        model, tokenizer = load_causal_lm(policy_source(policy), weights)
+        if o.gradient_checkpointing:
+            ppo_memory.enable_gradient_checkpointing(model)
         value_head = ValueHead(model.config.hidden_size).to(device)
         if (policy / VALUE_HEAD).exists():
             value_head.load_state_dict(torch.load(policy / VALUE_HEAD, map_location=device))
@@ -212,7 +217,9 @@ class PPOPolicyTrainer(HFPolicyBase):
             pm.AdaptiveKLController(kl_coef, o.target, o.horizon) if o.adap_kl_ctrl else pm.FixedKLController(kl_coef)
         )
         module = PolicyWithValue(model, value_head)
-        optimizer = torch.optim.Adam([p for p in module.parameters() if p.requires_grad], lr=o.learning_rate)
+        optimizer = torch.optim.Adam(
+            [p for p in module.parameters() if p.requires_grad], lr=o.learning_rate, **ppo_memory.adam_kwargs(device)
+        )
         module.train()
         wrapped, optimizer = comm.prepare(module, optimizer)
 
@@ -291,6 +298,12 @@ class PPOPolicyTrainer(HFPolicyBase):
             torch.save(value_head.state_dict(), out / VALUE_HEAD)
             (out / STATE).write_text(json.dumps({"kl_coef": kl_ctl.value}))
         comm.barrier()
+        del ref, optimizer, wrapped, module
+        if comm.world == 1 and weights == self.choice:  # evaluation and answers of ``out`` come next: no reread
+            model.eval().requires_grad_(False)
+            for p in model.parameters():
+                p.grad = None
+            self.cache.put(out, self.choice, model, tokenizer)
         return TrainStats(steps=len(batches), episodes=len(order), tokens_generated=tokens_generated, metrics=metrics)
 
     def _step(
