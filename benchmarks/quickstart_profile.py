@@ -75,12 +75,12 @@ class _Probe:
         import transformers
         from transformers import modeling_utils
 
-        import aopcore.experiment
-        import aopcore.session
-        import aopcore.stagerun
+        import aopcore.engine.experiment
+        import aopcore.engine.session
+        import aopcore.engine.stagerun
 
         probe = self
-        inner = aopcore.stagerun.commit_stage
+        inner = aopcore.engine.stagerun.commit_stage
 
         def commit_stage(store, stage_id, kind, work, **kw):
             if store.is_done(stage_id):
@@ -106,7 +106,7 @@ class _Probe:
                 probe.current = None
                 probe.resettable = _reset_hwm() and probe.resettable
 
-        for module in (aopcore.stagerun, aopcore.experiment, aopcore.session):
+        for module in (aopcore.engine.stagerun, aopcore.engine.experiment, aopcore.engine.session):
             if getattr(module, "commit_stage", None) is inner:
                 module.commit_stage = commit_stage
 

@@ -147,7 +147,7 @@ def benchmarks_summary(d: dict) -> str:
         f"{len(d['seeds'])} seeds x {len(d['arms'])} arms x {n} iterations, {t['wall_s']:.0f} s wall{cpu}): "
         f"every arm raises held-out accuracy from {start:.3f} to {min(finals):.2f}-{max(finals):.2f} at iteration {n}. "
         f"Mean accuracy over iterations 1-{n}, each arm against vanilla, and AOP against SOP (paired two-level "
-        "bootstrap over seeds and held-out questions, `aopcore.aggregate`):",
+        "bootstrap over seeds and held-out questions, `aopcore.analysis.aggregate`):",
         "",
         "| pair | difference (95% CI) | verdict |",
         "| --- | --- | --- |",

@@ -132,7 +132,7 @@ def test_feedback_dtype_auto_is_bfloat16_only_on_a_cpu_that_computes_it_and_the_
     """The feedback LLM only generates: bf16 halves its memory and CPU time where AMX/AVX512-BF16 exist; the choice is
     made when the options are validated (so config.json records it), and never for the judge."""
     import aopcore_hf.models as models
-    from aopcore.llmcache import cache_key
+    from aopcore.storage.llmcache import cache_key
 
     monkeypatch.setenv("AOPCORE_VLLM_PYTHON", "")
     monkeypatch.setattr(models, "cpu_has_native_bf16", lambda: native)
@@ -143,7 +143,7 @@ def test_feedback_dtype_auto_is_bfloat16_only_on_a_cpu_that_computes_it_and_the_
     assert models.choose_device("cpu", LocalJudgeOptions(device="cpu").dtype).dtype == __import__("torch").float32
 
     seen: list[str] = []
-    monkeypatch.setattr("aopcore.llmcache.cache_key", lambda *a: seen.append(a[3]) or cache_key(*a))
+    monkeypatch.setattr("aopcore.storage.llmcache.cache_key", lambda *a: seen.append(a[3]) or cache_key(*a))
     llm = LocalFeedbackLLM(feedback.model_copy(update={"cache": False}))
     monkeypatch.setattr(llm, "_generate", lambda prompts: ["x" for _ in prompts])
     llm.complete(["q"])
