@@ -4,7 +4,8 @@ Handles JSON (lists of strings or of {"category", "question"} objects, also insi
 code fences), numbered lists, bullets, "category: question" or "[category] question"
 labels, prose, refusals and empty text.
 
-What is kept must be a whole question (or a request, or a "CMV:"/"ELI5:" post): small
+What is kept must be a whole question (or a request, a task instruction such as reasoning-gym's "Calculate 12 + 5."
+or "Spell this word backward ...", or a "CMV:"/"ELI5:" post): small
 feedback models stop mid-sentence at the token limit, leave list markers, labels and
 copied scores in the text ("1. 2.1.1: What ...", "#Tag: ...", "... (1.99)"), and answer
 like an assistant ("I'm ready to help. What's your first question?"). Markers, labels
@@ -37,7 +38,8 @@ CONVENTION = re.compile(
 QUESTION_START = re.compile(
     r"^(?:(?:what|why|how|when|where|who|whom|which|whose|is|are|was|were|do|does|did|can|could|should|"
     r"would|will|have|has|may|might|shall|am|any|anyone|explain|describe|tell me|recommend|suggest|"
-    r"looking for|need)\b|eli5\s*:|cmv\s*:)",
+    r"looking for|need|"
+    r"calculate|compute|solve|spell|reverse|sort|simplify|evaluate)\b|eli5\s*:|cmv\s*:)",  # task instructions
     re.I,
 )
 REQUEST = re.compile(r"\b(?:advice|tips?|recommendations?|suggestions?|thoughts|opinions?|experiences?)\b", re.I)

@@ -187,12 +187,13 @@ def shipped_key() -> str:
     return digest(file_hashes(shipped_weights()))[:16]
 
 
-def _install_shipped(target: Path) -> Path:
-    """Copy the shipped start policy into ``target`` atomically (a crash leaves nothing; concurrent copies are safe)."""
+def _install_shipped(target: Path, source: Path | None = None) -> Path:
+    """Copy a shipped start policy (``testbed-tiny`` unless ``source`` names another) into ``target`` atomically
+    (a crash leaves nothing; concurrent copies are safe)."""
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
     try:
-        for p in sorted(shipped_weights().iterdir()):
+        for p in sorted((source or shipped_weights()).iterdir()):
             if p.is_file():
                 shutil.copyfile(p, tmp / p.name)
         _publish(tmp, target)

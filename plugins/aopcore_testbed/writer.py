@@ -28,6 +28,7 @@ import hashlib
 import random
 import re
 from collections.abc import Sequence
+from typing import ClassVar
 
 from aopcore import record_usage
 from aopcore_testbed.options import WriterOptions
@@ -40,15 +41,20 @@ _DOMAIN_FORMAT = re.compile(r"domain \| question")
 _ANSWER_REQUEST = re.compile(r"reference answer", re.I)
 
 
-def _category(label: str) -> str | None:
+def _category(label: str, categories: Sequence[str] = CATEGORIES) -> str | None:
     key = re.sub(r"[^a-z0-9]", "", label.lower())
-    return next((c for c in CATEGORIES if re.sub(r"[^a-z0-9]", "", c) == key), None)
+    return next((c for c in categories if re.sub(r"[^a-z0-9]", "", c) == key), None)
 
 
 class TestbedWriter:
-    """Writes checkable questions in the requested categories; see the module docstring for what it reads."""
+    """Writes checkable questions in the requested categories; see the module docstring for what it reads.
+
+    A tier with other categories subclasses it and sets ``CATEGORIES`` and overrides ``write``, ``answer`` and
+    ``category_of`` (the sequence tier's writer does).
+    """
 
     Options = WriterOptions
+    CATEGORIES: ClassVar[list[str]] = CATEGORIES
 
     def __init__(self, options: WriterOptions | None = None) -> None:
         self.options = options or WriterOptions()
@@ -69,6 +75,14 @@ class TestbedWriter:
         skill = skill_of(question)
         return skill.name if skill is not None else None
 
+    def write(self, category: str, rng: random.Random) -> str:
+        """A new question of ``category``."""
+        return SKILLS[category].make(rng)
+
+    def answer(self, category: str, question: str) -> str:
+        """The reference answer to ``question`` (one the writer wrote for ``category``)."""
+        return SKILLS[category].solve(question) or ""
+
     def _rng(self, prompt: str) -> random.Random:
         digest = hashlib.sha256(f"{self.options.seed}\0{prompt}".encode()).hexdigest()
         return random.Random(int(digest[:16], 16))
@@ -78,20 +92,20 @@ class TestbedWriter:
         m = _COUNT.search(prompt)
         n = int(m.group(1)) if m else 10
         for quoted, reddit in _NAMED.findall(prompt):
-            if cat := _category(quoted or reddit):
+            if cat := _category(quoted or reddit, self.CATEGORIES):
                 return n, cat
-        scores = {c: float(s) for name, s in _SUMMARY.findall(prompt) if (c := _category(name))}
+        scores = {c: float(s) for name, s in _SUMMARY.findall(prompt) if (c := _category(name, self.CATEGORIES))}
         if scores:
             return n, {c: max(1.0 - s, 0.0) ** self.options.focus + 1e-3 for c, s in scores.items()}
         tail = prompt[-400:].lower()
-        found = [(m.start(), c) for c in CATEGORIES if (m := re.search(rf"\b{c}\b", tail))]
+        found = [(m.start(), c) for c in self.CATEGORIES if (m := re.search(rf"\b{c}\b", tail))]
         return n, min(found)[1] if found else None
 
     def _reply(self, prompt: str) -> str:
         rng = self._rng(prompt)
         n, target = self.requested(prompt)
         if target is None:
-            return f"I'm sorry, I can only write questions about {', '.join(CATEGORIES)}."
+            return f"I'm sorry, I can only write questions about {', '.join(self.CATEGORIES)}."
         if isinstance(target, str):
             cats = [target] * n
         else:
@@ -101,7 +115,7 @@ class TestbedWriter:
         labelled = bool(_DOMAIN_FORMAT.search(prompt))
         answered = bool(_ANSWER_REQUEST.search(prompt))
         for i, cat in enumerate(cats, start=1):
-            q = SKILLS[cat].make(rng)
+            q = self.write(cat, rng)
             line = f"{cat} | {q}" if labelled else f"{i}. {q}"
-            lines.append(f"{line} Answer: {SKILLS[cat].solve(q)}" if answered else line)
+            lines.append(f"{line} Answer: {self.answer(cat, q)}" if answered else line)
         return "\n".join(lines)

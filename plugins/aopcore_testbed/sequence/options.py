@@ -1,0 +1,42 @@
+"""Option models of the sequence tier: pure pydantic, so listing and validating plugins imports nothing heavy."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class _Opts(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class SequenceRewardOptions(_Opts):
+    exact: bool = Field(
+        False,
+        description="Reward 1 only for an answer the task scores 1, else 0. Default: the task's own score, partial "
+        "credit included (reasoning-gym's score_answer, e.g. the share of letters in place for spell_backward).",
+    )
+    unverifiable: float = Field(
+        0.0,
+        description="Reward when the question is none of the tier's tasks (e.g. a local LLM wrote something else).",
+    )
+
+
+class SequenceJudgeOptions(_Opts):
+    pass
+
+
+class SequenceWriterOptions(_Opts):
+    seed: int = Field(
+        0, description="With the prompt text, fixes every draw: the same request always gets the same reply."
+    )
+    preamble: bool = Field(
+        True,
+        description="Start replies with a line like 'Here are 5 questions:', as chat models do "
+        "(the parser has to drop it).",
+    )
+    focus: float = Field(
+        2.0,
+        ge=0,
+        description="llm targeting: how strongly questions go to the low-scoring domains of the "
+        "prompt's summary (weight = (1 - score) ** focus; 0 spreads them evenly).",
+    )
