@@ -137,7 +137,7 @@ def test_sft_data_follows_the_plan_and_never_shows_a_held_out_or_test_question()
 
 
 def test_the_data_source_is_registered_and_an_unknown_set_is_one_line_with_exit_2(tmp_path):
-    from aopcore.datasources import load_source
+    from aopcore.data.sources import load_source
 
     assert len(load_source("testbed-seq:pool", tmp_path)) == sets.SIZES["pool"] * len(CATEGORIES)
     config = EXAMPLE.read_text().replace('test_prompts = "testbed-seq:test"', 'test_prompts = "testbed-seq:tests"')
