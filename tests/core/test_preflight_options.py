@@ -227,6 +227,7 @@ UNBOUNDED = {
     "VerifierRewardOptions.correct",
     "VerifierRewardOptions.wrong",
     "VerifierRewardOptions.unverifiable",
+    "SequenceRewardOptions.unverifiable",
     # rewards on the reward model's own scale: any real number is a valid threshold
     "DynamicFilterOptions.success_threshold",
     "LearnabilityOptions.success_threshold",
