@@ -7,6 +7,9 @@ wall time of earlier, interrupted attempts, so a crash at any moment leaves a fi
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
+import gc
 import logging
 import socket
 from collections.abc import Callable, Sequence
@@ -20,6 +23,20 @@ from aopcore.storage.store import RunStore
 log = logging.getLogger("aopcore")
 
 Work = Callable[[], "dict[str, Any] | None"]
+
+
+def release_freed_memory() -> None:
+    """Give memory that a finished stage freed back to the system (glibc keeps large freed blocks resident in its
+    heap, so without this one stage's temporaries, e.g. SFT's, add to the next stage's peak). A no-op elsewhere."""
+    gc.collect()
+    name = ctypes.util.find_library("c")
+    if name is None:
+        return
+    try:
+        trim = ctypes.CDLL(name).malloc_trim
+    except (OSError, AttributeError):  # not glibc (musl, macOS)
+        return
+    trim(0)
 
 
 def commit_stage(
@@ -57,6 +74,8 @@ def commit_stage(
     except BaseException:
         attempt.stop()  # the next attempt books this one's wall time as lost
         raise
+    finally:
+        release_freed_memory()
     hashes = integrity.output_hashes(store.root, list(outputs(extra)))
     record = {
         "order": order,

@@ -145,6 +145,6 @@ def test_feedback_dtype_auto_is_bfloat16_only_on_a_cpu_that_computes_it_and_the_
     seen: list[str] = []
     monkeypatch.setattr("aopcore.storage.llmcache.cache_key", lambda *a: seen.append(a[3]) or cache_key(*a))
     llm = LocalFeedbackLLM(feedback.model_copy(update={"cache": False}))
-    monkeypatch.setattr(llm, "_generate", lambda prompts: ["x" for _ in prompts])
+    monkeypatch.setattr(llm, "_generate", lambda prompts, seeds: ["x" for _ in prompts])
     llm.complete(["q"])
     assert ("dtype" in seen[0]) is native  # bf16 responses never answer a float32 request from the cache
