@@ -48,16 +48,14 @@ def word_tokenizer():
     return PreTrainedTokenizerFast(tokenizer_object=core, pad_token="[PAD]", unk_token="[UNK]", eos_token="[EOS]")
 
 
-def build(folder: Path, *, n_embd: int = 64, n_layer: int = 2, n_head: int = 4, seed: int = 0) -> Path:
-    """Write the random-initialised model and its tokenizer into ``folder`` atomically (a crash leaves nothing)."""
-    import torch
+def tiny_gpt2(tok, *, n_positions: int, n_embd: int, n_layer: int, n_head: int):
+    """A randomly initialised GPT-2 for ``tok`` (from torch's global seed), without dropout: both testbed tiers'
+    start policies, so their training is a deterministic function of the seed."""
     from transformers import GPT2Config, GPT2LMHeadModel
 
-    tok = word_tokenizer()
-    torch.manual_seed(seed)
     config = GPT2Config(
         vocab_size=len(tok),
-        n_positions=64,
+        n_positions=n_positions,
         n_embd=n_embd,
         n_layer=n_layer,
         n_head=n_head,
@@ -68,8 +66,29 @@ def build(folder: Path, *, n_embd: int = 64, n_layer: int = 2, n_head: int = 4, 
         embd_pdrop=0.0,
         attn_pdrop=0.0,
     )
-    model = GPT2LMHeadModel(config)
-    _save(model, tok, folder)
+    return GPT2LMHeadModel(config)
+
+
+def sft_examples(tok, rows: list[dict[str, str]]) -> list[tuple[list[int], list[int]]]:
+    """(input ids, labels) per row (instruction, response) in the policy trainers' prompt format, the loss on the
+    response and its end token only: what both tiers' pretraining loops train on."""
+    from aopcore_hf.generation import format_prompt
+
+    examples = []
+    for r in rows:
+        prompt = tok(format_prompt(tok, r["instruction"]), add_special_tokens=False)["input_ids"]
+        answer = tok(r["response"], add_special_tokens=False)["input_ids"] + [tok.eos_token_id]
+        examples.append((prompt + answer, [-100] * len(prompt) + answer))
+    return examples
+
+
+def build(folder: Path, *, n_embd: int = 64, n_layer: int = 2, n_head: int = 4, seed: int = 0) -> Path:
+    """Write the random-initialised model and its tokenizer into ``folder`` atomically (a crash leaves nothing)."""
+    import torch
+
+    tok = word_tokenizer()
+    torch.manual_seed(seed)
+    _save(tiny_gpt2(tok, n_positions=64, n_embd=n_embd, n_layer=n_layer, n_head=n_head), tok, folder)
     return folder
 
 
@@ -119,16 +138,10 @@ def pretrain(
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from aopcore_hf.generation import format_prompt
-
     torch.manual_seed(seed)
     tok = AutoTokenizer.from_pretrained(src)
     model = AutoModelForCausalLM.from_pretrained(src, dtype=torch.float32)
-    examples = []
-    for r in rows:
-        prompt = tok(format_prompt(tok, r["instruction"]), add_special_tokens=False)["input_ids"]
-        answer = tok(r["response"], add_special_tokens=False)["input_ids"] + [tok.eos_token_id]
-        examples.append((prompt + answer, [-100] * len(prompt) + answer))
+    examples = sft_examples(tok, rows)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0)
     steps = epochs * ((len(examples) + batch_size - 1) // batch_size)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.1)

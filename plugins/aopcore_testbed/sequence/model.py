@@ -18,7 +18,7 @@ import hashlib
 import json
 from pathlib import Path
 
-from aopcore_testbed.model import _install_shipped, _save
+from aopcore_testbed.model import _install_shipped, _save, tiny_gpt2
 
 SPECIALS = ["[PAD]", "[UNK]", "[EOS]"]
 NAME = "testbed-seq"
@@ -69,24 +69,10 @@ def build(
 ) -> Path:
     """Write the random-initialised model and its tokenizer into ``folder`` atomically."""
     import torch
-    from transformers import GPT2Config, GPT2LMHeadModel
 
     tok = bpe_tokenizer()
     torch.manual_seed(seed)
-    config = GPT2Config(
-        vocab_size=len(tok),
-        n_positions=n_positions,
-        n_embd=n_embd,
-        n_layer=n_layer,
-        n_head=n_head,
-        bos_token_id=tok.eos_token_id,
-        eos_token_id=tok.eos_token_id,
-        pad_token_id=tok.pad_token_id,
-        resid_pdrop=0.0,
-        embd_pdrop=0.0,
-        attn_pdrop=0.0,
-    )
-    _save(GPT2LMHeadModel(config), tok, folder)
+    _save(tiny_gpt2(tok, n_positions=n_positions, n_embd=n_embd, n_layer=n_layer, n_head=n_head), tok, folder)
     return folder
 
 

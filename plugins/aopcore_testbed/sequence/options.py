@@ -23,20 +23,3 @@ class SequenceRewardOptions(_Opts):
 
 class SequenceJudgeOptions(_Opts):
     pass
-
-
-class SequenceWriterOptions(_Opts):
-    seed: int = Field(
-        0, description="With the prompt text, fixes every draw: the same request always gets the same reply."
-    )
-    preamble: bool = Field(
-        True,
-        description="Start replies with a line like 'Here are 5 questions:', as chat models do "
-        "(the parser has to drop it).",
-    )
-    focus: float = Field(
-        2.0,
-        ge=0,
-        description="llm targeting: how strongly questions go to the low-scoring domains of the "
-        "prompt's summary (weight = (1 - score) ** focus; 0 spreads them evenly).",
-    )

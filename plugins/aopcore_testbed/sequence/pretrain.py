@@ -39,17 +39,12 @@ def pretrain(
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from aopcore_hf.generation import format_prompt
-    from aopcore_testbed.model import _save
+    from aopcore_testbed.model import _save, sft_examples
 
     torch.manual_seed(seed)
     tok = AutoTokenizer.from_pretrained(src)
     model = AutoModelForCausalLM.from_pretrained(src, dtype=torch.float32)
-    examples = []
-    for r in rows:
-        prompt = tok(format_prompt(tok, r["instruction"]), add_special_tokens=False)["input_ids"]
-        answer = tok(r["response"], add_special_tokens=False)["input_ids"] + [tok.eos_token_id]
-        examples.append((prompt + answer, [-100] * len(prompt) + answer))
+    examples = sft_examples(tok, rows)
     lengths = [len(x) for x, _ in examples]
     gen = torch.Generator().manual_seed(seed)
     plan = [batches(lengths, batch_size, gen) for _ in range(epochs)]
