@@ -58,22 +58,20 @@ class LocalFeedbackLLM(CachedLLM):
         return self._shared
 
     def _generate(self, prompts: Sequence[str], seeds: Sequence[int]) -> list[str]:
-        """Each prompt alone (no padding, no neighbours), after ``torch.manual_seed`` of its own seed: in float32 a
-        left-padded batch changes the logits (by about 5e-5 for SmolLM2, even among prompts of one length), and so
-        the sampled tokens. The global random streams are put back afterwards (aopcore.rngguard)."""
-        from tqdm.auto import tqdm
-
+        """The call's prompts in padded batches of ``batch_size``, after ``torch.manual_seed`` of the call's first
+        seed: the same prompts and seeds give the same replies. The global random streams are put back afterwards
+        (aopcore.rngguard)."""
         from aopcore.rngguard import preserved_global_rng
 
         o = self.options
-        settings = GenerationSettings(o.max_new_tokens, o.do_sample, o.temperature, o.top_p, 0, o.max_prompt_tokens, 1)
+        settings = GenerationSettings(
+            o.max_new_tokens, o.do_sample, o.temperature, o.top_p, 0, o.max_prompt_tokens, o.batch_size
+        )
         queries = encode_queries(self.tokenizer, prompts, o.max_prompt_tokens)
-        rollouts = []
         with preserved_global_rng():
-            for query, seed in zip(
-                tqdm(queries, desc=f"feedback x{len(prompts)}", leave=False, disable=len(queries) < 2), seeds
-            ):
-                rollouts += generate_rollouts(self.model, self.tokenizer, [query], settings, seed=seed)
+            rollouts = generate_rollouts(
+                self.model, self.tokenizer, queries, settings, seed=seeds[0], desc=f"feedback x{len(prompts)}"
+            )
         record_usage(
             feedback_calls=len(prompts),
             tokens_generated=sum(len(r.response) for r in rollouts),

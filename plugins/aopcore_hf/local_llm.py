@@ -39,8 +39,8 @@ class LocalLLMOptions(ModelPreflight, BaseModel):
     batch_size: int = Field(
         8,
         ge=1,
-        description="Not used by the feedback LLM: it generates each reply alone, so a reply does not depend on the "
-        "prompts beside it (padding a batch changes the sampled tokens).",
+        description="Prompts per forward pass of the feedback LLM on transformers. A call's prompts are generated "
+        "together, in an order fixed by the call, so the batch size is part of every cache key.",
     )
     max_prompt_tokens: int = Field(1536, ge=16, description="Long prompts keep their end (the instructions come last).")
     seed: int = 0
@@ -87,22 +87,39 @@ class LocalLLMOptions(ModelPreflight, BaseModel):
         return problems
 
 
-# In every cache key of a local LLM's reply: replies cached before each prompt had its own seed (they depended on the
-# other prompts generated beside them) are not reused, so everything in the cache is what a cold call would give.
-SAMPLING_SCHEME = "per-prompt-seed"
+# In every cache key of a local LLM's reply: replies cached under an earlier sampling scheme (each prompt alone, or a
+# batch that depended on which prompts were cached) are not reused, so everything in the cache is what a cold call
+# of the same prompts would give.
+SAMPLING_SCHEME = "per-call-batch"
 
 
 def reply_seed(key: str) -> int:
-    """The sampling seed of one request: from its cache key (model, prompt, sampling settings, seed, engine), never
-    from the other prompts of the call, so a reply is the same whether its neighbours were cached or generated."""
-    return int(key[:16], 16) >> 1  # 63 bits: a valid seed for torch and for vLLM
+    """A sampling seed from a cache key: 63 bits, valid for torch and for vLLM."""
+    return int(key[:16], 16) >> 1
+
+
+def call_key(request_keys: Sequence[str]) -> str:
+    """The key of a call: its distinct requests, sorted, so it does not depend on their order or repeats."""
+    import hashlib
+
+    return hashlib.sha256("\n".join(sorted(set(request_keys))).encode()).hexdigest()
+
+
+def reply_key(call: str, request_key: str) -> str:
+    """The cache key of one reply: the request *within its call*, since the call's prompts are sampled together."""
+    import hashlib
+
+    return hashlib.sha256(f"{call}:{request_key}".encode()).hexdigest()
 
 
 class CachedLLM:
-    """A local LLM's ``complete``: identical requests answered from the response cache, the rest by ``_generate``.
+    """A local LLM's ``complete``: a call answered from the response cache, else generated as one batch.
 
-    Each missing request is generated once, with :func:`reply_seed` of its key, so a reply is a function of the
-    request alone: a call with every, some or none of its prompts cached returns the same replies.
+    A call's distinct requests are generated together (fast: one padded batch instead of one pass per prompt), in
+    the order of their keys and with seeds from their keys, so a reply is a function of its request and of the call
+    it came in: the same call gives the same replies whether none, some or all of it was cached (a partly cached
+    call is generated whole and the cached replies kept), and in whatever order its prompts come. The same prompt
+    in another call is another sample, as with any batched sampler.
     """
 
     engine_name = "transformers"  # what runs the model; another engine's responses are cached under their own keys
@@ -114,7 +131,7 @@ class CachedLLM:
         self.cache: ResponseCache | None = ResponseCache(options.cache_path) if options.cache else None
 
     def request_keys(self, prompts: Sequence[str]) -> list[str]:
-        """The cache key of each prompt's request (also the source of its sampling seed)."""
+        """The key of each prompt's request: model, prompt, sampling settings, seed and engine."""
         from aopcore.storage.llmcache import cache_key
 
         o = self.options
@@ -124,26 +141,35 @@ class CachedLLM:
         params["sampling"] = SAMPLING_SCHEME
         if self.engine_name != "transformers":  # another engine samples other responses: never answered from these
             params.update(engine=self.engine_name, dtype=o.dtype)
-        elif o.dtype not in ("auto", "float32"):  # nor another precision (float32 keys stay as they were)
-            params.update(dtype=o.dtype)
+        else:
+            params.update(batch_size=o.batch_size)  # the padded batches change the sampled tokens
+            if o.dtype not in ("auto", "float32"):  # nor another precision
+                params.update(dtype=o.dtype)
         return [cache_key("local", o.model, p, params) for p in prompts]
 
     def complete(self, prompts: Sequence[str]) -> list[str]:
         keys = self.request_keys(prompts)
-        replies = self.cache.get_many(keys) if self.cache is not None else {}
+        text_of = dict(zip(keys, prompts))
+        distinct = sorted(text_of)  # a repeated request is generated once; the order is the call's, not the caller's
+        call = call_key(distinct)
+        stored = {k: reply_key(call, k) for k in distinct}
+        found = self.cache.get_many(list(stored.values())) if self.cache is not None else {}
+        replies = {k: found[stored[k]] for k in distinct if stored[k] in found}
         cached = sum(k in replies for k in keys)
         if cached:
             record_usage(cached_calls=cached)
-        todo = {k: p for k, p in zip(keys, prompts) if k not in replies}  # a repeated request is generated once
-        fresh = self._generate(list(todo.values()), [reply_seed(k) for k in todo]) if todo else []
-        for key, text in zip(todo, fresh):
-            replies[key] = text
-            if self.cache is not None:
-                self.cache.put(key, text, {"provider": "local", "model": self.options.model})
+        if len(replies) < len(distinct):  # the whole call, so a partly cached one samples what a cold one does
+            fresh = self._generate([text_of[k] for k in distinct], [reply_seed(stored[k]) for k in distinct])
+            for key, text in zip(distinct, fresh):
+                if key in replies:
+                    continue
+                replies[key] = text
+                if self.cache is not None:
+                    self.cache.put(stored[key], text, {"provider": "local", "model": self.options.model})
         return [replies[k] for k in keys]
 
     def _generate(self, prompts: Sequence[str], seeds: Sequence[int]) -> list[str]:
-        """One reply per prompt, sampled with its own seed and independent of the other prompts given with it."""
+        """One reply per prompt of a call (in the call's order, each with its seed): a function of these arguments."""
         raise NotImplementedError
 
 

