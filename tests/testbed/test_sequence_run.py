@@ -36,7 +36,7 @@ def test_every_arm_of_the_example_config_runs_on_a_tiny_budget_and_records_held_
     assert result.returncode == 0, result.stderr[-3000:]
     seed = tmp_path / "testbed-seq" / "seed-0"
     arms = re.findall(r"^\[arms\.([\w-]+)\]", config, re.M)
-    assert len(arms) == 9
+    assert len(arms) == 13 and arms[-1] == "oracle"  # the literature's four included; the positive control last
     start = [json.loads(line) for line in (seed / "sft" / "evaluation.jsonl").read_text().splitlines()]
     for arm in arms:
         rows = [
