@@ -107,12 +107,25 @@ def _vector_flags() -> list[str]:
     return sorted(f for f in set(flags) if f.startswith(("avx", "amx", "fma")))
 
 
-def machine(load_at_start: float) -> dict:
+def start_policy(config: Path) -> dict:
+    """The shipped start policy the config trains (its manifest's digest and held-out score), by the config's model."""
+    import tomllib
+
+    from aopcore_testbed.shipped import MANIFEST, WEIGHTS
+
+    model = str(tomllib.loads(config.read_text()).get("trainer", {}).get("model", WEIGHTS.name))
+    folder = WEIGHTS.parent / model if (WEIGHTS.parent / model / MANIFEST).exists() else WEIGHTS
+    manifest = json.loads((folder / MANIFEST).read_text())
+    score = manifest.get("heldout_accuracy") or manifest["heldout_score"]  # the sequence tier scores partial credit
+    return {"model": folder.name, "sha256": manifest["sha256"], "heldout_accuracy": score["(all)"]}
+
+
+def machine(load_at_start: float, config: Path = CONFIG) -> dict:
     """Where and with what the numbers were measured: CPU model, cores, threads, library versions, start policy."""
     import platform
     from importlib.metadata import PackageNotFoundError, version
 
-    from aopcore_testbed.shipped import MANIFEST, WEIGHTS, cpu_model
+    from aopcore_testbed.shipped import cpu_model
 
     versions = {}
     for name in (
@@ -129,7 +142,6 @@ def machine(load_at_start: float) -> dict:
             versions[name] = version(name)
         except PackageNotFoundError:
             versions[name] = None
-    start = json.loads((WEIGHTS / MANIFEST).read_text())
     return {
         "cpu": cpu_model(),
         "cpu_vector_flags": _vector_flags(),
@@ -138,7 +150,7 @@ def machine(load_at_start: float) -> dict:
         "python": platform.python_version(),
         "omp_num_threads": THREADS,
         "libraries": versions,
-        "start_policy": {"sha256": start["sha256"], "heldout_accuracy": start["heldout_accuracy"]["(all)"]},
+        "start_policy": start_policy(config),
         "load_average_1m_at_start": round(load_at_start, 2),
         "load_average_1m_at_end": round(os.getloadavg()[0], 2),
     }
@@ -385,6 +397,67 @@ def oracle_fractions(auc: dict, agg: dict, seeds: list[int], iterations: int) ->
     return out
 
 
+def seeds_for_power(sd: float, delta: float, alpha: float = 0.05, power: float = 0.8) -> int | None:
+    """Seeds a paired two-sided t-test needs to detect a difference ``delta`` with this power, given the seed-to-seed
+    standard deviation ``sd`` of the paired difference (exact, through the noncentral t); None past 1,000."""
+    from scipy import stats
+
+    if sd <= 0:
+        return 2
+    for n in range(2, 1001):
+        t = stats.t.ppf(1 - alpha / 2, n - 1)
+        shift = delta * n**0.5 / sd
+        if stats.nct.sf(t, n - 1, shift) + stats.nct.cdf(-t, n - 1, shift) >= power:
+            return n
+    return None
+
+
+def smallest_resolvable(sd: float, n: int, alpha: float = 0.05, power: float = 0.8) -> float:
+    """The smallest difference ``n`` seeds detect with this power (bisection on :func:`seeds_for_power`'s test)."""
+    from scipy import stats
+
+    t = stats.t.ppf(1 - alpha / 2, n - 1)
+    lo, hi = 0.0, 10 * sd + 1e-9
+    for _ in range(60):
+        mid = (lo + hi) / 2
+        shift = mid * n**0.5 / sd if sd > 0 else float("inf")
+        lo, hi = (lo, mid) if stats.nct.sf(t, n - 1, shift) + stats.nct.cdf(-t, n - 1, shift) >= power else (mid, hi)
+    return hi
+
+
+def power_statement(auc: dict, seeds: list[int], delta: float = 0.03) -> dict:
+    """How many seeds this testbed needs to resolve a difference of ``delta``, from the seed variance it shows.
+
+    Per arm against vanilla: the standard deviation over seeds of the paired difference in mean held-out accuracy
+    over iterations 1..N (the area measure); pooled over arms as the root mean square. A paired t-test at 5%
+    (two-sided) with 80% power then needs the seeds given, and the seeds run here resolve the difference given.
+    The seed-level spread already carries the held-out sampling noise of each seed's evaluation.
+    """
+    if "vanilla" not in ARMS or len(seeds) < 3:
+        return {}
+    per = {arm: {int(s): v for s, v in auc["per_seed"][arm].items()} for arm in ARMS}
+    sds = {arm: statistics.stdev(per[arm][s] - per["vanilla"][s] for s in seeds) for arm in ARMS if arm != "vanilla"}
+    pooled = statistics.mean(v**2 for v in sds.values()) ** 0.5
+    need = seeds_for_power(pooled, delta)
+    here = smallest_resolvable(pooled, len(seeds))
+    return {
+        "delta": delta,
+        "alpha": 0.05,
+        "power": 0.8,
+        "sd_paired_by_arm": {a: round(v, 4) for a, v in sds.items()},
+        "seeds_needed_by_arm": {a: seeds_for_power(v, delta) for a, v in sds.items()},
+        "sd_paired_pooled": round(pooled, 4),
+        "seeds_needed": need,
+        "resolvable_with_these_seeds": round(here, 4),
+        "statement": (
+            f"The seed-to-seed spread of a curriculum's gain over vanilla here is {pooled:.3f} (standard deviation "
+            f"of the paired difference in mean held-out accuracy over iterations 1..N, pooled over "
+            f"{len(sds)} arms). At that spread a paired test (5%, two-sided, 80% power) needs {need} seeds to "
+            f"resolve a difference of {delta:.2f}; the {len(seeds)} seeds run here resolve {here:.3f}."
+        ),
+    }
+
+
 def _shown(path: Path) -> str:
     path = path.resolve()
     return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
@@ -513,7 +586,18 @@ def main() -> None:
     parser.add_argument(
         "--jobs", type=int, default=1, help="run this many seeds at once, each as its own run (NAME/parts/)"
     )
+    parser.add_argument(
+        "--rederive",
+        action="store_true",
+        help="run nothing: recompute the power statement of the committed --out from its per-seed areas",
+    )
     args = parser.parse_args()
+    if args.rederive:
+        stored = json.loads(args.out.read_text())
+        ARMS[:] = stored["arms"]
+        stored["power"] = power_statement(stored["area_under_curve"], stored["seeds"])
+        emit(stored, args.out)
+        return
     unknown = [a for a in args.arms if a not in ARMS]
     if unknown:
         raise SystemExit(f"--arms: unknown arm(s) {unknown}; choose from {ARMS}")
@@ -568,19 +652,20 @@ def main() -> None:
             f"the full comparison of {shown_config}"
             if full
             else f"REDUCED: seeds {args.seeds}, {args.iterations} iterations, arms {ARMS}, overrides {args.overrides} "
-            f"(the example runs all nine arms, 5 seeds x {planned_iterations} iterations)"
+            f"(the example runs all {len(ARMS_ALL)} arms, 5 seeds x {planned_iterations} iterations)"
         ),
         "command": command,
         "config": shown_config,
         "seeds": args.seeds,
         "iterations": args.iterations,
         "arms": ARMS,
-        "machine": machine(load_at_start),
+        "machine": machine(load_at_start, config),
         "time": timing,
         "time_full_run": timing if not resumed else full_run,
         "accuracy": table,
         "area_under_curve": auc,
         "fraction_of_oracle": oracle_fractions(auc, agg, args.seeds, args.iterations),
+        "power": power_statement(auc, args.seeds),
         "heldout": agg["heldout"],
         "heldout_differences": agg["heldout_differences"],
         "winrates": agg["winrates"],

@@ -157,12 +157,22 @@ def benchmarks_summary(d: dict) -> str:
         if (r := diffs.get(key)) is not None:
             text = _ci(r["estimate"], r["ci_low"], r["ci_high"])
             lines.append(f"| {key[0]} - {key[1]} | {_bold_if(text, r['verdict'])} | {r['verdict']} |")
+    if d.get("power"):
+        lines += ["", power_sentence(d)]
     lines += [
         "",
         "The oracle is a positive control (it measures every prompt's pass rate before choosing); each arm's fraction "
         "of its gain, and why AOP does not win here: [docs/testbed.md](../docs/testbed.md).",
     ]
     return "\n".join(lines)
+
+
+def power_sentence(d: dict) -> str:
+    """How many seeds the measured spread asks for: what a reader needs before trusting a 0.03 difference."""
+    p = d["power"]
+    need = p["seeds_needed_by_arm"]
+    spread = ", ".join(f"{a} {v}" for a, v in sorted(need.items(), key=lambda kv: (kv[1] is None, kv[1] or 0)))
+    return f"**Power.** {p['statement']} Seeds needed per arm for {p['delta']:.2f}: {spread}."
 
 
 def tables() -> dict[str, str]:
@@ -174,6 +184,8 @@ def tables() -> dict[str, str]:
         "compute": compute_sentences(default),
         "benchmarks-summary": benchmarks_summary(default),
     }
+    if default.get("power"):
+        out["power"] = power_sentence(default)
     if REGIME.exists():
         regime = json.loads(REGIME.read_text())
         out |= {
