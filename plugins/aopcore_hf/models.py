@@ -348,6 +348,15 @@ def cpu_has_native_bf16() -> bool:
     return "amx_bf16" in flags or "avx512_bf16" in flags
 
 
+def native_bf16(device: str = "auto") -> bool:
+    """Whether ``device`` computes bfloat16 in hardware: a CUDA card that supports it, or a CPU with AMX or
+    AVX512-BF16 (AVX2-only CPUs emulate it and gain nothing)."""
+    choice = choose_device(device, "auto")
+    if choice.device.startswith("cuda"):
+        return "bfloat16" in str(choice.dtype)
+    return cpu_has_native_bf16()
+
+
 def inference_dtype(device: str, dtype: str) -> str:
     """``dtype`` for a model that is only run, never trained, with ``auto`` resolved: bfloat16 on a CUDA card or CPU
     that computes it natively, float32 otherwise. Options resolve it when they are validated, so the run's

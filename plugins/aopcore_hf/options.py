@@ -135,10 +135,19 @@ class PPOOptions(PolicyOptions):
         "RNG states) every N PPO steps into the stage's scratch folder; a killed stage resumes from the latest "
         "(one process; num_processes > 1 does not save yet). Default: off (a killed stage restarts).",
     )
-    mixed_precision: Literal["auto", "bf16", "no"] = Field(
+    mixed_precision: Literal["auto", "native", "bf16", "no"] = Field(
         "auto",
-        description="bf16: float32 master weights and Adam states, forward passes under bf16 autocast. no: train in `dtype` "
-        "(pure bf16 on CUDA when dtype is auto: updates of the paper's learning rate round away). auto: bf16 on CUDA.",
+        description="bf16: float32 master weights and Adam states, forward passes under bf16 autocast; on a CPU the "
+        "evaluations and the reference then run a bf16 copy of the policy. no: train in `dtype` (pure bf16 on CUDA "
+        "when dtype is auto: updates of the paper's learning rate round away). auto: bf16 on CUDA. native: bf16 where "
+        "the hardware computes it (CUDA with bf16; CPUs with AMX or AVX512-BF16), else no; resolved when the config "
+        "is read, so config.json records which ran and a resume on other hardware is refused.",
+    )
+    optimizer_in_backward: bool = Field(
+        True,
+        description="Step Adam inside the backward pass, each parameter as its gradient completes, and free that "
+        "gradient: the same update with one model's worth of gradients less memory. Used only where it is the same "
+        "update (one process, no max_grad_norm).",
     )
     gradient_checkpointing: bool = Field(
         False,
@@ -193,6 +202,10 @@ class PPOOptions(PolicyOptions):
                 f"num_processes ({self.num_processes}) must be a multiple of num_machines ({self.num_machines}): "
                 "it counts the processes of every machine"
             )
+        if self.mixed_precision == "native":
+            from aopcore_hf.models import native_bf16
+
+            self.mixed_precision = "bf16" if native_bf16(self.device) else "no"
         return self
 
 

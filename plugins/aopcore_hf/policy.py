@@ -13,7 +13,7 @@ from aopcore_hf.generation import (
     encode_queries,
     generate_rollouts,
 )
-from aopcore_hf.models import choose_device
+from aopcore_hf.models import DeviceChoice, choose_device
 from aopcore_hf.options import PolicyOptions
 from aopcore_hf.policy_io import POINTER, PolicyCache, write_pointer
 
@@ -75,13 +75,17 @@ class HFPolicyBase:
         settings = self.rollout_settings(self.options.eval_batch_size) if sample else self.eval_settings()
         if settings.backend == "vllm":
             return self._generate_vllm(Path(policy), prompts, settings, seed=seed)
-        model, tokenizer = self.cache.load(Path(policy), self.choice)
+        model, tokenizer = self.cache.load(Path(policy), self.inference_choice())
         queries = encode_queries(tokenizer, prompts, settings.max_prompt_tokens, system=self.options.system_prompt)
         rollouts = generate_rollouts(
             model, tokenizer, queries, settings, seed=seed, desc=f"answer {len(prompts)} prompts"
         )
         record_usage(tokens_generated=sum(len(r.response) for r in rollouts))
         return decode_responses(tokenizer, rollouts)
+
+    def inference_choice(self) -> DeviceChoice:
+        """Device and dtype of the policy when it only answers (evaluations, test answers)."""
+        return self.choice
 
     def rollouts(
         self, model, tokenizer, queries: Sequence[list[int]], settings: GenerationSettings, *, world: int = 1

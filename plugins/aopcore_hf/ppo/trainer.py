@@ -26,7 +26,7 @@ from aopcore_hf.generation import (
     decode_responses,
     encode_queries,
 )
-from aopcore_hf.models import load_causal_lm
+from aopcore_hf.models import DeviceChoice, load_causal_lm
 from aopcore_hf.options import PPOOptions
 from aopcore_hf.policy import HFPolicyBase
 from aopcore_hf.policy_io import policy_source, save_policy
@@ -136,6 +136,11 @@ class PPOPolicyTrainer(HFPolicyBase):
             return {}
         return {"num_gpus": options.num_processes // options.num_machines if kind == "train" else 1}
 
+    def inference_choice(self) -> DeviceChoice:
+        return ppo_memory.inference_choice(
+            self.choice, ppo_memory.autocast_dtype(self.options.mixed_precision, self.choice)
+        )
+
     def train(
         self,
         policy: Path,
@@ -217,9 +222,11 @@ class PPOPolicyTrainer(HFPolicyBase):
             pm.AdaptiveKLController(kl_coef, o.target, o.horizon) if o.adap_kl_ctrl else pm.FixedKLController(kl_coef)
         )
         module = PolicyWithValue(model, value_head)
-        optimizer = torch.optim.Adam(
-            [p for p in module.parameters() if p.requires_grad], lr=o.learning_rate, **ppo_memory.adam_kwargs(device)
-        )
+        trained = [p for p in module.parameters() if p.requires_grad]
+        adam = dict(lr=o.learning_rate, **ppo_memory.adam_kwargs(device))
+        # in the backward pass where that is the same update: no clipping over all gradients, no ranks to average
+        in_backward = o.optimizer_in_backward and not o.max_grad_norm and comm.world == 1 and not comm.steps_in_backward
+        optimizer = ppo_memory.AdamInBackward(trained, **adam) if in_backward else torch.optim.Adam(trained, **adam)
         module.train()
         wrapped, optimizer = comm.prepare(module, optimizer)
 
@@ -298,12 +305,17 @@ class PPOPolicyTrainer(HFPolicyBase):
             torch.save(value_head.state_dict(), out / VALUE_HEAD)
             (out / STATE).write_text(json.dumps({"kl_coef": kl_ctl.value}))
         comm.barrier()
+        if isinstance(optimizer, ppo_memory.AdamInBackward):
+            optimizer.close()
         del ref, optimizer, wrapped, module
-        if comm.world == 1 and weights == self.choice:  # evaluation and answers of ``out`` come next: no reread
+        serve = self.inference_choice()
+        # evaluation and answers of ``out`` come next: no reread (on a CPU a bf16 copy is cast from the trained model,
+        # the same numbers as reading the saved float32 weights in bf16)
+        if comm.world == 1 and (weights == serve or (weights.device == serve.device == "cpu")):
             model.eval().requires_grad_(False)
             for p in model.parameters():
                 p.grad = None
-            self.cache.put(out, self.choice, model, tokenizer)
+            self.cache.put(out, serve, model.to(serve.dtype), tokenizer)
         return TrainStats(steps=len(batches), episodes=len(order), tokens_generated=tokens_generated, metrics=metrics)
 
     def _step(
@@ -331,7 +343,7 @@ class PPOPolicyTrainer(HFPolicyBase):
             tokenizer, [texts[i] for i in mine], o.generation.max_prompt_tokens, system=o.system_prompt
         )
         amp = ppo_memory.autocast_dtype(o.mixed_precision, self.choice)
-        with ppo_memory.autocast(device, amp):
+        with ppo_memory.autocast(device, amp, generating=True):
             local = self.rollouts(module.lm, tokenizer, queries, self.rollout_settings(len(mine)), world=comm.world)
         by_index = dict(pair for part in comm.all_gather_object(list(zip(mine, local))) for pair in part)
         rollouts = [by_index[i] for i in range(n)]
@@ -403,7 +415,7 @@ class PPOPolicyTrainer(HFPolicyBase):
                 # DDP: every rank runs a backward, so the gradient hooks stay in step; a skip steps nothing. DeepSpeed
                 # steps inside backward, so there a skip runs none. Data parallelism averages gradients over ranks,
                 # and each rank's loss is its share of the global mean.
-                if not (skip and comm.steps_in_backward):
+                if not (skip and (comm.steps_in_backward or getattr(optimizer, "steps_in_backward", False))):
                     comm.backward(terms.loss * (0.0 if skip else float(comm.world)))
                 if skip:
                     skipped += 1
