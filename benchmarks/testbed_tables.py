@@ -24,6 +24,7 @@ DOCS = ROOT / "docs" / "testbed.md"
 BENCHMARKS = ROOT / "benchmarks" / "README.md"
 DEFAULT = RESULTS / "testbed_compare.json"
 REGIME = RESULTS / "testbed_regime.json"
+SEQ = RESULTS / "testbed_seq.json"  # the sequence tier's comparison (examples/testbed-seq.toml)
 
 
 def _ci(est: float, lo: float, hi: float, digits: int = 3, signed: bool = True) -> str:
@@ -175,6 +176,21 @@ def power_sentence(d: dict) -> str:
     return f"**Power.** {p['statement']} Seeds needed per arm for {p['delta']:.2f}: {spread}."
 
 
+def run_time(d: dict) -> str:
+    """How long the comparison took, and what it was: the sentence the sequence tier's section states."""
+    t = d.get("time_full_run") or d["time"]
+    m = d.get("machine", {})
+    cpu = f", {t['cpu_s']:.0f} s CPU" if t.get("cpu_s") is not None else ""
+    load = m.get("load_average_1m_at_end")
+    scope = "the full comparison" if d.get("complete") else d.get("scope", "a reduced run")
+    return (
+        f"`{d['config']}`, {len(d['seeds'])} seeds x {len(d['arms'])} arms x {d['iterations']} iterations "
+        f"({scope}): {t['wall_s']:.0f} s wall{cpu} on {m.get('cpus', '?')} cores"
+        + (f" (load average {load} at the end)" if load else "")
+        + f", {t['wall_s'] / 60:.0f} minutes. Command: `{d['command']}`."
+    )
+
+
 def tables() -> dict[str, str]:
     default = json.loads(DEFAULT.read_text())
     out = {
@@ -193,6 +209,16 @@ def tables() -> dict[str, str]:
             "regime-oracle": oracle_table(regime),
             "regime-arms": arms_table(regime),
         }
+    if SEQ.exists():
+        seq = json.loads(SEQ.read_text())
+        out |= {
+            "seq-arms": arms_table(seq),
+            "seq-pairs": pairs_table(seq),
+            "seq-oracle": oracle_table(seq),
+            "seq-time": run_time(seq),
+        }
+        if seq.get("power"):
+            out["seq-power"] = power_sentence(seq)
     return out
 
 

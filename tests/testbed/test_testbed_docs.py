@@ -57,3 +57,19 @@ def test_the_tables_in_the_docs_are_the_committed_results():
 
 def generated_arms(root: Path) -> list[str]:
     return json.loads((root / "benchmarks" / "results" / "testbed_compare.json").read_text())["arms"]
+
+
+def test_the_sequence_tiers_tables_are_generated_into_its_section():
+    """The sequence tier's committed comparison (benchmarks/results/testbed_seq.json) has its own generated blocks,
+    in its own section of docs/testbed.md; a reduced run says so there."""
+    result = json.loads((ROOT / "benchmarks" / "results" / "testbed_seq.json").read_text())
+    page = (ROOT / "docs" / "testbed.md").read_text()
+    start = page.index("## The sequence tier")
+    end = page.find("\n## ", start + 1)
+    section = page[start : end if end > 0 else None]
+    blocks = set(re.findall(r"<!-- table:([\w-]+) -->", section))
+    wanted = {"seq-arms", "seq-pairs", "seq-oracle", "seq-time"} | ({"seq-power"} if result.get("power") else set())
+    assert wanted <= blocks, blocks
+    assert not {b for b in re.findall(r"<!-- table:([\w-]+) -->", page) if b.startswith("seq-")} - blocks
+    if not result["complete"]:
+        assert "REDUCED" in section
