@@ -26,18 +26,19 @@ class PolicyCache:
     """Keeps the most recently loaded policy: evaluation and test answers reuse the model just trained."""
 
     def __init__(self) -> None:
-        self._key: tuple[str, float] | None = None
+        self._key: tuple | None = None
         self._value: tuple[Any, Any] | None = None
 
     @staticmethod
-    def _key_of(path: Path, choice: DeviceChoice) -> tuple[str, float, str, str]:
+    def _key_of(path: Path, choice: DeviceChoice) -> tuple[int, ...] | tuple[str, ...]:
+        """The folder by identity, not by name: a trainer writes into a temporary folder that the stage then renames
+        to its place (``atomic_directory``), and a rename keeps the inodes, so the evaluation that reads the renamed
+        folder finds the model just trained. The marker file's inode and mtime tell a rewritten folder apart."""
         marker = path / POINTER if (path / POINTER).exists() else path / "config.json"
-        return (
-            str(path.resolve()),
-            marker.stat().st_mtime if marker.exists() else 0.0,
-            choice.device,
-            str(choice.dtype),
-        )
+        if not marker.exists():
+            return (str(path), choice.device, str(choice.dtype))
+        folder, file = path.stat(), marker.stat()
+        return (folder.st_dev, folder.st_ino, file.st_ino, file.st_mtime_ns, choice.device, str(choice.dtype))
 
     def load(self, path: Path, choice: DeviceChoice):
         key = self._key_of(path, choice)

@@ -162,3 +162,26 @@ def test_bf16_answers_after_training_equal_those_of_the_saved_policy_read_again(
     assert cached == fresh
     before = PPOPolicyTrainer(options).generate(p0, texts, seed=0, sample=True)
     assert cached != before  # training changed the answers, so the equality above compares trained weights
+
+
+def test_the_model_just_trained_is_found_after_the_stage_renames_its_folder(tmp_path: Path):
+    """The experiment trains into a temporary folder and renames it into place; the evaluation that follows must
+    find the trained model in the cache instead of reading it again, and a rewritten folder must not be confused
+    with it."""
+    import os
+
+    from aopcore_hf.models import DeviceChoice
+    from aopcore_hf.policy_io import PolicyCache
+
+    tiny = save_tiny_gpt2(tmp_path / "gpt2")
+    cache, choice = PolicyCache(), DeviceChoice("cpu", torch.float32)
+    model, tokenizer = cache.load(tiny, choice)
+    staged, final = tmp_path / ".policy.x.tmp", tmp_path / "policy"
+    os.rename(tiny, staged)
+    cache.put(staged, choice, model, tokenizer)
+    os.replace(staged, final)
+    assert cache.holds(final, choice) and cache.load(final, choice)[0] is model
+    assert not cache.holds(final, DeviceChoice("cpu", torch.bfloat16))
+    save_tiny_gpt2(tmp_path / "other")
+    os.replace(tmp_path / "other" / "config.json", final / "config.json")  # the folder rewritten in place
+    assert not cache.holds(final, choice)
