@@ -363,10 +363,7 @@ def inference_dtype(device: str, dtype: str) -> str:
     config.json and fingerprint record what ran, and a resume on a CPU that would choose otherwise is refused."""
     if dtype != "auto":
         return dtype
-    choice = choose_device(device, "auto")
-    if choice.device.startswith("cuda"):
-        return "bfloat16" if "bfloat16" in str(choice.dtype) else "float32"
-    return "bfloat16" if cpu_has_native_bf16() else "float32"
+    return "bfloat16" if native_bf16(device) else "float32"
 
 
 def load_causal_lm(spec: str, choice: DeviceChoice):

@@ -198,14 +198,15 @@ class PPOPolicyTrainer(HFPolicyBase):
         torch.manual_seed(seed + 1_000_003 * comm.rank)  # each rank samples its own rollouts
         rng = random.Random(seed)  # the same on every rank, so every rank walks the same batches
         device = self.choice.device
-        weights = ppo_memory.weights_choice(self.choice, ppo_memory.autocast_dtype(o.mixed_precision, self.choice))
+        amp = ppo_memory.autocast_dtype(o.mixed_precision, self.choice)
+        weights = ppo_memory.weights_choice(self.choice, amp)
         # the reference is the input policy, frozen: where evaluation left that policy in the generation cache, the
         # reference is that model (one copy fewer to read and hold); otherwise the cache is emptied first
         ref = ppo_memory.Reference(
             policy_source(policy),
             weights,
             o.reference_placement,
-            ppo_memory.autocast_dtype(o.mixed_precision, self.choice),
+            amp,
             loaded=lambda where: self.cache.load(policy, where)[0] if self.cache.holds(policy, where) else None,
         )
         if not ref.shared:
