@@ -15,7 +15,7 @@ from aopcore_hf.generation import (
     generate_rollouts,
 )
 from aopcore_hf.local_llm import CachedLLM, LocalJudgeOptions, LocalLLMOptions, letter_ids, letter_verdict
-from aopcore_hf.models import SharedModel, choose_device, shared_causal_lm
+from aopcore_hf.models import SharedModel, choose_device, releasable, shared_causal_lm
 
 __all__ = [
     "LocalFeedbackLLM",
@@ -55,7 +55,12 @@ class LocalFeedbackLLM(CachedLLM):
         if self._shared is None:
             o = self.options
             self._shared = shared_causal_lm(o.model, choose_device(o.device, o.dtype))
+            releasable(self)
         return self._shared
+
+    def release_models(self) -> None:
+        """Let the model go until the next request (a trainer makes room for its weights and Adam states)."""
+        self._shared = None
 
     def _generate(self, prompts: Sequence[str], seeds: Sequence[int]) -> list[str]:
         """The call's prompts in padded batches of ``batch_size``, after ``torch.manual_seed`` of the call's first

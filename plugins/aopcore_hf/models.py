@@ -402,6 +402,28 @@ def shared_causal_lm(spec: str, choice: DeviceChoice) -> SharedModel:
     return held
 
 
+_releasable: weakref.WeakSet[Any] = weakref.WeakSet()
+
+
+def releasable(holder: Any) -> None:
+    """Register ``holder``, whose ``release_models()`` drops the inference models it keeps between its calls (and
+    reloads them at its next call). A trainer calls ``release_idle_models`` before it loads what it trains."""
+    _releasable.add(holder)
+
+
+def release_idle_models() -> None:
+    """Drop the inference models kept between calls (the local feedback LLM between prompt stages): training then
+    holds its float32 weights and Adam states without them. A model someone still uses stays (``shared_causal_lm``
+    holds copies weakly); a reload costs about a second of a stage that writes prompts."""
+    holders = list(_releasable)
+    for holder in holders:
+        holder.release_models()
+    if holders:
+        import gc
+
+        gc.collect()  # a model in a reference cycle would otherwise stay until the stage ends
+
+
 def declare_tied_weights(model: Any) -> None:
     """Declare tied weights (SmolLM2's and GPT-2's ``lm_head.weight``) as not saved, which is what ``save_pretrained`` does.
 

@@ -12,7 +12,7 @@ from typing import Any
 from aopcore import InputError, Prompt, RewardModel, TrainStats, record_usage
 from aopcore.steps import PromptStream
 from aopcore_hf.generation import PLAIN_TEMPLATE
-from aopcore_hf.models import load_causal_lm
+from aopcore_hf.models import load_causal_lm, release_idle_models
 from aopcore_hf.options import TRLOptions
 from aopcore_hf.policy import HFPolicyBase
 from aopcore_hf.policy_io import policy_source, save_policy
@@ -119,6 +119,7 @@ class _TRLPolicyTrainer(HFPolicyBase):
         from aopcore_integrations.trl_ranks import gather_all, rank_and_world
 
         o = self.options
+        release_idle_models()
         model, tokenizer = load_causal_lm(policy_source(Path(policy)), self.choice)
         tokenizer.padding_side = "left"
         if getattr(tokenizer, "chat_template", None):

@@ -26,7 +26,7 @@ from aopcore_hf.generation import (
     decode_responses,
     encode_queries,
 )
-from aopcore_hf.models import DeviceChoice, load_causal_lm
+from aopcore_hf.models import DeviceChoice, load_causal_lm, release_idle_models
 from aopcore_hf.options import PPOOptions
 from aopcore_hf.policy import HFPolicyBase
 from aopcore_hf.policy_io import policy_source, save_policy
@@ -34,6 +34,7 @@ from aopcore_hf.ppo import functional as pm
 from aopcore_hf.ppo import memory as ppo_memory
 from aopcore_hf.ppo.checkpoint import PPOCheckpoints
 from aopcore_hf.ppo.comm import AccelerateComm, LocalComm
+from aopcore_hf.ppo.length_groups import grouped_forward
 from aopcore_hf.ppo.scoring import Score, score_and_book  # noqa: F401 (score_and_book: also imported from here)
 from aopcore_hf.tracking import Trackers
 
@@ -64,6 +65,15 @@ class RolloutBatch:
 
     def select(self, idx: torch.Tensor) -> RolloutBatch:
         return RolloutBatch(self.ids[idx], self.attn[idx], self.positions[idx], self.tokens[idx], self.mask[idx])
+
+    def rows(self, idx: torch.Tensor, query_width: int) -> RolloutBatch:
+        """Rows ``idx`` with the query columns cut to ``query_width`` (their longest query): the columns dropped are
+        padding in every row taken, so positions and masks stay what they were."""
+        idx = idx.to(self.ids.device)
+        cut = self.ids.shape[1] - self.tokens.shape[1] - query_width
+        return RolloutBatch(
+            self.ids[idx, cut:], self.attn[idx, cut:], self.positions[idx, cut:], self.tokens[idx], self.mask[idx]
+        )
 
     def to(self, device: str) -> RolloutBatch:
         return RolloutBatch(*(t.to(device) for t in (self.ids, self.attn, self.positions, self.tokens, self.mask)))
@@ -118,7 +128,7 @@ class PolicyWithValue(torch.nn.Module):
         self.value_head = value_head
 
     def forward(self, batch: RolloutBatch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        logprobs, values, entropy = response_forward(self.lm, self.value_head, batch)
+        logprobs, values, entropy = grouped_forward(response_forward, self.lm, self.value_head, batch)
         assert values is not None
         return logprobs, values, entropy
 
@@ -128,6 +138,9 @@ class PPOPolicyTrainer(HFPolicyBase):
 
     Options = PPOOptions
     options: PPOOptions
+    # where one mini-batch is the whole batch, its forward with gradients also gives the old log-probs and values
+    # (False: a separate no-grad forward first, as TRL does; the tests compare the two)
+    reuse_first_forward: bool = True
 
     @staticmethod
     def resources(options: PPOOptions, kind: str) -> dict[str, float]:
@@ -198,6 +211,7 @@ class PPOPolicyTrainer(HFPolicyBase):
         torch.manual_seed(seed + 1_000_003 * comm.rank)  # each rank samples its own rollouts
         rng = random.Random(seed)  # the same on every rank, so every rank walks the same batches
         device = self.choice.device
+        release_idle_models()  # e.g. the feedback LLM, held between prompt stages: not beside the weights trained here
         amp = ppo_memory.autocast_dtype(o.mixed_precision, self.choice)
         weights = ppo_memory.weights_choice(self.choice, amp)
         # the reference is the input policy, frozen: where evaluation left that policy in the generation cache, the
@@ -354,11 +368,20 @@ class PPOPolicyTrainer(HFPolicyBase):
         pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
         rb = pad_batch(rollouts, pad).to(device)
         mask = rb.mask
+        # One process, one mini-batch of the whole batch: its first forward runs on the weights that generated, so
+        # it is the "old" forward as well; its detached outputs replace a separate no-grad pass (the same numbers).
+        first: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
+        if self.reuse_first_forward and comm.world == 1 and o.mini_batch_size >= n:
+            with ppo_memory.autocast(device, amp):
+                first = wrapped(rb)
         with torch.no_grad():  # each rank scores its rows; every rank then holds all of them
             rows = torch.tensor(mine, device=device)
-            with ppo_memory.autocast(device, amp):
-                part_logprobs, part_values, _ = module(rb.select(rows))
-            part_ref = ref.logprobs(rb.select(rows), response_forward)
+            if first is not None:
+                part_logprobs, part_values = first[0].detach(), first[1].detach()
+            else:
+                with ppo_memory.autocast(device, amp):
+                    part_logprobs, part_values, _ = module(rb.select(rows))
+            part_ref = ref.logprobs(rb.select(rows), functools.partial(grouped_forward, response_forward))
             parts = comm.all_gather_object((mine, part_logprobs.cpu(), part_values.cpu(), part_ref.cpu()))
         old_logprobs, old_values, ref_logprobs = (torch.empty_like(mask) for _ in range(3))
         for rows_of, lp, v, rlp in parts:
@@ -382,8 +405,12 @@ class PPOPolicyTrainer(HFPolicyBase):
                 idx = perm[start : start + o.mini_batch_size].to(device)
                 share = idx[comm.rank :: comm.world]
                 tokens = mask[idx].sum()
-                with ppo_memory.autocast(device, amp):
-                    logprobs, vpreds, entropy = wrapped(rb.select(share))
+                if first is not None:  # the whole batch, forwarded above: rows in generation order, as ``share`` is not
+                    logprobs, vpreds, entropy = (t[share] for t in first)
+                    first = None
+                else:
+                    with ppo_memory.autocast(device, amp):
+                        logprobs, vpreds, entropy = wrapped(rb.select(share))
                 terms = pm.ppo_loss(
                     logprobs,
                     old_logprobs[share],
