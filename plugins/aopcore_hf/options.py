@@ -28,6 +28,13 @@ class SFTOptions(_Options):
     batch_size: int = Field(8, ge=1)
     max_length: int = Field(512, ge=8, description="Tokens per training example (longer ones are truncated).")
     limit: int | None = Field(None, ge=1, description="Use only the first N records (quick runs).")
+    mixed_precision: Literal["auto", "native", "bf16", "no"] = Field(
+        "auto",
+        description="bf16: forward and backward under bf16 autocast, float32 weights and Adam states. auto: as the "
+        "policy's dtype says (bf16 autocast on CUDA when dtype is bfloat16). native: bf16 where the hardware computes "
+        "it (CUDA with bf16; CPUs with AMX or AVX512-BF16), else no; resolved when the config is read (config.json "
+        "records which ran).",
+    )
 
 
 class GenerationOptions(_Options):
@@ -85,6 +92,15 @@ class PolicyOptions(_Options):
     report_to: list[Literal["tensorboard", "wandb", "trackio"]] = Field(
         default_factory=list, description="Trackers that receive per-step metrics where installed."
     )
+
+    @model_validator(mode="after")
+    def _resolve_sft_precision(self) -> PolicyOptions:
+        """SFT's ``native`` precision becomes what this policy's device computes, so config.json records it."""
+        if self.sft is not None and self.sft.mixed_precision == "native":
+            from aopcore_hf.models import native_bf16
+
+            self.sft.mixed_precision = "bf16" if native_bf16(self.device) else "no"
+        return self
 
     def preflight(self, ctx: PreflightContext) -> list[str]:
         problems = []

@@ -23,6 +23,18 @@ def dolly_prompt(row: dict[str, str]) -> str:
     return row["instruction"] + (f"\n\n{row['context']}" if row.get("context") else "")
 
 
+def sft_autocast_bf16(mixed_precision: str, choice: DeviceChoice) -> bool:
+    """Whether SFT runs under bf16 autocast (float32 weights and Adam states either way): on a CPU that computes
+    bf16 (``native``), its matrix products run at several times float32's rate."""
+    if mixed_precision == "native":
+        from aopcore_hf.models import native_bf16
+
+        mixed_precision = "bf16" if native_bf16(choice.device) else "no"
+    if mixed_precision == "auto":
+        return choice.device.startswith("cuda") and "bfloat16" in str(choice.dtype)
+    return mixed_precision == "bf16"
+
+
 def sft_config(options: SFTOptions, work: Path, *, choice: DeviceChoice, seed: int):
     """TRL's SFTConfig for one SFT run: evaluate and save every epoch, keep the best by validation loss.
 
@@ -53,7 +65,7 @@ def sft_config(options: SFTOptions, work: Path, *, choice: DeviceChoice, seed: i
         report_to="none",
         seed=seed,
         use_cpu=cpu,
-        bf16=not cpu and "bfloat16" in str(choice.dtype),
+        bf16=sft_autocast_bf16(options.mixed_precision, choice),
         completion_only_loss=True,
         activation_checkpointing=True,
     )

@@ -54,6 +54,8 @@ def test_reusing_the_first_forward_gives_the_same_update(tmp_path: Path, epochs:
     for a, b in zip(once["metrics"], twice["metrics"], strict=True):
         assert a["val/ratio"] == pytest.approx(b["val/ratio"], abs=1e-5)
         assert a["objective/kl"] == pytest.approx(b["objective/kl"], abs=1e-5)
+    assert once["metrics"][0]["objective/kl"] == 0.0  # the first step's policy is the reference itself
+    assert once["metrics"][1]["objective/kl"] != 0.0  # after an update it is not
     if epochs == 1:  # the only mini-batch runs on the weights that generated: the ratio is exactly one
         assert all(m["val/ratio"] == 1.0 for m in once["metrics"])
 

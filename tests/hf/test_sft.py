@@ -76,3 +76,33 @@ def test_one_epoch_saves_no_checkpoint_and_several_keep_the_best(tmp_path: Path)
     assert one.save_strategy == "no" and one.load_best_model_at_end is False
     assert two.save_strategy == "epoch" and two.load_best_model_at_end is True
     assert two.metric_for_best_model == "eval_loss" and one.eval_strategy == "epoch"  # losses still logged
+
+
+def test_sft_precision_native_follows_the_cpu_and_bf16_runs_under_autocast(tmp_path: Path):
+    """``native`` becomes bf16 exactly where the CPU computes bf16, and is recorded resolved; a bf16 SFT keeps its
+    weights float32 (autocast) and still trains them."""
+    pytest.importorskip("trl")
+    import torch
+
+    from aopcore_hf.models import choose_device, native_bf16
+    from aopcore_hf.options import PolicyOptions, SFTOptions
+    from aopcore_hf.sft import run_sft, sft_autocast_bf16
+
+    from helpers.tiny_models import save_tiny_gpt2
+
+    resolved = PolicyOptions(device="cpu", sft={"dataset": "builtin:dolly-mini", "mixed_precision": "native"})
+    assert resolved.sft.mixed_precision == ("bf16" if native_bf16("cpu") else "no")
+    cpu = choose_device("cpu")
+    assert sft_autocast_bf16("bf16", cpu) and not sft_autocast_bf16("no", cpu) and not sft_autocast_bf16("auto", cpu)
+
+    base = save_tiny_gpt2(tmp_path / "gpt2")
+    (tmp_path / "sft").mkdir()
+    options = SFTOptions(
+        dataset="builtin:dolly-mini", max_epochs=1, limit=16, batch_size=8, learning_rate=5e-3, mixed_precision="bf16"
+    )
+    run_sft(str(base), options, tmp_path / "sft", choice=cpu, seed=0)
+    from safetensors.torch import load_file
+
+    before, after = load_file(base / "model.safetensors"), load_file(tmp_path / "sft" / "model.safetensors")
+    assert all(t.dtype == torch.float32 for t in after.values())
+    assert max(float((after[k] - before[k]).abs().max()) for k in before) > 1e-4

@@ -148,5 +148,9 @@ def logprobs_from_logits(logits: torch.Tensor, tokens: torch.Tensor) -> torch.Te
 
 
 def entropy_from_logits(logits: torch.Tensor) -> torch.Tensor:
-    logp = torch.log_softmax(logits.float(), dim=-1)
+    return entropy_from_logp(torch.log_softmax(logits.float(), dim=-1))
+
+
+def entropy_from_logp(logp: torch.Tensor) -> torch.Tensor:
+    """The entropy of log-probabilities already computed (the log-softmax a log-prob gather used)."""
     return -(logp.exp() * logp).sum(-1)

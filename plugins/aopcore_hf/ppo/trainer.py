@@ -99,8 +99,9 @@ def pad_batch(rollouts: Sequence[Rollout], pad_id: int) -> RolloutBatch:
 
 def response_forward(
     model, value_head: ValueHead | None, batch: RolloutBatch
-) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
-    """Log-probs of the response tokens, values of the states that emitted them, and their entropies."""
+) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+    """Log-probs of the response tokens, values of the states that emitted them, and their entropies (the last two
+    with a value head only: the policy's pass)."""
     r_width = batch.tokens.shape[1]
     out = model(
         input_ids=batch.ids,
@@ -110,12 +111,13 @@ def response_forward(
         logits_to_keep=r_width + 1,
         use_cache=False,
     )
-    logits = out.logits[:, :-1]
-    logprobs = pm.logprobs_from_logits(logits, batch.tokens)
-    entropy = pm.entropy_from_logits(logits.detach())
-    values = None
-    if value_head is not None:
+    logp = torch.log_softmax(out.logits[:, :-1].float(), dim=-1)
+    logprobs = logp.gather(-1, batch.tokens.unsqueeze(-1)).squeeze(-1)
+    values = entropy = None
+    if value_head is not None:  # the policy's pass; the reference needs neither values nor entropies
         values = value_head(out.hidden_states[-1][:, -r_width - 1 : -1])
+        with torch.no_grad():
+            entropy = pm.entropy_from_logp(logp)
     return logprobs, values, entropy
 
 
@@ -288,7 +290,16 @@ class PPOPolicyTrainer(HFPolicyBase):
             ):  # the curriculum chooses this step's prompts (a watcher's: the planned ones, in its order)
                 batch = stream.next(len(batch))
             stats = self._step(
-                comm, wrapped, ref, tokenizer, optimizer, kl_ctl, batch, score, shuffle_seed=seed * 100_003 + step
+                comm,
+                wrapped,
+                ref,
+                tokenizer,
+                optimizer,
+                kl_ctl,
+                batch,
+                score,
+                shuffle_seed=seed * 100_003 + step,
+                policy_is_reference=step == 1,  # nothing trained yet: the policy is the stage's input, the reference
             )
             scores, lengths = stats.pop("_scores"), stats.pop("_lengths")
             if stream is not None:  # one completion per prompt: one group each
@@ -345,6 +356,7 @@ class PPOPolicyTrainer(HFPolicyBase):
         score: Score,
         *,
         shuffle_seed: int,
+        policy_is_reference: bool = False,
     ) -> dict[str, float]:
         """One PPO step on a global batch: each rank generates and trains on its share, and every rank holds
         the whole batch's rollouts, scores, advantages and token counts, so losses are shares of global means."""
@@ -381,7 +393,13 @@ class PPOPolicyTrainer(HFPolicyBase):
             else:
                 with ppo_memory.autocast(device, amp):
                     part_logprobs, part_values, _ = module(rb.select(rows))
-            part_ref = ref.logprobs(rb.select(rows), functools.partial(grouped_forward, response_forward))
+            # before the first update the policy is the reference: its log-probs are the reference's (KL exactly 0),
+            # without a forward of the frozen copy
+            part_ref = (
+                part_logprobs
+                if policy_is_reference and self.reuse_first_forward
+                else ref.logprobs(rb.select(rows), functools.partial(grouped_forward, response_forward))
+            )
             parts = comm.all_gather_object((mine, part_logprobs.cpu(), part_values.cpu(), part_ref.cpu()))
         old_logprobs, old_values, ref_logprobs = (torch.empty_like(mask) for _ in range(3))
         for rows_of, lp, v, rlp in parts:
