@@ -180,3 +180,21 @@ def test_an_aop_session_chooses_the_same_prompts_with_a_cold_a_partial_and_a_war
     warm = round_one(tmp_path / "warm", tmp_path / "cold.sqlite")
     assert part == cold
     assert warm == cold
+
+
+def test_a_trainer_makes_the_feedback_llm_let_go_of_its_model_until_the_next_call(shared_model_cache: Path):
+    """Between prompt stages the feedback LLM keeps its model; a trainer releases it before loading what it trains
+    (its float32 weights and Adam states would otherwise sit beside it), and the next call loads it again, replying
+    as before."""
+    import gc
+    import weakref
+
+    from aopcore_hf.models import release_idle_models
+
+    writer = LocalFeedbackLLM(LocalLLMOptions(**OPTIONS))
+    first = writer.complete(PROMPTS[:2])
+    held = weakref.ref(writer.model)
+    release_idle_models()
+    gc.collect()
+    assert held() is None  # nothing else held it: the memory is free for training
+    assert writer.complete(PROMPTS[:2]) == first  # reloaded on demand, the same replies
