@@ -357,6 +357,11 @@ def native_bf16(device: str = "auto") -> bool:
     return cpu_has_native_bf16()
 
 
+def native_precision(device: str = "auto") -> str:
+    """What ``mixed_precision = "native"`` means on ``device``: ``bf16`` where it computes bf16 in hardware, else ``no``."""
+    return "bf16" if native_bf16(device) else "no"
+
+
 def inference_dtype(device: str, dtype: str) -> str:
     """``dtype`` for a model that is only run, never trained, with ``auto`` resolved: bfloat16 on a CUDA card or CPU
     that computes it natively, float32 otherwise. Options resolve it when they are validated, so the run's
@@ -425,7 +430,8 @@ _releasable: weakref.WeakSet[Any] = weakref.WeakSet()
 
 def releasable(holder: Any) -> None:
     """Register ``holder``, whose ``release_models()`` drops the inference models it keeps between its calls (and
-    reloads them at its next call). A trainer calls ``release_idle_models`` before it loads what it trains."""
+    reloads them, registering again, at its next call). A trainer calls ``release_idle_models`` before it loads what
+    it trains."""
     _releasable.add(holder)
 
 
@@ -433,9 +439,10 @@ def release_idle_models() -> None:
     """Drop the inference models kept between calls (the local feedback LLM between prompt stages): training then
     holds its float32 weights and Adam states without them. A model someone still uses stays (``shared_causal_lm``
     holds copies weakly); a reload costs about a second of a stage that writes prompts."""
-    holders = list(_releasable)
+    holders = list(_releasable)  # only those holding a model now: a holder leaves the set when it lets go
     for holder in holders:
         holder.release_models()
+        _releasable.discard(holder)
     if holders:
         import gc
 

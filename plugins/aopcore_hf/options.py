@@ -97,9 +97,9 @@ class PolicyOptions(_Options):
     def _resolve_sft_precision(self) -> PolicyOptions:
         """SFT's ``native`` precision becomes what this policy's device computes, so config.json records it."""
         if self.sft is not None and self.sft.mixed_precision == "native":
-            from aopcore_hf.models import native_bf16
+            from aopcore_hf.models import native_precision
 
-            self.sft.mixed_precision = "bf16" if native_bf16(self.device) else "no"
+            self.sft.mixed_precision = native_precision(self.device)
         return self
 
     def preflight(self, ctx: PreflightContext) -> list[str]:
@@ -219,9 +219,9 @@ class PPOOptions(PolicyOptions):
                 "it counts the processes of every machine"
             )
         if self.mixed_precision == "native":
-            from aopcore_hf.models import native_bf16
+            from aopcore_hf.models import native_precision
 
-            self.mixed_precision = "bf16" if native_bf16(self.device) else "no"
+            self.mixed_precision = native_precision(self.device)
         return self
 
 

@@ -27,9 +27,9 @@ def sft_autocast_bf16(mixed_precision: str, choice: DeviceChoice) -> bool:
     """Whether SFT runs under bf16 autocast (float32 weights and Adam states either way): on a CPU that computes
     bf16 (``native``), its matrix products run at several times float32's rate."""
     if mixed_precision == "native":
-        from aopcore_hf.models import native_bf16
+        from aopcore_hf.models import native_precision
 
-        mixed_precision = "bf16" if native_bf16(choice.device) else "no"
+        mixed_precision = native_precision(choice.device)
     if mixed_precision == "auto":
         return choice.device.startswith("cuda") and "bfloat16" in str(choice.dtype)
     return mixed_precision == "bf16"

@@ -143,12 +143,9 @@ class FixedKLController:
         pass
 
 
-def logprobs_from_logits(logits: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
-    return torch.log_softmax(logits.float(), dim=-1).gather(-1, tokens.unsqueeze(-1)).squeeze(-1)
-
-
-def entropy_from_logits(logits: torch.Tensor) -> torch.Tensor:
-    return entropy_from_logp(torch.log_softmax(logits.float(), dim=-1))
+def logprobs_of(logp: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
+    """The log-probabilities of ``tokens`` under a log-softmax already computed."""
+    return logp.gather(-1, tokens.unsqueeze(-1)).squeeze(-1)
 
 
 def entropy_from_logp(logp: torch.Tensor) -> torch.Tensor:

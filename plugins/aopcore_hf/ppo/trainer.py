@@ -112,7 +112,7 @@ def response_forward(
         use_cache=False,
     )
     logp = torch.log_softmax(out.logits[:, :-1].float(), dim=-1)
-    logprobs = logp.gather(-1, batch.tokens.unsqueeze(-1)).squeeze(-1)
+    logprobs = pm.logprobs_of(logp, batch.tokens)
     values = entropy = None
     if value_head is not None:  # the policy's pass; the reference needs neither values nor entropies
         values = value_head(out.hidden_states[-1][:, -r_width - 1 : -1])
@@ -140,8 +140,9 @@ class PPOPolicyTrainer(HFPolicyBase):
 
     Options = PPOOptions
     options: PPOOptions
-    # where one mini-batch is the whole batch, its forward with gradients also gives the old log-probs and values
-    # (False: a separate no-grad forward first, as TRL does; the tests compare the two)
+    # where one mini-batch is the whole batch, its forward with gradients also gives the old log-probs and values,
+    # and a stage's first step takes the reference log-probs from the policy (False: TRL's separate no-grad forward
+    # and a reference forward at every step; the tests compare the two)
     reuse_first_forward: bool = True
 
     @staticmethod
