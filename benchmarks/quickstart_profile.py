@@ -187,7 +187,60 @@ def _precision(run_dir: Path) -> Any:
     return found
 
 
+def calibrate(result: Path) -> int:
+    """The machine's speed at the quickstart's commonest work, measured beside each run: SmolLM2-135M decoding 24
+    tokens for 8 rows in float32 (greedy, fixed inputs), in milliseconds per decoding step. This machine's speed
+    drifts by about 1.5x between hours, so an absolute goal ("120 s") is judged against this figure too. Both sides
+    measure it with this checkout's code, so it compares machines, not revisions."""
+    import torch
+
+    from aopcore_hf.models import DeviceChoice, load_causal_lm
+
+    model, _ = load_causal_lm("smollm2-135m-instruct", DeviceChoice("cpu", torch.float32))
+    model.eval()
+    ids = torch.arange(8 * 48).reshape(8, 48) % 30000 + 100
+    mask = torch.ones_like(ids)
+    times = []
+    with torch.no_grad():
+        for _ in range(4):  # the first is a warm-up
+            start = time.perf_counter()
+            model.generate(
+                input_ids=ids,
+                attention_mask=mask,
+                max_new_tokens=24,
+                min_new_tokens=24,
+                do_sample=False,
+                pad_token_id=0,
+            )
+            times.append((time.perf_counter() - start) * 1000 / 24)
+    rest = sorted(times[1:])
+    result.write_text(json.dumps({"decode_ms_per_step": round(rest[1], 1), "threads": torch.get_num_threads()}))
+    return 0
+
+
 # --- the parent: fresh folders, the baseline worktree, ratios ------------------------------------------------------
+
+
+def _measure_machine(env: dict[str, str], tmp: Path) -> dict[str, Any]:
+    """``calibrate`` in a fresh process with this checkout's code, in the run's cache (its models installed)."""
+    out = tmp / "calibration.json"
+    code = os.pathsep.join([str(ROOT), str(ROOT / "plugins"), os.environ.get("PYTHONPATH", "")])
+    subprocess.run(
+        [sys.executable, str(Path(__file__).resolve()), "--calibrate", str(out)],
+        env={**env, "PYTHONPATH": code},
+        cwd=tmp,
+        check=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    return json.loads(out.read_text())
+
+
+def _bracket(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
+    """The machine's speed just before and just after a run; their mean stands for the run (a run on a machine
+    that other work slowed shows here, as the figures around a quiet run agree)."""
+    b, a = before["decode_ms_per_step"], after["decode_ms_per_step"]
+    return {"decode_ms_per_step": round((b + a) / 2, 1), "before": b, "after": a, "threads": before["threads"]}
 
 
 def run_once(source: Path, config: str, sets: list[str], keep: Path | None, label: str) -> dict[str, Any]:
@@ -214,6 +267,7 @@ def run_once(source: Path, config: str, sets: list[str], keep: Path | None, labe
             stderr=subprocess.DEVNULL,
         )
         install_s = round(time.perf_counter() - t_install, 2)
+        before = _measure_machine(env, tmp)
         result = tmp / "profile.json"
         argv = [sys.executable, str(Path(__file__).resolve()), "--child", str(result), str(cfg), str(run_dir), *sets]
         start = time.perf_counter()
@@ -231,6 +285,7 @@ def run_once(source: Path, config: str, sets: list[str], keep: Path | None, labe
             "wall_s": round(wall, 2),
             "cpu_s": round(usage.ru_utime + usage.ru_stime, 2),
             "install_s": install_s,
+            "calibration": _bracket(before, _measure_machine(env, tmp)),
             **out,
         }
         if keep is not None:
@@ -267,6 +322,7 @@ def summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
         "cpu_s": med([r["cpu_s"] for r in runs]),
         "peak_rss_mb": med([r["peak_rss_mb"] for r in runs]),
         "model_loads_total": med([r["model_loads_total"] for r in runs]),
+        "decode_ms_per_step": med([r["calibration"]["decode_ms_per_step"] for r in runs]),
         "outside_stages_cpu_s": med([r["outside_stages"]["cpu_s"] for r in runs]),
         "by_kind": {
             n: {
@@ -282,7 +338,8 @@ def ratios(new: dict[str, Any], old: dict[str, Any]) -> dict[str, Any]:
     def r(a: float, b: float) -> float | None:
         return round(a / b, 3) if b else None
 
-    out: dict[str, Any] = {f: r(new[f], old[f]) for f in ("wall_s", "cpu_s", "peak_rss_mb", "model_loads_total")}
+    fields = ("wall_s", "cpu_s", "peak_rss_mb", "model_loads_total", "decode_ms_per_step")
+    out: dict[str, Any] = {f: r(new[f], old[f]) for f in fields if f in old}
     out["by_kind_cpu_s"] = {
         k: r(v["cpu_s"], old["by_kind"][k]["cpu_s"]) for k, v in new["by_kind"].items() if k in old["by_kind"]
     }
@@ -303,7 +360,10 @@ def main() -> None:
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="passed to aopcore run")
     ap.add_argument("--keep", type=Path, help="copy each run's folder (cache, run directory, log) here")
     ap.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
+    ap.add_argument("--calibrate", type=Path, help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.calibrate:
+        raise SystemExit(calibrate(args.calibrate))
     if args.child:
         result, config, run_dir, *sets = args.child
         raise SystemExit(child(Path(result), config, Path(run_dir), sets))

@@ -62,6 +62,19 @@ class RunPreparation(ExperimentBase):
         if removed:
             log.info("removed %d partial writes left by an interrupted run", removed)
         self._recompute_damaged()
+        self._finish_removals()
+
+    def _finish_removals(self) -> None:
+        """Remove what finished stages recorded under ``removes`` and is still there: a driver killed between an
+        evaluation's commit and its prune of the previous checkpoint (``keep_checkpoints = "last"``) left it, and an
+        executor that skips finished stages (Ray, or one of a user's) would never come back to it. Done here, every
+        executor's resumed run ends with the files an uninterrupted one has."""
+        for record in self.store.stage_records():
+            for rel in record.get("removes", []):
+                path = self.store.path(rel)
+                if path.exists():
+                    shutil.rmtree(path, ignore_errors=True)
+                    log.info("removed %s: %s prunes it, and its driver stopped first", rel, record.get("stage"))
 
     def _recompute_damaged(self) -> list[str]:
         """Check every finished stage's outputs against its record; forget a damaged stage and every stage that

@@ -1,6 +1,7 @@
 """The loop end to end with small in-process components, built in Python (library use, no config)."""
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -163,3 +164,33 @@ def test_replace_keeps_the_given_objects_and_counts_calls_once(tmp_path: Path):
     for e in (exp, dataclasses.replace(exp, name="again")):
         assert not isinstance(e.judge, CallCounter)
         assert isinstance(e._counted_judge, CallCounter) and not isinstance(e._counted_judge.inner, CallCounter)
+
+
+class PendingOnlyExecutor:
+    """Runs only the stages not yet done, as the Ray executor (and any executor that plans ahead) does."""
+
+    def run(self, experiment: Experiment) -> None:
+        for stage in experiment.stages():
+            if not experiment.store.is_done(stage.id):
+                experiment.run_stage(stage.id)
+
+
+def test_a_prune_a_crash_cut_off_is_finished_when_any_executor_resumes(tmp_path: Path):
+    """keep_checkpoints = "last": an evaluation commits its record, then removes the previous policy. A driver killed
+    between the two left that policy behind, and an executor that skips finished stages never pruned it: the
+    resumed run kept a checkpoint an uninterrupted run does not."""
+    run = tmp_path / "lib"
+    pruned = run / "arms" / "static" / "iter-01" / "policy"
+    kept = tmp_path / "kept"
+
+    def keep_a_copy(stage_id: str) -> None:
+        if stage_id == "arms/static/iter-01/train":
+            shutil.copytree(pruned, kept)
+
+    make(tmp_path, keep_checkpoints="last", after_stage=keep_a_copy).run()
+    record = json.loads((run / "stages" / "arms__static__iter-02__evaluation.json").read_text())
+    assert record["removes"] == ["arms/static/iter-01/policy"] and not pruned.exists()
+    shutil.copytree(kept, pruned)  # as a driver killed between the evaluation's commit and its prune left it
+    make(tmp_path, keep_checkpoints="last").run(executor=PendingOnlyExecutor())
+    assert not pruned.exists()
+    assert (run / "arms" / "static" / "iter-02" / "policy" / "policy.json").exists()  # the last one stays

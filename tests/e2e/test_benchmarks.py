@@ -103,3 +103,28 @@ def test_smollm_benchmark_config_validates_for_both_trainers(trainer, tmp_path):
     finally:
         cfg.unlink()
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.slow
+def test_quickstart_profile_records_the_machines_speed_beside_each_run(tmp_path):
+    """The calibration figure (SmolLM2 decoding, float32, fixed inputs) that lets an absolute wall time be read
+    across days; the ratios compare it too, and still read results committed before it existed."""
+    sys.path.insert(0, str(BENCH))
+    from quickstart_profile import _bracket, ratios
+
+    out = subprocess.run(
+        [sys.executable, str(BENCH / "quickstart_profile.py"), "--calibrate", str(tmp_path / "c.json")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    calibration = json.loads((tmp_path / "c.json").read_text())
+    assert 1 < calibration["decode_ms_per_step"] < 5000
+    run = _bracket(calibration, {**calibration, "decode_ms_per_step": calibration["decode_ms_per_step"] + 10})
+    assert run["decode_ms_per_step"] == round(calibration["decode_ms_per_step"] + 5, 1)  # before and after, averaged
+    side = {"wall_s": 200.0, "cpu_s": 400.0, "peak_rss_mb": 3000.0, "model_loads_total": 9, "by_kind": {}}
+    new = {**side, "wall_s": 100.0, "decode_ms_per_step": 90.0}
+    assert ratios(new, {**side, "decode_ms_per_step": 60.0})["decode_ms_per_step"] == 1.5
+    older = ratios(new, side)  # a committed result from before the calibration
+    assert older["wall_s"] == 0.5 and "decode_ms_per_step" not in older

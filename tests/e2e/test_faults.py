@@ -24,7 +24,7 @@ import pytest
 from aopcore.storage.runlock import RunDirectoryBusy, driver_lock
 
 from helpers import AOPCORE, TOY
-from helpers.runs import outputs
+from helpers.runs import assert_same_outputs, outputs
 
 CONFIG = f"""[experiment]
 name = "NAME"
@@ -112,7 +112,7 @@ def reference(tmp_path_factory) -> dict[str, str]:
 def assert_clean_run(run: Path, reference: dict[str, str]) -> None:
     got = outputs(run)
     assert len(got) > 40
-    assert got == reference
+    assert_same_outputs(got, reference)
     assert not list(run.rglob(".*.tmp"))
     assert not (run / "scratch").exists() and not (run / "attempts").exists()
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import json
 from pathlib import Path
 
@@ -26,3 +27,25 @@ def outputs(run: Path) -> dict[str, str]:
             text = head + rest[rest.find("<h2>") :]  # drop the ledger table (wall times), keep everything else
         out[rel] = text
     return out
+
+
+def assert_same_outputs(got: dict[str, str | bytes], reference: dict[str, str | bytes]) -> None:
+    """Assert two ``outputs`` maps are equal, failing with the files that differ and the first lines that do.
+
+    A plain ``==`` on two maps of whole files prints both in full, which buries the difference (and CI keeps only
+    the tail of its log)."""
+    if got == reference:
+        return
+    missing = sorted(set(reference) - set(got))
+    extra = sorted(set(got) - set(reference))
+    changed = sorted(k for k in set(got) & set(reference) if got[k] != reference[k])
+    lines = [f"missing: {missing}", f"extra: {extra}", f"changed: {changed}"]
+    for key in changed[:5]:
+        a, b = reference[key], got[key]
+        if isinstance(a, bytes) or isinstance(b, bytes):
+            lines.append(f"--- {key}: bytes differ")
+            continue
+        diff = difflib.unified_diff(a.splitlines(), b.splitlines(), "reference", "got", lineterm="", n=1)
+        lines.append(f"--- {key}")
+        lines.extend(list(diff)[2:30])
+    raise AssertionError("run directories differ\n" + "\n".join(lines))
