@@ -6,6 +6,7 @@ Exit status: 0 success; 2 bad input (one line per problem, no traceback); 1 runt
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 import threading
@@ -63,21 +64,21 @@ def _cmd_run(args: argparse.Namespace) -> int:
         from aopcore.engine.multiseed import run_plan
 
         multi = run_plan(plan, executor, allow_changes=args.allow_changed_config, wait=args.wait)
-        print(f"run finished: {multi.root} (seeds {', '.join(map(str, multi.results))})")
+        print(f"run finished: {os.path.normpath(multi.root)} (seeds {', '.join(map(str, multi.results))})")
         from aopcore.storage.rundir import RunLayout
 
         folder = RunLayout.of(multi.root).aggregate_dir
         page = folder / "aggregate.html"
-        print(f"aggregate: {page if page.exists() else folder / 'aggregate.md'}")
+        print(f"aggregate: {os.path.normpath(page if page.exists() else folder / 'aggregate.md')}")
         return 0
     experiment = plan.build(allow_changes=args.allow_changed_config)
     from aopcore.engine.multiseed import check_single_run_root
 
     check_single_run_root(experiment.store.root)
     result = experiment.run(executor, wait=args.wait)
-    print(f"run finished: {result.run_dir}")
-    report = result.run_dir / "report.html"
-    print(f"report: {report if report.exists() else result.run_dir / 'report.md'}")
+    shown = Path(os.path.normpath(result.run_dir))  # "examples/../runs/x" reads as "runs/x"
+    print(f"run finished: {shown}")
+    print(f"report: {shown / 'report.html' if (shown / 'report.html').exists() else shown / 'report.md'}")
     return 0
 
 

@@ -121,7 +121,8 @@ def targeting(run_dir: Path) -> dict[str, list[dict[str, Any]]]:
 
     Read from the prompts' provenance and the curriculum's log, never assumed: only prompts written from
     an evaluation's scored samples (SOP, AOP, eva) were chosen for weak categories; for those,
-    ``weakest_before`` lists the weakest categories of the evaluation they were written from. A static pool
+    ``weakest_before`` lists the weakest categories of the evaluation they were written from (as many as the
+    prompts went to, at most three). A static pool
     (vanilla) or a fixed candidate pool (pool) was not chosen from an evaluation (``weakest_before`` empty).
     """
     out: dict[str, list[dict[str, Any]]] = {}
@@ -136,10 +137,12 @@ def targeting(run_dir: Path) -> dict[str, list[dict[str, Any]]]:
             counts: dict[str, int] = defaultdict(int)
             written_at: set[int] = set()
             sources: set[str] = set()
+            upfront = True  # every prompt written before the first iteration (Provenance.iteration 0): a static pool
             for _, p in iter_jsonl(prompts):
                 counts[p["category"]] += 1
                 prov = p.get("provenance") or {}
                 sources.add(prov.get("source") or "unknown")
+                upfront = upfront and prov.get("iteration") == 0
                 if prov.get("sample_ids"):  # written from scored evaluation samples
                     call = re.search(r"-i(\d+)-", prov.get("feedback_call") or "")
                     written_at.add(int(call.group(1)) if call else i)
@@ -153,14 +156,16 @@ def targeting(run_dir: Path) -> dict[str, list[dict[str, Any]]]:
                 if evaluated is not None
                 else {}
             )
-            weakest = sorted(before, key=lambda c: before[c])[:3]
+            # as many as the prompts went to (at most three): a curriculum that targets two weak categories is shown
+            # beside the two weakest, not three
+            weakest = sorted(before, key=lambda c: before[c])[: max(1, min(3, len(counts)))]
             rows.append(
                 {
                     "iteration": i,
                     "prompts": dict(sorted(counts.items(), key=lambda kv: -kv[1])),
                     "targeted": evaluated is not None,
                     "evaluated_at": evaluated,
-                    "basis": _basis(evaluated, i, sources),
+                    "basis": _basis(evaluated, i, sources, upfront),
                     "weakest_before": [(c, round(before[c], 3)) for c in weakest],
                     "log": gen_log,
                 }
@@ -169,17 +174,18 @@ def targeting(run_dir: Path) -> dict[str, list[dict[str, Any]]]:
     return out
 
 
-def _basis(evaluated: int | None, iteration: int, sources: set[str]) -> str:
-    """One phrase: how this iteration's prompts were chosen."""
+def _basis(evaluated: int | None, iteration: int, sources: set[str], upfront: bool) -> str:
+    """One phrase: how this iteration's prompts were chosen, claiming no more than their provenance shows."""
     if evaluated is not None:
         of = "the SFT policy's evaluation" if evaluated == 0 else f"the iteration-{evaluated} evaluation"
         when = "" if evaluated == iteration - 1 else f" (written at iteration {evaluated + 1})"
         return f"written for the weakest categories of {of}{when}"
     if sources == {"pool"}:
         return "picked from a fixed candidate pool, not written from an evaluation"
-    if sources == {"generated"}:
-        return "a static pool written from category keywords, not chosen from an evaluation"
-    return f"from {', '.join(sorted(sources))} prompts, not chosen from an evaluation"
+    if sources == {"generated"} and upfront:
+        return "a static pool written before the first iteration, not chosen from an evaluation"
+    # a curriculum of its own may well read ctx.evaluation; without sample_ids its prompts do not say so
+    return f"{', '.join(sorted(sources))} prompts (their provenance names no evaluation samples)"
 
 
 def samples(run_dir: Path, n: int) -> dict[str, list[dict[str, str]]]:

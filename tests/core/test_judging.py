@@ -139,7 +139,7 @@ def test_report_says_how_each_curriculum_chose_its_prompts(tmp_path: Path):
         {"question_id": "h1", "question": "q", "category": high, "answer": "", "reward": 0.9},
     ]
     _write(run / "sft" / "evaluation.jsonl", ev("askdocs", "askbaking"))
-    for arm in ("vanilla", "sop", "aop", "pool"):
+    for arm in ("vanilla", "sop", "aop", "pool", "focus"):
         _write(run / "arms" / arm / "iter-01" / "evaluation.jsonl", ev("askbaking", "askdocs"))
     gen = lambda arm, call, sample: {
         "curriculum": arm,
@@ -152,7 +152,25 @@ def test_report_says_how_each_curriculum_chose_its_prompts(tmp_path: Path):
     for i in (1, 2):
         _write(
             run / "arms" / "vanilla" / f"iter-{i:02d}" / "prompts.jsonl",
-            [{"id": f"v{i}", "text": "t", "category": "askdocs", "provenance": gen("vanilla", "vanilla-r0-c1", [])}],
+            [
+                {
+                    "id": f"v{i}",
+                    "text": "t",
+                    "category": "askdocs",
+                    "provenance": {**gen("vanilla", "vanilla-r0-c1", []), "iteration": 0},  # written up front
+                }
+            ],
+        )
+        _write(  # a plugin's curriculum that weighs categories by ctx.evaluation and names no samples (the scaffold's)
+            run / "arms" / "focus" / f"iter-{i:02d}" / "prompts.jsonl",
+            [
+                {
+                    "id": f"f{i}",
+                    "text": "t",
+                    "category": "askdocs",
+                    "provenance": {"curriculum": "focus", "iteration": i, "source": "template"},
+                }
+            ],
         )
         _write(
             run / "arms" / "sop" / f"iter-{i:02d}" / "prompts.jsonl",
@@ -185,14 +203,18 @@ def test_report_says_how_each_curriculum_chose_its_prompts(tmp_path: Path):
     assert not rows["pool"][1]["targeted"] and "fixed candidate pool" in rows["pool"][1]["basis"]
     # SOP's iteration-2 prompts were written at iteration 1 from the SFT evaluation (askdocs weakest), not iteration 1's
     assert rows["sop"][2]["evaluated_at"] == 0 and rows["sop"][2]["weakest_before"][0][0] == "askdocs"
-    assert rows["aop"][2]["evaluated_at"] == 1 and rows["aop"][2]["weakest_before"][0][0] == "askbaking"
+    # one weakest category shown for prompts that went to one category (of the evaluation's two)
+    assert rows["aop"][2]["evaluated_at"] == 1 and rows["aop"][2]["weakest_before"] == [("askbaking", 0.1)]
     write_markdown_report(run)
     lines = {
         ln.split("**")[1] + ln.split(":")[0][-2:]: ln
         for ln in (run / "report.md").read_text().splitlines()
         if ln.startswith("- **")
     }
-    assert "static pool written from category keywords, not chosen from an evaluation" in lines["vanilla 2"]
+    assert "static pool written before the first iteration, not chosen from an evaluation" in lines["vanilla 2"]
+    # what the report cannot know, it does not claim: no "static pool", no "not chosen from an evaluation"
+    assert "template prompts (their provenance names no evaluation samples)" in lines["focus 2"]
+    assert "static" not in lines["focus 2"] and "not chosen" not in lines["focus 2"]
     assert "weakest" not in lines["vanilla 2"] and "weakest" not in lines["pool 1"]
     assert "weakest categories of the SFT policy's evaluation (written at iteration 1): askdocs" in lines["sop 2"]
     assert "weakest categories of the iteration-1 evaluation: askbaking" in lines["aop 2"]
