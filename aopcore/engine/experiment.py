@@ -7,7 +7,6 @@ protocols. The CLI only turns a config file into such objects.
 from __future__ import annotations
 
 import logging
-import shutil
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -228,8 +227,7 @@ class Experiment(RunPreparation, StageGraph, StageWork, TrainingStage, TwinReuse
         )
         removes = [self._rel(self._policy_dir(stage.arm, (stage.iteration or 0) - 1))] if prunes else []
         ran = self._stage(stage.id, stage.kind, stage.work, arm=stage.arm, order=index + 1, removes=removes)
-        if prunes:
-            shutil.rmtree(self._policy_dir(stage.arm, (stage.iteration or 0) - 1), ignore_errors=True)
+        self._remove_pruned(removes)  # after the commit; a driver opening the run finishes one a kill cut off
         return ran
 
     # ---- the loop -------------------------------------------------------------------------

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import shutil
+from collections.abc import Iterable
 from typing import Any
 
 from aopcore.engine.experiment_base import ExperimentBase
@@ -69,12 +70,18 @@ class RunPreparation(ExperimentBase):
         evaluation's commit and its prune of the previous checkpoint (``keep_checkpoints = "last"``) left it, and an
         executor that skips finished stages (Ray, or one of a user's) would never come back to it. Done here, every
         executor's resumed run ends with the files an uninterrupted one has."""
-        for record in self.store.stage_records():
-            for rel in record.get("removes", []):
-                path = self.store.path(rel)
-                if path.exists():
-                    shutil.rmtree(path, ignore_errors=True)
-                    log.info("removed %s: %s prunes it, and its driver stopped first", rel, record.get("stage"))
+        for rel in self._remove_pruned(integrity.removed_paths(self.store.stage_records())):
+            log.info("removed %s: a finished stage prunes it, and its driver stopped first", rel.rstrip("/"))
+
+    def _remove_pruned(self, rels: Iterable[str]) -> list[str]:
+        """Remove the checkpoints a stage prunes (its record's ``removes``) that are still there; returns those."""
+        removed = []
+        for rel in rels:
+            path = self.store.path(rel)
+            if path.exists():
+                shutil.rmtree(path, ignore_errors=True)
+                removed.append(rel)
+        return removed
 
     def _recompute_damaged(self) -> list[str]:
         """Check every finished stage's outputs against its record; forget a damaged stage and every stage that
