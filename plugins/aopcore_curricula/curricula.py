@@ -124,6 +124,7 @@ class SOPCurriculum:
                 seed=stage_seed(ctx.base_seed, curriculum_seed_key("score-based", 1)),
                 solve=ctx.solve,
                 heldout=ctx.heldout,
+                stride=ctx.budget,  # its rounds up to one iteration's budget are AOP's first iteration's
             )
             write_jsonl(pool_path, prompts)
             save_json(ctx.workdir / "pool.log.json", gen_log.as_dict())

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import random
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -119,6 +120,19 @@ def generate_vanilla_pool(
     return candidates, gen_log
 
 
+# calls asked for beyond the yield so far: later calls keep fewer questions (more of theirs are near duplicates)
+EXTRA_ROUND_MARGIN = 1.5
+
+
+def extra_round(kept: int, calls: int, needed: int, widest: int) -> int:
+    """Calls in a round after the ``draws``: enough, at the yield of the calls made so far, for the questions still
+    missing with a margin, and at most ``widest`` (parallel_calls). A local model decodes a round as one batch, whose
+    time grows with its rows, so a round of 16 calls for the last 3 questions cost as much as the draws did."""
+    if kept == 0 or calls == 0:
+        return widest
+    return max(1, min(widest, math.ceil((needed - kept) * calls / kept * EXTRA_ROUND_MARGIN)))
+
+
 class ScoreBasedGenerator:
     """Shows the feedback LLM (question, answer, domain, score) samples and collects the questions it writes."""
 
@@ -180,11 +194,16 @@ class ScoreBasedGenerator:
         seed: int,
         solve: Callable[[str], Any] | None = None,
         heldout: Sequence[str] = (),
+        stride: int | None = None,
     ) -> tuple[list[Prompt], GenerationLog]:
         """``needed`` prompts; with ``opts.answers == "writer"`` or a ``solve`` each carries ``metadata["answer"]``,
         and a question whose answer cannot be established is dropped (``dropped["no answer"]``). Copies of a
         held-out question (the evaluation's, and ``heldout``: all of them where the evaluation is a part) are
-        dropped (``dropped["held-out question"]``)."""
+        dropped (``dropped["held-out question"]``).
+
+        ``stride``: rounds after the draws aim at the next multiple of it first, not at ``needed``. SOP writes every
+        iteration's prompts at once and passes its per-iteration budget: its calls up to that budget are then the
+        ones AOP's first iteration makes (same seed, same rounds), so the two arms' first iterations stay equal."""
         o = self.opts
         rng = random.Random(seed)
         gen_log = GenerationLog()
@@ -214,10 +233,16 @@ class ScoreBasedGenerator:
         seen_prompts: Counter[str] = Counter()
         max_draws = int(o.draws * o.max_draws_factor)
         draw = 0
-        # `draws` calls are always made (in batches of parallel_calls); more only while the budget is not met
+        # `draws` calls are always made (in batches of parallel_calls); more only while the budget is not met, in
+        # rounds sized from the yield so far
         while draw < max_draws and (draw < o.draws or len(out) < needed):
             batch = []
-            for _ in range(min(o.parallel_calls, (o.draws if draw < o.draws else max_draws) - draw)):
+            if draw < o.draws:
+                size = min(o.parallel_calls, o.draws - draw)
+            else:
+                target = needed if stride is None else min(needed, stride * (len(out) // stride + 1))
+                size = min(extra_round(len(out), draw, target, o.parallel_calls), max_draws - draw)
+            for _ in range(size):
                 sample = self._draw(by_cat, rng)
                 prompt, target = self._prompt(sample, draw, categories)
                 if seen_prompts[

@@ -73,7 +73,9 @@ class ScoreBasedOptions(_CategoryWording):
         40,
         ge=1,
         description="Random draws of samples, one feedback call each (paper: 40). All are made, in batches of "
-        "parallel_calls; only if the budget is not met then are more drawn, up to draws * max_draws_factor.",
+        "parallel_calls; only if the budget is not met then are more drawn, up to draws * max_draws_factor, in "
+        "rounds sized from the yield so far (the calls the missing questions need at it, times 1.5, at most "
+        "parallel_calls).",
     )
     questions_per_call: int = Field(50, ge=1, description="Questions asked for per call (paper: 50).")
     max_draws_factor: float = Field(

@@ -69,8 +69,8 @@ class LocalFeedbackLLM(CachedLLM):
         from aopcore.rngguard import preserved_global_rng
 
         o = self.options
-        settings = GenerationSettings(
-            o.max_new_tokens, o.do_sample, o.temperature, o.top_p, 0, o.max_prompt_tokens, o.batch_size
+        settings = GenerationSettings(  # the nucleus draw: a third of decoding went to transformers' top-p sort
+            o.max_new_tokens, o.do_sample, o.temperature, o.top_p, 0, o.max_prompt_tokens, o.batch_size, draw="nucleus"
         )
         queries = encode_queries(self.tokenizer, prompts, o.max_prompt_tokens)
         with preserved_global_rng():

@@ -45,6 +45,9 @@ class GenerationSettings:
     max_prompt_tokens: int = 512
     batch_size: int = 16
     backend: str = "plain"
+    draw: str = (
+        "transformers"  # how a sampled token is drawn: transformers' sampler, or "nucleus" (aopcore_hf.sampling)
+    )
 
 
 @dataclass
@@ -80,6 +83,23 @@ def _cut(response: list[int], eos: int | None) -> list[int]:
 
 
 def _sampling_kwargs(settings: GenerationSettings) -> dict:
+    """``generate``'s arguments for the settings' decoding. With ``draw = "nucleus"`` a sample is drawn by
+    aopcore_hf.sampling's processor (transformers' distribution in a fraction of its sampler's time on a CPU) and
+    taken as the arg-max."""
+    if settings.do_sample and settings.draw == "nucleus":
+        from transformers import LogitsProcessorList
+
+        from aopcore_hf.sampling import sampling_processor
+
+        draw = sampling_processor(settings.temperature, settings.top_k, settings.top_p)
+        return dict(
+            do_sample=False, temperature=None, top_p=None, top_k=None, logits_processor=LogitsProcessorList([draw])
+        )
+    return _config_sampling_kwargs(settings)
+
+
+def _config_sampling_kwargs(settings: GenerationSettings) -> dict:
+    """The settings' decoding as GenerationConfig fields (continuous batching takes no logits processors)."""
     if settings.do_sample:
         return dict(do_sample=True, temperature=settings.temperature, top_p=settings.top_p, top_k=settings.top_k)
     return dict(do_sample=False, temperature=None, top_p=None, top_k=None)
@@ -178,7 +198,7 @@ def _generate_continuous(
         max_new_tokens=settings.max_new_tokens,
         pad_token_id=pad,
         eos_token_id=eos,
-        **{k: v for k, v in _sampling_kwargs(settings).items() if v is not None},
+        **{k: v for k, v in _config_sampling_kwargs(settings).items() if v is not None},
     )
     cuda = next(model.parameters()).device.type == "cuda"
     paged = None

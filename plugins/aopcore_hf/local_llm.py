@@ -90,7 +90,7 @@ class LocalLLMOptions(ModelPreflight, BaseModel):
 # In every cache key of a local LLM's reply: replies cached under an earlier sampling scheme (each prompt alone, or a
 # batch that depended on which prompts were cached) are not reused, so everything in the cache is what a cold call
 # of the same prompts would give.
-SAMPLING_SCHEME = "per-call-batch"
+SAMPLING_SCHEME = "per-call-batch/nucleus-draw"  # the draw: aopcore_hf.sampling
 
 
 def reply_seed(key: str) -> int:

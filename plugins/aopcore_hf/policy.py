@@ -56,6 +56,7 @@ class HFPolicyBase:
             max_prompt_tokens=g.max_prompt_tokens,
             batch_size=self.options.eval_batch_size,
             backend=self.options.generation_backend,
+            draw=g.draw,
         )
 
     def rollout_settings(self, batch_size: int) -> GenerationSettings:
@@ -69,6 +70,7 @@ class HFPolicyBase:
             g.max_prompt_tokens,
             min(g.batch_size or batch_size, max(batch_size, 1)),
             self.options.generation_backend,
+            g.draw,
         )
 
     def generate(self, policy: Path, prompts: Sequence[str], *, seed: int, sample: bool = False) -> list[str]:

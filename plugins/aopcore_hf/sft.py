@@ -12,6 +12,7 @@ import random
 import shutil
 from pathlib import Path
 
+from aopcore_hf import lora
 from aopcore_hf.dataset_io import load_dolly
 from aopcore_hf.generation import format_prompt
 from aopcore_hf.models import DeviceChoice, load_causal_lm
@@ -21,6 +22,12 @@ from aopcore_hf.policy_io import save_policy
 
 def dolly_prompt(row: dict[str, str]) -> str:
     return row["instruction"] + (f"\n\n{row['context']}" if row.get("context") else "")
+
+
+def bfloat16():
+    import torch
+
+    return torch.bfloat16
 
 
 def sft_autocast_bf16(mixed_precision: str, choice: DeviceChoice) -> bool:
@@ -67,7 +74,7 @@ def sft_config(options: SFTOptions, work: Path, *, choice: DeviceChoice, seed: i
         use_cpu=cpu,
         bf16=sft_autocast_bf16(options.mixed_precision, choice),
         completion_only_loss=True,
-        activation_checkpointing=True,
+        activation_checkpointing=options.gradient_checkpointing,
     )
 
 
@@ -89,7 +96,12 @@ def run_sft(
     rng = random.Random(seed)
     rng.shuffle(rows)
     n_val = max(1, int(len(rows) * options.validation_fraction))
-    model, tokenizer = load_causal_lm(model_spec, choice)
+    # LoRA under bf16 autocast: the frozen weights in bf16 (the same products, without a cast at every use)
+    autocast = sft_autocast_bf16(options.mixed_precision, choice)
+    frozen = DeviceChoice(choice.device, bfloat16()) if options.lora is not None and autocast else choice
+    model, tokenizer = load_causal_lm(model_spec, frozen)
+    if options.lora is not None:
+        model = lora.attach(model, options.lora)
     tokenizer.padding_side = "right"
 
     def to_example(row: dict[str, str]) -> dict[str, str]:
@@ -117,7 +129,10 @@ def run_sft(
     initial = trainer.evaluate()["eval_loss"]
     trainer.train()
     tokenizer.padding_side = "left"
-    save_policy(trainer.model, tokenizer, out)
+    trained = trainer.model
+    if options.lora is not None and frozen != choice:  # policy_0: the float32 weights read again plus the update
+        trained = lora.fold(load_causal_lm(model_spec, choice)[0], lora.deltas(trained))
+    save_policy(lora.merged(trained), tokenizer, out)
     shutil.rmtree(work, ignore_errors=True)
     # per-epoch evaluations only (train() starts a fresh history, but do not rely on it)
     evals = [e["eval_loss"] for e in trainer.state.log_history if "eval_loss" in e and e.get("epoch", 0) > 0]

@@ -87,6 +87,16 @@ def test_more_draws_only_while_the_budget_is_not_met(tmp_path: Path):
     AOPCurriculum(opts).prompts(ctx(tmp_path, budget=7, feedback=llm))  # 2 questions a call: 4 calls are needed
     assert llm.batches[0] == 2  # the draws, not parallel_calls
     assert 4 <= llm.calls <= 8 and all(b <= 8 for b in llm.batches)
+    assert llm.batches[1] < 8  # sized from the yield of the draws, not a whole parallel_calls round
+
+
+def test_a_round_after_the_draws_asks_for_what_the_yield_says_is_missing():
+    from aopcore_curricula.generators import extra_round
+
+    assert extra_round(kept=12, calls=12, needed=16, widest=16) == 6  # 4 missing at one a call, times 1.5
+    assert extra_round(kept=6, calls=12, needed=16, widest=16) == 16  # 20 calls at that yield: capped
+    assert extra_round(kept=15, calls=12, needed=16, widest=16) == 2
+    assert extra_round(kept=0, calls=12, needed=16, widest=16) == 16  # nothing kept: no yield to go by
 
 
 def test_vanilla_keywords_option_and_weak_default_warns_once(tmp_path: Path, warnings_seen):
@@ -149,3 +159,41 @@ def test_library_reference_names_every_option():
         *(f.name for f in dataclasses.fields(TrainStats)),
     ]
     assert [n for n in names if f"`{n}`" not in text] == []
+
+
+class CallKeyedLLM:
+    """Like the local feedback LLM: a reply depends on its request and on the call (batch) it came in. One question
+    a call, so the draws never meet a budget of 4."""
+
+    def __init__(self) -> None:
+        self.batches: list[int] = []
+
+    def complete(self, prompts):
+        import hashlib
+
+        self.batches.append(len(prompts))
+        call = hashlib.sha256("\n".join(sorted(prompts)).encode()).hexdigest()
+        out = []
+        for p in prompts:
+            h = hashlib.sha256(f"{call}:{p}".encode()).hexdigest()
+            out.append(f"1. How do I {' '.join(h[i : i + 5] for i in range(0, 20, 5))} for my project at home?")
+        return out
+
+
+def test_sop_and_aop_first_iterations_stay_equal_when_more_rounds_are_needed(tmp_path: Path):
+    """SOP writes both iterations' prompts at once (a budget of 8) and AOP only the first's (4): sized from the
+    shortfall, their rounds after the draws would differ, and with them the calls and replies. SOP aims its rounds
+    at one iteration's budget first, so AOP's calls are a prefix of SOP's and the two first iterations are equal."""
+    from aopcore_curricula.curricula import SOPCurriculum
+
+    opts = ScoreBasedOptions(
+        samples_per_category=2, draws=2, questions_per_call=1, parallel_calls=8, max_draws_factor=8
+    )
+    sop_llm, aop_llm = CallKeyedLLM(), CallKeyedLLM()
+    (tmp_path / "sop").mkdir()
+    (tmp_path / "aop").mkdir()
+    sop = SOPCurriculum(opts).prompts(ctx(tmp_path / "sop", budget=4, feedback=sop_llm, iterations=2))
+    aop = AOPCurriculum(opts).prompts(ctx(tmp_path / "aop", budget=4, feedback=aop_llm))
+    assert aop_llm.batches[0] == 2 and aop_llm.batches[1] < 8  # a round sized from the shortfall
+    assert sop_llm.batches[: len(aop_llm.batches)] == aop_llm.batches
+    assert [p.text for p in aop] == [p.text for p in sop]

@@ -79,10 +79,13 @@ def without_timing(metrics: list[dict]) -> list[dict]:
 
 
 @pytest.mark.slow
-def test_killed_ppo_stage_resumes_from_its_last_save_with_identical_results(tmp_path: Path):
+@pytest.mark.parametrize("adapters", [None, {"r": 2, "alpha": 4}], ids=["full", "lora"])
+def test_killed_ppo_stage_resumes_from_its_last_save_with_identical_results(tmp_path: Path, adapters):
+    """With LoRA the save holds the adapters and their Adam states; the frozen weights come from the input again."""
     policy = save_tiny_gpt2(tmp_path / "policy")
+    options = {**OPTIONS, "lora": adapters}
     stage = load_script(tmp_path / "ppo_stage.py", SCRIPT.format(tests=str(TESTS)))
-    stage.main(policy, tmp_path / "whole", tmp_path / "scratch-whole", OPTIONS)
+    stage.main(policy, tmp_path / "whole", tmp_path / "scratch-whole", options)
 
     proc = killed(
         tmp_path / "ppo_stage.py",
@@ -90,14 +93,14 @@ def test_killed_ppo_stage_resumes_from_its_last_save_with_identical_results(tmp_
         str(policy),
         str(tmp_path / "resumed"),
         str(tmp_path / "scratch"),
-        json.dumps(OPTIONS),
+        json.dumps(options),
     )
     assert proc.returncode == -signal.SIGKILL, proc.stderr[-3000:]  # killed during step 5
     saves = sorted(p.name for p in (tmp_path / "scratch").iterdir())
     assert saves == ["ppo-step-00000004"]  # every 2 steps, older saves removed
     assert not (tmp_path / "resumed" / "stats.json").exists()
 
-    stage.main(policy, tmp_path / "resumed", tmp_path / "scratch", OPTIONS)
+    stage.main(policy, tmp_path / "resumed", tmp_path / "scratch", options)
     a = json.loads((tmp_path / "whole" / "stats.json").read_text())
     b = json.loads((tmp_path / "resumed" / "stats.json").read_text())
     assert a["reward_calls"] == STEPS and b["reward_calls"] == STEPS - 4  # only steps 5 and 6 were redone

@@ -20,7 +20,9 @@ import torch
 from tqdm.auto import tqdm
 
 from aopcore import InputError, Prompt, RewardModel, TrainStats
+from aopcore.engine.stagerun import release_freed_memory
 from aopcore.steps import PromptStream, RolloutGroup
+from aopcore_hf import lora
 from aopcore_hf.generation import (
     Rollout,
     decode_responses,
@@ -228,9 +230,13 @@ class PPOPolicyTrainer(HFPolicyBase):
         )
         if not ref.shared:
             self.cache.clear()
-        model, tokenizer = load_causal_lm(policy_source(policy), weights)
+        # LoRA under autocast: the frozen weights in the autocast dtype (the same products, half the bytes)
+        frozen = DeviceChoice(weights.device, amp) if o.lora is not None and amp is not None else weights
+        model, tokenizer = load_causal_lm(policy_source(policy), frozen)
         if o.gradient_checkpointing:
             ppo_memory.enable_gradient_checkpointing(model)
+        if o.lora is not None:  # frozen weights, trained adapters: no Adam states or weight gradients for the weights
+            model = lora.attach(model, o.lora)
         value_head = ValueHead(model.config.hidden_size).to(device)
         if (policy / VALUE_HEAD).exists():
             value_head.load_state_dict(torch.load(policy / VALUE_HEAD, map_location=device))
@@ -327,14 +333,21 @@ class PPOPolicyTrainer(HFPolicyBase):
         if stream is not None:
             stream.finish()
         trackers.close()
+        if isinstance(optimizer, ppo_memory.AdamInBackward):
+            optimizer.close()
+        if o.lora is not None:  # the stage saves (and caches) an ordinary model: its input plus the adapters' updates
+            updates = lora.deltas(model)
+            del ref, optimizer, wrapped, module, model  # the frozen copy goes before the full-precision one comes
+            release_freed_memory()  # PEFT's wrappers refer to each other: the collector frees them, glibc keeps the pages
+            model, _ = load_causal_lm(policy_source(policy), weights)
+            lora.fold(model, updates)
+        else:
+            del ref, optimizer, wrapped, module
         if comm.is_main:
             save_policy(model, tokenizer, out)
             torch.save(value_head.state_dict(), out / VALUE_HEAD)
             (out / STATE).write_text(json.dumps({"kl_coef": kl_ctl.value}))
         comm.barrier()
-        if isinstance(optimizer, ppo_memory.AdamInBackward):
-            optimizer.close()
-        del ref, optimizer, wrapped, module
         serve = self.inference_choice()
         # evaluation and answers of ``out`` come next: no reread (on a CPU a bf16 copy is cast from the trained model,
         # the same numbers as reading the saved float32 weights in bf16)
@@ -371,8 +384,8 @@ class PPOPolicyTrainer(HFPolicyBase):
             tokenizer, [texts[i] for i in mine], o.generation.max_prompt_tokens, system=o.system_prompt
         )
         amp = ppo_memory.autocast_dtype(o.mixed_precision, self.choice)
-        with ppo_memory.autocast(device, amp, generating=True):
-            local = self.rollouts(module.lm, tokenizer, queries, self.rollout_settings(len(mine)), world=comm.world)
+        with ppo_memory.autocast(device, amp, generating=True), lora.sampling(module.lm) as sampler:
+            local = self.rollouts(sampler, tokenizer, queries, self.rollout_settings(len(mine)), world=comm.world)
         by_index = dict(pair for part in comm.all_gather_object(list(zip(mine, local))) for pair in part)
         rollouts = [by_index[i] for i in range(n)]
         responses = decode_responses(tokenizer, rollouts)
