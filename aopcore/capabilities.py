@@ -79,6 +79,16 @@ class StreamTrainer(Protocol):
     ) -> Any: ...
 
 
+@runtime_checkable
+class ImportsLibraries(Protocol):
+    """A component class that names the libraries its stages import, to be imported before a run's first stage
+    (``aopcore.memory.freeze_survivors``). A static or class method, given the options: no component is built and
+    no model loaded for it."""
+
+    @staticmethod
+    def import_libraries(options: Any) -> None: ...
+
+
 def _member(obj: Any, capability: type, name: str) -> Any:
     """``obj.<name>`` when ``obj`` has the capability, else a marker. A proxy that forwards attributes (a lazily
     built plugin, an adapter) is asked directly: from Python 3.12 a Protocol check does not call ``__getattr__``."""
@@ -116,6 +126,15 @@ def required_components(component: Any) -> set[str]:
 def needs_iterations(curriculum: Any) -> bool:
     needs = _member(curriculum, NeedsIterations, "needs_iterations")
     return False if needs is _MISSING else bool(needs)
+
+
+def import_libraries(component: Any) -> None:
+    """Import what ``component``'s stages will import, without building it where it is not built yet (a lazily built
+    plugin declares its class and options: ``declared()``); nothing where its class has no ``import_libraries``."""
+    declared = getattr(type(component), "declared", None)
+    cls, options = declared(component) if callable(declared) else (type(component), getattr(component, "options", None))
+    if cls is not None and isinstance(cls, ImportsLibraries):
+        cls.import_libraries(options)
 
 
 def binds(component: Any) -> bool:

@@ -60,9 +60,12 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from aopcore.executors import executor_for
 
     executor = executor_for(plan)  # None: stages run here, one at a time; "ray": on a Ray cluster
+    from aopcore.memory import freeze_survivors
+
     if plan.config.experiment.seeds is not None:
         from aopcore.engine.multiseed import run_plan
 
+        freeze_survivors()  # this process runs the seeds' experiments: its libraries need no more walks
         multi = run_plan(plan, executor, allow_changes=args.allow_changed_config, wait=args.wait)
         print(f"run finished: {os.path.normpath(multi.root)} (seeds {', '.join(map(str, multi.results))})")
         from aopcore.storage.rundir import RunLayout
@@ -75,6 +78,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from aopcore.engine.multiseed import check_single_run_root
 
     check_single_run_root(experiment.store.root)
+    # this process runs one experiment: its libraries and components need no more walks of the cyclic collector
+    freeze_survivors(experiment.parts.components())
     result = experiment.run(executor, wait=args.wait)
     shown = Path(os.path.normpath(result.run_dir))  # "examples/../runs/x" reads as "runs/x"
     print(f"run finished: {shown}")

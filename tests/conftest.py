@@ -62,3 +62,14 @@ def isolated_aopcore_cache(
     (cache / "models").symlink_to(shared_model_cache, target_is_directory=True)
     monkeypatch.setenv("AOPCORE_CACHE", str(cache))
     return cache
+
+
+@pytest.fixture(autouse=True)
+def collectable_objects():
+    """``aopcore run`` freezes what is alive before its first stage (``aopcore.memory.freeze_survivors``): right
+    for its own process, but a test that calls the CLI in this one would leave every object of the tests before it
+    out of the cyclic collector for good. Each test ends with them collectable again."""
+    import gc
+
+    yield
+    gc.unfreeze()

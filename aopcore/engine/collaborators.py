@@ -69,6 +69,11 @@ class Collaborators:
             self, counted_feedback=counted_feedback(self.feedback), counted_judge=counted_judge(self.judge)
         )
 
+    def components(self) -> list[Any]:
+        """Every component the experiment holds, each once: those of :data:`ROLES` and the arms' curricula."""
+        found = [c for c in (*(self.component(r) for r in ROLES), *self.arms.values()) if c is not None]
+        return list({id(c): c for c in found}.values())
+
     def component(self, role: str) -> Any:
         """The component of ``role`` (one of :data:`ROLES`), or None."""
         return getattr(self, role)

@@ -7,16 +7,13 @@ wall time of earlier, interrupted attempts, so a crash at any moment leaves a fi
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
-import functools
-import gc
 import logging
 import socket
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from aopcore.ledger import Attempt, StageMeter
+from aopcore.memory import release_freed_memory
 from aopcore.storage import integrity
 from aopcore.storage.rundir import RunLayout
 from aopcore.storage.store import RunStore
@@ -29,32 +26,6 @@ Work = Callable[[], "dict[str, Any] | None"]
 # stage kinds that hold a model's training state: the full collection runs before them too, so garbage a lighter
 # stage left (a cached model it replaced, whose modules refer to each other) is gone before their peak
 TRAINING_KINDS = frozenset({"sft", "train"})
-
-
-def release_freed_memory(*, full: bool = True) -> None:
-    """Give memory that a finished stage freed back to the system (glibc keeps large freed blocks resident in its
-    heap, so without this one stage's temporaries, e.g. SFT's, add to the next stage's peak). A no-op elsewhere.
-
-    ``full`` runs the cyclic collector over every generation: a model's modules refer to each other, so only it
-    frees a dropped model. It walks every object the process holds (half a million with torch, transformers and
-    TRL loaded: 0.3 s), so the stages between trainings collect only the young generations: 37 full collections
-    were 10 s of the quickstart's 127."""
-    gc.collect() if full else gc.collect(1)
-    trim = _malloc_trim()
-    if trim is not None:
-        trim(0)
-
-
-@functools.cache
-def _malloc_trim() -> Callable[[int], int] | None:
-    """glibc's malloc_trim, or None where the C library has none (musl, macOS)."""
-    name = ctypes.util.find_library("c")
-    if name is None:
-        return None
-    try:
-        return ctypes.CDLL(name).malloc_trim
-    except (OSError, AttributeError):
-        return None
 
 
 def commit_stage(
@@ -88,7 +59,7 @@ def commit_stage(
         )
     training = kind in TRAINING_KINDS
     if training:
-        release_freed_memory()
+        release_freed_memory(idle_models=True)
     try:
         with StageMeter(kind) as meter:
             extra = work() or {}

@@ -44,6 +44,13 @@ class SentenceEmbedder:
         self.options = options
         self.model = _sentence_transformer(resolve_model(options.model), choose_device(options.device).device)
 
+    @staticmethod
+    def import_libraries(options: EmbedderOptions) -> None:
+        """What this component's stages import (``aopcore.memory.freeze_survivors``)."""
+        from aopcore_hf.models import import_libraries
+
+        import_libraries(causal_lm=False, sentences=True)
+
     def embed(self, texts: Sequence[str]):
         return self.model.encode(
             list(texts),

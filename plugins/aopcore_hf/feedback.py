@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from aopcore import JudgeItem, Verdict, record_usage
+from aopcore.memory import releasable
 from aopcore_hf.generation import (
     GenerationSettings,
     decode_responses,
@@ -15,7 +16,7 @@ from aopcore_hf.generation import (
     generate_rollouts,
 )
 from aopcore_hf.local_llm import CachedLLM, LocalJudgeOptions, LocalLLMOptions, letter_ids, letter_verdict
-from aopcore_hf.models import SharedModel, choose_device, releasable, shared_causal_lm
+from aopcore_hf.models import SharedModel, choose_device, shared_causal_lm
 
 __all__ = [
     "LocalFeedbackLLM",
@@ -42,6 +43,14 @@ class LocalFeedbackLLM(CachedLLM):
     def __init__(self, options: LocalLLMOptions) -> None:
         super().__init__(options)
         self._shared: SharedModel | None = None  # loaded at the first request the response cache cannot answer
+
+    @staticmethod
+    def import_libraries(options: LocalLLMOptions) -> None:
+        """What this component's stages import (``aopcore.memory.freeze_survivors``): transformers, unless vLLM runs it."""
+        from aopcore_hf.models import import_libraries
+
+        if options.engine != "vllm":
+            import_libraries()
 
     @property
     def model(self):

@@ -76,15 +76,17 @@ def _adapted_layers(model: Any) -> Iterator[tuple[str, Any]]:
             yield name, module
 
 
+def _delta(layer: Any) -> Any:
+    """The layer's weight update from its active adapters, (alpha / r) * B @ A summed, in float32."""
+    return sum(layer.get_delta_weight(a).float() for a in layer.active_adapters)
+
+
 def deltas(model: Any) -> dict[str, Any]:
-    """Each adapted layer's weight update, (alpha / r) * B @ A, in float32, by the layer's name in the plain model."""
+    """Each adapted layer's weight update, in float32, by the layer's name in the plain model."""
     import torch
 
-    out = {}
     with torch.no_grad():
-        for name, layer in _adapted_layers(model):
-            out[name] = sum(layer.get_delta_weight(a).float() for a in layer.active_adapters)
-    return out
+        return {name: _delta(layer) for name, layer in _adapted_layers(model)}
 
 
 def fold(model: Any, updates: dict[str, Any]) -> Any:
@@ -119,8 +121,7 @@ def sampling(model: Any) -> Iterator[Any]:
         for _, layer in layers:
             weight = layer.get_base_layer().weight
             kept.append(weight.detach().clone())
-            for adapter in layer.active_adapters:  # in the weights' dtype: these weights only sample
-                weight.add_(layer.get_delta_weight(adapter).to(weight.dtype))
+            weight.add_(_delta(layer).to(weight.dtype))  # in the weights' dtype: these weights only sample
     try:
         with model.disable_adapter():
             yield model
@@ -128,6 +129,33 @@ def sampling(model: Any) -> Iterator[Any]:
         with torch.no_grad():
             for (_, layer), weight in zip(layers, kept):
                 layer.get_base_layer().weight.copy_(weight)
+
+
+@contextlib.contextmanager
+def adapters_off(model: Any) -> Iterator[Any]:
+    """The frozen weights alone, in eval mode, for the duration: a LoRA stage's reference policy (its input), with
+    no copy of its own to read and hold. Where the model has no adapters, the model itself."""
+    if not is_adapted(model):
+        yield model
+        return
+    training = model.training
+    model.eval()
+    try:
+        with model.disable_adapter():
+            yield model
+    finally:
+        model.train(training)
+
+
+def reloaded(spec: str, choice: Any, updates: dict[str, Any]) -> Any:
+    """A stage's result as a plain model: ``spec``'s weights read again in ``choice`` (float32: the frozen copy
+    trained against was rounded) plus the adapters' ``updates`` (:func:`deltas`). The caller drops the adapted model
+    first; what it freed goes back to the system before the second copy is read, so the stage's end is not its peak."""
+    from aopcore.memory import release_freed_memory
+    from aopcore_hf.models import load_causal_lm_weights
+
+    release_freed_memory()  # PEFT's wrappers refer to each other: the collector frees them, glibc keeps the pages
+    return fold(load_causal_lm_weights(spec, choice), updates)
 
 
 def merged(model: Any) -> Any:

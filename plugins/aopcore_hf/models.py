@@ -371,18 +371,39 @@ def inference_dtype(device: str, dtype: str) -> str:
     return "bfloat16" if native_bf16(device) else "float32"
 
 
-def load_causal_lm(spec: str, choice: DeviceChoice):
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+def import_libraries(*, causal_lm: bool = True, sft: bool = False, lora: bool = False, sentences: bool = False) -> None:
+    """Import the libraries the HF components' stages import on first use, and no model: the components'
+    ``import_libraries()`` (``aopcore.memory.freeze_survivors``: imported before a run's first stage, their half a
+    million objects are left out of the cyclic collector's later walks)."""
+    if causal_lm:
+        from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationMixin  # noqa: F401
+    if sft:
+        from datasets import Dataset  # noqa: F401
+        from trl import SFTConfig, SFTTrainer  # noqa: F401
+    if lora:
+        from peft import LoraConfig, get_peft_model  # noqa: F401
+    if sentences:
+        from sentence_transformers import SentenceTransformer  # noqa: F401
 
-    path = resolve_model(spec)
-    tokenizer = AutoTokenizer.from_pretrained(path)
+
+def load_causal_lm(spec: str, choice: DeviceChoice):
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(resolve_model(spec))
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     tokenizer.padding_side = "left"
-    model = AutoModelForCausalLM.from_pretrained(path, dtype=choice.dtype).to(choice.device)
+    return load_causal_lm_weights(spec, choice), tokenizer
+
+
+def load_causal_lm_weights(spec: str, choice: DeviceChoice):
+    """The model alone, for a caller that holds its tokenizer already (reading one takes 0.1-0.2 s)."""
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(resolve_model(spec), dtype=choice.dtype).to(choice.device)
     declare_tied_weights(model)
     contiguous_head_input(model)
-    return model, tokenizer
+    return model
 
 
 def contiguous_head_input(model: Any) -> None:
@@ -423,30 +444,6 @@ def shared_causal_lm(spec: str, choice: DeviceChoice) -> SharedModel:
         model.eval().requires_grad_(False)
         held = _shared[key] = SharedModel(model, tokenizer)
     return held
-
-
-_releasable: weakref.WeakSet[Any] = weakref.WeakSet()
-
-
-def releasable(holder: Any) -> None:
-    """Register ``holder``, whose ``release_models()`` drops the inference models it keeps between its calls (and
-    reloads them, registering again, at its next call). A trainer calls ``release_idle_models`` before it loads what
-    it trains."""
-    _releasable.add(holder)
-
-
-def release_idle_models() -> None:
-    """Drop the inference models kept between calls (the local feedback LLM between prompt stages): training then
-    holds its float32 weights and Adam states without them. A model someone still uses stays (``shared_causal_lm``
-    holds copies weakly); a reload costs about a second of a stage that writes prompts."""
-    holders = list(_releasable)  # only those holding a model now: a holder leaves the set when it lets go
-    for holder in holders:
-        holder.release_models()
-        _releasable.discard(holder)
-    if holders:
-        import gc
-
-        gc.collect()  # a model in a reference cycle would otherwise stay until the stage ends
 
 
 def declare_tied_weights(model: Any) -> None:

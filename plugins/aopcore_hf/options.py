@@ -200,7 +200,8 @@ class PPOOptions(PolicyOptions):
     reference_placement: Literal["device", "offload", "cpu"] = Field(
         "device",
         description="The frozen reference model: on the training device; `offload`: held in CPU memory and moved to the "
-        "device for its one forward per step; `cpu`: computed on the CPU (no GPU memory, slow).",
+        "device for its one forward per step; `cpu`: computed on the CPU (no GPU memory, slow). With `lora` the "
+        "reference is the frozen weights with the adapters off (no copy): `device` only.",
     )
     num_processes: int = Field(
         1,
@@ -250,6 +251,11 @@ class PPOOptions(PolicyOptions):
             raise ValueError(
                 "lora: rollouts through vLLM hand it the trained weights by name, which adapters rename; "
                 'use generation_backend = "auto" with lora'
+            )
+        if self.lora is not None and self.reference_placement != "device":
+            raise ValueError(
+                f'lora: the reference is the frozen weights with the adapters off, no copy to place; reference_placement = "{self.reference_placement}" '
+                'applies without lora only (leave it at "device")'
             )
         if self.mixed_precision == "native":
             from aopcore_hf.models import native_precision

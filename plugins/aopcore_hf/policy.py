@@ -24,6 +24,14 @@ class HFPolicyBase:
         self.choice = choose_device(options.device, options.dtype)
         self.cache = PolicyCache()
 
+    @staticmethod
+    def import_libraries(options: PolicyOptions) -> None:
+        """What a trainer with these options imports in its stages (``aopcore.memory.freeze_survivors``)."""
+        from aopcore_hf.models import import_libraries
+
+        sft, lora = options.sft, getattr(options, "lora", None)
+        import_libraries(sft=sft is not None, lora=lora is not None or (sft is not None and sft.lora is not None))
+
     def initial_policy(self, out: Path, *, seed: int) -> None:
         if self.options.sft is None:
             write_pointer(out, self.options.model)

@@ -54,6 +54,13 @@ class PolicyCache:
     def clear(self) -> None:
         self._key, self._value = None, None
 
+    def take(self, path: Path, choice: DeviceChoice) -> tuple[Any, Any] | None:
+        """The held (model, tokenizer) of ``path`` for a caller that will change the model (a LoRA stage trains
+        adapters on it), so the cache lets go of it; None, and the cache emptied, when it holds another."""
+        held = self._value if self.holds(path, choice) else None
+        self.clear()
+        return held
+
     def put(self, path: Path, choice: DeviceChoice, model: Any, tokenizer: Any) -> None:
         """Keep a model just saved to ``path`` (its weights are what the folder holds): the next load reads no file."""
         self._key, self._value = self._key_of(path, choice), (model, tokenizer)

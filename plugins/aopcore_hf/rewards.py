@@ -153,6 +153,13 @@ class OfflineRelevanceReward:
         self.options = options
         self.embedder = SentenceEmbedder(EmbedderOptions(model=options.model, device=options.device))
 
+    @staticmethod
+    def import_libraries(options: RelevanceOptions) -> None:
+        """What this component's stages import (``aopcore.memory.freeze_survivors``)."""
+        from aopcore_hf.models import import_libraries
+
+        import_libraries(causal_lm=False, sentences=True)
+
     def score(self, prompts: Sequence[str], responses: Sequence[str]) -> list[float]:
         import numpy as np
 

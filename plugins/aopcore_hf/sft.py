@@ -24,12 +24,6 @@ def dolly_prompt(row: dict[str, str]) -> str:
     return row["instruction"] + (f"\n\n{row['context']}" if row.get("context") else "")
 
 
-def bfloat16():
-    import torch
-
-    return torch.bfloat16
-
-
 def sft_autocast_bf16(mixed_precision: str, choice: DeviceChoice) -> bool:
     """Whether SFT runs under bf16 autocast (float32 weights and Adam states either way): on a CPU that computes
     bf16 (``native``), its matrix products run at several times float32's rate."""
@@ -98,7 +92,9 @@ def run_sft(
     n_val = max(1, int(len(rows) * options.validation_fraction))
     # LoRA under bf16 autocast: the frozen weights in bf16 (the same products, without a cast at every use)
     autocast = sft_autocast_bf16(options.mixed_precision, choice)
-    frozen = DeviceChoice(choice.device, bfloat16()) if options.lora is not None and autocast else choice
+    import torch
+
+    frozen = DeviceChoice(choice.device, torch.bfloat16) if options.lora is not None and autocast else choice
     model, tokenizer = load_causal_lm(model_spec, frozen)
     if options.lora is not None:
         model = lora.attach(model, options.lora)
@@ -129,23 +125,26 @@ def run_sft(
     initial = trainer.evaluate()["eval_loss"]
     trainer.train()
     tokenizer.padding_side = "left"
+    state = trainer.state
     trained = trainer.model
     if options.lora is not None and frozen != choice:  # policy_0: the float32 weights read again plus the update
-        trained = lora.fold(load_causal_lm(model_spec, choice)[0], lora.deltas(trained))
+        updates = lora.deltas(trained)
+        del trainer, trained, model  # the frozen copy goes before the float32 one comes
+        trained = lora.reloaded(model_spec, choice, updates)
     save_policy(lora.merged(trained), tokenizer, out)
     shutil.rmtree(work, ignore_errors=True)
     # per-epoch evaluations only (train() starts a fresh history, but do not rely on it)
-    evals = [e["eval_loss"] for e in trainer.state.log_history if "eval_loss" in e and e.get("epoch", 0) > 0]
+    evals = [e["eval_loss"] for e in state.log_history if "eval_loss" in e and e.get("epoch", 0) > 0]
     logging.getLogger("aopcore").info(
         "sft: validation loss %.3f before, %s per epoch; kept the best epoch",
         initial,
         ", ".join(f"{v:.3f}" for v in evals),
     )
     summary = {
-        "epochs": float(trainer.state.epoch or 0),
+        "epochs": float(state.epoch or 0),
         "initial_eval_loss": initial,
         "eval_loss_per_epoch": evals,
-        "train_loss_per_epoch": [e["loss"] for e in trainer.state.log_history if "loss" in e],
+        "train_loss_per_epoch": [e["loss"] for e in state.log_history if "loss" in e],
         "best_eval_loss": min(evals) if evals else None,
         "train_records": len(train),
         "validation_records": len(val),

@@ -10,9 +10,10 @@ from pathlib import Path
 from typing import Any
 
 from aopcore import InputError, Prompt, RewardModel, TrainStats, record_usage
+from aopcore.memory import release_idle_models
 from aopcore.steps import PromptStream
 from aopcore_hf.generation import PLAIN_TEMPLATE
-from aopcore_hf.models import load_causal_lm, release_idle_models
+from aopcore_hf.models import load_causal_lm
 from aopcore_hf.options import TRLOptions
 from aopcore_hf.policy import HFPolicyBase
 from aopcore_hf.policy_io import policy_source, save_policy

@@ -189,7 +189,7 @@ def test_a_trainer_makes_the_feedback_llm_let_go_of_its_model_until_the_next_cal
     import gc
     import weakref
 
-    from aopcore_hf.models import release_idle_models
+    from aopcore.memory import release_idle_models
 
     writer = LocalFeedbackLLM(LocalLLMOptions(**OPTIONS))
     first = writer.complete(PROMPTS[:2])

@@ -116,6 +116,74 @@ def test_sampling_computes_the_adapted_model_and_restores_the_frozen_weights(tin
             assert torch.equal(p, frozen[name]), f"{name} not restored bit for bit"
 
 
+def test_the_reference_of_a_lora_stage_is_its_input_the_adapters_off(tiny_policy):
+    from transformers import AutoModelForCausalLM
+
+    from aopcore_hf.ppo.memory import AdaptersOffReference
+
+    plain = AutoModelForCausalLM.from_pretrained(tiny_policy).eval()
+    model = lora.attach(AutoModelForCausalLM.from_pretrained(tiny_policy), lora.LoraOptions(r=2, alpha=4)).train()
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "lora_B" in name:
+                p.normal_(std=0.5)
+    ids = torch.tensor([[3, 4, 5, 6, 7], [8, 9, 10, 11, 12]])
+    ref = AdaptersOffReference(model, None)
+    logits = ref.logprobs(ids, lambda m, _head, batch: (m(input_ids=batch).logits, None, None))
+    with torch.no_grad():
+        expected = plain(input_ids=ids).logits
+        adapted = model(input_ids=ids).logits
+    torch.testing.assert_close(logits, expected, rtol=1e-5, atol=1e-6)
+    assert not torch.allclose(adapted, expected, atol=1e-3)  # the adapters are back on after the reference's pass
+    assert model.training  # and the training mode with them
+
+
+@pytest.mark.slow
+def test_a_lora_stage_trains_on_the_evaluations_copy_of_its_input_without_reading_it_again(
+    tiny_policy, tmp_path, monkeypatch
+):
+    """The evaluation before a stage leaves its input in the generation cache in the dtype the frozen weights take:
+    the stage takes that copy (no read of the input's weights, no reference copy) and the cache then holds its
+    output; a later step's KL against the input is not zero."""
+    from aopcore_hf.ppo import PPOPolicyTrainer
+    from aopcore_hf.ppo import trainer as trainer_module
+
+    trainer = PPOPolicyTrainer(
+        PPOOptions(
+            model=str(tiny_policy),
+            device="cpu",
+            learning_rate=1e-2,
+            batch_size=8,
+            mini_batch_size=8,
+            ppo_epochs=2,
+            mixed_precision="bf16",
+            lora={"r": 4, "alpha": 8},
+            generation={"max_new_tokens": 8, "temperature": 1.0},
+            eval_max_new_tokens=8,
+        )
+    )
+    p0, p1 = tmp_path / "p0", tmp_path / "p1"
+    p0.mkdir()
+    p1.mkdir()
+    trainer.initial_policy(p0, seed=0)
+    trainer.generate(p0, [p.text for p in PROMPTS[:4]], seed=0)  # the evaluation of p0
+    assert trainer.cache.holds(p0, trainer.inference_choice())
+    reads: list[str] = []
+    monkeypatch.setattr(trainer_module, "load_causal_lm", lambda spec, *a: reads.append(spec))
+    stats = trainer.train(p0, PROMPTS, WordReward("good"), passes=1, out=p1, seed=0)
+    assert reads == []
+    assert stats.metrics[0]["objective/kl"] == 0.0
+    assert stats.metrics[1]["objective/kl"] != 0.0
+    assert trainer.cache.holds(p1, trainer.inference_choice()) and not trainer.cache.holds(
+        p0, trainer.inference_choice()
+    )
+
+
+def test_lora_refuses_a_placed_reference():
+    with pytest.raises(ValidationError, match="lora: the reference is the frozen weights"):
+        PPOOptions(lora={"r": 4}, reference_placement="offload")
+
+
 def test_lora_refuses_rollouts_through_vllm():
     with pytest.raises(ValidationError, match="lora: rollouts through vLLM"):
         PPOOptions(lora={"r": 4}, generation_backend="vllm")
@@ -142,3 +210,22 @@ def test_sft_with_lora_lowers_validation_loss_and_saves_a_plain_model(tiny_polic
     )
     assert result["best_eval_loss"] < result["initial_eval_loss"] - 0.15, result
     assert_low_rank_update(load_file(tiny_policy / "model.safetensors"), load_file(out / "model.safetensors"), rank=4)
+
+
+def test_a_lora_trainer_imports_its_libraries_and_loads_no_model(tiny_policy):
+    """``aopcore run`` asks every component for the libraries its stages import before the first stage
+    (``aopcore.memory.freeze_survivors``); the trainer's are transformers, TRL for its SFT and PEFT for its adapters."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from aopcore_hf.ppo import PPOPolicyTrainer; from aopcore_hf.options import PPOOptions\n"
+        f"o = PPOOptions(model={str(tiny_policy)!r}, device='cpu', lora={{'r': 4}}, sft={{'dataset': 'builtin:dolly-mini'}})\n"
+        "before = {m for m in ('trl', 'peft') if m in sys.modules}\n"
+        "PPOPolicyTrainer.import_libraries(o)\n"
+        "import gc; models = [x for x in gc.get_objects() if type(x).__name__.endswith('ForCausalLM')]\n"
+        "print(sorted(before), sorted(m for m in ('trl', 'peft') if m in sys.modules), models)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split("\n")[-2] == "[] ['peft', 'trl'] []", out.stdout

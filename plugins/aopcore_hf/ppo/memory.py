@@ -116,6 +116,22 @@ class Reference:
             return logprobs
 
 
+class AdaptersOffReference:
+    """A LoRA stage's reference: the frozen weights the adapters are trained beside are the stage's input policy,
+    so its log-probs are the trained model's with the adapters off, without a copy of its own."""
+
+    def __init__(self, adapted: Any, amp: torch.dtype | None) -> None:
+        self.model, self.amp = adapted, amp
+        self.device = next(adapted.parameters()).device
+
+    def logprobs(self, batch: Any, forward: Callable[..., tuple[torch.Tensor, Any, Any]]) -> torch.Tensor:
+        from aopcore_hf import lora
+
+        with torch.no_grad(), lora.adapters_off(self.model) as frozen, autocast(str(self.device), self.amp):
+            logprobs, _, _ = forward(frozen, None, batch)
+        return logprobs
+
+
 class AdamInBackward:
     """Adam stepped inside the backward pass, one parameter at a time as soon as its gradient is complete, which is
     then freed: the update of one Adam step after the backward (element-wise, so the same numbers), without ever

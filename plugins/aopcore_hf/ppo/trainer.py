@@ -20,7 +20,7 @@ import torch
 from tqdm.auto import tqdm
 
 from aopcore import InputError, Prompt, RewardModel, TrainStats
-from aopcore.engine.stagerun import release_freed_memory
+from aopcore.memory import release_idle_models
 from aopcore.steps import PromptStream, RolloutGroup
 from aopcore_hf import lora
 from aopcore_hf.generation import (
@@ -28,7 +28,7 @@ from aopcore_hf.generation import (
     decode_responses,
     encode_queries,
 )
-from aopcore_hf.models import DeviceChoice, load_causal_lm, release_idle_models
+from aopcore_hf.models import DeviceChoice, load_causal_lm
 from aopcore_hf.options import PPOOptions
 from aopcore_hf.policy import HFPolicyBase
 from aopcore_hf.policy_io import policy_source, save_policy
@@ -219,24 +219,33 @@ class PPOPolicyTrainer(HFPolicyBase):
         release_idle_models()  # e.g. the feedback LLM, held between prompt stages: not beside the weights trained here
         amp = ppo_memory.autocast_dtype(o.mixed_precision, self.choice)
         weights = ppo_memory.weights_choice(self.choice, amp)
-        # the reference is the input policy, frozen: where evaluation left that policy in the generation cache, the
-        # reference is that model (one copy fewer to read and hold); otherwise the cache is emptied first
-        ref = ppo_memory.Reference(
-            policy_source(policy),
-            weights,
-            o.reference_placement,
-            amp,
-            loaded=lambda where: self.cache.load(policy, where)[0] if self.cache.holds(policy, where) else None,
-        )
-        if not ref.shared:
-            self.cache.clear()
-        # LoRA under autocast: the frozen weights in the autocast dtype (the same products, half the bytes)
-        frozen = DeviceChoice(weights.device, amp) if o.lora is not None and amp is not None else weights
-        model, tokenizer = load_causal_lm(policy_source(policy), frozen)
+        ref: ppo_memory.Reference | ppo_memory.AdaptersOffReference
+        if o.lora is None:
+            # the reference is the input policy, frozen: where evaluation left that policy in the generation cache,
+            # the reference is that model (one copy fewer to read and hold); otherwise the cache is emptied first
+            ref = ppo_memory.Reference(
+                policy_source(policy),
+                weights,
+                o.reference_placement,
+                amp,
+                loaded=lambda where: self.cache.load(policy, where)[0] if self.cache.holds(policy, where) else None,
+            )
+            if not ref.shared:
+                self.cache.clear()
+            model, tokenizer = load_causal_lm(policy_source(policy), weights)
+        else:
+            # frozen weights, trained adapters: no Adam states or weight gradients for the weights. Under autocast
+            # the frozen weights are in its dtype (the same products, half the bytes): where evaluation left that
+            # copy of the input in the generation cache, it is taken, not read again. The reference is the same
+            # weights with the adapters off.
+            frozen = DeviceChoice(weights.device, amp) if amp is not None else weights
+            held = self.cache.take(policy, frozen)
+            model, tokenizer = held if held is not None else load_causal_lm(policy_source(policy), frozen)
         if o.gradient_checkpointing:
             ppo_memory.enable_gradient_checkpointing(model)
-        if o.lora is not None:  # frozen weights, trained adapters: no Adam states or weight gradients for the weights
+        if o.lora is not None:
             model = lora.attach(model, o.lora)
+            ref = ppo_memory.AdaptersOffReference(model, amp)
         value_head = ValueHead(model.config.hidden_size).to(device)
         if (policy / VALUE_HEAD).exists():
             value_head.load_state_dict(torch.load(policy / VALUE_HEAD, map_location=device))
@@ -338,9 +347,7 @@ class PPOPolicyTrainer(HFPolicyBase):
         if o.lora is not None:  # the stage saves (and caches) an ordinary model: its input plus the adapters' updates
             updates = lora.deltas(model)
             del ref, optimizer, wrapped, module, model  # the frozen copy goes before the full-precision one comes
-            release_freed_memory()  # PEFT's wrappers refer to each other: the collector frees them, glibc keeps the pages
-            model, _ = load_causal_lm(policy_source(policy), weights)
-            lora.fold(model, updates)
+            model = lora.reloaded(policy_source(policy), weights, updates)
         else:
             del ref, optimizer, wrapped, module
         if comm.is_main:
