@@ -260,6 +260,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    # An offline run does not phone home: TRL's trainers ask huggingface_hub to report their use from their constructor
+    # (a background request to huggingface.co at every SFT stage). A user's own setting, 0 included, wins.
+    os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
     parser = build_parser()
     args = parser.parse_args(argv)
     # leave a handler someone else installed alone (an embedding program); signals are the main thread's only
