@@ -280,18 +280,19 @@ def main(argv: list[str] | None = None) -> int:
     except AopcoreError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_status
-    except OSError as exc:
-        from aopcore.oserrors import is_environment_error, os_error_line
-
-        if not is_environment_error(exc):
-            raise
-        print(f"error: {os_error_line(exc)}", file=sys.stderr)  # no space, no permission, read-only, too many files
-        return 1
     except JSONLDecodeError as exc:  # a damaged file the command read: name it (verify says whether more is damaged)
         print(
             f"error: {exc}; the file is damaged: `aopcore verify RUN_DIR` lists damage, `aopcore run` recomputes it",
             file=sys.stderr,
         )
+        return 1
+    except Exception as exc:  # noqa: BLE001 - re-raised unless it is the machine's (a full disk, permissions, limits)
+        from aopcore.oserrors import environment_error, os_error_line
+
+        cause = environment_error(exc)
+        if cause is None:
+            raise
+        print(f"error: {os_error_line(cause)}", file=sys.stderr)  # no space, no permission, read-only, too many files
         return 1
     except Terminated:
         print("stopped (SIGTERM); rerun the same command to resume", file=sys.stderr)

@@ -9,6 +9,9 @@ command resumes once the cause is fixed.
 from __future__ import annotations
 
 import errno
+import os
+import re
+from pathlib import Path
 
 RESUME = "then rerun the same command (finished stages are kept)"
 
@@ -26,6 +29,28 @@ _WHAT = {
 def is_environment_error(exc: BaseException) -> bool:
     """An OSError the user fixes on the machine (disk, permissions, mounts, limits), not a bug."""
     return isinstance(exc, OSError) and exc.errno in _WHAT
+
+
+# Rust's std::io::Error as libraries written in Rust (safetensors, tokenizers) put it in their own exception's text
+_RUST_IO = re.compile(r"\(os error (\d+)\)")
+
+
+def environment_error(exc: BaseException, path: str | Path | None = None) -> OSError | None:
+    """The environment error behind ``exc``: itself, one in its cause chain, or one a Rust library reported only as
+    text (safetensors: ``SafetensorError: Error while serializing: I/O error: No space left on device (os error 28)``,
+    not an OSError), made an OSError naming ``path``. None when it is something else (a bug keeps its traceback)."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, OSError) and is_environment_error(current):
+            return current
+        found = _RUST_IO.search(str(current))
+        if found and int(found.group(1)) in _WHAT:
+            code = int(found.group(1))
+            return OSError(code, os.strerror(code), None if path is None else str(path))
+        current = current.__cause__  # raised "from" it; not an error that merely happened while handling another
+    return None
 
 
 def os_error_line(exc: OSError) -> str:

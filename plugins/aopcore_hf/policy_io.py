@@ -68,8 +68,16 @@ class PolicyCache:
 
 def save_policy(model, tokenizer, out: Path) -> None:
     """Weights and tokenizer into ``out``, with the modes the umask allows (save_pretrained may write 0600)."""
+    from aopcore.oserrors import environment_error
     from aopcore.storage.store import follow_umask
 
-    model.save_pretrained(out)
-    tokenizer.save_pretrained(out)
+    try:
+        model.save_pretrained(out)
+        tokenizer.save_pretrained(out)
+    except Exception as exc:
+        # safetensors reports a full disk as its own error: made the OSError the CLI prints as one line, with the folder
+        cause = environment_error(exc, out)
+        if cause is None or cause is exc:
+            raise
+        raise cause from exc
     follow_umask(out)
