@@ -209,10 +209,11 @@ def _unwrap(exc: BaseException, stage_id: str) -> BaseException:
         return InputError(*"\n".join(cause.problems).splitlines())
     if isinstance(cause, AopcoreError):
         return cause
-    from aopcore.oserrors import is_environment_error, os_error_line
+    from aopcore.oserrors import environment_error, os_error_line
 
-    if cause is not None and is_environment_error(cause):  # a full disk on a worker: the same one line as locally
-        return RuntimeFailure(f"stage {stage_id} failed on a Ray worker: {os_error_line(cause)}")
+    machine = environment_error(cause) if cause is not None else None
+    if machine is not None:  # a full disk on a worker: the same one line as locally
+        return RuntimeFailure(f"stage {stage_id} failed on a Ray worker: {os_error_line(machine)}")
     last = (str(exc).strip().splitlines() or [""])[-1]  # e.g. a worker that died: Ray's own one-line reason
     what = f"{type(cause).__name__}: {cause}" if cause is not None else f"{type(exc).__name__}: {last}"
     log.debug("stage %s failed:\n%s", stage_id, exc)
