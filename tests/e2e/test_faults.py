@@ -25,6 +25,7 @@ from aopcore.storage.runlock import RunDirectoryBusy, driver_lock
 
 from helpers import AOPCORE, TOY
 from helpers.runs import assert_same_outputs, outputs
+from helpers.tmpfs import mounted_tmpfs
 
 CONFIG = f"""[experiment]
 name = "NAME"
@@ -184,17 +185,10 @@ def test_one_process_cannot_drive_a_run_directory_twice(tmp_path: Path):
 def small_disk(tmp_path: Path):
     """A 160 KiB tmpfs (where mounting is allowed); yields (mount point, remount(options))."""
     disk = tmp_path / "disk"
-    disk.mkdir()
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=160k", "tmpfs", str(disk)], capture_output=True).returncode:
-        pytest.skip("cannot mount a tmpfs here (not root); the injected variant covers a full disk")
-
-    def remount(options: str) -> None:
-        subprocess.run(["mount", "-o", f"remount,{options}", str(disk)], check=True)
-
-    try:
+    with mounted_tmpfs(
+        disk, "160k", why_skip="cannot mount a tmpfs here (not root); the injected variant covers a full disk"
+    ) as remount:
         yield disk, remount
-    finally:
-        subprocess.run(["umount", "-l", str(disk)], check=False)
 
 
 def test_disk_full_on_a_small_tmpfs_then_resume_after_freeing_space(tmp_path: Path, small_disk, reference):

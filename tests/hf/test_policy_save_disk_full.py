@@ -3,25 +3,20 @@
 from __future__ import annotations
 
 import errno
-import subprocess
 from pathlib import Path
 
 import pytest
 
 pytest.importorskip("torch")
 from helpers.tiny_models import save_tiny_gpt2  # noqa: E402
+from helpers.tmpfs import mounted_tmpfs  # noqa: E402
 
 
 @pytest.fixture
 def tiny_disk(tmp_path: Path):
     disk = tmp_path / "disk"
-    disk.mkdir()
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(disk)], capture_output=True).returncode:
-        pytest.skip("cannot mount a tmpfs here (not root)")
-    try:
+    with mounted_tmpfs(disk, "64k", why_skip="cannot mount a tmpfs here (not root)"):
         yield disk
-    finally:
-        subprocess.run(["umount", "-l", str(disk)], check=False)
 
 
 def test_saving_a_policy_to_a_full_disk_raises_the_os_error_naming_the_folder(tmp_path: Path, tiny_disk: Path):
