@@ -216,6 +216,7 @@ def tables() -> dict[str, str]:
             "seq-pairs": pairs_table(seq),
             "seq-oracle": oracle_table(seq),
             "seq-time": run_time(seq),
+            "seq-compute": compute_sentences(seq),
         }
         if seq.get("power"):
             out["seq-power"] = power_sentence(seq)

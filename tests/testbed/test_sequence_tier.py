@@ -18,7 +18,7 @@ from aopcore_curricula.options import ScoreBasedOptions
 from aopcore_curricula.parsing import parse_questions
 from aopcore_curricula.templates import vanilla_prompt
 from aopcore_testbed.sequence import sets
-from aopcore_testbed.sequence.options import SequenceRewardOptions
+from aopcore_testbed.sequence.options import SequenceJudgeOptions, SequenceRewardOptions
 from aopcore_testbed.sequence.tasks import (
     CATEGORIES,
     TASKS,
@@ -103,6 +103,17 @@ def test_judge_prefers_the_higher_scored_answer_and_ties_otherwise():
         [JudgeItem("a", q, "42", "41"), JudgeItem("b", q, "1", "42"), JudgeItem("c", q, "1", "2")]
     )
     assert [v.choice for v in verdicts] == ["A", "B", "C"]
+    # exact: only a full score counts, as with an exact reward ("42.0" has partial credit, 2/4, and is wrong)
+    items = [JudgeItem("a", q, "42", "42.0"), JudgeItem("b", q, "42.0", "4"), JudgeItem("c", q, "42.0", "42")]
+    assert [v.choice for v in SequenceJudge().judge(items)] == ["A", "A", "B"]
+    assert [v.choice for v in SequenceJudge(SequenceJudgeOptions(exact=True)).judge(items)] == ["A", "C", "B"]
+
+
+def expected_size(name: str, category: str) -> int:
+    """How many questions of ``category`` the set ``name`` holds: its size, or the pool's cap for a small level."""
+    if name == "pool":
+        return min(sets.SIZES["pool"], sets.POOL_CAP.get(category, sets.SIZES["pool"]))
+    return sets.SIZES[name]
 
 
 # ---- the sets --------------------------------------------------------------------------------------------------
@@ -115,31 +126,40 @@ def test_packaged_sets_are_what_reasoning_gym_generates_disjoint_and_labelled_by
             (q.id, q.text, q.category) for q in packaged[name]
         ], f"python -m aopcore_testbed.sequence.sets ({name})"
         counts = Counter(q.category for q in packaged[name])
-        assert counts == {c: sets.SIZES[name] for c in CATEGORIES}
+        assert counts == {c: expected_size(name, c) for c in CATEGORIES}
         assert all(category_of(q.text) == q.category for q in packaged[name])
     texts = [set(q.text for q in packaged[name]) for name in sets.SETS]
     assert not (texts[0] & texts[1]) and not (texts[0] & texts[2]) and not (texts[1] & texts[2])
     assert [q.category for q in packaged["heldout"][: len(CATEGORIES)]] == CATEGORIES  # interleaved
 
 
-def test_sft_data_follows_the_plan_and_never_shows_a_held_out_or_test_question():
+def test_sft_data_follows_the_plan_and_never_shows_a_held_out_test_or_pool_question():
     rows = sets.sft_rows()
     packaged = sets.load_packaged()
-    unseen = {q.text for name in ("heldout", "test") for q in packaged[name]}
-    assert not unseen & {r["instruction"] for r in rows}
+    unseen = {q.text for name in ("heldout", "test", "pool") for q in packaged[name]}
+    assert not unseen & {r["instruction"] for r in rows}  # a pass rate measured on the pool is not memory
     for category in CATEGORIES:
         task, level = split_category(category)
         mine = [r for r in rows if r["category"] == category]
         assert len(mine) == task.levels[level].examples
-        right = sum(r["response"] == answer_of(r["instruction"]) for r in mine) / len(mine)
-        assert abs(right - task.levels[level].correct) < 0.06, (category, right)
-        assert all(r["response"] in (answer_of(r["instruction"]), habit_of(r["instruction"])) for r in mine)
+        plan = task.levels[level]
+        clean = sum(r["response"] == answer_of(r["instruction"]) for r in mine)
+        suffixed = sum(
+            bool(task.suffix) and r["response"] == f"{answer_of(r['instruction'])}{task.suffix}" for r in mine
+        )
+        assert abs((clean + suffixed) / len(mine) - plan.correct) < 0.06, (category, clean, suffixed)
+        assert abs(clean / (clean + suffixed) - plan.clean) < 0.07, (category, clean, suffixed)  # the format habit
+        for r in mine:
+            right = answer_of(r["instruction"])
+            assert r["response"] in (right, habit_of(r["instruction"]), f"{right}{task.suffix}")
+        assert all(score(r["instruction"], f"{answer_of(r['instruction'])}{task.suffix}") < 1 for r in mine[:20])
 
 
 def test_the_data_source_is_registered_and_an_unknown_set_is_one_line_with_exit_2(tmp_path):
     from aopcore.data.sources import load_source
 
-    assert len(load_source("testbed-seq:pool", tmp_path)) == sets.SIZES["pool"] * len(CATEGORIES)
+    pool = Counter(q.category for q in load_source("testbed-seq:pool", tmp_path))
+    assert pool == {c: expected_size("pool", c) for c in CATEGORIES}
     config = EXAMPLE.read_text().replace('test_prompts = "testbed-seq:test"', 'test_prompts = "testbed-seq:tests"')
     (tmp_path / "c.toml").write_text(config)
     result = run_cli("validate", str(tmp_path / "c.toml"))

@@ -68,7 +68,9 @@ def test_the_sequence_tiers_tables_are_generated_into_its_section():
     end = page.find("\n## ", start + 1)
     section = page[start : end if end > 0 else None]
     blocks = set(re.findall(r"<!-- table:([\w-]+) -->", section))
-    wanted = {"seq-arms", "seq-pairs", "seq-oracle", "seq-time"} | ({"seq-power"} if result.get("power") else set())
+    wanted = {"seq-arms", "seq-pairs", "seq-oracle", "seq-time", "seq-compute"} | (
+        {"seq-power"} if result.get("power") else set()
+    )
     assert wanted <= blocks, blocks
     assert not {b for b in re.findall(r"<!-- table:([\w-]+) -->", page) if b.startswith("seq-")} - blocks
     if not result["complete"]:

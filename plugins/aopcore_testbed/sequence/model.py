@@ -92,10 +92,13 @@ ARCH = ("n_embd", "n_layer", "n_head", "n_positions", "seed")
 
 
 def recipe_id() -> str:
+    from aopcore_testbed.sequence.sets import POOL_CAP, SIZES
     from aopcore_testbed.sequence.tasks import TASKS
 
     plan = {name: {lv: vars(level) for lv, level in t.levels.items()} for name, t in TASKS.items()}
-    blob = json.dumps([RECIPE, plan, wording(), BPE_VOCAB], sort_keys=True, default=str)
+    suffixes = {name: t.suffix for name, t in TASKS.items()}
+    sets = [SIZES, POOL_CAP]  # the SFT data leaves out every held-out, test and pool question
+    blob = json.dumps([RECIPE, plan, wording(), BPE_VOCAB, suffixes, sets], sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:10]
 
 

@@ -22,4 +22,8 @@ class SequenceRewardOptions(_Opts):
 
 
 class SequenceJudgeOptions(_Opts):
-    pass
+    exact: bool = Field(
+        False,
+        description="Compare answers by whether the task scores them 1 (right beats wrong; two wrong answers tie), as "
+        "an exact reward does. Default: the higher task score wins, partial credit included.",
+    )

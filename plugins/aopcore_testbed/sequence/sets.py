@@ -1,11 +1,13 @@
 """The sequence tier's data: held-out, test and pool questions, and the SFT data that made the start policy.
 
 Questions are drawn from reasoning-gym with a seed per (set, category); held-out, test and pool never overlap, and
-the SFT data avoids held-out and test (so the start accuracy measures answers to questions the policy never saw).
-Held-out and test interleave the categories (round robin, like the bandit tier), so any prefix spans them all.
-A level with fewer questions than its
-SFT plan (adding numbers up to 10) repeats them. The SFT data gives the policy uneven, partial skill: each category has its own number of examples and its own share
-of right answers (``Level.examples``, ``Level.correct`` in ``tasks.py``); the rest show the task's wrong habit.
+the SFT data avoids all three: the start accuracy measures answers to questions the policy never saw, and so does a
+pass rate a curriculum measures on the pool (with the pool in the SFT data, the oracle chose memorised questions of
+adding numbers up to 10 and the held-out score of that level fell). Held-out and test interleave the categories
+(round robin, like the bandit tier), so any prefix spans them all. A level with fewer questions than its SFT plan
+(adding numbers up to 10) repeats them. The SFT data gives the policy uneven, partial skill: each category has its
+own number of examples and its own share of right answers (``Level.examples``, ``Level.correct`` in ``tasks.py``);
+the rest show the task's wrong habit, and some right answers a format habit (``Level.clean``, ``Task.suffix``).
 
 The sets are packaged (``data/``) and loaded from there, so a later reasoning-gym that generates other questions
 for the same seed leaves the comparison's questions alone; ``python -m aopcore_testbed.sequence.sets`` rewrites
@@ -25,7 +27,10 @@ from aopcore_testbed.sets import round_robin
 
 DATA = Path(__file__).parent / "data"
 SETS = ("heldout", "test", "pool")
-SIZES = {"heldout": 30, "test": 30, "pool": 60}
+SIZES = {"heldout": 30, "test": 30, "pool": 200}
+# adding numbers up to 10 has 242 questions in all: 60 go to held-out and test, 60 to the pool, and the SFT data
+# (which shows no pool question either) keeps the other 122
+POOL_CAP = {"basic_arithmetic_easy": 60}
 INTERLEAVED = ("heldout", "test")
 
 
@@ -39,7 +44,8 @@ def build_sets() -> dict[str, list[Question]]:
     for category in CATEGORIES:
         used: set[str] = set()
         for name in SETS:
-            texts = draw(category, SIZES[name], _seed(name, category), used)
+            size = min(SIZES[name], POOL_CAP.get(category, SIZES[name])) if name == "pool" else SIZES[name]
+            texts = draw(category, size, _seed(name, category), used)
             out[name] += [Question(f"{name}-{category}-{i:03d}", t, category) for i, t in enumerate(texts)]
     for name in INTERLEAVED:
         out[name] = round_robin(out[name])
@@ -47,10 +53,12 @@ def build_sets() -> dict[str, list[Question]]:
 
 
 def sft_rows(seed: int = 0, exclude: set[str] | None = None) -> list[dict[str, str]]:
-    """Dolly-format SFT records (instruction, context, response, category), shuffled; none of ``exclude``'s questions."""
+    """Dolly-format SFT records (instruction, context, response, category), shuffled; none of ``exclude``'s questions
+    (default: none of the held-out, test or pool questions, so a pass rate measured on the pool is the policy's
+    skill on questions it has not seen, as on the held-out set, not its memory of its SFT data)."""
     if exclude is None:
         sets = load_packaged()
-        exclude = {q.text for name in ("heldout", "test") for q in sets[name]}
+        exclude = {q.text for name in SETS for q in sets[name]}
     rng = random.Random(f"testbed-seq/sft/{seed}")
     rows = []
     for category in CATEGORIES:
@@ -60,6 +68,8 @@ def sft_rows(seed: int = 0, exclude: set[str] | None = None) -> list[dict[str, s
         for k in range(plan.examples):  # a small level repeats its questions (each time right or wrong anew)
             q = distinct[k % len(distinct)]
             answer = answer_of(q) if rng.random() < plan.correct else habit_of(q)
+            if plan.clean < 1.0 and answer == answer_of(q) and rng.random() >= plan.clean:
+                answer = f"{answer}{task.suffix}"  # the format habit: right, but not as the task asks
             rows.append({"instruction": q, "context": "", "response": answer or "", "category": category})
     rng.shuffle(rows)
     return rows

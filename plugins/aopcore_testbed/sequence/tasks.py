@@ -34,6 +34,7 @@ class Level:
     config: dict[str, Any]
     examples: int  # SFT records of this category
     correct: float  # the share of them that show the right answer (the rest show the task's wrong habit)
+    clean: float = 1.0  # the share of the right answers shown as they are (the rest end in the task's ``suffix``)
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,7 @@ class Task:
     solve: Callable[[re.Match[str]], str]  # the answer reasoning-gym gives, from the question text
     level_of: Callable[[re.Match[str]], str | None]  # which level the question is, from its text
     habit: Callable[[re.Match[str]], str]  # the plausible wrong answer the SFT data mixes in (always wrong)
+    suffix: str = ""  # a format habit: what a right answer the SFT data does not show clean ends in (never exact)
     wording: str = ""  # the question's fixed words (what the policy's tokenizer is trained on)
     description: str = ""
 
@@ -115,13 +117,14 @@ TASKS: dict[str, Task] = {
         attribute="word_len",  # coaching levels 3, 5, 7, 9, 11: easy and hard are its first two
         fixed={},
         levels={
-            "easy": Level({"min_word_len": 3, "max_word_len": 3}, examples=500, correct=0.85),
-            "hard": Level({"min_word_len": 5, "max_word_len": 5}, examples=500, correct=0.5),
+            "easy": Level({"min_word_len": 3, "max_word_len": 3}, examples=800, correct=0.9, clean=0.3),
+            "hard": Level({"min_word_len": 5, "max_word_len": 5}, examples=1200, correct=0.9, clean=0.3),
         },
         pattern=re.compile(r"^Spell this word backward \(example: sun -> nus\): ([A-Za-z0-9]+)\.$"),
         solve=_spell,
         level_of=lambda m: {3: "easy", 5: "hard"}.get(len(m.group(1))),
         habit=_spell_habit,
+        suffix=".",
         wording="Spell this word backward (example: sun -> nus): .",
         description="spelling an English word backwards (3 letters, then 5)",
     ),
@@ -136,13 +139,14 @@ TASKS: dict[str, Task] = {
             "allow_negation": False,
         },
         levels={
-            "easy": Level({"min_digits": 1, "max_digits": 1}, examples=600, correct=0.7),
+            "easy": Level({"min_digits": 1, "max_digits": 1}, examples=600, correct=0.8, clean=0.4),
             "hard": Level({"min_digits": 2, "max_digits": 2}, examples=600, correct=0.5),
         },
         pattern=re.compile(r"^Calculate (\d+) ([+-]) (\d+)\.$"),
         solve=_arith,
         level_of=_arith_level,
         habit=_arith_habit,
+        suffix=".0",
         wording="Calculate + . Calculate - .",
         description="adding or subtracting two numbers (up to 10, then up to 100)",
     ),
@@ -151,7 +155,7 @@ TASKS: dict[str, Task] = {
         attribute="words",  # coaching levels start at 10 words, far beyond a tiny policy: 2, then 3
         fixed={},
         levels={
-            "easy": Level({"min_words": 2, "max_words": 2}, examples=300, correct=0.7),
+            "easy": Level({"min_words": 2, "max_words": 2}, examples=1300, correct=0.9, clean=0.3),
             "hard": Level({"min_words": 3, "max_words": 3}, examples=300, correct=0.4),
         },
         pattern=re.compile(
@@ -161,6 +165,7 @@ TASKS: dict[str, Task] = {
         solve=_reverse,
         level_of=_reverse_level,
         habit=_reverse_habit,
+        suffix=".",
         wording="Solve the following problem. Provide you answer as a comma-separated list of words with a space "
         "after the comma. Reverse this list of words: , .",
         description="reversing a list of words (2 words, then 3)",

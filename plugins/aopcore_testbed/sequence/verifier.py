@@ -31,7 +31,8 @@ class SequenceReward:
 
 
 class SequenceJudge:
-    """Pairwise verdicts from the tasks' scores: the higher-scored answer wins; equal scores tie ("C")."""
+    """Pairwise verdicts from the tasks' scores: the higher-scored answer wins; equal scores tie ("C"). With
+    ``exact``, only a score of 1 counts, so the judge agrees with an exact reward."""
 
     Options = SequenceJudgeOptions
 
@@ -42,6 +43,8 @@ class SequenceJudge:
         out = []
         for item in items:
             a, b = score(item.question, item.answer_a) or 0.0, score(item.question, item.answer_b) or 0.0
+            if self.options.exact:
+                a, b = float(a == 1.0), float(b == 1.0)
             choice = "A" if a > b else "B" if b > a else "C"
             out.append(Verdict(item.id, choice, raw=f"a={a:.3f} b={b:.3f}"))
         record_usage(judge_calls=len(items))
