@@ -109,13 +109,6 @@ def test_judge_prefers_the_higher_scored_answer_and_ties_otherwise():
     assert [v.choice for v in SequenceJudge(SequenceJudgeOptions(exact=True)).judge(items)] == ["A", "C", "B"]
 
 
-def expected_size(name: str, category: str) -> int:
-    """How many questions of ``category`` the set ``name`` holds: its size, or the pool's cap for a small level."""
-    if name == "pool":
-        return min(sets.SIZES["pool"], sets.POOL_CAP.get(category, sets.SIZES["pool"]))
-    return sets.SIZES[name]
-
-
 # ---- the sets --------------------------------------------------------------------------------------------------
 
 
@@ -126,7 +119,7 @@ def test_packaged_sets_are_what_reasoning_gym_generates_disjoint_and_labelled_by
             (q.id, q.text, q.category) for q in packaged[name]
         ], f"python -m aopcore_testbed.sequence.sets ({name})"
         counts = Counter(q.category for q in packaged[name])
-        assert counts == {c: expected_size(name, c) for c in CATEGORIES}
+        assert counts == {c: sets.size(name, c) for c in CATEGORIES}
         assert all(category_of(q.text) == q.category for q in packaged[name])
     texts = [set(q.text for q in packaged[name]) for name in sets.SETS]
     assert not (texts[0] & texts[1]) and not (texts[0] & texts[2]) and not (texts[1] & texts[2])
@@ -159,7 +152,7 @@ def test_the_data_source_is_registered_and_an_unknown_set_is_one_line_with_exit_
     from aopcore.data.sources import load_source
 
     pool = Counter(q.category for q in load_source("testbed-seq:pool", tmp_path))
-    assert pool == {c: expected_size("pool", c) for c in CATEGORIES}
+    assert pool == {c: sets.size("pool", c) for c in CATEGORIES}
     config = EXAMPLE.read_text().replace('test_prompts = "testbed-seq:test"', 'test_prompts = "testbed-seq:tests"')
     (tmp_path / "c.toml").write_text(config)
     result = run_cli("validate", str(tmp_path / "c.toml"))

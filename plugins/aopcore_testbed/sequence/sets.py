@@ -38,14 +38,18 @@ def _seed(*parts: str) -> int:
     return int(hashlib.sha256("/".join(("testbed-seq", *parts)).encode()).hexdigest()[:8], 16)
 
 
+def size(name: str, category: str) -> int:
+    """How many questions of ``category`` the set ``name`` holds: its size, or the pool's cap for a small level."""
+    return POOL_CAP.get(category, SIZES[name]) if name == "pool" else SIZES[name]
+
+
 def build_sets() -> dict[str, list[Question]]:
     """Held-out, test and pool questions (ids like ``heldout-spell_backward_easy-007``), disjoint from each other."""
     out: dict[str, list[Question]] = {name: [] for name in SETS}
     for category in CATEGORIES:
         used: set[str] = set()
         for name in SETS:
-            size = min(SIZES[name], POOL_CAP.get(category, SIZES[name])) if name == "pool" else SIZES[name]
-            texts = draw(category, size, _seed(name, category), used)
+            texts = draw(category, size(name, category), _seed(name, category), used)
             out[name] += [Question(f"{name}-{category}-{i:03d}", t, category) for i, t in enumerate(texts)]
     for name in INTERLEAVED:
         out[name] = round_robin(out[name])
@@ -67,10 +71,11 @@ def sft_rows(seed: int = 0, exclude: set[str] | None = None) -> list[dict[str, s
         distinct = draw(category, plan.examples, _seed("sft", str(seed), category), set(exclude), at_most=True)
         for k in range(plan.examples):  # a small level repeats its questions (each time right or wrong anew)
             q = distinct[k % len(distinct)]
-            answer = answer_of(q) if rng.random() < plan.correct else habit_of(q)
-            if plan.clean < 1.0 and answer == answer_of(q) and rng.random() >= plan.clean:
-                answer = f"{answer}{task.suffix}"  # the format habit: right, but not as the task asks
-            rows.append({"instruction": q, "context": "", "response": answer or "", "category": category})
+            right = answer_of(q) or ""
+            answer = right if rng.random() < plan.correct else habit_of(q)
+            if plan.clean < 1.0 and answer == right and rng.random() >= plan.clean:
+                answer = f"{right}{task.suffix}"  # the format habit: right, but not as the task asks
+            rows.append({"instruction": q, "context": "", "response": answer, "category": category})
     rng.shuffle(rows)
     return rows
 
