@@ -16,6 +16,34 @@ class _Options(BaseModel):
     model_config = ConfigDict(extra="forbid", protected_namespaces=())
 
 
+# true, false, or "when-float32": on where the layers compute in float32 (no bf16 autocast), whose activations take
+# twice the memory of bf16's, and off under bf16 autocast; resolved when the config is read (config.json records it)
+Checkpointing = bool | Literal["when-float32"]
+WHEN_FLOAT32 = (
+    ' "when-float32": on where the layers compute in float32 (no bf16 autocast, float32 weights: twice the activation '
+    "memory of bf16), off under bf16 autocast; resolved when the config is read, so config.json records which ran "
+    '(with mixed_precision = "native": on for AVX2-only CPUs, off where bf16 is native).'
+)
+
+
+def resolve_checkpointing(value: Checkpointing, *, float32_layers: bool) -> bool:
+    """``when-float32`` made true or false for this machine: the quickstart's memory then stays under its goal where
+    float32 runs (SmolLM2 under LoRA: about 1.2 GB of SFT activations and 0.6 GB of PPO's), and where bf16 runs it
+    does not pay for a recomputation whose memory it does not need."""
+    return float32_layers if value == "when-float32" else bool(value)
+
+
+def float32_layers(autocast_bf16: bool, device: str, dtype: str) -> bool:
+    """Whether a trainer's layers compute in float32: no bf16 autocast, and float32 weights on ``device``."""
+    if autocast_bf16:
+        return False
+    import torch
+
+    from aopcore_hf.models import choose_device
+
+    return choose_device(device, dtype).dtype == torch.float32
+
+
 class SFTOptions(_Options):
     dataset: DataSpec = Field(
         description="Dolly-format data (instruction, context, response): a file or folder (.jsonl, .jsonl.gz, .json, .parquet, .csv), builtin:dolly-mini or hf:databricks/databricks-dolly-15k."
@@ -36,10 +64,10 @@ class SFTOptions(_Options):
         "it (CUDA with bf16; CPUs with AMX or AVX512-BF16), else no; resolved when the config is read (config.json "
         "records which ran).",
     )
-    gradient_checkpointing: bool = Field(
+    gradient_checkpointing: Checkpointing = Field(
         True,
         description="Recompute activations in the backward pass (TRL's default): less memory, about a quarter more "
-        "compute.",
+        "compute." + WHEN_FLOAT32,
     )
     lora: LoraOptions | None = Field(
         None,
@@ -116,11 +144,18 @@ class PolicyOptions(_Options):
 
     @model_validator(mode="after")
     def _resolve_sft_precision(self) -> PolicyOptions:
-        """SFT's ``native`` precision becomes what this policy's device computes, so config.json records it."""
+        """SFT's ``native`` precision becomes what this policy's device computes, and its ``when-float32``
+        checkpointing true or false, so config.json records both."""
         if self.sft is not None and self.sft.mixed_precision == "native":
             from aopcore_hf.models import native_precision
 
             self.sft.mixed_precision = native_precision(self.device)
+        if self.sft is not None and self.sft.gradient_checkpointing == "when-float32":
+            from aopcore_hf.models import choose_device
+            from aopcore_hf.sft import sft_autocast_bf16
+
+            bf16 = sft_autocast_bf16(self.sft.mixed_precision, choose_device(self.device, self.dtype))
+            self.sft.gradient_checkpointing = float32_layers(bf16, self.device, self.dtype)
         return self
 
     def preflight(self, ctx: PreflightContext) -> list[str]:
@@ -186,9 +221,10 @@ class PPOOptions(PolicyOptions):
         "gradient: the same update with one model's worth of gradients less memory. Used only where it is the same "
         "update (one process, no max_grad_norm).",
     )
-    gradient_checkpointing: bool = Field(
+    gradient_checkpointing: Checkpointing = Field(
         False,
-        description="Recompute each layer's activations in the backward pass: less memory, about a third more compute.",
+        description="Recompute each layer's activations in the backward pass: less memory, about a third more compute."
+        + WHEN_FLOAT32,
     )
     lora: LoraOptions | None = Field(
         None,
@@ -261,6 +297,12 @@ class PPOOptions(PolicyOptions):
             from aopcore_hf.models import native_precision
 
             self.mixed_precision = native_precision(self.device)
+        if self.gradient_checkpointing == "when-float32":
+            from aopcore_hf.models import choose_device
+            from aopcore_hf.ppo.memory import autocast_dtype
+
+            amp = autocast_dtype(self.mixed_precision, choose_device(self.device, self.dtype))
+            self.gradient_checkpointing = float32_layers(amp is not None, self.device, self.dtype)
         return self
 
 

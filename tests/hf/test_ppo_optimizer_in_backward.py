@@ -130,6 +130,23 @@ def test_native_precision_is_resolved_when_the_options_are_read():
     assert PPOOptions(model="x", mixed_precision="no", device="cpu").mixed_precision == "no"
 
 
+def test_checkpointing_when_float32_follows_the_precision_that_trains():
+    """``when-float32`` becomes true where the layers compute in float32 (their activations twice bf16's) and false
+    under bf16 autocast, resolved when the options are read; true and false stay what they say."""
+    from aopcore_hf.models import native_bf16
+
+    def resolved(**kw) -> object:
+        return PPOOptions(model="x", device="cpu", gradient_checkpointing="when-float32", **kw).gradient_checkpointing
+
+    assert resolved(mixed_precision="no") is True
+    assert resolved(mixed_precision="bf16") is False
+    assert resolved(mixed_precision="no", dtype="bfloat16") is False  # pure bf16 weights: bf16 activations
+    assert resolved(mixed_precision="native") is (not native_bf16("cpu"))
+    assert PPOOptions(model="x", device="cpu", gradient_checkpointing=False).gradient_checkpointing is False
+    with pytest.raises(ValueError, match="gradient_checkpointing"):
+        PPOOptions(model="x", device="cpu", gradient_checkpointing="float32")
+
+
 @pytest.mark.slow
 def test_bf16_answers_after_training_equal_those_of_the_saved_policy_read_again(tmp_path: Path):
     """Under bf16 on a CPU the trained model is cast to a bf16 copy for the evaluation that follows: its answers must

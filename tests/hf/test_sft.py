@@ -78,6 +78,30 @@ def test_one_epoch_saves_no_checkpoint_and_several_keep_the_best(tmp_path: Path)
     assert two.metric_for_best_model == "eval_loss" and one.eval_strategy == "epoch"  # losses still logged
 
 
+def test_sft_checkpointing_when_float32_is_on_exactly_where_float32_trains(tmp_path: Path):
+    """Read through the policy's options it is resolved (config.json records it); an SFTOptions used alone is
+    resolved when TRL's config is made."""
+    pytest.importorskip("trl")
+    from aopcore_hf.models import choose_device, native_bf16
+    from aopcore_hf.options import PolicyOptions, SFTOptions
+    from aopcore_hf.sft import sft_config
+
+    def policy(precision: str) -> object:
+        sft = {"dataset": "builtin:dolly-mini", "mixed_precision": precision, "gradient_checkpointing": "when-float32"}
+        return PolicyOptions(device="cpu", sft=sft).sft.gradient_checkpointing
+
+    assert policy("no") is True and policy("bf16") is False
+    assert policy("native") is (not native_bf16("cpu"))
+
+    def trl(precision: str) -> bool:
+        options = SFTOptions(
+            dataset="builtin:dolly-mini", mixed_precision=precision, gradient_checkpointing="when-float32"
+        )
+        return sft_config(options, tmp_path / "work", choice=choose_device("cpu"), seed=0).activation_checkpointing
+
+    assert trl("no") is True and trl("bf16") is False
+
+
 def test_sft_precision_native_follows_the_cpu_and_bf16_runs_under_autocast(tmp_path: Path):
     """``native`` becomes bf16 exactly where the CPU computes bf16, and is recorded resolved; a bf16 SFT keeps its
     weights float32 (autocast) and still trains them."""
