@@ -128,3 +128,22 @@ def test_quickstart_profile_records_the_machines_speed_beside_each_run(tmp_path)
     assert ratios(new, {**side, "decode_ms_per_step": 60.0})["decode_ms_per_step"] == 1.5
     older = ratios(new, side)  # a committed result from before the calibration
     assert older["wall_s"] == 0.5 and "decode_ms_per_step" not in older
+
+
+def test_quickstart_floor_counts_the_quickstarts_own_stages():
+    """The floor multiplies each kind of work by how often the quickstart does it: those counts must be the stage
+    graph's (less AOP's first iteration, SOP's twin, whose training, evaluation and answers are copied)."""
+    sys.path.insert(0, str(BENCH))
+    from quickstart_floor import counts
+
+    from aopcore.engine.build import resolve
+
+    plan = resolve(ROOT / "examples" / "quickstart.toml")
+    kinds = [s.kind for s in plan.build().stages()]
+    n = counts(plan.snapshot())
+    twin = 1  # aop iteration 1
+    assert n["ppo_steps"] == (kinds.count("train") - twin) * 2  # 8 records x 2 passes in batches of 8
+    assert n["evaluations"] == kinds.count("evaluate") - twin
+    assert n["answers"] == kinds.count("answers") - twin
+    assert n["sft"] == kinds.count("sft") == 1
+    assert n["feedback_rounds"] == 3  # vanilla's pool, SOP's prompts, AOP's second iteration
