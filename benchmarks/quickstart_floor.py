@@ -83,6 +83,7 @@ def feedback_prompts(questions: list[str], n: int) -> list[str]:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--config", default="examples/quickstart.toml")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="as aopcore run's --set")
     ap.add_argument("--out", type=Path)
     args = ap.parse_args()
 
@@ -91,7 +92,7 @@ def main() -> int:
     from aopcore.engine.build import resolve
     from aopcore.records import Prompt
 
-    plan = resolve(ROOT / args.config)
+    plan = resolve(ROOT / args.config, args.set)
     snapshot = plan.snapshot()
     build = {
         section: impl.build(options)
@@ -145,6 +146,7 @@ def main() -> int:
     result = {
         "benchmark": "quickstart_floor",
         "config": args.config,
+        "set": args.set,
         "cpu": {
             "cores": torch.get_num_threads(),
             "native_bf16": cpu_has_native_bf16(),

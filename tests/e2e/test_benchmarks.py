@@ -147,3 +147,14 @@ def test_quickstart_floor_counts_the_quickstarts_own_stages():
     assert n["answers"] == kinds.count("answers") - twin
     assert n["sft"] == kinds.count("sft") == 1
     assert n["feedback_rounds"] == 3  # vanilla's pool, SOP's prompts, AOP's second iteration
+
+
+@pytest.mark.slow
+def test_cpu_decode_precision_tells_a_faithful_variant_from_another_model():
+    """fp16 weights with float32 activations give float32's greedy answers; int8 dynamic quantization (activations
+    in 8 bits too) gives a different model: the reason it is not the quickstart's precision on AVX2 CPUs."""
+    (r,) = run("cpu_decode_precision.py", "--small", "--repeats", "1")
+    fp16, int8 = r["fidelity"]["fp16-weights"], r["fidelity"]["int8-dynamic"]
+    assert fp16["greedy_answers_equal"] == fp16["of"] and fp16["logprob_abs_diff_mean"] < 0.01
+    assert int8["greedy_answers_equal"] < int8["of"] and int8["logprob_abs_diff_mean"] > 0.5
+    assert set(r["decode"]["8x48+24"]) >= {"float32_s", "int8-dynamic_over_float32", "fp16-weights_over_float32"}
