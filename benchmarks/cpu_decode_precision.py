@@ -29,6 +29,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _output import emit  # noqa: E402
+from quickstart_profile import decode_seconds  # noqa: E402
 
 QUESTIONS = [
     "How do I keep bread from going stale?",
@@ -90,23 +91,6 @@ def fp16_weights(model: Any, rows: int = 64) -> Any:
     return model
 
 
-def decode_s(model: Any, rows: int, prompt: int, new: int) -> float:
-    import torch
-
-    ids = torch.arange(rows * prompt).reshape(rows, prompt) % 30000 + 100
-    with torch.no_grad():
-        start = time.perf_counter()
-        model.generate(
-            input_ids=ids,
-            attention_mask=torch.ones_like(ids),
-            max_new_tokens=new,
-            min_new_tokens=new,
-            do_sample=False,
-            pad_token_id=0,
-        )
-    return time.perf_counter() - start
-
-
 def fidelity(reference: Any, variant: Any, tokenizer: Any) -> dict[str, float]:
     import torch
 
@@ -157,10 +141,10 @@ def main() -> int:
         key = f"{rows}x{prompt}+{new}"
         times: dict[str, list[float]] = {name: [] for name in variants}
         for model in variants.values():
-            decode_s(model, rows, prompt, 2)  # warm-up
+            decode_seconds(model, rows, prompt, 2)  # warm-up
         for _ in range(args.repeats):  # alternating, so drift hits every variant alike
             for name, model in variants.items():
-                times[name].append(decode_s(model, rows, prompt, new))
+                times[name].append(decode_seconds(model, rows, prompt, new))
         median = {name: sorted(t)[len(t) // 2] for name, t in times.items()}
         speed[key] = {
             **{f"{name}_s": round(t, 2) for name, t in median.items()},

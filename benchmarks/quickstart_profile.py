@@ -187,6 +187,24 @@ def _precision(run_dir: Path) -> Any:
     return found
 
 
+def decode_seconds(model: Any, rows: int, prompt: int, new: int) -> float:
+    """Greedy decoding of exactly ``new`` tokens after ``prompt`` fixed tokens in each of ``rows`` rows, timed."""
+    import torch
+
+    ids = torch.arange(rows * prompt).reshape(rows, prompt) % 30000 + 100
+    with torch.no_grad():
+        start = time.perf_counter()
+        model.generate(
+            input_ids=ids,
+            attention_mask=torch.ones_like(ids),
+            max_new_tokens=new,
+            min_new_tokens=new,
+            do_sample=False,
+            pad_token_id=0,
+        )
+    return time.perf_counter() - start
+
+
 def calibrate(result: Path) -> int:
     """The machine's speed at the quickstart's commonest work, measured beside each run: SmolLM2-135M decoding 24
     tokens for 8 rows in float32 (greedy, fixed inputs), in milliseconds per decoding step. This machine's speed
@@ -198,21 +216,7 @@ def calibrate(result: Path) -> int:
 
     model, _ = load_causal_lm("smollm2-135m-instruct", DeviceChoice("cpu", torch.float32))
     model.eval()
-    ids = torch.arange(8 * 48).reshape(8, 48) % 30000 + 100
-    mask = torch.ones_like(ids)
-    times = []
-    with torch.no_grad():
-        for _ in range(4):  # the first is a warm-up
-            start = time.perf_counter()
-            model.generate(
-                input_ids=ids,
-                attention_mask=mask,
-                max_new_tokens=24,
-                min_new_tokens=24,
-                do_sample=False,
-                pad_token_id=0,
-            )
-            times.append((time.perf_counter() - start) * 1000 / 24)
+    times = [decode_seconds(model, 8, 48, 24) * 1000 / 24 for _ in range(4)]  # the first is a warm-up
     rest = sorted(times[1:])
     result.write_text(json.dumps({"decode_ms_per_step": round(rest[1], 1), "threads": torch.get_num_threads()}))
     return 0

@@ -9,15 +9,13 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from aopcore.options import DataSpec, InputFile, PreflightContext
 from aopcore_hf.lora import LoraOptions
-from aopcore_hf.models import ModelRef, model_problem
+from aopcore_hf.models import DeviceChoice, ModelRef, model_problem
 
 
 class _Options(BaseModel):
     model_config = ConfigDict(extra="forbid", protected_namespaces=())
 
 
-# true, false, or "when-float32": on where the layers compute in float32 (no bf16 autocast), whose activations take
-# twice the memory of bf16's, and off under bf16 autocast; resolved when the config is read (config.json records it)
 Checkpointing = bool | Literal["when-float32"]
 WHEN_FLOAT32 = (
     ' "when-float32": on where the layers compute in float32 (no bf16 autocast, float32 weights: twice the activation '
@@ -26,22 +24,18 @@ WHEN_FLOAT32 = (
 )
 
 
-def resolve_checkpointing(value: Checkpointing, *, float32_layers: bool) -> bool:
+def resolve_checkpointing(value: Checkpointing, *, float32: bool) -> bool:
     """``when-float32`` made true or false for this machine: the quickstart's memory then stays under its goal where
     float32 runs (SmolLM2 under LoRA: about 1.2 GB of SFT activations and 0.6 GB of PPO's), and where bf16 runs it
     does not pay for a recomputation whose memory it does not need."""
-    return float32_layers if value == "when-float32" else bool(value)
+    return float32 if value == "when-float32" else bool(value)
 
 
-def float32_layers(autocast_bf16: bool, device: str, dtype: str) -> bool:
-    """Whether a trainer's layers compute in float32: no bf16 autocast, and float32 weights on ``device``."""
-    if autocast_bf16:
-        return False
+def float32_layers(autocast_bf16: bool, choice: DeviceChoice) -> bool:
+    """Whether a trainer's layers compute in float32: no bf16 autocast, and float32 weights."""
     import torch
 
-    from aopcore_hf.models import choose_device
-
-    return choose_device(device, dtype).dtype == torch.float32
+    return not autocast_bf16 and choice.dtype == torch.float32
 
 
 class SFTOptions(_Options):
@@ -154,8 +148,9 @@ class PolicyOptions(_Options):
             from aopcore_hf.models import choose_device
             from aopcore_hf.sft import sft_autocast_bf16
 
-            bf16 = sft_autocast_bf16(self.sft.mixed_precision, choose_device(self.device, self.dtype))
-            self.sft.gradient_checkpointing = float32_layers(bf16, self.device, self.dtype)
+            choice = choose_device(self.device, self.dtype)
+            bf16 = sft_autocast_bf16(self.sft.mixed_precision, choice)
+            self.sft.gradient_checkpointing = float32_layers(bf16, choice)
         return self
 
     def preflight(self, ctx: PreflightContext) -> list[str]:
@@ -301,8 +296,10 @@ class PPOOptions(PolicyOptions):
             from aopcore_hf.models import choose_device
             from aopcore_hf.ppo.memory import autocast_dtype
 
-            amp = autocast_dtype(self.mixed_precision, choose_device(self.device, self.dtype))
-            self.gradient_checkpointing = float32_layers(amp is not None, self.device, self.dtype)
+            choice = choose_device(self.device, self.dtype)
+            self.gradient_checkpointing = float32_layers(
+                autocast_dtype(self.mixed_precision, choice) is not None, choice
+            )
         return self
 
 

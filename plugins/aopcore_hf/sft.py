@@ -45,10 +45,9 @@ def sft_config(options: SFTOptions, work: Path, *, choice: DeviceChoice, seed: i
     Activation checkpointing (TRL's default for SFT) is set by its current name: TRL still sets the deprecated
     ``gradient_checkpointing`` otherwise, and transformers warns about it on every run.
     """
-    import torch
     from trl import SFTConfig
 
-    from aopcore_hf.options import resolve_checkpointing
+    from aopcore_hf.options import float32_layers, resolve_checkpointing
 
     cpu = not choice.device.startswith("cuda")
     choose_best = options.max_epochs > 1
@@ -73,7 +72,7 @@ def sft_config(options: SFTOptions, work: Path, *, choice: DeviceChoice, seed: i
         completion_only_loss=True,
         activation_checkpointing=resolve_checkpointing(
             options.gradient_checkpointing,
-            float32_layers=choice.dtype == torch.float32 and not sft_autocast_bf16(options.mixed_precision, choice),
+            float32=float32_layers(sft_autocast_bf16(options.mixed_precision, choice), choice),
         ),
     )
 

@@ -29,7 +29,7 @@ from aopcore_hf.generation import (
     encode_queries,
 )
 from aopcore_hf.models import DeviceChoice, load_causal_lm
-from aopcore_hf.options import PPOOptions, resolve_checkpointing
+from aopcore_hf.options import PPOOptions, float32_layers, resolve_checkpointing
 from aopcore_hf.policy import HFPolicyBase
 from aopcore_hf.policy_io import policy_source, save_policy
 from aopcore_hf.ppo import functional as pm
@@ -241,9 +241,7 @@ class PPOPolicyTrainer(HFPolicyBase):
             frozen = DeviceChoice(weights.device, amp) if amp is not None else weights
             held = self.cache.take(policy, frozen)
             model, tokenizer = held if held is not None else load_causal_lm(policy_source(policy), frozen)
-        if resolve_checkpointing(
-            o.gradient_checkpointing, float32_layers=amp is None and weights.dtype == torch.float32
-        ):
+        if resolve_checkpointing(o.gradient_checkpointing, float32=float32_layers(amp is not None, weights)):
             ppo_memory.enable_gradient_checkpointing(model)
         if o.lora is not None:
             model = lora.attach(model, o.lora)
